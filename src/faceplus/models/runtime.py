@@ -1,0 +1,26 @@
+"""One place that builds onnxruntime sessions, with threads set deliberately.
+
+On this class of machine one intra-op thread per session was fastest for our small models; callers
+that want parallelism run several workers (``FACEPLUS_ORT_THREADS`` overrides the default).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+
+
+def default_threads() -> int:
+    return int(os.environ.get("FACEPLUS_ORT_THREADS", "1"))
+
+
+def session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime CPU session for ``model`` (a path or serialized bytes)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
