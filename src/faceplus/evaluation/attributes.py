@@ -69,7 +69,9 @@ class _Landmarker:
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64), found
 
 
-def _age_gender_scores(ages: np.ndarray, males: np.ndarray, true_age: np.ndarray, true_male: np.ndarray):
+def _age_gender_scores(
+    ages: np.ndarray, males: np.ndarray, true_age: np.ndarray, true_male: np.ndarray
+) -> dict[str, Any]:
     errors = np.abs(ages - true_age)
     bands = {}
     for name, low, high in AGE_BANDS:

@@ -17,6 +17,7 @@ from typing import Literal
 
 import dlib
 import numpy as np
+import onnxruntime as ort
 
 from faceplus.models.bundled import age_gender_model
 from faceplus.models.runtime import session
@@ -76,7 +77,7 @@ def prepare(chips: np.ndarray) -> np.ndarray:
 
 
 @cache
-def _sessions() -> tuple:
+def _sessions() -> tuple[ort.InferenceSession, ort.InferenceSession]:
     """The two sessions, shared by every model object in the process (weights read once)."""
     return session(age_gender_model("age-v1.onnx")), session(age_gender_model("gender-v1.onnx"))
 
@@ -87,7 +88,7 @@ class AgeGenderModel:
     def __init__(self) -> None:
         self._age, self._gender = _sessions()
 
-    def _run(self, sess, chips: np.ndarray, flip_tta: bool) -> np.ndarray:
+    def _run(self, sess: ort.InferenceSession, chips: np.ndarray, flip_tta: bool) -> np.ndarray:
         inputs = prepare(chips)
         name = sess.get_inputs()[0].name
         probs = sess.run(None, {name: inputs})[0]
