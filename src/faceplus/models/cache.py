@@ -34,9 +34,7 @@ def _fingerprint(source: Path, converter_version: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_conversion(
-    source: Path, converter_version: str, suffix: str, convert: Callable[[Path], bytes]
-) -> Path:
+def cached_conversion(source: Path, converter_version: str, suffix: str, convert: Callable[[Path], bytes]) -> Path:
     """Return the path of ``convert(source)``'s output, converting only when not cached yet.
 
     ``convert`` returns the converted file's bytes (e.g. a serialized ONNX model).

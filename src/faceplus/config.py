@@ -1,0 +1,72 @@
+"""Settings with Face++ defaults, each overridable by a ``FACEPLUS_*`` environment variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"FACEPLUS_{name.upper()}", default)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Face++ accepts 48x48 to 4096x4096 pixel images of at most 2 MB."""
+
+    min_side: int = 48
+    max_side: int = 4096
+    max_bytes: int = 2 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls) -> ImageLimits:
+        return cls(
+            **{f.name: int(_env(f"image_{f.name}", str(f.default))) for f in fields(cls)}  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """How hard the engine looks for faces.
+
+    ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces; set
+    ``FACEPLUS_MIN_FACE=48`` for Face++'s behaviour. ``hog_threshold`` drops the weak HOG false
+    positives dlib reports at low scores.
+    """
+
+    min_face: int = 20
+    hog_upsample: int = 1
+    hog_threshold: float = -0.2
+    fallback: bool = True
+
+    @classmethod
+    def from_env(cls) -> DetectionSettings:
+        return cls(
+            min_face=int(_env("min_face", str(cls.min_face))),
+            hog_upsample=int(_env("hog_upsample", str(cls.hog_upsample))),
+            hog_threshold=float(_env("hog_threshold", str(cls.hog_threshold))),
+            fallback=_env("detect_fallback", "1") not in ("0", "false", "no"),
+        )
+
+
+def data_dir() -> Path:
+    """The server's data folder: ``FACEPLUS_DATA_DIR`` or a per-user folder."""
+    return Path(_env("data_dir", user_data_dir("faceplus")))
+
+
+@dataclass(frozen=True)
+class Settings:
+    limits: ImageLimits = field(default_factory=ImageLimits)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    flip_tta: bool = True
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            limits=ImageLimits.from_env(),
+            detection=DetectionSettings.from_env(),
+            flip_tta=_env("flip_tta", "1") not in ("0", "false", "no"),
+        )

@@ -1,0 +1,51 @@
+"""Typed errors that carry the Face++ ``error_message`` code, so every layer reports bad input the same way."""
+
+from __future__ import annotations
+
+
+class FaceplusError(Exception):
+    """Base of every error faceplus raises on purpose; ``code`` is the Face++ error string."""
+
+    code = "INTERNAL_ERROR"
+    http_status = 500
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    @property
+    def error_message(self) -> str:
+        """The Face++ wire form, e.g. ``INVALID_IMAGE_SIZE: image_file``."""
+        return f"{self.code}: {self.param}" if self.param else self.code
+
+
+class ImageError(FaceplusError):
+    """The input is not an image faceplus accepts."""
+
+    code = "IMAGE_ERROR_UNSUPPORTED_FORMAT"
+    http_status = 400
+
+
+class UnsupportedImageFormat(ImageError):
+    """Not an image, a format we do not read, or a file too damaged (truncated) to decode."""
+
+    code = "IMAGE_ERROR_UNSUPPORTED_FORMAT"
+
+
+class InvalidImageSize(ImageError):
+    """Width or height outside the configured limits (this includes decompression bombs)."""
+
+    code = "INVALID_IMAGE_SIZE"
+
+
+class ImageFileTooLarge(ImageError):
+    """The encoded file is larger than the configured byte limit."""
+
+    code = "IMAGE_FILE_TOO_LARGE"
+
+
+class UnsupportedAttribute(FaceplusError):
+    """An attribute no bundled model computes honestly (e.g. beauty); never invented."""
+
+    code = "BAD_ARGUMENTS"
+    http_status = 400

@@ -1,0 +1,96 @@
+"""Typed results of the engine: boxes, faces and matches, each convertible to Face++ JSON shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face rectangle in image pixels (Face++ ``face_rectangle``: top, left, width, height)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    @property
+    def corners(self) -> tuple[float, float, float, float]:
+        return (self.left, self.top, self.right, self.bottom)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.left + self.width / 2, self.top + self.height / 2)
+
+    @classmethod
+    def from_corners(cls, left: float, top: float, right: float, bottom: float) -> Box:
+        return cls(round(left), round(top), round(right - left), round(bottom - top))
+
+    def to_facepp(self) -> dict[str, int]:
+        return {"top": self.top, "left": self.left, "width": self.width, "height": self.height}
+
+    def iou(self, other: Box) -> float:
+        ix = max(0, min(self.right, other.right) - max(self.left, other.left))
+        iy = max(0, min(self.bottom, other.bottom) - max(self.top, other.top))
+        inter = ix * iy
+        union = self.width * self.height + other.width * other.height - inter
+        return inter / union if union else 0.0
+
+
+@dataclass
+class Face:
+    """One face: where it is, how sure the detector was, its landmarks, identity embedding and attributes."""
+
+    box: Box
+    score: float
+    detector: str
+    landmarks5: np.ndarray
+    landmarks68: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    landmarks: dict[str, dict[str, float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (embedding as a list of floats)."""
+        out: dict[str, Any] = {
+            "face_rectangle": self.box.to_facepp(),
+            "score": round(self.score, 4),
+            "detector": self.detector,
+            "landmarks5": self.landmarks5.round(1).tolist(),
+        }
+        if self.landmarks68 is not None:
+            out["landmarks68"] = self.landmarks68.round(1).tolist()
+        if self.landmarks is not None:
+            out["landmark"] = self.landmarks
+        if self.embedding is not None:
+            out["embedding"] = [round(float(v), 6) for v in self.embedding]
+        if self.attributes:
+            out["attributes"] = self.attributes
+        return out
+
+
+@dataclass(frozen=True)
+class Match:
+    """A 1:1 comparison in Face++'s shape: ``confidence`` 0-100 and the FAR ``thresholds``."""
+
+    confidence: float
+    distance: float
+    thresholds: dict[str, float]
+
+    def is_same_person(self, far: str = "1e-4") -> bool:
+        """True when the confidence clears the threshold for the given false-accept rate."""
+        return self.confidence >= self.thresholds[far]
+
+    def to_facepp(self) -> dict[str, Any]:
+        return {"confidence": round(self.confidence, 3), "thresholds": self.thresholds}
