@@ -47,7 +47,7 @@ def test_group_photos_every_face_found_and_placed(engine: Engine, shared_data: P
 
 
 def test_faces_are_sorted_largest_first_with_landmarks(engine: Engine, shared_data: Path) -> None:
-    faces = engine.detect(shared_data / "group-photos/images/2008_001322.jpg", landmarks68=True)
+    faces = engine.detect(shared_data / "group-photos/images/2008_001322.jpg")
     assert len(faces) == 3
     areas = [f.box.width * f.box.height for f in faces]
     assert areas == sorted(areas, reverse=True)

@@ -27,7 +27,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     for i, path in enumerate(args.images):
         try:
             decoded = engine.load(path)
-            faces = engine.detect(decoded, embed=args.embedding, landmarks68=args.landmarks68)
+            faces = engine.detect(decoded, embed=args.embedding)
         except FaceplusError as exc:
             print(f"{path}: {exc.error_message}: {exc}", file=sys.stderr)
             status = 2
@@ -98,16 +98,22 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
         detectors[d or "none"] = detectors.get(d or "none", 0) + 1
     print("faces found by detector:", ", ".join(f"{k}: {v}" for k, v in sorted(detectors.items())))
     index = embeddings.index()
+    # Each step adds one thing to the one before; the last is the engine's default pipeline.
     steps = [
-        ("HOG upsample 1, 5-pt chip (reference pipeline)", False, False),
-        ("+ detection fallback (HOG upsample 2, MMOD CNN)", False, True),
-        ("+ flip TTA (mean of chip and mirrored chip)", True, True),
+        (
+            "HOG upsample 1, 5-pt chip, no TTA (reference)",
+            dict(alignment=5, flip_tta=False, normalize=False, fallback=False),
+        ),
+        ("+ detection fallback (HOG upsample 2, MMOD CNN)", dict(alignment=5, flip_tta=False, normalize=False)),
+        ("+ flip TTA (mean of chip and mirrored chip)", dict(alignment=5, normalize=False)),
+        ("+ unit-length embeddings", dict(alignment=5)),
+        ("+ chip aligned on 68 points (engine default)", dict()),
     ]
-    for label, flip, fallback in steps:
-        vectors = embeddings.vectors(flip_tta=flip, fallback=fallback)
+    for n, (label, options) in enumerate(steps):
+        vectors = embeddings.vectors(**options)
         by_path = {p: vectors[index[p]] for p in images}
-        final = flip and fallback
-        result = evaluate(pairs, by_path, calibration, scores_out=args.scores if final else None)
+        last = n == len(steps) - 1
+        result = evaluate(pairs, by_path, calibration, scores_out=args.scores if last else None)
         print(f"{label}: {result.summary()}")
     return 0
 
@@ -122,11 +128,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     info = {
         "command": "faceplus calibrate " + " ".join(sys.argv[2:]),
         "data": root.name,
-        "embedder": "dlib-resnet-v1",
-        "flip_tta": True,
+        "embedder": "dlib-resnet-v1 (onnx), 68-pt chip, flip TTA, unit length",
         "date": time.strftime("%Y-%m-%d"),
     }
-    run = calibrate(embeddings.paths, embeddings.vectors(flip_tta=True), info, salts=args.splits)
+    run = calibrate(embeddings.paths, embeddings.vectors(), info, salts=args.splits)
     cal = run.calibration
     out = Path(args.out) if args.out else Path(str(resources.files("faceplus.data").joinpath("calibration.json")))
     cal.save(out)
@@ -156,7 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--draw", metavar="OUT.jpg", help="write the image with faces drawn")
-    p.add_argument("--landmarks68", action="store_true", help="add dlib's 68-point landmarks")
     p.add_argument("--no-embedding", dest="embedding", action="store_false", help="skip the 128-d embedding")
     p.set_defaults(func=cmd_detect)
 

@@ -62,6 +62,7 @@ class Settings:
     limits: ImageLimits = field(default_factory=ImageLimits)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     flip_tta: bool = True
+    alignment: int = 68  # landmarks the chip is aligned on: 68 or 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,4 +70,5 @@ class Settings:
             limits=ImageLimits.from_env(),
             detection=DetectionSettings.from_env(),
             flip_tta=_env("flip_tta", "1") not in ("0", "false", "no"),
+            alignment=int(_env("alignment", "68")),
         )

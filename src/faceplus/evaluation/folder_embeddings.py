@@ -1,9 +1,10 @@
-"""Embed the main face of many images in parallel, keeping the plain and the mirrored embedding apart.
+"""Embed the main face of many images in parallel, keeping every alignment/flip variant apart.
 
-Evaluations and calibration both need every image of a benchmark embedded once. Keeping the plain
-and flipped embeddings separately lets one run report what flip TTA adds, and recording which
-detector found each face lets it report what the detection fallback adds. Results can be cached
-in an ``.npz`` file so ``calibrate`` reuses what ``eval lfw`` computed.
+Evaluations and calibration both need every image of a benchmark embedded once. Keeping the raw
+embeddings of the 5- and 68-point aligned chips and of their mirrors separately lets one run report
+what each step of the pipeline adds; recording which detector found each face lets it report what
+the detection fallback adds. Results can be cached in an ``.npz`` file so ``calibrate`` reuses what
+``eval lfw`` computed.
 """
 
 from __future__ import annotations
@@ -20,38 +21,55 @@ from tqdm import tqdm
 
 from faceplus.config import DetectionSettings, ImageLimits, Settings
 
+#: Raw embeddings kept per image: chip aligned on 5 or 68 points, plain or mirrored.
+VARIANTS = ("a5", "a5_flip", "a68", "a68_flip")
+
 
 @dataclass
 class FolderEmbeddings:
-    """Per image (relative path): plain and mirrored-chip embeddings, and the detector that found the face."""
+    """Per image (relative path): raw embeddings of each variant, and the detector that found the face."""
 
     paths: list[str]
-    plain: np.ndarray  # [N,128], NaN rows where no face was found
-    flipped: np.ndarray
+    raw: dict[str, np.ndarray]  # variant -> [N,128]; NaN rows where no face was found
     detector: list[str]  # "" where no face was found
 
     def index(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
 
-    def vectors(self, flip_tta: bool = True, fallback: bool = True, primary: str = "hog1") -> np.ndarray:
-        """Embeddings as the engine would give them with or without flip TTA and detection fallback.
+    def vectors(
+        self,
+        alignment: int = 68,
+        flip_tta: bool = True,
+        normalize: bool = True,
+        fallback: bool = True,
+        primary: str = "hog1",
+    ) -> np.ndarray:
+        """Embeddings as the engine would give them with each pipeline step on or off.
 
         Without fallback, faces that only a fallback detector (anything but ``primary``) found count as missed.
         """
-        vectors = (self.plain + self.flipped) / 2 if flip_tta else self.plain.copy()
+        plain = self.raw[f"a{alignment}"]
+        vectors = (plain + self.raw[f"a{alignment}_flip"]) / 2 if flip_tta else plain.copy()
+        if normalize:
+            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         if not fallback:
             vectors[[d != primary for d in self.detector]] = np.nan
         return vectors
 
-    def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path, paths=np.array(self.paths), plain=self.plain, flipped=self.flipped, detector=np.array(self.detector)
+    def select(self, keep: list[int]) -> FolderEmbeddings:
+        return FolderEmbeddings(
+            [self.paths[i] for i in keep], {k: v[keep] for k, v in self.raw.items()}, [self.detector[i] for i in keep]
         )
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, paths=np.array(self.paths), detector=np.array(self.detector), **self.raw)
 
     @classmethod
     def load(cls, path: Path) -> FolderEmbeddings:
         with np.load(path) as data:
-            return cls(list(data["paths"]), data["plain"], data["flipped"], list(data["detector"]))
+            if not set(VARIANTS) <= set(data.files):
+                raise ValueError(f"{path} was written by an older faceplus; delete it")
+            return cls(list(data["paths"]), {k: data[k] for k in VARIANTS}, list(data["detector"]))
 
 
 _worker_engine = None
@@ -61,28 +79,28 @@ def _init_worker() -> None:
     global _worker_engine
     from faceplus.engine import Engine
 
-    # The benchmark images are evaluated whatever their size; a detector may find small faces too.
+    # Benchmark images are evaluated whatever their size.
     settings = Settings(
-        limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
-        detection=DetectionSettings(min_face=20),
-        flip_tta=False,
+        limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31), detection=DetectionSettings(min_face=20)
     )
     _worker_engine = Engine(settings)
 
 
-def _embed_one(path: str) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def _embed_one(path: str) -> tuple[np.ndarray | None, str]:
+    """Raw embeddings [4,128] in VARIANTS order, and the detector; None where no face was found."""
     from faceplus.engine import NoFaceFound
 
     engine = _worker_engine
     assert engine is not None
     try:
         decoded = engine.load(path)
-        face = engine.main_face(decoded, prefer="center")
+        face = engine.main_face(decoded, prefer="center", embed=False)
     except NoFaceFound:
-        return None, None, ""
-    chip = engine.chips(decoded.rgb, [face])
-    both = engine.embed_chips(np.concatenate([chip, chip[:, :, ::-1]]))
-    return both[0], both[1], face.detector
+        return None, ""
+    chips = np.concatenate([engine.chips(decoded.rgb, [face], alignment=a) for a in (5, 68)])
+    mirrored = chips[:, :, ::-1]
+    raw = engine.embedder.embed(np.stack([chips[0], mirrored[0], chips[1], mirrored[1]]))
+    return raw, face.detector
 
 
 def embed_folder(
@@ -90,45 +108,30 @@ def embed_folder(
 ) -> FolderEmbeddings:
     """Embed the centre face of each image under ``root``; reuse ``cache`` for images already done."""
     relpaths = list(dict.fromkeys(relpaths))
-    done = FolderEmbeddings.load(cache) if cache and cache.is_file() else None
-    known = done.index() if done else {}
+    done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
+    known = done.index()
     todo = [p for p in relpaths if p not in known]
-    results: dict[str, tuple[np.ndarray | None, np.ndarray | None, str]] = {}
     if todo:
         workers = workers or min(os.cpu_count() or 1, 4)
+        found: list[np.ndarray] = []
+        detectors: list[str] = []
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
-            for rel, result in tqdm(
-                zip(todo, jobs, strict=True), total=len(todo), disable=not progress, desc="embedding", unit="img"
-            ):
-                results[rel] = result
-    nan = np.full(128, np.nan, np.float32)
-    plain, flipped, detector = [], [], []
-    for rel in relpaths:
-        if rel in results:
-            p, f, d = results[rel]
-            plain.append(nan if p is None else p)
-            flipped.append(nan if f is None else f)
-            detector.append(d)
-        else:
-            i = known[rel]
-            assert done is not None
-            plain.append(done.plain[i])
-            flipped.append(done.flipped[i])
-            detector.append(done.detector[i])
-    out = FolderEmbeddings(relpaths, np.array(plain, np.float32), np.array(flipped, np.float32), detector)
-    if cache and todo:
-        merged = out if done is None else _merge(done, out)
-        merged.save(cache)
-    return out
-
-
-def _merge(a: FolderEmbeddings, b: FolderEmbeddings) -> FolderEmbeddings:
-    index = a.index()
-    extra = [i for i, p in enumerate(b.paths) if p not in index]
-    return FolderEmbeddings(
-        a.paths + [b.paths[i] for i in extra],
-        np.concatenate([a.plain, b.plain[extra]]),
-        np.concatenate([a.flipped, b.flipped[extra]]),
-        a.detector + [b.detector[i] for i in extra],
-    )
+            for raw, detector in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
+                found.append(np.full((len(VARIANTS), 128), np.nan, np.float32) if raw is None else raw)
+                detectors.append(detector)
+        stacked = np.stack(found)
+        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(VARIANTS)}, detectors)
+        done = (
+            new
+            if not done.paths
+            else FolderEmbeddings(
+                done.paths + new.paths,
+                {k: np.concatenate([done.raw[k], new.raw[k]]) for k in VARIANTS},
+                done.detector + new.detector,
+            )
+        )
+        if cache:
+            done.save(cache)
+        known = done.index()
+    return done.select([known[p] for p in relpaths])

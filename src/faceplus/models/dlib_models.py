@@ -85,9 +85,9 @@ class DlibModels:
         shape = predictor(rgb, _rect(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
-    def chip(self, rgb: np.ndarray, box: tuple[float, float, float, float], landmarks5: np.ndarray) -> np.ndarray:
-        """The 150x150 aligned chip the ResNet expects, from 5-point landmarks."""
-        return dlib.get_face_chip(rgb, points_to_shape(box, landmarks5), size=CHIP_SIZE, padding=CHIP_PADDING)
+    def chip(self, rgb: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray) -> np.ndarray:
+        """The 150x150 aligned chip the ResNet expects, from dlib's 5- or 68-point landmarks."""
+        return dlib.get_face_chip(rgb, points_to_shape(box, landmarks), size=CHIP_SIZE, padding=CHIP_PADDING)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """128-d descriptors for aligned chips [N,150,150,3] uint8 (dlib's own, reference implementation)."""
