@@ -1,0 +1,54 @@
+"""Landmarks and attributes for detect / face/analyze: the one place the attribute models plug in.
+
+Today :func:`describe_face` returns nothing: the landmark and attribute models are being wired in
+separately, and a value faceplus cannot compute honestly is left out rather than invented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faceplus.api.errors import bad
+from faceplus.api.forms import Params
+from faceplus.engine import Engine
+from faceplus.imaging import DecodedImage
+from faceplus.results import Face
+
+#: The attribute names Face++ detect accepts in ``return_attributes``.
+ATTRIBUTE_NAMES = (
+    "gender",
+    "age",
+    "smiling",
+    "headpose",
+    "facequality",
+    "blur",
+    "eyestatus",
+    "emotion",
+    "beauty",
+    "mouthstatus",
+    "eyegaze",
+    "skinstatus",
+)
+
+
+def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
+    """``return_landmark`` (0/1/2) and ``return_attributes`` ("none" or a comma list of known names)."""
+    landmark = params.int("return_landmark", 0, 0, 2)
+    raw = params.str("return_attributes", "none") or "none"
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    if names == ["none"]:
+        return landmark, []
+    if not names or any(n not in ATTRIBUTE_NAMES for n in names):
+        raise bad("return_attributes")
+    return landmark, list(dict.fromkeys(names))
+
+
+def describe_face(
+    engine: Engine, decoded: DecodedImage, face: Face, return_landmark: int, return_attributes: list[str]
+) -> dict[str, Any]:
+    """Face++ ``landmark`` and ``attributes`` of one face, as far as faceplus computes them.
+
+    Returns a dict with at most the keys ``landmark`` ({name: {x, y}}) and ``attributes``
+    ({name: Face++ shape}); a key is absent when nothing was asked for or nothing can be computed yet.
+    """
+    return {}

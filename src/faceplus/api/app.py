@@ -1,0 +1,110 @@
+"""The FastAPI application: Face++ v3 routes under ``/facepp/v3``, OpenAPI docs at ``/docs``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from faceplus.api import routes_detect, routes_face, routes_faceset
+from faceplus.api.context import ApiContext
+from faceplus.api.errors import install_error_handlers
+from faceplus.api.forms import BodyLimitMiddleware
+from faceplus.api.images import UrlFetcher
+from faceplus.api.ratelimit import RateLimiter
+from faceplus.api.tasks import TaskRunner
+from faceplus.engine import Engine
+from faceplus.store.base import Store
+from faceplus.store.sqlite import SQLiteStore
+from faceplus.store.vector_index import HnswParams, IndexCache
+
+if TYPE_CHECKING:
+    from faceplus.server import ServerSettings
+
+log = logging.getLogger("faceplus.api")
+
+PREFIX = "/facepp/v3"
+
+
+def build_context(settings: ServerSettings, engine: Engine | None = None, store: Store | None = None) -> ApiContext:
+    store = store or SQLiteStore.in_folder(settings.data_dir)
+    ctx = ApiContext(
+        settings=settings,
+        engine=engine or Engine(settings.engine),
+        store=store,
+        index=IndexCache(store, HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search)),
+        fetcher=UrlFetcher(
+            settings.url_timeout_s,
+            settings.engine.limits.max_bytes,
+            settings.url_max_redirects,
+            settings.allow_private_urls,
+        ),
+        limiter=RateLimiter(settings.rate_limit),
+        engine_slots=threading.BoundedSemaphore(max(1, settings.engine_workers)),
+    )
+    ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
+    return ctx
+
+
+def sweep(ctx: ApiContext) -> int:
+    """Delete face tokens past their lifetime that belong to no FaceSet."""
+    return ctx.store.sweep_faces(ctx.live_after())
+
+
+async def _sweeper(ctx: ApiContext) -> None:
+    while True:
+        try:
+            removed = await run_in_threadpool(sweep, ctx)
+            if removed:
+                log.info("swept %d lapsed face tokens", removed)
+        except Exception:
+            log.exception("sweep failed")
+        await asyncio.sleep(ctx.settings.sweep_interval_s)
+
+
+def create_app(
+    settings: ServerSettings | None = None, *, engine: Engine | None = None, store: Store | None = None
+) -> FastAPI:
+    """The Face++ v3 server. ``engine``/``store`` may be shared or injected (tests, other backends)."""
+    from faceplus.server import ServerSettings
+
+    settings = settings or ServerSettings.from_env()
+    ctx = build_context(settings, engine, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert ctx.tasks is not None
+        resumed = await run_in_threadpool(ctx.tasks.resume)
+        if resumed:
+            log.info("resumed %d unfinished tasks", resumed)
+        sweeper = asyncio.create_task(_sweeper(ctx))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await run_in_threadpool(ctx.tasks.shutdown)
+            if store is None:  # we opened it, we close it
+                ctx.store.close()
+
+    app = FastAPI(
+        title="faceplus",
+        summary="Self-hosted face recognition with the Face++ v3 API",
+        description="Face++ v3 compatible routes; every call is a POST with form fields, including api_key and "
+        "api_secret. Errors carry Face++'s `error_message` strings.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for router in (routes_detect.router, routes_faceset.router, routes_face.router):
+        app.include_router(router, prefix=PREFIX)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,102 @@
+"""Face++ error replies: ``{"error_message", "request_id", "time_used"}`` with Face++'s HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from faceplus.errors import FaceplusError
+
+log = logging.getLogger("faceplus.api")
+
+#: Where the request's start time lives in the ASGI scope (set by the timing middleware).
+T0_KEY = "faceplus.t0"
+
+
+class ApiError(Exception):
+    """A Face++ error: ``error_message`` is the exact wire string."""
+
+    def __init__(self, status: int, error_message: str) -> None:
+        super().__init__(error_message)
+        self.status = status
+        self.error_message = error_message
+
+
+def missing(*names: str) -> ApiError:
+    return ApiError(400, "MISSING_ARGUMENTS: " + ", ".join(names))
+
+
+def bad(name: str) -> ApiError:
+    return ApiError(400, f"BAD_ARGUMENTS: {name}")
+
+
+def plain(code: str, status: int = 400) -> ApiError:
+    return ApiError(status, code)
+
+
+class BodyTooLarge(Exception):
+    """The request body passed ``max_body_bytes`` while it was being read."""
+
+
+def new_request_id() -> str:
+    """Face++ style: ``<unix seconds>,<random id>``."""
+    return f"{int(time.time())},{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-" + (
+        f"{secrets.token_hex(2)}-{secrets.token_hex(6)}"
+    )
+
+
+def time_used(scope: dict[str, Any]) -> int:
+    t0 = scope.get(T0_KEY)
+    return int(round((time.perf_counter() - t0) * 1000)) if t0 else 0
+
+
+def reply(request: Request, payload: dict[str, Any], status: int = 200) -> JSONResponse:
+    """A Face++ reply: the payload plus ``request_id`` and ``time_used``."""
+    body = {"request_id": new_request_id(), **payload, "time_used": time_used(request.scope)}
+    return JSONResponse(body, status_code=status)
+
+
+def error_reply(request: Request, status: int, error_message: str) -> JSONResponse:
+    return reply(request, {"error_message": error_message}, status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to a Face++ error body; bad input never becomes a 500."""
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error_reply(request, exc.status, exc.error_message)
+
+    @app.exception_handler(FaceplusError)
+    async def _engine(request: Request, exc: FaceplusError) -> JSONResponse:
+        return error_reply(request, exc.http_status, exc.error_message)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_reply(request, 413, "Request Entity Too Large")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (404, 405):
+            return error_reply(request, 404, "API_NOT_FOUND")
+        if exc.status_code == 413:
+            return error_reply(request, 413, "Request Entity Too Large")
+        if exc.status_code == 400:
+            return error_reply(request, 400, "BAD_ARGUMENTS: request body")
+        return error_reply(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_reply(request, 400, "BAD_ARGUMENTS: request")
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s", request.url.path)
+        return error_reply(request, 500, "INTERNAL_ERROR")

@@ -1,0 +1,107 @@
+"""Detect-and-store, the step detect, compare and search share, and face-token lookups."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from faceplus.api.analysis import describe_face
+from faceplus.api.context import ApiContext
+from faceplus.api.errors import ApiError, bad
+from faceplus.api.forms import Params
+from faceplus.api.images import ImageInput
+from faceplus.imaging import DecodedImage
+from faceplus.results import Box, Face
+from faceplus.store.base import FaceRecord
+
+
+def new_token() -> str:
+    """32 hex characters, like Face++ tokens."""
+    return secrets.token_hex(16)
+
+
+@dataclass
+class Detection:
+    image_id: str
+    decoded: DecodedImage
+    faces: list[Face]
+    records: list[FaceRecord]
+
+    def faces_json(self) -> list[dict[str, Any]]:
+        """Face++ ``faces[]``: token, rectangle, and whatever landmark/attributes were computed."""
+        return [{"face_token": r.face_token, "face_rectangle": r.face_rectangle, **r.details} for r in self.records]
+
+    @property
+    def main(self) -> FaceRecord | None:
+        """The largest face (the one compare and search use)."""
+        return self.records[0] if self.records else None
+
+
+def parse_rectangle(params: Params, name: str) -> Box | None:
+    """Face++ ``face_rectangle``: "top,left,width,height" in pixels."""
+    raw = params.str(name)
+    if raw is None:
+        return None
+    try:
+        top, left, width, height = (int(v.strip()) for v in raw.split(","))
+    except ValueError:
+        raise bad(name) from None
+    if top < 0 or left < 0 or width <= 0 or height <= 0:
+        raise bad(name)
+    return Box(left=left, top=top, width=width, height=height)
+
+
+def detect_and_store(
+    ctx: ApiContext,
+    tenant: str,
+    image: ImageInput,
+    *,
+    rectangle: Box | None = None,
+    rectangle_param: str = "face_rectangle",
+    return_landmark: int = 0,
+    return_attributes: list[str] | None = None,
+    calculate_all: bool = False,
+) -> Detection:
+    """Decode, find (or take) the faces, describe the largest few, and store a token per face."""
+    engine = ctx.engine
+    decoded = engine.load(image.data, param=image.param)
+    with ctx.engine_slots:
+        if rectangle is not None:
+            if rectangle.right > decoded.width or rectangle.bottom > decoded.height:
+                raise bad(rectangle_param)
+            faces = [engine.face_at(decoded, rectangle)]
+        else:
+            faces = engine.detect(decoded)
+        limit = len(faces) if calculate_all else ctx.settings.attribute_faces
+        details = [
+            describe_face(engine, decoded, face, return_landmark, return_attributes or []) if i < limit else {}
+            for i, face in enumerate(faces)
+        ]
+    now = ctx.now()
+    image_id = new_token()
+    records = [
+        FaceRecord(
+            tenant=tenant,
+            face_token=new_token(),
+            embedding=face.embedding,
+            face_rectangle=face.box.to_facepp(),
+            image_id=image_id,
+            created=now,
+            details=detail,
+        )
+        for face, detail in zip(faces, details, strict=True)
+    ]
+    if records:
+        ctx.store.add_faces(records)
+    if ctx.settings.store_images:
+        ctx.store.put_image(tenant, image_id, image.data, now)
+    return Detection(image_id, decoded, faces, records)
+
+
+def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:
+    """A live face of this tenant, or 400 ``INVALID_FACE_TOKEN: <token>``."""
+    found = ctx.store.get_faces(tenant, [token], ctx.live_after())
+    if token not in found:
+        raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
+    return found[token]

@@ -1,0 +1,122 @@
+"""FaceSet rules shared by the sync routes and the async task runner: lookup, field checks, add/remove."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faceplus.api.context import ApiContext
+from faceplus.api.errors import ApiError, bad, missing, plain
+from faceplus.api.forms import FORBIDDEN_CHARS, Params
+from faceplus.store.base import FaceSetRecord, MembershipChange
+
+REMOVE_ALL = "RemoveAllFaceTokens"
+
+#: Field -> longest value (characters; user_data in UTF-8 bytes).
+TEXT_LIMITS = {"display_name": 256, "outer_id": 255, "user_data": 16 * 1024, "new_outer_id": 255, "user_id": 255}
+
+
+def check_text(name: str, value: str) -> str:
+    """Face++ text field rules: length limit and none of ^@,&=*'" (400 BAD_ARGUMENTS: <name>)."""
+    size = len(value.encode()) if name == "user_data" else len(value)
+    if size > TEXT_LIMITS[name] or any(c in FORBIDDEN_CHARS for c in value):
+        raise bad(name)
+    return value
+
+
+def parse_tags(params: Params) -> list[str] | None:
+    raw = params.str("tags")
+    if raw is None:
+        return None
+    tags = [t.strip() for t in raw.split(",") if t.strip()]
+    if any(len(t) > 255 or any(c in FORBIDDEN_CHARS for c in t) for t in tags):
+        raise bad("tags")
+    return tags
+
+
+def resolve_faceset(ctx: ApiContext, tenant: str, params: Params) -> FaceSetRecord:
+    """The FaceSet named by ``faceset_token`` or ``outer_id`` (exactly one of them)."""
+    token, outer_id = params.str("faceset_token"), params.str("outer_id")
+    if token is not None and outer_id is not None:
+        raise plain("COEXISTENCE_ARGUMENTS")
+    if token is not None:
+        found = ctx.store.get_faceset(tenant, faceset_token=token.strip())
+        if found is None:
+            raise plain("INVALID_FACESET_TOKEN")
+        return found
+    if outer_id is not None:
+        found = ctx.store.get_faceset(tenant, outer_id=outer_id)
+        if found is None:
+            raise plain("INVALID_OUTER_ID")
+        return found
+    raise missing("faceset_token", "outer_id")
+
+
+def face_tokens(params: Params, limit: int, *, required: bool = True) -> list[str] | None:
+    tokens = params.token_list("face_tokens")
+    if tokens is None:
+        if required:
+            raise missing("face_tokens")
+        return None
+    if not tokens or len(tokens) > limit:
+        raise plain("INVALID_FACE_TOKENS_SIZE")
+    return tokens
+
+
+def _failures(change: MembershipChange) -> list[dict[str, str]]:
+    return [{"face_token": t, "reason": r} for t, r in change.failures]
+
+
+def add_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str]) -> dict[str, Any]:
+    """Add tokens and reply in Face++'s addface shape (committed before it returns)."""
+    try:
+        change = ctx.store.add_to_faceset(
+            tenant, faceset.faceset_token, tokens, ctx.live_after(), ctx.settings.faceset_max_faces
+        )
+    except KeyError:
+        raise plain("INVALID_FACESET_TOKEN") from None
+    ctx.index.added(tenant, faceset.faceset_token, change)
+    return {
+        "faceset_token": faceset.faceset_token,
+        "outer_id": faceset.outer_id,
+        "face_added": len(change.changed),
+        "face_count": change.face_count,
+        "failure_detail": _failures(change),
+    }
+
+
+def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str] | None) -> dict[str, Any]:
+    """Remove tokens (all when None) and reply in Face++'s removeface shape."""
+    try:
+        change = ctx.store.remove_from_faceset(tenant, faceset.faceset_token, tokens)
+    except KeyError:
+        raise plain("INVALID_FACESET_TOKEN") from None
+    ctx.index.removed(tenant, faceset.faceset_token, change)
+    return {
+        "faceset_token": faceset.faceset_token,
+        "outer_id": faceset.outer_id,
+        "face_removed": len(change.changed),
+        "face_count": change.face_count,
+        "failure_detail": _failures(change),
+    }
+
+
+def removal_tokens(ctx: ApiContext, params: Params) -> list[str] | None:
+    """``face_tokens`` for removeface: up to the limit, or ``RemoveAllFaceTokens`` (None = all)."""
+    raw = params.str("face_tokens")
+    if raw is not None and raw.strip() == REMOVE_ALL:
+        return None
+    tokens = face_tokens(params, ctx.settings.removeface_max_tokens)
+    assert tokens is not None
+    return tokens
+
+
+def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any]) -> dict[str, Any]:
+    """Carry out a queued async task (the parameters were validated when it was queued)."""
+    faceset = ctx.store.get_faceset(tenant, faceset_token=task_params["faceset_token"])
+    if faceset is None:
+        raise plain("INVALID_FACESET_TOKEN")
+    if kind == "addface":
+        return add_faces(ctx, tenant, faceset, task_params["face_tokens"])
+    if kind == "removeface":
+        return remove_faces(ctx, tenant, faceset, task_params["face_tokens"])
+    raise ApiError(500, "INTERNAL_ERROR")

@@ -1,0 +1,148 @@
+"""detect, compare and search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from faceplus.api.analysis import parse_analysis_params
+from faceplus.api.context import ApiContext
+from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.errors import missing, plain, reply
+from faceplus.api.faces import detect_and_store, face_by_token, parse_rectangle
+from faceplus.api.facesets import resolve_faceset
+from faceplus.api.forms import Params, form_doc
+from faceplus.api.images import image_names, read_image
+from faceplus.store.base import FaceRecord
+
+router = APIRouter()
+
+_IMAGE = {"image_file": "binary", "image_base64": "string", "image_url": "string"}
+
+
+@router.post(
+    "/detect",
+    summary="Detect faces and issue a face_token for each",
+    openapi_extra=form_doc(
+        {
+            **_IMAGE,
+            "return_landmark": "integer",
+            "return_attributes": "string",
+            "calculate_all": "integer",
+            "face_rectangle": "string",
+        }
+    ),
+)
+def detect(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    landmark, attributes = parse_analysis_params(params)
+    calculate_all = params.flag("calculate_all", 0)
+    rectangle = parse_rectangle(params, "face_rectangle")
+    image = read_image(params, ctx.fetcher)
+    if image is None:
+        raise missing("image_url", "image_file", "image_base64")
+    found = detect_and_store(
+        ctx,
+        tenant,
+        image,
+        rectangle=rectangle,
+        return_landmark=landmark,
+        return_attributes=attributes,
+        calculate_all=bool(calculate_all),
+    )
+    return reply(request, {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)})
+
+
+def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any]) -> FaceRecord | None:
+    """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found)."""
+    token = params.str(f"face_token{suffix}")
+    if token is not None:
+        return face_by_token(ctx, tenant, token.strip())
+    rect_name = f"face_rectangle{suffix}"
+    rectangle = parse_rectangle(params, rect_name)
+    image = read_image(params, ctx.fetcher, suffix)
+    if image is None:
+        file_name, b64_name, url_name = image_names(suffix)
+        raise missing(f"face_token{suffix}", url_name, file_name, b64_name)
+    found = detect_and_store(ctx, tenant, image, rectangle=rectangle, rectangle_param=rect_name)
+    out[f"image_id{suffix}"] = found.image_id
+    out[f"faces{suffix}"] = found.faces_json()
+    return found.main
+
+
+@router.post(
+    "/compare",
+    summary="Compare two faces (face tokens or the largest face of two images)",
+    openapi_extra=form_doc(
+        {
+            "face_token1": "string",
+            "image_file1": "binary",
+            "image_base64_1": "string",
+            "image_url1": "string",
+            "face_rectangle1": "string",
+            "face_token2": "string",
+            "image_file2": "binary",
+            "image_base64_2": "string",
+            "image_url2": "string",
+            "face_rectangle2": "string",
+        }
+    ),
+)
+def compare(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    out: dict[str, Any] = {}
+    face1 = _face_or_image(ctx, tenant, params, "1", out)
+    face2 = _face_or_image(ctx, tenant, params, "2", out)
+    if face1 is not None and face2 is not None:
+        match = ctx.engine.match(face1.embedding, face2.embedding)
+        out.update(match.to_facepp())
+    return reply(request, out)
+
+
+@router.post(
+    "/search",
+    summary="Find the most similar faces in a FaceSet",
+    openapi_extra=form_doc(
+        {
+            "face_token": "string",
+            **_IMAGE,
+            "faceset_token": "string",
+            "outer_id": "string",
+            "return_result_count": "integer",
+            "face_rectangle": "string",
+        }
+    ),
+)
+def search(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    count = params.int("return_result_count", 1, 1, 5)
+    faceset = resolve_faceset(ctx, tenant, params)
+    if faceset.face_count == 0:
+        raise plain("EMPTY_FACESET")
+    out: dict[str, Any] = {}
+    face = _face_or_image(ctx, tenant, params, "", out)
+    if face is not None:
+        hits = ctx.index.search(tenant, faceset.faceset_token, faceset.version, face.embedding, count)
+        confidences = np.atleast_1d(ctx.engine.calibration.confidence(np.array([d for _, d in hits])))
+        user_ids = ctx.store.user_ids(tenant, [t for t, _ in hits])
+        out["results"] = [
+            {"face_token": token, "confidence": round(float(c), 3), "user_id": user_ids.get(token, "")}
+            for (token, _), c in zip(hits, confidences, strict=True)
+        ]
+        out["thresholds"] = ctx.engine.thresholds
+    return reply(request, out)

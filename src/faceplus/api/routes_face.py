@@ -1,0 +1,118 @@
+"""face/analyze, face/getdetail and face/setuserid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from faceplus.api.analysis import describe_face, parse_analysis_params
+from faceplus.api.context import ApiContext
+from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.errors import ApiError, reply
+from faceplus.api.faces import face_by_token
+from faceplus.api.facesets import check_text, face_tokens
+from faceplus.api.forms import form_doc
+from faceplus.results import Box
+from faceplus.store.base import FaceRecord
+
+router = APIRouter(prefix="/face")
+
+
+def _analysis(ctx: ApiContext, face: FaceRecord, landmark: int, attributes: list[str]) -> dict[str, Any]:
+    """Recompute from the kept image when the server keeps images; otherwise answer from detect time."""
+    image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
+    if image is not None:
+        decoded = ctx.engine.load(image)
+        with ctx.engine_slots:
+            found = ctx.engine.face_at(decoded, Box(**face.face_rectangle), embed=False)
+            return describe_face(ctx.engine, decoded, found, landmark, attributes)
+    out: dict[str, Any] = {}
+    if landmark and "landmark" in face.details:
+        out["landmark"] = face.details["landmark"]
+    stored = face.details.get("attributes", {})
+    picked = {name: stored[name] for name in attributes if name in stored}
+    if picked:
+        out["attributes"] = picked
+    return out
+
+
+@router.post(
+    "/analyze",
+    summary="Landmarks and attributes of up to 5 face tokens",
+    openapi_extra=form_doc({"face_tokens": "string", "return_landmark": "integer", "return_attributes": "string"}),
+)
+def analyze(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    tokens = face_tokens(params, ctx.settings.analyze_max_tokens)
+    assert tokens is not None
+    landmark, attributes = parse_analysis_params(params)
+    found = ctx.store.get_faces(tenant, tokens, ctx.live_after())
+    for token in tokens:
+        if token not in found:
+            raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
+    faces = [
+        {
+            "face_token": token,
+            "face_rectangle": found[token].face_rectangle,
+            **_analysis(ctx, found[token], landmark, attributes),
+        }
+        for token in dict.fromkeys(tokens)
+    ]
+    return reply(request, {"faces": faces})
+
+
+@router.post(
+    "/getdetail",
+    summary="A face token's rectangle, image, user_id and FaceSets",
+    openapi_extra=form_doc({"face_token": "string"}),
+)
+def getdetail(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    face = face_by_token(ctx, tenant, params.required("face_token").strip())
+    facesets = [
+        {
+            "faceset_token": fs.faceset_token,
+            "outer_id": fs.outer_id,
+            "display_name": fs.display_name,
+            "tags": ",".join(fs.tags),
+        }
+        for fs in ctx.store.facesets_of_face(tenant, face.face_token)
+    ]
+    return reply(
+        request,
+        {
+            "face_token": face.face_token,
+            "user_id": face.user_id,
+            "image_id": face.image_id,
+            "face_rectangle": face.face_rectangle,
+            "facesets": facesets,
+        },
+    )
+
+
+@router.post(
+    "/setuserid",
+    summary="Attach a user_id (<=255 characters) to a face token",
+    openapi_extra=form_doc({"face_token": "string", "user_id": "string"}),
+)
+def setuserid(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    token = params.required("face_token").strip()
+    user_id = check_text("user_id", params.required("user_id"))
+    face = face_by_token(ctx, tenant, token)
+    ctx.store.set_user_id(tenant, face.face_token, user_id)
+    return reply(request, {"face_token": face.face_token, "user_id": user_id})

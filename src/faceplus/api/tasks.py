@@ -1,0 +1,79 @@
+"""The async FaceSet routes' task runner: tasks are stored first, run one at a time, results stored.
+
+A task still queued or running when the server stops is picked up again at the next start (adding or
+removing the same tokens twice has the same outcome), so an acknowledged task_id always finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from faceplus.api.context import ApiContext
+from faceplus.api.errors import ApiError
+from faceplus.api.facesets import run_task
+from faceplus.store.base import TaskRecord
+
+log = logging.getLogger("faceplus.api.tasks")
+
+
+class TaskRunner:
+    def __init__(self, ctx: ApiContext, queue_size: int) -> None:
+        self.ctx = ctx
+        self.queue_size = queue_size
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceplus-task")
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, tenant: str, kind: str, params: dict[str, Any]) -> str:
+        """Store a task and queue it; 503 TASK_QUEUE_IS_FULL when the queue is at its limit."""
+        with self._lock:
+            if self._pending >= self.queue_size:
+                raise ApiError(503, "TASK_QUEUE_IS_FULL")
+            self._pending += 1
+        task = TaskRecord(tenant, secrets.token_hex(16), kind, params, 0, self.ctx.now())
+        try:
+            self.ctx.store.add_task(task)
+        except BaseException:
+            self._done()
+            raise
+        self._executor.submit(self._run, task)
+        return task.task_id
+
+    def resume(self) -> int:
+        """Queue the tasks a previous run left unfinished."""
+        tasks = self.ctx.store.unfinished_tasks()
+        for task in tasks:
+            with self._lock:
+                self._pending += 1
+            self._executor.submit(self._run, task)
+        return len(tasks)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            self._idle.notify_all()
+
+    def _run(self, task: TaskRecord) -> None:
+        try:
+            result = run_task(self.ctx, task.tenant, task.kind, task.params)
+            self.ctx.store.finish_task(task.task_id, 1, result)
+        except ApiError as exc:
+            self.ctx.store.finish_task(task.task_id, -1, {"error_message": exc.error_message})
+        except Exception:
+            log.exception("task %s failed", task.task_id)
+            self.ctx.store.finish_task(task.task_id, -1, {"error_message": "INTERNAL_ERROR"})
+        finally:
+            self._done()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no task is queued or running (for tests and orderly shutdown)."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

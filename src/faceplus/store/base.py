@@ -1,0 +1,198 @@
+"""The storage interface: API keys, face tokens, FaceSets and async tasks, with no SQL in sight.
+
+The embedded backend (:mod:`faceplus.store.sqlite`) implements it; a server backend (PostgreSQL)
+can implement the same methods later. Every face and FaceSet method takes the tenant (the api_key
+that owns the rows) so no backend can leak one tenant's data to another by forgetting a filter in
+a caller. Methods that change a FaceSet's membership return its new ``version``, which the vector
+index cache uses to know when its copy is stale.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class StoreError(Exception):
+    """A storage-level refusal the API maps to a Face++ error (e.g. duplicate outer_id)."""
+
+
+class OuterIdExists(StoreError):
+    """Another FaceSet of this tenant already uses the outer_id."""
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """An API key; the secret is stored only as a salted KDF hash."""
+
+    api_key: str
+    secret_hash: bytes
+    salt: bytes
+    kdf: str
+    created: float
+    revoked: float | None = None
+    name: str = ""
+
+
+@dataclass
+class FaceRecord:
+    """One detected face: what detect returned, plus the embedding search needs."""
+
+    tenant: str
+    face_token: str
+    embedding: np.ndarray
+    face_rectangle: dict[str, int]
+    image_id: str
+    created: float
+    user_id: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FaceSetRecord:
+    tenant: str
+    faceset_token: str
+    outer_id: str
+    display_name: str
+    user_data: str
+    tags: list[str]
+    created: float
+    face_count: int = 0
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """The outcome of adding/removing face tokens to/from a FaceSet."""
+
+    changed: list[str]
+    failures: list[tuple[str, str]]
+    face_count: int
+    version: int
+
+
+@dataclass
+class TaskRecord:
+    tenant: str
+    task_id: str
+    kind: str
+    params: dict[str, Any]
+    status: int  # Face++: -1 failed, 0 running/queued, 1 done
+    created: float
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FaceSetVectors:
+    """A FaceSet's members and their embeddings, as of ``version``."""
+
+    tokens: list[str]
+    vectors: np.ndarray  # (n, 128) float32
+    version: int
+
+
+class Store(ABC):
+    """Everything the API persists. Each write is durable when the method returns."""
+
+    # -- keys -----------------------------------------------------------------------------------
+    @abstractmethod
+    def add_key(self, key: ApiKeyRecord) -> None: ...
+
+    @abstractmethod
+    def get_key(self, api_key: str) -> ApiKeyRecord | None: ...
+
+    @abstractmethod
+    def list_keys(self) -> list[ApiKeyRecord]: ...
+
+    @abstractmethod
+    def revoke_key(self, api_key: str, when: float) -> bool:
+        """Mark a key revoked; False if there is no such live key."""
+
+    # -- faces ----------------------------------------------------------------------------------
+    @abstractmethod
+    def add_faces(self, faces: Sequence[FaceRecord]) -> None: ...
+
+    @abstractmethod
+    def get_faces(self, tenant: str, tokens: Sequence[str], live_after: float) -> dict[str, FaceRecord]:
+        """The tenant's faces among ``tokens`` that are in a FaceSet or were created after ``live_after``."""
+
+    @abstractmethod
+    def set_user_id(self, tenant: str, face_token: str, user_id: str) -> None: ...
+
+    @abstractmethod
+    def user_ids(self, tenant: str, tokens: Sequence[str]) -> dict[str, str]: ...
+
+    @abstractmethod
+    def facesets_of_face(self, tenant: str, face_token: str) -> list[FaceSetRecord]: ...
+
+    @abstractmethod
+    def sweep_faces(self, created_before: float) -> int:
+        """Delete faces created before the cutoff that belong to no FaceSet; returns how many."""
+
+    # -- images (only when the server keeps uploaded images) -------------------------------------
+    @abstractmethod
+    def put_image(self, tenant: str, image_id: str, data: bytes, created: float) -> None: ...
+
+    @abstractmethod
+    def get_image(self, tenant: str, image_id: str) -> bytes | None: ...
+
+    # -- FaceSets -------------------------------------------------------------------------------
+    @abstractmethod
+    def create_faceset(self, faceset: FaceSetRecord) -> None:
+        """Raises :class:`OuterIdExists` when the tenant already has that outer_id."""
+
+    @abstractmethod
+    def get_faceset(
+        self, tenant: str, *, faceset_token: str | None = None, outer_id: str | None = None
+    ) -> FaceSetRecord | None: ...
+
+    @abstractmethod
+    def count_facesets(self, tenant: str) -> int: ...
+
+    @abstractmethod
+    def list_facesets(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
+        """The tenant's FaceSets carrying every tag in ``tags``, oldest first."""
+
+    @abstractmethod
+    def update_faceset(self, tenant: str, faceset_token: str, changes: dict[str, Any]) -> FaceSetRecord:
+        """Change outer_id/display_name/user_data/tags; raises :class:`OuterIdExists`."""
+
+    @abstractmethod
+    def delete_faceset(self, tenant: str, faceset_token: str) -> None: ...
+
+    @abstractmethod
+    def add_to_faceset(
+        self, tenant: str, faceset_token: str, tokens: Sequence[str], live_after: float, max_faces: int
+    ) -> MembershipChange:
+        """Add live tenant faces; failures are (token, reason) with Face++ reasons."""
+
+    @abstractmethod
+    def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:
+        """Remove ``tokens`` (all members when None)."""
+
+    @abstractmethod
+    def faceset_tokens(self, tenant: str, faceset_token: str, offset: int, limit: int) -> list[str]:
+        """Member tokens in the order they were added."""
+
+    @abstractmethod
+    def faceset_vectors(self, tenant: str, faceset_token: str) -> FaceSetVectors: ...
+
+    # -- async tasks ----------------------------------------------------------------------------
+    @abstractmethod
+    def add_task(self, task: TaskRecord) -> None: ...
+
+    @abstractmethod
+    def get_task(self, tenant: str, task_id: str) -> TaskRecord | None: ...
+
+    @abstractmethod
+    def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def unfinished_tasks(self) -> list[TaskRecord]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,450 @@
+"""The embedded store: one SQLite file in WAL mode in the data folder (stdlib ``sqlite3``).
+
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL``, so every commit is fsynced to the WAL
+before the method returns; the API commits before it replies, so a crash (even a power cut) loses
+nothing that was acknowledged. (``NORMAL`` would survive an application crash but could lose the
+last commits on power loss; at ~1 ms per fsync, FULL costs little at this API's request rates.)
+
+Each thread gets its own connection (WAL readers never block the writer); writes take the write
+lock up front with ``BEGIN IMMEDIATE`` so read-modify-write sequences cannot interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceplus.store.base import (
+    ApiKeyRecord,
+    FaceRecord,
+    FaceSetRecord,
+    FaceSetVectors,
+    MembershipChange,
+    OuterIdExists,
+    Store,
+    TaskRecord,
+)
+
+EMBEDDING_DIM = 128
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys(
+  api_key TEXT PRIMARY KEY, secret_hash BLOB NOT NULL, salt BLOB NOT NULL, kdf TEXT NOT NULL,
+  created REAL NOT NULL, revoked REAL, name TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS faces(
+  face_token TEXT PRIMARY KEY, tenant TEXT NOT NULL, embedding BLOB NOT NULL, face_rectangle TEXT NOT NULL,
+  image_id TEXT NOT NULL, user_id TEXT NOT NULL DEFAULT '', created REAL NOT NULL,
+  details TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS faces_created ON faces(created);
+CREATE TABLE IF NOT EXISTS facesets(
+  id INTEGER PRIMARY KEY, faceset_token TEXT NOT NULL UNIQUE, tenant TEXT NOT NULL, outer_id TEXT NOT NULL,
+  display_name TEXT NOT NULL, user_data TEXT NOT NULL, tags TEXT NOT NULL, created REAL NOT NULL,
+  face_count INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS facesets_outer ON facesets(tenant, outer_id) WHERE outer_id <> '';
+CREATE INDEX IF NOT EXISTS facesets_tenant ON facesets(tenant, id);
+CREATE TABLE IF NOT EXISTS members(
+  id INTEGER PRIMARY KEY, faceset_id INTEGER NOT NULL REFERENCES facesets(id) ON DELETE CASCADE,
+  face_token TEXT NOT NULL REFERENCES faces(face_token), UNIQUE(faceset_id, face_token));
+CREATE INDEX IF NOT EXISTS members_face ON members(face_token);
+CREATE TABLE IF NOT EXISTS tasks(
+  task_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, kind TEXT NOT NULL, params TEXT NOT NULL,
+  status INTEGER NOT NULL, result TEXT, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS images(image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL,
+  created REAL NOT NULL);
+"""
+
+_FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version"
+
+
+def _faceset(row: sqlite3.Row) -> FaceSetRecord:
+    return FaceSetRecord(
+        tenant=row["tenant"],
+        faceset_token=row["faceset_token"],
+        outer_id=row["outer_id"],
+        display_name=row["display_name"],
+        user_data=row["user_data"],
+        tags=json.loads(row["tags"]),
+        created=row["created"],
+        face_count=row["face_count"],
+        version=row["version"],
+    )
+
+
+def _face(row: sqlite3.Row) -> FaceRecord:
+    return FaceRecord(
+        tenant=row["tenant"],
+        face_token=row["face_token"],
+        embedding=np.frombuffer(row["embedding"], dtype=np.float32).copy(),
+        face_rectangle=json.loads(row["face_rectangle"]),
+        image_id=row["image_id"],
+        created=row["created"],
+        user_id=row["user_id"],
+        details=json.loads(row["details"]),
+    )
+
+
+class SQLiteStore(Store):
+    """The default store: ``<data_dir>/faceplus.sqlite3``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    @classmethod
+    def in_folder(cls, data_dir: Path | str) -> SQLiteStore:
+        return cls(Path(data_dir) / "faceplus.sqlite3")
+
+    # -- connections ----------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot across several SELECTs."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                with suppress(sqlite3.ProgrammingError):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- keys -----------------------------------------------------------------------------------
+    def add_key(self, key: ApiKeyRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key.api_key, key.secret_hash, key.salt, key.kdf, key.created, key.revoked, key.name),
+            )
+
+    @staticmethod
+    def _key(row: sqlite3.Row) -> ApiKeyRecord:
+        return ApiKeyRecord(
+            row["api_key"], row["secret_hash"], row["salt"], row["kdf"], row["created"], row["revoked"], row["name"]
+        )
+
+    def get_key(self, api_key: str) -> ApiKeyRecord | None:
+        row = self._conn().execute("SELECT * FROM api_keys WHERE api_key = ?", (api_key,)).fetchone()
+        return self._key(row) if row else None
+
+    def list_keys(self) -> list[ApiKeyRecord]:
+        return [self._key(r) for r in self._conn().execute("SELECT * FROM api_keys ORDER BY created")]
+
+    def revoke_key(self, api_key: str, when: float) -> bool:
+        with self._write() as db:
+            cur = db.execute("UPDATE api_keys SET revoked = ? WHERE api_key = ? AND revoked IS NULL", (when, api_key))
+            return cur.rowcount == 1
+
+    # -- faces ----------------------------------------------------------------------------------
+    def add_faces(self, faces: Sequence[FaceRecord]) -> None:
+        rows = []
+        for f in faces:
+            vector = np.asarray(f.embedding, dtype=np.float32).reshape(-1)
+            if vector.shape != (EMBEDDING_DIM,):
+                raise ValueError(f"embedding must have {EMBEDDING_DIM} values, not {vector.shape}")
+            rows.append(
+                (
+                    f.face_token,
+                    f.tenant,
+                    vector.tobytes(),
+                    json.dumps(f.face_rectangle),
+                    f.image_id,
+                    f.user_id,
+                    f.created,
+                    json.dumps(f.details),
+                )
+            )
+        with self._write() as db:
+            db.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def get_faces(self, tenant: str, tokens: Sequence[str], live_after: float) -> dict[str, FaceRecord]:
+        if not tokens:
+            return {}
+        marks = ",".join("?" * len(tokens))
+        rows = self._conn().execute(
+            f"SELECT * FROM faces WHERE tenant = ? AND face_token IN ({marks}) AND (created > ? OR EXISTS "
+            "(SELECT 1 FROM members m WHERE m.face_token = faces.face_token))",
+            (tenant, *tokens, live_after),
+        )
+        return {row["face_token"]: _face(row) for row in rows}
+
+    def set_user_id(self, tenant: str, face_token: str, user_id: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE faces SET user_id = ? WHERE tenant = ? AND face_token = ?", (user_id, tenant, face_token)
+            )
+
+    def user_ids(self, tenant: str, tokens: Sequence[str]) -> dict[str, str]:
+        if not tokens:
+            return {}
+        marks = ",".join("?" * len(tokens))
+        rows = self._conn().execute(
+            f"SELECT face_token, user_id FROM faces WHERE tenant = ? AND face_token IN ({marks})", (tenant, *tokens)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def facesets_of_face(self, tenant: str, face_token: str) -> list[FaceSetRecord]:
+        rows = self._conn().execute(
+            f"SELECT {_FACESET_COLUMNS} FROM facesets s JOIN members m ON m.faceset_id = s.id "
+            "WHERE s.tenant = ? AND m.face_token = ? ORDER BY s.id",
+            (tenant, face_token),
+        )
+        return [_faceset(r) for r in rows]
+
+    def sweep_faces(self, created_before: float) -> int:
+        with self._write() as db:
+            cur = db.execute(
+                "DELETE FROM faces WHERE created < ? AND NOT EXISTS "
+                "(SELECT 1 FROM members m WHERE m.face_token = faces.face_token)",
+                (created_before,),
+            )
+            db.execute(
+                "DELETE FROM images WHERE created < ? AND NOT EXISTS "
+                "(SELECT 1 FROM faces f WHERE f.image_id = images.image_id)",
+                (created_before,),
+            )
+            return cur.rowcount
+
+    def put_image(self, tenant: str, image_id: str, data: bytes, created: float) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?)", (image_id, tenant, data, created))
+
+    def get_image(self, tenant: str, image_id: str) -> bytes | None:
+        row = (
+            self._conn()
+            .execute("SELECT data FROM images WHERE tenant = ? AND image_id = ?", (tenant, image_id))
+            .fetchone()
+        )
+        return bytes(row[0]) if row else None
+
+    # -- FaceSets -------------------------------------------------------------------------------
+    def create_faceset(self, faceset: FaceSetRecord) -> None:
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        faceset.faceset_token,
+                        faceset.tenant,
+                        faceset.outer_id,
+                        faceset.display_name,
+                        faceset.user_data,
+                        json.dumps(faceset.tags),
+                        faceset.created,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise OuterIdExists(faceset.outer_id) from exc
+
+    def get_faceset(
+        self, tenant: str, *, faceset_token: str | None = None, outer_id: str | None = None
+    ) -> FaceSetRecord | None:
+        if faceset_token is not None:
+            where, value = "faceset_token = ?", faceset_token
+        elif outer_id:
+            where, value = "outer_id = ?", outer_id
+        else:
+            return None
+        row = (
+            self._conn()
+            .execute(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = ? AND {where}", (tenant, value))
+            .fetchone()
+        )
+        return _faceset(row) if row else None
+
+    def count_facesets(self, tenant: str) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM facesets WHERE tenant = ?", (tenant,)).fetchone()[0])
+
+    def list_facesets(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
+        rows = self._conn().execute(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = ? ORDER BY id", (tenant,))
+        wanted = set(tags)
+        matching = [fs for fs in map(_faceset, rows) if wanted <= set(fs.tags)]
+        return matching[offset : offset + limit]
+
+    def update_faceset(self, tenant: str, faceset_token: str, changes: dict[str, Any]) -> FaceSetRecord:
+        allowed = {"outer_id", "display_name", "user_data", "tags"}
+        if not set(changes) <= allowed:
+            raise ValueError(f"cannot change {set(changes) - allowed}")
+        values = {k: json.dumps(v) if k == "tags" else v for k, v in changes.items()}
+        try:
+            with self._write() as db:
+                if values:
+                    assignments = ", ".join(f"{k} = ?" for k in values)
+                    db.execute(
+                        f"UPDATE facesets SET {assignments} WHERE tenant = ? AND faceset_token = ?",
+                        (*values.values(), tenant, faceset_token),
+                    )
+        except sqlite3.IntegrityError as exc:
+            raise OuterIdExists(str(changes.get("outer_id"))) from exc
+        record = self.get_faceset(tenant, faceset_token=faceset_token)
+        if record is None:
+            raise KeyError(faceset_token)
+        return record
+
+    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM facesets WHERE tenant = ? AND faceset_token = ?", (tenant, faceset_token))
+
+    def _faceset_row(self, db: sqlite3.Connection, tenant: str, faceset_token: str) -> sqlite3.Row:
+        row = db.execute(
+            "SELECT id, face_count, version FROM facesets WHERE tenant = ? AND faceset_token = ?",
+            (tenant, faceset_token),
+        ).fetchone()
+        if row is None:
+            raise KeyError(faceset_token)
+        return row
+
+    def add_to_faceset(
+        self, tenant: str, faceset_token: str, tokens: Sequence[str], live_after: float, max_faces: int
+    ) -> MembershipChange:
+        added: list[str] = []
+        failures: list[tuple[str, str]] = []
+        with self._write() as db:
+            row = self._faceset_row(db, tenant, faceset_token)
+            set_id, count, version = row["id"], row["face_count"], row["version"]
+            live = self.get_faces(tenant, list(dict.fromkeys(tokens)), live_after)
+            for token in dict.fromkeys(tokens):
+                if token not in live:
+                    failures.append((token, "INVALID_FACE_TOKEN"))
+                    continue
+                if db.execute(
+                    "SELECT 1 FROM members WHERE faceset_id = ? AND face_token = ?", (set_id, token)
+                ).fetchone():
+                    continue
+                if count >= max_faces:
+                    failures.append((token, "QUOTA_EXCEEDED"))
+                    continue
+                db.execute("INSERT INTO members(faceset_id, face_token) VALUES (?, ?)", (set_id, token))
+                added.append(token)
+                count += 1
+            if added:
+                version += 1
+                db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
+        return MembershipChange(added, failures, count, version)
+
+    def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:
+        removed: list[str] = []
+        failures: list[tuple[str, str]] = []
+        with self._write() as db:
+            row = self._faceset_row(db, tenant, faceset_token)
+            set_id, count, version = row["id"], row["face_count"], row["version"]
+            if tokens is None:
+                removed = [r[0] for r in db.execute("SELECT face_token FROM members WHERE faceset_id = ?", (set_id,))]
+                db.execute("DELETE FROM members WHERE faceset_id = ?", (set_id,))
+            else:
+                for token in dict.fromkeys(tokens):
+                    cur = db.execute("DELETE FROM members WHERE faceset_id = ? AND face_token = ?", (set_id, token))
+                    if cur.rowcount:
+                        removed.append(token)
+                    else:
+                        failures.append((token, "INVALID_FACE_TOKEN"))
+            count -= len(removed)
+            if removed:
+                version += 1
+                db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
+        return MembershipChange(removed, failures, count, version)
+
+    def faceset_tokens(self, tenant: str, faceset_token: str, offset: int, limit: int) -> list[str]:
+        rows = self._conn().execute(
+            "SELECT m.face_token FROM members m JOIN facesets s ON s.id = m.faceset_id "
+            "WHERE s.tenant = ? AND s.faceset_token = ? ORDER BY m.id LIMIT ? OFFSET ?",
+            (tenant, faceset_token, limit, offset),
+        )
+        return [r[0] for r in rows]
+
+    def faceset_vectors(self, tenant: str, faceset_token: str) -> FaceSetVectors:
+        with self._read() as db:
+            row = self._faceset_row(db, tenant, faceset_token)
+            rows = db.execute(
+                "SELECT m.face_token, f.embedding FROM members m JOIN faces f ON f.face_token = m.face_token "
+                "WHERE m.faceset_id = ? ORDER BY m.id",
+                (row["id"],),
+            ).fetchall()
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
+        return FaceSetVectors([r[0] for r in rows], vectors.copy(), row["version"])
+
+    # -- tasks ----------------------------------------------------------------------------------
+    def add_task(self, task: TaskRecord) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task.task_id,
+                    task.tenant,
+                    task.kind,
+                    json.dumps(task.params),
+                    task.status,
+                    json.dumps(task.result) if task.result is not None else None,
+                    task.created,
+                ),
+            )
+
+    @staticmethod
+    def _task(row: sqlite3.Row) -> TaskRecord:
+        return TaskRecord(
+            tenant=row["tenant"],
+            task_id=row["task_id"],
+            kind=row["kind"],
+            params=json.loads(row["params"]),
+            status=row["status"],
+            created=row["created"],
+            result=json.loads(row["result"]) if row["result"] else None,
+        )
+
+    def get_task(self, tenant: str, task_id: str) -> TaskRecord | None:
+        row = self._conn().execute("SELECT * FROM tasks WHERE tenant = ? AND task_id = ?", (tenant, task_id)).fetchone()
+        return self._task(row) if row else None
+
+    def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ?", (status, json.dumps(result), task_id)
+            )
+
+    def unfinished_tasks(self) -> list[TaskRecord]:
+        return [self._task(r) for r in self._conn().execute("SELECT * FROM tasks WHERE status = 0 ORDER BY created")]

@@ -1,0 +1,197 @@
+"""Nearest-neighbour search over one FaceSet's embeddings, and a cache of such indexes kept in step with the store.
+
+Small FaceSets are searched exactly with numpy (the results equal brute force). Above a size threshold a
+faiss ``IndexHNSWFlat`` (M=16, efConstruction=100) proposes candidates and every candidate is re-ranked by
+its exact L2 distance. Indexes live only in memory and are rebuilt lazily from the store, so nothing is
+lost on restart; a FaceSet's ``version`` (bumped by the store on every membership change) says when a
+cached index is stale. Removed faces are tombstoned and the arrays compacted once a fifth are dead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceplus.store.base import MembershipChange, Store
+
+DIM = 128
+#: Extra exact candidates taken past k so float error in the fast distance formula cannot change the order.
+_EXACT_MARGIN = 16
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    threshold: int = 50_000
+    m: int = 16
+    ef_construction: int = 100
+    ef_search: int = 64
+
+
+class VectorIndex:
+    """One FaceSet's vectors: ``search`` returns (token, L2 distance) pairs, nearest first."""
+
+    def __init__(
+        self, tokens: Sequence[str], vectors: np.ndarray, version: int = 0, hnsw: HnswParams | None = None
+    ) -> None:
+        self.params = hnsw or HnswParams()
+        self.version = version
+        self._tokens: list[str] = []
+        self._vectors = np.zeros((0, DIM), np.float32)
+        self._norms = np.zeros(0, np.float32)
+        self._alive = np.zeros(0, bool)
+        self._row: dict[str, int] = {}
+        self._hnsw = None  # faiss.IndexHNSWFlat over all rows (dead ones included), built lazily
+        self._append(tokens, vectors)
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    @property
+    def uses_hnsw(self) -> bool:
+        return self._hnsw is not None
+
+    def _append(self, tokens: Sequence[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, DIM)
+        fresh = [(t, v) for t, v in zip(tokens, vectors, strict=True) if t not in self._row]
+        if not fresh:
+            return
+        new = np.stack([v for _, v in fresh])
+        start = len(self._tokens)
+        self._tokens.extend(t for t, _ in fresh)
+        self._vectors = np.concatenate([self._vectors, new])
+        self._norms = np.concatenate([self._norms, np.einsum("ij,ij->i", new, new)])
+        self._alive = np.concatenate([self._alive, np.ones(len(fresh), bool)])
+        self._row.update({t: start + i for i, (t, _) in enumerate(fresh)})
+        if self._hnsw is not None:
+            self._hnsw.add(new)
+
+    def add(self, tokens: Sequence[str], vectors: np.ndarray, version: int | None = None) -> None:
+        self._append(tokens, vectors)
+        if version is not None:
+            self.version = version
+
+    def remove(self, tokens: Sequence[str], version: int | None = None) -> None:
+        for token in tokens:
+            row = self._row.pop(token, None)
+            if row is not None:
+                self._alive[row] = False
+        if version is not None:
+            self.version = version
+        dead = len(self._tokens) - len(self._row)
+        if dead and dead * 5 >= len(self._tokens):
+            self._compact()
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._alive)
+        tokens = [self._tokens[i] for i in keep]
+        vectors = self._vectors[keep]
+        self._tokens, self._vectors = [], np.zeros((0, DIM), np.float32)
+        self._norms, self._alive, self._row, self._hnsw = np.zeros(0, np.float32), np.zeros(0, bool), {}, None
+        self._append(tokens, vectors)
+
+    def _build_hnsw(self) -> None:
+        import faiss
+
+        index = faiss.IndexHNSWFlat(DIM, self.params.m)
+        index.hnsw.efConstruction = self.params.ef_construction
+        index.add(self._vectors)
+        self._hnsw = index
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest live faces to ``query`` by L2 distance (exact order)."""
+        if not self._row or k <= 0:
+            return []
+        query = np.asarray(query, dtype=np.float32).reshape(DIM)
+        if len(self._row) > self.params.threshold:
+            if self._hnsw is None:
+                self._build_hnsw()
+            candidates = self._hnsw_candidates(query, k)
+        else:
+            candidates = self._exact_candidates(query, k)
+        return self._rerank(query, candidates, k)
+
+    def _exact_candidates(self, query: np.ndarray, k: int) -> np.ndarray:
+        # |x - q|^2 = |x|^2 - 2 x.q + |q|^2; the |q|^2 term does not change the order.
+        fast = self._norms - 2.0 * (self._vectors @ query)
+        fast[~self._alive] = np.inf
+        take = min(len(fast), k + _EXACT_MARGIN)
+        rows = np.argpartition(fast, take - 1)[:take] if take < len(fast) else np.arange(len(fast))
+        return rows[self._alive[rows]]
+
+    def _hnsw_candidates(self, query: np.ndarray, k: int) -> np.ndarray:
+        dead_fraction = 1.0 - len(self._row) / len(self._tokens)
+        want = min(len(self._tokens), int(max(4 * k, 50) / max(1.0 - dead_fraction, 0.2)) + 1)
+        self._hnsw.hnsw.efSearch = max(self.params.ef_search, want)
+        _, ids = self._hnsw.search(query[None, :], want)
+        rows = ids[0][ids[0] >= 0]
+        return rows[self._alive[rows]]
+
+    def _rerank(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[str, float]]:
+        distances = np.linalg.norm(self._vectors[rows] - query, axis=1)
+        order = np.lexsort((rows, distances))[:k]
+        return [(self._tokens[rows[i]], float(distances[i])) for i in order]
+
+
+class IndexCache:
+    """In-memory indexes per FaceSet, loaded from the store on first search and kept current after writes."""
+
+    def __init__(self, store: Store, hnsw: HnswParams | None = None) -> None:
+        self.store = store
+        self.hnsw = hnsw or HnswParams()
+        self._entries: dict[tuple[str, str], VectorIndex] = {}
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def search(
+        self, tenant: str, faceset_token: str, version: int, query: np.ndarray, k: int
+    ) -> list[tuple[str, float]]:
+        """Search the FaceSet as of (at least) ``version``, reloading from the store when the cache is older."""
+        key = (tenant, faceset_token)
+        with self._lock(key):
+            index = self._entries.get(key)
+            if index is None or index.version < version:
+                data = self.store.faceset_vectors(tenant, faceset_token)
+                index = VectorIndex(data.tokens, data.vectors, data.version, self.hnsw)
+                self._entries[key] = index
+            return index.search(query, k)
+
+    def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
+        """Apply a committed add in place when the cached copy is exactly one version behind."""
+        if not change.changed:
+            return
+        key = (tenant, faceset_token)
+        with self._lock(key):
+            index = self._entries.get(key)
+            if index is None or index.version >= change.version:
+                return
+            if index.version != change.version - 1:
+                self._entries.pop(key, None)
+                return
+            faces = self.store.get_faces(tenant, change.changed, live_after=float("-inf"))
+            tokens = [t for t in change.changed if t in faces]
+            vectors = np.stack([faces[t].embedding for t in tokens]) if tokens else np.zeros((0, DIM), np.float32)
+            index.add(tokens, vectors, change.version)
+
+    def removed(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
+        if not change.changed:
+            return
+        key = (tenant, faceset_token)
+        with self._lock(key):
+            index = self._entries.get(key)
+            if index is None or index.version >= change.version:
+                return
+            if index.version != change.version - 1:
+                self._entries.pop(key, None)
+                return
+            index.remove(change.changed, change.version)
+
+    def drop(self, tenant: str, faceset_token: str) -> None:
+        with self._lock((tenant, faceset_token)):
+            self._entries.pop((tenant, faceset_token), None)
