@@ -5,7 +5,8 @@ and lower lid at three places over the corner-to-corner width, read off the iris
 points (the 468-point mesh's lids hardly move when an eye closes: on 951 lfw-dev faces its EAR
 spans 0.20-0.34 while the iris contour's spans 0.05-0.39). Open eyes on lfw-dev measure 0.31
 (median; 5th percentile 0.18), visibly closed ones 0.05-0.13, so P(closed) is a logistic centred
-at :data:`EAR_CLOSED_AT`. No model here tells glasses, dark glasses or an occluded eye apart, so
+at :data:`EAR_CLOSED_AT`. Squinting (e.g. laughing) eyes fall in between and read as partly closed.
+No model here tells glasses, dark glasses or an occluded eye apart, so
 the open/closed split is reported under ``no_glass_eye_open`` / ``no_glass_eye_close`` and the four
 other Face++ fields are 0: they are *not measured*, not "measured absent".
 
@@ -16,7 +17,8 @@ on that sphere and the gaze is the unit vector from the centre through it. Face+
 axes; ours are x to the image's right, y up, z towards the camera (right-handed; a face looking into
 the camera gazes (0, 0, 1)). ``position_x_coordinate`` / ``position_y_coordinate`` place the iris
 centre in the eye: 0-1 from the image-left corner to the image-right corner, and 0-1 from the upper
-to the lower lid.
+to the lower lid. On LFW's ~20-pixel-wide eyes one pixel of iris error moves the vector by ~0.1, so
+treat single-eye vectors as coarse; ``position_x_coordinate`` is the steadier measure.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from faceplus.models.iris import EyeResult
 
 #: Contour rows (upper lid, lower lid) compared for the EAR; the width is rows 0 and 8 (the corners).
 LID_PAIRS = ((11, 3), (12, 4), (13, 5))
-EAR_CLOSED_AT = 0.17
-EAR_SCALE = 0.025
+EAR_CLOSED_AT = 0.14
+EAR_SCALE = 0.02
 EYEBALL_RADIUS = 0.4
 CENTRE_BEHIND = 0.13
 #: Mesh eye corners per subject side (outer, inner).
@@ -82,9 +84,17 @@ def _position(contour: np.ndarray, iris_centre: np.ndarray) -> tuple[float, floa
     return float(np.clip(x, 0.0, 1.0)), float(np.clip(y, 0.0, 1.0))
 
 
-def gaze_vector(mesh: np.ndarray, side: str, iris_centre: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """Unit gaze vector (x right, y up, z towards the camera) of one eye; see the module docstring."""
-    outer, inner = (np.asarray(mesh, dtype=np.float64)[i] for i in MESH_CORNERS[side])
+def gaze_vector(
+    mesh: np.ndarray, side: str, iris_centre: np.ndarray, rotation: np.ndarray, contour: np.ndarray | None = None
+) -> np.ndarray:
+    """Unit gaze vector (x right, y up, z towards the camera) of one eye; see the module docstring.
+
+    The corners' x, y come from the iris model's ``contour`` when given (the same crop and network as
+    the iris centre, so their errors partly cancel), their depth from the mesh.
+    """
+    outer, inner = (np.asarray(mesh, dtype=np.float64)[i].copy() for i in MESH_CORNERS[side])
+    if contour is not None:
+        outer[:2], inner[:2] = np.asarray(contour, dtype=np.float64)[0, :2], np.asarray(contour)[8, :2]
     width = float(np.linalg.norm(outer - inner))
     forward = rotation @ np.array([0.0, 0.0, -1.0])  # the head's forward axis in image axes
     centre = (outer + inner) / 2 - forward * CENTRE_BEHIND * width
@@ -102,7 +112,7 @@ def eyegaze(mesh: np.ndarray, eyes: dict[str, EyeResult], rotation: np.ndarray) 
     for side in ("right", "left"):
         eye = eyes[side]
         x, y = _position(eye.contour, eye.iris[0])
-        v = gaze_vector(mesh, side, eye.iris[0], rotation)
+        v = gaze_vector(mesh, side, eye.iris[0], rotation, eye.contour)
         out[f"{FACEPP_SIDE[side]}_eye_gaze"] = {
             "position_x_coordinate": round(x, 3),
             "position_y_coordinate": round(y, 3),
