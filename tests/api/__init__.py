@@ -1,0 +1,1 @@
+"""Tests of the Face++ v3 HTTP API."""
