@@ -54,7 +54,7 @@ class Api:
     def post(
         self, route: str, as_key: str | None = "a", files: dict[str, Any] | None = None, **fields: Any
     ) -> httpx.Response:
-        data = {k: str(v) for k, v in fields.items()}
+        data = {k: str(v) for k, v in fields.items() if v is not None}
         if as_key is not None:
             data.update(self.keys[as_key])
         return self.client.post(f"/facepp/v3/{route}", data=data, files=files)
