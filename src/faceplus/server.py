@@ -130,6 +130,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServerSettings.from_env(data_dir=args.data_dir)
     app = create_app(settings)
+    engine = app.state.ctx.engine
+    _ = engine.embedder, engine.dlib.hog, engine.dlib.predictor5  # load the models before the first request
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
     print(f"data folder: {settings.data_dir}", flush=True)
