@@ -221,3 +221,29 @@ def test_store_images_setting_keeps_them_for_analyze(make_api, lfw_people) -> No
     token = detected["faces"][0]["face_token"]
     analyzed = keeping.ok("face/analyze", face_tokens=token, return_landmark=1)
     assert analyzed["faces"][0]["face_rectangle"] == detected["faces"][0]["face_rectangle"]
+
+
+ROUTES = (
+    "detect", "compare", "search", "faceset/create", "faceset/addface", "faceset/removeface", "faceset/update",
+    "faceset/getdetail", "faceset/delete", "faceset/getfacesets", "faceset/async/addface",
+    "faceset/async/removeface", "faceset/async/task_status", "face/analyze", "face/getdetail", "face/setuserid",
+)  # fmt: skip
+
+
+def test_junk_input_never_causes_a_500(api: Api) -> None:
+    junk_values = ["", " ", ",", "-1", "1e309", "\u00e9\u4e2d\U0001f600", "a" * 5000, "0,0,0,0", "RemoveAllFaceTokens"]
+    names = [
+        "face_token", "face_token1", "face_token2", "face_tokens", "faceset_token", "outer_id", "image_url",
+        "image_base64", "image_base64_1", "return_result_count", "face_rectangle", "start", "tags", "task_id",
+        "user_id", "display_name", "new_outer_id", "check_empty", "force_merge", "return_attributes",
+    ]  # fmt: skip
+    for route in ROUTES:
+        for value in junk_values:
+            r = api.post(route, **{name: value for name in names})
+            assert r.status_code < 500, (route, value, r.text)
+            assert ("error_message" in r.json()) == (r.status_code != 200)
+        r = api.post(route, files={"image_file": b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "face_tokens": b"xx"})
+        assert r.status_code < 500, (route, r.text)
+    broken = {"content-type": "multipart/form-data; boundary=x"}
+    raw = api.client.post("/facepp/v3/detect", content=b"--x\r\nbroken", headers=broken)
+    assert raw.status_code < 500
