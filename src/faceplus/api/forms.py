@@ -150,5 +150,3 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
-
-
