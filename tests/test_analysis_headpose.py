@@ -61,7 +61,7 @@ def faces(shared_data: Path) -> list[tuple[np.ndarray, Face]]:
 
 
 def pose_of(analyzer: FaceAnalyzer, rgb: np.ndarray, face: Face):
-    return head_pose(analyzer.mesh468(rgb, face))
+    return analyzer.head_pose(rgb, face)
 
 
 @pytest.mark.parametrize("angle", [-30, -15, 15, 30])

@@ -39,7 +39,7 @@ from faceplus.models.age_gender import AgeGenderModel
 from faceplus.models.emotion import EmotionModel
 from faceplus.models.facemesh import FaceMesh
 from faceplus.models.iris import EyeResult, IrisModel
-from faceplus.results import Face
+from faceplus.results import Box, Face
 
 #: Face++ ``return_attributes`` names this engine computes (Face++ asks for "smiling", answers "smile").
 SUPPORTED_ATTRIBUTES: tuple[str, ...] = (
@@ -145,8 +145,31 @@ class FaceAnalyzer:
         return ctx.cache["eyes"]
 
     def _pose(self, ctx: _Context) -> headpose.HeadPose:
+        """Head pose averaged over the face and its mirror image.
+
+        The mesh network is not exactly mirror-symmetric (pitch moved by up to ~3 degrees between a face
+        and its mirror image); averaging the two fits cancels that bias, so a mirrored face gets exactly
+        the opposite yaw and roll and the same pitch. It costs one more mesh (~1.5 ms).
+        """
         if "pose" not in ctx.cache:
-            ctx.cache["pose"] = headpose.head_pose(self._mesh(ctx))
+            direct = headpose.head_pose(self._mesh(ctx))
+            width = ctx.rgb.shape[1]
+            box, lm = ctx.face.box, ctx.face.landmarks5
+            mirror_face = Face(
+                box=Box(width - box.right, box.top, box.width, box.height),
+                score=ctx.face.score,
+                detector=ctx.face.detector,
+                # dlib's 5 points are ordered by image side: mirroring swaps the two eyes' pairs.
+                landmarks5=np.column_stack([width - lm[:, 0], lm[:, 1]])[[2, 3, 0, 1, 4]],
+            )
+            mirror_rgb = np.ascontiguousarray(ctx.rgb[:, ::-1])
+            mirrored = headpose.head_pose(self._mesh(_Context(mirror_rgb, mirror_face)))
+            ctx.cache["pose"] = headpose.HeadPose(
+                pitch=(direct.pitch + mirrored.pitch) / 2,
+                roll=(direct.roll - mirrored.roll) / 2,
+                yaw=(direct.yaw - mirrored.yaw) / 2,
+                rotation=direct.rotation,
+            )
         return ctx.cache["pose"]
 
     def _blur(self, ctx: _Context) -> blur_mod.Blur:
@@ -163,6 +186,10 @@ class FaceAnalyzer:
         return ctx.cache["emotion"]
 
     # -- the public surface ---------------------------------------------------------------------
+    def head_pose(self, rgb: np.ndarray, face: Face) -> headpose.HeadPose:
+        """Pitch, roll and yaw in degrees (the ``headpose`` attribute), mirror-averaged."""
+        return self._pose(_Context(rgb, face))
+
     def mesh468(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The raw (468, 3) MediaPipe mesh in image pixels (an extension beyond Face++'s landmarks)."""
         return self._mesh(_Context(rgb, face))

@@ -9,7 +9,10 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from faceplus.config import DetectionSettings
+from faceplus.detection import DETECTORS
 from faceplus.errors import FaceplusError
+from faceplus.server import add_server_commands
 
 
 def _engine():
@@ -19,18 +22,23 @@ def _engine():
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    from faceplus.attributes import SUPPORTED_ATTRIBUTES
     from faceplus.drawing import draw_faces, save_rgb
 
     engine = _engine()
     status = 0
     results = []
+    if args.attributes == "all":
+        args.attributes = list(SUPPORTED_ATTRIBUTES)
     for i, path in enumerate(args.images):
         try:
             decoded = engine.load(path)
-            faces = engine.detect(decoded, embed=args.embedding)
+            faces = engine.detect(decoded, embed=args.embedding, attributes=args.attributes, landmark=args.landmark)
         except FaceplusError as exc:
             print(f"{path}: {exc.error_message}: {exc}", file=sys.stderr)
             status = 2
+            if exc.param == "return_attributes":
+                break
             continue
         results.append(
             {
@@ -49,6 +57,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
                     f"  {n}: left={b.left} top={b.top} width={b.width} height={b.height} "
                     f"score={f.score:.2f} ({f.detector})"
                 )
+                for name, value in f.attributes.items():
+                    print(f"     {name}: {json.dumps(value)}")
         if args.draw:
             out = Path(args.draw)
             if len(args.images) > 1:
@@ -90,7 +100,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.pairs)
     images = sorted({p.image1 for p in pairs} | {p.image2 for p in pairs})
     start = time.perf_counter()
-    embeddings = embed_folder(Path(args.root), images, workers=args.workers, cache=args.cache)
+    embeddings = embed_folder(Path(args.root), images, workers=args.workers, cache=args.cache, detector=args.detector)
     print(f"embedded {len(images)} images in {time.perf_counter() - start:.0f} s")
     calibration = default_calibration()
     detectors: dict[str, int] = {}
@@ -99,12 +109,13 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     print("faces found by detector:", ", ".join(f"{k}: {v}" for k, v in sorted(detectors.items())))
     index = embeddings.index()
     # Each step adds one thing to the one before; the last is the engine's default pipeline.
+    primary = "hog1" if args.detector == "hog" else args.detector
     steps = [
         (
-            "HOG upsample 1, 5-pt chip, no TTA (reference)",
-            dict(alignment=5, flip_tta=False, normalize=False, fallback=False),
+            f"{primary} only, 5-pt chip, no TTA",
+            dict(alignment=5, flip_tta=False, normalize=False, fallback=False, primary=primary),
         ),
-        ("+ detection fallback (HOG upsample 2, MMOD CNN)", dict(alignment=5, flip_tta=False, normalize=False)),
+        ("+ detection fallback (other detectors)", dict(alignment=5, flip_tta=False, normalize=False)),
         ("+ flip TTA (mean of chip and mirrored chip)", dict(alignment=5, normalize=False)),
         ("+ unit-length embeddings", dict(alignment=5)),
         ("+ chip aligned on 68 points (engine default)", dict()),
@@ -124,7 +135,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     root = Path(args.root)
     images = image_list(root)
-    embeddings = embed_folder(root, images, workers=args.workers, cache=args.cache)
+    embeddings = embed_folder(root, images, workers=args.workers, cache=args.cache, detector=args.detector)
     info = {
         "command": "faceplus calibrate " + " ".join(sys.argv[2:]),
         "data": root.name,
@@ -153,15 +164,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_attributes(args: argparse.Namespace) -> int:
+    from faceplus.evaluation.attributes import evaluate_attributes, format_report
+
+    if not args.utkface and not args.fer:
+        print("give --utkface DIR and/or --fer DIR", file=sys.stderr)
+        return 2
+    print(format_report(evaluate_attributes(args.utkface, args.fer, limit=args.limit)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceplus", description="Self-hosted face recognition (Face++ compatible)")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_server_commands(sub)
 
     p = sub.add_parser("detect", help="find faces, landmarks and embeddings in images")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--draw", metavar="OUT.jpg", help="write the image with faces drawn")
     p.add_argument("--no-embedding", dest="embedding", action="store_false", help="skip the 128-d embedding")
+    p.add_argument("--attributes", help="Face++ attributes, e.g. age,gender,emotion,headpose (or 'all')")
+    p.add_argument("--landmark", type=int, choices=(0, 1, 2), default=0, help="Face++ named landmarks: 1=83, 2=106")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("compare", help="compare the largest face of two images")
@@ -177,13 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", type=Path, help="write fold,same,confidence per pair to this CSV")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--cache", type=Path, help="reuse/store embeddings in this .npz")
+    p.add_argument("--detector", choices=DETECTORS, default=DetectionSettings().detector, help="primary detector")
     p.set_defaults(func=cmd_eval_lfw)
+
+    p = ev.add_parser("attributes", help="age/gender on UTKFace, emotion on FER2013")
+    p.add_argument("--utkface", type=Path, help="UTKFace folder with labels.csv")
+    p.add_argument("--fer", type=Path, help="FER2013 folder with labels.csv")
+    p.add_argument("--limit", type=int, help="evaluate only this many images of each set (spread evenly)")
+    p.set_defaults(func=cmd_eval_attributes)
 
     p = sub.add_parser("calibrate", help="measure FAR thresholds on all cross-identity pairs of a folder")
     p.add_argument("--root", required=True, type=Path, help="folder of <identity>/<image>.jpg (e.g. lfw-dev)")
     p.add_argument("--out", type=Path, help="calibration file (default: the one shipped in the package)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--cache", type=Path, help="reuse/store embeddings in this .npz")
+    p.add_argument("--detector", choices=DETECTORS, default=DetectionSettings().detector, help="primary detector")
     p.add_argument("--splits", type=int, default=6, help="identity splits for the held-out check")
     p.set_defaults(func=cmd_calibrate)
     return parser

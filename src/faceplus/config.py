@@ -37,18 +37,22 @@ class DetectionSettings:
     positives dlib reports at low scores.
     """
 
+    detector: str = "blazeface"
     min_face: int = 20
     hog_upsample: int = 1
     hog_threshold: float = -0.2
     fallback: bool = True
+    blazeface_threshold: float = 0.5
 
     @classmethod
     def from_env(cls) -> DetectionSettings:
         return cls(
+            detector=_env("detector", cls.detector),
             min_face=int(_env("min_face", str(cls.min_face))),
             hog_upsample=int(_env("hog_upsample", str(cls.hog_upsample))),
             hog_threshold=float(_env("hog_threshold", str(cls.hog_threshold))),
             fallback=_env("detect_fallback", "1") not in ("0", "false", "no"),
+            blazeface_threshold=float(_env("blazeface_threshold", str(cls.blazeface_threshold))),
         )
 
 

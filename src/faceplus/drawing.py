@@ -18,12 +18,12 @@ def draw_faces(rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     for i, face in enumerate(faces):
         box = face.box
         cv2.rectangle(canvas, (box.left, box.top), (box.right, box.bottom), (0, 255, 0), thickness)
-        points = [face.landmarks5]
-        if face.landmarks68 is not None:
-            points.append(face.landmarks68)
+        # The richest landmark set the face has: Face++'s named points, else dlib's 68, else its 5.
         if face.landmarks:
-            points.append(np.array([(p["x"], p["y"]) for p in face.landmarks.values()]))
-        for x, y in np.concatenate(points):
+            points = np.array([(p["x"], p["y"]) for p in face.landmarks.values()])
+        else:
+            points = face.landmarks68 if face.landmarks68 is not None else face.landmarks5
+        for x, y in points:
             cv2.circle(canvas, (round(float(x)), round(float(y))), thickness + 1, (255, 64, 64), -1)
         cv2.putText(
             canvas,

@@ -1,7 +1,8 @@
 """Landmarks and attributes for detect / face/analyze: the one place the attribute models plug in.
 
-Today :func:`describe_face` returns nothing: the landmark and attribute models are being wired in
-separately, and a value faceplus cannot compute honestly is left out rather than invented.
+:func:`describe_face` runs :class:`faceplus.attributes.FaceAnalyzer` through the engine. Attributes no
+bundled model computes (``beauty``, ``skinstatus``) are refused with ``BAD_ARGUMENTS: return_attributes``
+rather than invented.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from faceplus.api.errors import bad
 from faceplus.api.forms import Params
+from faceplus.attributes import parse_attributes
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
 from faceplus.results import Face
@@ -40,7 +42,7 @@ def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
         return landmark, []
     if not names or any(n not in ATTRIBUTE_NAMES for n in names):
         raise bad("return_attributes")
-    return landmark, list(dict.fromkeys(names))
+    return landmark, list(parse_attributes(names))
 
 
 def describe_face(
@@ -49,6 +51,14 @@ def describe_face(
     """Face++ ``landmark`` and ``attributes`` of one face, as far as faceplus computes them.
 
     Returns a dict with at most the keys ``landmark`` ({name: {x, y}}) and ``attributes``
-    ({name: Face++ shape}); a key is absent when nothing was asked for or nothing can be computed yet.
+    ({name: Face++ shape}); a key is absent when nothing was asked for.
     """
-    return {}
+    if not return_landmark and not return_attributes:
+        return {}
+    engine.analyze(decoded, [face], return_attributes, return_landmark)
+    out: dict[str, Any] = {}
+    if return_landmark:
+        out["landmark"] = face.landmarks
+    if return_attributes:
+        out["attributes"] = face.attributes
+    return out

@@ -14,6 +14,7 @@ from faceplus.api.errors import ApiError, reply
 from faceplus.api.faces import face_by_token
 from faceplus.api.facesets import check_text, face_tokens
 from faceplus.api.forms import form_doc
+from faceplus.attributes import RESPONSE_KEY
 from faceplus.results import Box
 from faceplus.store.base import FaceRecord
 
@@ -32,7 +33,8 @@ def _analysis(ctx: ApiContext, face: FaceRecord, landmark: int, attributes: list
     if landmark and "landmark" in face.details:
         out["landmark"] = face.details["landmark"]
     stored = face.details.get("attributes", {})
-    picked = {name: stored[name] for name in attributes if name in stored}
+    keys = [RESPONSE_KEY.get(name, name) for name in attributes]
+    picked = {key: stored[key] for key in keys if key in stored}
     if picked:
         out["attributes"] = picked
     return out

@@ -75,13 +75,14 @@ class FolderEmbeddings:
 _worker_engine = None
 
 
-def _init_worker() -> None:
+def _init_worker(detector: str) -> None:
     global _worker_engine
     from faceplus.engine import Engine
 
     # Benchmark images are evaluated whatever their size.
     settings = Settings(
-        limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31), detection=DetectionSettings(min_face=20)
+        limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
+        detection=DetectionSettings(detector=detector, min_face=20),
     )
     _worker_engine = Engine(settings)
 
@@ -104,9 +105,19 @@ def _embed_one(path: str) -> tuple[np.ndarray | None, str]:
 
 
 def embed_folder(
-    root: Path, relpaths: Iterable[str], workers: int | None = None, cache: Path | None = None, progress: bool = True
+    root: Path,
+    relpaths: Iterable[str],
+    workers: int | None = None,
+    cache: Path | None = None,
+    progress: bool = True,
+    detector: str = "blazeface",
 ) -> FolderEmbeddings:
-    """Embed the centre face of each image under ``root``; reuse ``cache`` for images already done."""
+    """Embed the centre face of each image under ``root``; reuse ``cache`` for images already done.
+
+    ``detector`` is the primary detector; a cache file belongs to one detector (its name is appended).
+    """
+    if cache:
+        cache = cache.with_name(f"{cache.stem}-{detector}{cache.suffix}")
     relpaths = list(dict.fromkeys(relpaths))
     done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
     known = done.index()
@@ -115,11 +126,13 @@ def embed_folder(
         workers = workers or min(os.cpu_count() or 1, 4)
         found: list[np.ndarray] = []
         detectors: list[str] = []
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector,)
+        ) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
-            for raw, detector in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
+            for raw, found_by in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
                 found.append(np.full((len(VARIANTS), 128), np.nan, np.float32) if raw is None else raw)
-                detectors.append(detector)
+                detectors.append(found_by)
         stacked = np.stack(found)
         new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(VARIANTS)}, detectors)
         done = (
