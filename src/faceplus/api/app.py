@@ -107,4 +107,16 @@ def create_app(
     for router in (routes_detect.router, routes_faceset.router, routes_face.router):
         app.include_router(router, prefix=PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    mount_console(app)
     return app
+
+
+def mount_console(app: FastAPI) -> None:
+    """Serve the web console (src/faceplus/web) at ``/``, after the API routes so they take precedence."""
+    from pathlib import Path
+
+    from starlette.staticfiles import StaticFiles
+
+    web = Path(__file__).resolve().parent.parent / "web"
+    if (web / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=web, html=True), name="console")
