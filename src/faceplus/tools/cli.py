@@ -1,0 +1,126 @@
+"""The ``index`` and ``cluster`` commands, added to ``faceplus`` by :func:`add_tool_commands`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from faceplus.tools.indexing import LOCAL_TENANT
+
+
+def _open_store(data_dir: Path | None):
+    from faceplus.config import data_dir as default_data_dir
+    from faceplus.store.sqlite import SQLiteStore
+
+    folder = Path(data_dir or default_data_dir())
+    return folder, SQLiteStore.in_folder(folder)
+
+
+def _tenant(store, api_key: str | None) -> str:
+    """The tenant to work in: a live API key of this data folder, or the local tenant."""
+    if not api_key:
+        return LOCAL_TENANT
+    record = store.get_key(api_key)
+    if record is None or record.revoked:
+        raise SystemExit(f"no live api key {api_key} in this data folder (faceplus keys list)")
+    return api_key
+
+
+def _excluded(patterns: list[str] | None, list_file: Path | None) -> list[str]:
+    out = list(patterns or [])
+    if list_file is not None:
+        out += [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+    return out
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from faceplus.engine import Engine
+    from faceplus.server import ServerSettings
+    from faceplus.tools.indexing import Ledger, index_folder
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        print(f"not a folder: {root}", file=sys.stderr)
+        return 2
+    folder, store = _open_store(args.data_dir)
+    ledger = Ledger.in_folder(folder)
+    try:
+        tenant = _tenant(store, args.api_key)
+        summary = index_folder(
+            root,
+            store,
+            ledger,
+            args.faceset,
+            Engine(),
+            tenant=tenant,
+            workers=args.workers,
+            user_id_from_folder=args.user_id_from_folder,
+            max_files=args.max_files,
+            progress=not args.quiet,
+            max_faces=ServerSettings.from_env().faceset_max_faces,
+            exclude=_excluded(args.exclude, args.exclude_from),
+        )
+    except KeyboardInterrupt:
+        print("interrupted; what was finished is stored, rerun the same command to go on", file=sys.stderr)
+        return 130
+    finally:
+        ledger.close()
+        store.close()
+    print(f"FaceSet {args.faceset} (faceset_token {summary.faceset_token}, tenant {tenant}) in {folder}")
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from faceplus.tools.clustering import run_cluster_command
+
+    return run_cluster_command(args)
+
+
+def add_tool_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``index`` and ``cluster`` to the ``faceplus`` command line."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    p = subparsers.add_parser("index", help="detect and embed every face in a folder and add them to a FaceSet")
+    p.add_argument("dir", type=Path, help="folder of photos (walked recursively)")
+    p.add_argument("--faceset", required=True, help="outer_id of the FaceSet (created if absent)")
+    p.add_argument("--workers", type=int, default=workers, help=f"engine processes (default {workers})")
+    p.add_argument("--user-id-from-folder", action="store_true", help="user_id = name of the photo's folder")
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR or per-user)")
+    p.add_argument("--api-key", default=os.environ.get("FACEPLUS_API_KEY"), help=f"tenant (default: '{LOCAL_TENANT}')")
+    p.add_argument("--max-files", type=int, default=None, help="stop after this many new files (resumable)")
+    p.add_argument("--exclude", action="append", metavar="GLOB", help="leave out paths (relative to DIR) matching")
+    p.add_argument("--exclude-from", type=Path, metavar="FILE", help="leave out the relative paths listed in FILE")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = subparsers.add_parser("cluster", help="group faces by person (no labels) and write a report")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("dir", nargs="?", type=Path, help="folder of photos to detect and cluster")
+    src.add_argument("--faceset", help="cluster the faces of this FaceSet (outer_id) instead")
+    p.add_argument("--out", type=Path, default=None, help="report folder (clusters.json, index.html)")
+    p.add_argument("--set-user-ids", action="store_true", help="FaceSet mode: set each face's user_id to its cluster")
+    p.add_argument("--eval", action="store_true", help="score against folder names (or user_ids) as the truth")
+    p.add_argument("--min-per-person", type=int, default=2, help="--eval: keep people with this many faces")
+    p.add_argument("--far", default=None, help="false-accept rate whose calibrated distance links faces")
+    p.add_argument("--method", choices=("average", "components", "whispers"), default="average")
+    p.add_argument("--min-size", type=int, default=1, help="report: hide clusters smaller than this")
+    p.add_argument("--workers", type=int, default=workers)
+    p.add_argument("--data-dir", type=Path, default=None)
+    p.add_argument("--api-key", default=os.environ.get("FACEPLUS_API_KEY"))
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_cluster)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m faceplus.tools.cli index|cluster ...`` (until ``faceplus`` registers them)."""
+    parser = argparse.ArgumentParser(prog="faceplus")
+    add_tool_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
