@@ -64,6 +64,17 @@ class ServerSettings:
     hnsw_threshold: int = 50_000
     hnsw_ef_search: int = 64
     task_queue_size: int = 100
+    #: ``postgresql://user:pass@host:port/db``: run on PostgreSQL + pgvector (shared by any number of workers)
+    #: instead of SQLite in ``data_dir``. docs/DEPLOY.md.
+    database_url: str = ""
+    #: PostgreSQL connections per worker process.
+    db_pool_size: int = 10
+    #: PostgreSQL: FaceSets with at least this many faces get their own HNSW index (exact search below it).
+    db_hnsw_threshold: int = 20_000
+    #: PostgreSQL: hnsw.ef_search for those FaceSets (candidates are re-ranked exactly).
+    db_ef_search: int = 200
+    #: Shared stores: how often a worker takes over lapsed tasks and builds due indexes.
+    maintain_interval_s: float = 30.0
     #: Engine calls running at once (dlib's CNN detector is not thread-safe; 1 is the safe choice).
     engine_workers: int = 1
 
@@ -81,9 +92,42 @@ class ServerSettings:
 
 # -- commands -------------------------------------------------------------------------------------
 def _store(data: Path | None):
-    from faceplus.store.sqlite import SQLiteStore
+    """The server's store: $FACEPLUS_DATABASE_URL when set, else the data folder."""
+    from faceplus.store.factory import open_store
 
-    return SQLiteStore.in_folder(data or data_dir())
+    return open_store(ServerSettings.from_env(data_dir=data))
+
+
+def _where(settings: ServerSettings) -> str:
+    if settings.database_url:
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(settings.database_url)
+        return f"database: postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+    return f"data folder: {settings.data_dir}"
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from faceplus.store.factory import open_location
+    from faceplus.store.migrate import MigrationError, migrate
+
+    if str(args.source) == str(args.target):
+        print("--from and --to must differ", file=sys.stderr)
+        return 2
+    source, target = open_location(args.source), open_location(args.target)
+    try:
+        report = migrate(source, target, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except MigrationError as exc:
+        print(f"migrate failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+        target.close()
+    print(
+        f"migrated {report.faces} faces, {report.facesets} FaceSets ({report.members} memberships), "
+        f"{report.keys} keys, {report.tasks} tasks, {report.images} images"
+    )
+    return 0
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -134,7 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _ = engine.embedder, engine.dlib.hog, engine.dlib.predictor5  # load the models before the first request
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
-    print(f"data folder: {settings.data_dir}", flush=True)
+    print(_where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -142,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_server_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``serve`` and ``keys`` to the ``faceplus`` command line."""
+    """Add ``serve``, ``keys`` and ``migrate`` to the ``faceplus`` command line."""
     p = subparsers.add_parser("serve", help="serve the Face++ v3 API over HTTP")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -165,6 +209,13 @@ def add_server_commands(subparsers: argparse._SubParsersAction) -> None:
         if name == "revoke":
             p.add_argument("key", help="the api_key to revoke")
         p.set_defaults(func=func)
+
+    p = subparsers.add_parser(
+        "migrate", help="copy all faces, FaceSets, keys and tasks between a data folder and PostgreSQL"
+    )
+    p.add_argument("--from", dest="source", required=True, help="a data folder or postgresql://... URL")
+    p.add_argument("--to", dest="target", required=True, help="an empty data folder or postgresql://... database")
+    p.set_defaults(func=cmd_migrate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,13 @@
-"""Fixtures for the Face++ API tests: one shared Engine, in-process apps on temp data folders, real photos."""
+"""Fixtures for the Face++ API tests: one shared Engine, in-process apps on temp data folders, real photos.
+
+Every test that builds apps through ``make_api`` runs on both stores: the embedded SQLite one and PostgreSQL
+(a fresh schema per app, on the server named by ``FACEPLUS_TEST_DATABASE_URL``; skipped when it is unset;
+``.ci/postgres.sh`` starts one).
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -16,6 +22,55 @@ from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.engine import Engine
 from faceplus.server import ServerSettings
+from faceplus.store.base import Store
+
+DATABASE_URL_ENV = "FACEPLUS_TEST_DATABASE_URL"
+
+
+def database_url() -> str:
+    """The test PostgreSQL server, or skip with the reason."""
+    url = os.environ.get(DATABASE_URL_ENV, "")
+    if not url:
+        pytest.skip(f"postgres backend: {DATABASE_URL_ENV} is unset (run .ci/postgres.sh, then source its env file)")
+    return url
+
+
+def drop_schemas(url: str, schemas: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+class PostgresSchemas:
+    """Fresh schemas on the test server, one per data folder (so a "restart" reopens the same rows)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.by_folder: dict[Path, str] = {}
+        self.stores: list[Store] = []
+
+    def open(self, folder: Path, **options: Any) -> Store:
+        from faceplus.store.postgres import PostgresStore
+
+        schema = self.by_folder.setdefault(folder, f"test_{secrets.token_hex(6)}")
+        store = PostgresStore(self.url, schema=schema, pool_size=4, **options)
+        self.stores.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+        drop_schemas(self.url, list(self.by_folder.values()))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store the module's apps run on."""
+    if request.param == "postgres":
+        database_url()
+    return request.param
 
 
 @pytest.fixture(scope="session")
@@ -84,14 +139,16 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def make_api(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Api]]:
+def make_api(engine: Engine, tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Callable[..., Api]]:
     """Build in-process apps (sharing the engine) on fresh or given data folders; closed at module end."""
     opened: list[TestClient] = []
+    schemas = PostgresSchemas(database_url()) if backend == "postgres" else None
 
     def build(data_dir: Path | None = None, **overrides: Any) -> Api:
         folder = data_dir or tmp_path_factory.mktemp("data")
         settings = replace(ServerSettings(data_dir=folder), **{"rate_limit": 0.0, **overrides})
-        client = TestClient(create_app(settings, engine=engine))
+        store = schemas.open(folder, hnsw_threshold=settings.db_hnsw_threshold) if schemas else None
+        client = TestClient(create_app(settings, engine=engine, store=store))
         client.__enter__()
         opened.append(client)
         api = Api(client, settings)
@@ -100,6 +157,8 @@ def make_api(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield build
     for client in opened:
         client.__exit__(None, None, None)
+    if schemas is not None:
+        schemas.close()
 
 
 @pytest.fixture(scope="module")

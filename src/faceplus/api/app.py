@@ -17,12 +17,12 @@ from faceplus.api.context import ApiContext
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.images import UrlFetcher
-from faceplus.api.ratelimit import RateLimiter
+from faceplus.api.ratelimit import rate_limiter
 from faceplus.api.tasks import TaskRunner
 from faceplus.engine import Engine
 from faceplus.store.base import Store
-from faceplus.store.sqlite import SQLiteStore
-from faceplus.store.vector_index import HnswParams, IndexCache
+from faceplus.store.factory import open_store
+from faceplus.store.vector_index import HnswParams, IndexCache, StoreSearch
 
 if TYPE_CHECKING:
     from faceplus.server import ServerSettings
@@ -33,19 +33,25 @@ PREFIX = "/facepp/v3"
 
 
 def build_context(settings: ServerSettings, engine: Engine | None = None, store: Store | None = None) -> ApiContext:
-    store = store or SQLiteStore.in_folder(settings.data_dir)
+    """Wire the store to the API: a shared store searches and rate-limits in the database, else in memory."""
+    store = store or open_store(settings)
+    index = (
+        StoreSearch(store)
+        if store.shared
+        else IndexCache(store, HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search))
+    )
     ctx = ApiContext(
         settings=settings,
         engine=engine or Engine(settings.engine),
         store=store,
-        index=IndexCache(store, HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search)),
+        index=index,
         fetcher=UrlFetcher(
             settings.url_timeout_s,
             settings.engine.limits.max_bytes,
             settings.url_max_redirects,
             settings.allow_private_urls,
         ),
-        limiter=RateLimiter(settings.rate_limit),
+        limiter=rate_limiter(store, settings.rate_limit),
         engine_slots=threading.BoundedSemaphore(max(1, settings.engine_workers)),
     )
     ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
@@ -68,6 +74,24 @@ async def _sweeper(ctx: ApiContext) -> None:
         await asyncio.sleep(ctx.settings.sweep_interval_s)
 
 
+def maintain(ctx: ApiContext) -> None:
+    """Shared stores: take over tasks of workers that died, build search indexes of FaceSets that grew."""
+    assert ctx.tasks is not None
+    taken = ctx.tasks.reclaim()
+    if taken:
+        log.info("took over %d tasks from workers whose lease lapsed", taken)
+    ctx.store.maintain()
+
+
+async def _maintainer(ctx: ApiContext) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(maintain, ctx)  # index builds take minutes: not on the request threadpool
+        except Exception:
+            log.exception("store maintenance failed")
+        await asyncio.sleep(ctx.settings.maintain_interval_s)
+
+
 def create_app(
     settings: ServerSettings | None = None, *, engine: Engine | None = None, store: Store | None = None
 ) -> FastAPI:
@@ -83,13 +107,16 @@ def create_app(
         resumed = await run_in_threadpool(ctx.tasks.resume)
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
-        sweeper = asyncio.create_task(_sweeper(ctx))
+        background = [asyncio.create_task(_sweeper(ctx))]
+        if ctx.store.shared:
+            background.append(asyncio.create_task(_maintainer(ctx)))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for job in background:
+                job.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             await run_in_threadpool(ctx.tasks.shutdown)
             if store is None:  # we opened it, we close it
                 ctx.store.close()

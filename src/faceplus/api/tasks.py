@@ -1,13 +1,17 @@
 """The async FaceSet routes' task runner: tasks are stored first, run one at a time, results stored.
 
-A task still queued or running when the server stops is picked up again at the next start (adding or
-removing the same tokens twice has the same outcome), so an acknowledged task_id always finishes.
+A task still queued or running when the server stops is picked up again (adding or removing the same
+tokens twice has the same outcome), so an acknowledged task_id always finishes. On a shared store each
+worker claims a task with a lease before running it; tasks whose lease lapsed (their worker died) are
+claimed by whichever worker calls :meth:`TaskRunner.reclaim` next, so any worker can finish any task.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,18 +23,22 @@ from faceplus.store.base import TaskRecord
 
 log = logging.getLogger("faceplus.api.tasks")
 
+#: How long a claimed task stays this worker's before another may take it over.
+LEASE_S = 60.0
+
 
 class TaskRunner:
     def __init__(self, ctx: ApiContext, queue_size: int) -> None:
         self.ctx = ctx
         self.queue_size = queue_size
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceplus-task")
         self._pending = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
 
     def submit(self, tenant: str, kind: str, params: dict[str, Any]) -> str:
-        """Store a task and queue it; 503 TASK_QUEUE_IS_FULL when the queue is at its limit."""
+        """Store a task and queue it; 503 TASK_QUEUE_IS_FULL when this worker's queue is at its limit."""
         with self._lock:
             if self._pending >= self.queue_size:
                 raise ApiError(503, "TASK_QUEUE_IS_FULL")
@@ -44,14 +52,22 @@ class TaskRunner:
         self._executor.submit(self._run, task)
         return task.task_id
 
-    def resume(self) -> int:
-        """Queue the tasks a previous run left unfinished."""
-        tasks = self.ctx.store.unfinished_tasks()
+    def _queue(self, tasks: list[TaskRecord]) -> int:
         for task in tasks:
             with self._lock:
                 self._pending += 1
             self._executor.submit(self._run, task)
         return len(tasks)
+
+    def resume(self) -> int:
+        """At start: queue the tasks a previous run left unfinished (on a shared store, those nobody holds)."""
+        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, LEASE_S))
+
+    def reclaim(self) -> int:
+        """Shared stores only: take over tasks whose worker's lease lapsed (called periodically)."""
+        if not self.ctx.store.shared:
+            return 0
+        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, LEASE_S))
 
     def _done(self) -> None:
         with self._lock:
@@ -60,6 +76,8 @@ class TaskRunner:
 
     def _run(self, task: TaskRecord) -> None:
         try:
+            if not self.ctx.store.claim_task(task.task_id, self.owner, LEASE_S):
+                return  # another worker holds it
             result = run_task(self.ctx, task.tenant, task.kind, task.params)
             self.ctx.store.finish_task(task.task_id, 1, result)
         except ApiError as exc:

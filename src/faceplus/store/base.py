@@ -1,7 +1,7 @@
 """The storage interface: API keys, face tokens, FaceSets and async tasks, with no SQL in sight.
 
-The embedded backend (:mod:`faceplus.store.sqlite`) implements it; a server backend (PostgreSQL)
-can implement the same methods later. Every face and FaceSet method takes the tenant (the api_key
+The embedded backend (:mod:`faceplus.store.sqlite`) and the server backend (:mod:`faceplus.store.postgres`)
+implement it. Every face and FaceSet method takes the tenant (the api_key
 that owns the rows) so no backend can leak one tenant's data to another by forgetting a filter in
 a caller. Methods that change a FaceSet's membership return its new ``version``, which the vector
 index cache uses to know when its copy is stale.
@@ -10,9 +10,9 @@ index cache uses to know when its copy is stale.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -97,6 +97,32 @@ class FaceSetVectors:
 
 class Store(ABC):
     """Everything the API persists. Each write is durable when the method returns."""
+
+    #: True when any number of server processes share this store: then search, rate limits and task
+    #: claims go through the store (``search_faceset``, ``take_rate_token``, ``claim_*``) instead of
+    #: per-process memory. An embedded store (False) is used by one process, which keeps its own index.
+    shared: ClassVar[bool] = False
+
+    # -- shared-store hooks (only called when ``shared``; embedded stores keep the defaults) ------
+    def search_faceset(self, tenant: str, faceset_token: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` members nearest to ``query`` as (token, L2 distance), nearest first, searched in the store."""
+        raise NotImplementedError
+
+    def take_rate_token(self, key: str, rate: float, burst: float) -> bool:
+        """Take one token from ``key``'s shared bucket (``rate``/s, ``burst`` deep); False when empty."""
+        raise NotImplementedError
+
+    def claim_task(self, task_id: str, owner: str, lease_s: float) -> bool:
+        """Take (or renew) the right to run an unfinished task for ``lease_s``; False if another owner holds it."""
+        return True
+
+    def claim_stale_tasks(self, owner: str, lease_s: float) -> list[TaskRecord]:
+        """Unfinished tasks nobody holds a live lease on, now claimed by ``owner`` (embedded: all unfinished)."""
+        return self.unfinished_tasks()
+
+    def maintain(self) -> None:
+        """Periodic housekeeping a shared store needs (e.g. building search indexes); cheap when nothing to do."""
+        return None
 
     # -- keys -----------------------------------------------------------------------------------
     @abstractmethod
@@ -193,6 +219,22 @@ class Store(ABC):
 
     @abstractmethod
     def unfinished_tasks(self) -> list[TaskRecord]: ...
+
+    # -- whole-store export (``faceplus migrate``) -------------------------------------------------
+    @abstractmethod
+    def iter_faces(self, batch: int = 1000) -> Iterator[list[FaceRecord]]:
+        """Every face of every tenant, lapsed or not, in batches ordered by face_token."""
+
+    @abstractmethod
+    def all_facesets(self) -> list[FaceSetRecord]:
+        """Every FaceSet of every tenant, oldest first."""
+
+    @abstractmethod
+    def all_tasks(self) -> list[TaskRecord]: ...
+
+    @abstractmethod
+    def iter_images(self) -> Iterator[tuple[str, str, bytes, float]]:
+        """Every kept image as (tenant, image_id, data, created)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -446,5 +446,32 @@ class SQLiteStore(Store):
                 "UPDATE tasks SET status = ?, result = ? WHERE task_id = ?", (status, json.dumps(result), task_id)
             )
 
+    def all_tasks(self) -> list[TaskRecord]:
+        return [self._task(r) for r in self._conn().execute("SELECT * FROM tasks ORDER BY created, task_id")]
+
+    # -- export ---------------------------------------------------------------------------------
+    def iter_faces(self, batch: int = 1000) -> Iterator[list[FaceRecord]]:
+        after = ""
+        while True:
+            rows = (
+                self._conn()
+                .execute("SELECT * FROM faces WHERE face_token > ? ORDER BY face_token LIMIT ?", (after, batch))
+                .fetchall()
+            )
+            if not rows:
+                return
+            yield [_face(r) for r in rows]
+            after = rows[-1]["face_token"]
+
+    def all_facesets(self) -> list[FaceSetRecord]:
+        return [_faceset(r) for r in self._conn().execute(f"SELECT {_FACESET_COLUMNS} FROM facesets ORDER BY id")]
+
+    def iter_images(self) -> Iterator[tuple[str, str, bytes, float]]:
+        ids = [r[0] for r in self._conn().execute("SELECT image_id FROM images ORDER BY image_id")]
+        for image_id in ids:
+            row = self._conn().execute("SELECT * FROM images WHERE image_id = ?", (image_id,)).fetchone()
+            if row is not None:
+                yield row["tenant"], row["image_id"], bytes(row["data"]), row["created"]
+
     def unfinished_tasks(self) -> list[TaskRecord]:
         return [self._task(r) for r in self._conn().execute("SELECT * FROM tasks WHERE status = 0 ORDER BY created")]
