@@ -43,6 +43,24 @@ def drop_schemas(url: str, schemas: list[str]) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def schema_url(url: str, schema: str) -> str:
+    """``url`` with ``search_path`` set to ``schema`` (created here), as a user would confine a deployment."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}%2Cpublic"
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A URL on a fresh, empty schema of the test server (dropped afterwards)."""
+    url = database_url()
+    schema = f"test_{secrets.token_hex(6)}"
+    yield schema_url(url, schema)
+    drop_schemas(url, [schema])
+
+
 class PostgresSchemas:
     """Fresh schemas on the test server, one per data folder (so a "restart" reopens the same rows)."""
 

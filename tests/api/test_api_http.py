@@ -34,9 +34,10 @@ class ServerProcess:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.extra_env: dict[str, str] = {}
 
     def start(self) -> None:
-        env = {**os.environ, "FACEPLUS_RATE_LIMIT": "0"}
+        env = {**os.environ, "FACEPLUS_RATE_LIMIT": "0", **self.extra_env}
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 [*SERVER, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir), "--log-level", "error"],

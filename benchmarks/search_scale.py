@@ -1,0 +1,207 @@
+"""FaceSet search at scale on both stores: latency p50/p99 and recall@5 against exact search.
+
+Synthetic clustered embeddings (unit-length, 128-d: ``faces/20`` identities, each a random direction with
+per-photo noise, like a face model's embeddings); queries are fresh noisy photos of enrolled identities.
+Ground truth is brute-force L2 in numpy. Each store holds one FaceSet of ``size`` faces and is searched
+the way the API searches it:
+
+- sqlite: the in-process per-FaceSet index (``IndexCache``: exact numpy below 50k, faiss HNSW + exact
+  re-rank above), loaded from a SQLiteStore;
+- postgres: ``PostgresStore.search_faceset`` (exact ``ORDER BY embedding <-> q`` below the threshold,
+  the FaceSet's partial HNSW index + re-rank above); both of its paths are timed at every size.
+
+    uv run python benchmarks/search_scale.py --sizes 100000 --database-url postgresql://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from faceplus.store.base import FaceRecord, FaceSetRecord
+from faceplus.store.sqlite import SQLiteStore
+from faceplus.store.vector_index import IndexCache
+
+DIM = 128
+TENANT = "bench"
+FACESET = "fs-bench"
+
+
+def clustered(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors in n/20 identity clusters, and ``queries`` new photos of random identities."""
+    rng = np.random.default_rng(seed)
+    ids = max(1, n // 20)
+    centers = rng.normal(size=(ids, DIM)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    noise = 0.35 / np.sqrt(DIM)
+    owner = rng.integers(0, ids, n)
+    data = centers[owner] + rng.normal(scale=noise, size=(n, DIM)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    q = centers[rng.integers(0, ids, queries)] + rng.normal(scale=noise, size=(queries, DIM)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return data.astype(np.float32), q.astype(np.float32)
+
+
+def exact_top(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    out = np.empty((len(queries), k), np.int64)
+    norms = np.einsum("ij,ij->i", data, data)
+    for i, q in enumerate(queries):
+        d = norms - 2.0 * (data @ q)
+        top = np.argpartition(d, k)[:k]
+        out[i] = top[np.argsort(d[top])]
+    return out
+
+
+def token(i: int) -> str:
+    return f"f{i:011d}"  # fixed width: 12 bytes
+
+
+def measure(search: Callable[[np.ndarray], list[str]], queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    search(queries[0])  # warm: first search may load/build
+    times, hits = [], 0
+    for q, want in zip(queries, truth, strict=True):
+        t0 = time.perf_counter()
+        got = search(q)
+        times.append((time.perf_counter() - t0) * 1000)
+        hits += len({int(t[1:]) for t in got[: len(want)]} & set(want.tolist()))
+    return {
+        "p50_ms": float(np.percentile(times, 50)),
+        "p99_ms": float(np.percentile(times, 99)),
+        "recall5": hits / truth.size,
+    }
+
+
+# -- sqlite ---------------------------------------------------------------------------------------
+def run_sqlite(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path) -> dict[str, dict]:
+    store = SQLiteStore.in_folder(folder)
+    now = time.time()
+    t0 = time.perf_counter()
+    for start in range(0, len(data), 10_000):
+        chunk = data[start : start + 10_000]
+        store.add_faces([FaceRecord(TENANT, token(start + i), v, {}, "", now) for i, v in enumerate(chunk)])
+    store.create_faceset(FaceSetRecord(TENANT, FACESET, "", "", "", [], now))
+    for start in range(0, len(data), 10_000):
+        tokens = [token(i) for i in range(start, min(start + 10_000, len(data)))]
+        store.add_to_faceset(TENANT, FACESET, tokens, 0.0, len(data) + 1)
+    load = time.perf_counter() - t0
+    cache = IndexCache(store)
+    version = store.get_faceset(TENANT, faceset_token=FACESET).version  # type: ignore[union-attr]
+    t0 = time.perf_counter()
+    cache.search(TENANT, FACESET, version, queries[0], 5)  # loads the FaceSet and builds HNSW when large
+    build = time.perf_counter() - t0
+    result = measure(lambda q: [t for t, _ in cache.search(TENANT, FACESET, version, q, 5)], queries, truth)
+    store.close()
+    label = "sqlite (in-process HNSW)" if len(data) > cache.hnsw.threshold else "sqlite (in-process exact)"
+    return {label: {**result, "load_s": load, "build_s": build}}
+
+
+# -- postgres -------------------------------------------------------------------------------------
+def copy_members(conn, data: np.ndarray) -> None:  # noqa: ANN001
+    """Binary COPY of (token, vector) rows into a staging table, built as one numpy record array."""
+    row = np.dtype(
+        [("n", ">i2"), ("l1", ">i4"), ("tok", "S12"), ("l2", ">i4"), ("dim", ">u2"), ("pad", ">u2"), ("v", ">f4", DIM)]
+    )
+    rows = np.zeros(len(data), row)
+    rows["n"], rows["l1"], rows["l2"], rows["dim"] = 2, 12, 4 + 4 * DIM, DIM
+    rows["tok"] = [token(i).encode() for i in range(len(data))]
+    rows["v"] = data
+    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+    conn.execute("CREATE TEMP TABLE staging(tok text, emb vector(128))")
+    with conn.cursor().copy("COPY staging FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(header + rows.tobytes() + b"\xff\xff")
+
+
+def run_postgres(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, url: str, threshold: int) -> dict:
+    from faceplus.store.postgres import PostgresStore
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    store = PostgresStore(url, schema=schema, hnsw_threshold=threshold)
+    out: dict[str, dict] = {}
+    try:
+        t0 = time.perf_counter()
+        store.create_faceset(FaceSetRecord(TENANT, FACESET, "", "", "", [], time.time()))
+        with store.connect() as conn:
+            copy_members(conn, data)
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, created) "
+                    "SELECT tok, %s, emb, '{}', '', extract(epoch from now()) FROM staging",
+                    (TENANT,),
+                )
+                conn.execute(
+                    "INSERT INTO members(faceset_id, face_token, embedding) "
+                    "SELECT s.id, t.tok, t.emb FROM staging t, facesets s WHERE s.faceset_token = %s ORDER BY t.tok",
+                    (FACESET,),
+                )
+                conn.execute("UPDATE facesets SET face_count = %s, version = 1", (len(data),))
+            conn.execute("VACUUM ANALYZE members")
+        load = time.perf_counter() - t0
+
+        def search(q: np.ndarray) -> list[str]:
+            return [t for t, _ in store.search_faceset(TENANT, FACESET, q, 5)]
+
+        exact = measure(search, queries[: min(len(queries), 50)], truth[: min(len(queries), 50)])
+        out["postgres exact (ORDER BY <->)"] = {**exact, "load_s": load, "build_s": 0.0}
+        if len(data) >= threshold:
+            t0 = time.perf_counter()
+            store.maintain()  # builds the FaceSet's partial HNSW index, as the workers' maintenance loop does
+            build = time.perf_counter() - t0
+            plan = store.explain_search(TENANT, FACESET, queries[0])
+            assert "members_hnsw_" in plan, plan
+            for ef in sorted({store.ef_search, 100, 400}):
+                store.ef_search = ef
+                res = measure(search, queries, truth)
+                out[f"postgres partial HNSW ef={ef}"] = {**res, "load_s": load, "build_s": build}
+    finally:
+        store.close()
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated FaceSet sizes")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("FACEPLUS_DATABASE_URL") or os.environ.get("FACEPLUS_TEST_DATABASE_URL", ""),
+    )
+    parser.add_argument("--threshold", type=int, default=20_000, help="postgres: HNSW from this FaceSet size")
+    args = parser.parse_args(argv)
+    rows: list[tuple[int, str, dict]] = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        data, queries = clustered(size, args.queries)
+        truth = exact_top(data, queries, 5)
+        with tempfile.TemporaryDirectory() as folder:
+            for label, res in run_sqlite(data, queries, truth, Path(folder)).items():
+                rows.append((size, label, res))
+                print(size, label, res, file=sys.stderr, flush=True)
+        if args.database_url:
+            for label, res in run_postgres(data, queries, truth, args.database_url, args.threshold).items():
+                rows.append((size, label, res))
+                print(size, label, res, file=sys.stderr, flush=True)
+        else:
+            print("postgres skipped: no --database-url / FACEPLUS_DATABASE_URL", file=sys.stderr)
+    head = f"{'p50 ms':>8} {'p99 ms':>8} {'recall@5':>9} {'load s':>7} {'index s':>8}"
+    print(f"\n{'faces':>9}  {'backend / path':<34} {head}")
+    for size, label, r in rows:
+        print(
+            f"{size:>9}  {label:<34} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['recall5']:>9.4f} "
+            f"{r['load_s']:>7.1f} {r['build_s']:>8.1f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
