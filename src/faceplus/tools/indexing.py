@@ -316,8 +316,8 @@ class Indexer:
                 pending.append((Path(image), keys[str(image)], result))
                 bar.update(1)
                 if len(pending) >= batch_size:
-                    self.commit(root, pending)
-                    pending = []
+                    batch, pending = pending, []
+                    self.commit(root, batch)
                     bar.set_postfix(faces=self.summary.faces, errors=self.summary.errors, refresh=False)
         finally:
             bar.close()
