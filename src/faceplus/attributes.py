@@ -7,7 +7,8 @@ load lazily, and only those the requested attributes need run:
 ==================  ==========================================================================
 attribute           computed from
 ==================  ==========================================================================
-gender, age         Cydral's age/gender networks (dlib 5-point chips; no flip TTA: it gains nothing)
+gender, age         Cydral's networks: gender on dlib's 5-point chip; age averaged over 4 views
+                    (68-point-derived chips at 2 scales, mirrored): :meth:`AgeGenderModel.estimate`
 emotion, smiling    fer's mini-Xception (flip TTA: 65.5% -> 66.3% on fer2013-dev); smile = P(happy)
 headpose            468-point mesh fitted to a symmetric mean face (:mod:`faceplus.analysis.headpose`)
 blur                re-blur metric on the aligned chip, per direction (:mod:`faceplus.analysis.blur`)
@@ -206,7 +207,7 @@ class FaceAnalyzer:
         ctx = _Context(np.ascontiguousarray(rgb[:, :, :3]), face)
         out = face.attributes
         if "gender" in names or "age" in names:
-            estimate = self.age_gender_model.predict(ctx.rgb, face.landmarks5, flip_tta=False)
+            estimate = self.age_gender_model.estimate(ctx.rgb, face.landmarks5, face.landmarks68)
             if "gender" in names:
                 out["gender"] = {"value": estimate.gender}
             if "age" in names:
