@@ -32,7 +32,7 @@ DETECTORS = ("blazeface", "hog")
 
 #: Face width (px) at which HOG (upsampling 0, 80 px window) re-boxes a BlazeFace face, and the overlap
 #: its box must have with BlazeFace's to count as the same face.
-_HOG_FACE_PX = 160.0
+_HOG_FACE_PX = 130.0
 _HOG_CONFIRM_IOU = 0.4
 
 
