@@ -35,13 +35,17 @@ TENANT = "bench"
 FACESET = "fs-bench"
 
 
-def clustered(n: int, queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` unit vectors in n/20 identity clusters, and ``queries`` new photos of random identities."""
+def clustered(n: int, queries: int, seed: int = 0, spread: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors in n/20 identity clusters, and ``queries`` new photos of random identities.
+
+    ``spread`` is the noise norm per photo: 0.35 keeps identities apart (like a good face model);
+    1.0 makes clusters overlap heavily (a hard case for approximate search).
+    """
     rng = np.random.default_rng(seed)
     ids = max(1, n // 20)
     centers = rng.normal(size=(ids, DIM)).astype(np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    noise = 0.35 / np.sqrt(DIM)
+    noise = spread / np.sqrt(DIM)
     owner = rng.integers(0, ids, n)
     data = centers[owner] + rng.normal(scale=noise, size=(n, DIM)).astype(np.float32)
     data /= np.linalg.norm(data, axis=1, keepdims=True)
@@ -178,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FACEPLUS_DATABASE_URL") or os.environ.get("FACEPLUS_TEST_DATABASE_URL", ""),
     )
     parser.add_argument("--threshold", type=int, default=20_000, help="postgres: HNSW from this FaceSet size")
+    parser.add_argument("--spread", type=float, default=0.35, help="per-photo noise norm (1.0: overlapping clusters)")
     args = parser.parse_args(argv)
     rows: list[tuple[int, str, dict]] = []
     for size in (int(s) for s in args.sizes.split(",")):
-        data, queries = clustered(size, args.queries)
+        data, queries = clustered(size, args.queries, spread=args.spread)
         truth = exact_top(data, queries, 5)
         with tempfile.TemporaryDirectory() as folder:
             for label, res in run_sqlite(data, queries, truth, Path(folder)).items():
