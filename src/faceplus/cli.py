@@ -13,6 +13,7 @@ from faceplus.config import DetectionSettings
 from faceplus.detection import DETECTORS
 from faceplus.errors import FaceplusError
 from faceplus.server import add_server_commands
+from faceplus.tools import add_tool_commands
 
 
 def _engine():
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceplus", description="Self-hosted face recognition (Face++ compatible)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_server_commands(sub)
+    add_tool_commands(sub)
 
     p = sub.add_parser("detect", help="find faces, landmarks and embeddings in images")
     p.add_argument("images", nargs="+", type=Path)
