@@ -15,7 +15,7 @@ A same-person pair's L2 distance is modelled as ``BASE + w . (penalties(face1) +
 with ``w`` fitted by least squares on the same-person pairs of lfw-dev folds 0-4 (benchmarks/quality_lfw.py
 ``--fit``; folds are identity-disjoint, so folds 5-9 test it). A face's score is 100 where its
 penalties are 0 and 0 where this face, compared with an ideal photo of the same person, is predicted to
-land at :data:`ZERO_DISTANCE` (the engine's distance at a false-accept rate of 1e-4: half of such pairs
+land at :func:`zero_distance` (the engine's distance at a false-accept rate of 1e-4: half of such pairs
 would be rejected). It is then
 multiplied by a size factor LFW cannot measure (its faces are all ~45 px between the eyes), set by
 reasoning: 0 at :data:`IOD_MIN` px between the eye centres, 1 from :data:`IOD_FULL` (the aligned
@@ -44,8 +44,15 @@ CONFIDENCE_UNSCORED = 0.66
 #: Fitted on lfw-dev folds 0-4 same-person pairs (benchmarks/quality_lfw.py --fit).
 BASE = 0.2553
 WEIGHTS = {"blur": 0.0141, "yaw": 0.0093, "pitch": 0.0761, "detection": 0.0940}
-#: The engine's L2 distance at a false-accept rate of 1e-4 (src/faceplus/data/calibration.json).
-ZERO_DISTANCE = 0.337
+
+
+def zero_distance() -> float:
+    """The engine's L2 distance at a false-accept rate of 1e-4, read from the shipped calibration."""
+    from faceplus.calibration import default_calibration
+
+    return default_calibration().threshold_distances["1e-4"]
+
+
 #: Face++'s "good enough to compare" threshold: a face at this score, compared with an ideal photo of
 #: the same person, is predicted to land halfway between an ideal pair's distance and the 1e-4 decision
 #: distance. Not tuned: it follows from the scale's definition (held-out false rejects below and above
@@ -93,5 +100,5 @@ def face_quality(inter_ocular_px: float, blurness: float, yaw: float, pitch: flo
     size = float(np.clip((inter_ocular_px - IOD_MIN) / (IOD_FULL - IOD_MIN), 0.0, 1.0))
     cost = float(np.dot([WEIGHTS[n] for n in PENALTY_NAMES], penalties(blurness, yaw, pitch, confidence)))
     predicted = BASE + cost  # against an ideal photo of the same person
-    value = 100.0 * size * float(np.clip(1.0 - cost / (ZERO_DISTANCE - BASE), 0.0, 1.0))
+    value = 100.0 * size * float(np.clip(1.0 - cost / (zero_distance() - BASE), 0.0, 1.0))
     return Quality(value, size, predicted)
