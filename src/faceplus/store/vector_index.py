@@ -10,7 +10,7 @@ cached index is stale. Removed faces are tombstoned and the arrays compacted onc
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,8 +162,10 @@ class IndexCache:
                 self._entries[key] = index
             return index.search(query, k)
 
-    def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
-        """Apply a committed add in place when the cached copy is exactly one version behind."""
+    def _update(
+        self, tenant: str, faceset_token: str, change: MembershipChange, apply: Callable[[VectorIndex], None]
+    ) -> None:
+        """Apply a committed change in place when the cached copy is exactly one version behind; else drop it."""
         if not change.changed:
             return
         key = (tenant, faceset_token)
@@ -174,23 +176,19 @@ class IndexCache:
             if index.version != change.version - 1:
                 self._entries.pop(key, None)
                 return
+            apply(index)
+
+    def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
+        def add(index: VectorIndex) -> None:
             faces = self.store.get_faces(tenant, change.changed, live_after=float("-inf"))
             tokens = [t for t in change.changed if t in faces]
             vectors = np.stack([faces[t].embedding for t in tokens]) if tokens else np.zeros((0, DIM), np.float32)
             index.add(tokens, vectors, change.version)
 
+        self._update(tenant, faceset_token, change, add)
+
     def removed(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
-        if not change.changed:
-            return
-        key = (tenant, faceset_token)
-        with self._lock(key):
-            index = self._entries.get(key)
-            if index is None or index.version >= change.version:
-                return
-            if index.version != change.version - 1:
-                self._entries.pop(key, None)
-                return
-            index.remove(change.changed, change.version)
+        self._update(tenant, faceset_token, change, lambda index: index.remove(change.changed, change.version))
 
     def drop(self, tenant: str, faceset_token: str) -> None:
         with self._lock((tenant, faceset_token)):
