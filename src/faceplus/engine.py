@@ -59,8 +59,8 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
     """The box dlib's HOG detector would draw around these landmarks (the box its predictors were trained on).
 
     dlib's shape predictors are sensitive to where the box sits; re-running them from this box makes
-    landmarks found from another detector's box (BlazeFace, a client's ``face_rectangle``) as good as
-    from HOG's own.
+    landmarks found from another detector's box (BlazeFace where HOG did not confirm it, MMOD) closer
+    to those HOG's own box would give.
     """
     centre = landmarks68.mean(0)
     radius = float(np.sqrt(((landmarks68 - centre) ** 2).sum(1).mean()))
