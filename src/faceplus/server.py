@@ -178,6 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _ = engine.embedder, engine.dlib.hog, engine.dlib.predictor5  # load the models before the first request
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
+    print(f"web console: {where}/", flush=True)
     print(_where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
