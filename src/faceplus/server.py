@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from faceplus.config import Settings, data_dir
 
 
@@ -175,7 +177,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServerSettings.from_env(data_dir=args.data_dir)
     app = create_app(settings)
     engine = app.state.ctx.engine
-    _ = engine.embedder, engine.dlib.hog, engine.dlib.predictor5  # load the models before the first request
+    # Load every detector and the embedder before the first request (a blank image runs the whole chain).
+    engine.detect(np.zeros((64, 64, 3), np.uint8))
+    _ = engine.embedder, engine.dlib.predictor68, engine.dlib.predictor5
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
     print(f"web console: {where}/", flush=True)
