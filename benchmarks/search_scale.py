@@ -182,17 +182,21 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("FACEPLUS_DATABASE_URL") or os.environ.get("FACEPLUS_TEST_DATABASE_URL", ""),
     )
     parser.add_argument("--threshold", type=int, default=20_000, help="postgres: HNSW from this FaceSet size")
+    parser.add_argument("--backends", default="sqlite,postgres", help="which stores to measure")
     parser.add_argument("--spread", type=float, default=0.35, help="per-photo noise norm (1.0: overlapping clusters)")
     args = parser.parse_args(argv)
     rows: list[tuple[int, str, dict]] = []
     for size in (int(s) for s in args.sizes.split(",")):
         data, queries = clustered(size, args.queries, spread=args.spread)
         truth = exact_top(data, queries, 5)
-        with tempfile.TemporaryDirectory() as folder:
-            for label, res in run_sqlite(data, queries, truth, Path(folder)).items():
-                rows.append((size, label, res))
-                print(size, label, res, file=sys.stderr, flush=True)
-        if args.database_url:
+        if "sqlite" in args.backends:
+            with tempfile.TemporaryDirectory() as folder:
+                for label, res in run_sqlite(data, queries, truth, Path(folder)).items():
+                    rows.append((size, label, res))
+                    print(size, label, res, file=sys.stderr, flush=True)
+        if "postgres" not in args.backends:
+            pass
+        elif args.database_url:
             for label, res in run_postgres(data, queries, truth, args.database_url, args.threshold).items():
                 rows.append((size, label, res))
                 print(size, label, res, file=sys.stderr, flush=True)

@@ -655,7 +655,12 @@ class PostgresStore(Store):
         """Build one FaceSet's partial HNSW index (one builder at a time across workers); True when it is ready."""
         name = hnsw_index_name(faceset_id)
         with self.connect() as conn:
-            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_HNSW, faceset_id)).fetchone()
+            # Advisory locks are database-wide: the key includes the schema, so two faceplus schemas in one
+            # database (tests, staging) do not block each other's builds of FaceSets with the same id.
+            key = conn.execute(
+                "SELECT hashtextextended(current_schema() || ':' || %s || ':' || %s, 0)", (_LOCK_HNSW, faceset_id)
+            ).fetchone()[0]
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
             if not got or not got[0]:
                 return False
             try:
@@ -680,7 +685,7 @@ class PostgresStore(Store):
                 conn.execute("UPDATE facesets SET hnsw = true WHERE id = %s", (faceset_id,))
                 return True
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_HNSW, faceset_id))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     # -- rate limits ----------------------------------------------------------------------------
     def take_rate_token(self, key: str, rate: float, burst: float) -> bool:
