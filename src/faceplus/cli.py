@@ -1,4 +1,9 @@
-"""The ``faceplus`` command line: detect, compare, evaluate, calibrate."""
+"""The ``faceplus`` command line.
+
+Engine commands (detect, compare, eval, calibrate) live here; ``serve``/``keys``/``migrate`` come from
+:mod:`faceplus.server` and ``index``/``cluster`` from :mod:`faceplus.tools`. Heavy imports happen inside
+the commands, so ``faceplus --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceplus.config import DetectionSettings
 from faceplus.detection import DETECTORS
@@ -15,8 +21,11 @@ from faceplus.errors import FaceplusError
 from faceplus.server import add_server_commands
 from faceplus.tools import add_tool_commands
 
+if TYPE_CHECKING:
+    from faceplus.engine import Engine
 
-def _engine():
+
+def _engine() -> Engine:
     from faceplus.engine import Engine
 
     return Engine()
