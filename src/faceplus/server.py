@@ -75,6 +75,9 @@ class ServerSettings:
     db_hnsw_threshold: int = 20_000
     #: PostgreSQL: hnsw.ef_search for those FaceSets (candidates are re-ranked exactly).
     db_ef_search: int = 200
+    #: PostgreSQL: most ``maintenance_work_mem`` (MB) an HNSW build may take; it is sized to the FaceSet's graph
+    #: (about 1.3 GB for 1M faces) because a build that outgrows it runs many times slower.
+    db_index_memory_mb: int = 2048
     #: Shared stores: how often a worker takes over lapsed tasks and builds due indexes.
     maintain_interval_s: float = 30.0
     #: Engine calls running at once (dlib's CNN detector is not thread-safe; 1 is the safe choice).

@@ -34,6 +34,7 @@ def open_location(location: str | Path, settings: ServerSettings | None = None) 
             pool_size=settings.db_pool_size,
             hnsw_threshold=settings.db_hnsw_threshold,
             ef_search=settings.db_ef_search,
+            index_memory_mb=settings.db_index_memory_mb,
         )
     from faceplus.store.sqlite import SQLiteStore
 
