@@ -18,7 +18,7 @@ from faceplus.api.facesets import (
     resolve_faceset,
 )
 from faceplus.api.forms import form_doc
-from faceplus.store.base import FaceSetRecord, OuterIdExists
+from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, OuterIdExists
 
 router = APIRouter(prefix="/faceset")
 
@@ -66,13 +66,13 @@ def create(
             raise plain("FACESET_EXIST")
         faceset = existing
     else:
-        if ctx.store.count_facesets(tenant) >= ctx.settings.max_facesets_per_key:
-            raise plain("FACESET_QUOTA_EXCEEDED")
         faceset = FaceSetRecord(tenant, new_token(), outer_id, display_name, user_data, tags, ctx.now())
         try:
-            ctx.store.create_faceset(faceset)
+            ctx.store.create_faceset(faceset, max_facesets=ctx.settings.max_facesets_per_key)
         except OuterIdExists:
             raise plain("FACESET_EXIST") from None
+        except FaceSetQuotaExceeded:
+            raise plain("FACESET_QUOTA_EXCEEDED") from None
     if tokens:
         return reply(request, add_faces(ctx, tenant, faceset, tokens))
     return reply(

@@ -25,6 +25,10 @@ class OuterIdExists(StoreError):
     """Another FaceSet of this tenant already uses the outer_id."""
 
 
+class FaceSetQuotaExceeded(StoreError):
+    """The tenant already has as many FaceSets as it may (checked and created in one step, across workers)."""
+
+
 @dataclass(frozen=True)
 class ApiKeyRecord:
     """An API key; the secret is stored only as a salted KDF hash."""
@@ -168,16 +172,14 @@ class Store(ABC):
 
     # -- FaceSets -------------------------------------------------------------------------------
     @abstractmethod
-    def create_faceset(self, faceset: FaceSetRecord) -> None:
-        """Raises :class:`OuterIdExists` when the tenant already has that outer_id."""
+    def create_faceset(self, faceset: FaceSetRecord, max_facesets: int | None = None) -> None:
+        """Raises :class:`OuterIdExists` when the tenant already has that outer_id, and
+        :class:`FaceSetQuotaExceeded` when it already has ``max_facesets`` FaceSets."""
 
     @abstractmethod
     def get_faceset(
         self, tenant: str, *, faceset_token: str | None = None, outer_id: str | None = None
     ) -> FaceSetRecord | None: ...
-
-    @abstractmethod
-    def count_facesets(self, tenant: str) -> int: ...
 
     @abstractmethod
     def list_facesets(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:

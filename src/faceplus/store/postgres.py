@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool
 from faceplus.store.base import (
     ApiKeyRecord,
     FaceRecord,
+    FaceSetQuotaExceeded,
     FaceSetRecord,
     FaceSetVectors,
     MembershipChange,
@@ -51,6 +52,7 @@ _NOW = "extract(epoch from clock_timestamp())"
 #: Advisory-lock namespaces (first key of the two-key form).
 _LOCK_MIGRATE = 0x66AC0001
 _LOCK_HNSW = 0x66AC0002
+_LOCK_FACESET_QUOTA = 0x66AC0003
 
 #: Versioned schema: (version, statements). Append; never edit a shipped migration.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -384,21 +386,32 @@ class PostgresStore(Store):
         return bytes(row["data"]) if row else None
 
     # -- FaceSets -------------------------------------------------------------------------------
-    def create_faceset(self, faceset: FaceSetRecord) -> None:
+    def create_faceset(self, faceset: FaceSetRecord, max_facesets: int | None = None) -> None:
         try:
-            self._exec(
-                "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (
-                    faceset.faceset_token,
-                    faceset.tenant,
-                    faceset.outer_id,
-                    faceset.display_name,
-                    faceset.user_data,
-                    json.dumps(faceset.tags),
-                    faceset.created,
-                ),
-            )
+            with self.pool.connection() as conn, conn.transaction():
+                if max_facesets is not None:
+                    # One creator per tenant at a time (a transaction-scoped advisory lock), so two workers
+                    # cannot both see room for the last allowed FaceSet.
+                    conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || %s || ':' || %s, 0))",
+                        (_LOCK_FACESET_QUOTA, faceset.tenant),
+                    )
+                    count = conn.execute("SELECT count(*) FROM facesets WHERE tenant = %s", (faceset.tenant,))
+                    if int(count.fetchone()[0]) >= max_facesets:
+                        raise FaceSetQuotaExceeded(faceset.tenant)
+                conn.execute(
+                    "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        faceset.faceset_token,
+                        faceset.tenant,
+                        faceset.outer_id,
+                        faceset.display_name,
+                        faceset.user_data,
+                        json.dumps(faceset.tags),
+                        faceset.created,
+                    ),
+                )
         except psycopg.errors.UniqueViolation as exc:
             raise OuterIdExists(faceset.outer_id) from exc
 
@@ -413,10 +426,6 @@ class PostgresStore(Store):
             return None
         row = self._one(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = %s AND {where}", (tenant, value))
         return _faceset(row) if row else None
-
-    def count_facesets(self, tenant: str) -> int:
-        row = self._one("SELECT count(*) AS n FROM facesets WHERE tenant = %s", (tenant,))
-        return int(row["n"]) if row else 0
 
     def list_facesets(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
         rows = self._rows(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = %s ORDER BY id", (tenant,))

@@ -24,6 +24,7 @@ import numpy as np
 from faceplus.store.base import (
     ApiKeyRecord,
     FaceRecord,
+    FaceSetQuotaExceeded,
     FaceSetRecord,
     FaceSetVectors,
     MembershipChange,
@@ -262,9 +263,13 @@ class SQLiteStore(Store):
         return bytes(row[0]) if row else None
 
     # -- FaceSets -------------------------------------------------------------------------------
-    def create_faceset(self, faceset: FaceSetRecord) -> None:
+    def create_faceset(self, faceset: FaceSetRecord, max_facesets: int | None = None) -> None:
         try:
-            with self._write() as db:
+            with self._write() as db:  # BEGIN IMMEDIATE: the count and the insert see no other writer
+                if max_facesets is not None:
+                    count = db.execute("SELECT COUNT(*) FROM facesets WHERE tenant = ?", (faceset.tenant,)).fetchone()
+                    if int(count[0]) >= max_facesets:
+                        raise FaceSetQuotaExceeded(faceset.tenant)
                 db.execute(
                     "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -296,9 +301,6 @@ class SQLiteStore(Store):
             .fetchone()
         )
         return _faceset(row) if row else None
-
-    def count_facesets(self, tenant: str) -> int:
-        return int(self._conn().execute("SELECT COUNT(*) FROM facesets WHERE tenant = ?", (tenant,)).fetchone()[0])
 
     def list_facesets(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
         rows = self._conn().execute(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = ? ORDER BY id", (tenant,))
