@@ -9,6 +9,7 @@ index cache uses to know when its copy is stale.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,19 @@ class FaceSetRecord:
     created: float
     face_count: int = 0
     version: int = 0
+
+    def insert_values(self) -> tuple[str, str, str, str, str, str, float]:
+        """The values a store saves a new FaceSet with: faceset_token, tenant, outer_id, display_name,
+        user_data, tags (as JSON text), created."""
+        return (
+            self.faceset_token,
+            self.tenant,
+            self.outer_id,
+            self.display_name,
+            self.user_data,
+            json.dumps(self.tags),
+            self.created,
+        )
 
 
 @dataclass(frozen=True)

@@ -402,15 +402,7 @@ class PostgresStore(Store):
                 conn.execute(
                     "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        faceset.faceset_token,
-                        faceset.tenant,
-                        faceset.outer_id,
-                        faceset.display_name,
-                        faceset.user_data,
-                        json.dumps(faceset.tags),
-                        faceset.created,
-                    ),
+                    faceset.insert_values(),
                 )
         except psycopg.errors.UniqueViolation as exc:
             raise OuterIdExists(faceset.outer_id) from exc

@@ -273,15 +273,7 @@ class SQLiteStore(Store):
                 db.execute(
                     "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        faceset.faceset_token,
-                        faceset.tenant,
-                        faceset.outer_id,
-                        faceset.display_name,
-                        faceset.user_data,
-                        json.dumps(faceset.tags),
-                        faceset.created,
-                    ),
+                    faceset.insert_values(),
                 )
         except sqlite3.IntegrityError as exc:
             raise OuterIdExists(faceset.outer_id) from exc
