@@ -79,7 +79,7 @@ def main() -> int:
 
         seconds, code, out = run_timed(command, args.interrupt_after)
         print(f"run 1, Ctrl-C after {args.interrupt_after:.0f} s: exit {code} after {seconds:.1f} s")
-        print("  " + "\n  ".join(out.strip().splitlines()[-2:]))
+        print("  " + "\n  ".join(out.strip().splitlines()))
         for label in ("run 2, the same command (resumes)", "run 3, the same command again"):
             seconds, code, out = run_timed(command)
             print(f"{label}: exit {code}, {seconds:.1f} s")

@@ -38,7 +38,7 @@ def _excluded(patterns: list[str] | None, list_file: Path | None) -> list[str]:
 def cmd_index(args: argparse.Namespace) -> int:
     from faceplus.engine import Engine
     from faceplus.server import ServerSettings
-    from faceplus.tools.indexing import Ledger, index_folder
+    from faceplus.tools.indexing import Indexer, Ledger
 
     root = Path(args.dir)
     if not root.is_dir():
@@ -46,31 +46,38 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 2
     folder, store = _open_store(args.data_dir)
     ledger = Ledger.in_folder(folder)
+    interrupted = False
     try:
         tenant = _tenant(store, args.api_key)
-        summary = index_folder(
-            root,
+        indexer = Indexer(
             store,
             ledger,
+            tenant,
             args.faceset,
-            Engine(),
-            tenant=tenant,
-            workers=args.workers,
-            user_id_from_folder=args.user_id_from_folder,
-            max_files=args.max_files,
-            progress=not args.quiet,
             max_faces=ServerSettings.from_env().faceset_max_faces,
-            exclude=_excluded(args.exclude, args.exclude_from),
+            user_id_from_folder=args.user_id_from_folder,
         )
-    except KeyboardInterrupt:
-        print("interrupted; what was finished is stored, rerun the same command to go on", file=sys.stderr)
-        return 130
+        try:
+            indexer.run(
+                root,
+                Engine(),
+                workers=args.workers,
+                progress=not args.quiet,
+                max_files=args.max_files,
+                exclude=_excluded(args.exclude, args.exclude_from),
+            )
+        except KeyboardInterrupt:
+            interrupted = True  # run() committed every finished file before this reached us
     finally:
         ledger.close()
         store.close()
+    summary = indexer.summary
     print(f"FaceSet {args.faceset} (faceset_token {summary.faceset_token}, tenant {tenant}) in {folder}")
     for line in summary.lines():
         print(line)
+    if interrupted:
+        print("interrupted; what was finished is stored, rerun the same command to go on", file=sys.stderr)
+        return 130
     return 0
 
 
