@@ -205,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 
+    primary = DetectionSettings.from_env().detector  # FACEPLUS_DETECTOR, as the engine itself reads it
     ev = sub.add_parser("eval", help="evaluate on a benchmark").add_subparsers(dest="benchmark", required=True)
     p = ev.add_parser("lfw", help="LFW 10-fold verification")
     p.add_argument("--root", required=True, type=Path)
@@ -212,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", type=Path, help="write fold,same,confidence per pair to this CSV")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--cache", type=Path, help="reuse/store embeddings in this .npz")
-    p.add_argument("--detector", choices=DETECTORS, default=DetectionSettings().detector, help="primary detector")
+    p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
     p.set_defaults(func=cmd_eval_lfw)
 
     p = ev.add_parser("attributes", help="age/gender on UTKFace, emotion on FER2013")
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="calibration file (default: the one shipped in the package)")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--cache", type=Path, help="reuse/store embeddings in this .npz")
-    p.add_argument("--detector", choices=DETECTORS, default=DetectionSettings().detector, help="primary detector")
+    p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
     p.add_argument("--splits", type=int, default=6, help="identity splits for the held-out check")
     p.set_defaults(func=cmd_calibrate)
     return parser
