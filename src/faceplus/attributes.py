@@ -21,7 +21,7 @@ mouthstatus         inner-lip gap on the mesh (:mod:`faceplus.analysis.mouth`)
 ``beauty`` and ``skinstatus`` have no model here: asking for them raises
 :class:`~faceplus.errors.UnsupportedAttribute` (``BAD_ARGUMENTS: return_attributes``). Fields of a
 supported attribute that nothing measures (glasses and occlusion in ``eyestatus``, masks in
-``mouthstatus``) are 0 and documented as unmeasured in their modules.
+``mouthstatus``) are ``None`` (JSON ``null``, an explicit "not measured"), never a made-up 0.
 """
 
 from __future__ import annotations

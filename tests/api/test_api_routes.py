@@ -80,7 +80,7 @@ def test_detect_returns_landmarks_and_attributes(api: Api, lfw_people) -> None:
         "detect",
         files={"image_file": photo.read_bytes()},
         return_landmark=2,
-        return_attributes="gender,age,headpose,smiling,emotion",
+        return_attributes="gender,age,headpose,smiling,emotion,mouthstatus",
         calculate_all=1,
     )
     assert body["face_num"] == 1
@@ -98,6 +98,9 @@ def test_detect_returns_landmarks_and_attributes(api: Api, lfw_people) -> None:
     assert set(attributes["headpose"]) == {"pitch_angle", "roll_angle", "yaw_angle"}
     assert set(attributes["smile"]) == {"value", "threshold"}
     assert sum(attributes["emotion"].values()) == pytest.approx(100, abs=0.1)
+    mouth = attributes["mouthstatus"]  # what no model measures is an explicit null on the wire, never 0
+    assert mouth["surgical_mask_or_respirator"] is None and mouth["other_occlusion"] is None
+    assert mouth["open"] + mouth["close"] == pytest.approx(100, abs=0.01)
 
 
 def test_detect_refuses_attributes_no_model_computes(api: Api, lfw_people) -> None:

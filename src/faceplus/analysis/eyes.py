@@ -8,7 +8,7 @@ spans 0.20-0.34 while the iris contour's spans 0.05-0.39). Open eyes on lfw-dev 
 at :data:`EAR_CLOSED_AT`. Squinting (e.g. laughing) eyes fall in between and read as partly closed.
 No model here tells glasses, dark glasses or an occluded eye apart, so
 the open/closed split is reported under ``no_glass_eye_open`` / ``no_glass_eye_close`` and the four
-other Face++ fields are 0: they are *not measured*, not "measured absent".
+other Face++ fields are ``None`` (JSON ``null``): *not measured*, never a guessed 0.
 
 **Eye gaze.** A simple eyeball model in the mesh's 3D frame (pixels, z away from the camera): the
 eyeball centre sits :data:`CENTRE_BEHIND` corner-widths behind the midpoint of the eye corners along
@@ -52,20 +52,20 @@ def closed_probability(ear: float) -> float:
     return float(1.0 / (1.0 + np.exp((ear - EAR_CLOSED_AT) / EAR_SCALE)))
 
 
-def eye_status(contour: np.ndarray) -> dict[str, float]:
-    """One eye's six Face++ percentages (glasses/occlusion unmeasured: 0, see the module docstring)."""
+def eye_status(contour: np.ndarray) -> dict[str, float | None]:
+    """One eye's six Face++ percentages (glasses/occlusion unmeasured: None, see the module docstring)."""
     closed = closed_probability(eye_aspect_ratio(contour)) * 100.0
     return {
         "no_glass_eye_open": round(100.0 - closed, 3),
         "no_glass_eye_close": round(closed, 3),
-        "normal_glass_eye_open": 0.0,
-        "normal_glass_eye_close": 0.0,
-        "dark_glasses": 0.0,
-        "occlusion": 0.0,
+        "normal_glass_eye_open": None,
+        "normal_glass_eye_close": None,
+        "dark_glasses": None,
+        "occlusion": None,
     }
 
 
-def eyestatus(eyes: dict[str, EyeResult]) -> dict[str, dict[str, float]]:
+def eyestatus(eyes: dict[str, EyeResult]) -> dict[str, dict[str, float | None]]:
     """Face++ ``eyestatus`` from :meth:`IrisModel.eyes` (keyed by the subject's side)."""
     return {f"{FACEPP_SIDE[side]}_eye_status": eye_status(eyes[side].contour) for side in ("right", "left")}
 

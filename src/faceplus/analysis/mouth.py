@@ -3,8 +3,8 @@
 The mouth aspect ratio is the gap between the inner lips (mesh 13, 14) over the mouth's width (mesh
 61, 291). On fer2013-dev it is 0.03 for neutral faces and 0.085 for surprised ones (medians of 60
 each); P(open) is a logistic centred at :data:`OPEN_AT`. No bundled model detects masks or other
-things covering the mouth, so ``surgical_mask_or_respirator`` and ``other_occlusion`` are 0 meaning
-*not measured* (documented, never guessed), and ``open`` + ``close`` = 100.
+things covering the mouth, so ``surgical_mask_or_respirator`` and ``other_occlusion`` are ``None``
+(JSON ``null``): *not measured*, never a guessed 0; ``open`` + ``close`` = 100.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ def open_probability(ratio: float) -> float:
     return float(1.0 / (1.0 + np.exp(-(ratio - OPEN_AT) / OPEN_SCALE)))
 
 
-def mouthstatus(mesh: np.ndarray) -> dict[str, float]:
-    """Face++ ``mouthstatus`` in percent (mask/occlusion unmeasured: 0)."""
+def mouthstatus(mesh: np.ndarray) -> dict[str, float | None]:
+    """Face++ ``mouthstatus`` in percent (mask/occlusion unmeasured: None)."""
     opened = open_probability(mouth_aspect_ratio(mesh)) * 100.0
     return {
-        "surgical_mask_or_respirator": 0.0,
-        "other_occlusion": 0.0,
+        "surgical_mask_or_respirator": None,
+        "other_occlusion": None,
         "close": round(100.0 - opened, 3),
         "open": round(opened, 3),
     }

@@ -127,7 +127,7 @@ function describe(name, value) {
     return typeof value.value === "number" ? String(Math.round(value.value * 10) / 10) : String(value.value);
   }
   if (name === "eyestatus") {
-    const open = (eye) => (eye.no_glass_eye_open + eye.normal_glass_eye_open).toFixed(0) + "% open";
+    const open = (eye) => eye.no_glass_eye_open.toFixed(0) + "% open";
     return `left ${open(value.left_eye_status)}, right ${open(value.right_eye_status)}`;
   }
   return JSON.stringify(value);
