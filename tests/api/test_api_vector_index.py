@@ -3,6 +3,7 @@ the cache follows the store's versions (adds, removes, another process's writes)
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -67,6 +68,9 @@ def test_hnsw_above_threshold_matches_exact_top5() -> None:
     index = VectorIndex(tokens, vectors, hnsw=params)
     rng = np.random.default_rng(3)
     probes = vectors[rng.choice(n, queries, replace=False)] + rng.normal(size=(queries, 128)).astype(np.float32) * 0.02
+    # the first search starts the graph's build and is answered exactly meanwhile
+    assert _exact(index.search(probes[0], 5), _brute(vectors, tokens, probes[0], 5)) or index.uses_hnsw
+    assert index.wait_until_indexed(timeout=120)
     hits = 0
     for query in probes:
         got = index.search(query, 5)
@@ -81,6 +85,58 @@ def test_hnsw_above_threshold_matches_exact_top5() -> None:
     gone = {t for t, _ in index.search(probes[0], 5)}
     index.remove(sorted(gone))
     assert not gone & {t for t, _ in index.search(probes[0], 5)}
+
+
+def _exact(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> bool:
+    """Same tokens in the same order, same distances (to float rounding)."""
+    return [t for t, _ in got] == [t for t, _ in want] and np.allclose([d for _, d in got], [d for _, d in want])
+
+
+class _HeldBuild:
+    """Holds a VectorIndex's background build until released, to change the index while it runs."""
+
+    def __init__(self, index: VectorIndex) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+        real = index._make_hnsw
+
+        def held(vectors: np.ndarray):  # noqa: ANN202
+            self.started.set()
+            assert self.release.wait(60)
+            return real(vectors)
+
+        index._make_hnsw = held  # type: ignore[method-assign]
+
+
+def test_searches_stay_exact_while_the_graph_builds_and_adds_reach_it() -> None:
+    vectors = _clustered(3000, 600, seed=5)
+    tokens = [f"f{i}" for i in range(3000)]
+    index = VectorIndex(tokens[:2500], vectors[:2500], hnsw=HnswParams(threshold=2000))
+    held = _HeldBuild(index)
+    query = vectors[2700] + 0.001
+    assert _exact(index.search(query, 5), _brute(vectors[:2500], tokens[:2500], query, 5))  # build started
+    assert held.started.wait(10) and not index.uses_hnsw
+    index.add(tokens[2500:], vectors[2500:])  # arrives while the graph is being built
+    assert _exact(index.search(query, 5), _brute(vectors, tokens, query, 5))  # exact, sees the new faces
+    held.release.set()
+    assert index.wait_until_indexed(timeout=60) and index.uses_hnsw
+    assert index.search(query, 1)[0][0] == "f2700"  # the face added mid-build is in the graph
+
+
+def test_a_build_of_renumbered_rows_is_discarded() -> None:
+    vectors = _clustered(3000, 600, seed=6)
+    tokens = [f"f{i}" for i in range(3000)]
+    index = VectorIndex(tokens, vectors, hnsw=HnswParams(threshold=1000))
+    held = _HeldBuild(index)
+    index.search(vectors[0], 5)
+    assert held.started.wait(10)
+    index.remove(tokens[:1000])  # a third dead: rows are compacted and renumbered under the build
+    held.release.set()
+    assert not index.wait_until_indexed(timeout=60)  # the stale graph was not installed
+    kept_vectors, kept_tokens = vectors[1000:], tokens[1000:]
+    assert _exact(index.search(vectors[1500], 5), _brute(kept_vectors, kept_tokens, vectors[1500], 5))
+    assert index.wait_until_indexed(timeout=120)  # that search started a build over the new rows
+    assert index.search(vectors[1500], 1)[0][0] == "f1500"
+    assert "f5" not in {t for t, _ in index.search(vectors[5], 10)}
 
 
 def test_index_cache_follows_store_versions(tmp_path) -> None:
