@@ -163,3 +163,22 @@ def test_index_cache_follows_store_versions(tmp_path) -> None:
     store.remove_from_faceset("t", "fs", ["tok7"])
     assert cache.search("t", "fs", version(), vectors[7], 1)[0][0] != "tok7"
     store.close()
+
+
+def test_a_failed_build_leaves_exact_search_and_is_retried() -> None:
+    vectors = _clustered(2500, 500, seed=7)
+    tokens = [f"f{i}" for i in range(2500)]
+    index = VectorIndex(tokens, vectors, hnsw=HnswParams(threshold=2000))
+    real = index._make_hnsw
+
+    def out_of_memory(snapshot: np.ndarray):  # noqa: ANN202
+        raise MemoryError("no room for the graph")
+
+    index._make_hnsw = out_of_memory  # type: ignore[method-assign]
+    assert _exact(index.search(vectors[3], 5), _brute(vectors, tokens, vectors[3], 5))
+    assert not index.wait_until_indexed(timeout=30)
+    assert _exact(index.search(vectors[3], 5), _brute(vectors, tokens, vectors[3], 5))  # still answered
+    assert not index.wait_until_indexed(timeout=30)  # that search's retry failed the same way
+    index._make_hnsw = real  # type: ignore[method-assign]
+    index.search(vectors[3], 5)  # the next search starts a new build
+    assert index.wait_until_indexed(timeout=120) and index.uses_hnsw

@@ -11,6 +11,7 @@ faces are tombstoned and the arrays compacted once a fifth are dead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from faceplus.store.base import MembershipChange, Store
+
+log = logging.getLogger("faceplus.store.vector_index")
 
 DIM = 128
 #: Extra exact candidates taken past k so float error in the fast distance formula cannot change the order.
@@ -113,9 +116,13 @@ class VectorIndex:
         """Build the graph over a snapshot of the rows, then install it with the rows added meanwhile."""
         with self._mutex:
             generation, snapshot = self._generation, self._vectors
-        graph = self._make_hnsw(snapshot)
+        try:
+            graph = self._make_hnsw(snapshot)
+        except Exception:  # e.g. out of memory: searches stay exact, the next search tries again
+            log.exception("building the HNSW graph of %d faces failed", len(snapshot))
+            graph = None
         with self._mutex:
-            if generation == self._generation:  # rows were not renumbered while it was built
+            if graph is not None and generation == self._generation:  # rows were not renumbered meanwhile
                 if len(self._vectors) > len(snapshot):
                     graph.add(self._vectors[len(snapshot) :])
                 self._hnsw = graph
