@@ -53,6 +53,9 @@ _NOW = "extract(epoch from clock_timestamp())"
 _LOCK_MIGRATE = 0x66AC0001
 _LOCK_HNSW = 0x66AC0002
 _LOCK_FACESET_QUOTA = 0x66AC0003
+#: An advisory-lock key from (namespace, id) scoped to the schema: advisory locks are database-wide, so two
+#: faceplus schemas in one database (tests, staging) must not block each other.
+_SCOPED_LOCK_KEY = "hashtextextended(current_schema() || ':' || %s || ':' || %s, 0)"
 
 #: Versioned schema: (version, statements). Append; never edit a shipped migration.
 MIGRATIONS: list[tuple[int, list[str]]] = [
@@ -393,7 +396,7 @@ class PostgresStore(Store):
                     # One creator per tenant at a time (a transaction-scoped advisory lock), so two workers
                     # cannot both see room for the last allowed FaceSet.
                     conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || %s || ':' || %s, 0))",
+                        f"SELECT pg_advisory_xact_lock({_SCOPED_LOCK_KEY})",
                         (_LOCK_FACESET_QUOTA, faceset.tenant),
                     )
                     count = conn.execute("SELECT count(*) FROM facesets WHERE tenant = %s", (faceset.tenant,))
@@ -670,11 +673,7 @@ class PostgresStore(Store):
         """Build one FaceSet's partial HNSW index (one builder at a time across workers); True when it is ready."""
         name = hnsw_index_name(faceset_id)
         with self.connect() as conn:
-            # Advisory locks are database-wide: the key includes the schema, so two faceplus schemas in one
-            # database (tests, staging) do not block each other's builds of FaceSets with the same id.
-            key = conn.execute(
-                "SELECT hashtextextended(current_schema() || ':' || %s || ':' || %s, 0)", (_LOCK_HNSW, faceset_id)
-            ).fetchone()[0]
+            key = conn.execute(f"SELECT {_SCOPED_LOCK_KEY}", (_LOCK_HNSW, faceset_id)).fetchone()[0]
             got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
             if not got or not got[0]:
                 return False
