@@ -7,12 +7,21 @@ last commits on power loss; at ~1 ms per fsync, FULL costs little at this API's 
 
 Each thread gets its own connection (WAL readers never block the writer); writes take the write
 lock up front with ``BEGIN IMMEDIATE`` so read-modify-write sequences cannot interleave.
+
+Data at rest: the data folder is made 700 and the database file is created 600 before SQLite opens it
+(SQLite gives the ``-wal`` and ``-shm`` files the database file's mode), so no other local user can read
+embeddings, user ids or secret hashes. Files of an older, looser install are tightened on open. Every
+connection sets ``secure_delete=ON`` (deleted rows are overwritten with zeros, whatever SQLite's build
+default) and a ``journal_size_limit`` (the WAL is truncated back to it after a checkpoint instead of
+keeping old pages indefinitely).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -35,6 +44,11 @@ from faceplus.store.base import (
 
 EMBEDDING_DIM = 128
 SCHEMA_VERSION = 1
+#: Modes of the data folder and of every database file in it (owner only).
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+#: Bytes of WAL kept after a checkpoint (the rest is truncated).
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,12 +107,32 @@ def _face(row: sqlite3.Row) -> FaceRecord:
     )
 
 
+def private_files(path: Path) -> None:
+    """Make ``path``'s folder 700 and the database file (created here if new) and its -wal/-shm files 600."""
+    folder = path.parent
+    if not folder.is_dir():
+        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # umask can only clear bits: chmod below
+    _tighten(folder, DIR_MODE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)  # created owner-only, before SQLite sees it
+    os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            _tighten(file, FILE_MODE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """chmod to ``mode`` when ours and looser (a folder owned by someone else is left as it is)."""
+    info = path.stat()
+    if stat.S_IMODE(info.st_mode) & ~mode and info.st_uid == getattr(os, "getuid", lambda: info.st_uid)():
+        path.chmod(mode)
+
+
 class SQLiteStore(Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_files(self.path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -120,6 +154,8 @@ class SQLiteStore(Store):
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)

@@ -95,7 +95,9 @@ class Ledger:
     """The side table of finished files: ``(tenant, faceset, path) -> size, mtime, status, face tokens``."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from faceplus.store.sqlite import private_files
+
+        private_files(path)  # the ledger names image paths and face tokens: owner-only, like the store
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
