@@ -104,6 +104,87 @@ def test_address_rules() -> None:
         assert not is_public_address(ipaddress.ip_address(address)), address
 
 
+#: IPv6 addresses that carry a non-public IPv4 address to the wire, or lie in non-global IPv6 ranges.
+WRAPPED_PRIVATE = {
+    "2002:7f00:1::": "6to4 around 127.0.0.1",
+    "2002:a00:1::1": "6to4 around 10.0.0.1",
+    "2002:a9fe:a9fe::": "6to4 around 169.254.169.254",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe": "Teredo, client 127.0.0.1 (obfuscated)",
+    "2001:0:4136:e378:8000:63bf:f5ff:fffe": "Teredo, client 10.0.0.1 (obfuscated)",
+    "2001:0:4136:e378:8000:63bf:f7f7:f7f7": "Teredo, client 8.8.8.8 (Teredo is never a download target)",
+    "64:ff9b::7f00:1": "NAT64 to 127.0.0.1",
+    "64:ff9b::a9fe:a9fe": "NAT64 to the metadata address",
+    "64:ff9b::c0a8:1": "NAT64 to 192.168.0.1",
+    "64:ff9b:1::a00:1": "local-use NAT64 prefix",
+    "64:ff9b:1:7f00:1::": "local-use NAT64 prefix, /48 embedding",
+    "::ffff:10.0.0.1": "IPv4-mapped 10.0.0.1",
+    "::ffff:169.254.169.254": "IPv4-mapped metadata address",
+    "::127.0.0.1": "IPv4-compatible 127.0.0.1",
+    "::8.8.8.8": "IPv4-compatible (deprecated) even around a public address",
+    "100::1": "discard-only",
+    "2001:db8::1": "documentation",
+    "3fff::1": "documentation (2024)",
+    "fec0::1": "deprecated site-local",
+    "ff02::1": "multicast",
+}
+
+
+@pytest.mark.parametrize("address", list(WRAPPED_PRIVATE))
+def test_ipv6_wrapping_a_private_address_is_refused(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address)), WRAPPED_PRIVATE[address]
+
+
+def test_ipv6_wrapping_a_public_address_is_allowed() -> None:
+    for address in ("2002:808:808::1", "64:ff9b::808:808", "::ffff:8.8.8.8", "2001:4860:4860::8888"):
+        assert is_public_address(ipaddress.ip_address(address)), address
+
+
+def test_wrapped_private_urls_are_refused_before_connecting(
+    api: Api, server: ImageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the API: each wrapped address as a URL literal is refused with Face++'s error, no request made."""
+
+    def no_connection(*args: object) -> None:
+        raise AssertionError("connected to a refused address")  # a 500, so the status check below fails
+
+    monkeypatch.setattr(UrlFetcher, "_get", no_connection)
+    server.requests.clear()
+    for address in ("2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe", "64:ff9b::7f00:1", "::127.0.0.1"):
+        url = f"http://[{address}]:{server.port}/face.jpg"
+        assert api.error("detect", 400, image_url=url) == "INVALID_IMAGE_URL: image_url", address
+    assert server.requests == []
+
+
+def test_name_resolution_counts_against_the_download_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that hangs cannot hold the request past url_timeout_s: 412 at the deadline."""
+    release = threading.Event()
+
+    def hanging(*args: object, **kwargs: object) -> list:
+        release.wait(10)
+        return []
+
+    monkeypatch.setattr(images.socket, "getaddrinfo", hanging)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ApiError) as caught:
+            UrlFetcher(0.5, 10**7).fetch("http://slow-dns.test/face.jpg")
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+    assert caught.value.status == 412 and caught.value.error_message == "IMAGE_DOWNLOAD_TIMEOUT"
+    assert 0.45 <= waited < 1.5, waited
+
+
+def test_resolution_failures_still_read_as_invalid_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: object, **kwargs: object) -> list:
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(images.socket, "getaddrinfo", failing)
+    with pytest.raises(ApiError) as caught:
+        UrlFetcher(2.0, 10**7).fetch("http://no-such-name.test/face.jpg")
+    assert caught.value.error_message == "INVALID_IMAGE_URL: image_url"
+
+
 def test_every_resolved_address_is_checked(monkeypatch: pytest.MonkeyPatch, server: ImageServer) -> None:
     """A name with one public and one private answer is refused (the private one could be used)."""
     monkeypatch.setattr(

@@ -2,9 +2,10 @@
 
 ``image_url`` is fetched with httpx under a total time limit and the image byte cap. The host is resolved
 here, every resolved address is checked (loopback, private, link-local, multicast, reserved, unspecified,
-shared and cloud-metadata addresses are refused unless ``allow_private_urls``), and the connection goes to
-the checked address (Host header and TLS SNI carry the name), so a DNS answer that changes between check
-and connect cannot redirect the download. Redirects are followed by hand, each hop checked again.
+shared, cloud-metadata and IPv6 addresses wrapping any of those (IPv4-mapped, 6to4, Teredo, NAT64) are
+refused unless ``allow_private_urls``; name resolution counts against the download time), and the
+connection goes to the checked address (Host header and TLS SNI carry the name), so a DNS answer that
+changes between check and connect cannot redirect the download. Redirects are followed by hand, each hop checked again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import binascii
 import ipaddress
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -28,7 +30,42 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
     for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "192.0.0.192", "fd00:ec2::254")
 )
+#: Non-global ranges refused whatever the Python version's ``is_global`` says (IANA special-purpose registries).
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/96",  # unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215): the translator is inside the network
+        "100::/64",
+        "2001::/23",  # discard-only; IETF protocol assignments, Teredo (2001::/32) among them
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+#: Well-known NAT64 prefix (RFC 6052): the last 32 bits are the IPv4 address the translator connects to.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: Concurrent DNS look-ups (each in its own thread so a request can stop waiting at its deadline).
+_RESOLVERS = threading.BoundedSemaphore(32)
 
 
 @dataclass(frozen=True)
@@ -37,14 +74,32 @@ class ImageInput:
     param: str  # the field it came from, for Face++ error strings
 
 
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to the wire: IPv4-mapped, 6to4, Teredo's client, NAT64."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]  # the client's address (Python undoes the obfuscation)
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_public_address(ip: IpAddress) -> bool:
-    """True only for globally routable unicast addresses that are not cloud metadata endpoints."""
+    """True only for globally routable unicast addresses that are not cloud metadata endpoints.
+
+    An IPv6 address that wraps an IPv4 one (mapped, 6to4, Teredo, NAT64) must be public on both counts, so
+    ``2002:7f00:1::`` (6to4 around 127.0.0.1) or ``64:ff9b::a00:1`` (NAT64 to 10.0.0.1) are refused.
+    """
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif ip in _NAT64:
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    if ip in METADATA_ADDRESSES:
+        inner = embedded_ipv4(ip)
+        if inner is not None and not is_public_address(inner):
+            return False
+        if inner is not None and (ip.ipv4_mapped is not None or ip in _NAT64):
+            return True  # the IPv4 address is what gets connected to, and it passed
+    if ip in METADATA_ADDRESSES or any(ip in net for net in NOT_GLOBAL if net.version == ip.version):
         return False
     return ip.is_global and not (
         ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
@@ -60,6 +115,36 @@ def resolve(host: str, port: int) -> list[IpAddress]:
             address = str(sockaddr[0]).split("%")[0]
             seen.setdefault(address, ipaddress.ip_address(address))
     return list(seen.values())
+
+
+def resolve_before(host: str, port: int, deadline: float) -> list[IpAddress]:
+    """:func:`resolve` within the download's deadline (412 IMAGE_DOWNLOAD_TIMEOUT past it).
+
+    getaddrinfo cannot be cancelled, so it runs in a daemon thread that is abandoned at the deadline; at
+    most 32 run at once, so a slow resolver cannot pile up threads.
+    """
+    timeout = ApiError(412, "IMAGE_DOWNLOAD_TIMEOUT")
+    if not _RESOLVERS.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        raise timeout
+    outcome: list[list[IpAddress] | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(resolve(host, port))
+        except BaseException as exc:  # handed to the caller
+            outcome.append(exc)
+        finally:
+            _RESOLVERS.release()
+            done.set()
+
+    threading.Thread(target=run, name="faceplus-resolve", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise timeout
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class UrlFetcher:
@@ -84,7 +169,7 @@ class UrlFetcher:
                     raise invalid
                 port = target.port or (443 if target.scheme == "https" else 80)
                 try:
-                    addresses = resolve(target.host, port)
+                    addresses = resolve_before(target.host, port, deadline)
                 except (OSError, UnicodeError, ValueError):
                     raise invalid from None
                 if not addresses:
