@@ -23,7 +23,7 @@ IMAGE = "lfw-dev/Aaron_Sorkin/Aaron_Sorkin_0001.jpg"
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED_ATTRIBUTES))
 def test_unsupported_attributes_raise(name: str) -> None:
-    assert {"beauty", "skinstatus"} == UNSUPPORTED_ATTRIBUTES
+    assert {"beauty", "skinstatus", "ethnicity"} == UNSUPPORTED_ATTRIBUTES
     with pytest.raises(UnsupportedAttribute) as err:
         parse_attributes(f"age,{name}")
     assert err.value.error_message == "BAD_ARGUMENTS: return_attributes"

@@ -18,10 +18,12 @@ eyestatus, eyegaze  iris model's eyelid contour and iris centre (:mod:`faceplus.
 mouthstatus         inner-lip gap on the mesh (:mod:`faceplus.analysis.mouth`)
 ==================  ==========================================================================
 
-``beauty`` and ``skinstatus`` have no model here: asking for them raises
-:class:`~faceplus.errors.UnsupportedAttribute` (``BAD_ARGUMENTS: return_attributes``). Fields of a
-supported attribute that nothing measures (glasses and occlusion in ``eyestatus``, masks in
-``mouthstatus``) are ``None`` (JSON ``null``, an explicit "not measured"), never a made-up 0.
+``beauty``, ``skinstatus`` and ``ethnicity`` have no model here: :func:`parse_attributes` (the library's
+entry) raises :class:`~faceplus.errors.UnsupportedAttribute` (``BAD_ARGUMENTS: return_attributes``) for
+them; :func:`split_attributes` (what the HTTP API uses) sets them apart so the reply can list them as
+unmeasured and still answer everything else. Fields of a supported attribute that nothing measures
+(glasses and occlusion in ``eyestatus``, masks in ``mouthstatus``) are ``None`` here, an explicit "not
+measured", never a made-up 0 (the HTTP API declares them in the reply: ``faceplus.api.analysis``).
 """
 
 from __future__ import annotations
@@ -56,44 +58,63 @@ SUPPORTED_ATTRIBUTES: tuple[str, ...] = (
     "mouthstatus",
     "eyegaze",
 )
-#: Face++ attributes no bundled model predicts; requesting one is an error, never an invented value.
-UNSUPPORTED_ATTRIBUTES: frozenset[str] = frozenset({"beauty", "skinstatus"})
+#: Face++ attribute names no bundled model predicts (``ethnicity`` is not in the v3 detect list but Face++'s
+#: SDK demo asks for it): never an invented value. The library refuses them; the API lists them as unmeasured.
+UNSUPPORTED_ATTRIBUTES: frozenset[str] = frozenset({"beauty", "skinstatus", "ethnicity"})
 _WHY_UNSUPPORTED = {
     "beauty": "no bundled model scores beauty",
     "skinstatus": "no bundled model measures skin health, stains, acne or dark circles",
+    "ethnicity": "no bundled model estimates ethnicity",
 }
 #: Request name -> the key of ``face.attributes`` it fills.
 RESPONSE_KEY = {name: name for name in SUPPORTED_ATTRIBUTES} | {"smiling": "smile"}
 LANDMARK_POINTS = {0: None, 1: 83, 2: 106}
 
 
-def parse_attributes(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Validate Face++ ``return_attributes`` (a comma list, ``none``, or names); ``smile`` is accepted too.
+def split_attributes(value: str | Iterable[str] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Face++ ``return_attributes`` as (names computed here, Face++ names no model measures), each in request
+    order without repeats; ``none`` or nothing is ``((), ())`` and ``smile`` is read as ``smiling``.
 
-    Raises :class:`UnsupportedAttribute` (``BAD_ARGUMENTS: return_attributes``) for beauty/skinstatus
-    and for unknown names.
+    Raises :class:`UnsupportedAttribute` (``BAD_ARGUMENTS: return_attributes``) only for names Face++ does
+    not have (a misspelling must not pass silently).
     """
     if value is None:
-        return ()
+        return (), ()
     names = value.split(",") if isinstance(value, str) else list(value)
     names = [n.strip().lower() for n in names if n.strip()]
     if names == ["none"]:
-        return ()
-    out: list[str] = []
+        return (), ()
+    measured: list[str] = []
+    unmeasured: list[str] = []
     for name in names:
         name = "smiling" if name == "smile" else name
         if name in UNSUPPORTED_ATTRIBUTES:
-            raise UnsupportedAttribute(
-                f"attribute {name!r} is not supported: {_WHY_UNSUPPORTED[name]}", param="return_attributes"
-            )
+            if name not in unmeasured:
+                unmeasured.append(name)
+            continue
         if name not in SUPPORTED_ATTRIBUTES:
             raise UnsupportedAttribute(
                 f"unknown attribute {name!r}; supported: {', '.join(SUPPORTED_ATTRIBUTES)}",
                 param="return_attributes",
             )
-        if name not in out:
-            out.append(name)
-    return tuple(out)
+        if name not in measured:
+            measured.append(name)
+    return tuple(measured), tuple(unmeasured)
+
+
+def parse_attributes(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Validate Face++ ``return_attributes`` (a comma list, ``none``, or names); ``smile`` is accepted too.
+
+    Raises :class:`UnsupportedAttribute` (``BAD_ARGUMENTS: return_attributes``) for unknown names and for
+    the names no model measures (a library caller asked for something it will not get).
+    """
+    measured, unmeasured = split_attributes(value)
+    if unmeasured:
+        name = unmeasured[0]
+        raise UnsupportedAttribute(
+            f"attribute {name!r} is not supported: {_WHY_UNSUPPORTED[name]}", param="return_attributes"
+        )
+    return measured
 
 
 @dataclass

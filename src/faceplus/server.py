@@ -57,6 +57,10 @@ class ServerSettings:
     getfacesets_page: int = 100
     #: Detect computes landmarks/attributes for this many largest faces unless calculate_all=1 (Face++: 5).
     attribute_faces: int = 5
+    #: Detect, compare and search drop faces smaller (box's short side) than this or than the image's short side
+    #: over the divisor, whichever is larger (Face++: 48 px and 1/48); 0 turns a rule off. Engine: its own min_face.
+    detect_min_face: int = 48
+    detect_min_face_divisor: int = 48
     #: image_url: total download time, byte cap (defaults to the image limit), redirects followed.
     url_timeout_s: float = 10.0
     url_max_redirects: int = 3

@@ -35,7 +35,10 @@ def test_unknown_route_and_method(api: Api) -> None:
 
 
 def test_authentication(api: Api) -> None:
-    assert api.error("faceset/getfacesets", 401, as_key=None) == "AUTHENTICATION_ERROR"
+    # Missing credentials are Face++'s 400 MISSING_ARGUMENTS; a wrong pair is 401.
+    assert api.error("faceset/getfacesets", 400, as_key=None) == "MISSING_ARGUMENTS: api_key"
+    only_key = {"api_key": api.keys["a"]["api_key"]}
+    assert api.error("faceset/getfacesets", 400, as_key=None, **only_key) == "MISSING_ARGUMENTS: api_secret"
     unknown = {"api_key": "nobody", "api_secret": "x"}
     assert api.error("faceset/getfacesets", 401, as_key=None, **unknown) == "AUTHENTICATION_ERROR"
     wrong = {"api_key": api.keys["a"]["api_key"], "api_secret": api.keys["b"]["api_secret"]}

@@ -1,8 +1,17 @@
 """Landmarks and attributes for detect / face/analyze: the one place the attribute models plug in.
 
-:func:`describe_face` runs :class:`faceplus.attributes.FaceAnalyzer` through the engine. Attributes no
-bundled model computes (``beauty``, ``skinstatus``) are refused with ``BAD_ARGUMENTS: return_attributes``
-rather than invented.
+:func:`describe_face` runs :class:`faceplus.attributes.FaceAnalyzer` through the engine. Two things keep a
+Face++ client working where no model measures what it asks for, without inventing a measurement
+(:func:`declare_unmeasured` puts them in the reply):
+
+- ``return_attributes`` names Face++ has but no bundled model computes (``beauty``, ``skinstatus``,
+  ``ethnicity``) do not fail the call: every face gets every attribute that is measured, and the reply lists
+  the others once, in ``unmeasured_attributes``. Names Face++ does not have stay 400
+  ``BAD_ARGUMENTS: return_attributes``.
+- Fields inside ``eyestatus`` and ``mouthstatus`` that nothing measures (glasses, occlusion, masks) are
+  sent as the number ``0`` so clients that type them as numbers decode the reply, and every such field is
+  named in the reply's ``unmeasured_fields`` (dotted paths, e.g. ``eyestatus.left_eye_status.dark_glasses``):
+  there ``0`` means "not measured", not "measured absent".
 """
 
 from __future__ import annotations
@@ -10,21 +19,32 @@ from __future__ import annotations
 from typing import Any
 
 from faceplus.api.forms import Params
-from faceplus.attributes import parse_attributes
+from faceplus.attributes import split_attributes
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
 from faceplus.results import Face
 
+#: Attributes whose unmeasured (``None``) fields go on the wire as 0 and are declared in ``unmeasured_fields``.
+_FIELDS_DECLARED = ("eyestatus", "mouthstatus")
+#: What an unmeasured field is sent as: a number in Face++'s 0-100 range that leaves the measured fields
+#: summing to 100, as Face++'s do; the reply's ``unmeasured_fields`` says it is not a measurement.
+UNMEASURED_VALUE = 0
+
+
+def _requested(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return split_attributes(params.str("return_attributes", "none") or "none")
+
 
 def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
-    """``return_landmark`` (0/1/2) and ``return_attributes`` ("none" or a comma list of known names).
+    """``return_landmark`` (0/1/2) and the measured names of ``return_attributes``.
 
-    Unknown names, and the Face++ attributes no bundled model computes, are 400
-    ``BAD_ARGUMENTS: return_attributes`` (raised by :func:`faceplus.attributes.parse_attributes`).
+    Unknown names are 400 ``BAD_ARGUMENTS: return_attributes`` (raised by
+    :func:`faceplus.attributes.split_attributes`); Face++ names no model measures are left out here and
+    listed in the reply by :func:`declare_unmeasured`.
     """
     landmark = params.int("return_landmark", 0, 0, 2)
-    raw = params.str("return_attributes", "none") or "none"
-    return landmark, list(parse_attributes(raw))
+    measured, _ = _requested(params)
+    return landmark, list(measured)
 
 
 def describe_face(
@@ -33,7 +53,8 @@ def describe_face(
     """Face++ ``landmark`` and ``attributes`` of one face, as far as faceplus computes them.
 
     Returns a dict with at most the keys ``landmark`` ({name: {x, y}}) and ``attributes``
-    ({name: Face++ shape}); a key is absent when nothing was asked for.
+    ({name: Face++ shape}); a key is absent when nothing was asked for. Unmeasured fields stay ``None``
+    here (and in the stored details); :func:`declare_unmeasured` turns them into the wire form.
     """
     if not return_landmark and not return_attributes:
         return {}
@@ -43,4 +64,41 @@ def describe_face(
         out["landmark"] = face.landmarks
     if return_attributes:
         out["attributes"] = face.attributes
+    return out
+
+
+def _fill_unmeasured(value: Any, path: str, found: dict[str, None]) -> Any:
+    """A copy of ``value`` with every ``None`` replaced by :data:`UNMEASURED_VALUE`; their paths go to ``found``."""
+    if isinstance(value, dict):
+        return {key: _fill_unmeasured(item, f"{path}.{key}", found) for key, item in value.items()}
+    if value is None:
+        found[path] = None
+        return UNMEASURED_VALUE
+    return value
+
+
+def declare_unmeasured(params: Params, body: dict[str, Any]) -> dict[str, Any]:
+    """The detect / face/analyze reply ``body`` in its wire form: what no model measures is declared.
+
+    Adds ``unmeasured_attributes`` (the requested Face++ names no model computes, in request order) and
+    ``unmeasured_fields`` (the dotted paths, once per reply, of the fields sent as 0 because nothing measures
+    them); each key is absent when it would be empty.
+    """
+    _, unmeasured = _requested(params)
+    found: dict[str, None] = {}
+    faces = []
+    for face in body.get("faces", []):
+        attributes = face.get("attributes")
+        if attributes and any(name in attributes for name in _FIELDS_DECLARED):
+            attributes = {
+                name: _fill_unmeasured(value, name, found) if name in _FIELDS_DECLARED else value
+                for name, value in attributes.items()
+            }
+            face = {**face, "attributes": attributes}
+        faces.append(face)
+    out = {**body, "faces": faces} if "faces" in body else dict(body)
+    if unmeasured:
+        out["unmeasured_attributes"] = list(unmeasured)
+    if found:
+        out["unmeasured_fields"] = list(found)
     return out

@@ -15,7 +15,7 @@ import time
 
 from fastapi import Depends, Request
 
-from faceplus.api.errors import ApiError
+from faceplus.api.errors import ApiError, missing
 from faceplus.api.forms import Params, read_params
 from faceplus.store.base import ApiKeyRecord
 
@@ -61,11 +61,17 @@ class KeyVerifier:
 
 
 def authenticate(request: Request, params: Params = Depends(read_params)) -> str:  # noqa: B008
-    """The tenant (api_key) of a request, or 401 AUTHENTICATION_ERROR; then the per-key rate cap (403)."""
+    """The tenant (api_key) of a request; then the per-key rate cap (403).
+
+    As Face++: a missing (or empty) ``api_key`` or ``api_secret`` is 400 ``MISSING_ARGUMENTS: <name>``
+    (``api_key`` named first when both are missing); a wrong pair is 401 ``AUTHENTICATION_ERROR``.
+    """
     ctx = request.app.state.ctx
     api_key, secret = params.str("api_key"), params.str("api_secret")
-    if not api_key or not secret:
-        raise ApiError(401, "AUTHENTICATION_ERROR")
+    if not api_key:
+        raise missing("api_key")
+    if not secret:
+        raise missing("api_secret")
     if not ctx.verifier.verify(ctx.store.get_key(api_key), secret):
         raise ApiError(401, "AUTHENTICATION_ERROR")
     if not ctx.limiter.allow(api_key):

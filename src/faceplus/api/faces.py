@@ -11,6 +11,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError, bad
 from faceplus.api.forms import Params
 from faceplus.api.images import ImageInput
+from faceplus.api.limits import facepp_sized
 from faceplus.imaging import DecodedImage
 from faceplus.results import Box, Face
 from faceplus.store.base import FaceRecord
@@ -92,6 +93,8 @@ def detect_and_store(
         )
         for face, detail in zip(faces, details, strict=True)
     ]
+    if rectangle is None:
+        records = facepp_sized(ctx.settings, image.data, records)  # Face++'s smallest face
     if records:
         ctx.store.add_faces(records)
     if ctx.settings.store_images:

@@ -101,9 +101,13 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
 
 
 def removal_tokens(ctx: ApiContext, params: Params) -> list[str] | None:
-    """``face_tokens`` for removeface: up to the limit, or ``RemoveAllFaceTokens`` (None = all)."""
+    """``face_tokens`` for removeface: up to the limit, or ``RemoveAllFaceTokens`` in any letter case (None = all).
+
+    Face++ matches the keyword without regard to case; a token is 32 hex characters, so no token can be
+    mistaken for it.
+    """
     raw = params.str("face_tokens")
-    if raw is not None and raw.strip() == REMOVE_ALL:
+    if raw is not None and raw.strip().lower() == REMOVE_ALL.lower():
         return None
     tokens = face_tokens(params, ctx.settings.removeface_max_tokens)
     assert tokens is not None

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import parse_analysis_params
+from faceplus.api.analysis import declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import missing, plain, reply
@@ -57,7 +57,8 @@ def detect(
         return_attributes=attributes,
         calculate_all=bool(calculate_all),
     )
-    return reply(request, {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)})
+    body = {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)}
+    return reply(request, declare_unmeasured(params, body))
 
 
 def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any]) -> FaceRecord | None:

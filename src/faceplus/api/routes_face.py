@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import describe_face, parse_analysis_params
+from faceplus.api.analysis import declare_unmeasured, describe_face, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, reply
@@ -66,7 +66,7 @@ def analyze(
         }
         for token in dict.fromkeys(tokens)
     ]
-    return reply(request, {"faces": faces})
+    return reply(request, declare_unmeasured(params, {"faces": faces}))
 
 
 @router.post(

@@ -174,7 +174,7 @@ def task_status(
     if task.status == 1 and task.result:
         out.update(task.result)
     elif task.status == -1 and task.result:
-        out["task_failure_reason"] = task.result.get("error_message", "INTERNAL_ERROR")
+        out["task_failure_detail"] = task.result.get("error_message", "INTERNAL_ERROR")
     return reply(request, out)
 
 
@@ -230,16 +230,16 @@ def getdetail(
     page = ctx.settings.getdetail_page
     tokens = ctx.store.faceset_tokens(tenant, faceset.faceset_token, start - 1, page)
     following = start + len(tokens)
-    return reply(
-        request,
-        {
-            **_summary(faceset),
-            "user_data": faceset.user_data,
-            "face_count": faceset.face_count,
-            "face_tokens": tokens,
-            "next": str(following) if following <= faceset.face_count and tokens else "",
-        },
-    )
+    out = {
+        **_summary(faceset),
+        "user_data": faceset.user_data,
+        "face_count": faceset.face_count,
+        "face_tokens": tokens,
+    }
+    # Face++ leaves ``next`` out on the last page (clients loop ``while "next" in reply``); a string otherwise.
+    if tokens and following <= faceset.face_count:
+        out["next"] = str(following)
+    return reply(request, out)
 
 
 @router.post(
@@ -276,8 +276,7 @@ def getfacesets(
     start = params.int("start", 1, 1, 10**9)
     page = ctx.settings.getfacesets_page
     found = ctx.store.list_facesets(tenant, tags, start - 1, page + 1)
-    more = len(found) > page
-    return reply(
-        request,
-        {"facesets": [_summary(fs) for fs in found[:page]], "next": str(start + page) if more else ""},
-    )
+    out: dict[str, object] = {"facesets": [_summary(fs) for fs in found[:page]]}
+    if len(found) > page:  # absent on the last page, as Face++ does
+        out["next"] = str(start + page)
+    return reply(request, out)
