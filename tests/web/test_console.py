@@ -21,7 +21,7 @@ def test_sign_in_refuses_a_wrong_secret(browser, console_server) -> None:
     tab.fill("#api-key", console_server["api_key"])
     tab.fill("#api-secret", "not-the-secret")
     tab.click("#signin-form button[type=submit]")
-    tab.wait_for_function("document.getElementById('signin-error').textContent.length > 0")
+    tab.wait_for_selector("#signin-error:not(:empty)")  # selector waits: the page's CSP forbids eval
     assert "AUTHENTICATION_ERROR" in tab.text_content("#signin-error")
     assert tab.is_hidden("#page-detect")
     context.close()
@@ -30,7 +30,7 @@ def test_sign_in_refuses_a_wrong_secret(browser, console_server) -> None:
 def test_detect_draws_every_face_of_a_group_photo(page, shared_data: Path) -> None:
     photo, annotated = group_photo_truth(shared_data)
     page.set_input_files("#detect-file", str(photo))
-    page.wait_for_function("document.getElementById('detect-canvas').dataset.faceCount !== ''")
+    page.wait_for_selector("#detect-canvas:not([data-face-count=''])")
     shot = screenshot(page, "detect")
     drawn = int(page.get_attribute("#detect-canvas", "data-face-count"))
     assert drawn == annotated, page.text_content("#detect-status")
@@ -47,7 +47,7 @@ def _compare(page, photo1: Path, photo2: Path) -> tuple[str, float, str]:
     page.set_input_files("#compare-file1", str(photo1))
     page.set_input_files("#compare-file2", str(photo2))
     page.click("#compare-run")
-    page.wait_for_function("document.getElementById('compare-result').dataset.verdict !== ''")
+    page.wait_for_selector("#compare-result:not([data-verdict=''])")
     result = page.locator("#compare-result")
     return result.get_attribute("data-verdict"), float(result.get_attribute("data-confidence")), result.inner_text()
 
@@ -77,10 +77,8 @@ def test_faceset_create_add_and_search(page, shared_data: Path) -> None:
         page.set_input_files("#faceset-add-files", [str(p) for p in photos[:2]])
         page.fill("#faceset-add-user", name)
         page.click("#faceset-add button[type=submit]")
-        page.wait_for_function(
-            "document.getElementById('faceset-status').textContent.startsWith('Added')"
-            " && !document.querySelector('#faceset-add button').disabled"
-        )
+        page.wait_for_selector("#faceset-status:text-matches('^Added')")
+        page.wait_for_selector("#faceset-add button[type=submit]:enabled")
     assert page.get_attribute("#faceset-count", "data-face-count") == str(2 * len(people))
     name, photos = people[1]
     page.set_input_files("#faceset-search-file", str(photos[2]))  # a photo that is not in the FaceSet

@@ -18,6 +18,7 @@ from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.images import UrlFetcher
 from faceplus.api.ratelimit import rate_limiter
+from faceplus.api.security import install_security
 from faceplus.api.tasks import TaskRunner
 from faceplus.engine import Engine
 from faceplus.store.base import Store
@@ -128,12 +129,15 @@ def create_app(
         "api_secret. Errors carry Face++'s `error_message` strings.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_security
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
     for router in (routes_detect.router, routes_faceset.router, routes_face.router):
         app.include_router(router, prefix=PREFIX)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_security(app)  # docs routes and security headers, before the console's catch-all mount
     mount_console(app)
     return app
 
