@@ -20,10 +20,26 @@ log = logging.getLogger("faceplus.api")
 T0_KEY = "faceplus.t0"
 
 
+#: Longest caller-supplied value echoed in an error (``INVALID_FACE_TOKEN: <token>``); a longer one is cut.
+ECHO_MAX = 64
+
+
+def echo(value: str) -> str:
+    """A caller's value as an error or reply may repeat it: at most ``ECHO_MAX`` characters, then "..."."""
+    return value if len(value) <= ECHO_MAX else value[:ECHO_MAX] + "..."
+
+
+def bounded(error_message: str) -> str:
+    """``CODE: <value>`` with the value cut to ``ECHO_MAX`` (a 1 MB token is not sent back whole)."""
+    code, sep, value = error_message.partition(": ")
+    return code + sep + echo(value) if sep else error_message
+
+
 class ApiError(Exception):
     """A Face++ error: ``error_message`` is the exact wire string."""
 
     def __init__(self, status: int, error_message: str) -> None:
+        error_message = bounded(error_message)
         super().__init__(error_message)
         self.status = status
         self.error_message = error_message

@@ -39,8 +39,12 @@ class Detection:
         return self.records[0] if self.records else None
 
 
+#: Smallest ``face_rectangle`` side (pixels): a smaller box holds too little of a face to describe or compare.
+MIN_RECTANGLE_SIDE = 16
+
+
 def parse_rectangle(params: Params, name: str) -> Box | None:
-    """Face++ ``face_rectangle``: "top,left,width,height" in pixels."""
+    """Face++ ``face_rectangle``: "top,left,width,height" in pixels, each side at least ``MIN_RECTANGLE_SIDE``."""
     raw = params.str(name)
     if raw is None:
         return None
@@ -48,7 +52,7 @@ def parse_rectangle(params: Params, name: str) -> Box | None:
         top, left, width, height = (int(v.strip()) for v in raw.split(","))
     except ValueError:
         raise bad(name) from None
-    if top < 0 or left < 0 or width <= 0 or height <= 0:
+    if top < 0 or left < 0 or width < MIN_RECTANGLE_SIDE or height < MIN_RECTANGLE_SIDE:
         raise bad(name)
     return Box(left=left, top=top, width=width, height=height)
 

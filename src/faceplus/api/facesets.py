@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from faceplus.api.context import ApiContext
-from faceplus.api.errors import ApiError, bad, missing, plain
-from faceplus.api.forms import FORBIDDEN_CHARS, Params
+from faceplus.api.errors import ApiError, bad, echo, missing, plain
+from faceplus.api.forms import Params, has_bad_chars
 from faceplus.store.base import FaceSetRecord, MembershipChange
 
 REMOVE_ALL = "RemoveAllFaceTokens"
@@ -15,20 +15,27 @@ REMOVE_ALL = "RemoveAllFaceTokens"
 TEXT_LIMITS = {"display_name": 256, "outer_id": 255, "user_data": 16 * 1024, "new_outer_id": 255, "user_id": 255}
 
 
+#: Face++: the whole ``tags`` field is at most 255 characters, which also bounds a FaceSet to 128 tags.
+TAGS_MAX_CHARS = 255
+
+
 def check_text(name: str, value: str) -> str:
-    """Face++ text field rules: length limit and none of ^@,&=*'" (400 BAD_ARGUMENTS: <name>)."""
+    """Face++ text field rules: length limit, none of ^@,&=*'" and no control characters (400 BAD_ARGUMENTS)."""
     size = len(value.encode()) if name == "user_data" else len(value)
-    if size > TEXT_LIMITS[name] or any(c in FORBIDDEN_CHARS for c in value):
+    if size > TEXT_LIMITS[name] or has_bad_chars(name, value):
         raise bad(name)
     return value
 
 
 def parse_tags(params: Params) -> list[str] | None:
+    """The comma-separated ``tags`` (at most ``TAGS_MAX_CHARS`` in all), or None when absent."""
     raw = params.str("tags")
     if raw is None:
         return None
+    if len(raw) > TAGS_MAX_CHARS:
+        raise bad("tags")
     tags = [t.strip() for t in raw.split(",") if t.strip()]
-    if any(len(t) > 255 or any(c in FORBIDDEN_CHARS for c in t) for t in tags):
+    if any(has_bad_chars("tags", t) for t in tags):
         raise bad("tags")
     return tags
 
@@ -63,7 +70,7 @@ def face_tokens(params: Params, limit: int, *, required: bool = True) -> list[st
 
 
 def _failures(change: MembershipChange) -> list[dict[str, str]]:
-    return [{"face_token": t, "reason": r} for t, r in change.failures]
+    return [{"face_token": echo(t), "reason": r} for t, r in change.failures]  # a bogus token is not echoed whole
 
 
 def add_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str]) -> dict[str, Any]:

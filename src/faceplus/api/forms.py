@@ -18,6 +18,15 @@ from faceplus.api.errors import T0_KEY, BodyTooLarge, bad, error_reply, missing
 
 #: Characters Face++ refuses in outer_id, display_name, tags, user_data and user_id.
 FORBIDDEN_CHARS = frozenset("^@,&=*'\"")
+#: Control characters (C0, DEL, C1) are refused in those fields too; user_data may hold tabs and line breaks.
+CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
+TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
+
+
+def has_bad_chars(name: str, value: str) -> bool:
+    """Whether ``value`` holds a character Face++ refuses or a control character (field ``name``'s rule)."""
+    refused = CONTROL_CHARS - TEXT_CONTROL_ALLOWED.get(name, frozenset())
+    return any(c in FORBIDDEN_CHARS or c in refused for c in value)
 
 
 class Params:
@@ -31,8 +40,11 @@ class Params:
         return bool(self.fields.get(name)) or name in self.files
 
     def str(self, name: str, default: str | None = None) -> str | None:
-        """A text field; an empty value counts as absent."""
+        """A text field; an empty value counts as absent. A NUL character anywhere is 400 BAD_ARGUMENTS: <name>
+        (no field can hold one, and PostgreSQL text cannot store it)."""
         value = self.fields.get(name)
+        if value and "\0" in value:
+            raise bad(name)
         return value if value else default
 
     def required(self, name: str) -> str:
