@@ -6,16 +6,18 @@ Each test drives the app over HTTP (FastAPI's TestClient) the way a Face++ clien
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
 from faceplus.api.limits import min_face_side
 
 from .conftest import Api, random_token
+from .test_api_http import ServerProcess, create_key
 
 #: The official Face++ Python SDK's demo detect call asks for every attribute name.
 SDK_DEMO_ATTRIBUTES = (
@@ -295,3 +297,45 @@ def test_small_face_is_no_face_for_compare(make_api: Callable[..., Api], lfw_peo
     token = facepp.detect_token(lfw_people[5][1][1])
     compared = facepp.ok("compare", files={"image_file1": small}, face_token2=token)
     assert compared["faces1"] == [] and "confidence" not in compared
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[ServerProcess]:
+    """A real ``faceplus serve`` process (SQLite) with a small getdetail page, for the client's-eye checks."""
+    folder = tmp_path_factory.mktemp("conformance-http")
+    srv = ServerProcess(folder / "data", folder / "server.log")
+    srv.extra_env = {"FACEPLUS_GETDETAIL_PAGE": "2"}
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_sdk_demo_and_paging_over_a_real_server(served: ServerProcess, lfw_people) -> None:
+    """What a Face++ client sees through a socket: the demo detect call, then a paging loop that ends."""
+    key = create_key(served.data_dir)
+
+    def post(route: str, files: dict | None = None, **fields: str) -> dict:
+        r = httpx.post(f"{served.base}/facepp/v3/{route}", data={**key, **fields}, files=files, timeout=120)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    tokens = []
+    for _, photos in lfw_people[110:113]:
+        body = post("detect", files={"image_file": photos[0].read_bytes()}, return_attributes=SDK_DEMO_ATTRIBUTES)
+        assert body["face_num"] == 1 and set(body["faces"][0]["attributes"]) == MEASURED
+        assert body["unmeasured_attributes"] == ["ethnicity", "beauty", "skinstatus"]
+        assert body["unmeasured_fields"] == UNMEASURED_FIELDS and _no_nulls(body) == []
+        _check_status_fields(body["faces"][0]["attributes"])
+        tokens.append(body["faces"][0]["face_token"])
+    post("faceset/create", outer_id="http-paging", face_tokens=",".join(tokens))
+    seen: list[str] = []
+    reply = post("faceset/getdetail", outer_id="http-paging")
+    seen += reply["face_tokens"]
+    for _ in range(MAX_PAGES):
+        if "next" not in reply:
+            break
+        reply = post("faceset/getdetail", outer_id="http-paging", start=reply["next"])
+        seen += reply["face_tokens"]
+    assert "next" not in reply and seen == tokens
+    r = httpx.post(f"{served.base}/facepp/v3/faceset/getfacesets", data={"api_secret": key["api_secret"]})
+    assert r.status_code == 400 and r.json()["error_message"] == "MISSING_ARGUMENTS: api_key"
