@@ -13,6 +13,10 @@ class FaceplusError(Exception):
         super().__init__(message)
         self.param = param
 
+    def __reduce__(self) -> tuple:
+        """Pickle with ``param`` (errors cross from engine worker processes to the server)."""
+        return (_rebuild, (type(self), str(self), self.param))
+
     @property
     def error_message(self) -> str:
         """The Face++ wire form, e.g. ``INVALID_IMAGE_SIZE: image_file``."""
@@ -49,3 +53,7 @@ class UnsupportedAttribute(FaceplusError):
 
     code = "BAD_ARGUMENTS"
     http_status = 400
+
+
+def _rebuild(cls: type[FaceplusError], message: str, param: str | None) -> FaceplusError:
+    return cls(message, param=param)

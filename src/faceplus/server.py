@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from faceplus.config import Settings, data_dir
 
 
@@ -41,8 +39,16 @@ class ServerSettings:
     engine: Settings = field(default_factory=Settings)
     #: Largest request body (413 beyond it): two 2 MB images sent as base64 fit.
     max_body_bytes: int = 8 * 1024 * 1024
-    #: Requests per second allowed per api_key (token bucket, burst = one second's worth); 0 turns it off.
-    rate_limit: float = 20.0
+    #: Requests of one api_key in flight at once in this process (Face++'s concurrency cap); past it a request is
+    #: refused at once with 403 CONCURRENCY_LIMIT_EXCEEDED. A client sending one call at a time is never refused.
+    max_in_flight_per_key: int = 16
+    #: Optional requests-per-second cap per api_key (token bucket, burst = one second's worth); 0 (default): off.
+    rate_limit: float = 0.0
+    #: Failed sign-ins allowed per api_key and per client address within ``auth_failure_window_s``; past either,
+    #: 403 CONCURRENCY_LIMIT_EXCEEDED until the window moves on (0 turns that limit off). docs/SECURITY.md.
+    auth_max_failures: int = 10
+    auth_max_failures_per_address: int = 30
+    auth_failure_window_s: float = 60.0
     #: Face tokens lapse this long after detection unless they are in a FaceSet (Face++: 72 h).
     face_token_ttl_s: float = 72 * 3600.0
     sweep_interval_s: float = 600.0
@@ -84,8 +90,16 @@ class ServerSettings:
     db_index_memory_mb: int = 2048
     #: Shared stores: how often a worker takes over lapsed tasks and builds due indexes.
     maintain_interval_s: float = 30.0
-    #: Engine calls running at once (dlib's CNN detector is not thread-safe; 1 is the safe choice).
-    engine_workers: int = 1
+    #: Engine worker processes (detection, embedding, analysis run there, never in the process serving HTTP);
+    #: default one per core. 0 runs the engine inline in the server process, one call at a time (tests, debugging).
+    engine_workers: int = os.cpu_count() or 1
+    #: How long an engine call waits for a free worker, and how many may wait, before 403 CONCURRENCY_LIMIT_EXCEEDED.
+    engine_queue_timeout_s: float = 10.0
+    engine_max_waiting: int = 16
+    #: Hard limit on one engine call (a backstop; detection has its own budget): the worker is replaced.
+    engine_call_timeout_s: float = 60.0
+    #: A worker whose resident memory passes this after a call is replaced.
+    engine_worker_max_rss_mb: int = 3072
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:
@@ -180,13 +194,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from faceplus.api import create_app
+    from faceplus.workers import warm
 
     settings = ServerSettings.from_env(data_dir=args.data_dir)
-    app = create_app(settings)
-    engine = app.state.ctx.engine
-    # Load every detector and the embedder before the first request (a blank image runs the whole chain).
-    engine.detect(np.zeros((64, 64, 3), np.uint8))
-    _ = engine.embedder, engine.dlib.predictor68, engine.dlib.predictor5
+    app = create_app(settings)  # its engine workers load their models at startup, before the first request
+    if settings.engine_workers <= 0:
+        warm(app.state.ctx.engine)  # inline engine: load the models now rather than on the first request
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
     print(f"web console: {where}/", flush=True)

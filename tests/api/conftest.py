@@ -23,6 +23,7 @@ from faceplus.api.auth import new_key
 from faceplus.engine import Engine
 from faceplus.server import ServerSettings
 from faceplus.store.base import Store
+from faceplus.workers import EnginePool, PoolLimits
 
 DATABASE_URL_ENV = "FACEPLUS_TEST_DATABASE_URL"
 
@@ -98,6 +99,13 @@ def engine() -> Engine:
 
 
 @pytest.fixture(scope="session")
+def engine_pool(engine: Engine) -> Iterator[EnginePool]:
+    """Two engine worker processes shared by every in-process app, as ``faceplus serve`` runs them."""
+    with EnginePool(engine.settings, PoolLimits(workers=2)) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="session")
 def lfw_people(shared_data: Path) -> list[tuple[str, list[Path]]]:
     """lfw-dev people with two or more photos, sorted by name: (name, photos)."""
     people = []
@@ -157,16 +165,18 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def make_api(engine: Engine, tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Callable[..., Api]]:
+def make_api(
+    engine: Engine, engine_pool: EnginePool, tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Iterator[Callable[..., Api]]:
     """Build in-process apps (sharing the engine) on fresh or given data folders; closed at module end."""
     opened: list[TestClient] = []
     schemas = PostgresSchemas(database_url()) if backend == "postgres" else None
 
     def build(data_dir: Path | None = None, **overrides: Any) -> Api:
         folder = data_dir or tmp_path_factory.mktemp("data")
-        settings = replace(ServerSettings(data_dir=folder), **{"rate_limit": 0.0, **overrides})
+        settings = replace(ServerSettings(data_dir=folder), **overrides)
         store = schemas.open(folder, hnsw_threshold=settings.db_hnsw_threshold) if schemas else None
-        client = TestClient(create_app(settings, engine=engine, store=store))
+        client = TestClient(create_app(settings, engine=engine, store=store, pool=engine_pool))
         client.__enter__()
         opened.append(client)
         api = Api(client, settings)

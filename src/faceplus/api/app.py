@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from faceplus.api import routes_detect, routes_face, routes_faceset
+from faceplus.api import routes_detect, routes_face, routes_faceset, routes_health
+from faceplus.api.admission import InFlightLimiter
 from faceplus.api.context import ApiContext
+from faceplus.api.engine_calls import EngineCalls, watch_client
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.images import UrlFetcher
@@ -24,6 +25,7 @@ from faceplus.engine import Engine
 from faceplus.store.base import Store
 from faceplus.store.factory import open_store
 from faceplus.store.vector_index import HnswParams, IndexCache, StoreSearch
+from faceplus.workers import EnginePool, PoolLimits
 
 if TYPE_CHECKING:
     from faceplus.server import ServerSettings
@@ -33,9 +35,29 @@ log = logging.getLogger("faceplus.api")
 PREFIX = "/facepp/v3"
 
 
-def build_context(settings: ServerSettings, engine: Engine | None = None, store: Store | None = None) -> ApiContext:
+def engine_pool(settings: ServerSettings) -> EnginePool | None:
+    """The server's engine worker pool as its settings describe it (None: ``engine_workers=0``, inline)."""
+    if settings.engine_workers <= 0:
+        return None
+    limits = PoolLimits(
+        workers=settings.engine_workers,
+        queue_timeout_s=settings.engine_queue_timeout_s,
+        max_waiting=settings.engine_max_waiting,
+        call_timeout_s=settings.engine_call_timeout_s,
+        max_rss_mb=settings.engine_worker_max_rss_mb,
+    )
+    return EnginePool(settings.engine, limits)
+
+
+def build_context(
+    settings: ServerSettings,
+    engine: Engine | None = None,
+    store: Store | None = None,
+    pool: EnginePool | None = None,
+) -> ApiContext:
     """Wire the store to the API: a shared store searches and rate-limits in the database, else in memory."""
     store = store or open_store(settings)
+    engine = engine or Engine(settings.engine)
     index = (
         StoreSearch(store)
         if store.shared
@@ -43,7 +65,7 @@ def build_context(settings: ServerSettings, engine: Engine | None = None, store:
     )
     ctx = ApiContext(
         settings=settings,
-        engine=engine or Engine(settings.engine),
+        engine=engine,
         store=store,
         index=index,
         fetcher=UrlFetcher(
@@ -53,7 +75,8 @@ def build_context(settings: ServerSettings, engine: Engine | None = None, store:
             settings.allow_private_urls,
         ),
         limiter=rate_limiter(store, settings.rate_limit),
-        engine_slots=threading.BoundedSemaphore(max(1, settings.engine_workers)),
+        in_flight=InFlightLimiter(settings.max_in_flight_per_key),
+        engine_calls=EngineCalls(engine, pool),
     )
     ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
     return ctx
@@ -94,17 +117,28 @@ async def _maintainer(ctx: ApiContext) -> None:
 
 
 def create_app(
-    settings: ServerSettings | None = None, *, engine: Engine | None = None, store: Store | None = None
+    settings: ServerSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    store: Store | None = None,
+    pool: EnginePool | None = None,
 ) -> FastAPI:
-    """The Face++ v3 server. ``engine``/``store`` may be shared or injected (tests, other backends)."""
+    """The Face++ v3 server. ``engine``/``store``/``pool`` may be shared or injected (tests, other backends).
+
+    Without an injected ``pool`` the app starts its own engine workers (``engine_workers`` of them) when it
+    starts up, and stops them when it shuts down; startup returns once their models are loaded.
+    """
     from faceplus.server import ServerSettings
 
     settings = settings or ServerSettings.from_env()
-    ctx = build_context(settings, engine, store)
+    own_pool = engine_pool(settings) if pool is None else None
+    ctx = build_context(settings, engine, store, pool or own_pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert ctx.tasks is not None
+        if own_pool is not None:
+            await asyncio.to_thread(own_pool.start)
         resumed = await run_in_threadpool(ctx.tasks.resume)
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
@@ -119,6 +153,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
             await run_in_threadpool(ctx.tasks.shutdown)
+            if own_pool is not None:
+                await asyncio.to_thread(own_pool.close)
             if store is None:  # we opened it, we close it
                 ctx.store.close()
 
@@ -135,7 +171,8 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app)
     for router in (routes_detect.router, routes_faceset.router, routes_face.router):
-        app.include_router(router, prefix=PREFIX)
+        app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
+    app.include_router(routes_health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
     mount_console(app)

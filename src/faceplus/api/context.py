@@ -1,15 +1,16 @@
-"""What every route shares: settings, the one Engine, the store, the vector indexes, auth and limits."""
+"""What every route shares: settings, the engine and its calls, the store, the vector indexes, auth and limits."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from faceplus.api.admission import InFlightLimiter
 from faceplus.api.auth import KeyVerifier
+from faceplus.api.engine_calls import EngineCalls
 from faceplus.api.images import UrlFetcher
 from faceplus.api.ratelimit import RateLimiter
 from faceplus.engine import Engine
@@ -29,10 +30,11 @@ class ApiContext:
     index: IndexCache
     fetcher: UrlFetcher
     limiter: RateLimiter
+    in_flight: InFlightLimiter
+    #: Where detection, embedding and analysis run: the worker pool, or inline (``engine`` is then used too).
+    engine_calls: EngineCalls
     verifier: KeyVerifier = field(default_factory=KeyVerifier)
     tasks: TaskRunner | None = None
-    #: Engine calls are CPU-bound and dlib's CNN detector is not thread-safe: bound how many run at once.
-    engine_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
 
     @staticmethod
     def now() -> float:

@@ -44,6 +44,10 @@ class ApiError(Exception):
         self.status = status
         self.error_message = error_message
 
+    def __reduce__(self) -> tuple:
+        """Pickle with both fields (jobs in engine worker processes raise these too)."""
+        return (ApiError, (self.status, self.error_message))
+
 
 def missing(*names: str) -> ApiError:
     return ApiError(400, "MISSING_ARGUMENTS: " + ", ".join(names))

@@ -6,14 +6,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from faceplus.api.analysis import describe_face
 from faceplus.api.context import ApiContext
+from faceplus.api.engine_jobs import detect_job
 from faceplus.api.errors import ApiError, bad
 from faceplus.api.forms import Params
 from faceplus.api.images import ImageInput
 from faceplus.api.limits import facepp_sized
-from faceplus.imaging import DecodedImage
-from faceplus.results import Box, Face
+from faceplus.results import Box
 from faceplus.store.base import FaceRecord
 
 
@@ -25,8 +24,6 @@ def new_token() -> str:
 @dataclass
 class Detection:
     image_id: str
-    decoded: DecodedImage
-    faces: list[Face]
     records: list[FaceRecord]
 
     def faces_json(self) -> list[dict[str, Any]]:
@@ -68,21 +65,21 @@ def detect_and_store(
     return_attributes: list[str] | None = None,
     calculate_all: bool = False,
 ) -> Detection:
-    """Decode, find (or take) the faces, describe the largest few, and store a token per face."""
-    engine = ctx.engine
-    decoded = engine.load(image.data, param=image.param)
-    with ctx.engine_slots:
-        if rectangle is not None:
-            if rectangle.right > decoded.width or rectangle.bottom > decoded.height:
-                raise bad(rectangle_param)
-            faces = [engine.face_at(decoded, rectangle)]
-        else:
-            faces = engine.detect(decoded)
-        limit = len(faces) if calculate_all else ctx.settings.attribute_faces
-        details = [
-            describe_face(engine, decoded, face, return_landmark, return_attributes or []) if i < limit else {}
-            for i, face in enumerate(faces)
-        ]
+    """Decode, find (or take) the faces, describe the largest few, and store a token per face.
+
+    The engine work runs as one job (:func:`faceplus.api.engine_jobs.detect_job`), in a worker process
+    unless the server runs inline.
+    """
+    found = ctx.engine_calls.run(
+        detect_job,
+        image.data,
+        image.param,
+        rectangle,
+        rectangle_param,
+        return_landmark,
+        return_attributes or [],
+        None if calculate_all else ctx.settings.attribute_faces,
+    )
     now = ctx.now()
     image_id = new_token()
     records = [
@@ -93,9 +90,9 @@ def detect_and_store(
             face_rectangle=face.box.to_facepp(),
             image_id=image_id,
             created=now,
-            details=detail,
+            details=face.details,
         )
-        for face, detail in zip(faces, details, strict=True)
+        for face in found
     ]
     if rectangle is None:
         records = facepp_sized(ctx.settings, image.data, records)  # Face++'s smallest face
@@ -103,7 +100,7 @@ def detect_and_store(
         ctx.store.add_faces(records)
     if ctx.settings.store_images:
         ctx.store.put_image(tenant, image_id, image.data, now)
-    return Detection(image_id, decoded, faces, records)
+    return Detection(image_id, records)
 
 
 def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import declare_unmeasured, describe_face, parse_analysis_params
+from faceplus.api.analysis import declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.engine_jobs import analyze_job
 from faceplus.api.errors import ApiError, reply
 from faceplus.api.faces import face_by_token
 from faceplus.api.facesets import check_text, face_tokens
@@ -25,10 +26,7 @@ def _analysis(ctx: ApiContext, face: FaceRecord, landmark: int, attributes: list
     """Recompute from the kept image when the server keeps images; otherwise answer from detect time."""
     image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
     if image is not None:
-        decoded = ctx.engine.load(image)
-        with ctx.engine_slots:
-            found = ctx.engine.face_at(decoded, Box(**face.face_rectangle), embed=False)
-            return describe_face(ctx.engine, decoded, found, landmark, attributes)
+        return ctx.engine_calls.run(analyze_job, image, Box(**face.face_rectangle), landmark, attributes)
     out: dict[str, Any] = {}
     if landmark and "landmark" in face.details:
         out["landmark"] = face.details["landmark"]

@@ -1,0 +1,74 @@
+"""How routes run engine work: in the worker pool (the server's default) or inline, with Face++ errors.
+
+Routes call :meth:`EngineCalls.run` with a job from :mod:`faceplus.api.engine_jobs`. What can go wrong around
+a job becomes a Face++ reply: a saturated pool answers ``403 CONCURRENCY_LIMIT_EXCEEDED`` at once (after a
+bounded wait), and a call whose HTTP client has gone is cancelled, its worker replaced. The client check is
+installed per request by :func:`watch_client` (a router dependency) through a context variable, so jobs
+need no request argument and background tasks (no client) are never cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+import anyio.from_thread
+from fastapi import Request
+
+from faceplus.api.errors import ApiError
+from faceplus.engine import Engine
+from faceplus.workers import CallCancelled, CallTimedOut, EnginePool, PoolBusy, WorkerCrashed
+
+log = logging.getLogger("faceplus.api")
+
+#: The running request's "has the client gone?" check (None outside a request).
+client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("faceplus_client_gone", default=None)
+
+
+async def watch_client(request: Request) -> None:
+    """Router dependency: let engine calls of this request notice when its client disconnects."""
+
+    def gone() -> bool:
+        try:
+            return bool(anyio.from_thread.run(request.is_disconnected))
+        except Exception:  # not on an anyio worker thread, or the loop is closing: keep working
+            return False
+
+    client_gone.set(gone)
+
+
+class EngineCalls:
+    """Engine jobs in ``pool`` when there is one, else inline on ``engine`` (``inline_slots`` at a time)."""
+
+    def __init__(self, engine: Engine, pool: EnginePool | None, inline_slots: int = 1) -> None:
+        self.engine = engine
+        self.pool = pool
+        self._slots = threading.BoundedSemaphore(max(1, inline_slots))
+
+    def ready(self) -> bool:
+        return self.pool.ready() if self.pool is not None else True
+
+    def status(self) -> dict[str, Any]:
+        if self.pool is None:
+            return {"mode": "inline"}
+        return {"mode": "pool", **self.pool.status()}
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        """``job(engine, *args)``'s result; pool trouble as a Face++ :class:`ApiError`."""
+        if self.pool is None:
+            with self._slots:
+                return job(self.engine, *args)
+        try:
+            return self.pool.call(job, *args, cancelled=client_gone.get())
+        except PoolBusy as exc:
+            log.warning("engine call refused: %s", exc)
+            raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED") from None
+        except CallCancelled:
+            # Nobody reads this reply; the status is nginx's "client closed request", for logs.
+            raise ApiError(499, "CLIENT_CLOSED_REQUEST") from None
+        except (CallTimedOut, WorkerCrashed) as exc:
+            log.error("engine call failed: %s", exc)
+            raise ApiError(503, "INTERNAL_ERROR") from None

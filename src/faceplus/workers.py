@@ -1,0 +1,312 @@
+"""Engine calls in worker processes: a long or hostile call cannot stall the process that serves HTTP.
+
+Why processes and not threads: dlib holds the interpreter lock while it detects, so one slow image in a
+thread stopped the server from answering anything else (health checks and the console included). Each
+worker loads the models once, then runs one job at a time. The pool gives the caller what a server needs:
+
+- **bounded admission**: a call waits at most ``queue_timeout_s`` for a free worker, and at most
+  ``max_waiting`` calls wait at all; past either it raises :class:`PoolBusy` at once instead of hanging;
+- **cancellation**: while a job runs, the caller's ``cancelled()`` is polled; when it turns true (the HTTP
+  client has gone) the worker is killed and replaced, so abandoned work stops instead of finishing;
+- **a hard time limit** per job (a backstop: the detector chain has its own budget), after which the
+  worker is killed and replaced;
+- **bounded memory**: a worker whose resident memory passes ``max_rss_mb`` after a job retires and is
+  replaced, and freed memory is handed back to the OS after each job (a 4096 px decode is ~50 MB).
+
+A job is a module-level function ``fn(engine, *args)`` (pickled by reference); its result and any
+:class:`~faceplus.errors.FaceplusError` it raises come back to the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from faceplus.config import Settings
+
+log = logging.getLogger("faceplus.workers")
+
+#: How often a waiting caller checks whether its client has gone (seconds).
+POLL_S = 0.1
+#: How long a new worker may take to load its models before the pool gives up on it.
+START_TIMEOUT_S = 180.0
+
+
+class PoolBusy(Exception):
+    """Every worker is busy and the call could not be admitted within the bounds."""
+
+
+class CallCancelled(Exception):
+    """The caller cancelled the call (its client went away); the worker running it was replaced."""
+
+
+class CallTimedOut(Exception):
+    """The job ran past the pool's hard time limit; the worker running it was replaced."""
+
+
+class WorkerCrashed(Exception):
+    """The worker died while running the job (it is replaced); the message carries what is known."""
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """How many workers, and the bounds every call is held to."""
+
+    workers: int = 2
+    queue_timeout_s: float = 10.0
+    max_waiting: int = 8
+    call_timeout_s: float = 60.0
+    max_rss_mb: int = 3072
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (not the peak)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc keeps them otherwise, and RSS stays high)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def warm(engine: Any) -> None:
+    """Load every model a request can need, so the first real call is not slower than the rest."""
+    import numpy as np
+
+    engine.detect(np.zeros((64, 64, 3), np.uint8))
+    _ = engine.embedder, engine.dlib.predictor68, engine.dlib.predictor5
+
+
+def _worker_main(conn: Connection, settings: Settings, max_rss_bytes: int) -> None:
+    """A worker's life: load the engine, say ready, then answer jobs until told to stop or too big."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from faceplus.engine import Engine
+    from faceplus.errors import FaceplusError
+
+    engine = Engine(settings)
+    warm(engine)
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            reply: tuple[str, Any] = ("ok", fn(engine, *args))
+        except FaceplusError as exc:
+            reply = ("raise", exc)
+        except Exception as exc:  # an engine bug: the caller gets it as WorkerCrashed, the worker lives on
+            if getattr(exc, "status", None) and getattr(exc, "error_message", None):
+                reply = ("raise", exc)  # an API error raised on purpose by a job
+            else:
+                reply = ("error", "".join(traceback.format_exception(exc)))
+        _trim_heap()
+        retire = _rss_bytes() > max_rss_bytes
+        conn.send((*reply, retire))
+        if retire:
+            return
+
+
+class _Worker:
+    """One process and the parent's end of its pipe."""
+
+    def __init__(self, settings: Settings, max_rss_bytes: int) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, settings, max_rss_bytes), name="faceplus-engine", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def wait_ready(self, timeout: float) -> bool:
+        try:
+            if self.conn.poll(timeout):
+                return self.conn.recv()[0] == "ready"
+        except (EOFError, OSError):
+            pass
+        return False
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.send(None)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.kill()
+        else:
+            self.conn.close()
+
+
+class EnginePool:
+    """``limits.workers`` engine processes answering :meth:`call` one job each at a time."""
+
+    def __init__(self, settings: Settings, limits: PoolLimits | None = None) -> None:
+        self.settings = settings
+        self.limits = limits or PoolLimits()
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._starting = 0
+        self._waiting = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self.replaced = 0  # workers replaced (cancelled, timed out, crashed or grown too big): for tests and logs
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self, wait: bool = True) -> EnginePool:
+        """Start the workers; with ``wait``, return once all have loaded their models."""
+        threads = [self._spawn() for _ in range(self.limits.workers)]
+        if wait:
+            for thread in threads:
+                thread.join()
+        return self
+
+    def _spawn(self) -> threading.Thread:
+        """Start a worker in the background; it joins the idle list when its models are loaded."""
+        with self._cond:
+            self._starting += 1
+
+        def run() -> None:
+            worker = _Worker(self.settings, self.limits.max_rss_mb * 1024 * 1024)
+            ok = worker.wait_ready(START_TIMEOUT_S)
+            with self._cond:
+                self._starting -= 1
+                if ok and not self._closed:
+                    self._idle.append(worker)
+                    self._cond.notify()
+                    return
+            worker.kill()
+            if not ok and not self._closed:
+                log.error("an engine worker failed to start")
+
+        thread = threading.Thread(target=run, name="faceplus-spawn", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Stop every worker (idle ones politely, busy ones by force)."""
+        with self._cond:
+            self._closed = True
+            workers = self._idle + list(self._busy)
+            self._idle, self._busy = [], set()
+            self._cond.notify_all()
+        for worker in workers:
+            worker.stop()
+
+    def __enter__(self) -> EnginePool:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- state ----------------------------------------------------------------------------------
+    def status(self) -> dict[str, int]:
+        """Workers ready (idle or busy), starting, and calls waiting for one."""
+        with self._cond:
+            return {
+                "workers": len(self._idle) + len(self._busy),
+                "busy": len(self._busy),
+                "starting": self._starting,
+                "waiting": self._waiting,
+            }
+
+    def ready(self) -> bool:
+        """At least one worker has its models loaded."""
+        with self._cond:
+            return bool(self._idle or self._busy)
+
+    # -- calls ----------------------------------------------------------------------------------
+    def _acquire(self) -> _Worker:
+        deadline = time.monotonic() + self.limits.queue_timeout_s
+        with self._cond:
+            if self._closed:
+                raise PoolBusy("the engine pool is closed")
+            if not self._idle and self._waiting >= self.limits.max_waiting:
+                raise PoolBusy(f"{self._waiting} engine calls already waiting")
+            self._waiting += 1
+            try:
+                while not self._idle:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        raise PoolBusy(f"no engine worker free within {self.limits.queue_timeout_s:g} s")
+                    self._cond.wait(left)
+                worker = self._idle.pop()
+                self._busy.add(worker)
+                return worker
+            finally:
+                self._waiting -= 1
+
+    def _release(self, worker: _Worker, healthy: bool) -> None:
+        with self._cond:
+            self._busy.discard(worker)
+            if healthy and not self._closed:
+                self._idle.append(worker)
+                self._cond.notify()
+                return
+        worker.kill()
+        if not self._closed:
+            self.replaced += 1
+            self._spawn()
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        cancelled: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run ``fn(engine, *args)`` in a worker and return its result (or raise what it raised).
+
+        ``timeout`` overrides the pool's ``call_timeout_s`` for this call.
+
+        Raises :class:`PoolBusy`, :class:`CallCancelled`, :class:`CallTimedOut` or :class:`WorkerCrashed`
+        for what went wrong around the job rather than in it.
+        """
+        worker = self._acquire()
+        healthy = False
+        try:
+            try:
+                worker.conn.send((fn, args))
+            except (OSError, ValueError) as exc:
+                raise WorkerCrashed(f"engine worker unreachable: {exc}") from None
+            limit = self.limits.call_timeout_s if timeout is None else timeout
+            deadline = time.monotonic() + limit
+            while not worker.conn.poll(POLL_S):
+                if cancelled is not None and cancelled():
+                    raise CallCancelled("the client went away")
+                if time.monotonic() > deadline:
+                    raise CallTimedOut(f"engine call ran past {limit:g} s")
+                if not worker.process.is_alive():
+                    break
+            try:
+                kind, value, retire = worker.conn.recv()
+            except (EOFError, OSError):
+                raise WorkerCrashed(f"engine worker died (exit code {worker.process.exitcode})") from None
+            healthy = not retire
+            if kind == "ok":
+                return value
+            if kind == "raise":
+                raise value
+            raise WorkerCrashed(value)
+        finally:
+            self._release(worker, healthy)

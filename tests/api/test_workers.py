@@ -1,0 +1,88 @@
+"""The engine worker pool: results and errors come back, busy pools refuse at once, cancelled and runaway
+calls stop their work (the worker is replaced), and a worker that grows past its memory limit is replaced."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from faceplus.api.engine_jobs import detect_job
+from faceplus.config import Settings
+from faceplus.errors import UnsupportedImageFormat
+from faceplus.workers import CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
+
+from .pool_jobs import fail_job, grow_job, pid_job, sleep_job
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[EnginePool]:
+    limits = PoolLimits(workers=1, queue_timeout_s=0.5, max_waiting=1, call_timeout_s=60.0, max_rss_mb=2048)
+    with EnginePool(Settings(), limits) as started:
+        yield started
+
+
+def wait_ready(pool: EnginePool, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not pool.status()["workers"] or pool.status()["busy"]:
+        assert time.monotonic() < deadline, pool.status()
+        time.sleep(0.1)
+
+
+def test_detect_runs_in_a_worker_and_errors_come_back_typed(pool: EnginePool, shared_data: Path) -> None:
+    photo = next((shared_data / "lfw-dev").glob("*/*.jpg"))
+    faces = pool.call(detect_job, photo.read_bytes(), "image_file", None, "face_rectangle", 0, [], 5)
+    assert len(faces) >= 1 and faces[0].embedding.shape == (128,)
+    with pytest.raises(UnsupportedImageFormat) as info:
+        pool.call(detect_job, b"not an image", "image_file", None, "face_rectangle", 0, [], 5)
+    assert info.value.error_message == "IMAGE_ERROR_UNSUPPORTED_FORMAT: image_file"
+    with pytest.raises(WorkerCrashed, match="a bug in a job"):
+        pool.call(fail_job)
+    assert pool.call(pid_job) == pool.call(pid_job)  # a bug in a job does not cost the worker
+
+
+def test_a_saturated_pool_refuses_at_once_after_a_bounded_wait(pool: EnginePool) -> None:
+    wait_ready(pool)
+    holder = threading.Thread(target=pool.call, args=(sleep_job, 2.0))
+    holder.start()
+    time.sleep(0.3)
+    waiter = threading.Thread(target=lambda: pytest.raises(PoolBusy, pool.call, pid_job))
+    waiter.start()  # the one allowed waiter (max_waiting=1): refused after queue_timeout_s
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    with pytest.raises(PoolBusy):
+        pool.call(pid_job)  # over max_waiting: refused at once
+    assert time.monotonic() - t0 < 0.2
+    waiter.join()
+    holder.join()
+
+
+def test_a_cancelled_call_stops_its_work_and_the_worker_is_replaced(pool: EnginePool) -> None:
+    wait_ready(pool)
+    before, replaced = pool.call(pid_job), pool.replaced
+    gone_at = time.monotonic() + 0.5
+    t0 = time.monotonic()
+    with pytest.raises(CallCancelled):
+        pool.call(sleep_job, 30.0, cancelled=lambda: time.monotonic() > gone_at)
+    assert time.monotonic() - t0 < 2.0  # noticed within a poll or two, not after the 30 s job
+    assert pool.replaced == replaced + 1
+    wait_ready(pool)
+    assert pool.call(pid_job) != before  # a fresh worker
+
+
+def test_a_runaway_call_is_stopped_at_the_time_limit(pool: EnginePool) -> None:
+    wait_ready(pool)
+    with pytest.raises(CallTimedOut):
+        pool.call(sleep_job, 30.0, timeout=2.0)
+    wait_ready(pool)
+    assert pool.call(pid_job) > 0
+
+
+def test_a_worker_past_its_memory_limit_is_replaced(pool: EnginePool) -> None:
+    wait_ready(pool)
+    first = pool.call(grow_job, 2200)  # the worker's RSS passes max_rss_mb: it answers, then retires
+    wait_ready(pool)
+    assert pool.call(pid_job) != first
