@@ -1,0 +1,104 @@
+"""Authentication throttling and timing (issue 14): failed sign-ins are limited per api_key and per client address
+with 403 CONCURRENCY_LIMIT_EXCEEDED, and a wrong secret costs the same whether the key exists or not."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from faceplus.api import auth
+from faceplus.api.auth import KeyVerifier, new_key
+
+from .conftest import Api
+
+ROUTE = "/facepp/v3/faceset/getfacesets"
+
+
+def sign_in(client: TestClient, key: str, secret: str) -> tuple[int, str]:
+    r = client.post(ROUTE, data={"api_key": key, "api_secret": secret})
+    return r.status_code, r.json().get("error_message", "")
+
+
+def from_address(api: Api, host: str) -> TestClient:
+    """A second client on the same app that connects from ``host``."""
+    return TestClient(api.client.app, client=(host, 40000))
+
+
+def test_failures_are_throttled_per_key(make_api: Callable[..., Api]) -> None:
+    api = make_api(auth_max_failures=3, auth_max_failures_per_address=0, auth_failure_window_s=1.5)
+    a, b = api.add_key("a"), api.add_key("b")
+    for _ in range(3):
+        assert sign_in(api.client, a["api_key"], "wrong") == (401, "AUTHENTICATION_ERROR")
+    # the key is locked: even its right secret is refused without being checked, from any address
+    assert sign_in(api.client, a["api_key"], a["api_secret"]) == (403, "CONCURRENCY_LIMIT_EXCEEDED")
+    assert sign_in(from_address(api, "10.9.9.9"), a["api_key"], a["api_secret"]) == (403, "CONCURRENCY_LIMIT_EXCEEDED")
+    assert sign_in(api.client, b["api_key"], b["api_secret"]) == (200, "")  # another key is not affected
+    # an unknown key is throttled the same way, so the reply does not tell it from an existing one
+    for _ in range(3):
+        assert sign_in(api.client, "no-such-key", "wrong") == (401, "AUTHENTICATION_ERROR")
+    assert sign_in(api.client, "no-such-key", "wrong") == (403, "CONCURRENCY_LIMIT_EXCEEDED")
+    time.sleep(1.6)  # the window moves on
+    assert sign_in(api.client, a["api_key"], a["api_secret"]) == (200, "")
+
+
+def test_failures_are_throttled_per_address(make_api: Callable[..., Api]) -> None:
+    api = make_api(auth_max_failures=0, auth_max_failures_per_address=4, auth_failure_window_s=60.0)
+    a = api.add_key("a")
+    attacker, other = from_address(api, "203.0.113.7"), from_address(api, "198.51.100.8")
+    for n in range(4):  # a different made-up key each time: the per-key count never builds up
+        assert sign_in(attacker, f"guess-{n}", "wrong") == (401, "AUTHENTICATION_ERROR")
+    assert sign_in(attacker, a["api_key"], a["api_secret"]) == (403, "CONCURRENCY_LIMIT_EXCEEDED")
+    assert sign_in(other, a["api_key"], a["api_secret"]) == (200, "")
+
+
+def test_throttling_can_be_turned_off(make_api: Callable[..., Api]) -> None:
+    api = make_api(auth_max_failures=0, auth_max_failures_per_address=0)
+    a = api.add_key("a")
+    for _ in range(15):
+        assert sign_in(api.client, a["api_key"], "wrong") == (401, "AUTHENTICATION_ERROR")
+    assert sign_in(api.client, a["api_key"], a["api_secret"]) == (200, "")
+
+
+def test_default_settings_throttle(api: Api) -> None:
+    """The defaults (10 per key, 30 per address, 60 s) are on: the 11th wrong secret for a key is refused."""
+    assert api.settings.auth_max_failures == 10
+    replies = [sign_in(from_address(api, "192.0.2.10"), "default-probe", "wrong")[0] for _ in range(11)]
+    assert replies == [401] * 10 + [403]
+
+
+def test_a_wrong_secret_costs_one_scrypt_whether_the_key_exists_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a cached key's wrong secret was an HMAC compare (~6 ms over HTTP), an unknown key a scrypt (~120 ms)."""
+    calls: list[bytes] = []
+    real = auth.hash_secret
+
+    def counted(secret: str, salt: bytes) -> bytes:
+        calls.append(salt)
+        return real(secret, salt)
+
+    monkeypatch.setattr(auth, "hash_secret", counted)
+    verifier = KeyVerifier()
+    record, secret = new_key("k")
+    revoked = replace(new_key("r")[0], revoked=1.0)
+    calls.clear()  # new_key hashed the secrets
+    assert verifier.verify(record, secret) and len(calls) == 1  # first check of a key: scrypt, then cached
+    assert verifier.verify(record, secret) and len(calls) == 1  # cached: no scrypt for the right secret
+    for candidate in (record, None, revoked):
+        calls.clear()
+        assert not verifier.verify(candidate, "wrong")
+        assert len(calls) == 1, candidate
+
+    def median_ms(candidate) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            verifier.verify(candidate, "wrong")
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1000
+
+    known, unknown = median_ms(record), median_ms(None)
+    assert 1 / 3 < known / unknown < 3, (known, unknown)
