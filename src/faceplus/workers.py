@@ -221,13 +221,14 @@ class EnginePool:
 
     # -- state ----------------------------------------------------------------------------------
     def status(self) -> dict[str, int]:
-        """Workers ready (idle or busy), starting, and calls waiting for one."""
+        """Workers ready (idle or busy), starting, calls waiting for one, and workers replaced so far."""
         with self._cond:
             return {
                 "workers": len(self._idle) + len(self._busy),
                 "busy": len(self._busy),
                 "starting": self._starting,
                 "waiting": self._waiting,
+                "replaced": self.replaced,
             }
 
     def ready(self) -> bool:
