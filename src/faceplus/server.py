@@ -59,6 +59,10 @@ class ServerSettings:
     sweep_interval_s: float = 600.0
     #: Keep uploaded images (so face/analyze can recompute); off by default: no raw image is stored.
     store_images: bool = False
+    #: Keep each face token's face region (a lossless crop, deleted with the token) so face/analyze and
+    #: thousandlandmark can compute anything for it later; off: they answer 400 FACE_NOT_ANALYZABLE for what
+    #: detect did not compute. docs/API.md.
+    keep_face_crops: bool = True
     faceset_max_faces: int = 1_000_000
     max_facesets_per_key: int = 10_000
     addface_max_tokens: int = 5

@@ -12,10 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from faceplus.analysis.dense_landmarks import dense_landmarks
 from faceplus.api.analysis import describe_face
+from faceplus.api.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.api.errors import bad
 from faceplus.engine import Engine
-from faceplus.results import Box
+from faceplus.imaging import DecodedImage
+from faceplus.results import Box, Face
+from faceplus.store.base import FaceCrop
 
 
 @dataclass
@@ -25,6 +29,8 @@ class FoundFace:
     box: Box
     embedding: np.ndarray | None
     details: dict[str, Any] = field(default_factory=dict)
+    #: The face region face/analyze needs later (:mod:`faceplus.api.crops`); None unless asked for.
+    crop: FaceCrop | None = None
 
 
 def detect_job(
@@ -36,10 +42,12 @@ def detect_job(
     landmark: int,
     attributes: list[str],
     describe_first: int | None,
+    keep_crops: bool = False,
 ) -> list[FoundFace]:
     """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest.
 
-    ``describe_first`` None describes every face (Face++ ``calculate_all``).
+    ``describe_first`` None describes every face (Face++ ``calculate_all``); ``keep_crops`` adds each face's
+    analysis region (:func:`faceplus.api.crops.make_crop`), so its token can be analyzed later.
     """
     decoded = engine.load(data, param=param)
     if rectangle is not None:
@@ -55,6 +63,7 @@ def detect_job(
             describe_face(engine, decoded, face, landmark, attributes)
             if describe_first is None or i < describe_first
             else {},
+            make_crop(decoded, face) if keep_crops else None,
         )
         for i, face in enumerate(faces)
     ]
@@ -65,3 +74,59 @@ def analyze_job(engine: Engine, data: bytes, box: Box, landmark: int, attributes
     decoded = engine.load(data)
     face = engine.face_at(decoded, box, embed=False)
     return describe_face(engine, decoded, face, landmark, attributes)
+
+
+def analyze_crop_job(
+    engine: Engine, data: bytes, meta: dict[str, Any], landmark: int, attributes: list[str]
+) -> dict[str, Any]:
+    """Face++ landmark/attributes of a face token from its kept crop (face/analyze), in image coordinates.
+
+    The same models run on the same pixels as detect's own description of the face; fer's emotion crop of a
+    face at the image's edge reads the whole image's padding value, so it runs on a canvas that has it.
+    """
+    decoded, face = open_crop(data, meta)
+    out = describe_face(engine, decoded, face, landmark, attributes)
+    wanted = {"emotion", "smiling"} & set(attributes)
+    if wanted and emotion_leaves_image(meta):
+        from faceplus.analysis import expression
+
+        canvas = emotion_canvas(decoded.rgb, meta)
+        left, top, width, height = (int(v) for v in meta["box"])
+        probs = engine.analyzer.emotion_model.predict_boxes(canvas, [(left, top, width, height)], flip_tta=True)[0]
+        if "smiling" in wanted:
+            out["attributes"]["smile"] = expression.smile(probs)
+        if "emotion" in wanted:
+            out["attributes"]["emotion"] = expression.emotion(probs)
+    if "landmark" in out:
+        dx, dy = int(meta["left"]), int(meta["top"])
+        out["landmark"] = {name: {"x": p["x"] + dx, "y": p["y"] + dy} for name, p in out["landmark"].items()}
+    return out
+
+
+def _dense(engine: Engine, decoded: DecodedImage, face: Face, parts: list[str]) -> dict[str, Any]:
+    mesh = engine.analyzer.mesh468(decoded.rgb, face)
+    eyes = engine.analyzer.iris_model.eyes(decoded.rgb, mesh)
+    return dense_landmarks(mesh, eyes, parts)
+
+
+def dense_crop_job(engine: Engine, data: bytes, meta: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+    """Face++ dense landmarks (thousandlandmark) of a face token from its kept crop, in image coordinates."""
+    decoded, face = open_crop(data, meta)
+    return _shift(_dense(engine, decoded, face, parts), int(meta["left"]), int(meta["top"]))
+
+
+def dense_image_job(engine: Engine, data: bytes, param: str, parts: list[str]) -> tuple[Box, dict[str, Any]] | None:
+    """The largest face of an image and its Face++ dense landmarks (thousandlandmark); None without a face."""
+    decoded = engine.load(data, param=param)
+    faces = engine.detect(decoded, embed=False, max_faces=1)
+    if not faces:
+        return None
+    return faces[0].box, _dense(engine, decoded, faces[0], parts)
+
+
+def _shift(landmark: dict[str, Any], dx: int, dy: int) -> dict[str, Any]:
+    """Dense landmark parts moved by (dx, dy); radii (plain numbers) stay."""
+    return {
+        part: {name: {"x": p["x"] + dx, "y": p["y"] + dy} if isinstance(p, dict) else p for name, p in points.items()}
+        for part, points in landmark.items()
+    }

@@ -79,6 +79,7 @@ def detect_and_store(
         return_landmark,
         return_attributes or [],
         None if calculate_all else ctx.settings.attribute_faces,
+        ctx.settings.keep_face_crops,
     )
     now = ctx.now()
     image_id = new_token()
@@ -91,6 +92,7 @@ def detect_and_store(
             image_id=image_id,
             created=now,
             details=face.details,
+            crop=face.crop,
         )
         for face in found
     ]

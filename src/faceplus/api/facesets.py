@@ -98,6 +98,8 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
     ctx.index.removed(tenant, faceset.faceset_token, change)
+    if change.changed:  # a lapsed face leaving its last FaceSet ends: its kept crop goes now
+        ctx.store.drop_lapsed_crops(tenant, ctx.live_after())
     return {
         "faceset_token": faceset.faceset_token,
         "outer_id": faceset.outer_id,

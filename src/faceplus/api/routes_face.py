@@ -10,37 +10,65 @@ from fastapi.responses import JSONResponse
 from faceplus.api.analysis import declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.engine_jobs import analyze_job
+from faceplus.api.engine_jobs import analyze_crop_job, analyze_job
 from faceplus.api.errors import ApiError, reply
 from faceplus.api.faces import face_by_token
 from faceplus.api.facesets import check_text, face_tokens
 from faceplus.api.forms import form_doc
-from faceplus.attributes import RESPONSE_KEY
+from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
 from faceplus.results import Box
-from faceplus.store.base import FaceRecord
+from faceplus.store.base import FaceCrop, FaceRecord
 
 router = APIRouter(prefix="/face")
 
 
-def _analysis(ctx: ApiContext, face: FaceRecord, landmark: int, attributes: list[str]) -> dict[str, Any]:
-    """Recompute from the kept image when the server keeps images; otherwise answer from detect time."""
+#: face/analyze (and thousandlandmark by face_token) for a token whose pixels the server did not keep.
+NOT_ANALYZABLE = "FACE_NOT_ANALYZABLE"
+
+
+def not_analyzable(token: str) -> ApiError:
+    """400 ``FACE_NOT_ANALYZABLE: <token>``: nothing kept for this token can answer what was asked (docs/API.md)."""
+    return ApiError(400, f"{NOT_ANALYZABLE}: {token}")
+
+
+def _stored_answer(face: FaceRecord, landmark: int, attributes: list[str]) -> dict[str, Any] | None:
+    """What detect computed for this face, when that covers the request exactly (else None)."""
+    out: dict[str, Any] = {}
+    if landmark:
+        stored = face.details.get("landmark")
+        if not stored or len(stored) != LANDMARK_POINTS[landmark]:
+            return None
+        out["landmark"] = stored
+    if attributes:
+        kept = face.details.get("attributes", {})
+        keys = [RESPONSE_KEY.get(name, name) for name in attributes]
+        if any(key not in kept for key in keys):
+            return None
+        out["attributes"] = {key: kept[key] for key in keys}
+    return out
+
+
+def _analysis(
+    ctx: ApiContext, face: FaceRecord, crop: FaceCrop | None, landmark: int, attributes: list[str]
+) -> dict[str, Any]:
+    """The landmarks/attributes asked for: detect's own values when it computed them, else computed now from
+    the kept face crop (or the kept image, ``store_images``); 400 ``FACE_NOT_ANALYZABLE`` when neither is kept."""
+    if not landmark and not attributes:
+        return {}
+    stored = _stored_answer(face, landmark, attributes)
+    if stored is not None:
+        return stored
+    if crop is not None:
+        return ctx.engine_calls.run(analyze_crop_job, crop.data, crop.meta, landmark, attributes)
     image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
     if image is not None:
         return ctx.engine_calls.run(analyze_job, image, Box(**face.face_rectangle), landmark, attributes)
-    out: dict[str, Any] = {}
-    if landmark and "landmark" in face.details:
-        out["landmark"] = face.details["landmark"]
-    stored = face.details.get("attributes", {})
-    keys = [RESPONSE_KEY.get(name, name) for name in attributes]
-    picked = {key: stored[key] for key in keys if key in stored}
-    if picked:
-        out["attributes"] = picked
-    return out
+    raise not_analyzable(face.face_token)
 
 
 @router.post(
     "/analyze",
-    summary="Landmarks and attributes of up to 5 face tokens",
+    summary="Landmarks and attributes of up to 5 face tokens (computed from each token's kept face crop)",
     openapi_extra=form_doc({"face_tokens": "string", "return_landmark": "integer", "return_attributes": "string"}),
 )
 def analyze(
@@ -56,13 +84,21 @@ def analyze(
     for token in tokens:
         if token not in found:
             raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
+    unique = list(dict.fromkeys(tokens))
+    asked = bool(landmark or attributes)
+    need = [t for t in unique if asked and _stored_answer(found[t], landmark, attributes) is None]
+    crops = ctx.store.get_crops(tenant, need) if need else {}
+    if not ctx.settings.store_images:  # refuse before any work when a token cannot be answered
+        for token in need:
+            if token not in crops:
+                raise not_analyzable(token)
     faces = [
         {
             "face_token": token,
             "face_rectangle": found[token].face_rectangle,
-            **_analysis(ctx, found[token], landmark, attributes),
+            **_analysis(ctx, found[token], crops.get(token), landmark, attributes),
         }
-        for token in dict.fromkeys(tokens)
+        for token in unique
     ]
     return reply(request, declare_unmeasured(params, {"faces": faces}))
 

@@ -258,6 +258,7 @@ def delete(
         raise plain("FACESET_NOT_EMPTY")
     ctx.store.delete_faceset(tenant, faceset.faceset_token)
     ctx.index.drop(tenant, faceset.faceset_token)
+    ctx.store.drop_lapsed_crops(tenant, ctx.live_after())  # faces this FaceSet alone kept alive end now
     return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})
 
 

@@ -44,6 +44,18 @@ class ApiKeyRecord:
 
 
 @dataclass
+class FaceCrop:
+    """The face region of a token's image, kept so face/analyze can compute anything for the token later.
+
+    ``data`` is a lossless PNG of the region; ``meta`` (JSON) says where the region sat in the image and
+    what detection found there (see :mod:`faceplus.api.crops`). It lives exactly as long as its face row.
+    """
+
+    data: bytes
+    meta: dict[str, Any]
+
+
+@dataclass
 class FaceRecord:
     """One detected face: what detect returned, plus the embedding search needs."""
 
@@ -55,6 +67,8 @@ class FaceRecord:
     created: float
     user_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    #: Saved with the face by ``add_faces`` when given; never loaded by ``get_faces`` (see ``get_crops``).
+    crop: FaceCrop | None = None
 
 
 @dataclass
@@ -176,6 +190,16 @@ class Store(ABC):
     @abstractmethod
     def sweep_faces(self, created_before: float) -> int:
         """Delete faces created before the cutoff that belong to no FaceSet; returns how many."""
+
+    # -- face crops (face/analyze's pixels; deleted with their face row) ---------------------------
+    @abstractmethod
+    def get_crops(self, tenant: str, tokens: Sequence[str]) -> dict[str, FaceCrop]:
+        """The kept crops of the tenant's faces among ``tokens`` (callers check liveness first)."""
+
+    @abstractmethod
+    def drop_lapsed_crops(self, tenant: str, live_after: float) -> int:
+        """Delete the crops of the tenant's faces that are no longer live (created at or before ``live_after``
+        and in no FaceSet), e.g. right after a removal ended them; returns how many."""
 
     # -- images (only when the server keeps uploaded images) -------------------------------------
     @abstractmethod

@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from faceplus.store.base import (
     ApiKeyRecord,
+    FaceCrop,
     FaceRecord,
     FaceSetQuotaExceeded,
     FaceSetRecord,
@@ -94,6 +95,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """CREATE TABLE rate_buckets(
               api_key text PRIMARY KEY, tokens double precision NOT NULL, updated double precision NOT NULL,
               allowed boolean NOT NULL)""",
+        ],
+    ),
+    (
+        2,
+        [
+            # face/analyze's pixels of each face token, deleted with the face row (sweep) or when lapsed.
+            """CREATE TABLE face_crops(
+              face_token text PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data bytea NOT NULL,
+              meta text NOT NULL)""",
         ],
     ),
 ]
@@ -329,8 +339,11 @@ class PostgresStore(Store):
         ]
         if not rows:
             return
+        crops = [(f.face_token, f.crop.data, json.dumps(f.crop.meta)) for f in faces if f.crop is not None]
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany("INSERT INTO faces VALUES (%s, %s, %b, %s, %s, %s, %s, %s)", rows)
+            if crops:
+                cur.executemany("INSERT INTO face_crops VALUES (%s, %s, %s)", crops)
 
     _LIVE = "(created > %s OR EXISTS (SELECT 1 FROM members m WHERE m.face_token = faces.face_token))"
 
@@ -376,6 +389,23 @@ class PostgresStore(Store):
                 (created_before,),
             )
         return removed
+
+    def get_crops(self, tenant: str, tokens: Sequence[str]) -> dict[str, FaceCrop]:
+        if not tokens:
+            return {}
+        rows = self._rows(
+            "SELECT c.face_token, c.data, c.meta FROM face_crops c JOIN faces f ON f.face_token = c.face_token "
+            "WHERE f.tenant = %s AND c.face_token = ANY(%s)",
+            (tenant, list(tokens)),
+        )
+        return {r["face_token"]: FaceCrop(bytes(r["data"]), json.loads(r["meta"])) for r in rows}
+
+    def drop_lapsed_crops(self, tenant: str, live_after: float) -> int:
+        return self._exec(
+            "DELETE FROM face_crops c USING faces f WHERE f.face_token = c.face_token AND f.tenant = %s "
+            "AND f.created <= %s AND NOT EXISTS (SELECT 1 FROM members m WHERE m.face_token = f.face_token)",
+            (tenant, live_after),
+        )
 
     def put_image(self, tenant: str, image_id: str, data: bytes, created: float) -> None:
         self._exec(

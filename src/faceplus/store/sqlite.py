@@ -32,6 +32,7 @@ import numpy as np
 
 from faceplus.store.base import (
     ApiKeyRecord,
+    FaceCrop,
     FaceRecord,
     FaceSetQuotaExceeded,
     FaceSetRecord,
@@ -75,6 +76,8 @@ CREATE TABLE IF NOT EXISTS tasks(
   status INTEGER NOT NULL, result TEXT, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS images(image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL,
   created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS face_crops(
+  face_token TEXT PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data BLOB NOT NULL, meta TEXT NOT NULL);
 """
 
 _FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version"
@@ -235,8 +238,10 @@ class SQLiteStore(Store):
                     json.dumps(f.details),
                 )
             )
+        crops = [(f.face_token, f.crop.data, json.dumps(f.crop.meta)) for f in faces if f.crop is not None]
         with self._write() as db:
             db.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO face_crops VALUES (?, ?, ?)", crops)
 
     def get_faces(self, tenant: str, tokens: Sequence[str], live_after: float) -> dict[str, FaceRecord]:
         if not tokens:
@@ -285,6 +290,25 @@ class SQLiteStore(Store):
                 (created_before,),
             )
             return cur.rowcount
+
+    def get_crops(self, tenant: str, tokens: Sequence[str]) -> dict[str, FaceCrop]:
+        if not tokens:
+            return {}
+        marks = ",".join("?" * len(tokens))
+        rows = self._conn().execute(
+            f"SELECT c.face_token, c.data, c.meta FROM face_crops c JOIN faces f ON f.face_token = c.face_token "
+            f"WHERE f.tenant = ? AND c.face_token IN ({marks})",
+            (tenant, *tokens),
+        )
+        return {r[0]: FaceCrop(bytes(r[1]), json.loads(r[2])) for r in rows}
+
+    def drop_lapsed_crops(self, tenant: str, live_after: float) -> int:
+        with self._write() as db:
+            return db.execute(
+                "DELETE FROM face_crops WHERE face_token IN (SELECT f.face_token FROM faces f WHERE f.tenant = ? "
+                "AND f.created <= ? AND NOT EXISTS (SELECT 1 FROM members m WHERE m.face_token = f.face_token))",
+                (tenant, live_after),
+            ).rowcount
 
     def put_image(self, tenant: str, image_id: str, data: bytes, created: float) -> None:
         with self._write() as db:

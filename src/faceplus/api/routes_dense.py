@@ -1,0 +1,71 @@
+"""Face++'s Dense Facial Landmarks: ``POST /facepp/v1/face/thousandlandmark``.
+
+One face per call: the given ``face_token`` (from its kept face crop), else the largest face of the image
+(``image_file`` > ``image_base64`` > ``image_url``). ``return_landmark`` is ``all`` (the default) or a comma
+list of parts. The reply is ``{"face": {"landmark": {part: {name: {x, y}}}, "face_rectangle": {...}}}``;
+``face`` is absent when the image has no face. Which points exist and how each is derived: docs/LANDMARKS.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from faceplus.analysis.dense_landmarks import parse_parts
+from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.engine_jobs import dense_crop_job, dense_image_job
+from faceplus.api.errors import bad, missing, reply
+from faceplus.api.faces import face_by_token
+from faceplus.api.forms import form_doc
+from faceplus.api.images import read_image
+from faceplus.api.limits import big_enough, image_size, min_face_side
+from faceplus.api.routes_face import not_analyzable
+
+router = APIRouter(prefix="/face")
+
+
+@router.post(
+    "/thousandlandmark",
+    summary="Dense facial landmarks of one face (a face_token, or the largest face of an image)",
+    openapi_extra=form_doc(
+        {
+            "face_token": "string",
+            "image_file": "binary",
+            "image_base64": "string",
+            "image_url": "string",
+            "return_landmark": "string",
+        }
+    ),
+)
+def thousandlandmark(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    parts = parse_parts(params.str("return_landmark"))
+    if parts is None:
+        raise bad("return_landmark")
+    out: dict[str, Any] = {}
+    token = params.str("face_token")
+    if token is not None and token.strip():
+        face = face_by_token(ctx, tenant, token.strip())
+        crop = ctx.store.get_crops(tenant, [face.face_token]).get(face.face_token)
+        if crop is None:
+            raise not_analyzable(face.face_token)
+        landmark = ctx.engine_calls.run(dense_crop_job, crop.data, crop.meta, parts)
+        out["face"] = {"landmark": landmark, "face_rectangle": face.face_rectangle}
+        return reply(request, out)
+    image = read_image(params, ctx.fetcher)
+    if image is None:
+        raise missing("face_token", "image_url", "image_file", "image_base64")
+    found = ctx.engine_calls.run(dense_image_job, image.data, image.param, parts)
+    if found is not None:
+        box, landmark = found
+        size = image_size(image.data) or (0, 0)
+        minimum = min_face_side(ctx.settings.detect_min_face, ctx.settings.detect_min_face_divisor, *size)
+        if big_enough(box, minimum):  # the faces detect would report (Face++'s smallest face)
+            out["face"] = {"landmark": landmark, "face_rectangle": box.to_facepp()}
+    return reply(request, out)
