@@ -49,11 +49,6 @@ class ServerSettings:
     auth_max_failures: int = 10
     auth_max_failures_per_address: int = 30
     auth_failure_window_s: float = 60.0
-    #: Failed sign-ins allowed per api_key and per client address within ``auth_failure_window_s``; past either,
-    #: 403 CONCURRENCY_LIMIT_EXCEEDED until the window moves on (0 turns that limit off). docs/SECURITY.md.
-    auth_max_failures: int = 10
-    auth_max_failures_per_address: int = 30
-    auth_failure_window_s: float = 60.0
     #: Face tokens lapse this long after detection unless they are in a FaceSet (Face++: 72 h).
     face_token_ttl_s: float = 72 * 3600.0
     sweep_interval_s: float = 600.0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from faceplus.api import routes_dense, routes_detect, routes_face, routes_faceset, routes_health
+from faceplus.api import routes_dense, routes_detect, routes_face, routes_facealbum, routes_faceset, routes_health
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
@@ -172,6 +172,7 @@ def create_app(
     install_error_handlers(app)
     for router in (routes_detect.router, routes_faceset.router, routes_face.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
+    app.include_router(routes_facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
     app.include_router(routes_dense.router, prefix="/facepp/v1", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -125,6 +125,10 @@ def removal_tokens(ctx: ApiContext, params: Params) -> list[str] | None:
 
 def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any]) -> dict[str, Any]:
     """Carry out a queued async task (the parameters were validated when it was queued)."""
+    if kind.startswith("facealbum_"):  # FaceAlbum tasks (addimage, groupface, searchimage)
+        from faceplus.api.facealbums import run_album_task
+
+        return run_album_task(ctx, tenant, kind, task_params)
     faceset = ctx.store.get_faceset(tenant, faceset_token=task_params["faceset_token"])
     if faceset is None:
         raise plain("INVALID_FACESET_TOKEN")

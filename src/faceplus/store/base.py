@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from faceplus.store.albums import AlbumStore
+
 
 class StoreError(Exception):
     """A storage-level refusal the API maps to a Face++ error (e.g. duplicate outer_id)."""
@@ -127,7 +129,7 @@ class FaceSetVectors:
     version: int
 
 
-class Store(ABC):
+class Store(AlbumStore, ABC):
     """Everything the API persists. Each write is durable when the method returns."""
 
     #: True when any number of server processes share this store: then search, rate limits and task

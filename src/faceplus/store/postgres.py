@@ -43,6 +43,7 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
+from faceplus.store.postgres_albums import ALBUM_TABLES, PostgresAlbums
 
 log = logging.getLogger("faceplus.store.postgres")
 
@@ -106,6 +107,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
               meta text NOT NULL)""",
         ],
     ),
+    (4, ALBUM_TABLES),  # FaceAlbums (postgres_albums.py)
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -227,7 +229,7 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
     return current
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresAlbums, Store):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
     shared = True

@@ -42,6 +42,7 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
+from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
 
 EMBEDDING_DIM = 128
 SCHEMA_VERSION = 1
@@ -130,7 +131,7 @@ def _tighten(path: Path, mode: int) -> None:
         path.chmod(mode)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteAlbums, Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``."""
 
     def __init__(self, path: Path | str) -> None:
@@ -141,6 +142,7 @@ class SQLiteStore(Store):
         self._all_lock = threading.Lock()
         conn = self._conn()
         conn.executescript(_SCHEMA)
+        conn.executescript(ALBUM_SCHEMA)  # FaceAlbum tables (sqlite_albums.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
