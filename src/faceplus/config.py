@@ -35,6 +35,13 @@ class DetectionSettings:
     ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces; set
     ``FACEPLUS_MIN_FACE=48`` for Face++'s behaviour. ``hog_threshold`` drops the weak HOG false
     positives dlib reports at low scores.
+
+    The fallback steps of the chain (after BlazeFace finds nothing) are bounded per image, so a photo
+    without a face costs about what one with a face does (docs/ENGINE.md, "Cost bound"):
+    ``max_pixels`` is how many pixels they may scan in all (each step's image is scaled down to what is
+    left), ``mmod_max_pixels`` is MMOD's share of it (at most half; 0, the default, leaves MMOD out: seconds a photo on
+    CPU, and it found no lfw-dev or group-photo face the other steps miss), and the chain answers "no face"
+    once ``budget_s`` seconds are spent.
     """
 
     detector: str = "blazeface"
@@ -43,6 +50,9 @@ class DetectionSettings:
     hog_threshold: float = -0.2
     fallback: bool = True
     blazeface_threshold: float = 0.5
+    max_pixels: int = 300_000
+    mmod_max_pixels: int = 0
+    budget_s: float = 2.0
 
     @classmethod
     def from_env(cls) -> DetectionSettings:
@@ -53,6 +63,9 @@ class DetectionSettings:
             hog_threshold=float(_env("hog_threshold", str(cls.hog_threshold))),
             fallback=_env("detect_fallback", "1") not in ("0", "false", "no"),
             blazeface_threshold=float(_env("blazeface_threshold", str(cls.blazeface_threshold))),
+            max_pixels=int(_env("detect_max_pixels", str(cls.max_pixels))),
+            mmod_max_pixels=int(_env("detect_mmod_max_pixels", str(cls.mmod_max_pixels))),
+            budget_s=float(_env("detect_budget_s", str(cls.budget_s))),
         )
 
 

@@ -5,13 +5,24 @@ Detectors (chosen by measurement, see docs/DETECTORS.md and ``benchmarks/detecto
   dlib's box convention (measured on lfw-dev) so that dlib's landmark predictors see what they were
   trained on.
 - ``hog1``/``hog2``: dlib's HOG at upsampling 1 and 2 (~25 ms and ~100 ms on a 250x250 photo).
-- ``mmod``: dlib's CNN (slow: seconds on a large photo), the last resort.
+- ``blazeface-short``: BlazeFace short range (128x128 input), for close-up faces the full-range model
+  misses (all 13 lfw-dev images the full-range model misses; ~2 ms).
+- ``hog``: dlib's HOG, on the image scaled so the smallest face it must find just fills its 80 px window.
+- ``mmod``: dlib's CNN (seconds a photo on CPU), off unless ``FACEPLUS_DETECT_MMOD_MAX_PIXELS`` lets it in.
 A hit is kept only if its box is at least ``min_face`` pixels on its short side.
+
+Cost bound (docs/ENGINE.md): the fallback steps run only while BlazeFace has found nothing; together they
+scan at most ``max_pixels`` pixels (each one's image is scaled down to fit what is left, boxes are mapped
+back), and the chain answers "no face" once ``budget_s`` has passed. So a 4096x4096 photo without a face
+costs about what a photo with one does, instead of minutes and gigabytes (HOG used to upsample it to 8192).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import cv2
@@ -21,8 +32,15 @@ from faceplus.config import DetectionSettings
 from faceplus.models.dlib_models import DlibModels, RawDetection
 from faceplus.results import Box
 
-#: Beyond this many pixels on the long side an extra HOG upsampling level costs too much to try.
-_FINER_HOG_MAX_SIDE = 1200
+#: Side (px) of the smallest face dlib's HOG (80x80 window) and MMOD (~80 px window) find at scale 1.
+HOG_WINDOW = 80
+MMOD_WINDOW = 80
+
+#: HOG as the primary detector may scan this many times ``max_pixels`` (see :meth:`DetectorChain.primary_hog`).
+PRIMARY_HOG_PIXELS = 4
+
+#: BlazeFace sees a photo longer than twice this reduced by a whole factor first (its input is 128-192 px).
+_BLAZE_VIEW_SIDE = 384
 
 #: BlazeFace box -> dlib (HOG-style) box, as fractions of the BlazeFace box: left/top shift, width/height
 #: scale. Mean over lfw-dev faces found by both (HOG boxes are slightly smaller and lower).
@@ -36,8 +54,75 @@ _HOG_FACE_PX = 130.0
 _HOG_CONFIRM_IOU = 0.4
 
 
+@dataclass
+class Budget:
+    """What the fallback steps of one image may still spend (pixels to scan, a deadline), and its reductions."""
+
+    pixels: int
+    deadline: float
+    _reduced: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def spent(self) -> bool:
+        return self.pixels <= 0 or time.perf_counter() >= self.deadline
+
+    def reduced(self, rgb: np.ndarray, factor: int) -> np.ndarray:
+        """``rgb`` shrunk by a whole ``factor`` (area mean), cached for the image's other steps.
+
+        The image is first cropped to a multiple of ``factor`` (at most factor - 1 pixels off its right and
+        bottom edges) so OpenCV takes its fast integer path: ~4x faster than an arbitrary area resize,
+        which on a 4096 px photo took longer than BlazeFace and HOG together. Coordinates in the
+        result times ``factor`` are coordinates in ``rgb``.
+        """
+        if factor <= 1:
+            return rgb
+        if factor not in self._reduced:
+            h, w = rgb.shape[0] // factor, rgb.shape[1] // factor
+            crop = rgb[: h * factor, : w * factor]
+            self._reduced[factor] = np.ascontiguousarray(cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA))
+        return self._reduced[factor]
+
+    def scaled(self, rgb: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+        """``rgb`` at about ``scale`` (<= 1) and the exact scale it is at: a whole reduction, then a small resize."""
+        factor = max(1, int(1 / scale))
+        image = self.reduced(rgb, factor)
+        rest = scale * factor
+        if rest < 0.999:
+            image = _resize(image, rest)
+            return image, image.shape[1] / rgb.shape[1]
+        return image, 1 / factor
+
+
+def fit_scale(shape: tuple[int, ...], window: int, min_face: int, max_scale: float, max_pixels: int) -> float:
+    """The scale at which a detector with a ``window`` px window sees faces of ``min_face`` px, within limits.
+
+    Never more than ``max_scale``, and never so large that the scaled image exceeds ``max_pixels``.
+    """
+    h, w = shape[:2]
+    want = window / max(min_face, 1)
+    return min(want, max_scale, math.sqrt(max(max_pixels, 0) / max(h * w, 1)))
+
+
+def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    size = (max(1, int(w * scale)), max(1, int(h * scale)))  # rounded down: never past the pixel cap
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))
+
+
+def _unscale(hits: list[RawDetection], scale: float) -> list[RawDetection]:
+    if scale == 1:
+        return hits
+    return [
+        RawDetection(h.left / scale, h.top / scale, h.right / scale, h.bottom / scale, h.score, h.detector)
+        for h in hits
+    ]
+
+
+#: A chain step: (image, smallest face to find, the image's remaining budget) -> hits in image pixels.
+Step = Callable[[np.ndarray, int, Budget], list[RawDetection]]
+
+
 class DetectorChain:
-    """Runs the configured detector, falling back to the others where it finds no face."""
+    """Runs the configured detector, falling back to the others where it finds no face, within a budget."""
 
     def __init__(self, settings: DetectionSettings, dlib: DlibModels) -> None:
         if settings.detector not in DETECTORS:
@@ -51,18 +136,42 @@ class DetectorChain:
 
         return BlazeFaceDetector("full", score_threshold=self.settings.blazeface_threshold)
 
-    def blazeface(self, rgb: np.ndarray) -> list[RawDetection]:
-        """BlazeFace's faces, each boxed the way dlib's HOG boxes it where HOG confirms it (see :meth:`hog_box`)."""
+    @cached_property
+    def _blazeface_short(self):
+        from faceplus.models.blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector("short", score_threshold=self.settings.blazeface_threshold)
+
+    def blazeface_step(self, model: str) -> Step:
+        """A chain step running BlazeFace on a whole-factor reduction of a large image (its input is 192 px)."""
+
+        def step(rgb: np.ndarray, _min_face: int, budget: Budget) -> list[RawDetection]:
+            factor = max(1, max(rgb.shape[:2]) // _BLAZE_VIEW_SIDE)
+            return self.blazeface(rgb, model, budget.reduced(rgb, factor), factor)
+
+        return step
+
+    def blazeface(
+        self, rgb: np.ndarray, model: str = "full", view: np.ndarray | None = None, factor: int = 1
+    ) -> list[RawDetection]:
+        """BlazeFace's faces, each boxed the way dlib's HOG boxes it where HOG confirms it (see :meth:`hog_box`).
+
+        Both models letterbox the image into their small input, so their cost hardly grows with its size.
+        A face HOG does not confirm keeps BlazeFace's (mapped) box as ``blazeface-box``, for the engine
+        to re-fit from landmarks. ``view`` is ``rgb`` reduced by ``factor`` (boxes are mapped back).
+        """
+        detector = self._blazeface if model == "full" else self._blazeface_short
+        name = "blazeface" if model == "full" else "blazeface-short"
         dx, dy, sw, sh = _BLAZE_TO_DLIB
         hits = []
-        for det in self._blazeface.detect(rgb):
-            x, y, w, h = det.box
+        for det in detector.detect(rgb if view is None else view):
+            x, y, w, h = (v * factor for v in det.box)
             left, top = x + dx * w, y + dy * h
             mapped = RawDetection(left, top, left + sw * w, top + sh * h, float(det.score), "blazeface-box")
-            hits.append(self.hog_box(rgb, mapped) or mapped)
+            hits.append(self.hog_box(rgb, mapped, name) or mapped)
         return hits
 
-    def hog_box(self, rgb: np.ndarray, hit: RawDetection) -> RawDetection | None:
+    def hog_box(self, rgb: np.ndarray, hit: RawDetection, name: str = "blazeface") -> RawDetection | None:
         """HOG's own box for a face found by another detector, from a small crop around it.
 
         dlib's landmark predictors were trained on HOG boxes, and chips aligned from them match best
@@ -91,29 +200,83 @@ class DetectorChain:
                 best, best_iou = box, iou
         if best is None:
             return None
-        return RawDetection(best.left, best.top, best.right, best.bottom, hit.score, "blazeface")
+        return RawDetection(best.left, best.top, best.right, best.bottom, hit.score, name)
 
     def hog(self, rgb: np.ndarray, upsample: int) -> list[RawDetection]:
+        """dlib's HOG on the whole image at a given upsampling, unbounded (for benchmarks; the chain scales)."""
         return self.dlib.detect_hog(rgb, upsample, self.settings.hog_threshold)
 
     def mmod(self, rgb: np.ndarray) -> list[RawDetection]:
+        """dlib's CNN on the whole image, unbounded (for benchmarks; the chain uses :meth:`scaled_mmod`)."""
         return self.dlib.detect_mmod(rgb, 1 if max(rgb.shape[:2]) <= 400 else 0)
 
-    def steps(self, rgb: np.ndarray) -> list[Callable[[], list[RawDetection]]]:
-        up = self.settings.hog_upsample
-        hog = [lambda: self.hog(rgb, up)]
-        if max(rgb.shape[:2]) * 2 ** (up + 1) <= _FINER_HOG_MAX_SIDE:
-            hog.append(lambda: self.hog(rgb, up + 1))
-        blaze = [lambda: self.blazeface(rgb)]
-        first = blaze + hog if self.settings.detector == "blazeface" else hog + blaze
-        return [*first, lambda: self.mmod(rgb)]
+    def primary_hog(self, rgb: np.ndarray, min_face: int, budget: Budget) -> list[RawDetection]:
+        """HOG as the primary detector: it runs on photos with a face too, so it gets its own, larger cap.
+
+        ``PRIMARY_HOG_PIXELS`` times ``max_pixels`` (1.2 Mpx by default: a 640x480 photo at upsampling 1, as
+        before the cost bound); the fallbacks after it keep their whole budget.
+        """
+        own = Budget(self.settings.max_pixels * PRIMARY_HOG_PIXELS, budget.deadline, budget._reduced)
+        return self.scaled_hog(rgb, min_face, own, reserve=0)
+
+    def scaled_hog(
+        self, rgb: np.ndarray, min_face: int, budget: Budget, reserve: int | None = None
+    ) -> list[RawDetection]:
+        """HOG on the image scaled so a ``min_face`` face fills its window, within the pixel budget.
+
+        Upscaling goes through dlib's own upsampling (whole doublings, at most ``hog_upsample + 1`` of them,
+        as the chain always allowed); downscaling through an area resize. MMOD's share of the budget
+        (``mmod_max_pixels``, at most half) is left for it.
+        """
+        if reserve is None:  # MMOD's share
+            reserve = min(max(self.settings.mmod_max_pixels, 0), self.settings.max_pixels // 2)
+        max_scale = 2.0 ** (self.settings.hog_upsample + 1)
+        scale = fit_scale(rgb.shape, HOG_WINDOW, min_face, max_scale, budget.pixels - reserve)
+        image, upsample = rgb, 0
+        if scale >= 2:
+            upsample = int(math.log2(scale))
+            scale = 2.0**upsample
+        elif scale < 1:
+            image, scale = budget.scaled(rgb, scale)
+        else:
+            scale = 1.0
+        seen = image.shape[0] * image.shape[1] * 4**upsample
+        if min(image.shape[:2]) * 2**upsample < HOG_WINDOW:
+            return []  # no face of a window's size fits: nothing to find
+        budget.pixels -= seen
+        hits = self.dlib.detect_hog(image, upsample, self.settings.hog_threshold)
+        return hits if image is rgb else _unscale(hits, scale)
+
+    def scaled_mmod(self, rgb: np.ndarray, min_face: int, budget: Budget) -> list[RawDetection]:
+        """MMOD on the image scaled like :meth:`scaled_hog`, within ``mmod_max_pixels`` (0: not run)."""
+        cap = min(self.settings.mmod_max_pixels, budget.pixels)
+        if cap <= 0:
+            return []
+        scale = fit_scale(rgb.shape, MMOD_WINDOW, min_face, 2.0, cap)
+        if scale < 1:
+            image, scale = budget.scaled(rgb, scale)
+        else:
+            image = rgb if scale == 1 else _resize(rgb, scale)
+        if min(image.shape[:2]) < MMOD_WINDOW:
+            return []
+        budget.pixels -= image.shape[0] * image.shape[1]
+        return _unscale(self.dlib.detect_mmod(image, 0), scale)
+
+    def steps(self) -> list[Step]:
+        """The chain in order: the primary detector first, then the fallbacks, cheapest first."""
+        blaze: list[Step] = [self.blazeface_step("full"), self.blazeface_step("short")]
+        first = [*blaze, self.scaled_hog] if self.settings.detector == "blazeface" else [self.primary_hog, *blaze]
+        return [*first, self.scaled_mmod]
 
     def find(self, rgb: np.ndarray, min_face: int | None = None) -> list[RawDetection]:
-        """Face boxes from the first detector in the chain that finds any big enough."""
+        """Face boxes from the first detector in the chain that finds any big enough; [] once the budget is spent."""
         min_face = self.settings.min_face if min_face is None else min_face
-        steps = self.steps(rgb)
-        for step in steps if self.settings.fallback else steps[:1]:
-            hits = [h for h in step() if min(h.right - h.left, h.bottom - h.top) >= min_face]
+        budget = Budget(self.settings.max_pixels, time.perf_counter() + self.settings.budget_s)
+        steps = self.steps()
+        for i, step in enumerate(steps if self.settings.fallback else steps[:1]):
+            if i > 0 and budget.spent():
+                break
+            hits = [h for h in step(rgb, min_face, budget) if min(h.right - h.left, h.bottom - h.top) >= min_face]
             if hits:
                 return hits
         return []

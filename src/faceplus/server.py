@@ -80,6 +80,8 @@ class ServerSettings:
     hnsw_threshold: int = 50_000
     hnsw_ef_search: int = 64
     task_queue_size: int = 100
+    #: Faces one FaceAlbum may hold (Face++: 10,000); an addimage past it is refused with FACEALBUM_QUOTA_EXCEEDED.
+    facealbum_max_faces: int = 10_000
     #: ``postgresql://user:pass@host:port/db``: run on PostgreSQL + pgvector (shared by any number of workers)
     #: instead of SQLite in ``data_dir``. docs/DEPLOY.md.
     database_url: str = ""

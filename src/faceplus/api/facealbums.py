@@ -1,0 +1,276 @@
+"""FaceAlbum rules shared by the routes and the async task runner: adding images, grouping, searching.
+
+Grouping is the project's clustering (:mod:`faceplus.tools.clustering`: average linkage cut at the engine's
+calibrated 1e-3 false-accept distance, the rule ``faceplus cluster`` uses) with Face++'s incremental semantics:
+
+* ``incremental`` (the default): only faces not in a group yet (group_id "-1", or "0" when an earlier grouping
+  found nothing like them) are clustered among themselves; each new cluster then joins the existing group it
+  is closest to *on average* (mean distance over all face pairs, the same rule average linkage merges by) when
+  that is within the threshold, else it becomes a new group (2+ faces) or stays "0" (a lone face). Faces
+  already in groups never move and group ids never change.
+* ``entirefacealbum``: every face not placed by hand is clustered afresh; each new cluster keeps the old
+  group id most of its faces had (each old id goes to at most one cluster), so ids stay stable where the
+  grouping agrees with the last one.
+
+A face placed by ``updateface`` is pinned: no grouping moves it (the store refuses to), and when it sits in
+a group it counts as one of that group's faces for the clusters that may join it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+
+from faceplus.api.context import ApiContext
+from faceplus.api.engine_jobs import detect_job
+from faceplus.api.errors import ApiError, plain
+from faceplus.api.faces import new_token
+from faceplus.api.limits import big_enough, image_size, min_face_side
+from faceplus.errors import FaceplusError
+from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
+from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, pairwise_distances_block
+
+#: Face++ ``ungrouped_reason`` for a face grouping found no similar face for (the only reason faceplus gives).
+NO_SIMILAR_PORTRAIT = 4
+INCREMENTAL, ENTIRE = "incremental", "entirefacealbum"
+KIND_ADD, KIND_GROUP, KIND_SEARCH = "facealbum_addimage", "facealbum_groupface", "facealbum_searchimage"
+
+
+def is_group(group_id: str) -> bool:
+    """A real group (not "-1" not grouped, not "0" ungrouped)."""
+    return group_id not in (GROUP_NOT_GROUPED, GROUP_UNGROUPED)
+
+
+def link_distance(ctx: ApiContext) -> float:
+    """The L2 distance below which two faces are one person (the calibrated 1e-3 false-accept distance)."""
+    return float(ctx.engine.calibration.threshold_distances[DEFAULT_FAR])
+
+
+def face_json(face: AlbumFace) -> dict[str, Any]:
+    """A face as getalbumdetail lists it."""
+    return {
+        "face_token": face.face_token,
+        "group_id": face.group_id,
+        "image_id": face.image_id,
+        "face_rectangle": face.face_rectangle,
+    }
+
+
+def group_json(face: AlbumFace) -> dict[str, Any]:
+    """A face as groupface's result lists it (``ungrouped_reason`` only for group "0", as Face++ does)."""
+    out: dict[str, Any] = {"group_id": face.group_id, "face_token": face.face_token}
+    if face.group_id == GROUP_UNGROUPED and face.ungrouped_reason is not None:
+        out["ungrouped_reason"] = face.ungrouped_reason
+    return out
+
+
+# -- adding images ----------------------------------------------------------------------------------
+def detect_faces(ctx: ApiContext, data: bytes, param: str) -> list[tuple[dict[str, int], np.ndarray]]:
+    """(face_rectangle, embedding) of each face Face++ would report, largest first (engine work in a worker)."""
+    found = ctx.engine_calls.run(detect_job, data, param, None, "face_rectangle", 0, [], 0)
+    size = image_size(data)
+    width, height = size if size is not None else (0, 0)
+    minimum = min_face_side(ctx.settings.detect_min_face, ctx.settings.detect_min_face_divisor, width, height)
+    return [
+        (face.box.to_facepp(), np.asarray(face.embedding, dtype=np.float32))
+        for face in found
+        if face.embedding is not None and (minimum <= 0 or big_enough(face.box, minimum))
+    ]
+
+
+def add_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes, param: str) -> dict[str, Any]:
+    """Detect the image's faces and add them to the album, not grouped yet; Face++'s addimage reply."""
+    faces = detect_faces(ctx, data, param)
+    image_id, now = new_token(), ctx.now()
+    records = [AlbumFace(new_token(), image_id, rect, now, embedding) for rect, embedding in faces]
+    try:
+        ctx.store.add_album_faces(tenant, facealbum_token, records, ctx.settings.facealbum_max_faces)
+    except KeyError:
+        raise plain("INVALID_FACEALBUM_TOKEN") from None
+    except AlbumFull:
+        raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
+    return {
+        "facealbum_token": facealbum_token,
+        "image_id": image_id,
+        "faces": [{"face_token": r.face_token, "face_rectangle": r.face_rectangle} for r in records],
+    }
+
+
+# -- grouping ---------------------------------------------------------------------------------------
+def _mean_distances(
+    x: np.ndarray, labels: np.ndarray, y: np.ndarray, group_of_y: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    """Mean pairwise distance between each cluster of ``x`` (by ``labels``) and each group of ``y``."""
+    groups = sorted(set(group_of_y))
+    if not len(x) or not groups:
+        return np.zeros((int(labels.max()) + 1 if len(labels) else 0, 0)), groups
+    k = int(labels.max()) + 1
+    col = {g: j for j, g in enumerate(groups)}
+    by_cluster = np.zeros((k, len(x)))
+    by_cluster[labels, np.arange(len(x))] = 1.0
+    by_group = np.zeros((len(y), len(groups)))
+    by_group[np.arange(len(y)), [col[g] for g in group_of_y]] = 1.0
+    sums = by_cluster @ pairwise_distances_block(x, y) @ by_group
+    return sums / np.outer(by_cluster.sum(1), by_group.sum(0)), groups
+
+
+def plan_groups(faces: list[AlbumFace], threshold: float, mode: str, new_ids: Any) -> dict[str, tuple[str, int | None]]:
+    """The (group_id, ungrouped_reason) each face that moves gets; ``new_ids(n)`` hands out unused group ids."""
+    free = [f for f in faces if not f.manual]
+    if mode == ENTIRE:
+        candidates = free
+        anchors = [f for f in faces if f.manual and is_group(f.group_id)]
+    else:
+        candidates = [f for f in free if not is_group(f.group_id)]
+        anchors = [f for f in faces if is_group(f.group_id)]
+    if not candidates:
+        return {}
+    x = np.stack([f.embedding for f in candidates]).astype(np.float32)
+    labels = cluster_embeddings(x, threshold)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels.tolist()):
+        members[label].append(i)
+    chosen: dict[int, str] = {}
+    if mode == ENTIRE:  # keep the old id most of a cluster's faces had (each old id to one cluster)
+        votes = Counter(
+            (label, candidates[i].group_id)
+            for label, idx in members.items()
+            for i in idx
+            if is_group(candidates[i].group_id)
+        )
+        taken: set[str] = set()
+        for (label, old), _ in sorted(votes.items(), key=lambda kv: (-kv[1], kv[0])):
+            if label not in chosen and old not in taken:
+                chosen[label] = old
+                taken.add(old)
+    if anchors:  # clusters without an id yet join the group they are closest to on average, if close enough
+        y = np.stack([f.embedding for f in anchors]).astype(np.float32)
+        mean, groups = _mean_distances(x, labels, y, [f.group_id for f in anchors])
+        for label in members:
+            if label in chosen or not groups:
+                continue
+            j = int(np.argmin(mean[label]))
+            if mean[label, j] <= threshold:
+                chosen[label] = groups[j]
+    fresh = [label for label in sorted(members) if label not in chosen and len(members[label]) >= 2]
+    for label, gid in zip(fresh, new_ids(len(fresh)) if fresh else [], strict=True):
+        chosen[label] = gid
+    plan: dict[str, tuple[str, int | None]] = {}
+    for label, idx in members.items():
+        target = (chosen[label], None) if label in chosen else (GROUP_UNGROUPED, NO_SIMILAR_PORTRAIT)
+        for i in idx:
+            face = candidates[i]
+            if (face.group_id, face.ungrouped_reason) != target:
+                plan[face.face_token] = target
+    return plan
+
+
+def group_faces(ctx: ApiContext, tenant: str, facealbum_token: str, mode: str) -> dict[str, Any]:
+    """Run a grouping and reply with every face's group afterwards (groupfacetaskquery's ``group_result``)."""
+    try:
+        faces = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+        plan = plan_groups(
+            faces,
+            link_distance(ctx),
+            mode,
+            lambda n: ctx.store.new_album_group_ids(tenant, facealbum_token, n),
+        )
+        if plan:
+            ctx.store.set_album_groups(tenant, facealbum_token, plan, manual=False)
+        after = ctx.store.album_faces(tenant, facealbum_token)
+    except KeyError:
+        raise plain("INVALID_FACEALBUM_TOKEN") from None
+    return {"facealbum_token": facealbum_token, "group_result": [group_json(f) for f in after]}
+
+
+def find_candidates(ctx: ApiContext, tenant: str, facealbum_token: str, group_id: str) -> list[dict[str, Any]]:
+    """Other groups that may be the same person: at least one face pair within the link distance.
+
+    ``similarity`` is the engine's Face++ confidence (0-100) of that closest pair; most similar first.
+    """
+    faces = [f for f in ctx.store.album_faces(tenant, facealbum_token, embeddings=True) if is_group(f.group_id)]
+    mine = [f for f in faces if f.group_id == group_id]
+    if not mine:
+        raise plain("INVALID_GROUP_ID")
+    others = [f for f in faces if f.group_id != group_id]
+    if not others:
+        return []
+    x = np.stack([f.embedding for f in mine]).astype(np.float32)
+    y = np.stack([f.embedding for f in others]).astype(np.float32)
+    nearest = pairwise_distances_block(x, y).min(0)
+    best: dict[str, float] = {}
+    for face, d in zip(others, nearest.tolist(), strict=True):
+        best[face.group_id] = min(best.get(face.group_id, np.inf), d)
+    threshold = link_distance(ctx)
+    hits = sorted((d, g) for g, d in best.items() if d <= threshold)
+    confidence = ctx.engine.calibration.confidence
+    return [{"group_id": g, "similarity": round(float(confidence(d)), 3)} for d, g in hits]
+
+
+# -- searching ----------------------------------------------------------------------------------------
+def search_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes, param: str) -> dict[str, Any]:
+    """For each face of the image: the album's photos of that person (searchimagetaskquery's ``search_result``).
+
+    A face matches the album faces within the link distance; its person is the group of the nearest matching
+    grouped face (all that group's photos), plus the photos of matching faces not in any group.
+    """
+    faces = detect_faces(ctx, data, param)
+    try:
+        album = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+    except KeyError:
+        raise plain("INVALID_FACEALBUM_TOKEN") from None
+    threshold = link_distance(ctx)
+    images_of: dict[str, set[str]] = defaultdict(set)
+    for f in album:
+        if is_group(f.group_id):
+            images_of[f.group_id].add(f.image_id)
+    y = np.stack([f.embedding for f in album]).astype(np.float32) if album else None
+    results = []
+    for rect, embedding in faces:
+        item: dict[str, Any] = {"face_rectangle": rect, "image_id_set": ""}
+        if y is not None:
+            d = pairwise_distances_block(embedding[None, :], y)[0]
+            order = [i for i in np.argsort(d).tolist() if d[i] <= threshold]
+            grouped = [i for i in order if is_group(album[i].group_id)]
+            found = {album[i].image_id for i in order if not is_group(album[i].group_id)}
+            if grouped:
+                item["group_id"] = album[grouped[0]].group_id
+                found |= images_of[item["group_id"]]
+            item["image_id_set"] = ",".join(sorted(found))
+        results.append(item)
+    return {"facealbum_token": facealbum_token, "search_result": results}
+
+
+# -- async tasks ------------------------------------------------------------------------------------
+def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: str, data: bytes, param: str) -> str:
+    """Keep the image until the task reads it (then it is deleted) and queue the task; the task_id."""
+    assert ctx.tasks is not None
+    upload_id = secrets.token_hex(16)
+    ctx.store.put_album_upload(tenant, upload_id, data, ctx.now())
+    params = {"facealbum_token": facealbum_token, "upload_id": upload_id, "param": param}
+    try:
+        return ctx.tasks.submit(tenant, kind, params)
+    except ApiError:
+        ctx.store.take_album_upload(tenant, upload_id)
+        raise
+
+
+def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Carry out a queued FaceAlbum task (called by :func:`faceplus.api.facesets.run_task`)."""
+    token = params["facealbum_token"]
+    if kind == KIND_GROUP:
+        return group_faces(ctx, tenant, token, params["operation_type"])
+    data = ctx.store.take_album_upload(tenant, params["upload_id"])
+    if data is None:  # already taken by an earlier run of this task that did not finish
+        raise plain("IMAGE_ERROR_UNSUPPORTED_FORMAT: " + params["param"])
+    try:
+        if kind == KIND_ADD:
+            return add_image(ctx, tenant, token, data, params["param"])
+        if kind == KIND_SEARCH:
+            return search_image(ctx, tenant, token, data, params["param"])
+    except FaceplusError as exc:  # the engine's refusal (bad image, ...) is the task's reported failure
+        raise ApiError(exc.http_status, exc.error_message) from None
+    raise ApiError(500, "INTERNAL_ERROR")
