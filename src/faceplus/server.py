@@ -101,11 +101,16 @@ class ServerSettings:
     engine_workers: int = os.cpu_count() or 1
     #: How long an engine call waits for a free worker, and how many may wait, before 403 CONCURRENCY_LIMIT_EXCEEDED.
     engine_queue_timeout_s: float = 10.0
-    engine_max_waiting: int = 16
+    engine_max_waiting: int = 64
     #: Hard limit on one engine call (a backstop; detection has its own budget): the worker is replaced.
     engine_call_timeout_s: float = 60.0
     #: A worker whose resident memory passes this after a call is replaced.
     engine_worker_max_rss_mb: int = 3072
+    #: Liveness (docs/LIVENESS.md): default biz_token lifetime, frames measured per verify, and the video's caps.
+    liveness_token_ttl_s: float = 3600.0
+    liveness_max_frames: int = 60
+    liveness_max_video_bytes: int = 8 * 1024 * 1024
+    liveness_max_video_s: float = 30.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServerSettings:

@@ -8,10 +8,19 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from faceplus.api import routes_dense, routes_detect, routes_face, routes_facealbum, routes_faceset, routes_health
+from faceplus.api import (
+    routes_dense,
+    routes_detect,
+    routes_face,
+    routes_facealbum,
+    routes_faceset,
+    routes_health,
+    routes_liveness,
+)
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
@@ -137,6 +146,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert ctx.tasks is not None
+        # Engine calls wait for a worker on request threads: leave threads for cheap calls beside the waiters.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, settings.engine_max_waiting + settings.engine_workers + 40)
         if own_pool is not None:
             await asyncio.to_thread(own_pool.start)
         resumed = await run_in_threadpool(ctx.tasks.resume)
@@ -174,6 +186,8 @@ def create_app(
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
     app.include_router(routes_facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
     app.include_router(routes_dense.router, prefix="/facepp/v1", dependencies=[Depends(watch_client)])
+    # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
+    app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
