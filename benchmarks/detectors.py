@@ -17,11 +17,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from faceplus.config import DetectionSettings
 from faceplus.detection import DetectorChain
 from faceplus.imaging import load_image
 from faceplus.models.dlib_models import DlibModels
 from faceplus.results import Box
+from faceplus.settings import DetectionSettings
 
 DATA = Path(os.environ.get("FACEPLUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

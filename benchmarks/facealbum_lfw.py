@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient
 from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.calibration import default_calibration
-from faceplus.server import ServerSettings
+from faceplus.settings import ServerSettings
 from faceplus.tools.clustering import DEFAULT_FAR, FaceItem, run_clustering, score_clusters
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from faceplus.api import create_app
-from faceplus.server import ServerSettings
+from faceplus.settings import ServerSettings
 from faceplus.store.sqlite import SQLiteStore
 from faceplus.tools.indexing import Ledger
 

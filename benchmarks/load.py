@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-SERVER = [sys.executable, "-m", "faceplus.server"]
+SERVER = [sys.executable, "-m", "faceplus"]
 ROUTES = ("detect", "compare", "search", "addface", "getdetail", "async_addface")
 WEIGHTS = (4, 1, 3, 1, 3, 1)
 #: Refusals a correct server may give under load (Face++'s documented concurrency answer).

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from faceplus.api import create_app
 from faceplus.api.auth import new_key
-from faceplus.server import ServerSettings
+from faceplus.settings import ServerSettings
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def test_eval_lfw_on_a_small_pairs_file(shared_data: Path, tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "faceplus.cli",
+            "faceplus",
             "eval",
             "lfw",
             "--root",

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faceplus.cli import main as faceplus_main
 from faceplus.engine import Engine
-from faceplus.tools import cli as tools_cli
 from faceplus.tools.clustering import (
     DEFAULT_FAR,
     average_linkage,
@@ -112,14 +112,14 @@ def test_report_has_every_face_with_a_crop(album_faces, tmp_path: Path) -> None:
 def test_cluster_command_on_an_indexed_faceset_sets_user_ids(album: Path, tmp_path: Path, capsys) -> None:
     data = tmp_path / "data"
     assert (
-        tools_cli.main(
+        faceplus_main(
             ["index", str(album), "--faceset", "album", "--data-dir", str(data), "--workers", "1", "--quiet"]
         )
         == 0
     )
     out = tmp_path / "report"
     assert (
-        tools_cli.main(
+        faceplus_main(
             ["cluster", "--faceset", "album", "--data-dir", str(data), "--out", str(out), "--set-user-ids", "--quiet"]
         )
         == 0

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from faceplus import Box, Engine
-from faceplus.config import DetectionSettings, Settings
 from faceplus.detection import PRIMARY_HOG_PIXELS
+from faceplus.settings import DetectionSettings, Settings
 
 DEFAULT = DetectionSettings()
 

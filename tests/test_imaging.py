@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceplus.config import ImageLimits
 from faceplus.errors import ImageFileTooLarge, InvalidImageSize, UnsupportedImageFormat
 from faceplus.imaging import load_image
+from faceplus.settings import ImageLimits
 
 
 def _gradient(width: int = 120, height: int = 80) -> np.ndarray:

@@ -28,9 +28,9 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from faceplus.config import DetectionSettings
 from faceplus.models.dlib_models import DlibModels, RawDetection
 from faceplus.results import Box
+from faceplus.settings import DETECTORS, DetectionSettings
 
 #: Side (px) of the smallest face dlib's HOG (80x80 window) and MMOD (~80 px window) find at scale 1.
 HOG_WINDOW = 80
@@ -45,8 +45,6 @@ _BLAZE_VIEW_SIDE = 384
 #: BlazeFace box -> dlib (HOG-style) box, as fractions of the BlazeFace box: left/top shift, width/height
 #: scale. Mean over lfw-dev faces found by both (HOG boxes are slightly smaller and lower).
 _BLAZE_TO_DLIB = (0.0, 0.015, 0.96, 0.956)
-
-DETECTORS = ("blazeface", "hog")
 
 #: Face width (px) at which HOG (upsampling 0, 80 px window) re-boxes a BlazeFace face, and the overlap
 #: its box must have with BlazeFace's to count as the same face.

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, default_calibration
-from faceplus.config import Settings
+from faceplus.settings import Settings
 from faceplus.detection import DetectorChain
 from faceplus.errors import FaceplusError
 from faceplus.imaging import DecodedImage, ImageSource, load_image

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from faceplus.config import ImageLimits
 from faceplus.errors import ImageFileTooLarge, InvalidImageSize, UnsupportedImageFormat
+from faceplus.settings import ImageLimits
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
 

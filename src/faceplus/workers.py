@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from faceplus.config import Settings
+from faceplus.settings import Settings
 
 log = logging.getLogger("faceplus.workers")
 

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.engine import Engine
-from faceplus.server import ServerSettings
+from faceplus.settings import ServerSettings
 from faceplus.store.base import Store
 from faceplus.workers import EnginePool, PoolLimits
 

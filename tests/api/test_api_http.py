@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "API.md"
-SERVER = [sys.executable, "-m", "faceplus.server"]
+SERVER = [sys.executable, "-m", "faceplus"]
 
 
 def _free_port() -> int:
@@ -132,7 +132,7 @@ def test_quick_start_scenario(server: ServerProcess, tmp_path: Path, lfw_people)
     photo1, photo2 = lfw_people[0][1][:2]
     if shutil.which("curl") and shutil.which("jq") and shutil.which("bash"):
         # `faceplus keys` may not be wired into the installed CLI: run the same command through the module.
-        script = f'faceplus() {{ "{sys.executable}" -m faceplus.server "$@"; }}\n' + _quick_start_script()
+        script = f'faceplus() {{ "{sys.executable}" -m faceplus "$@"; }}\n' + _quick_start_script()
         env = {
             **os.environ,
             "DATA": str(server.data_dir),

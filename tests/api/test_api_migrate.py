@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceplus.server import main as server_main
+from faceplus.cli import main as server_main
 from faceplus.store.base import ApiKeyRecord, FaceRecord, FaceSetRecord, Store, TaskRecord
 from faceplus.store.migrate import MigrationError, migrate
 from faceplus.store.postgres import PostgresStore

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.engine import Engine
-from faceplus.server import ServerSettings
+from faceplus.settings import ServerSettings
 from faceplus.store.base import FaceRecord
 from faceplus.store.sqlite import JOURNAL_SIZE_LIMIT, SQLiteStore
 from faceplus.tools.indexing import Ledger

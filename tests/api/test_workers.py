@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from faceplus.api.engine_jobs import detect_job
-from faceplus.config import Settings
 from faceplus.errors import UnsupportedImageFormat
+from faceplus.settings import Settings
 from faceplus.workers import CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
 
 from .pool_jobs import fail_job, grow_job, pid_job, sleep_job

@@ -22,7 +22,7 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("FACEPLUS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-SERVER = [sys.executable, "-m", "faceplus.server"]
+SERVER = [sys.executable, "-m", "faceplus"]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -37,7 +37,7 @@ from faceplus.store.vector_index import HnswParams, IndexCache, StoreSearch
 from faceplus.workers import EnginePool, PoolLimits
 
 if TYPE_CHECKING:
-    from faceplus.server import ServerSettings
+    from faceplus.settings import ServerSettings
 
 log = logging.getLogger("faceplus.api")
 
@@ -137,7 +137,7 @@ def create_app(
     Without an injected ``pool`` the app starts its own engine workers (``engine_workers`` of them) when it
     starts up, and stops them when it shuts down; startup returns once their models are loaded.
     """
-    from faceplus.server import ServerSettings
+    from faceplus.settings import ServerSettings
 
     settings = settings or ServerSettings.from_env()
     own_pool = engine_pool(settings) if pool is None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
 
@@ -18,8 +18,24 @@ from faceplus.store.base import Store
 from faceplus.store.vector_index import IndexCache
 
 if TYPE_CHECKING:
-    from faceplus.api.tasks import TaskRunner
-    from faceplus.server import ServerSettings
+    from faceplus.settings import ServerSettings
+
+
+class TaskQueue(Protocol):
+    """What routes and the app need of the async task runner (:class:`faceplus.api.tasks.TaskRunner`).
+
+    A protocol rather than the class: the runner runs FaceSet and FaceAlbum work that itself needs the context.
+    """
+
+    def submit(self, tenant: str, kind: str, params: dict[str, Any]) -> str: ...
+
+    def resume(self) -> int: ...
+
+    def reclaim(self) -> int: ...
+
+    def wait_idle(self, timeout: float | None = None) -> bool: ...
+
+    def shutdown(self) -> None: ...
 
 
 @dataclass
@@ -34,7 +50,7 @@ class ApiContext:
     #: Where detection, embedding and analysis run: the worker pool, or inline (``engine`` is then used too).
     engine_calls: EngineCalls
     verifier: KeyVerifier = field(default_factory=KeyVerifier)
-    tasks: TaskRunner | None = None
+    tasks: TaskQueue | None = None
 
     @staticmethod
     def now() -> float:

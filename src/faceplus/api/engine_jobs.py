@@ -14,8 +14,8 @@ import numpy as np
 
 from faceplus.analysis.dense_landmarks import dense_landmarks
 from faceplus.api.analysis import describe_face
-from faceplus.api.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.api.errors import bad
+from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
 from faceplus.results import Box, Face
@@ -29,7 +29,7 @@ class FoundFace:
     box: Box
     embedding: np.ndarray | None
     details: dict[str, Any] = field(default_factory=dict)
-    #: The face region face/analyze needs later (:mod:`faceplus.api.crops`); None unless asked for.
+    #: The face region face/analyze needs later (:mod:`faceplus.crops`); None unless asked for.
     crop: FaceCrop | None = None
 
 
@@ -47,7 +47,7 @@ def detect_job(
     """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest.
 
     ``describe_first`` None describes every face (Face++ ``calculate_all``); ``keep_crops`` adds each face's
-    analysis region (:func:`faceplus.api.crops.make_crop`), so its token can be analyzed later.
+    analysis region (:func:`faceplus.crops.make_crop`), so its token can be analyzed later.
     """
     decoded = engine.load(data, param=param)
     if rectangle is not None:

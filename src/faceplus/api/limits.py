@@ -16,7 +16,7 @@ from PIL import Image
 from faceplus.results import Box
 
 if TYPE_CHECKING:
-    from faceplus.server import ServerSettings
+    from faceplus.settings import ServerSettings
     from faceplus.store.base import FaceRecord
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from faceplus.config import DetectionSettings, ImageLimits, Settings
+from faceplus.settings import DetectionSettings, ImageLimits, Settings
 
 #: Raw embeddings kept per image: chip aligned on 5 or 68 points, plain or mirrored.
 VARIANTS = ("a5", "a5_flip", "a68", "a68_flip")

@@ -15,13 +15,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from platformdirs import user_cache_dir
+from faceplus.settings import RuntimeSettings
 
 
 def cache_dir() -> Path:
     """The folder holding converted models."""
-    root = os.environ.get("FACEPLUS_CACHE_DIR") or user_cache_dir("faceplus")
-    path = Path(root) / "models"
+    path = RuntimeSettings.from_env().cache_dir / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

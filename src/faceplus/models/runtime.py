@@ -6,14 +6,15 @@ that want parallelism run several workers (``FACEPLUS_ORT_THREADS`` overrides th
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnxruntime as ort
 
+from faceplus.settings import RuntimeSettings
+
 
 def default_threads() -> int:
-    return int(os.environ.get("FACEPLUS_ORT_THREADS", "1"))
+    return RuntimeSettings.from_env().ort_threads
 
 
 def session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:

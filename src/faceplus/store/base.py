@@ -50,7 +50,7 @@ class FaceCrop:
     """The face region of a token's image, kept so face/analyze can compute anything for the token later.
 
     ``data`` is a lossless PNG of the region; ``meta`` (JSON) says where the region sat in the image and
-    what detection found there (see :mod:`faceplus.api.crops`). It lives exactly as long as its face row.
+    what detection found there (see :mod:`faceplus.crops`). It lives exactly as long as its face row.
     """
 
     data: bytes

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from faceplus.store.base import Store
 
 if TYPE_CHECKING:
-    from faceplus.server import ServerSettings
+    from faceplus.settings import ServerSettings
 
 
 def is_database_url(value: str | Path | None) -> bool:

@@ -15,12 +15,10 @@ Which rule and threshold to default to was measured on lfw-dev (docs/TOOLS.md).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
 import json
-import math
 import sys
 import time
 from collections import Counter, defaultdict
@@ -438,55 +436,3 @@ def set_user_ids(store: Any, tenant: str, result: ClusterResult) -> int:
                 store.set_user_id(tenant, result.items[i].face_token, names[k])
                 changed += 1
     return changed
-
-
-# -- the command ---------------------------------------------------------------------------------
-def run_cluster_command(args: argparse.Namespace) -> int:
-    from faceplus.calibration import default_calibration
-    from faceplus.tools.cli import _open_store, _tenant
-    from faceplus.tools.indexing import Ledger
-
-    far = args.far or DEFAULT_FAR
-    calibration = default_calibration()
-    if far not in calibration.threshold_distances:
-        print(f"--far must be one of {', '.join(calibration.threshold_distances)}", file=sys.stderr)
-        return 2
-    store = tenant = None
-    if args.faceset:
-        folder, store = _open_store(args.data_dir)
-        tenant = _tenant(store, args.api_key)
-        ledger = Ledger.in_folder(folder)
-        items, _ = faces_from_faceset(store, ledger, tenant, args.faceset)
-        ledger.close()
-        source = f"FaceSet {args.faceset}"
-    else:
-        if args.set_user_ids:
-            print("--set-user-ids needs --faceset (a folder's faces have no user_id to set)", file=sys.stderr)
-            return 2
-        from faceplus.engine import Engine
-
-        items = faces_from_folder(Path(args.dir), Engine(), workers=args.workers, progress=not args.quiet)
-        source = str(args.dir)
-    try:
-        if args.eval:
-            items = eval_subset(items, args.min_per_person)
-            print(f"evaluating on {source}: largest face of each image, people with {args.min_per_person}+ images")
-        result = run_clustering(items, calibration, far, args.method)
-        print(
-            f"{len(items)} faces -> {len(result.groups())} clusters ({args.method} linkage at FAR {far}, "
-            f"distance {result.threshold:.4f}) in {result.seconds:.1f} s"
-        )
-        if args.eval:
-            scores = score_clusters(result.labels.tolist(), [it.truth for it in items])
-            result.extra["eval"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in vars(scores).items()}
-            for line in scores.lines():
-                print(line)
-        if args.out:
-            write_report(result, Path(args.out), min_size=args.min_size)
-            print(f"report: {Path(args.out) / 'clusters.json'} and {Path(args.out) / 'index.html'}")
-        if args.set_user_ids and store is not None and tenant is not None:
-            print(f"user_id set on {set_user_ids(store, tenant, result)} faces")
-    finally:
-        if store is not None:
-            store.close()
-    return 0 if not math.isnan(result.threshold) else 1

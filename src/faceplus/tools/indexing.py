@@ -31,14 +31,11 @@ from tqdm import tqdm
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError
 from faceplus.results import Face
+from faceplus.settings import LOCAL_TENANT
 from faceplus.store.base import FaceRecord, FaceSetRecord, Store
 
 #: Files the engine can decode (by name; the engine still checks the content).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
-
-#: The tenant ``faceplus index``/``cluster`` use when no ``--api-key`` is given. It is not an API key,
-#: so no HTTP client can reach its FaceSets; give ``--api-key`` to search them through the API.
-LOCAL_TENANT = "local"
 
 #: Characters Face++ refuses in user_id/outer_id (see faceplus.api.forms.FORBIDDEN_CHARS).
 _FORBIDDEN = set("^@,&=*'\"")

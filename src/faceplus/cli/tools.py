@@ -1,17 +1,18 @@
-"""The ``index`` and ``cluster`` commands, added to ``faceplus`` by :func:`add_tool_commands`."""
+"""People's tools: ``index`` (a photo folder into a FaceSet, resumable) and ``cluster`` (faces by person)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
-from faceplus.tools.indexing import LOCAL_TENANT
+from faceplus.settings import LOCAL_TENANT
 
 
 def _open_store(data_dir: Path | None):
-    from faceplus.config import data_dir as default_data_dir
+    from faceplus.settings import data_dir as default_data_dir
     from faceplus.store.sqlite import SQLiteStore
 
     folder = Path(data_dir or default_data_dir())
@@ -37,7 +38,7 @@ def _excluded(patterns: list[str] | None, list_file: Path | None) -> list[str]:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from faceplus.engine import Engine
-    from faceplus.server import ServerSettings
+    from faceplus.settings import ServerSettings
     from faceplus.tools.indexing import Indexer, Ledger
 
     root = Path(args.dir)
@@ -82,12 +83,10 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from faceplus.tools.clustering import run_cluster_command
-
     return run_cluster_command(args)
 
 
-def add_tool_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``index`` and ``cluster`` to the ``faceplus`` command line."""
     workers = max(1, min(4, os.cpu_count() or 1))
     p = subparsers.add_parser("index", help="detect and embed every face in a folder and add them to a FaceSet")
@@ -121,13 +120,62 @@ def add_tool_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_cluster)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m faceplus.tools.cli index|cluster ...`` (until ``faceplus`` registers them)."""
-    parser = argparse.ArgumentParser(prog="faceplus")
-    add_tool_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
 
+def run_cluster_command(args: argparse.Namespace) -> int:
+    from faceplus.calibration import default_calibration
+    from faceplus.tools.clustering import (
+        DEFAULT_FAR,
+        eval_subset,
+        faces_from_faceset,
+        faces_from_folder,
+        run_clustering,
+        score_clusters,
+        set_user_ids,
+        write_report,
+    )
+    from faceplus.tools.indexing import Ledger
 
-if __name__ == "__main__":
-    sys.exit(main())
+    far = args.far or DEFAULT_FAR
+    calibration = default_calibration()
+    if far not in calibration.threshold_distances:
+        print(f"--far must be one of {', '.join(calibration.threshold_distances)}", file=sys.stderr)
+        return 2
+    store = tenant = None
+    if args.faceset:
+        folder, store = _open_store(args.data_dir)
+        tenant = _tenant(store, args.api_key)
+        ledger = Ledger.in_folder(folder)
+        items, _ = faces_from_faceset(store, ledger, tenant, args.faceset)
+        ledger.close()
+        source = f"FaceSet {args.faceset}"
+    else:
+        if args.set_user_ids:
+            print("--set-user-ids needs --faceset (a folder's faces have no user_id to set)", file=sys.stderr)
+            return 2
+        from faceplus.engine import Engine
+
+        items = faces_from_folder(Path(args.dir), Engine(), workers=args.workers, progress=not args.quiet)
+        source = str(args.dir)
+    try:
+        if args.eval:
+            items = eval_subset(items, args.min_per_person)
+            print(f"evaluating on {source}: largest face of each image, people with {args.min_per_person}+ images")
+        result = run_clustering(items, calibration, far, args.method)
+        print(
+            f"{len(items)} faces -> {len(result.groups())} clusters ({args.method} linkage at FAR {far}, "
+            f"distance {result.threshold:.4f}) in {result.seconds:.1f} s"
+        )
+        if args.eval:
+            scores = score_clusters(result.labels.tolist(), [it.truth for it in items])
+            result.extra["eval"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in vars(scores).items()}
+            for line in scores.lines():
+                print(line)
+        if args.out:
+            write_report(result, Path(args.out), min_size=args.min_size)
+            print(f"report: {Path(args.out) / 'clusters.json'} and {Path(args.out) / 'index.html'}")
+        if args.set_user_ids and store is not None and tenant is not None:
+            print(f"user_id set on {set_user_ids(store, tenant, result)} faces")
+    finally:
+        if store is not None:
+            store.close()
+    return 0 if not math.isnan(result.threshold) else 1

@@ -1,105 +1,14 @@
-"""The ``faceplus`` command line.
-
-Engine commands (detect, compare, eval, calibrate) live here; ``serve``/``keys``/``migrate`` come from
-:mod:`faceplus.server` and ``index``/``cluster`` from :mod:`faceplus.tools`. Heavy imports happen inside
-the commands, so ``faceplus --help`` stays fast.
-"""
+"""Evaluation commands: ``eval lfw|attributes|far``, ``calibrate`` (each prints measured figures)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from faceplus.config import DetectionSettings
-from faceplus.detection import DETECTORS
-from faceplus.errors import FaceplusError
-from faceplus.server import add_server_commands
-from faceplus.tools import add_tool_commands
-
-if TYPE_CHECKING:
-    from faceplus.engine import Engine
-
-
-def _engine() -> Engine:
-    from faceplus.engine import Engine
-
-    return Engine()
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    from faceplus.attributes import SUPPORTED_ATTRIBUTES
-    from faceplus.drawing import draw_faces, save_rgb
-
-    engine = _engine()
-    status = 0
-    results = []
-    if args.attributes == "all":
-        args.attributes = list(SUPPORTED_ATTRIBUTES)
-    for i, path in enumerate(args.images):
-        try:
-            decoded = engine.load(path)
-            faces = engine.detect(decoded, embed=args.embedding, attributes=args.attributes, landmark=args.landmark)
-        except FaceplusError as exc:
-            print(f"{path}: {exc.error_message}: {exc}", file=sys.stderr)
-            status = 2
-            if exc.param == "return_attributes":
-                break
-            continue
-        results.append(
-            {
-                "image": str(path),
-                "width": decoded.width,
-                "height": decoded.height,
-                "face_num": len(faces),
-                "faces": [f.to_dict() for f in faces],
-            }
-        )
-        if not args.json:
-            print(f"{path}: {len(faces)} face(s)")
-            for n, f in enumerate(faces, 1):
-                b = f.box
-                print(
-                    f"  {n}: left={b.left} top={b.top} width={b.width} height={b.height} "
-                    f"score={f.score:.2f} ({f.detector})"
-                )
-                for name, value in f.attributes.items():
-                    print(f"     {name}: {json.dumps(value)}")
-        if args.draw:
-            out = Path(args.draw)
-            if len(args.images) > 1:
-                out = out.with_name(f"{out.stem}-{i + 1}{out.suffix}")
-            save_rgb(draw_faces(decoded.rgb, faces), out)
-            if not args.json:
-                print(f"  drawn to {out}")
-    if args.json:
-        print(json.dumps(results if len(results) != 1 else results[0], indent=2))
-    return status
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from faceplus.engine import NoFaceFound
-
-    engine = _engine()
-    try:
-        match = engine.compare(args.image1, args.image2)
-    except NoFaceFound as exc:
-        print(f"no face found: {exc}", file=sys.stderr)
-        return 1
-    except FaceplusError as exc:
-        print(exc.error_message, exc, file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({**match.to_facepp(), "distance": round(match.distance, 4)}, indent=2))
-    else:
-        verdict = "same person" if match.is_same_person("1e-4") else "different people"
-        print(f"confidence {match.confidence:.2f} (distance {match.distance:.3f}); thresholds {match.thresholds}")
-        print(f"{verdict} at a false-accept rate of 1e-4")
-    return 0
+from faceplus.settings import DETECTORS, DetectionSettings
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
@@ -184,27 +93,19 @@ def cmd_eval_attributes(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="faceplus", description="Self-hosted face recognition (Face++ compatible)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_server_commands(sub)
-    add_tool_commands(sub)
+def _eval_far(args: argparse.Namespace) -> int:
+    from faceplus.evaluation.far import cmd_eval_far
 
-    p = sub.add_parser("detect", help="find faces, landmarks and embeddings in images")
-    p.add_argument("images", nargs="+", type=Path)
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--draw", metavar="OUT.jpg", help="write the image with faces drawn")
-    p.add_argument("--no-embedding", dest="embedding", action="store_false", help="skip the 128-d embedding")
-    p.add_argument("--attributes", help="Face++ attributes, e.g. age,gender,emotion,headpose (or 'all')")
-    p.add_argument("--landmark", type=int, choices=(0, 1, 2), default=0, help="Face++ named landmarks: 1=83, 2=106")
-    p.set_defaults(func=cmd_detect)
+    return cmd_eval_far(args)
 
-    p = sub.add_parser("compare", help="compare the largest face of two images")
-    p.add_argument("image1", type=Path)
-    p.add_argument("image2", type=Path)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_compare)
 
+def _eval_liveness(args: argparse.Namespace) -> int:
+    from faceplus.evaluation.liveness import run
+
+    return run(args)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
     primary = DetectionSettings.from_env().detector  # FACEPLUS_DETECTOR, as the engine itself reads it
     ev = sub.add_parser("eval", help="evaluate on a benchmark").add_subparsers(dest="benchmark", required=True)
     p = ev.add_parser("lfw", help="LFW 10-fold verification")
@@ -222,6 +123,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only this many images of each set (spread evenly)")
     p.set_defaults(func=cmd_eval_attributes)
 
+    p = ev.add_parser("far", help="false-accept rates at the shipped thresholds per group (UTKFace labels) and source")
+    p.add_argument("--root", required=True, type=Path, help="folder of UTKFace-named images (age_gender_race_*.jpg)")
+    p.add_argument("--min-age", type=int, default=0, help="only faces at least this old (e.g. 18)")
+    p.add_argument("--cache", type=Path, help="reuse/store the folder's embeddings in this .npz")
+    p.add_argument("--lfw", type=Path, help="also an LFW-style <name>/<image>.jpg folder (e.g. lfw-dev)")
+    p.add_argument("--lfw-cache", type=Path, help="reuse/store the LFW embeddings in this .npz")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
+    p.add_argument("--heldout", action="store_true", help="with --lfw: fit on one half, report on the other")
+    p.add_argument("--k", type=int, default=25, help="cohort neighbours for the normalised step")
+    p.add_argument("--per-group", type=int, default=100, help="cohort faces per race x gender")
+    p.add_argument("--save-cohort", type=Path, help="with --heldout: write the normalised calibration here")
+    p.add_argument("--pairs", type=Path, help="with --heldout: LFW 10-fold accuracy on these pairs, raw and normalised")
+    p.add_argument("--cohort", nargs="+", choices=("utkface", "lfw"), default=["utkface"])
+    p.set_defaults(func=_eval_far)
+
+    p = ev.add_parser("liveness", help="APCER on NUAA photo attacks, BPCER on bona fide captures built from LFW photos")
+    p.add_argument("--nuaa", type=Path, default=Path("../shared/data/nuaa-dev"))
+    p.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw-dev"))
+    p.add_argument("--people", type=int, default=40, help="bona fide captures to build (one per person)")
+    p.add_argument("--min-photos", type=int, default=3, help="only LFW people with at least this many photos")
+    p.add_argument("--max-photos", type=int, default=12, help="photos looked at per person")
+    p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--parts", nargs="+", choices=("nuaa", "bona-fide"), default=["nuaa", "bona-fide"])
+    p.add_argument("--verbose", action="store_true", help="one line per bona fide capture")
+    p.set_defaults(func=_eval_liveness)
+
     p = sub.add_parser("calibrate", help="measure FAR thresholds on all cross-identity pairs of a folder")
     p.add_argument("--root", required=True, type=Path, help="folder of <identity>/<image>.jpg (e.g. lfw-dev)")
     p.add_argument("--out", type=Path, help="calibration file (default: the one shipped in the package)")
@@ -230,13 +158,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
     p.add_argument("--splits", type=int, default=6, help="identity splits for the held-out check")
     p.set_defaults(func=cmd_calibrate)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Server commands: ``serve``, ``keys create|list|revoke`` and ``migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from faceplus.settings import ServerSettings
+
+
+def _store(data: Path | None):
+    """The server's store: $FACEPLUS_DATABASE_URL when set, else the data folder."""
+    from faceplus.store.factory import open_store
+
+    return open_store(ServerSettings.from_env(data_dir=data))
+
+
+def _where(settings: ServerSettings) -> str:
+    if settings.database_url:
+        from psycopg.conninfo import conninfo_to_dict
+
+        info = conninfo_to_dict(settings.database_url)
+        return f"database: postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+    return f"data folder: {settings.data_dir}"
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from faceplus.store.factory import open_location
+    from faceplus.store.migrate import MigrationError, migrate
+
+    if str(args.source) == str(args.target):
+        print("--from and --to must differ", file=sys.stderr)
+        return 2
+    source, target = open_location(args.source), open_location(args.target)
+    try:
+        report = migrate(source, target, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except MigrationError as exc:
+        print(f"migrate failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+        target.close()
+    print(
+        f"migrated {report.faces} faces, {report.facesets} FaceSets ({report.members} memberships), "
+        f"{report.keys} keys, {report.tasks} tasks, {report.images} images"
+    )
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from faceplus.api.auth import new_key
+
+    store = _store(args.data_dir)
+    record, secret = new_key(name=args.name or "")
+    store.add_key(record)
+    store.close()
+    print(f"api_key:    {record.api_key}")
+    print(f"api_secret: {secret}")
+    print("The secret is stored hashed and cannot be shown again.", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    store = _store(args.data_dir)
+    keys = store.list_keys()
+    store.close()
+    if not keys:
+        print("no keys; create one with: faceplus keys create")
+    for key in keys:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(key.created))
+        state = "revoked " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(key.revoked)) if key.revoked else "live"
+        print(f"{key.api_key}  created {created}  {state}" + (f"  {key.name}" if key.name else ""))
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    store = _store(args.data_dir)
+    ok = store.revoke_key(args.key, time.time())
+    store.close()
+    if not ok:
+        print(f"no live key {args.key}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from faceplus.api import create_app
+    from faceplus.workers import warm
+
+    settings = ServerSettings.from_env(data_dir=args.data_dir)
+    app = create_app(settings)  # its engine workers load their models at startup, before the first request
+    if settings.engine_workers <= 0:
+        warm(app.state.ctx.engine)  # inline engine: load the models now rather than on the first request
+    where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
+    print(f"web console: {where}/", flush=True)
+    print(_where(settings), flush=True)
+    data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
+    print(f"create a key with: faceplus keys create{data_flag}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``serve``, ``keys`` and ``migrate`` to the ``faceplus`` command line."""
+    p = subparsers.add_parser("serve", help="serve the Face++ v3 API over HTTP")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR or per-user)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+    keys = subparsers.add_parser("keys", help="create, list and revoke API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    for name, func, helptext in (
+        ("create", cmd_keys_create, "create a key and print its api_key and api_secret"),
+        ("list", cmd_keys_list, "list keys"),
+        ("revoke", cmd_keys_revoke, "revoke a key"),
+    ):
+        p = keys.add_parser(name, help=helptext)
+        p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR)")
+        if name == "create":
+            p.add_argument("--name", default="", help="a label for the key")
+        if name == "revoke":
+            p.add_argument("key", help="the api_key to revoke")
+        p.set_defaults(func=func)
+
+    p = subparsers.add_parser(
+        "migrate", help="copy all faces, FaceSets, keys and tasks between a data folder and PostgreSQL"
+    )
+    p.add_argument("--from", dest="source", required=True, help="a data folder or postgresql://... URL")
+    p.add_argument("--to", dest="target", required=True, help="an empty data folder or postgresql://... database")
+    p.set_defaults(func=cmd_migrate)

@@ -1,0 +1,124 @@
+"""The house's structure, checked from the code itself: no import cycle between faceplus modules, and an API
+package that reaches models, SQL drivers and storage backends only through the engine and the store interface.
+
+Every ``import`` counts, including those inside functions and under ``TYPE_CHECKING``: a cycle hidden behind a
+lazy import is still two modules that cannot be understood one without the other.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "faceplus"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted((SRC / PACKAGE).rglob("*.py"))}
+
+
+def imported(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules ``name`` imports (faceplus ones resolved to the module, others by their top-level name)."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".") if is_package else name.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            if target.split(".")[0] != PACKAGE:
+                found.add(target.split(".")[0])
+                continue
+            while target and target not in known:  # "faceplus.api.errors.ApiError" -> the module
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    edges = {name: imported(name, path, known) for name, path in mods.items()}
+    # A package's __init__ re-exporting its own modules is not a design dependency of those modules on it.
+    return {
+        name: {t for t in targets if t in known and not name.startswith(t + ".")} for name, targets in edges.items()
+    }
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in edges.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_checker_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_faceplus_modules() -> None:
+    found = cycles(graph())
+    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+FORBIDDEN_IN_API = ("faceplus.models", "faceplus.store.sqlite", "faceplus.store.postgres", "faceplus.detection")
+FORBIDDEN_DRIVERS = {"sqlite3", "psycopg", "psycopg_pool", "dlib", "onnxruntime", "faiss", "cv2", "tflite2onnx"}
+
+
+def test_the_api_package_imports_no_model_driver_or_backend() -> None:
+    mods = modules()
+    known = set(mods)
+    offences = []
+    for name, path in mods.items():
+        if not name.startswith("faceplus.api"):
+            continue
+        for target in imported(name, path, known):
+            if target in FORBIDDEN_DRIVERS or target.startswith(FORBIDDEN_IN_API):
+                offences.append(f"{name} imports {target}")
+    assert not offences, "\n".join(offences)
