@@ -29,6 +29,28 @@ class Calibration:
     scale: float
     threshold_distances: dict[str, float]
     info: dict[str, Any] = field(default_factory=dict)
+    #: None: scores are raw L2 distances. Otherwise {"method": "cohort-shift", "cohort": file, "k", "reference"}:
+    #: scores are :class:`CohortNorm` distances, and the thresholds are in those units.
+    normalization: dict[str, Any] | None = None
+
+    @property
+    def calibrated_on(self) -> str:
+        """What the thresholds were measured on, in a few words (the reply's ``calibration`` field)."""
+        return str(self.info.get("calibrated_on") or self.info.get("data", "unknown"))
+
+    def cohort(self) -> CohortNorm | None:
+        """The cohort scores are normalised against (loaded once per file), or None for raw distances."""
+        if not self.normalization:
+            return None
+        n = self.normalization
+        return _load_cohort(str(n["cohort"]), int(n["k"]), float(n["reference"]))
+
+    def score(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
+        """The distance the thresholds apply to: L2, or cohort-normalised; the same whichever side is first."""
+        norm = self.cohort()
+        if norm is None:
+            return float(np.linalg.norm(np.asarray(embedding1) - np.asarray(embedding2)))
+        return norm.distance(embedding1, embedding2)
 
     def confidence(self, distance: float | np.ndarray) -> float | np.ndarray:
         """Confidence 0-100, decreasing with distance."""
@@ -56,12 +78,58 @@ def default_calibration() -> Calibration:
     return Calibration(**json.loads(text))
 
 
+COHORT_CALIBRATION_FILE = "calibration-cohort.json"
+
+
+def compare_calibration(setting: str = "lfw") -> Calibration:
+    """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``lfw`` (default), ``cohort`` or a file.
+
+    ``cohort``: cohort-normalised scores with thresholds fit on LFW and UTKFace together (see docs/ENGINE.md,
+    "Demographic differentials"); its cohort is derived from UTKFace, which is for non-commercial research
+    only. A file: what ``faceplus calibrate --out FILE`` wrote for an operator's own population.
+    """
+    if setting in ("", "lfw", "default"):
+        return default_calibration()
+    if setting == "cohort":
+        text = resources.files("faceplus.data").joinpath(COHORT_CALIBRATION_FILE).read_text()
+        return Calibration(**json.loads(text))
+    return Calibration.load(Path(setting))
+
+
+@cache
+def _load_cohort(name: str, k: int, reference: float) -> CohortNorm:
+    """A cohort file: a path, or the name of one shipped in ``faceplus.data``."""
+    path = Path(name)
+    source = path if path.is_absolute() else resources.files("faceplus.data").joinpath(name)
+    with source.open("rb") as f, np.load(f) as data:
+        vectors = data["vectors"].astype(np.float32)
+    return CohortNorm(vectors, k, reference)
+
+
 def far_distance(impostor_sorted: np.ndarray, far: float) -> float:
     """The largest distance threshold at which at most ``far`` of impostor distances are accepted (<=)."""
     k = int(math.floor(far * len(impostor_sorted)))
     if k < 1:
         raise ValueError(f"{len(impostor_sorted)} impostor pairs cannot measure a false-accept rate of {far}")
     return float((impostor_sorted[k - 1] + impostor_sorted[k]) / 2)
+
+
+def pooled_far_distance(impostor_sets: list[np.ndarray], far: float) -> float:
+    """The distance at which the mean of each set's false-accept rate is ``far`` (sources weigh the same).
+
+    Pooling pairs instead would let the source with most pairs set the threshold alone.
+    """
+    sets = [np.sort(np.asarray(s, dtype=np.float64)) for s in impostor_sets]
+    for s in sets:
+        far_distance(s, far)  # each set must be able to measure the rate on its own
+
+    def rate(t: float) -> float:
+        return float(np.mean([np.searchsorted(s, t, side="right") / len(s) for s in sets]))
+
+    candidates = np.sort(np.concatenate([s[: int(math.ceil(far * len(s) * len(sets))) + 1] for s in sets]))
+    below = [t for t in candidates if rate(t) <= far]
+    k = len(below)
+    return float((candidates[k - 1] + candidates[k]) / 2) if 0 < k < len(candidates) else float(candidates[0])
 
 
 def equal_error_distance(genuine: np.ndarray, impostor_sorted: np.ndarray) -> float:
@@ -73,13 +141,22 @@ def equal_error_distance(genuine: np.ndarray, impostor_sorted: np.ndarray) -> fl
     return float(grid[int(np.argmin(np.abs(frr - far)))])
 
 
-def fit_calibration(genuine: np.ndarray, impostor: np.ndarray, info: dict[str, Any] | None = None) -> Calibration:
-    """Fit the curve and the FAR thresholds on same-person (``genuine``) and impostor distances."""
-    impostor_sorted = np.sort(np.asarray(impostor, dtype=np.float64))
+def fit_calibration(
+    genuine: np.ndarray, impostor: np.ndarray | list[np.ndarray], info: dict[str, Any] | None = None
+) -> Calibration:
+    """Fit the curve and the FAR thresholds on same-person (``genuine``) and impostor distances.
+
+    ``impostor`` may be a list of sets (e.g. one per image source): each then weighs the same in the FAR.
+    """
+    sets = impostor if isinstance(impostor, list) else [impostor]
+    impostor_sorted = np.sort(np.concatenate(sets).astype(np.float64))
     genuine = np.asarray(genuine, dtype=np.float64)
     midpoint = equal_error_distance(genuine, impostor_sorted)
     scale = max((midpoint - float(np.median(genuine))) / math.log(4.0), 1e-3)
-    distances = {far: far_distance(impostor_sorted, float(far)) for far in FAR_LEVELS}
+    if len(sets) == 1:
+        distances = {far: far_distance(impostor_sorted, float(far)) for far in FAR_LEVELS}
+    else:
+        distances = {far: pooled_far_distance(sets, float(far)) for far in FAR_LEVELS}
     stats = {"genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor_sorted))}
     return Calibration(midpoint, scale, distances, {**stats, **(info or {})})
 
@@ -88,3 +165,60 @@ def measured_far(calibration: Calibration, impostor: np.ndarray) -> dict[str, fl
     """The false-accept rate each threshold gives on (held-out) impostor distances."""
     impostor = np.asarray(impostor)
     return {far: float(np.mean(impostor <= d)) for far, d in calibration.threshold_distances.items()}
+
+
+# -- cohort score normalisation ------------------------------------------------------------------
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class CohortNorm:
+    """Shift a distance by how crowded each face's neighbourhood is among other people (adaptive cohort norm).
+
+    dlib's embedding packs some populations closer together than others (on UTKFace, East Asian women's
+    faces lie nearer each other than white men's do), so one distance threshold accepts far more impostors
+    there. ``density`` is a face's mean distance to its ``k`` nearest faces in a cohort of other people;
+    the normalised distance is ``d - (density1 + density2) / 2 + reference``: symmetric, on the raw
+    distance scale (``reference`` is the cohort's own median density), and larger where a face's
+    neighbourhood is crowded. (Dividing by the densities instead, or AS-norm's z-scores, equalised
+    groups less on held-out UTKFace; see docs/ENGINE.md.)
+    """
+
+    vectors: np.ndarray  # [m, 128] unit embeddings of the cohort
+    k: int
+    reference: float
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, k: int, labels: np.ndarray | None = None) -> CohortNorm:
+        """A cohort from embeddings; ``labels`` (identity per row) keep a person out of their own neighbourhood."""
+        cohort = cls(_unit(vectors), k, 1.0)
+        reference = float(np.median(cohort.density(cohort.vectors, labels, labels)))
+        return cls(cohort.vectors, k, reference)
+
+    def density(
+        self, embeddings: np.ndarray, labels: np.ndarray | None = None, cohort_labels: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Mean distance of each embedding to its ``k`` nearest cohort faces, skipping same-label faces."""
+        e = _unit(embeddings)
+        cohort = self.vectors.astype(np.float32)
+        out = np.empty(len(e), np.float64)
+        for start in range(0, len(e), 1024):
+            block = slice(start, start + 1024)
+            d = np.sqrt(np.maximum(2.0 - 2.0 * (e[block] @ cohort.T), 0.0))
+            if labels is not None and cohort_labels is not None:
+                d[labels[block, None] == cohort_labels[None, :]] = np.inf
+            out[block] = np.partition(d, self.k - 1, axis=1)[:, : self.k].mean(1)
+        return out
+
+    def normalize(self, distance: np.ndarray | float, density1: np.ndarray, density2: np.ndarray) -> np.ndarray:
+        """Normalised distance from raw distances and both sides' densities (broadcasts)."""
+        return np.asarray(distance) - (np.asarray(density1) + np.asarray(density2)) / 2 + self.reference
+
+    def distance(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
+        """Normalised distance of one pair; the same whichever side comes first."""
+        e = _unit(np.stack([np.ravel(embedding1), np.ravel(embedding2)]))
+        m = self.density(e)
+        raw = float(np.linalg.norm(e[0] - e[1]))
+        return float(self.normalize(raw, m[0], m[1]))

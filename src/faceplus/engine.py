@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
-from faceplus.calibration import Calibration, default_calibration
+from faceplus.calibration import Calibration, compare_calibration, default_calibration
 from faceplus.settings import Settings
 from faceplus.detection import DetectorChain
 from faceplus.errors import FaceplusError
@@ -257,10 +257,17 @@ class Engine:
             self.embed_faces(decoded.rgb, [face])
         return face
 
+    @cached_property
+    def match_calibration(self) -> Calibration:
+        """The calibration ``match``/``compare`` score with: ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``)."""
+        return self._calibration or compare_calibration(self.settings.compare_calibration)
+
     def match(self, embedding1: np.ndarray, embedding2: np.ndarray) -> Match:
         """Compare two embeddings: Face++ confidence, the L2 distance, and the FAR thresholds."""
         distance = float(np.linalg.norm(np.asarray(embedding1) - np.asarray(embedding2)))
-        return Match(float(self.calibration.confidence(distance)), distance, self.thresholds)
+        cal = self.match_calibration
+        score = distance if cal.normalization is None else cal.score(embedding1, embedding2)
+        return Match(float(cal.confidence(score)), distance, cal.thresholds, cal.calibrated_on)
 
     def compare(self, image1: ImageSource | DecodedImage, image2: ImageSource | DecodedImage) -> Match:
         """Compare the largest face of each image."""

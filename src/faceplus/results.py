@@ -87,10 +87,12 @@ class Match:
     confidence: float
     distance: float
     thresholds: dict[str, float]
+    calibration: str = ""  # what the thresholds were measured on (docs/API.md)
 
     def is_same_person(self, far: str = "1e-4") -> bool:
         """True when the confidence clears the threshold for the given false-accept rate."""
         return self.confidence >= self.thresholds[far]
 
     def to_facepp(self) -> dict[str, Any]:
-        return {"confidence": round(self.confidence, 3), "thresholds": self.thresholds}
+        out = {"confidence": round(self.confidence, 3), "thresholds": self.thresholds}
+        return {**out, "calibration": self.calibration} if self.calibration else out

@@ -146,6 +146,12 @@ class Settings:
         True, "Embed each chip and its mirror image and average them (lfw-dev: +0.1 pt).", "engine"
     )
     alignment: int = setting(68, "Landmarks the chip is aligned on: 68 or 5.", "engine")
+    compare_calibration: str = setting(
+        "lfw",
+        "Thresholds compare uses: lfw (shipped), cohort (cohort-normalised; its cohort derives from UTKFace, "
+        "non-commercial research only; docs/ENGINE.md) or a file from faceplus calibrate --out.",
+        "engine",
+    )
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -1,0 +1,163 @@
+"""False-accept rates per group (``faceplus eval far``) and cohort score normalisation, on real faces."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceplus.calibration import CohortNorm
+from faceplus.cli import main
+from faceplus.evaluation.far import (
+    GroupFar,
+    count_accepts,
+    enough_pairs,
+    group_far,
+    pair_matrix,
+    parse_utkface_name,
+    utkface_people,
+    wilson,
+)
+
+
+def test_utkface_file_names_agree_with_the_label_file(shared_data: Path) -> None:
+    root = shared_data / "utkface-dev"
+    people, malformed = utkface_people(root)
+    with (root / "labels.csv").open() as f:
+        labels = {row["file"]: row for row in csv.DictReader(f)}
+    assert malformed == 0 and len(people) == len(labels)
+    for person in people:
+        row = labels[person.path]
+        assert (person.age, person.gender, person.race) == (int(row["age"]), row["gender"], row["race"])
+    assert parse_utkface_name("images/39_1_20170116174525125.jpg.chip.jpg") is None  # UTKFace's race-less names
+    assert parse_utkface_name("notes.jpg") is None
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson(0, 100)
+    assert low == 0 and high == pytest.approx(3.8416 / 103.8416, rel=1e-4)
+    low, high = wilson(30, 10_000)
+    assert low < 30 / 10_000 < high and high - low < 0.003
+    # 12,300 pairs with no false accept bound the rate below 3e-4; 5,000 do not.
+    assert enough_pairs(13_000, 1e-4) and not enough_pairs(5_000, 1e-4)
+
+
+def test_group_counts_pairs_within_each_group() -> None:
+    scores = np.array([0.1, 0.3, 0.5, 0.2])
+    assert count_accepts(scores, {"1e-3": 0.25, "1e-4": 0.05}) == {"1e-3": 2, "1e-4": 0}
+    pooled = GroupFar("all", 100, {"1e-3": 1}) + GroupFar("all", 300, {"1e-3": 3})
+    assert pooled.pairs == 400 and pooled.ratio("1e-3") == pytest.approx(10.0)
+
+
+@pytest.fixture(scope="module")
+def real(shared_data: Path) -> dict:
+    """Engine embeddings of real faces: a few LFW people (two photos each) and 60 UTKFace chips."""
+    from faceplus.engine import Engine
+
+    engine = Engine()
+    lfw = shared_data / "lfw-dev"
+    pairs = [
+        ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"),
+        ("Ai_Sugiyama/Ai_Sugiyama_0001.jpg", "Ai_Sugiyama/Ai_Sugiyama_0002.jpg"),
+    ]
+    lfw_vectors = np.array([engine.main_face(lfw / p).embedding for pair in pairs for p in pair])
+    people, _ = utkface_people(shared_data / "utkface-dev")
+    adults = [p for p in people if p.age >= 18][::8][:60]
+    utk, found = [], []
+    for person in adults:
+        faces = engine.detect(shared_data / "utkface-dev" / person.path)
+        if faces:
+            utk.append(faces[0].embedding)
+            found.append(person)
+    return {"lfw": lfw_vectors, "utk": np.array(utk), "people": found}
+
+
+def test_normalised_score_is_the_same_whichever_side_is_first(real: dict) -> None:
+    norm = CohortNorm.build(real["utk"], k=10)
+    a, b, c, d = real["lfw"]
+    for x, y in ((a, b), (a, c), (c, d), (b, d)):
+        assert norm.distance(x, y) == norm.distance(y, x)
+    # Same person closer than different people, after normalisation as before.
+    assert norm.distance(a, b) < norm.distance(a, c) and norm.distance(c, d) < norm.distance(b, d)
+
+
+def test_a_cohort_from_other_data_changes_scores_by_a_bounded_amount(real: dict) -> None:
+    utk = real["utk"]
+    first, second = CohortNorm.build(utk[0::2], k=8), CohortNorm.build(utk[1::2], k=8)
+    lfw = real["lfw"]
+    raw = pair_matrix(lfw)[np.triu_indices(len(lfw), 1)]
+    for norm in (first, second):
+        m = norm.density(lfw)
+        assert np.all((m > 0.3) & (m < 1.0))  # a real neighbourhood, not self-matches
+    one = np.array([first.distance(x, y) for i, x in enumerate(lfw) for y in lfw[i + 1 :]])
+    two = np.array([second.distance(x, y) for i, x in enumerate(lfw) for y in lfw[i + 1 :]])
+    # Two disjoint cohorts of 30 faces move a pair's score by less than the gap between the "1e-3" and "1e-4"
+    # thresholds (about 0.04 in distance): the cohort shifts scores, it does not reorder them wholesale.
+    assert np.max(np.abs(one - two)) < 0.04, (one, two)
+    assert np.max(np.abs(one - raw)) < 0.15
+
+
+def test_a_person_is_not_their_own_cohort_neighbour(real: dict) -> None:
+    utk = real["utk"]
+    labels = np.arange(len(utk)).astype(str)
+    norm = CohortNorm.build(utk, k=5, labels=labels)
+    with_self = norm.density(utk)
+    without = norm.density(utk, labels, labels)
+    assert np.all(without > with_self)  # the zero self-distance is skipped
+
+
+def test_eval_far_command(shared_data: Path, tmp_path: Path, capsys) -> None:
+    source = shared_data / "utkface-dev"
+    people, _ = utkface_people(source)
+    folder = tmp_path / "utk"
+    folder.mkdir()
+    for person in [p for p in people if p.age >= 18][::40][:10]:
+        (folder / Path(person.path).name).symlink_to(source / person.path)
+    cache = tmp_path / "far.npz"
+    assert main(["eval", "far", "--root", str(folder), "--min-age", "18", "--cache", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "10 images: " in out and "with no face found" in out and cache.is_file()
+    faces = int(out.split(" faces aged 18+")[0].rsplit("\n", 1)[-1])
+    assert f"| all | {faces * (faces - 1) // 2:,} |" in out
+    # The second run reads the cache and prints the same table.
+    assert main(["eval", "far", "--root", str(folder), "--min-age", "18", "--cache", str(cache)]) == 0
+    assert capsys.readouterr().out == out
+
+
+def test_group_far_on_real_faces(real: dict) -> None:
+    people, vectors = real["people"], real["utk"]
+    threshold = {"1e-3": 0.5}
+    rows = {g.group: g for g in group_far(pair_matrix(vectors), people, np.arange(len(people)), threshold)}
+    # Brute force: every unordered pair of two women, and how many are closer than the threshold.
+    women = [i for i, p in enumerate(people) if p.gender == "female"]
+    close = [np.linalg.norm(vectors[i] - vectors[j]) <= 0.5 for n, i in enumerate(women) for j in women[n + 1 :]]
+    assert rows["women"].pairs == len(close) and rows["women"].accepts["1e-3"] == sum(close)
+    assert rows["all"].pairs == len(people) * (len(people) - 1) // 2
+
+
+def test_shipped_cohort_calibration_in_compare(real: dict) -> None:
+    """FACEPLUS_COMPARE_CALIBRATION=cohort: match scores normalised, symmetric, and says what it is calibrated on."""
+    from faceplus.calibration import compare_calibration, default_calibration
+    from faceplus.engine import Engine
+
+    shipped = compare_calibration("cohort")
+    assert shipped.normalization and "non-commercial" in shipped.info["cohort"]
+    assert compare_calibration("lfw") is default_calibration()
+    engine = Engine(calibration=shipped)
+    a, b, c, d = real["lfw"]
+    ab, ba = engine.match(a, b), engine.match(b, a)
+    assert ab == ba and ab.to_facepp()["calibration"] == shipped.calibrated_on
+    assert ab.is_same_person("1e-4") and not engine.match(a, c).is_same_person("1e-3")
+    assert engine.match(c, d).is_same_person("1e-4") and not engine.match(b, d).is_same_person("1e-3")
+    # A cohort from other data (60 utkface-dev faces, none in the shipped cohort) moves scores by a bounded
+    # amount (on 300 LFW faces: p99 0.06, max 0.09 in distance) and leaves clear decisions as they were.
+    other = CohortNorm.build(real["utk"], k=shipped.normalization["k"])
+    own = shipped.cohort()
+    assert own is not None and len(own.vectors) > 500
+    for x, y in ((a, b), (c, d), (a, c), (b, d)):
+        assert abs(own.distance(x, y) - other.distance(x, y)) < 0.1
+        assert (own.distance(x, y) <= shipped.threshold_distances["1e-4"]) == (
+            other.distance(x, y) <= shipped.threshold_distances["1e-4"]
+        )
