@@ -42,7 +42,8 @@ def make_album(shared_data: Path, root: Path, people: int = 5, per_person: int =
 
 
 def open_store(data: Path) -> tuple[SQLiteStore, Ledger]:
-    return SQLiteStore.in_folder(data), Ledger.in_folder(data)
+    store = SQLiteStore.in_folder(data)
+    return store, Ledger(store)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,6 @@ def full_run(album, engine: Engine, tmp_path_factory: pytest.TempPathFactory):
     summary = index_folder(root, store, ledger, "album", engine, user_id_from_folder=True, progress=False)
     yield summary, store, ledger
     store.close()
-    ledger.close()
 
 
 def members(store: SQLiteStore, tenant: str = "local", outer_id: str = "album") -> dict[str, str]:
@@ -122,7 +122,6 @@ def test_interrupted_run_resumes_without_duplicates(album, full_run, engine: Eng
     third = index_folder(root, store, ledger, "album", engine, user_id_from_folder=True, progress=False)
     assert (third.images, third.faces, third.faces_added, third.skipped) == (0, 0, 0, len(image_files(root)))
     store.close()
-    ledger.close()
 
 
 def test_crash_between_store_and_ledger_adds_no_duplicate(album, full_run, engine, tmp_path, monkeypatch) -> None:
@@ -146,7 +145,6 @@ def test_crash_between_store_and_ledger_adds_no_duplicate(album, full_run, engin
     assert rerun.faces_added == reference.faces - stored
     assert rerun.face_count == reference.faces == len(members(store))
     store.close()
-    ledger.close()
 
 
 def test_changed_file_replaces_its_faces(album, engine: Engine, tmp_path: Path) -> None:
@@ -166,7 +164,6 @@ def test_changed_file_replaces_its_faces(album, engine: Engine, tmp_path: Path) 
     vectors = store.faceset_vectors("local", fs.faceset_token)
     assert fs.face_count == len(vectors.tokens) == before.face_count - before_faces_of(photos[0], engine) + after.faces
     store.close()
-    ledger.close()
 
 
 def before_faces_of(photo: Path, engine: Engine) -> int:

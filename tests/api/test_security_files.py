@@ -69,11 +69,27 @@ def test_loose_files_of_an_older_install_are_tightened(open_umask, tmp_path: Pat
     assert {p.name: mode(p) for p in folder.iterdir()} == {p.name: 0o600 for p in folder.iterdir()}
 
 
-def test_indexing_ledger_is_owner_only(open_umask, tmp_path: Path) -> None:
-    ledger = Ledger.in_folder(tmp_path / "data")
-    ledger.db.execute("SELECT count(*) FROM indexed").fetchone()
-    assert mode(tmp_path / "data") == 0o700
-    assert mode(tmp_path / "data" / "indexing.sqlite3") == 0o600
+def test_the_indexing_ledger_lives_in_the_owner_only_store(open_umask, tmp_path: Path) -> None:
+    """An older version's separate ledger file is moved into the store (and removed): no other file holds paths."""
+    import sqlite3
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    legacy = sqlite3.connect(folder / Ledger.LEGACY_FILE)
+    legacy.execute(
+        "CREATE TABLE indexed(tenant TEXT, faceset_token TEXT, path TEXT, size INTEGER, mtime_ns INTEGER,"
+        " status TEXT, tokens TEXT, user_id TEXT, indexed REAL)"
+    )
+    legacy.execute("INSERT INTO indexed VALUES ('local', 'fs', 'a/b.jpg', 10, 20, 'faces', '[\"t1\"]', 'a', 0)")
+    legacy.commit()
+    legacy.close()
+    store = SQLiteStore.in_folder(folder)
+    assert Ledger(store).import_legacy(folder) == 1
+    assert Ledger(store).entries("local", "fs") == {"a/b.jpg": (10, 20, ["t1"])}
+    assert not (folder / Ledger.LEGACY_FILE).exists()
+    store.close()
+    assert mode(folder) == 0o700
+    assert {p.name: mode(p) for p in folder.iterdir()} == {p.name: 0o600 for p in folder.iterdir()}
 
 
 def test_every_connection_overwrites_deletions_and_bounds_the_wal(tmp_path: Path) -> None:

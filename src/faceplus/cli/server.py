@@ -10,14 +10,16 @@ from pathlib import Path
 from faceplus.settings import ServerSettings
 
 
-def _store(data: Path | None):
-    """The server's store: $FACEPLUS_DATABASE_URL when set, else the data folder."""
+def configured_store(data: Path | None):
+    """The store ``serve`` would use: $FACEPLUS_DATABASE_URL when set, else the data folder (every command that
+    touches stored data opens it this way, so the tools work on both backends)."""
     from faceplus.store.factory import open_store
 
     return open_store(ServerSettings.from_env(data_dir=data))
 
 
-def _where(settings: ServerSettings) -> str:
+def where(settings: ServerSettings) -> str:
+    """Where the data is, for people: the database (without its password) or the data folder."""
     if settings.database_url:
         from psycopg.conninfo import conninfo_to_dict
 
@@ -52,7 +54,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from faceplus.api.auth import new_key
 
-    store = _store(args.data_dir)
+    store = configured_store(args.data_dir)
     record, secret = new_key(name=args.name or "")
     store.add_key(record)
     store.close()
@@ -63,7 +65,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    store = _store(args.data_dir)
+    store = configured_store(args.data_dir)
     keys = store.list_keys()
     store.close()
     if not keys:
@@ -76,7 +78,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    store = _store(args.data_dir)
+    store = configured_store(args.data_dir)
     ok = store.revoke_key(args.key, time.time())
     store.close()
     if not ok:
@@ -99,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
     print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
     print(f"web console: {where}/", flush=True)
-    print(_where(settings), flush=True)
+    print(where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)

@@ -8,15 +8,23 @@ import os
 import sys
 from pathlib import Path
 
+from faceplus.cli.server import configured_store, where
 from faceplus.settings import LOCAL_TENANT
 
 
 def _open_store(data_dir: Path | None):
-    from faceplus.settings import data_dir as default_data_dir
-    from faceplus.store.sqlite import SQLiteStore
+    """The store ``serve`` uses (PostgreSQL when $FACEPLUS_DATABASE_URL is set) and where it is, for the summary.
 
-    folder = Path(data_dir or default_data_dir())
-    return folder, SQLiteStore.in_folder(folder)
+    An older version's ledger file in the data folder is moved into the store on the way.
+    """
+    from faceplus.settings import ServerSettings
+    from faceplus.tools.indexing import Ledger
+
+    settings = ServerSettings.from_env(data_dir=data_dir)
+    store = configured_store(data_dir)
+    if not settings.database_url:
+        Ledger(store).import_legacy(settings.data_dir)
+    return where(settings), store
 
 
 def _tenant(store, api_key: str | None) -> str:
@@ -25,7 +33,7 @@ def _tenant(store, api_key: str | None) -> str:
         return LOCAL_TENANT
     record = store.get_key(api_key)
     if record is None or record.revoked:
-        raise SystemExit(f"no live api key {api_key} in this data folder (faceplus keys list)")
+        raise SystemExit(f"no live api key {api_key} in this store (faceplus keys list)")
     return api_key
 
 
@@ -45,8 +53,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"not a folder: {root}", file=sys.stderr)
         return 2
-    folder, store = _open_store(args.data_dir)
-    ledger = Ledger.in_folder(folder)
+    location, store = _open_store(args.data_dir)
+    ledger = Ledger(store)
     interrupted = False
     try:
         tenant = _tenant(store, args.api_key)
@@ -70,10 +78,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             interrupted = True  # run() committed every finished file before this reached us
     finally:
-        ledger.close()
         store.close()
     summary = indexer.summary
-    print(f"FaceSet {args.faceset} (faceset_token {summary.faceset_token}, tenant {tenant}) in {folder}")
+    print(f"FaceSet {args.faceset} (faceset_token {summary.faceset_token}, tenant {tenant}); {location}")
     for line in summary.lines():
         print(line)
     if interrupted:
@@ -142,11 +149,9 @@ def run_cluster_command(args: argparse.Namespace) -> int:
         return 2
     store = tenant = None
     if args.faceset:
-        folder, store = _open_store(args.data_dir)
+        _, store = _open_store(args.data_dir)
         tenant = _tenant(store, args.api_key)
-        ledger = Ledger.in_folder(folder)
-        items, _ = faces_from_faceset(store, ledger, tenant, args.faceset)
-        ledger.close()
+        items, _ = faces_from_faceset(store, Ledger(store), tenant, args.faceset)
         source = f"FaceSet {args.faceset}"
     else:
         if args.set_user_ids:

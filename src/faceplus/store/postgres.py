@@ -43,6 +43,7 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
+from faceplus.store.postgres_ledger import LEDGER_TABLES, PostgresLedger
 from faceplus.store.postgres_albums import ALBUM_TABLES, PostgresAlbums
 
 log = logging.getLogger("faceplus.store.postgres")
@@ -108,6 +109,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (4, ALBUM_TABLES),  # FaceAlbums (postgres_albums.py)
+    (7, LEDGER_TABLES),  # faceplus index's ledger (postgres_ledger.py); 5 and 6 are liveness and audit
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -229,7 +231,7 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
     return current
 
 
-class PostgresStore(PostgresAlbums, Store):
+class PostgresStore(PostgresLedger, PostgresAlbums, Store):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
     shared = True

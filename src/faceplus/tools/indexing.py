@@ -21,7 +21,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -33,6 +33,7 @@ from faceplus.errors import FaceplusError
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
 from faceplus.store.base import FaceRecord, FaceSetRecord, Store
+from faceplus.store.ledger import LedgerEntry
 
 #: Files the engine can decode (by name; the engine still checks the content).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -89,64 +90,59 @@ class FileKey:
 
 
 class Ledger:
-    """The side table of finished files: ``(tenant, faceset, path) -> size, mtime, status, face tokens``."""
+    """The indexer's view of the store's ledger of finished files (:mod:`faceplus.store.ledger`).
 
-    def __init__(self, path: Path) -> None:
-        from faceplus.store.sqlite import private_files
+    ``(tenant, faceset, path) -> size, mtime, status, face tokens``, kept by the store itself so that a folder
+    can be indexed into either backend and resumed there.
+    """
 
-        private_files(path)  # the ledger names image paths and face tokens: owner-only, like the store
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS indexed(tenant TEXT NOT NULL, faceset_token TEXT NOT NULL, path TEXT NOT NULL,"
-            " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, status TEXT NOT NULL, tokens TEXT NOT NULL,"
-            " user_id TEXT NOT NULL DEFAULT '', indexed REAL NOT NULL, PRIMARY KEY(tenant, faceset_token, path))"
-        )
+    #: Where earlier versions kept the ledger, beside the SQLite store; imported once, then removed.
+    LEGACY_FILE = "indexing.sqlite3"
 
-    @classmethod
-    def in_folder(cls, data_dir: Path) -> Ledger:
-        return cls(Path(data_dir) / "indexing.sqlite3")
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def entries(self, tenant: str, faceset_token: str) -> dict[str, tuple[int, int, list[str]]]:
         """path -> (size, mtime_ns, face tokens) of every finished file."""
-        rows = self.db.execute(
-            "SELECT path, size, mtime_ns, tokens FROM indexed WHERE tenant = ? AND faceset_token = ?",
-            (tenant, faceset_token),
-        )
-        return {r[0]: (r[1], r[2], json.loads(r[3])) for r in rows}
+        return {p: (e.size, e.mtime_ns, e.tokens) for p, e in self.store.ledger_entries(tenant, faceset_token).items()}
 
     def sources(self, tenant: str, faceset_token: str) -> dict[str, tuple[str, int]]:
         """face token -> (image path, face number): where each indexed face came from (for crops)."""
         out: dict[str, tuple[str, int]] = {}
-        for path, _, _, tokens in self.entries_rows(tenant, faceset_token):
+        for path, (_, _, tokens) in self.entries(tenant, faceset_token).items():
             for n, token in enumerate(tokens):
                 out[token] = (path, n)
         return out
 
-    def entries_rows(self, tenant: str, faceset_token: str) -> Iterator[tuple[str, int, int, list[str]]]:
-        for path, (size, mtime, tokens) in self.entries(tenant, faceset_token).items():
-            yield path, size, mtime, tokens
-
     def record(self, tenant: str, faceset_token: str, rows: Sequence[tuple[FileKey, str, list[str], str]]) -> None:
         """Mark files finished: (file version, status "faces"/"no_face"/"error", tokens, user_id)."""
-        now = time.time()
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO indexed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (tenant, faceset_token, k.path, k.size, k.mtime_ns, status, json.dumps(tokens), user_id, now)
-                    for k, status, tokens, user_id in rows
-                ],
-            )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        entries = [
+            LedgerEntry(k.path, k.size, k.mtime_ns, status, tokens, user_id) for k, status, tokens, user_id in rows
+        ]
+        self.store.ledger_record(tenant, faceset_token, entries, time.time())
 
-    def close(self) -> None:
-        self.db.close()
+    def import_legacy(self, data_dir: Path) -> int:
+        """Move the rows of an older version's ledger file in ``data_dir`` into the store; the file is removed."""
+        path = Path(data_dir) / self.LEGACY_FILE
+        if not path.is_file():
+            return 0
+        db = sqlite3.connect(path)
+        try:
+            rows = db.execute(
+                "SELECT tenant, faceset_token, path, size, mtime_ns, status, tokens, user_id FROM indexed"
+            )
+            by_faceset: dict[tuple[str, str], list[LedgerEntry]] = {}
+            for tenant, faceset, p, size, mtime, status, tokens, user_id in rows:
+                by_faceset.setdefault((tenant, faceset), []).append(
+                    LedgerEntry(p, size, mtime, status, json.loads(tokens), user_id)
+                )
+        finally:
+            db.close()
+        for (tenant, faceset), entries in by_faceset.items():
+            self.store.ledger_record(tenant, faceset, entries, time.time())
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return sum(len(e) for e in by_faceset.values())
 
 
 @dataclass
