@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from faceplus.store.ledger import LedgerStore
 from faceplus.store.albums import AlbumStore
 
 
@@ -130,7 +129,23 @@ class FaceSetVectors:
     version: int
 
 
-class Store(LedgerStore, AlbumStore, ABC):
+@dataclass
+class BizTokenRecord:
+    """A liveness challenge (FaceID ``biz_token``): its actions, the reference face, lifetime and use.
+
+    ``used`` is when a verify took it (None: not yet); a token is taken once, whatever the verify's outcome.
+    """
+
+    tenant: str
+    biz_token: str
+    actions: str  # comma-separated, in order
+    face_token: str  # the reference face (ref1)
+    created: float
+    expires: float
+    used: float | None = None
+
+
+class Store(AlbumStore, ABC):
     """Everything the API persists. Each write is durable when the method returns."""
 
     #: True when any number of server processes share this store: then search, rate limits and task
@@ -262,6 +277,16 @@ class Store(LedgerStore, AlbumStore, ABC):
 
     @abstractmethod
     def unfinished_tasks(self) -> list[TaskRecord]: ...
+
+    # -- liveness biz_tokens (faceplus.liveness; not abstract: a store without them serves no liveness) ------
+    def add_biz_token(self, token: BizTokenRecord) -> None:
+        """Keep a new challenge (and drop those that expired more than a day ago)."""
+        raise NotImplementedError
+
+    def take_biz_token(self, tenant: str, biz_token: str, now: float) -> BizTokenRecord | None:
+        """Mark the tenant's token used at ``now`` in one step and return it as it was before (``used`` None: this
+        call took it; set: it was already used). None: no such token."""
+        raise NotImplementedError
 
     # -- whole-store export (``faceplus migrate``) -------------------------------------------------
     @abstractmethod

@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool
 
 from faceplus.store.base import (
     ApiKeyRecord,
+    BizTokenRecord,
     FaceCrop,
     FaceRecord,
     FaceSetQuotaExceeded,
@@ -43,7 +44,6 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
-from faceplus.store.postgres_ledger import LEDGER_TABLES, PostgresLedger
 from faceplus.store.postgres_albums import ALBUM_TABLES, PostgresAlbums
 
 log = logging.getLogger("faceplus.store.postgres")
@@ -109,7 +109,15 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ],
     ),
     (4, ALBUM_TABLES),  # FaceAlbums (postgres_albums.py)
-    (7, LEDGER_TABLES),  # faceplus index's ledger (postgres_ledger.py); 5 and 6 are liveness and audit
+    (
+        5,
+        [  # liveness challenges (biz_token): single use, kept a day past their expiry
+            """CREATE TABLE biz_tokens(
+              biz_token text PRIMARY KEY, tenant text NOT NULL, actions text NOT NULL, face_token text NOT NULL,
+              created double precision NOT NULL, expires double precision NOT NULL, used double precision)""",
+            "CREATE INDEX biz_tokens_expires ON biz_tokens(expires)",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -231,7 +239,7 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
     return current
 
 
-class PostgresStore(PostgresLedger, PostgresAlbums, Store):
+class PostgresStore(PostgresAlbums, Store):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
     shared = True
@@ -822,3 +830,32 @@ class PostgresStore(PostgresLedger, PostgresAlbums, Store):
             (owner, lease_s),
         )
         return sorted((_task(r) for r in rows), key=lambda t: t.created)
+
+    # -- liveness biz_tokens ---------------------------------------------------------------------
+    def add_biz_token(self, token: BizTokenRecord) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute("DELETE FROM biz_tokens WHERE expires < %s", (token.created - 86400.0,))
+            conn.execute(
+                "INSERT INTO biz_tokens VALUES (%s, %s, %s, %s, %s, %s, NULL)",
+                (token.biz_token, token.tenant, token.actions, token.face_token, token.created, token.expires),
+            )
+
+    def take_biz_token(self, tenant: str, biz_token: str, now: float) -> BizTokenRecord | None:
+        # One statement: the row lock makes two racing verifies see one NULL ``used`` between them.
+        row = self._one(
+            "UPDATE biz_tokens t SET used = coalesce(t.used, %s) FROM (SELECT biz_token, used AS was FROM biz_tokens "
+            "WHERE tenant = %s AND biz_token = %s FOR UPDATE) old WHERE t.biz_token = old.biz_token "
+            "RETURNING t.tenant, t.biz_token, t.actions, t.face_token, t.created, t.expires, old.was",
+            (now, tenant, biz_token),
+        )
+        if row is None:
+            return None
+        return BizTokenRecord(
+            row["tenant"],
+            row["biz_token"],
+            row["actions"],
+            row["face_token"],
+            row["created"],
+            row["expires"],
+            row["was"],
+        )

@@ -32,6 +32,7 @@ import numpy as np
 
 from faceplus.store.base import (
     ApiKeyRecord,
+    BizTokenRecord,
     FaceCrop,
     FaceRecord,
     FaceSetQuotaExceeded,
@@ -43,7 +44,6 @@ from faceplus.store.base import (
     TaskRecord,
 )
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
-from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
 
 EMBEDDING_DIM = 128
 SCHEMA_VERSION = 1
@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS tasks(
   status INTEGER NOT NULL, result TEXT, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS images(image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL,
   created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS biz_tokens(biz_token TEXT PRIMARY KEY, tenant TEXT NOT NULL, actions TEXT NOT NULL,
+  face_token TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, used REAL);
+CREATE INDEX IF NOT EXISTS biz_tokens_expires ON biz_tokens(expires);
 CREATE TABLE IF NOT EXISTS face_crops(
   face_token TEXT PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data BLOB NOT NULL, meta TEXT NOT NULL);
 """
@@ -132,7 +135,7 @@ def _tighten(path: Path, mode: int) -> None:
         path.chmod(mode)
 
 
-class SQLiteStore(SQLiteLedger, SQLiteAlbums, Store):
+class SQLiteStore(SQLiteAlbums, Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``."""
 
     def __init__(self, path: Path | str) -> None:
@@ -144,7 +147,6 @@ class SQLiteStore(SQLiteLedger, SQLiteAlbums, Store):
         conn = self._conn()
         conn.executescript(_SCHEMA)
         conn.executescript(ALBUM_SCHEMA)  # FaceAlbum tables (sqlite_albums.py)
-        conn.executescript(LEDGER_SCHEMA)  # faceplus index's ledger (sqlite_ledger.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
@@ -533,3 +535,31 @@ class SQLiteStore(SQLiteLedger, SQLiteAlbums, Store):
 
     def unfinished_tasks(self) -> list[TaskRecord]:
         return [self._task(r) for r in self._conn().execute("SELECT * FROM tasks WHERE status = 0 ORDER BY created")]
+
+    # -- liveness biz_tokens ---------------------------------------------------------------------
+    def add_biz_token(self, token: BizTokenRecord) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM biz_tokens WHERE expires < ?", (token.created - 86400.0,))
+            db.execute(
+                "INSERT INTO biz_tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token.biz_token, token.tenant, token.actions, token.face_token, token.created, token.expires, None),
+            )
+
+    def take_biz_token(self, tenant: str, biz_token: str, now: float) -> BizTokenRecord | None:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT * FROM biz_tokens WHERE tenant = ? AND biz_token = ?", (tenant, biz_token)
+            ).fetchone()
+            if row is None:
+                return None
+            if row["used"] is None:
+                db.execute("UPDATE biz_tokens SET used = ? WHERE biz_token = ?", (now, biz_token))
+        return BizTokenRecord(
+            row["tenant"],
+            row["biz_token"],
+            row["actions"],
+            row["face_token"],
+            row["created"],
+            row["expires"],
+            row["used"],
+        )

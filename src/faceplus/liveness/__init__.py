@@ -1,0 +1,1 @@
+"""Action liveness (FaceID-style): random challenges, per-frame signals, and the verdict. docs/LIVENESS.md."""
