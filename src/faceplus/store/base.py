@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from faceplus.store.ledger import LedgerStore
 from faceplus.store.albums import AlbumStore
 
 
@@ -145,7 +146,7 @@ class BizTokenRecord:
     used: float | None = None
 
 
-class Store(AlbumStore, ABC):
+class Store(LedgerStore, AlbumStore, ABC):
     """Everything the API persists. Each write is durable when the method returns."""
 
     #: True when any number of server processes share this store: then search, rate limits and task

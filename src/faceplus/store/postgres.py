@@ -44,6 +44,7 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
+from faceplus.store.postgres_ledger import LEDGER_TABLES, PostgresLedger
 from faceplus.store.postgres_albums import ALBUM_TABLES, PostgresAlbums
 
 log = logging.getLogger("faceplus.store.postgres")
@@ -118,6 +119,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX biz_tokens_expires ON biz_tokens(expires)",
         ],
     ),
+    (7, LEDGER_TABLES),  # faceplus index's ledger (postgres_ledger.py); 5 and 6 are liveness and audit
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -239,7 +241,7 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
     return current
 
 
-class PostgresStore(PostgresAlbums, Store):
+class PostgresStore(PostgresLedger, PostgresAlbums, Store):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
     shared = True

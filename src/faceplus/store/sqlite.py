@@ -44,6 +44,7 @@ from faceplus.store.base import (
     TaskRecord,
 )
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
+from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
 
 EMBEDDING_DIM = 128
 SCHEMA_VERSION = 1
@@ -135,7 +136,7 @@ def _tighten(path: Path, mode: int) -> None:
         path.chmod(mode)
 
 
-class SQLiteStore(SQLiteAlbums, Store):
+class SQLiteStore(SQLiteLedger, SQLiteAlbums, Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``."""
 
     def __init__(self, path: Path | str) -> None:
@@ -147,6 +148,7 @@ class SQLiteStore(SQLiteAlbums, Store):
         conn = self._conn()
         conn.executescript(_SCHEMA)
         conn.executescript(ALBUM_SCHEMA)  # FaceAlbum tables (sqlite_albums.py)
+        conn.executescript(LEDGER_SCHEMA)  # faceplus index's ledger (sqlite_ledger.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
