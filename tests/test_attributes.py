@@ -86,3 +86,25 @@ def test_mesh468_and_bad_landmark(sorkin) -> None:
     assert mesh.shape == (468, 3) and np.isfinite(mesh).all()
     with pytest.raises(UnsupportedAttribute):
         analyzer.analyze(rgb, face, [], landmark=3)
+
+
+def test_an_attribute_is_one_registered_function(shared_data: Path) -> None:
+    """The registry is the one list: the names, the reply keys and the analyzer all come from it."""
+    from faceplus.attributes.registry import REGISTRY, attribute
+
+    assert set(REGISTRY) == set(SUPPORTED_ATTRIBUTES)
+    assert REGISTRY["smiling"].response_key == "smile"
+
+    @attribute("facewidth_test", order=99)
+    def facewidth(m) -> dict:
+        return {"value": m.face.box.width}
+
+    try:
+        engine = Engine()
+        path = next((shared_data / "lfw-dev").glob("*/*.jpg"))
+        face = engine.detect(path, embed=False)[0]
+        engine.analyzer.analyze(engine.load(path).rgb, face, ["facewidth_test", "age"])
+        assert face.attributes["facewidth_test"] == {"value": face.box.width}
+        assert set(face.attributes) == {"facewidth_test", "age"}
+    finally:
+        del REGISTRY["facewidth_test"]
