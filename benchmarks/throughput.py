@@ -11,8 +11,10 @@ alignment, the ResNet converted to ONNX with flip TTA) in one process, then as a
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,26 +56,115 @@ def run_faceplus(paths: list[Path], workers: int) -> tuple[float, int]:
     return time.perf_counter() - start, faces
 
 
-def stage_latency(paths: list[Path]) -> dict[str, float]:
-    """Median milliseconds per image of each stage of faceplus's pipeline, one process, one thread."""
+STAGES = ("decode", "detect", "landmarks", "chips", "embed")
+
+
+class _Recorder:
+    """Wraps one engine's model calls so one pipeline pass records every raw model input, per stage.
+
+    Replaying those inputs through the bare model calls (onnxruntime ``run``, dlib's HOG, predictor and chip
+    functions, libjpeg through PIL) gives each stage's floor: what its models cost with no code around them.
+    """
+
+    def __init__(self, engine) -> None:  # noqa: ANN001
+        import dlib
+
+        from faceplus.models.dlib_models import CHIP_PADDING, CHIP_SIZE, _rect, points_to_shape
+
+        self.calls: dict[str, list] = {name: [] for name in STAGES}
+        self.on = True
+        models, calls = engine.dlib, self.calls
+        hog_run, p5, p68 = models.hog.run, models.predictor5, models.predictor68
+        detect_hog, landmarks, chips = models.detect_hog, models.landmarks, models.chips
+
+        def rec_hog(rgb, upsample, threshold):  # noqa: ANN001, ANN202
+            if self.on:
+                calls["detect"].append(partial(hog_run, rgb, upsample, threshold))
+            return detect_hog(rgb, upsample, threshold)
+
+        def rec_landmarks(rgb, box, points=5):  # noqa: ANN001, ANN202
+            if self.on:
+                calls["landmarks"].append(partial(p5 if points == 5 else p68, rgb, _rect(box)))
+            return landmarks(rgb, box, points)
+
+        def rec_chips(rgb, boxes, points):  # noqa: ANN001, ANN202
+            if self.on and boxes:
+                shapes = dlib.full_object_detections()
+                shapes.extend(points_to_shape(box, p) for box, p in zip(boxes, points, strict=True))
+                calls["chips"].append(partial(dlib.get_face_chips, rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING))
+            return chips(rgb, boxes, points)
+
+        models.detect_hog, models.landmarks, models.chips = rec_hog, rec_landmarks, rec_chips
+        for detector in (engine.detectors._blazeface, engine.detectors._blazeface_short):
+            detector.session = _SessionRecorder(detector.session, calls["detect"], self)
+        engine.embedder._session = _SessionRecorder(engine.embedder._session, calls["embed"], self)
+
+
+class _SessionRecorder:
+    """An onnxruntime session that records each ``run`` (inputs already made) before running it."""
+
+    def __init__(self, session, calls: list, recorder: _Recorder) -> None:  # noqa: ANN001
+        self._session, self._calls, self._recorder = session, calls, recorder
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._session, name)
+
+    def run(self, outputs, feeds):  # noqa: ANN001, ANN201
+        if self._recorder.on:
+            feeds = {k: np.array(v, copy=True) for k, v in feeds.items()}
+            self._calls.append(partial(self._session.run, outputs, feeds))
+        return self._session.run(outputs, feeds)
+
+
+def stage_latency(paths: list[Path], rounds: int = 3) -> dict[str, tuple[float, float]]:
+    """Per stage: (pipeline ms per image, floor ms per image), medians over ``rounds`` interleaved passes.
+
+    The pipeline is faceplus's own code, stage by stage (``Engine.load``, ``find_boxes``, ``_face``,
+    ``chips``, ``embed_chips``); the floor replays the raw model calls that pass made, on the inputs it made
+    for them, with nothing around them. Both run in this process, one after the other, so their ratio holds
+    on a loaded machine.
+    """
+    from PIL import Image
+
     from faceplus import Engine
 
     engine = Engine()
     engine.detect(paths[0])
-    stages: dict[str, list[float]] = {"decode": [], "detect": [], "landmarks": [], "embed": []}
-    for path in paths:
-        t0 = time.perf_counter()
-        decoded = engine.load(path)
-        t1 = time.perf_counter()
-        hits = engine.find_boxes(decoded.rgb)
-        t2 = time.perf_counter()
-        faces = [engine._face(decoded.rgb, _box(h), h.score, h.detector) for h in hits]
-        t3 = time.perf_counter()
-        engine.embed_faces(decoded.rgb, faces)
-        t4 = time.perf_counter()
-        for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            stages[name].append(seconds * 1000)
-    return {name: float(np.median(values)) for name, values in stages.items()}
+    data = [path.read_bytes() for path in paths]
+    recorder = _Recorder(engine)
+    pipeline: dict[str, list[float]] = {name: [] for name in STAGES}
+    floor: dict[str, list[float]] = {name: [] for name in STAGES}
+
+    def decode_floor(blob: bytes) -> None:
+        with Image.open(io.BytesIO(blob)) as image:
+            image.load()
+
+    for r in range(rounds):
+        spent = dict.fromkeys(STAGES, 0.0)
+        for blob in data:
+            if r == 0:
+                recorder.calls["decode"].append(partial(decode_floor, blob))
+            t0 = time.perf_counter()
+            decoded = engine.load(blob)
+            t1 = time.perf_counter()
+            hits = engine.find_boxes(decoded.rgb)
+            t2 = time.perf_counter()
+            faces = [engine._face(decoded.rgb, _box(h), h.score, h.detector) for h in hits]
+            t3 = time.perf_counter()
+            chips = engine.chips(decoded.rgb, faces)
+            t4 = time.perf_counter()
+            engine.embed_chips(chips)
+            t5 = time.perf_counter()
+            for name, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                spent[name] += seconds
+        recorder.on = False
+        for name in STAGES:
+            pipeline[name].append(spent[name] * 1000 / len(data))
+            t0 = time.perf_counter()
+            for call in recorder.calls[name]:
+                call()
+            floor[name].append((time.perf_counter() - t0) * 1000 / len(data))
+    return {name: (float(np.median(pipeline[name])), float(np.median(floor[name]))) for name in STAGES}
 
 
 def _box(hit):
@@ -86,9 +177,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--stages-only", action="store_true", help="only the per-stage table")
     args = parser.parse_args()
     paths = lfw_images(args.images)
     print(f"{len(paths)} lfw-dev images, {os.cpu_count()} CPUs")
+    if args.stages_only:
+        print_stages(paths)
+        return
 
     fr_time, fr_faces = run_face_recognition(paths)
     fp_time, fp_faces = run_faceplus(paths, workers=1)
@@ -103,12 +198,18 @@ def main() -> None:
         rate = len(paths) / seconds
         print(f"{name:<42} {rate:9.1f} {faces:6d} {rate / base:6.1f}x")
 
-    print("\nfaceplus per-stage latency, median ms per image (1 process, 1 onnxruntime thread):")
-    latency = stage_latency(paths)
-    for name, ms in latency.items():
-        print(f"  {name:<10} {ms:7.2f}")
-    print(f"  {'total':<10} {sum(latency.values()):7.2f}")
+    print_stages(paths)
 
+
+def print_stages(paths: list[Path]) -> None:
+    print("\nfaceplus per stage, ms per image (1 process, 1 onnxruntime thread); floor = the stage's raw model calls")
+    print("alone on the inputs the pipeline made for them (onnxruntime run, dlib HOG/predictor/chip, PIL decode):")
+    latency = stage_latency(paths)
+    print(f"  {'stage':<10} {'pipeline':>9} {'floor':>7} {'overhead':>9}")
+    for name, (ms, floor) in latency.items():
+        print(f"  {name:<10} {ms:9.2f} {floor:7.2f} {(ms - floor) / max(ms, 1e-9):8.0%}")
+    total, total_floor = (sum(v[i] for v in latency.values()) for i in (0, 1))
+    print(f"  {'total':<10} {total:9.2f} {total_floor:7.2f} {(total - total_floor) / total:8.0%}")
 
 if __name__ == "__main__":
     main()

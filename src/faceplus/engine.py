@@ -217,8 +217,8 @@ class Engine:
         if not faces:
             return np.zeros((0, 150, 150, 3), np.uint8)
         alignment = alignment or self.settings.alignment
-        return np.stack(
-            [self.dlib.chip(rgb, f.box.corners, f.landmarks68 if alignment == 68 else f.landmarks5) for f in faces]
+        return self.dlib.chips(
+            rgb, [f.box.corners for f in faces], [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces]
         )
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from faceplus.errors import ImageFileTooLarge, InvalidImageSize, UnsupportedImageFormat
 from faceplus.settings import ImageLimits
@@ -48,20 +48,33 @@ def _check_side(width: int, height: int, limits: ImageLimits, param: str | None)
         )
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned by its EXIF orientation; the same object (no pixel copy) when it needs no turn."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (0, 1):
+        return image
+    return ImageOps.exif_transpose(image) or image
+
+
+def _writable(image: Image.Image) -> np.ndarray:
+    """The pixels as a writable array, copied once (``np.asarray`` of a PIL image is read-only)."""
+    array = np.asarray(image, dtype=np.uint8)
+    return array if array.flags.writeable else array.copy()
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode == "RGB":
-        return np.asarray(image, dtype=np.uint8).copy()
+        return _writable(image)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGB", image.size, (255, 255, 255))
         rgba = image.convert("RGBA")
         background.paste(rgba, mask=rgba.getchannel("A"))
-        return np.asarray(background, dtype=np.uint8).copy()
+        return _writable(background)
     if image.mode.startswith("I;16") or image.mode == "I":
         array = np.asarray(image, dtype=np.float64)
         peak = max(float(array.max()), 1.0)
         gray = (array * (255.0 / (65535.0 if peak > 255 else 255.0))).clip(0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
-    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    return _writable(image.convert("RGB"))
 
 
 def _decode_encoded(data: bytes, limits: ImageLimits, param: str | None) -> DecodedImage:
@@ -79,7 +92,7 @@ def _decode_encoded(data: bytes, limits: ImageLimits, param: str | None) -> Deco
             if fmt == "GIF":
                 image.seek(0)
             image.load()
-            image = ImageOps.exif_transpose(image) or image
+            image = _upright(image)
             rgb = _to_rgb(image)
     except (UnidentifiedImageError, SyntaxError) as exc:
         raise UnsupportedImageFormat("not an image, or a format we do not read", param=param) from exc

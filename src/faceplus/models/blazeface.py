@@ -110,9 +110,11 @@ class BlazeFaceDetector:
         self.anchors = anchors(self.input_size, strides, two)
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
+        t = min(max(score_threshold, 1e-6), 1 - 1e-6)
+        self._min_logit = float(np.log(t / (1 - t))) - 1e-3
 
-    def letterbox(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The model's input tensor, and (scale, offset) mapping image pixels to tensor pixels."""
+    def _fit(self, rgb: np.ndarray) -> tuple[np.ndarray, int, int, np.ndarray, np.ndarray]:
+        """``rgb`` scaled to fit the input square: (image, px, py, scale, offset), scaled once."""
         h, w = rgb.shape[:2]
         n = self.input_size
         s = n / max(w, h)
@@ -120,31 +122,56 @@ class BlazeFaceDetector:
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(rgb, (nw, nh), interpolation=interp)
         px, py = (n - nw) // 2, (n - nh) // 2
+        return resized, px, py, np.array([nw / w, nh / h]), np.array([px, py], dtype=float)
+
+    def letterbox(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The model's input tensor (HxWx3), and (scale, offset) mapping image pixels to tensor pixels."""
+        resized, px, py, scale, offset = self._fit(rgb)
+        n = self.input_size
         canvas = np.zeros((n, n, 3), np.uint8)
-        canvas[py : py + nh, px : px + nw] = resized
+        canvas[py : py + resized.shape[0], px : px + resized.shape[1]] = resized
         tensor = canvas.astype(np.float32) / 127.5 - 1.0
-        return tensor, np.array([nw / w, nh / h]), np.array([px, py], dtype=float)
+        return tensor, scale, offset
+
+    def letterbox_nchw(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`letterbox` straight into the model's 1x3xNxN layout (one pass, no transpose copy afterwards).
+
+        The bars are -1 (black) and the values equal :meth:`letterbox`'s bit for bit (same float32 ops).
+        """
+        resized, px, py, scale, offset = self._fit(rgb)
+        n, (nh, nw) = self.input_size, resized.shape[:2]
+        batch = np.full((1, 3, n, n), -1.0, np.float32)
+        view = batch[0, :, py : py + nh, px : px + nw]
+        np.divide(resized.transpose(2, 0, 1), np.float32(127.5), out=view, dtype=np.float32)
+        view -= np.float32(1.0)
+        return batch, scale, offset
 
     def raw(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (regressors Nx16, logits N) for a prepared input tensor."""
-        boxes, logits = run_nhwc(self.session, tensor)
+        """Raw (regressors Nx16, logits N) for a prepared input tensor (HxWx3, or 1x3xHxW from letterbox_nchw)."""
+        if tensor.ndim == 4:
+            boxes, logits = self.session.run(None, {self.session.get_inputs()[0].name: tensor})
+        else:
+            boxes, logits = run_nhwc(self.session, tensor)
         return boxes[0], logits[0, :, 0]
 
     def decode(self, raw_boxes: np.ndarray, logits: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Decoded, thresholded and merged detections in normalised tensor coordinates."""
-        scores = sigmoid(logits)
-        keep = scores > self.score_threshold
+        # the sigmoid only where it can pass the threshold (a margin in logit space, then the exact test)
+        near = np.flatnonzero(logits > self._min_logit)
+        scores = sigmoid(logits[near])
+        keep = near[scores > self.score_threshold]
+        scores = scores[scores > self.score_threshold]
         pts = raw_boxes[keep].reshape(-1, 8, 2) / self.input_size
         anc = self.anchors[keep][:, None, :]
         centre, half = pts[:, 0] + anc[:, 0], pts[:, 1] / 2
         kps = pts[:, 2:] + anc
         data = np.concatenate([centre - half, centre + half, kps.reshape(len(kps), 12)], axis=1)
         valid = np.all(data[:, 2:4] > data[:, 0:2], axis=1)
-        return weighted_nms(data[valid], scores[keep][valid], self.nms_threshold)
+        return weighted_nms(data[valid], scores[valid], self.nms_threshold)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 HxWx3 image, in image pixels, highest score first."""
-        tensor, scale, offset = self.letterbox(rgb)
+        tensor, scale, offset = self.letterbox_nchw(rgb)
         results = []
         for data, score in self.decode(*self.raw(tensor)):
             pts = (data.reshape(-1, 2) * self.input_size - offset) / scale
