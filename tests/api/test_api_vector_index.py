@@ -182,3 +182,99 @@ def test_a_failed_build_leaves_exact_search_and_is_retried() -> None:
     index._make_hnsw = real  # type: ignore[method-assign]
     index.search(vectors[3], 5)  # the next search starts a new build
     assert index.wait_until_indexed(timeout=120) and index.uses_hnsw
+
+
+def _big_faceset(tmp_path, n: int = 1200) -> tuple[SQLiteStore, np.ndarray, list[str]]:
+    store = SQLiteStore.in_folder(tmp_path)
+    vectors = _clustered(n, 300, seed=8)
+    tokens = [f"p{i}" for i in range(n)]
+    now = time.time()
+    store.add_faces([FaceRecord("t", t, v, {}, "img", now) for t, v in zip(tokens, vectors, strict=True)])
+    store.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now))
+    store.add_to_faceset("t", "fs", tokens[:1000], 0.0, 10_000)
+    return store, vectors, tokens
+
+
+def _version(store: SQLiteStore) -> int:
+    record = store.get_faceset("t", faceset_token="fs")
+    assert record is not None
+    return record.version
+
+
+def test_the_graph_is_saved_and_a_restart_maps_it_without_a_rebuild(tmp_path) -> None:
+    store, vectors, tokens = _big_faceset(tmp_path)
+    params = HnswParams(threshold=500)
+    cache = IndexCache(store, params)
+    cache.search("t", "fs", _version(store), vectors[3], 5)
+    assert cache.wait_until_indexed("t", "fs", timeout=120)
+    folder = tmp_path / "vector_index"
+    files = sorted(p.name for p in folder.iterdir())
+    assert any(f.endswith(".graph") for f in files) and any(f.endswith(".json") for f in files)
+    assert all((folder / f).stat().st_mode & 0o777 == 0o600 for f in files)
+    # an add is saved incrementally (delta), a removal as a tombstone
+    change = store.add_to_faceset("t", "fs", tokens[1000:1010], 0.0, 10_000)
+    cache.added("t", "fs", change)
+    change = store.remove_from_faceset("t", "fs", ["p7"])
+    cache.removed("t", "fs", change)
+
+    restarted = IndexCache(store, params)  # a new process: nothing cached
+    restarted_builds = []
+    real = VectorIndex._make_hnsw
+    VectorIndex._make_hnsw = lambda self, v: restarted_builds.append(len(v)) or real(self, v)  # type: ignore
+    try:
+        got = restarted.search("t", "fs", _version(store), vectors[1005], 5)
+        assert got[0] == ("p1005", 0.0)  # the delta is searched
+        assert "p7" not in {t for t, _ in restarted.search("t", "fs", _version(store), vectors[7], 10)}
+        index = restarted._entries[("t", "fs")]
+        assert index.uses_hnsw and index._mapped and not restarted_builds  # mapped, not rebuilt
+        assert restarted.search("t", "fs", _version(store), vectors[12], 1)[0][0] == "p12"
+    finally:
+        VectorIndex._make_hnsw = real  # type: ignore[method-assign]
+    store.close()
+
+
+def test_a_stale_saved_graph_is_ignored(tmp_path) -> None:
+    store, vectors, tokens = _big_faceset(tmp_path)
+    params = HnswParams(threshold=500)
+    cache = IndexCache(store, params)
+    cache.search("t", "fs", _version(store), vectors[3], 5)
+    assert cache.wait_until_indexed("t", "fs", timeout=120)
+    saved = cache.files("t", "fs").version()
+    # written while no process with the saved index was told (e.g. a crash before the save)
+    store.remove_from_faceset("t", "fs", ["p20"])
+    store.add_to_faceset("t", "fs", ["p1100"], 0.0, 10_000)
+    assert _version(store) > saved
+    restarted = IndexCache(store, params)
+    assert restarted.search("t", "fs", _version(store), vectors[1100], 1)[0] == ("p1100", 0.0)
+    assert "p20" not in {t for t, _ in restarted.search("t", "fs", _version(store), vectors[20], 10)}
+    assert not restarted._entries[("t", "fs")]._mapped  # loaded from the store, not from the stale file
+    assert restarted.wait_until_indexed("t", "fs", timeout=120)
+    assert restarted.files("t", "fs").version() == _version(store)  # rebuilt and saved at the new version
+    store.close()
+
+
+def test_removal_and_rewrite_leave_no_removed_vector_on_disk(tmp_path) -> None:
+    store, vectors, tokens = _big_faceset(tmp_path)
+    params = HnswParams(threshold=500)
+    cache = IndexCache(store, params)
+    cache.search("t", "fs", _version(store), vectors[3], 5)
+    assert cache.wait_until_indexed("t", "fs", timeout=120)
+    change = store.remove_from_faceset("t", "fs", ["p5", "p6"])
+    cache.removed("t", "fs", change)
+    restarted = IndexCache(store, params)
+    assert {"p5", "p6"}.isdisjoint(t for t, _ in restarted.search("t", "fs", _version(store), vectors[5], 10))
+    folder = tmp_path / "vector_index"
+
+    def on_disk(vector: np.ndarray) -> bool:
+        needle = vector.astype(np.float32).tobytes()
+        return any(needle in p.read_bytes() for p in folder.iterdir() if p.is_file())
+
+    assert on_disk(vectors[5])  # the tombstone window: still in the graph file
+    assert cache.rewrite("t", "fs")
+    assert not on_disk(vectors[5]) and not on_disk(vectors[6]) and on_disk(vectors[8])
+    again = IndexCache(store, params)
+    assert again.search("t", "fs", _version(store), vectors[8], 1)[0] == ("p8", 0.0)
+    assert again._entries[("t", "fs")]._mapped
+    cache.drop("t", "fs")  # FaceSet deleted / erased: nothing of it stays on disk
+    assert not any(folder.iterdir()) or all(p.name.endswith(".lock") for p in folder.iterdir())
+    store.close()
