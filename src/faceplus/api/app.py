@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from faceplus.api import (
     routes_dense,
     routes_detect,
+    routes_erasure,
     routes_face,
     routes_facealbum,
     routes_faceset,
@@ -23,8 +24,10 @@ from faceplus.api import (
     routes_liveness,
 )
 from faceplus.api.admission import InFlightLimiter
+from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
+from faceplus.api.erasure import scrubber, sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.images import UrlFetcher
@@ -93,8 +96,10 @@ def build_context(
 
 
 def sweep(ctx: ApiContext) -> int:
-    """Delete face tokens past their lifetime that belong to no FaceSet."""
-    return ctx.store.sweep_faces(ctx.live_after())
+    """Delete face tokens past their lifetime that belong to no FaceSet (then scrub storage), and prune the
+    audit trail past its retention."""
+    prune_audit_log(ctx)
+    return sweep_lapsed(ctx)
 
 
 async def _sweeper(ctx: ApiContext) -> None:
@@ -166,6 +171,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
             await run_in_threadpool(ctx.tasks.shutdown)
+            await asyncio.to_thread(scrubber(ctx).wait_idle, 600)
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
             if store is None:  # we opened it, we close it
@@ -183,7 +189,7 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for router in (routes_detect.router, routes_faceset.router, routes_face.router):
+    for router in (routes_detect.router, routes_faceset.router, routes_face.router, routes_erasure.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
     app.include_router(routes_facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
     app.include_router(routes_dense.router, prefix="/facepp/v1", dependencies=[Depends(watch_client)])
@@ -193,6 +199,7 @@ def create_app(
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
     mount_console(app)
     return app

@@ -14,6 +14,7 @@ from faceplus.api.forms import Params, read_params
 
 def admitted_tenant(request: Request, tenant: str = Depends(authenticate)) -> Iterator[str]:  # noqa: B008
     """The authenticated tenant, holding one of its in-flight slots until the reply is done (403 past the cap)."""
+    request.scope["faceplus.tenant"] = tenant  # the audit trail's "who" (faceplus.api.audit)
     with get_ctx(request).in_flight.admit(tenant):
         yield tenant
 

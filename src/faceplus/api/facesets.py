@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from faceplus.api.context import ApiContext
+from faceplus.api.erasure import after_removal
 from faceplus.api.errors import ApiError, bad, echo, missing, plain
 from faceplus.api.forms import Params, has_bad_chars
 from faceplus.store.base import FaceSetRecord, MembershipChange
@@ -98,8 +99,7 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
     ctx.index.removed(tenant, faceset.faceset_token, change)
-    if change.changed:  # a lapsed face leaving its last FaceSet ends: its kept crop goes now
-        ctx.store.drop_lapsed_crops(tenant, ctx.live_after())
+    after_removal(ctx, tenant, change.changed)  # faces that thereby ended are deleted now (api/erasure.py)
     return {
         "faceset_token": faceset.faceset_token,
         "outer_id": faceset.outer_id,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.erasure import after_removal, sweep_lapsed
 from faceplus.api.errors import plain, reply
 from faceplus.api.faces import new_token
 from faceplus.api.facesets import (
@@ -256,9 +257,15 @@ def delete(
     faceset = resolve_faceset(ctx, tenant, params)
     if params.flag("check_empty", 1) and faceset.face_count > 0:
         raise plain("FACESET_NOT_EMPTY")
+    members = (
+        ctx.store.faceset_tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
+        if ctx.settings.erase_on_remove
+        else []
+    )
     ctx.store.delete_faceset(tenant, faceset.faceset_token)
     ctx.index.drop(tenant, faceset.faceset_token)
-    ctx.store.drop_lapsed_crops(tenant, ctx.live_after())  # faces this FaceSet alone kept alive end now
+    sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/erasure.py)
+    after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
     return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})
 
 

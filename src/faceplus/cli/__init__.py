@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from faceplus.cli import engine, evaluation, server, tools
+from faceplus.cli import engine, evaluation, security, server, tools
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faceplus", description="Self-hosted face recognition (Face++ compatible)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (server, engine, tools, evaluation):
+    for group in (server, engine, tools, evaluation, security):
         group.add_commands(sub)
     return parser
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from faceplus.store.ledger import LedgerStore
 from faceplus.store.albums import AlbumStore
+from faceplus.store.security import SecurityStore
 
 
 class StoreError(Exception):
@@ -146,7 +147,7 @@ class BizTokenRecord:
     used: float | None = None
 
 
-class Store(LedgerStore, AlbumStore, ABC):
+class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
     """Everything the API persists. Each write is durable when the method returns."""
 
     #: True when any number of server processes share this store: then search, rate limits and task

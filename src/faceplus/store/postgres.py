@@ -46,6 +46,7 @@ from faceplus.store.base import (
 )
 from faceplus.store.postgres_ledger import LEDGER_TABLES, PostgresLedger
 from faceplus.store.postgres_albums import ALBUM_TABLES, PostgresAlbums
+from faceplus.store.postgres_security import SECURITY_TABLES, PostgresSecurity
 
 log = logging.getLogger("faceplus.store.postgres")
 
@@ -119,6 +120,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX biz_tokens_expires ON biz_tokens(expires)",
         ],
     ),
+    (6, SECURITY_TABLES),  # audit trail (postgres_security.py)
     (7, LEDGER_TABLES),  # faceplus index's ledger (postgres_ledger.py); 5 and 6 are liveness and audit
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -241,7 +243,7 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
     return current
 
 
-class PostgresStore(PostgresLedger, PostgresAlbums, Store):
+class PostgresStore(PostgresLedger, PostgresSecurity, PostgresAlbums, Store):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
     shared = True

@@ -44,6 +44,7 @@ from faceplus.store.base import (
     TaskRecord,
 )
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
+from faceplus.store.sqlite_security import SECURITY_SCHEMA, SQLiteSecurity
 from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
 
 EMBEDDING_DIM = 128
@@ -136,7 +137,7 @@ def _tighten(path: Path, mode: int) -> None:
         path.chmod(mode)
 
 
-class SQLiteStore(SQLiteLedger, SQLiteAlbums, Store):
+class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``."""
 
     def __init__(self, path: Path | str) -> None:
@@ -148,6 +149,7 @@ class SQLiteStore(SQLiteLedger, SQLiteAlbums, Store):
         conn = self._conn()
         conn.executescript(_SCHEMA)
         conn.executescript(ALBUM_SCHEMA)  # FaceAlbum tables (sqlite_albums.py)
+        conn.executescript(SECURITY_SCHEMA)  # audit trail (sqlite_security.py)
         conn.executescript(LEDGER_SCHEMA)  # faceplus index's ledger (sqlite_ledger.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 

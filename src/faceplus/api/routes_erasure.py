@@ -1,0 +1,56 @@
+"""``POST /facepp/v3/face/erase``: a faceplus extension (Face++ has no such route) that erases faces now.
+
+Parameters: ``face_tokens`` (comma-separated, up to ``REMOVEFACE_MAX_TOKENS``) and/or ``user_id`` (every face
+of the tenant carrying it, in any FaceSet or none). A token this tenant does not have, or that is already gone,
+is reported in ``failure_detail`` exactly as a token that never existed (another tenant learns nothing).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.erasure import erase
+from faceplus.api.errors import echo, missing, reply
+from faceplus.api.facesets import check_text, face_tokens
+from faceplus.api.forms import form_doc
+
+router = APIRouter(prefix="/face")
+
+
+@router.post(
+    "/erase",
+    summary="faceplus extension: erase face tokens, or every face of a user_id, immediately and completely",
+    description="Not a Face++ route. Removes the faces' rows, FaceSet memberships, search-index entries, kept "
+    "face crops and images, FaceAlbum faces and async tasks naming them; storage is scrubbed afterwards "
+    "(docs/SECURITY.md). Reply: `face_erased`, `erased_face_tokens`, `facesets` that lost faces "
+    "(`faceset_token`, `face_count`), `failure_detail` for tokens not found.",
+    openapi_extra=form_doc({"face_tokens": "string", "user_id": "string"}),
+)
+def erase_faces(
+    request: Request,
+    tenant: Tenant,
+    params: FormParams,
+    ctx: Ctx,
+) -> JSONResponse:
+    tokens = face_tokens(params, ctx.settings.removeface_max_tokens, required=False) or []
+    user_id = params.str("user_id")
+    if user_id is not None:
+        user_id = check_text("user_id", user_id)
+    if not tokens and not user_id:
+        raise missing("face_tokens", "user_id")
+    result = erase(ctx, tenant, tokens, [user_id] if user_id else [])
+    erased = result.erased
+    gone = set(erased)
+    return reply(
+        request,
+        {
+            "face_erased": len(erased),
+            "erased_face_tokens": erased,
+            "facesets": [{"faceset_token": token, "face_count": count} for _, token, count, _ in result.facesets],
+            "failure_detail": [
+                {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in gone
+            ],
+        },
+    )

@@ -1,0 +1,133 @@
+"""The server store's erasure and audit trail (mixed into :class:`faceplus.store.postgres.PostgresStore`).
+
+An erasure deletes the rows in one transaction: the face row, its member rows (which carry a copy of the
+embedding and are what the FaceSets' HNSW indexes point at), crops, images, album faces, tasks. PostgreSQL
+keeps a deleted row's tuple (and its index entries) until VACUUM; :meth:`PostgresSecurity.scrub` runs
+``VACUUM`` on the affected tables, which removes the dead tuples and their btree and HNSW index entries
+(pgvector marks the HNSW element deleted and repairs the graph). What VACUUM does not promise is that the
+bytes are gone from disk: freed space inside a page is reused but not zeroed, and the WAL (and any base backup
+or replica) keeps them until recycled. docs/SECURITY.md says what that means for an operator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("faceplus.store.postgres")
+
+#: Migration statements of the audit trail.
+SECURITY_TABLES = [
+    """CREATE TABLE audit_log(
+      id bigserial PRIMARY KEY, time double precision NOT NULL, api_key text NOT NULL, route text NOT NULL,
+      object_ids text NOT NULL, status integer NOT NULL, result text NOT NULL)""",
+    "CREATE INDEX audit_log_time ON audit_log(time)",
+]
+
+
+class PostgresSecurity:
+    """Erasure and audit methods on the PostgreSQL store's pool."""
+
+    if TYPE_CHECKING:  # provided by PostgresStore
+        pool: ConnectionPool
+
+        def _rows(self, query: Any, params: Sequence[Any] = (), binary: bool = False) -> list[dict[str, Any]]: ...
+        def _exec(self, query: Any, params: Sequence[Any] = ()) -> int: ...
+
+    def erase_faces(
+        self, tenant: str | None, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()
+    ) -> ErasureResult:
+        out = ErasureResult()
+        asked, users = list(dict.fromkeys(face_tokens)), list(dict.fromkeys(user_ids))
+        owner = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+        with self.pool.connection() as conn, conn.transaction():
+            args: dict[str, Any] = {"tenant": tenant, "asked": asked, "users": users}
+            tokens = sorted(
+                r[0]
+                for r in conn.execute(
+                    f"SELECT face_token FROM faces WHERE {owner} AND "
+                    "(face_token = ANY(%(asked)s) OR user_id = ANY(%(users)s))",
+                    args,
+                )
+            )
+            out.face_tokens = tokens
+            args["tokens"] = tokens
+            out.album_face_tokens = sorted(
+                r[0]
+                for r in conn.execute(
+                    f"DELETE FROM album_faces WHERE {owner} AND face_token = ANY(%(asked)s) RETURNING face_token", args
+                )
+            )
+            # FaceSet rows first, in id order (as add/remove lock them), then their members.
+            lost = conn.execute(
+                "SELECT faceset_id, count(*) FROM members WHERE face_token = ANY(%(tokens)s) GROUP BY faceset_id",
+                args,
+            ).fetchall()
+            ids = sorted(int(r[0]) for r in lost)
+            if ids:
+                conn.execute("SELECT id FROM facesets WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
+            conn.execute("DELETE FROM members WHERE face_token = ANY(%(tokens)s)", args)
+            for set_id, n in sorted(lost):
+                row = conn.execute(
+                    "UPDATE facesets SET face_count = face_count - %s, version = version + 1 WHERE id = %s "
+                    "RETURNING tenant, faceset_token, face_count, version",
+                    (n, set_id),
+                ).fetchone()
+                out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
+            out.crops = conn.execute("DELETE FROM face_crops WHERE face_token = ANY(%(tokens)s)", args).rowcount
+            images = conn.execute(
+                "DELETE FROM faces WHERE face_token = ANY(%(tokens)s) RETURNING tenant, image_id", args
+            ).fetchall()
+            for image_owner, image_id in sorted(set(images)):  # the photo a face came from holds the face too
+                out.images += conn.execute(
+                    "DELETE FROM images WHERE tenant = %s AND image_id = %s", (image_owner, image_id)
+                ).rowcount
+            args["erased"] = out.erased
+            out.tasks = conn.execute(
+                f"DELETE FROM tasks WHERE {owner} AND EXISTS (SELECT 1 FROM unnest(%(erased)s::text[]) t(token) "
+                "WHERE strpos(params, t.token) > 0 OR strpos(coalesce(result, ''), t.token) > 0)",
+                args,
+            ).rowcount
+            if conn.execute("SELECT to_regclass('biz_tokens') IS NOT NULL").fetchone()[0]:
+                conn.execute("DELETE FROM biz_tokens WHERE face_token = ANY(%(tokens)s)", args)
+        return out
+
+    def scrub(self, tables: Sequence[str] = ERASE_TABLES) -> None:
+        """VACUUM the tables that held deleted rows: dead tuples and their index entries (btree and HNSW) go."""
+        with self.pool.connection() as conn:  # autocommit: VACUUM cannot run inside a transaction
+            for table in tables:
+                conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(table)))
+
+    # -- audit trail -----------------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        self._exec(
+            "INSERT INTO audit_log(time, api_key, route, object_ids, status, result) VALUES (%s, %s, %s, %s, %s, %s)",
+            (entry.time, entry.api_key, entry.route, json.dumps(entry.object_ids), entry.status, entry.result),
+        )
+
+    def audit_entries(
+        self, since: float | None = None, api_key: str | None = None, limit: int = 10_000
+    ) -> list[AuditEntry]:
+        rows = self._rows(
+            "SELECT * FROM audit_log WHERE time >= %s AND (%s::text IS NULL OR api_key = %s) "
+            "ORDER BY time, id LIMIT %s",
+            (since if since is not None else float("-inf"), api_key, api_key, limit),
+        )
+        return [
+            AuditEntry(
+                r["time"], r["api_key"], r["route"], json.loads(r["object_ids"]), r["status"], r["result"], r["id"]
+            )
+            for r in rows
+        ]
+
+    def prune_audit(self, before: float) -> int:
+        return self._exec("DELETE FROM audit_log WHERE time < %s", (before,))

@@ -1,0 +1,157 @@
+"""The embedded store's erasure and audit trail (mixed into :class:`faceplus.store.sqlite.SQLiteStore`).
+
+After an erasure, ``secure_delete`` has overwritten the deleted cells with zeros in the new page versions,
+but the WAL still holds the old page versions; :meth:`SQLiteSecurity.scrub` checkpoints and truncates it, so
+no file of the data folder keeps the erased bytes. There are no persisted index files: search indexes live in
+memory and are rebuilt from the store (the FaceSets' versions move on, so stale ones reload).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult
+
+log = logging.getLogger("faceplus.store.sqlite")
+
+SECURITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log(
+  id INTEGER PRIMARY KEY, time REAL NOT NULL, api_key TEXT NOT NULL, route TEXT NOT NULL,
+  object_ids TEXT NOT NULL, status INTEGER NOT NULL, result TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log(time);
+"""
+
+#: SQLite's default limit on ``?`` marks is 32766; erase in chunks well below it.
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+class SQLiteSecurity:
+    """Erasure and audit methods on the SQLite store's connections and transactions."""
+
+    if TYPE_CHECKING:  # provided by SQLiteStore
+
+        def _conn(self) -> sqlite3.Connection: ...
+        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def erase_faces(
+        self, tenant: str | None, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()
+    ) -> ErasureResult:
+        out = ErasureResult()
+        asked = list(dict.fromkeys(face_tokens))
+        users = list(dict.fromkeys(user_ids))
+        any_tenant = 1 if tenant is None else 0
+        with self._write() as db:
+            tokens: list[str] = []
+            for part in _chunks(asked):
+                marks = ",".join("?" * len(part))
+                tokens += [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT face_token FROM faces WHERE (? OR tenant = ?) AND face_token IN ({marks})",
+                        (any_tenant, tenant, *part),
+                    )
+                ]
+                out.album_face_tokens += [
+                    r[0]
+                    for r in db.execute(
+                        f"DELETE FROM album_faces WHERE (? OR tenant = ?) AND face_token IN ({marks}) "
+                        "RETURNING face_token",
+                        (any_tenant, tenant, *part),
+                    )
+                ]
+            for part in _chunks(users):
+                marks = ",".join("?" * len(part))
+                tokens += [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT face_token FROM faces WHERE (? OR tenant = ?) AND user_id IN ({marks})",
+                        (any_tenant, tenant, *part),
+                    )
+                ]
+            tokens = sorted(set(tokens))
+            out.face_tokens = tokens
+            lost: dict[int, int] = {}
+            images: set[tuple[str, str]] = set()
+            for part in _chunks(tokens):
+                marks = ",".join("?" * len(part))
+                for set_id, n in db.execute(
+                    f"SELECT faceset_id, count(*) FROM members WHERE face_token IN ({marks}) GROUP BY faceset_id", part
+                ):
+                    lost[set_id] = lost.get(set_id, 0) + n
+                db.execute(f"DELETE FROM members WHERE face_token IN ({marks})", part)
+                out.crops += db.execute(f"DELETE FROM face_crops WHERE face_token IN ({marks})", part).rowcount
+                images |= {
+                    (r[0], r[1])
+                    for r in db.execute(
+                        f"DELETE FROM faces WHERE face_token IN ({marks}) RETURNING tenant, image_id", part
+                    )
+                }
+            for set_id, n in sorted(lost.items()):
+                row = db.execute(
+                    "UPDATE facesets SET face_count = face_count - ?, version = version + 1 WHERE id = ? "
+                    "RETURNING tenant, faceset_token, face_count, version",
+                    (n, set_id),
+                ).fetchone()
+                out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
+            for owner, image_id in sorted(images):  # the photo a face came from holds the face too
+                out.images += db.execute(
+                    "DELETE FROM images WHERE tenant = ? AND image_id = ?", (owner, image_id)
+                ).rowcount
+            for token in out.erased:  # async tasks whose parameters or results name an erased face
+                out.tasks += db.execute(
+                    "DELETE FROM tasks WHERE (? OR tenant = ?) "
+                    "AND (instr(params, ?) > 0 OR instr(ifnull(result, ''), ?) > 0)",
+                    (any_tenant, tenant, token, token),
+                ).rowcount
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'biz_tokens'").fetchone():
+                for part in _chunks(tokens):  # liveness challenges made from an erased face
+                    marks = ",".join("?" * len(part))
+                    db.execute(f"DELETE FROM biz_tokens WHERE face_token IN ({marks})", part)
+        return out
+
+    def scrub(self, tables: Sequence[str] = ERASE_TABLES) -> None:
+        """Checkpoint the WAL into the database file and truncate it to zero bytes (retried while readers
+        hold old snapshots), so the pre-deletion page versions leave the data folder."""
+        conn = self._conn()
+        for attempt in range(50):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.02 * (attempt + 1))
+        log.warning("WAL checkpoint stayed busy: erased pages remain in the -wal file until the next checkpoint")
+
+    # -- audit trail -----------------------------------------------------------------------------
+    def add_audit(self, entry: AuditEntry) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO audit_log(time, api_key, route, object_ids, status, result) VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.time, entry.api_key, entry.route, json.dumps(entry.object_ids), entry.status, entry.result),
+            )
+
+    def audit_entries(
+        self, since: float | None = None, api_key: str | None = None, limit: int = 10_000
+    ) -> list[AuditEntry]:
+        rows = self._conn().execute(
+            "SELECT * FROM audit_log WHERE time >= ? AND (? IS NULL OR api_key = ?) ORDER BY time, id LIMIT ?",
+            (since if since is not None else float("-inf"), api_key, api_key, limit),
+        )
+        return [
+            AuditEntry(
+                r["time"], r["api_key"], r["route"], json.loads(r["object_ids"]), r["status"], r["result"], r["id"]
+            )
+            for r in rows
+        ]
+
+    def prune_audit(self, before: float) -> int:
+        with self._write() as db:
+            return db.execute("DELETE FROM audit_log WHERE time < ?", (before,)).rowcount

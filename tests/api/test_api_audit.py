@@ -1,0 +1,82 @@
+"""The audit trail (issue 14): a scripted scenario leaves exactly the expected entries (writes only, with their ids
+and outcome), never an image or an embedding; readable with ``faceplus audit``; pruned past the retention."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from faceplus.api.audit import prune_audit_log
+from faceplus.cli import main as cli_main
+
+from .conftest import Api, schema_url
+
+
+def test_scripted_scenario_is_recorded(
+    make_api: Callable[..., Api], lfw_people, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = make_api()
+    api.add_key("a")
+    api.add_key("b")
+    photo = lfw_people[0][1][0]
+    start = time.time()
+    token = api.detect_token(photo)
+    created = api.ok("faceset/create", outer_id="audited", face_tokens=token)
+    api.ok("face/setuserid", face_token=token, user_id="dora")
+    api.ok("faceset/getdetail", outer_id="audited")  # a read: not recorded
+    api.ok("face/getdetail", face_token=token)  # a read
+    api.error("faceset/addface", 400, outer_id="nope", face_tokens=token)  # a refused write: recorded
+    api.error("faceset/create", 401, None, api_key=api.keys["a"]["api_key"], api_secret="wrong")  # not signed in
+    api.ok("faceset/removeface", outer_id="audited", face_tokens=token)
+    api.ok("face/erase", face_tokens=token)
+    api.ok("faceset/create", "b", outer_id="theirs")
+
+    key = api.keys["a"]["api_key"]
+    entries = api.ctx.store.audit_entries(since=start, api_key=key)
+    assert [(e.route, e.status, e.result) for e in entries] == [
+        ("/facepp/v3/detect", 200, "ok"),
+        ("/facepp/v3/faceset/create", 200, "ok"),
+        ("/facepp/v3/face/setuserid", 200, "ok"),
+        ("/facepp/v3/faceset/addface", 400, "INVALID_OUTER_ID"),
+        ("/facepp/v3/faceset/removeface", 200, "ok"),
+        ("/facepp/v3/face/erase", 200, "ok"),
+    ]
+    assert all(e.api_key == key and start <= e.time <= time.time() for e in entries)
+    assert entries[0].object_ids["face_tokens"] == [token] and len(entries[0].object_ids["image_ids"]) == 1
+    assert entries[1].object_ids == {
+        "face_tokens": [token],
+        "faceset_tokens": [created["faceset_token"]],
+        "outer_ids": ["audited"],
+    }
+    assert entries[2].object_ids == {"face_tokens": [token], "user_ids": ["dora"]}
+    assert entries[5].object_ids["face_tokens"] == [token]
+    others = api.ctx.store.audit_entries(since=start, api_key=api.keys["b"]["api_key"])
+    assert [e.route for e in others] == ["/facepp/v3/faceset/create"]
+
+    # never an image or an embedding: no window of either appears in any entry
+    text = json.dumps([e.object_ids for e in entries]).encode()
+    image = photo.read_bytes()
+    assert base64.b64encode(image[1000:1030])[:24] not in text and image[1000:1032] not in text
+    assert all(
+        set(e.object_ids) <= {"face_tokens", "faceset_tokens", "outer_ids", "user_ids", "image_ids"} for e in entries
+    )
+    face = api.detect_token(lfw_people[1][1][0])
+    vector = api.ctx.store.get_faces(key, [face], float("-inf"))[face].embedding
+    raw = json.dumps([e.object_ids for e in api.ctx.store.audit_entries(since=start)])
+    assert f"{float(np.float32(vector[0])):.6f}"[:8] not in raw
+
+    store = api.ctx.store
+    if store.shared:
+        monkeypatch.setenv("FACEPLUS_DATABASE_URL", schema_url(store.url, store.schema))
+    assert cli_main(["audit", "--data-dir", str(api.settings.data_dir), "--api-key", key, "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["route"] for line in lines][:6] == [e.route for e in entries]
+
+    assert prune_audit_log(api.ctx) == 0  # within a year: kept
+    assert store.prune_audit(time.time() + 1) >= 8
+    assert store.audit_entries(since=start) == []
