@@ -98,9 +98,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)  # its engine workers load their models at startup, before the first request
     if settings.engine_workers <= 0:
         warm(app.state.ctx.engine)  # inline engine: load the models now rather than on the first request
-    where = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
-    print(f"faceplus Face++ v3 API on {where}/facepp/v3/  (docs: {where}/docs)", flush=True)
-    print(f"web console: {where}/", flush=True)
+    base = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    print(f"faceplus Face++ v3 API on {base}/facepp/v3/  (docs: {base}/docs)", flush=True)
+    print(f"web console: {base}/", flush=True)
     print(where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
