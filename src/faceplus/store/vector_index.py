@@ -149,6 +149,8 @@ class VectorIndex:
         return out
 
     def _append(self, tokens: Sequence[str], vectors: np.ndarray) -> None:
+        if not len(tokens):
+            return  # (and no token map built: a freshly mapped index has none until a write needs it)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, DIM)
         row = self._row
         fresh = [(t, v) for t, v in zip(tokens, vectors, strict=True) if t not in row]
