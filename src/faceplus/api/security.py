@@ -33,7 +33,8 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
         ("referrer-policy", "no-referrer"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
-        ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+        # the camera for this origin only: the console's liveness page (liveness.html) records the user
+        ("permissions-policy", "camera=(self), microphone=(), geolocation=(), payment=(), usb=()"),
     )
 )
 NO_STORE = (b"cache-control", b"no-store")

@@ -35,6 +35,9 @@ import numpy as np
 ACTIONS = ("blink", "mouth", "turn_left", "turn_right", "nod")
 #: Actions a rigid object (a printed photo, a phone) cannot perform by being moved or bent.
 NON_RIGID = ("blink", "mouth")
+#: Pairs not held against each other as "unexpected": opening the mouth drops the chin, which the pose fit reads
+#: as the head going down (on LFW photos, open mouths read up to ~12 degrees of pitch), and a nod moves the lips.
+CONFUSED = {"mouth": ("nod",), "nod": ("mouth",)}
 #: A capture may last the actions' windows plus this (time to settle before the first prompt).
 CAPTURE_SLACK_MS = 2000.0
 #: Actions that count as "unexpected" when done while another one is asked for (blinks happen on their own).
@@ -217,7 +220,7 @@ def _check_actions(frames: Sequence[FrameSignal], actions: Sequence[str], lim: L
     start = 0
     t0 = frames[0].t_ms if frames else 0.0
     window_from = t0
-    for k, action in enumerate(actions):
+    for action in actions:
         found = find_action(frames, action, start, lim)
         if found is None:
             earlier = find_action(frames, action, 0, lim, stop=start + 1) if start > 0 else None
@@ -236,7 +239,7 @@ def _check_actions(frames: Sequence[FrameSignal], actions: Sequence[str], lim: L
         if frames[back].t_ms - window_from > lim.action_window_ms:
             result.passed, result.reason = False, "too_slow"
         else:
-            others = [a for a in DELIBERATE if a != action and a not in actions[k : k + 1]]
+            others = [a for a in DELIBERATE if a != action and a not in CONFUSED.get(action, ())]
             for other in others:
                 if find_action(frames, other, start, lim, stop=back + 1) is not None:
                     result.passed, result.reason, result.detail = False, "unexpected_action", other
