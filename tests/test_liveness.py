@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from faceplus.engine import Engine
+from faceplus.errors import ImageFileTooLarge
 from faceplus.evaluation.liveness import build_bona_fide, jitter, nuaa_sequences, person_photos
 from faceplus.liveness.challenge import all_challenges, random_actions
 from faceplus.liveness.checks import NON_RIGID, FrameSignal, default_limits, evaluate, find_action
-from faceplus.liveness.measure import VideoError, VideoLimits, decode_video, measure_frames
+from faceplus.liveness.measure import VideoError, VideoLimits, VideoTooLong, decode_video, measure_frames
 
 PERSON = "Vladimir_Putin"  # neutral 0006; 0009 turned (and mirrored for the other side): see docs/LIVENESS.md
 ACTIONS = ["blink", "turn_right", "turn_left"]
@@ -173,3 +174,32 @@ def test_not_a_video_is_refused(shared_data: Path) -> None:
     for data in (b"definitely not a video", jpeg[:500], b"\x00" * 4096):
         with pytest.raises(VideoError):
             decode_video(data, VideoLimits())
+
+
+def test_face_leaving_the_frame_is_refused(engine: Engine, capture, person) -> None:
+    """Two frames where the user slid half out of the picture: the face is cut by the edge, or not found."""
+    h, w = person.neutral.shape[:2]
+    shifted = cv2.warpAffine(person.neutral, np.float32([[1, 0, -0.55 * w], [0, 1, 0]]), (w, h))
+    rng = random.Random(9)
+    extra = measure_frames(engine, [jitter(shifted, rng) for _ in range(2)], [0.0, 0.0])
+    signals = list(capture.signals)
+    signals[1:3] = [dataclasses.replace(s, t_ms=signals[i].t_ms) for s, i in zip(extra, (1, 2), strict=True)]
+    verdict = evaluate(signals, ACTIONS, default_limits())
+    assert not verdict.passed
+    assert {"FACE_OUT_OF_FRAME", "FACE_LOST"} & set(verdict.failures)
+
+
+def test_video_caps(capture, tmp_path: Path) -> None:
+    """Bytes and duration are bounded before any face work: 3 s of video against a 1 s cap, 1 kB against 100 B."""
+    path = tmp_path / "long.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(30):
+        writer.write(np.full((48, 64, 3), i * 8, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    with pytest.raises(VideoTooLong):
+        decode_video(data, VideoLimits(max_duration_ms=1000.0))
+    with pytest.raises(ImageFileTooLarge):
+        decode_video(data, VideoLimits(max_bytes=100))
+    frames, times = decode_video(data, VideoLimits(max_frames=5))
+    assert len(frames) == 5 and times[0] == 0 and times[-1] == pytest.approx(2900, abs=1)
