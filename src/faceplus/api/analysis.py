@@ -43,6 +43,10 @@ def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
     listed in the reply by :func:`declare_unmeasured`.
     """
     landmark = params.int("return_landmark", 0, 0, 2)
+    # Face++'s beauty score range: accepted and checked like Face++ (ints 0-100), otherwise ignored because no
+    # model here scores beauty (docs/API.md "Attributes no model measures").
+    params.int("beauty_score_min", 0, 0, 100)
+    params.int("beauty_score_max", 100, 0, 100)
     measured, _ = _requested(params)
     return landmark, list(measured)
 
