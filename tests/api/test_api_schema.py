@@ -173,10 +173,12 @@ def test_every_route_replies_in_facepp_shape(
 
     tokens = _detect(c, people, shared_data / GROUP_PHOTO, url, url_photo)
     pair = _compare(c, people, tokens, url)
-    faceset = _facesets(c, people, tokens, pair)
+    faceset = _facesets(c, people, tokens, pair, url)
     _faces(c, people, tokens, pair, faceset)
-    _dense(c, people, tokens)
-    _facealbum(c, [people[int(i)] for i in pair["matched"].split(",")])
+    _dense(c, people, tokens, url)
+    matched = [int(i) for i in pair["matched"].split(",")]
+    lone = next(photos for i, photos in enumerate(people) if i not in matched)
+    _facealbum(c, [people[i] for i in matched], lone, url)
     if any(r.startswith("/faceid/") for r in routes):
         _liveness(c, tokens, routes)
     _errors_everywhere(c, routes)
@@ -232,6 +234,8 @@ def _detect(c: Client, people: list[list[Path]], group: Path, url: str, url_phot
     by_url = c.ok(d, image_url=url)
     by_file = c.ok(d, files={"image_file": url_photo.read_bytes()})
     assert by_url["faces"][0]["face_rectangle"] == by_file["faces"][0]["face_rectangle"]
+    empty = c.ok(d, files={"image_file": _blank_png()}, return_attributes="gender", return_landmark=1)
+    assert empty["face_num"] == 0 and empty["faces"] == [] and "unmeasured_fields" not in empty
     c.error(d, 400, "MISSING_ARGUMENTS")
     c.error(d, 400, "BAD_ARGUMENTS: return_landmark", files={"image_file": photo}, return_landmark=3)
     c.error(d, 400, "BAD_ARGUMENTS: return_attributes", files={"image_file": photo}, return_attributes="beuty")
@@ -261,6 +265,8 @@ def _compare(c: Client, people: list[list[Path]], tokens: dict[str, str], url: s
         p, files={"image_file1": people[0][0].read_bytes()}, face_rectangle1=_box(box), face_token2=tokens["0b"]
     )
     assert boxed["faces1"][0]["face_rectangle"] == box["face_rectangle"]
+    boxed2 = c.ok(p, face_token1=tokens["0b"], image_url2=url, face_rectangle2=_box(by_url["faces1"][0]))
+    assert boxed2["faces2"][0]["face_rectangle"] == by_url["faces1"][0]["face_rectangle"] and "faces1" not in boxed2
     blank = c.ok(p, files={"image_file1": _blank_png()}, face_token2=tokens["0b"])
     assert blank["faces1"] == [] and "confidence" not in blank and "thresholds" not in blank
     # people whose two photos compare above the 1e-3 threshold: the FaceAlbum part groups them
@@ -285,7 +291,7 @@ def _blank_png() -> bytes:
     return out.getvalue()
 
 
-def _facesets(c: Client, people: list[list[Path]], tokens: dict[str, str], made: dict[str, str]) -> str:
+def _facesets(c: Client, people: list[list[Path]], tokens: dict[str, str], made: dict[str, str], url: str) -> str:
     """Every faceset/* route and search; returns the FaceSet token left for face/*."""
     v3 = "/facepp/v3"
     firsts = [tokens[f"{i}a"] for i in range(1, 6)]
@@ -350,6 +356,10 @@ def _facesets(c: Client, people: list[list[Path]], tokens: dict[str, str], made:
     )
     assert boxed["results"][0]["face_token"] == tokens["2a"]
     made["search"] = three["faces"][0]["face_token"]
+    by_b64 = c.ok(s, image_base64=_b64(people[2][1]), outer_id="crew")
+    assert by_b64["results"][0]["face_token"] == tokens["2a"] and by_b64["image_id"] != three["image_id"]
+    by_url = c.ok(s, image_url=url, outer_id="crew", return_result_count=2)
+    assert by_url["results"][0]["face_token"] == tokens["3a"] and len(by_url["results"]) == 2
     c.error(
         s, 400, "BAD_ARGUMENTS: return_result_count", face_token=tokens["2b"], faceset_token=fs, return_result_count=6
     )
@@ -371,6 +381,10 @@ def _facesets(c: Client, people: list[list[Path]], tokens: dict[str, str], made:
     kept = c.ok(f"{v3}/faceset/create", outer_id="doomed", face_tokens=tokens["7b"])["faceset_token"]
     c.ok(f"{v3}/faceset/delete", outer_id="doomed", check_empty=0)
     c.error(f"{v3}/faceset/getdetail", 400, "INVALID_FACESET_TOKEN", faceset_token=kept)
+    emptied = c.ok(f"{v3}/faceset/create", outer_id="emptied", face_tokens=f"{tokens['7b']},{tokens['6b']}")
+    cleared = c.ok(f"{v3}/faceset/removeface", outer_id="emptied", face_tokens="RemoveAllFaceTokens")
+    assert cleared["face_removed"] == 2 and cleared["face_count"] == 0 and cleared["failure_detail"] == []
+    assert c.ok(f"{v3}/faceset/delete", outer_id="emptied")["faceset_token"] == emptied["faceset_token"]
     return fs
 
 
@@ -413,7 +427,7 @@ def _faces(c: Client, people: list[list[Path]], tokens: dict[str, str], made: di
     c.error(f"{f}/erase", 400, "MISSING_ARGUMENTS")
 
 
-def _dense(c: Client, people: list[list[Path]], tokens: dict[str, str]) -> None:
+def _dense(c: Client, people: list[list[Path]], tokens: dict[str, str], url: str) -> None:
     t = "/facepp/v1/face/thousandlandmark"
     every = c.ok(t, files={"image_file": people[4][0].read_bytes()}, return_landmark="all")
     parts = set(every["face"]["landmark"])
@@ -424,13 +438,16 @@ def _dense(c: Client, people: list[list[Path]], tokens: dict[str, str]) -> None:
     assert set(default["face"]["landmark"]) == parts
     two = c.ok(t, face_token=tokens["4a"], return_landmark="left_eye,mouth")
     assert set(two["face"]["landmark"]) == {"left_eye", "mouth"}
+    by_url = c.ok(t, image_url=url, return_landmark="face")
+    assert set(by_url["face"]["landmark"]) == {"face"}
     nobody = c.ok(t, files={"image_file": _blank_png()})
     assert "face" not in nobody
     c.error(t, 400, "BAD_ARGUMENTS: return_landmark", face_token=tokens["4a"], return_landmark="ears")
     c.error(t, 400, "MISSING_ARGUMENTS")
 
 
-def _facealbum(c: Client, people: list[list[Path]]) -> None:
+def _facealbum(c: Client, people: list[list[Path]], lone: list[Path], url: str) -> None:
+    """Every FaceAlbum route: three people with two photos each (they group), then a lone face (group "0")."""
     a = "/imagepp/v1/facealbum"
     albums = [c.ok(f"{a}/createalbum")["facealbum_token"] for _ in range(3)]
     listed = c.page_through(f"{a}/getfacealbums", "facealbums")
@@ -445,7 +462,13 @@ def _facealbum(c: Client, people: list[list[Path]]) -> None:
             images[f"{i}{suffix}"], faces[f"{i}{suffix}"] = added["image_id"], added["faces"][0]["face_token"]
     added = c.ok(f"{a}/addimage", facealbum_token=album, image_base64=_b64(people[2][0]))
     images["2a"], faces["2a"] = added["image_id"], added["faces"][0]["face_token"]
-    task = c.ok(f"{a}/addimageasync", facealbum_token=album, files={"image_file": people[2][1].read_bytes()})
+    # callback_url is accepted and not called (docs/API.md: the server sends no request of its own)
+    task = c.ok(
+        f"{a}/addimageasync",
+        facealbum_token=album,
+        files={"image_file": people[2][1].read_bytes()},
+        callback_url="http://127.0.0.1:9/never-called",
+    )
     assert task["facealbum_token"] == album
     done = c.wait_task(f"{a}/addimagetaskquery", task["task_id"])
     assert done["status"] == 1 and len(done["faces"]) == 1 and done["image_id"]
@@ -466,6 +489,18 @@ def _facealbum(c: Client, people: list[list[Path]]) -> None:
     task = c.ok(f"{a}/groupface", facealbum_token=album, operation_type="entirefacealbum")
     again = c.wait_task(f"{a}/groupfacetaskquery", task["task_id"])
     assert {g["face_token"]: g["group_id"] for g in again["group_result"]} == group  # ids stay where they agree
+    # a new face like no other: incremental grouping leaves every earlier group as it was, the face in "0"
+    alone = c.ok(f"{a}/addimage", facealbum_token=album, files={"image_file": lone[0].read_bytes()})["faces"][0]
+    by_url = c.ok(f"{a}/addimage", facealbum_token=albums[2], image_url=url)
+    assert len(by_url["faces"]) == 1
+    task = c.ok(f"{a}/groupface", facealbum_token=album, callback_url="http://127.0.0.1:9/never-called")
+    third = c.wait_task(f"{a}/groupfacetaskquery", task["task_id"])
+    after = {g["face_token"]: g for g in third["group_result"]}
+    assert {t: after[t]["group_id"] for t in group} == group
+    assert after[alone["face_token"]]["group_id"] == "0" and after[alone["face_token"]]["ungrouped_reason"] == 4
+    assert all("ungrouped_reason" not in g for t, g in after.items() if t != alone["face_token"])
+    lonely = c.ok(f"{a}/getfacedetail", facealbum_token=album, face_token=alone["face_token"])
+    assert lonely["group_id"] == "0" and lonely["ungrouped_reason"] == 4
     c.error(f"{a}/groupface", 400, "BAD_ARGUMENTS: operation_type", facealbum_token=album, operation_type="all")
     detail = c.ok(f"{a}/getfacedetail", facealbum_token=album, face_token=faces["0a"])
     assert detail["group_id"] == group[faces["0a"]] and detail["image_id"] == images["0a"]
@@ -476,7 +511,12 @@ def _facealbum(c: Client, people: list[list[Path]]) -> None:
     assert group[faces["0a"]] not in [g["group_id"] for g in candidates["candidate_groups"]]
     c.error(f"{a}/findcandidate", 400, "BAD_ARGUMENTS: group_id", facealbum_token=album, group_id="-1")
     probe = people[0][1]  # the photo added as "0b": its face matches exactly, so the group is found
-    task = c.ok(f"{a}/searchimage", facealbum_token=album, files={"image_file": probe.read_bytes()})
+    task = c.ok(
+        f"{a}/searchimage",
+        facealbum_token=album,
+        files={"image_file": probe.read_bytes()},
+        callback_url="http://127.0.0.1:9/never-called",
+    )
     found = c.wait_task(f"{a}/searchimagetaskquery", task["task_id"])
     assert found["search_result"][0]["image_id_set"].split(",") == sorted([images["0a"], images["0b"]])
     moved = c.ok(f"{a}/updateface", facealbum_token=album, face_tokens=faces["1a"], new_group_id="CreateNewGroup")
@@ -514,7 +554,12 @@ def _liveness(c: Client, tokens: dict[str, str], routes: set[str]) -> None:
 
 
 def _errors_everywhere(c: Client, routes: set[str]) -> None:
-    """Every route: no credentials is 400 MISSING_ARGUMENTS: api_key (Face++), a wrong secret 401."""
+    """Every route: no credentials is 400 MISSING_ARGUMENTS: api_key (Face++), a wrong secret 401; an unknown
+    route or a GET is 404 API_NOT_FOUND, with request_id and time_used too."""
+    for response in (c.raw("/facepp/v3/no_such_route"), c.http.get(f"{c.base}/facepp/v3/detect")):
+        assert response.status_code == 404, response.text
+        check(schemas.ErrorReply, response.json(), "404")
+        assert response.json()["error_message"] == "API_NOT_FOUND"
     for route in sorted(routes):
         c.error(route, 400, "MISSING_ARGUMENTS: api_key", auth=False)
         c.error(route, 401, "AUTHENTICATION_ERROR", auth=False, api_key=c.key["api_key"], api_secret="wrong")
