@@ -240,6 +240,8 @@ def _detect(c: Client, people: list[list[Path]], group: Path, url: str, url_phot
     c.error(d, 400, "BAD_ARGUMENTS: return_landmark", files={"image_file": photo}, return_landmark=3)
     c.error(d, 400, "BAD_ARGUMENTS: return_attributes", files={"image_file": photo}, return_attributes="beuty")
     c.error(d, 400, "IMAGE_ERROR_UNSUPPORTED_FORMAT: image_file", files={"image_file": b"not an image"})
+    big = photo + b"\0" * (2 * 1024 * 1024)  # Face++'s 2 MB limit on an image
+    c.error(d, 400, "IMAGE_FILE_TOO_LARGE: image_file", files={"image_file": big})
     tokens = {"0a": face["face_token"], "0a_plain": plain["faces"][0]["face_token"]}
     for i, photos in enumerate(people):
         for j, suffix in enumerate("ab"):
@@ -356,6 +358,8 @@ def _facesets(c: Client, people: list[list[Path]], tokens: dict[str, str], made:
     )
     assert boxed["results"][0]["face_token"] == tokens["2a"]
     made["search"] = three["faces"][0]["face_token"]
+    nobody = c.ok(s, files={"image_file": _blank_png()}, faceset_token=fs)
+    assert nobody["faces"] == [] and "results" not in nobody and "thresholds" not in nobody
     by_b64 = c.ok(s, image_base64=_b64(people[2][1]), outer_id="crew")
     assert by_b64["results"][0]["face_token"] == tokens["2a"] and by_b64["image_id"] != three["image_id"]
     by_url = c.ok(s, image_url=url, outer_id="crew", return_result_count=2)
