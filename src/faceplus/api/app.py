@@ -21,7 +21,6 @@ from faceplus.api import (
     routes_faceset,
     routes_health,
     routes_liveness,
-    routes_liveness,
 )
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
@@ -193,8 +192,6 @@ def create_app(
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
     app.include_router(routes_facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
     app.include_router(routes_dense.router, prefix="/facepp/v1", dependencies=[Depends(watch_client)])
-    # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
-    app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
