@@ -282,6 +282,12 @@ class ServerSettings:
         50_000, "FaceSets larger than this are searched with HNSW (re-ranked exactly).", "embedded store"
     )
     hnsw_ef_search: int = setting(64, "HNSW ef_search of the embedded index.", "embedded store")
+    data_key: str = setting(
+        "",
+        "Base64 of 32 random bytes: encrypt embeddings and kept face crops (AES-GCM); rotate with "
+        "`faceplus rekey` (docs/SECURITY.md). Empty: not encrypted.",
+        "embedded store",
+    )
     # database
     database_url: str = setting(
         "",

@@ -73,7 +73,11 @@ def build_context(
     index = (
         StoreSearch(store)
         if store.shared
-        else IndexCache(store, HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search))
+        else IndexCache(
+            store,
+            HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search),
+            folder=not settings.data_key,  # an index file would hold the vectors unencrypted: kept in memory only
+        )
     )
     ctx = ApiContext(
         settings=settings,

@@ -1,6 +1,7 @@
-"""``faceplus erase`` and ``faceplus audit``: erasure and the audit trail from the operator's shell (issue 14).
+"""``faceplus erase``, ``audit`` and ``rekey``: erasure, the audit trail and the data key from the operator's shell.
 
-Both work on the store directly (the data folder, or ``FACEPLUS_DATABASE_URL``), while a server runs or not.
+``erase`` and ``audit`` work on the store directly (the data folder, or ``FACEPLUS_DATABASE_URL``), while a server
+runs or not; ``rekey`` works on the embedded store only, with the server stopped.
 A running embedded server notices an erasure at its next search of an affected FaceSet (the FaceSet's version
 moved on, so its in-memory index reloads without the erased faces).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -88,8 +90,66 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zero_and_remove(folder: Path) -> int:
+    """Overwrite every file under ``folder`` with zeros, then remove it (persisted search indexes hold vectors)."""
+    removed = 0
+    for file in sorted(folder.rglob("*"), reverse=True):
+        if file.is_file() and not file.is_symlink():
+            with open(file, "r+b") as f:
+                f.write(b"\0" * file.stat().st_size)
+                f.flush()
+                os.fsync(f.fileno())
+            file.unlink()
+            removed += 1
+        elif file.is_dir():
+            file.rmdir()
+    folder.rmdir()
+    return removed
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    """Encrypt, re-encrypt or decrypt the embedded store's embeddings and crops; the server must be stopped."""
+    from faceplus.settings import ServerSettings
+    from faceplus.store.sqlite import SQLiteStore
+    from faceplus.store.sqlite_cipher import DataCipher, DataKeyError, new_key_text, rekey
+
+    settings = ServerSettings.from_env(data_dir=args.data_dir)
+    if settings.database_url:
+        print("faceplus rekey: the PostgreSQL store is not encrypted by faceplus (docs/SECURITY.md)", file=sys.stderr)
+        return 2
+    if args.decrypt:
+        new_text = ""
+    elif args.new_key == "generate":
+        new_text = new_key_text()
+    elif args.new_key == "-":
+        new_text = sys.stdin.readline().strip()
+    else:
+        new_text = args.new_key
+    try:
+        new = DataCipher.from_setting(new_text) if new_text else None
+        store = SQLiteStore.in_folder(settings.data_dir, settings.data_key)  # the old key: FACEPLUS_DATA_KEY
+    except DataKeyError as e:
+        print(f"faceplus rekey: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = rekey(store._conn(), store.cipher, new)
+        store._conn().execute("VACUUM")  # rewrite every page: no free page keeps an old value
+        store.scrub()  # and the WAL's old page versions go too
+    finally:
+        store.close()
+    index_files = settings.data_dir / "vector_index"
+    removed = _zero_and_remove(index_files) if new is not None and index_files.is_dir() else 0
+    counts = ", ".join(f"{table} {n}" for table, n in result.tables.items())
+    state = "encrypted with the new key" if new is not None else "decrypted (stored in plaintext)"
+    print(f"{result.values} value(s) {state} ({counts}); {removed} persisted index file(s) removed")
+    if args.new_key == "generate":
+        print(f"FACEPLUS_DATA_KEY={new_text}")
+    print("Start the server with FACEPLUS_DATA_KEY set to the new key (unset with --decrypt).")
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``erase`` and ``audit`` to the ``faceplus`` command line."""
+    """Add ``erase``, ``audit`` and ``rekey`` to the ``faceplus`` command line."""
     p = subparsers.add_parser(
         "erase", help="erase a face token, or every face of a user_id, immediately and completely (docs/SECURITY.md)"
     )
@@ -107,6 +167,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR)")
     p.set_defaults(func=cmd_audit)
+
+    p = subparsers.add_parser(
+        "rekey",
+        help="encrypt the embedded store's embeddings and face crops, change their key, or decrypt them "
+        "(stop the server first; the current key is FACEPLUS_DATA_KEY, empty when not encrypted)",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--new-key",
+        help="the new key: base64 of 32 bytes, '-' to read it from standard input, 'generate' for a new one",
+    )
+    which.add_argument("--decrypt", action="store_true", help="store the values in plaintext from now on")
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR)")
+    p.set_defaults(func=cmd_rekey)
 
 
 def main() -> None:  # pragma: no cover - convenience: python -m faceplus.cli.security

@@ -38,4 +38,4 @@ def open_location(location: str | Path, settings: ServerSettings | None = None) 
         )
     from faceplus.store.sqlite import SQLiteStore
 
-    return SQLiteStore.in_folder(Path(location))
+    return SQLiteStore.in_folder(Path(location), settings.data_key if settings is not None else "")

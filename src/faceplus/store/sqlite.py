@@ -44,6 +44,7 @@ from faceplus.store.base import (
     TaskRecord,
 )
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
+from faceplus.store.sqlite_cipher import DataCipher, check_key, seal, unseal
 from faceplus.store.sqlite_security import SECURITY_SCHEMA, SQLiteSecurity
 from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
 
@@ -104,11 +105,11 @@ def _faceset(row: sqlite3.Row) -> FaceSetRecord:
     )
 
 
-def _face(row: sqlite3.Row) -> FaceRecord:
+def _face(row: sqlite3.Row, cipher: DataCipher | None = None) -> FaceRecord:
     return FaceRecord(
         tenant=row["tenant"],
         face_token=row["face_token"],
-        embedding=np.frombuffer(row["embedding"], dtype=np.float32).copy(),
+        embedding=np.frombuffer(unseal(cipher, row["embedding"], row["face_token"]), dtype=np.float32).copy(),
         face_rectangle=json.loads(row["face_rectangle"]),
         image_id=row["image_id"],
         created=row["created"],
@@ -138,10 +139,11 @@ def _tighten(path: Path, mode: int) -> None:
 
 
 class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
-    """The default store: ``<data_dir>/faceplus.sqlite3``."""
+    """The default store: ``<data_dir>/faceplus.sqlite3``; embeddings and crops encrypted with a ``data_key``."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, data_key: str = "") -> None:
         self.path = Path(path)
+        self.cipher = DataCipher.from_setting(data_key)  # sqlite_cipher.py (FACEPLUS_DATA_KEY)
         private_files(self.path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
@@ -152,10 +154,11 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
         conn.executescript(SECURITY_SCHEMA)  # audit trail (sqlite_security.py)
         conn.executescript(LEDGER_SCHEMA)  # faceplus index's ledger (sqlite_ledger.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        check_key(conn, self.cipher)  # a wrong or missing key fails here, clearly
 
     @classmethod
-    def in_folder(cls, data_dir: Path | str) -> SQLiteStore:
-        return cls(Path(data_dir) / "faceplus.sqlite3")
+    def in_folder(cls, data_dir: Path | str, data_key: str = "") -> SQLiteStore:
+        return cls(Path(data_dir) / "faceplus.sqlite3", data_key)
 
     # -- connections ----------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -240,7 +243,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
                 (
                     f.face_token,
                     f.tenant,
-                    vector.tobytes(),
+                    seal(self.cipher, vector.tobytes(), f.face_token),
                     json.dumps(f.face_rectangle),
                     f.image_id,
                     f.user_id,
@@ -248,7 +251,11 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
                     json.dumps(f.details),
                 )
             )
-        crops = [(f.face_token, f.crop.data, json.dumps(f.crop.meta)) for f in faces if f.crop is not None]
+        crops = [
+            (f.face_token, seal(self.cipher, f.crop.data, f.face_token), json.dumps(f.crop.meta))
+            for f in faces
+            if f.crop is not None
+        ]
         with self._write() as db:
             db.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT INTO face_crops VALUES (?, ?, ?)", crops)
@@ -262,7 +269,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             "(SELECT 1 FROM members m WHERE m.face_token = faces.face_token))",
             (tenant, *tokens, live_after),
         )
-        return {row["face_token"]: _face(row) for row in rows}
+        return {row["face_token"]: _face(row, self.cipher) for row in rows}
 
     def set_user_id(self, tenant: str, face_token: str, user_id: str) -> None:
         with self._write() as db:
@@ -310,7 +317,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             f"WHERE f.tenant = ? AND c.face_token IN ({marks})",
             (tenant, *tokens),
         )
-        return {r[0]: FaceCrop(bytes(r[1]), json.loads(r[2])) for r in rows}
+        return {r[0]: FaceCrop(unseal(self.cipher, r[1], r[0]), json.loads(r[2])) for r in rows}
 
     def drop_lapsed_crops(self, tenant: str, live_after: float) -> int:
         with self._write() as db:
@@ -469,7 +476,8 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
                 "WHERE m.faceset_id = ? ORDER BY m.id",
                 (row["id"],),
             ).fetchall()
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
+        plain = b"".join(unseal(self.cipher, r[1], r[0]) for r in rows)
+        vectors = np.frombuffer(plain, dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
         return FaceSetVectors([r[0] for r in rows], vectors.copy(), row["version"])
 
     # -- tasks ----------------------------------------------------------------------------------
@@ -524,7 +532,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             )
             if not rows:
                 return
-            yield [_face(r) for r in rows]
+            yield [_face(r, self.cipher) for r in rows]
             after = rows[-1]["face_token"]
 
     def all_facesets(self) -> list[FaceSetRecord]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from faceplus.store.albums import AlbumFace, AlbumFull, AlbumRecord
+from faceplus.store.sqlite_cipher import DataCipher, seal, unseal
 
 EMBEDDING_DIM = 128
 
@@ -38,6 +39,8 @@ _ALBUM_SELECT = (
 
 class SQLiteAlbums:
     """FaceAlbum methods on the SQLite store's connections and transactions."""
+
+    cipher: DataCipher | None = None  # set by SQLiteStore (FACEPLUS_DATA_KEY)
 
     if TYPE_CHECKING:  # provided by SQLiteStore
 
@@ -95,7 +98,11 @@ class SQLiteAlbums:
                         f.face_token,
                         f.image_id,
                         json.dumps(f.face_rectangle),
-                        np.asarray(f.embedding, dtype=np.float32).reshape(EMBEDDING_DIM).tobytes(),
+                        seal(
+                            self.cipher,
+                            np.asarray(f.embedding, dtype=np.float32).reshape(EMBEDDING_DIM).tobytes(),
+                            f.face_token,
+                        ),
                         f.group_id,
                         f.ungrouped_reason,
                         int(f.manual),
@@ -141,7 +148,7 @@ class SQLiteAlbums:
             query = f"SELECT {columns} FROM album_faces WHERE {' AND '.join(where)} ORDER BY id"
             query += f" LIMIT {int(limit)}" if limit is not None else ""
             rows = db.execute(query, args).fetchall()
-        return list(_faces(rows, embeddings))
+        return list(_faces(rows, embeddings, self.cipher))
 
     def set_album_groups(
         self, tenant: str, facealbum_token: str, groups: dict[str, tuple[str, int | None]], *, manual: bool
@@ -190,14 +197,16 @@ class SQLiteAlbums:
         return bytes(row[0]) if row else None
 
 
-def _faces(rows: list[sqlite3.Row], embeddings: bool) -> Iterator[AlbumFace]:
+def _faces(rows: list[sqlite3.Row], embeddings: bool, cipher: DataCipher | None = None) -> Iterator[AlbumFace]:
     for r in rows:
         yield AlbumFace(
             r["face_token"],
             r["image_id"],
             json.loads(r["face_rectangle"]),
             r["created"],
-            np.frombuffer(r["embedding"], dtype=np.float32).copy() if embeddings else None,
+            np.frombuffer(unseal(cipher, r["embedding"], r["face_token"]), dtype=np.float32).copy()
+            if embeddings
+            else None,
             r["group_id"],
             r["ungrouped_reason"],
             bool(r["manual"]),
