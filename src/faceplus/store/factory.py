@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,10 @@ def open_location(location: str | Path, settings: ServerSettings | None = None) 
 
         if settings is None:
             return PostgresStore(str(location))
+        if settings.data_key:
+            logging.getLogger("faceplus.store").warning(
+                "FACEPLUS_DATA_KEY is ignored on PostgreSQL: encrypt its storage instead (docs/SECURITY.md)"
+            )
         return PostgresStore(
             str(location),
             pool_size=settings.db_pool_size,
