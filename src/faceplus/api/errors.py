@@ -35,6 +35,12 @@ def bounded(error_message: str) -> str:
     return code + sep + echo(value) if sep else error_message
 
 
+#: The store cannot be read or written (PostgreSQL down; SQLite data folder read-only, full or gone; each store's
+#: ``unavailable`` says which of its driver's errors mean that): 503, the call changed nothing (its transaction did
+#: not commit) and may be retried. docs/API.md.
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+
+
 class ApiError(Exception):
     """A Face++ error: ``error_message`` is the exact wire string."""
 
@@ -115,6 +121,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_reply(request, 400, "BAD_ARGUMENTS: request")
+
+    async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+        if request.app.state.ctx.store.unavailable(exc):
+            log.warning("database unavailable on %s: %s", request.url.path, exc)
+            return error_reply(request, 503, DATABASE_UNAVAILABLE)
+        log.exception("internal error on %s", request.url.path)
+        return error_reply(request, 500, "INTERNAL_ERROR")
+
+    ctx = getattr(app.state, "ctx", None)
+    for kind in ctx.store.unavailable_errors if ctx is not None else ():  # the store's driver errors, by class
+        app.add_exception_handler(kind, _store_error)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -306,5 +306,13 @@ class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
     def iter_images(self) -> Iterator[tuple[str, str, bytes, float]]:
         """Every kept image as (tenant, image_id, data, created)."""
 
+    #: The driver's exception classes that may mean the database is unavailable (``unavailable`` decides).
+    unavailable_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the database cannot be reached or written (down, full, read-only), not a bug:
+        the API answers those 503 DATABASE_UNAVAILABLE. Each backend knows its driver's errors."""
+        return False
+
     @abstractmethod
     def close(self) -> None: ...

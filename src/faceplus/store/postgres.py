@@ -243,6 +243,13 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
     return current
 
 
+#: Longest a call waits for a database connection (the database down or every connection busy); past it
+#: psycopg_pool.PoolTimeout, which the API answers with 503 DATABASE_UNAVAILABLE instead of hanging.
+POOL_WAIT_S = 5.0
+#: How long one series of reconnection attempts lasts (see the pool's ``reconnect_timeout`` below).
+RECONNECT_GIVE_UP_S = 8.0
+
+
 class PostgresStore(PostgresLedger, PostgresSecurity, PostgresAlbums, Store):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
@@ -281,6 +288,11 @@ class PostgresStore(PostgresLedger, PostgresSecurity, PostgresAlbums, Store):
             max_size=max(1, pool_size),
             kwargs=self._connect_kwargs,
             configure=register_vector,
+            check=ConnectionPool.check_connection,  # a connection the database dropped is replaced, not used
+            timeout=POOL_WAIT_S,
+            # Reconnect attempts back off 1, 2, 4 s... and give up here; the next request starts a fresh series, so
+            # the pool finds a returned database within seconds however long it was away (default 300 s: minutes).
+            reconnect_timeout=RECONNECT_GIVE_UP_S,
             open=True,
             name="faceplus",
         )
@@ -290,6 +302,12 @@ class PostgresStore(PostgresLedger, PostgresSecurity, PostgresAlbums, Store):
         conn = psycopg.connect(self.url, **self._connect_kwargs)
         register_vector(conn)
         return conn
+
+    unavailable_errors = (psycopg.OperationalError,)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """PostgreSQL down or restarting, a connection cut, or no free connection within ``POOL_WAIT_S``."""
+        return isinstance(exc, psycopg.OperationalError)  # psycopg_pool.PoolTimeout is one too
 
     def close(self) -> None:
         self.pool.close()

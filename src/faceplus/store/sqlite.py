@@ -138,6 +138,10 @@ def _tighten(path: Path, mode: int) -> None:
         path.chmod(mode)
 
 
+#: sqlite3.OperationalError messages that mean the data folder, not the request, is at fault (see ``unavailable``).
+SQLITE_UNAVAILABLE = ("readonly", "disk is full", "unable to open", "disk I/O error", "database is locked")
+
+
 class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``; embeddings and crops encrypted with a ``data_key``."""
 
@@ -197,6 +201,12 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             yield conn
         finally:
             conn.execute("COMMIT")
+
+    unavailable_errors = (sqlite3.OperationalError,)
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """The data folder full, read-only, gone or locked past the busy timeout."""
+        return isinstance(exc, sqlite3.OperationalError) and any(cause in str(exc) for cause in SQLITE_UNAVAILABLE)
 
     def close(self) -> None:
         with self._all_lock:
