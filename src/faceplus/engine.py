@@ -17,13 +17,13 @@ from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, compare_calibration, default_calibration
-from faceplus.settings import Settings
 from faceplus.detection import DetectorChain
 from faceplus.errors import FaceplusError
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.models.dlib_models import DlibModels, RawDetection
 from faceplus.models.resnet_onnx import OnnxFaceEmbedder
 from faceplus.results import Box, Face, Match
+from faceplus.settings import Settings
 
 _pool_engine: Engine | None = None
 

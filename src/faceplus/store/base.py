@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from faceplus.store.ledger import LedgerStore
 from faceplus.store.albums import AlbumStore
+from faceplus.store.ledger import LedgerStore
 from faceplus.store.security import SecurityStore
 
 

@@ -44,8 +44,8 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
-from faceplus.store.postgres_ledger import LEDGER_TABLES, PostgresLedger
 from faceplus.store.postgres_albums import ALBUM_TABLES, PostgresAlbums
+from faceplus.store.postgres_ledger import LEDGER_TABLES, PostgresLedger
 from faceplus.store.postgres_security import SECURITY_TABLES, PostgresSecurity
 
 log = logging.getLogger("faceplus.store.postgres")

@@ -45,8 +45,8 @@ from faceplus.store.base import (
 )
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
 from faceplus.store.sqlite_cipher import DataCipher, check_key, seal, unseal
-from faceplus.store.sqlite_security import SECURITY_SCHEMA, SQLiteSecurity
 from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
+from faceplus.store.sqlite_security import SECURITY_SCHEMA, SQLiteSecurity
 
 EMBEDDING_DIM = 128
 SCHEMA_VERSION = 1
@@ -155,8 +155,8 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
         conn = self._conn()
         conn.executescript(_SCHEMA)
         conn.executescript(ALBUM_SCHEMA)  # FaceAlbum tables (sqlite_albums.py)
-        conn.executescript(SECURITY_SCHEMA)  # audit trail (sqlite_security.py)
         conn.executescript(LEDGER_SCHEMA)  # faceplus index's ledger (sqlite_ledger.py)
+        conn.executescript(SECURITY_SCHEMA)  # audit trail (sqlite_security.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         check_key(conn, self.cipher)  # a wrong or missing key fails here, clearly
 
