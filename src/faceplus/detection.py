@@ -281,9 +281,12 @@ class DetectorChain:
 
     def steps(self) -> list[Step]:
         """The chain in order: the primary detector first, then the fallbacks, cheapest first."""
-        blaze: list[Step] = [self.blazeface_step("full"), self.blazeface_step("short")]
-        first = [*blaze, self.scaled_hog] if self.settings.detector == "blazeface" else [self.primary_hog, *blaze]
-        return [*first, self.scaled_mmod]
+        full, short = self.blazeface_step("full"), self.blazeface_step("short")
+        if self.settings.detector == "blazeface":
+            # Bounded HOG before short-range BlazeFace, as before the cost bound: close-up faces full range misses
+            # (UTKFace's chips) get HOG's own box, which the landmark and age/gender models were trained on.
+            return [full, self.scaled_hog, short, self.scaled_mmod]
+        return [self.primary_hog, full, short, self.scaled_mmod]
 
     def find(self, rgb: np.ndarray, min_face: int | None = None) -> list[RawDetection]:
         """Face boxes from the first detector in the chain that finds any big enough; [] once the budget is spent."""
