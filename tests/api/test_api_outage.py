@@ -92,6 +92,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
     pg.close()
 
 
+@pytest.mark.slow
 def test_postgres_outage_answers_503_then_recovers(private_pg: PrivatePostgres, tmp_path: Path, lfw_people) -> None:
     srv = ServerProcess(tmp_path / "data", tmp_path / "server.log")
     srv.extra_env = {"FACEPLUS_ENGINE_WORKERS": "1", "FACEPLUS_DATABASE_URL": private_pg.url}
