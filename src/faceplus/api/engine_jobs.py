@@ -15,6 +15,7 @@ import numpy as np
 from faceplus.analysis.dense_landmarks import dense_landmarks
 from faceplus.api.analysis import describe_face
 from faceplus.api.errors import bad
+from faceplus.api.limits import big_enough, min_face_side
 from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
@@ -43,11 +44,14 @@ def detect_job(
     attributes: list[str],
     describe_first: int | None,
     keep_crops: bool = False,
+    min_face: tuple[int, int] = (0, 0),
 ) -> list[FoundFace]:
     """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest.
 
     ``describe_first`` None describes every face (Face++ ``calculate_all``); ``keep_crops`` adds each face's
-    analysis region (:func:`faceplus.crops.make_crop`), so its token can be analyzed later.
+    analysis region (:func:`faceplus.crops.make_crop`), so its token can be analyzed later. Detected faces
+    smaller than Face++'s minimum (``min_face``: (pixels, divisor of the short side), see
+    :func:`faceplus.api.limits.min_face_side`) are dropped first, so no work is spent on them.
     """
     decoded = engine.load(data, param=param)
     if rectangle is not None:
@@ -55,7 +59,8 @@ def detect_job(
             raise bad(rectangle_param)
         faces = [engine.face_at(decoded, rectangle)]
     else:
-        faces = engine.detect(decoded)
+        minimum = min_face_side(*min_face, decoded.width, decoded.height)
+        faces = [face for face in engine.detect(decoded) if big_enough(face.box, minimum)]
     return [
         FoundFace(
             face.box,

@@ -28,7 +28,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.engine_jobs import detect_job
 from faceplus.api.errors import ApiError, plain
 from faceplus.api.faces import new_token
-from faceplus.api.limits import big_enough, image_size, min_face_side
+from faceplus.api.limits import facepp_min_face
 from faceplus.errors import FaceplusError
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
 from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, pairwise_distances_block
@@ -70,14 +70,13 @@ def group_json(face: AlbumFace) -> dict[str, Any]:
 # -- adding images ----------------------------------------------------------------------------------
 def detect_faces(ctx: ApiContext, data: bytes, param: str) -> list[tuple[dict[str, int], np.ndarray]]:
     """(face_rectangle, embedding) of each face Face++ would report, largest first (engine work in a worker)."""
-    found = ctx.engine_calls.run(detect_job, data, param, None, "face_rectangle", 0, [], 0)
-    size = image_size(data)
-    width, height = size if size is not None else (0, 0)
-    minimum = min_face_side(ctx.settings.detect_min_face, ctx.settings.detect_min_face_divisor, width, height)
+    found = ctx.engine_calls.run(
+        detect_job, data, param, None, "face_rectangle", 0, [], 0, False, facepp_min_face(ctx.settings)
+    )
     return [
         (face.box.to_facepp(), np.asarray(face.embedding, dtype=np.float32))
         for face in found
-        if face.embedding is not None and (minimum <= 0 or big_enough(face.box, minimum))
+        if face.embedding is not None
     ]
 
 

@@ -11,7 +11,7 @@ from faceplus.api.engine_jobs import detect_job
 from faceplus.api.errors import ApiError, bad
 from faceplus.api.forms import Params
 from faceplus.api.images import ImageInput
-from faceplus.api.limits import facepp_sized
+from faceplus.api.limits import facepp_min_face
 from faceplus.results import Box
 from faceplus.store.base import FaceRecord
 
@@ -80,6 +80,7 @@ def detect_and_store(
         return_attributes or [],
         None if calculate_all else ctx.settings.attribute_faces,
         ctx.settings.keep_face_crops,
+        facepp_min_face(ctx.settings),  # Face++'s smallest face (a given face_rectangle is kept whatever its size)
     )
     now = ctx.now()
     image_id = new_token()
@@ -96,8 +97,6 @@ def detect_and_store(
         )
         for face in found
     ]
-    if rectangle is None:
-        records = facepp_sized(ctx.settings, image.data, records)  # Face++'s smallest face
     if records:
         ctx.store.add_faces(records)
     if ctx.settings.store_images:

@@ -3,7 +3,8 @@
 Face++ documents that the smallest face it reports is a square whose side is 1/48 of the image's short side,
 and never under 48 px (a 4096x3200 photo: 66 px). faceplus finds smaller faces (the engine keeps faces from
 20 px so group photos keep theirs); the API drops those, so detect, compare and search see the faces Face++
-would. A face given by ``face_rectangle`` is the caller's choice and is kept whatever its size.
+would. A face given by ``face_rectangle`` is the caller's choice and is kept whatever its size. The detect job
+applies the rule in the worker, on the decoded image's size, before any face is described or cropped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from faceplus.results import Box
 
 if TYPE_CHECKING:
     from faceplus.settings import ServerSettings
-    from faceplus.store.base import FaceRecord
+
+
+def facepp_min_face(settings: ServerSettings) -> tuple[int, int]:
+    """The server's rule for Face++'s smallest face: (``DETECT_MIN_FACE``, ``DETECT_MIN_FACE_DIVISOR``)."""
+    return settings.detect_min_face, settings.detect_min_face_divisor
 
 
 def min_face_side(detect_min_face: int, divisor: int, width: int, height: int) -> int:
@@ -43,11 +48,3 @@ def big_enough(box: Box | dict[str, int], minimum: int) -> bool:
     """Whether a face box (a :class:`Box` or Face++'s ``face_rectangle``) is at least ``minimum`` on its short side."""
     width, height = (box["width"], box["height"]) if isinstance(box, dict) else (box.width, box.height)
     return min(width, height) >= minimum
-
-
-def facepp_sized(settings: ServerSettings, data: bytes, records: list[FaceRecord]) -> list[FaceRecord]:
-    """The detected faces (largest first) at least Face++'s minimum for this image (``DETECT_MIN_FACE*``)."""
-    size = image_size(data)
-    width, height = size if size is not None else (0, 0)
-    minimum = min_face_side(settings.detect_min_face, settings.detect_min_face_divisor, width, height)
-    return [r for r in records if big_enough(r.face_rectangle, minimum)] if minimum > 0 else records
