@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from faceplus.cli.server import configured_store, where
+from faceplus.cli.server import where
 from faceplus.settings import LOCAL_TENANT
 
 
@@ -18,10 +18,11 @@ def _open_store(data_dir: Path | None):
     An older version's ledger file in the data folder is moved into the store on the way.
     """
     from faceplus.settings import ServerSettings
+    from faceplus.store.factory import open_store
     from faceplus.tools.indexing import Ledger
 
     settings = ServerSettings.from_env(data_dir=data_dir)
-    store = configured_store(data_dir)
+    store = open_store(settings)
     if not settings.database_url:
         Ledger(store).import_legacy(settings.data_dir)
     return where(settings), store
