@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
+from dataclasses import Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -35,9 +35,13 @@ class SettingError(ValueError):
 
 
 def setting(default: Any, doc: str, group: str, *, env: str | None = None, factory: Any = None) -> Any:
-    """A settings field: ``default`` (or ``factory()``), what it means, its concern, and its variable's name."""
+    """A settings field: ``default``, what it means, its concern, and its variable's name.
+
+    With ``factory`` the value is computed when settings are made (a per-user folder, the core count) and
+    ``default`` is only how docs/SETTINGS.md shows it.
+    """
     assert group in GROUPS, group
-    metadata = {"doc": doc, "group": group, "env": env}
+    metadata = {"doc": doc, "group": group, "env": env, "shown": default}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -164,7 +168,7 @@ class RuntimeSettings:
 
     ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
     cache_dir: Path = setting(
-        None,
+        "per-user folder",
         "Folder for models converted to ONNX at first use (default: per-user cache).",
         "engine",
         factory=lambda: Path(user_cache_dir("faceplus")),
@@ -245,7 +249,7 @@ class ServerSettings:
         False, "Allow image_url to non-public addresses (off: SSRF protection).", "server"
     )
     engine_workers: int = setting(
-        None,
+        "cores",
         "Engine worker processes (default: one per core); 0 runs the engine inline "
         "in the HTTP process, one call at a time.",
         "server",
@@ -265,7 +269,7 @@ class ServerSettings:
     liveness_max_video_s: float = setting(30.0, "Longest liveness video (seconds).", "server")
     # embedded store
     data_dir: Path = setting(
-        None,
+        "per-user folder",
         "The data folder (SQLite database, indexes); default: a per-user folder.",
         "embedded store",
         factory=data_dir,
@@ -322,13 +326,7 @@ def all_settings() -> list[tuple[str, str, Any, str]]:
             if is_dataclass(hints[f.name]):
                 walk(hints[f.name])
                 continue
-            if f.default is not MISSING:
-                default: Any = f.default
-            elif f.name == "engine_workers":
-                default = "cores"
-            else:
-                default = "per-user folder"
-            rows.append((f.metadata["group"], env_name(f), default, f.metadata["doc"]))
+            rows.append((f.metadata["group"], env_name(f), f.metadata["shown"], f.metadata["doc"]))
 
     for cls in (ServerSettings, RuntimeSettings):
         walk(cls)
