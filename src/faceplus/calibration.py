@@ -142,11 +142,15 @@ def equal_error_distance(genuine: np.ndarray, impostor_sorted: np.ndarray) -> fl
 
 
 def fit_calibration(
-    genuine: np.ndarray, impostor: np.ndarray | list[np.ndarray], info: dict[str, Any] | None = None
+    genuine: np.ndarray,
+    impostor: np.ndarray | list[np.ndarray],
+    info: dict[str, Any] | None = None,
+    levels: tuple[str, ...] = FAR_LEVELS,
 ) -> Calibration:
     """Fit the curve and the FAR thresholds on same-person (``genuine``) and impostor distances.
 
     ``impostor`` may be a list of sets (e.g. one per image source): each then weighs the same in the FAR.
+    ``levels``: the false-accept rates to fit (fewer when an operator's data cannot measure the rarest).
     """
     sets = impostor if isinstance(impostor, list) else [impostor]
     impostor_sorted = np.sort(np.concatenate(sets).astype(np.float64))
@@ -154,9 +158,9 @@ def fit_calibration(
     midpoint = equal_error_distance(genuine, impostor_sorted)
     scale = max((midpoint - float(np.median(genuine))) / math.log(4.0), 1e-3)
     if len(sets) == 1:
-        distances = {far: far_distance(impostor_sorted, float(far)) for far in FAR_LEVELS}
+        distances = {far: far_distance(impostor_sorted, float(far)) for far in levels}
     else:
-        distances = {far: pooled_far_distance(sets, float(far)) for far in FAR_LEVELS}
+        distances = {far: pooled_far_distance(sets, float(far)) for far in levels}
     stats = {"genuine_pairs": int(len(genuine)), "impostor_pairs": int(len(impostor_sorted))}
     return Calibration(midpoint, scale, distances, {**stats, **(info or {})})
 

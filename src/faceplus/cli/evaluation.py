@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceplus.settings import DETECTORS, DetectionSettings
+
+if TYPE_CHECKING:
+    from faceplus.evaluation.calibrate import CalibrationRun
+
+#: What the calibration files record as the embedding pipeline (the engine's default, as compare uses it).
+EMBEDDER = "dlib-resnet-v1 (onnx), 68-pt chip, flip TTA, unit length"
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
@@ -49,38 +58,144 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.calibrate import calibrate, image_list
+    """Fit the FAR thresholds on a labelled photo folder (``--root``) or a FaceSet's user_ids (``--faceset``)."""
+    from faceplus.calibration import FAR_LEVELS
+    from faceplus.evaluation.calibrate import DEFAULT_MIN_FALSE_ACCEPTS, NotEnoughPairs
+
+    args.far = args.far or list(FAR_LEVELS)
+    if not set(args.far) <= set(FAR_LEVELS):
+        print(f"--far takes {' '.join(FAR_LEVELS)}", file=sys.stderr)
+        return 2
+    args.far = [far for far in FAR_LEVELS if far in args.far]
+    if args.min_false_accepts is None:
+        args.min_false_accepts = DEFAULT_MIN_FALSE_ACCEPTS
+    if args.min_false_accepts < 1:
+        print("--min-false-accepts must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        if args.faceset:
+            return _calibrate_faceset(args)
+        return _calibrate_folder(args)
+    except NotEnoughPairs as exc:
+        print(f"cannot calibrate: {exc}", file=sys.stderr)
+        return 1
+
+
+def _recorded_command(args: argparse.Namespace) -> str:
+    """The command as the calibration file records it (from the parsed options, so also when called from
+    Python), without the api key: it is a tenant's credential."""
+    parts = ["faceplus calibrate"]
+    form = ("faceset", "api_key", "data_dir", "max_faces") if args.faceset else ("root", "cache", "detector")
+    for option in (*form, "splits"):
+        value = getattr(args, option, None)
+        if value is not None:
+            parts.append(f"--{option.replace('_', '-')} {'***' if option == 'api_key' else value}")
+    parts.append(f"--far {' '.join(args.far)} --min-false-accepts {args.min_false_accepts}")
+    return " ".join(parts)
+
+
+def _calibrate_folder(args: argparse.Namespace) -> int:
+    from faceplus.evaluation.calibrate import calibrate, folder_identities, image_list
     from faceplus.evaluation.folder_embeddings import embed_folder
 
     root = Path(args.root)
     images = image_list(root)
     embeddings = embed_folder(root, images, workers=args.workers, cache=args.cache, detector=args.detector)
     info = {
-        "command": "faceplus calibrate " + " ".join(sys.argv[2:]),
+        "command": _recorded_command(args),
         "data": root.name,
-        "embedder": "dlib-resnet-v1 (onnx), 68-pt chip, flip TTA, unit length",
+        "embedder": EMBEDDER,
         "date": time.strftime("%Y-%m-%d"),
     }
-    run = calibrate(embeddings.paths, embeddings.vectors(), info, salts=args.splits)
-    cal = run.calibration
+    labels = folder_identities(embeddings.paths)
+    run = calibrate(labels, embeddings.vectors(), info, args.splits, args.far, args.min_false_accepts)
     out = Path(args.out) if args.out else Path(str(resources.files("faceplus.data").joinpath("calibration.json")))
+    _write_and_report(run, out)
+    return 0
+
+
+def _calibrate_faceset(args: argparse.Namespace) -> int:
+    from faceplus.cli.server import where
+    from faceplus.cli.tools import _tenant
+    from faceplus.evaluation.calibrate import calibrate, faceset_sample
+    from faceplus.settings import ServerSettings
+    from faceplus.store.factory import open_store
+
+    settings = ServerSettings.from_env(data_dir=args.data_dir)
+    store = open_store(settings)  # as serve opens it: PostgreSQL when $FACEPLUS_DATABASE_URL is set
+    try:
+        tenant = _tenant(store, args.api_key)
+        faceset = store.get_faceset(tenant, outer_id=args.faceset) or store.get_faceset(
+            tenant, faceset_token=args.faceset
+        )
+        if faceset is None:
+            print(f"no FaceSet with outer_id or faceset_token {args.faceset!r} for this api key", file=sys.stderr)
+            return 1
+        sample = faceset_sample(store, tenant, faceset.faceset_token, max_faces=args.max_faces)
+    finally:
+        store.close()
+    name = faceset.outer_id or faceset.faceset_token
+    print(f"FaceSet {name} (faceset_token {faceset.faceset_token}); {where(settings)}")
+    print(
+        f"{sample.members} faces: {len(sample.labels)} used ({len(set(sample.labels))} user ids), "
+        f"{sample.unlabelled} without a user_id left out, {sample.beside_largest} beside the largest face of an "
+        f"indexed photo left out, {sample.sampled_out} left out to stay within --max-faces {args.max_faces}"
+    )
+    if not sample.labels:
+        print(
+            f"cannot calibrate: no face of FaceSet {name} has a user_id; give each person's faces the same user_id "
+            "(face/setuserid, or faceplus index --user-id-from-folder) and run this again",
+            file=sys.stderr,
+        )
+        return 1
+    date = time.strftime("%Y-%m-%d")
+    people = len(set(sample.labels))
+    info = {
+        "command": _recorded_command(args),
+        "source": "faceset",
+        "data": f"FaceSet {name}",
+        "outer_id": faceset.outer_id,
+        "faceset_token": faceset.faceset_token,
+        # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
+        "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
+        "embedder": EMBEDDER,
+        "date": date,
+    }
+    run = calibrate(sample.labels, sample.vectors, info, args.splits, args.far, args.min_false_accepts)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    out = Path(args.out) if args.out else Path(f"calibration-{safe}.json")
+    _write_and_report(run, out)
+    print(f"to serve with it: FACEPLUS_COMPARE_CALIBRATION={out.resolve()} (compare; docs/ENGINE.md)")
+    return 0
+
+
+def _write_and_report(run: CalibrationRun, out: Path) -> None:
+    from faceplus.calibration import FAR_LEVELS
+
+    cal = run.calibration
     cal.save(out)
     print(
-        f"fit on {cal.info['genuine_pairs']} same-person and {cal.info['impostor_pairs']} impostor pairs "
-        f"({cal.info['identities']} identities); curve midpoint {cal.midpoint:.4f}, scale {cal.scale:.4f}"
+        f"fit on {cal.info['genuine_pairs']:,} same-person and {cal.info['impostor_pairs']:,} impostor pairs "
+        f"({cal.info['identities']} identities, {cal.info['images']} faces); "
+        f"curve midpoint {cal.midpoint:.4f}, scale {cal.scale:.4f}"
     )
     print(f"{'FAR':>6} {'distance':>9} {'confidence':>11}")
     for far, distance in cal.threshold_distances.items():
         print(f"{far:>6} {distance:9.4f} {cal.thresholds[far]:11.3f}")
-    print("held-out check: fit on one half of the identities, false-accept rate / nominal on the other half")
-    print(f"{'split':>7} {'pairs':>9} " + " ".join(f"{far:>6}" for far in cal.threshold_distances))
-    for check in run.checks:
-        ratios = " ".join(f"{check.ratio(far):6.2f}" for far in cal.threshold_distances)
-        print(f"{check.split:>7} {check.impostor_pairs:9d} {ratios}")
-    pooled = " ".join(f"{run.pooled_ratio(far):6.2f}" for far in cal.threshold_distances)
-    print(f"{'pooled':>7} {sum(c.impostor_pairs for c in run.checks):9d} {pooled}")
+    if run.checks:
+        print("held-out check: fit on one half of the identities, false-accept rate / nominal on the other half")
+        print(f"{'split':>7} {'pairs':>9} " + " ".join(f"{far:>6}" for far in cal.threshold_distances))
+        for check in run.checks:
+            ratios = " ".join(f"{check.ratio(far):6.2f}" for far in cal.threshold_distances)
+            print(f"{check.split:>7} {check.impostor_pairs:9d} {ratios}")
+        pooled = " ".join(f"{run.pooled_ratio(far):6.2f}" for far in cal.threshold_distances)
+        print(f"{'pooled':>7} {sum(c.impostor_pairs for c in run.checks):9d} {pooled}")
+    if run.skipped:
+        print(f"held-out check: {run.skipped} identity halves too small to fit the rates asked, not checked")
     print(f"wrote {out}")
-    return 0
+    missing = [far for far in FAR_LEVELS if far not in cal.threshold_distances]
+    if missing:
+        print(f"note: not fit at {', '.join(missing)}; replies scored with this file carry no threshold for them")
 
 
 def cmd_eval_attributes(args: argparse.Namespace) -> int:
@@ -150,11 +265,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verbose", action="store_true", help="one line per bona fide capture")
     p.set_defaults(func=_eval_liveness)
 
-    p = sub.add_parser("calibrate", help="measure FAR thresholds on all cross-identity pairs of a folder")
-    p.add_argument("--root", required=True, type=Path, help="folder of <identity>/<image>.jpg (e.g. lfw-dev)")
-    p.add_argument("--out", type=Path, help="calibration file (default: the one shipped in the package)")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--cache", type=Path, help="reuse/store embeddings in this .npz")
-    p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
+    p = sub.add_parser(
+        "calibrate", help="measure FAR thresholds on all cross-identity pairs of a folder or of a FaceSet's user_ids"
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--root", type=Path, help="folder of <identity>/<image>.jpg (e.g. lfw-dev)")
+    src.add_argument("--faceset", help="outer_id or faceset_token of a FaceSet whose faces carry user_ids")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="calibration file (default: --root: the one shipped in the package; "
+        "--faceset: calibration-<outer_id>.json here)",
+    )
+    p.add_argument("--far", nargs="+", metavar="RATE", help="rates to fit: 1e-3 1e-4 1e-5 (default: all three)")
+    p.add_argument(
+        "--min-false-accepts",
+        type=int,
+        default=None,
+        help="impostor pairs at or below each threshold the data must give (default: 10)",
+    )
     p.add_argument("--splits", type=int, default=6, help="identity splits for the held-out check")
+    p.add_argument("--workers", type=int, default=None, help="--root: embedding processes")
+    p.add_argument("--cache", type=Path, help="--root: reuse/store embeddings in this .npz")
+    p.add_argument("--detector", choices=DETECTORS, default=primary, help="--root: primary detector (%(default)s)")
+    p.add_argument("--api-key", default=os.environ.get("FACEPLUS_API_KEY"), help="--faceset: the FaceSet's api key")
+    p.add_argument("--data-dir", type=Path, default=None, help="--faceset: data folder (default: as serve)")
+    p.add_argument("--max-faces", type=int, default=10_000, help="--faceset: at most this many faces (all pairs)")
     p.set_defaults(func=cmd_calibrate)

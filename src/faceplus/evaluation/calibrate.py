@@ -7,18 +7,71 @@ calibration is fit on one half and its false-accept rates measured on the impost
 both ways round, for several salts. Impostor tails are clumpy (one look-alike pair of identities with
 many photos each can hold half of all false accepts at 1e-5), so single splits scatter widely; the
 pooled rate over all held-out halves is the estimate we report next to each split's.
+
+The same fit runs on a FaceSet's stored embeddings, with its user_ids as the identities
+(:func:`faceset_sample`), so an operator can calibrate on their own population without a photo folder.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from faceplus.calibration import Calibration, fit_calibration
+from faceplus.calibration import FAR_LEVELS, Calibration, fit_calibration
+
+#: Same-person pairs below which a calibration is refused: they place the confidence curve (50 at the
+#: equal-error distance, 80 at their median), and a handful of pairs would make that placement a guess.
+MIN_GENUINE_PAIRS = 20
+#: Impostor pairs at or below each threshold by default. With k of them the true false-accept rate at the
+#: fitted threshold lies within about 0.48x-1.7x nominal (95%) for k = 10, but 0.03x-3.7x for k = 1.
+DEFAULT_MIN_FALSE_ACCEPTS = 10
+
+
+class NotEnoughPairs(ValueError):
+    """The identities give too few genuine or impostor pairs to measure the false-accept rates asked."""
+
+
+def needed_impostor_pairs(far: str, min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS) -> int:
+    """Impostor pairs needed for ``min_false_accepts`` of them to fall at or below the ``far`` threshold."""
+    rate = float(far)
+    n = max(1, math.ceil(min_false_accepts / rate - 1e-6))
+    while math.floor(rate * n) < min_false_accepts:  # far_distance's own rule, exact in floating point
+        n += 1
+    return n
+
+
+def pair_counts(labels: Sequence[str]) -> tuple[int, int]:
+    """(same-identity, different-identity) unordered pairs among faces labelled ``labels``."""
+    n = len(labels)
+    genuine = sum(c * (c - 1) // 2 for c in Counter(labels).values())
+    return genuine, n * (n - 1) // 2 - genuine
+
+
+def check_pairs(
+    labels: Sequence[str],
+    levels: Sequence[str] = FAR_LEVELS,
+    min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS,
+) -> tuple[int, int]:
+    """The pair counts, or :class:`NotEnoughPairs` saying what each requested rate needs."""
+    genuine, impostor = pair_counts(labels)
+    short = [far for far in levels if impostor < needed_impostor_pairs(far, min_false_accepts)]
+    if genuine < MIN_GENUINE_PAIRS or short:
+        needs = ", ".join(f"{needed_impostor_pairs(far, min_false_accepts):,} for FAR {far}" for far in levels)
+        lacking = ([] if genuine >= MIN_GENUINE_PAIRS else ["same-person pairs"]) + [f"FAR {far}" for far in short]
+        raise NotEnoughPairs(
+            f"{len(labels)} faces of {len(set(labels))} identities give {genuine:,} same-person and "
+            f"{impostor:,} impostor pairs. A calibration needs {MIN_GENUINE_PAIRS} same-person pairs, and "
+            f"impostor pairs: {needs} ({min_false_accepts} false accepts at each threshold, --min-false-accepts). "
+            f"Too few for: {', '.join(lacking)}."
+        )
+    return genuine, impostor
 
 
 def holdout(name: str, salt: int = 0) -> bool:
@@ -64,36 +117,123 @@ class HeldOutCheck:
 class CalibrationRun:
     calibration: Calibration
     checks: list[HeldOutCheck]
+    #: Halves not checked: the fit half or the other had too few pairs for the rates asked (small populations).
+    skipped: int = 0
 
     def pooled_ratio(self, far: str) -> float:
-        """Measured / nominal false-accept rate over all held-out halves together."""
+        """Measured / nominal false-accept rate over all held-out halves together (NaN without any)."""
         accepts = sum(c.false_accepts[far] for c in self.checks)
         pairs = sum(c.impostor_pairs for c in self.checks)
-        return accepts / pairs / float(far)
+        return accepts / pairs / float(far) if pairs else math.nan
 
 
-def _fit(vectors: np.ndarray, names: np.ndarray, info: dict | None = None) -> Calibration:
+def _fit(vectors: np.ndarray, names: np.ndarray, info: dict | None, levels: tuple[str, ...]) -> Calibration:
     genuine, impostor = pair_distances(vectors, names)
-    return fit_calibration(genuine, impostor, info)
+    return fit_calibration(genuine, impostor, info, levels)
 
 
-def calibrate(paths: list[str], vectors: np.ndarray, info: dict, salts: int = 6) -> CalibrationRun:
-    """Fit on all identities; check on held-out identity halves (both ways round, ``salts`` splits)."""
-    names = np.array([p.split("/")[0] for p in paths])
+def calibrate(
+    labels: Sequence[str],
+    vectors: np.ndarray,
+    info: dict,
+    salts: int = 6,
+    levels: Sequence[str] = FAR_LEVELS,
+    min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS,
+) -> CalibrationRun:
+    """Fit on all identities; check on held-out identity halves (both ways round, ``salts`` splits).
+
+    ``labels[i]`` is the identity of ``vectors[i]`` (a folder name, a user_id); rows with NaN are faces not
+    found and are left out. Raises :class:`NotEnoughPairs` before any work when the rates cannot be measured.
+    """
+    levels = tuple(levels)
+    names = np.asarray(list(labels), dtype=object).astype(str)
     ok = ~np.isnan(vectors).any(1)
     vectors, names = vectors[ok], names[ok]
-    info = {**info, "identities": int(len(set(names))), "images": int(len(names))}
-    calibration = _fit(vectors, names, info)
-    checks = []
+    check_pairs(names.tolist(), levels, min_false_accepts)
+    info = {
+        **info,
+        "identities": int(len(set(names))),
+        "images": int(len(names)),
+        "min_false_accepts": int(min_false_accepts),
+    }
+    calibration = _fit(vectors, names, info, levels)
+    checks, skipped = [], 0
     for salt in range(salts):
         held = np.array([holdout(n, salt) for n in names])
         for label, fit_sel in ((f"{salt}a", ~held), (f"{salt}b", held)):
-            fitted = _fit(vectors[fit_sel], names[fit_sel])
+            try:
+                check_pairs(names[fit_sel].tolist(), levels, min_false_accepts)
+                _, held_out = pair_counts(names[~fit_sel].tolist())
+                if any(held_out < needed_impostor_pairs(far, min_false_accepts) for far in levels):
+                    raise NotEnoughPairs("the other half cannot show a rate that rare either")
+            except NotEnoughPairs:
+                skipped += 1
+                continue
             _, impostor = pair_distances(vectors[~fit_sel], names[~fit_sel])
+            fitted = _fit(vectors[fit_sel], names[fit_sel], None, levels)
             accepts = {far: int(np.sum(impostor <= d)) for far, d in fitted.threshold_distances.items()}
             checks.append(HeldOutCheck(label, accepts, int(len(impostor))))
-    return CalibrationRun(calibration, checks)
+    return CalibrationRun(calibration, checks, skipped)
 
 
 def image_list(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in Path(root).glob("*/*.jpg"))
+
+
+def folder_identities(paths: Sequence[str]) -> list[str]:
+    """The identity of each ``<identity>/<image>.jpg`` path: its folder."""
+    return [p.split("/")[0] for p in paths]
+
+
+@dataclass
+class FaceSetSample:
+    """A FaceSet's labelled faces as calibration input, and what was left out and why."""
+
+    labels: list[str]
+    vectors: np.ndarray
+    members: int
+    unlabelled: int = 0  # no user_id: left out (may be anyone, even a labelled person)
+    beside_largest: int = 0  # faceplus index's 2nd, 3rd... face of a photo: they carry the folder's user_id
+    sampled_out: int = 0  # faces of identities left out to stay within max_faces
+
+
+def faceset_sample(store: Any, tenant: str, faceset_token: str, max_faces: int = 10_000) -> FaceSetSample:
+    """The FaceSet's faces with a user_id, as (identity, embedding), read through the store interface.
+
+    Faces without a user_id are left out, not used as impostors: an unlabelled face may be one of the
+    labelled people or a repeat of another unlabelled one, and such pairs would sit in the impostor tail
+    exactly where the thresholds are measured (UTKFace's repeated people did that to its rates; docs/ENGINE.md).
+    ``faceplus index --user-id-from-folder`` gives every face of a photo its folder's name, so only the
+    largest face of each indexed photo is kept (the ledger says which that is), as ``cluster --eval`` does.
+    All pairs are compared (n^2 / 2 distances), so beyond ``max_faces`` whole identities are left out, chosen
+    by a hash of the user_id (the same ones every run).
+    """
+    from faceplus.tools.indexing import Ledger
+
+    members = store.faceset_vectors(tenant, faceset_token)
+    user_ids: dict[str, str] = {}
+    for start in range(0, len(members.tokens), 500):
+        user_ids.update(store.user_ids(tenant, members.tokens[start : start + 500]))
+    sources = Ledger(store).sources(tenant, faceset_token)
+    keep, unlabelled, beside = [], 0, 0
+    for row, token in enumerate(members.tokens):
+        if not user_ids.get(token):
+            unlabelled += 1
+        elif sources.get(token, ("", 0))[1] > 0:
+            beside += 1
+        else:
+            keep.append(row)
+    labels = [user_ids[members.tokens[row]] for row in keep]
+    sampled_out = 0
+    if len(keep) > max_faces:
+        counts = Counter(labels)
+        chosen, total = set(), 0
+        for name in sorted(counts, key=lambda n: hashlib.sha1(n.encode()).hexdigest()):
+            if total + counts[name] <= max_faces:
+                chosen.add(name)
+                total += counts[name]
+        rows = [i for i, name in enumerate(labels) if name in chosen]
+        sampled_out = len(keep) - len(rows)
+        keep, labels = [keep[i] for i in rows], [labels[i] for i in rows]
+    vectors = members.vectors[keep].astype(np.float32)
+    return FaceSetSample(labels, vectors, len(members.tokens), unlabelled, beside, sampled_out)
