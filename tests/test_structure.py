@@ -107,7 +107,14 @@ def test_no_import_cycle_between_faceplus_modules() -> None:
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
-FORBIDDEN_IN_API = ("faceplus.models", "faceplus.store.sqlite", "faceplus.store.postgres", "faceplus.detection")
+FORBIDDEN_IN_API = (
+    "faceplus.models",
+    "faceplus.store.sqlite",
+    "faceplus.store.postgres",
+    "faceplus.store.vector_index",  # search is the store's (Store.search_faceset)
+    "faceplus.store.local",
+    "faceplus.detection",
+)
 FORBIDDEN_DRIVERS = {"sqlite3", "psycopg", "psycopg_pool", "dlib", "onnxruntime", "faiss", "cv2", "tflite2onnx"}
 
 
@@ -121,4 +128,16 @@ def test_the_api_package_imports_no_model_driver_or_backend() -> None:
         for target in imported(name, path, known):
             if target in FORBIDDEN_DRIVERS or target.startswith(FORBIDDEN_IN_API):
                 offences.append(f"{name} imports {target}")
+    assert not offences, "\n".join(offences)
+
+
+def test_the_api_never_branches_on_the_backend() -> None:
+    """Search, rate limits, task leases and scrubbing are store operations: no ``store.shared`` in the API."""
+    offences = []
+    for name, path in modules().items():
+        if not name.startswith("faceplus.api"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "shared":
+                offences.append(f"{name}:{node.lineno} reads .shared")
     assert not offences, "\n".join(offences)

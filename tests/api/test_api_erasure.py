@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from faceplus.api.app import sweep
-from faceplus.api.erasure import scrubber
 from faceplus.cli import main as cli_main
 
 from .conftest import Api, schema_url
@@ -96,7 +95,7 @@ def settle(api: Api) -> None:
     """Wait for queued tasks and background scrubs (VACUUM on PostgreSQL)."""
     assert api.ctx.tasks is not None
     api.ctx.tasks.wait_idle(60)
-    assert scrubber(api.ctx).wait_idle(120)
+    assert api.ctx.store.wait_scrubbed(120)
 
 
 def assert_gone(api: Api, label: str, token: str, patterns: list[bytes], probe: Path) -> None:

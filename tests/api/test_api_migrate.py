@@ -14,7 +14,6 @@ from faceplus.store.base import ApiKeyRecord, FaceRecord, FaceSetRecord, Store, 
 from faceplus.store.migrate import MigrationError, migrate
 from faceplus.store.postgres import PostgresStore
 from faceplus.store.sqlite import SQLiteStore
-from faceplus.store.vector_index import IndexCache
 
 
 def _fill(store: Store, rng: np.random.Generator) -> None:
@@ -88,10 +87,8 @@ def test_round_trip_loses_nothing(tmp_path: Path, pg_schema_url: str) -> None:
     assert _snapshot(pg) == before
     assert _snapshot(back) == before
     # Search over the copies equals search over the original (exact search on all three).
-    index = IndexCache(back)
-    version = back.get_faceset("ka", faceset_token="fs-big").version  # type: ignore[union-attr]
     for query in rng.normal(size=(10, 128)).astype(np.float32):
-        want = [t for t, _ in index.search("ka", "fs-big", version, query, 5)]
+        want = [t for t, _ in back.search_faceset("ka", "fs-big", query, 5)]
         assert [t for t, _ in pg.search_faceset("ka", "fs-big", query, 5)] == want
     with pytest.raises(MigrationError, match="not empty"):
         migrate(back, pg)

@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from faceplus.store.base import FaceRecord, FaceSetRecord
 from faceplus.store.sqlite import SQLiteStore
@@ -185,7 +186,10 @@ def test_a_failed_build_leaves_exact_search_and_is_retried() -> None:
 
 
 def _big_faceset(tmp_path, n: int = 1200) -> tuple[SQLiteStore, np.ndarray, list[str]]:
+    """A store whose own index saves nothing, so each test drives the saved files through its own caches
+    (one per simulated process) and the store's writes stand for writes no saving process was told of."""
     store = SQLiteStore.in_folder(tmp_path)
+    store.search_index = IndexCache(store, folder=False)
     vectors = _clustered(n, 300, seed=8)
     tokens = [f"p{i}" for i in range(n)]
     now = time.time()
@@ -278,3 +282,41 @@ def test_removal_and_rewrite_leave_no_removed_vector_on_disk(tmp_path) -> None:
     cache.drop("t", "fs")  # FaceSet deleted / erased: nothing of it stays on disk
     assert not any(folder.iterdir()) or all(p.name.endswith(".lock") for p in folder.iterdir())
     store.close()
+
+
+def test_the_embedded_store_keeps_its_own_index_in_step(tmp_path) -> None:
+    """Search is the store's: its writes (add, remove, erase, delete) reach its index and the saved files."""
+    params = HnswParams(threshold=500)
+    store = SQLiteStore.in_folder(tmp_path, hnsw=params)
+    vectors = _clustered(1200, 300, seed=9)
+    tokens = [f"s{i}" for i in range(1200)]
+    now = time.time()
+    store.add_faces([FaceRecord("t", t, v, {}, "img", now) for t, v in zip(tokens, vectors, strict=True)])
+    store.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now))
+    store.add_to_faceset("t", "fs", tokens[:1000], 0.0, 10_000)
+    assert store.search_faceset("t", "fs", vectors[3], 1)[0] == ("s3", 0.0)
+    assert store.search_index.wait_until_indexed("t", "fs", timeout=120)
+    folder = tmp_path / "vector_index"
+    assert any(p.name.endswith(".graph") for p in folder.iterdir())
+    store.add_to_faceset("t", "fs", ["s1100"], 0.0, 10_000)
+    store.remove_from_faceset("t", "fs", ["s4"])
+    assert store.search_faceset("t", "fs", vectors[1100], 1)[0] == ("s1100", 0.0)
+    assert "s4" not in {t for t, _ in store.search_faceset("t", "fs", vectors[4], 10)}
+    restarted = SQLiteStore.in_folder(tmp_path, hnsw=params)  # another process: maps the saved graph
+    assert restarted.search_faceset("t", "fs", vectors[1100], 1)[0] == ("s1100", 0.0)
+    assert restarted.search_index._entries[("t", "fs")]._mapped
+    erased = restarted.erase_faces("t", ["s9"])
+    assert erased.face_tokens == ["s9"]
+
+    def on_disk(vector: np.ndarray) -> bool:
+        needle = vector.astype(np.float32).tobytes()
+        return any(needle in p.read_bytes() for p in folder.iterdir() if p.is_file())
+
+    assert not on_disk(vectors[9]) and not on_disk(vectors[8])  # erasure dropped the FaceSet's saved index
+    assert "s9" not in {t for t, _ in restarted.search_faceset("t", "fs", vectors[9], 10)}
+    assert "s9" not in {t for t, _ in store.search_faceset("t", "fs", vectors[9], 10)}  # seen via the version
+    restarted.delete_faceset("t", "fs")
+    with pytest.raises(KeyError):
+        store.search_faceset("t", "fs", vectors[9], 1)
+    store.close()
+    restarted.close()

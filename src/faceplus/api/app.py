@@ -26,17 +26,16 @@ from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
-from faceplus.api.erasure import scrubber, sweep_lapsed
+from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.images import UrlFetcher
-from faceplus.api.ratelimit import rate_limiter
+from faceplus.api.ratelimit import RateLimiter
 from faceplus.api.security import install_security
 from faceplus.api.tasks import TaskRunner
 from faceplus.engine import Engine
 from faceplus.store.base import Store
 from faceplus.store.factory import open_store
-from faceplus.store.vector_index import HnswParams, IndexCache, StoreSearch
 from faceplus.workers import EnginePool, PoolLimits
 
 if TYPE_CHECKING:
@@ -67,30 +66,20 @@ def build_context(
     store: Store | None = None,
     pool: EnginePool | None = None,
 ) -> ApiContext:
-    """Wire the store to the API: a shared store searches and rate-limits in the database, else in memory."""
+    """Wire the parts together: the store (which owns search, rate buckets and task leases), the engine, limits."""
     store = store or open_store(settings)
     engine = engine or Engine(settings.engine)
-    index = (
-        StoreSearch(store)
-        if store.shared
-        else IndexCache(
-            store,
-            HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search),
-            folder=not settings.data_key,  # an index file would hold the vectors unencrypted: kept in memory only
-        )
-    )
     ctx = ApiContext(
         settings=settings,
         engine=engine,
         store=store,
-        index=index,
         fetcher=UrlFetcher(
             settings.url_timeout_s,
             settings.engine.limits.max_bytes,
             settings.url_max_redirects,
             settings.allow_private_urls,
         ),
-        limiter=rate_limiter(store, settings.rate_limit),
+        limiter=RateLimiter(store, settings.rate_limit),
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
     )
@@ -117,7 +106,8 @@ async def _sweeper(ctx: ApiContext) -> None:
 
 
 def maintain(ctx: ApiContext) -> None:
-    """Shared stores: take over tasks of workers that died, build search indexes of FaceSets that grew."""
+    """Take over tasks whose worker died (or whose lease lapsed), and let the store do its housekeeping
+    (PostgreSQL: build search indexes of FaceSets that grew)."""
     assert ctx.tasks is not None
     taken = ctx.tasks.reclaim()
     if taken:
@@ -163,9 +153,7 @@ def create_app(
         resumed = await run_in_threadpool(ctx.tasks.resume)
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
-        background = [asyncio.create_task(_sweeper(ctx))]
-        if ctx.store.shared:
-            background.append(asyncio.create_task(_maintainer(ctx)))
+        background = [asyncio.create_task(_sweeper(ctx)), asyncio.create_task(_maintainer(ctx))]
         try:
             yield
         finally:
@@ -174,7 +162,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
             await run_in_threadpool(ctx.tasks.shutdown)
-            await asyncio.to_thread(scrubber(ctx).wait_idle, 600)
+            await asyncio.to_thread(ctx.store.wait_scrubbed, 600)
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
             if store is None:  # we opened it, we close it

@@ -1,4 +1,4 @@
-"""What every route shares: settings, the engine and its calls, the store, the vector indexes, auth and limits."""
+"""What every route shares: settings, the engine and its calls, the store (which owns search), auth and limits."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from faceplus.api.images import UrlFetcher
 from faceplus.api.ratelimit import RateLimiter
 from faceplus.engine import Engine
 from faceplus.store.base import Store
-from faceplus.store.vector_index import IndexCache
 
 if TYPE_CHECKING:
     from faceplus.settings import ServerSettings
@@ -43,7 +42,6 @@ class ApiContext:
     settings: ServerSettings
     engine: Engine
     store: Store
-    index: IndexCache
     fetcher: UrlFetcher
     limiter: RateLimiter
     in_flight: InFlightLimiter

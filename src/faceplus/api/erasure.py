@@ -8,89 +8,26 @@ at the next background sweep, and then scrubs storage. ``FACEPLUS_ERASE_ON_REMOV
 Face++: a face that leaves its last FaceSet is erased at once, whatever its age.
 
 An explicit erasure (``POST /facepp/v3/face/erase``, ``faceplus erase``) removes face tokens, or every face
-of a user_id, immediately and completely (:meth:`faceplus.store.security.SecurityStore.erase_faces`), drops
-the affected FaceSets' in-memory search indexes and scrubs storage before it replies (SQLite: the WAL is
-checkpointed and truncated) or, on PostgreSQL, queues the VACUUM in the background (it can take minutes on
-a FaceSet with an HNSW index).
+of a user_id, immediately and completely (:meth:`faceplus.store.security.SecurityStore.erase_faces`; the
+embedded store drops the affected FaceSets' search indexes, in memory and on disk, in the same call) and
+scrubs storage (:meth:`~faceplus.store.security.SecurityStore.scrub_after_erasure`: SQLite checkpoints and
+truncates the WAL before the reply; PostgreSQL queues the VACUUM in the background, as it can take minutes
+on a FaceSet with an HNSW index).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import weakref
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from faceplus.api.context import ApiContext
-from faceplus.store.base import Store
 from faceplus.store.security import ERASE_TABLES, SWEEP_TABLES, ErasureResult
-
-log = logging.getLogger("faceplus.api.erasure")
-
-
-class Scrubber:
-    """Runs a store's :meth:`scrub` in one background thread, coalescing requests that arrive while one runs."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceplus-scrub")
-        self._lock = threading.Lock()
-        self._tables: set[str] = set()
-        self._queued = False
-        self._idle = threading.Condition(self._lock)
-        self._running = 0
-
-    def request(self, tables: Sequence[str]) -> None:
-        with self._lock:
-            self._tables |= set(tables)
-            if self._queued:
-                return
-            self._queued = True
-            self._running += 1
-        self._executor.submit(self._run)
-
-    def _run(self) -> None:
-        with self._lock:
-            tables, self._tables, self._queued = sorted(self._tables), set(), False
-        try:
-            self.store.scrub(tables)
-        except Exception:
-            log.exception("scrubbing %s after a deletion failed", ", ".join(tables))
-        finally:
-            with self._lock:
-                self._running -= 1
-                self._idle.notify_all()
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no scrub is queued or running (tests, orderly shutdown)."""
-        with self._lock:
-            return self._idle.wait_for(lambda: self._running == 0, timeout)
-
-
-_scrubbers: weakref.WeakKeyDictionary[Store, Scrubber] = weakref.WeakKeyDictionary()
-_scrubbers_lock = threading.Lock()
-
-
-def scrubber(ctx: ApiContext) -> Scrubber:
-    """The store's background scrubber (one per store)."""
-    with _scrubbers_lock:
-        found = _scrubbers.get(ctx.store)
-        if found is None:
-            found = _scrubbers[ctx.store] = Scrubber(ctx.store)
-        return found
 
 
 def erase(ctx: ApiContext, tenant: str, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()) -> ErasureResult:
-    """Erase the tenant's faces (by token, or by user_id) now; search indexes and storage follow."""
+    """Erase the tenant's faces (by token, or by user_id) now; the store's search index and storage follow."""
     result = ctx.store.erase_faces(tenant, face_tokens, user_ids)
-    for owner, faceset_token, _, _ in result.facesets:
-        ctx.index.drop(owner, faceset_token)  # its vectors leave memory; the next search reloads from the store
     if result.erased:
-        if ctx.store.shared:
-            scrubber(ctx).request(ERASE_TABLES)
-        else:
-            ctx.store.scrub(ERASE_TABLES)
+        ctx.store.scrub_after_erasure(ERASE_TABLES)
     return result
 
 
@@ -98,7 +35,7 @@ def sweep_lapsed(ctx: ApiContext) -> int:
     """Delete every lapsed face token now (row, crop, image) and scrub storage in the background; how many."""
     removed = ctx.store.sweep_faces(ctx.live_after())
     if removed:
-        scrubber(ctx).request(SWEEP_TABLES)
+        ctx.store.scrub_soon(SWEEP_TABLES)
     return removed
 
 

@@ -82,7 +82,6 @@ def add_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list
         )
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
-    ctx.index.added(tenant, faceset.faceset_token, change)
     return {
         "faceset_token": faceset.faceset_token,
         "outer_id": faceset.outer_id,
@@ -98,7 +97,6 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
         change = ctx.store.remove_from_faceset(tenant, faceset.faceset_token, tokens)
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
-    ctx.index.removed(tenant, faceset.faceset_token, change)
     after_removal(ctx, tenant, change.changed)  # faces that thereby ended are deleted now (api/erasure.py)
     return {
         "faceset_token": faceset.faceset_token,

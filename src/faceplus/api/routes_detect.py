@@ -138,7 +138,7 @@ def search(
     out: dict[str, Any] = {}
     face = _face_or_image(ctx, tenant, params, "", out)
     if face is not None:
-        hits = ctx.index.search(tenant, faceset.faceset_token, faceset.version, face.embedding, count)
+        hits = ctx.store.search_faceset(tenant, faceset.faceset_token, face.embedding, count, faceset.version)
         confidences = np.atleast_1d(ctx.engine.calibration.confidence(np.array([d for _, d in hits])))
         user_ids = ctx.store.user_ids(tenant, [t for t, _ in hits])
         out["results"] = [

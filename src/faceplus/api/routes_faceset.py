@@ -263,7 +263,6 @@ def delete(
         else []
     )
     ctx.store.delete_faceset(tenant, faceset.faceset_token)
-    ctx.index.drop(tenant, faceset.faceset_token)
     sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/erasure.py)
     after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
     return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})

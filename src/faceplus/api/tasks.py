@@ -1,9 +1,10 @@
 """The async FaceSet routes' task runner: tasks are stored first, run one at a time, results stored.
 
 A task still queued or running when the server stops is picked up again (adding or removing the same
-tokens twice has the same outcome), so an acknowledged task_id always finishes. On a shared store each
-worker claims a task with a lease before running it; tasks whose lease lapsed (their worker died) are
-claimed by whichever worker calls :meth:`TaskRunner.reclaim` next, so any worker can finish any task.
+tokens twice has the same outcome), so an acknowledged task_id always finishes. A worker claims a task with
+a lease (the store's: rows on PostgreSQL, memory in the embedded store) before running it; tasks whose lease
+lapsed (their worker died) are claimed by whichever worker calls :meth:`TaskRunner.reclaim` next, so on a
+shared store any worker can finish any task.
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ from typing import Any
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError
 from faceplus.api.facesets import run_task
-from faceplus.store.base import TaskRecord
+from faceplus.store.base import TASK_LEASE_S, TaskRecord
 
 log = logging.getLogger("faceplus.api.tasks")
-
-#: How long a claimed task stays this worker's before another may take it over.
-LEASE_S = 60.0
 
 
 class TaskRunner:
@@ -34,6 +32,7 @@ class TaskRunner:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceplus-task")
         self._pending = 0
+        self._queued: set[str] = set()  # task ids this runner has queued or is running
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
 
@@ -44,39 +43,45 @@ class TaskRunner:
                 raise ApiError(503, "TASK_QUEUE_IS_FULL")
             self._pending += 1
         task = TaskRecord(tenant, secrets.token_hex(16), kind, params, 0, self.ctx.now())
+        with self._lock:
+            self._queued.add(task.task_id)
         try:
             self.ctx.store.add_task(task)
         except BaseException:
-            self._done()
+            self._done(task.task_id)
             raise
         self._executor.submit(self._run, task)
         return task.task_id
 
     def _queue(self, tasks: list[TaskRecord]) -> int:
+        queued = 0
         for task in tasks:
             with self._lock:
+                if task.task_id in self._queued:  # its lease lapsed while it waited or ran here: not twice
+                    continue
+                self._queued.add(task.task_id)
                 self._pending += 1
             self._executor.submit(self._run, task)
-        return len(tasks)
+            queued += 1
+        return queued
 
     def resume(self) -> int:
         """At start: queue the tasks a previous run left unfinished (on a shared store, those nobody holds)."""
-        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, LEASE_S))
+        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, TASK_LEASE_S))
 
     def reclaim(self) -> int:
-        """Shared stores only: take over tasks whose worker's lease lapsed (called periodically)."""
-        if not self.ctx.store.shared:
-            return 0
-        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, LEASE_S))
+        """Take over tasks whose worker's lease lapsed (called periodically); never one this runner has queued."""
+        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, TASK_LEASE_S))
 
-    def _done(self) -> None:
+    def _done(self, task_id: str) -> None:
         with self._lock:
+            self._queued.discard(task_id)
             self._pending -= 1
             self._idle.notify_all()
 
     def _run(self, task: TaskRecord) -> None:
         try:
-            if not self.ctx.store.claim_task(task.task_id, self.owner, LEASE_S):
+            if not self.ctx.store.claim_task(task.task_id, self.owner, TASK_LEASE_S):
                 return  # another worker holds it
             result = run_task(self.ctx, task.tenant, task.kind, task.params)
             self.ctx.store.finish_task(task.task_id, 1, result)
@@ -86,7 +91,7 @@ class TaskRunner:
             log.exception("task %s failed", task.task_id)
             self.ctx.store.finish_task(task.task_id, -1, {"error_message": "INTERNAL_ERROR"})
         finally:
-            self._done()
+            self._done(task.task_id)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no task is queued or running (for tests and orderly shutdown)."""

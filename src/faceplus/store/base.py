@@ -3,8 +3,8 @@
 The embedded backend (:mod:`faceplus.store.sqlite`) and the server backend (:mod:`faceplus.store.postgres`)
 implement it. Every face and FaceSet method takes the tenant (the api_key
 that owns the rows) so no backend can leak one tenant's data to another by forgetting a filter in
-a caller. Methods that change a FaceSet's membership return its new ``version``, which the vector
-index cache uses to know when its copy is stale.
+a caller. Methods that change a FaceSet's membership return its new ``version``; the store owns search
+(the embedded store keeps its in-process index in step with its own writes, PostgreSQL searches its rows).
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import numpy as np
 from faceplus.store.albums import AlbumStore
 from faceplus.store.ledger import LedgerStore
 from faceplus.store.security import SecurityStore
+
+#: How long a claimed async task stays its worker's before another may take it over (seconds).
+TASK_LEASE_S = 60.0
 
 
 class StoreError(Exception):
@@ -150,30 +153,36 @@ class BizTokenRecord:
 class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
     """Everything the API persists. Each write is durable when the method returns."""
 
-    #: True when any number of server processes share this store: then search, rate limits and task
-    #: claims go through the store (``search_faceset``, ``take_rate_token``, ``claim_*``) instead of
-    #: per-process memory. An embedded store (False) is used by one process, which keeps its own index.
+    #: True when any number of server processes share this store (PostgreSQL); False for a store one process
+    #: owns (embedded SQLite). The API never reads it: search, rate limits, task leases and scrubbing are store
+    #: operations below, and each backend does them the way its sharing allows.
     shared: ClassVar[bool] = False
 
-    # -- shared-store hooks (only called when ``shared``; embedded stores keep the defaults) ------
-    def search_faceset(self, tenant: str, faceset_token: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` members nearest to ``query`` as (token, L2 distance), nearest first, searched in the store."""
-        raise NotImplementedError
+    # -- search and coordination (the API's only way to them) -------------------------------------
+    @abstractmethod
+    def search_faceset(
+        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` members nearest to ``query`` as (token, L2 distance), nearest first.
 
+        ``version`` is the FaceSet's version the caller has just read (its search must see at least that
+        state); None: the store reads it. Raises KeyError when the FaceSet does not exist.
+        """
+
+    @abstractmethod
     def take_rate_token(self, key: str, rate: float, burst: float) -> bool:
-        """Take one token from ``key``'s shared bucket (``rate``/s, ``burst`` deep); False when empty."""
-        raise NotImplementedError
+        """Take one token from ``key``'s bucket (``rate``/s, ``burst`` deep); False when empty."""
 
+    @abstractmethod
     def claim_task(self, task_id: str, owner: str, lease_s: float) -> bool:
         """Take (or renew) the right to run an unfinished task for ``lease_s``; False if another owner holds it."""
-        return True
 
+    @abstractmethod
     def claim_stale_tasks(self, owner: str, lease_s: float) -> list[TaskRecord]:
-        """Unfinished tasks nobody holds a live lease on, now claimed by ``owner`` (embedded: all unfinished)."""
-        return self.unfinished_tasks()
+        """Unfinished tasks nobody holds a live lease on (all of them at a process's start), now ``owner``'s."""
 
     def maintain(self) -> None:
-        """Periodic housekeeping a shared store needs (e.g. building search indexes); cheap when nothing to do."""
+        """Periodic housekeeping (e.g. building search indexes in the database); cheap when nothing to do."""
         return None
 
     # -- keys -----------------------------------------------------------------------------------

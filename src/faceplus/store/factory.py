@@ -42,5 +42,9 @@ def open_location(location: str | Path, settings: ServerSettings | None = None) 
             index_memory_mb=settings.db_index_memory_mb,
         )
     from faceplus.store.sqlite import SQLiteStore
+    from faceplus.store.vector_index import HnswParams
 
-    return SQLiteStore.in_folder(Path(location), settings.data_key if settings is not None else "")
+    if settings is None:
+        return SQLiteStore.in_folder(Path(location))
+    hnsw = HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search)
+    return SQLiteStore.in_folder(Path(location), settings.data_key, hnsw)

@@ -11,11 +11,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 from faceplus.store.albums import AlbumFace, AlbumFull, AlbumRecord
+from faceplus.store.postgres_vectors import as_vector
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-#: The migration that adds the FaceAlbum tables (statements of :data:`faceplus.store.postgres.MIGRATIONS`).
+#: The migration that adds the FaceAlbum tables (statements of :data:`faceplus.store.postgres_schema.MIGRATIONS`).
 ALBUM_TABLES = [
     """CREATE TABLE facealbums(
       id bigserial PRIMARY KEY, facealbum_token text NOT NULL UNIQUE, tenant text NOT NULL,
@@ -40,13 +41,6 @@ _ALBUM_SELECT = (
 
 def _album(row: dict[str, Any]) -> AlbumRecord:
     return AlbumRecord(row["tenant"], row["facealbum_token"], row["created"], int(row["face_count"]))
-
-
-def _vector(embedding: Any) -> np.ndarray:
-    vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
-    if vector.shape != (128,):
-        raise ValueError(f"embedding must have 128 values, not {vector.shape}")
-    return vector
 
 
 class PostgresAlbums:
@@ -107,7 +101,7 @@ class PostgresAlbums:
                                 f.face_token,
                                 f.image_id,
                                 json.dumps(f.face_rectangle),
-                                _vector(f.embedding),
+                                as_vector(f.embedding),
                                 f.group_id,
                                 f.ungrouped_reason,
                                 f.manual,

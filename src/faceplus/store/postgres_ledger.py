@@ -11,7 +11,7 @@ from faceplus.store.ledger import LedgerEntry
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-#: The migration that adds the ledger (statements of :data:`faceplus.store.postgres.MIGRATIONS`).
+#: The migration that adds the ledger (statements of :data:`faceplus.store.postgres_schema.MIGRATIONS`).
 LEDGER_TABLES = [
     """CREATE TABLE indexed(
       tenant text NOT NULL, faceset_token text NOT NULL, path text NOT NULL, size bigint NOT NULL,

@@ -107,6 +107,10 @@ class PostgresSecurity:
             for table in tables:
                 conn.execute(sql.SQL("VACUUM {}").format(sql.Identifier(table)))
 
+    def scrub_after_erasure(self, tables: Sequence[str] = ERASE_TABLES) -> None:
+        """In the background: a VACUUM of a FaceSet with an HNSW index can take minutes."""
+        self.scrub_soon(tables)
+
     # -- audit trail -----------------------------------------------------------------------------
     def add_audit(self, entry: AuditEntry) -> None:
         self._exec(

@@ -12,14 +12,19 @@ which object ids and the outcome; never an image, an embedding or any other fiel
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from faceplus.store.scrubbing import Scrubber
 
 #: Tables whose dead rows an erasure leaves (PostgreSQL VACUUMs them; SQLite checkpoints whatever they are).
 ERASE_TABLES = ("faces", "members", "face_crops", "images", "tasks", "album_faces")
 #: Tables a sweep of lapsed face tokens leaves dead rows in.
 SWEEP_TABLES = ("faces", "face_crops", "images")
+
+_SCRUBBER_MADE = threading.Lock()
 
 
 @dataclass
@@ -67,6 +72,25 @@ class SecurityStore:
     def scrub(self, tables: Sequence[str] = ERASE_TABLES) -> None:
         """Remove the leftovers of deleted rows from storage (called after erasures and sweeps)."""
         raise NotImplementedError
+
+    def scrub_after_erasure(self, tables: Sequence[str] = ERASE_TABLES) -> None:
+        """Scrub after an explicit erasure: before returning where that is quick (SQLite), else in the background."""
+        self.scrub(tables)
+
+    def scrub_soon(self, tables: Sequence[str]) -> None:
+        """Scrub in the background (sweeps): requests made while a scrub runs are coalesced into the next one."""
+        self._scrubber().request(tables)
+
+    def wait_scrubbed(self, timeout: float | None = None) -> bool:
+        """Block until no background scrub is queued or running (tests, orderly shutdown)."""
+        return self._scrubber().wait_idle(timeout)
+
+    def _scrubber(self) -> Scrubber:
+        found = self.__dict__.get("_background_scrubber")
+        if found is None:
+            with _SCRUBBER_MADE:
+                found = self.__dict__.setdefault("_background_scrubber", Scrubber(self.scrub))
+        return found
 
     def add_audit(self, entry: AuditEntry) -> None:
         raise NotImplementedError

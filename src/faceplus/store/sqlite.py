@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from faceplus.store.base import (
+    TASK_LEASE_S,
     ApiKeyRecord,
     BizTokenRecord,
     FaceCrop,
@@ -43,10 +44,14 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
+from faceplus.store.local import LocalCoordination
+from faceplus.store.rows import FACESET_COLUMNS, face_record, faceset_record, key_record, task_record
+from faceplus.store.security import ErasureResult
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
 from faceplus.store.sqlite_cipher import DataCipher, check_key, seal, unseal
 from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
 from faceplus.store.sqlite_security import SECURITY_SCHEMA, SQLiteSecurity
+from faceplus.store.vector_index import HnswParams, IndexCache
 
 EMBEDDING_DIM = 128
 SCHEMA_VERSION = 1
@@ -88,34 +93,10 @@ CREATE TABLE IF NOT EXISTS face_crops(
   face_token TEXT PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data BLOB NOT NULL, meta TEXT NOT NULL);
 """
 
-_FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version"
-
-
-def _faceset(row: sqlite3.Row) -> FaceSetRecord:
-    return FaceSetRecord(
-        tenant=row["tenant"],
-        faceset_token=row["faceset_token"],
-        outer_id=row["outer_id"],
-        display_name=row["display_name"],
-        user_data=row["user_data"],
-        tags=json.loads(row["tags"]),
-        created=row["created"],
-        face_count=row["face_count"],
-        version=row["version"],
-    )
-
 
 def _face(row: sqlite3.Row, cipher: DataCipher | None = None) -> FaceRecord:
-    return FaceRecord(
-        tenant=row["tenant"],
-        face_token=row["face_token"],
-        embedding=np.frombuffer(unseal(cipher, row["embedding"], row["face_token"]), dtype=np.float32).copy(),
-        face_rectangle=json.loads(row["face_rectangle"]),
-        image_id=row["image_id"],
-        created=row["created"],
-        user_id=row["user_id"],
-        details=json.loads(row["details"]),
-    )
+    embedding = np.frombuffer(unseal(cipher, row["embedding"], row["face_token"]), dtype=np.float32).copy()
+    return face_record(row, embedding)
 
 
 def private_files(path: Path) -> None:
@@ -142,10 +123,16 @@ def _tighten(path: Path, mode: int) -> None:
 SQLITE_UNAVAILABLE = ("readonly", "disk is full", "unable to open", "disk I/O error", "database is locked")
 
 
-class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
-    """The default store: ``<data_dir>/faceplus.sqlite3``; embeddings and crops encrypted with a ``data_key``."""
+class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination, Store):
+    """The default store: ``<data_dir>/faceplus.sqlite3``; embeddings and crops encrypted with a ``data_key``.
 
-    def __init__(self, path: Path | str, data_key: str = "") -> None:
+    It owns FaceSet search: an :class:`~faceplus.store.vector_index.IndexCache` kept in step by this store's
+    own writes (membership changes, FaceSet deletion, erasure) and saved under ``<data_dir>/vector_index/``
+    (kept in memory only with a ``data_key``: an index file would hold the vectors unencrypted). A write by
+    another process (``faceplus index`` beside ``serve``) bumps the FaceSet's version; searches see it.
+    """
+
+    def __init__(self, path: Path | str, data_key: str = "", hnsw: HnswParams | None = None) -> None:
         self.path = Path(path)
         self.cipher = DataCipher.from_setting(data_key)  # sqlite_cipher.py (FACEPLUS_DATA_KEY)
         private_files(self.path)
@@ -159,10 +146,11 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
         conn.executescript(SECURITY_SCHEMA)  # audit trail (sqlite_security.py)
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         check_key(conn, self.cipher)  # a wrong or missing key fails here, clearly
+        self.search_index = IndexCache(self, hnsw, folder=not data_key)
 
     @classmethod
-    def in_folder(cls, data_dir: Path | str, data_key: str = "") -> SQLiteStore:
-        return cls(Path(data_dir) / "faceplus.sqlite3", data_key)
+    def in_folder(cls, data_dir: Path | str, data_key: str = "", hnsw: HnswParams | None = None) -> SQLiteStore:
+        return cls(Path(data_dir) / "faceplus.sqlite3", data_key, hnsw)
 
     # -- connections ----------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -224,18 +212,12 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
                 (key.api_key, key.secret_hash, key.salt, key.kdf, key.created, key.revoked, key.name),
             )
 
-    @staticmethod
-    def _key(row: sqlite3.Row) -> ApiKeyRecord:
-        return ApiKeyRecord(
-            row["api_key"], row["secret_hash"], row["salt"], row["kdf"], row["created"], row["revoked"], row["name"]
-        )
-
     def get_key(self, api_key: str) -> ApiKeyRecord | None:
         row = self._conn().execute("SELECT * FROM api_keys WHERE api_key = ?", (api_key,)).fetchone()
-        return self._key(row) if row else None
+        return key_record(row) if row else None
 
     def list_keys(self) -> list[ApiKeyRecord]:
-        return [self._key(r) for r in self._conn().execute("SELECT * FROM api_keys ORDER BY created")]
+        return [key_record(r) for r in self._conn().execute("SELECT * FROM api_keys ORDER BY created")]
 
     def revoke_key(self, api_key: str, when: float) -> bool:
         with self._write() as db:
@@ -298,11 +280,11 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
 
     def facesets_of_face(self, tenant: str, face_token: str) -> list[FaceSetRecord]:
         rows = self._conn().execute(
-            f"SELECT {_FACESET_COLUMNS} FROM facesets s JOIN members m ON m.faceset_id = s.id "
+            f"SELECT {FACESET_COLUMNS} FROM facesets s JOIN members m ON m.faceset_id = s.id "
             "WHERE s.tenant = ? AND m.face_token = ? ORDER BY s.id",
             (tenant, face_token),
         )
-        return [_faceset(r) for r in rows]
+        return [faceset_record(r) for r in rows]
 
     def sweep_faces(self, created_before: float) -> int:
         with self._write() as db:
@@ -376,15 +358,15 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             return None
         row = (
             self._conn()
-            .execute(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = ? AND {where}", (tenant, value))
+            .execute(f"SELECT {FACESET_COLUMNS} FROM facesets WHERE tenant = ? AND {where}", (tenant, value))
             .fetchone()
         )
-        return _faceset(row) if row else None
+        return faceset_record(row) if row else None
 
     def list_facesets(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
-        rows = self._conn().execute(f"SELECT {_FACESET_COLUMNS} FROM facesets WHERE tenant = ? ORDER BY id", (tenant,))
+        rows = self._conn().execute(f"SELECT {FACESET_COLUMNS} FROM facesets WHERE tenant = ? ORDER BY id", (tenant,))
         wanted = set(tags)
-        matching = [fs for fs in map(_faceset, rows) if wanted <= set(fs.tags)]
+        matching = [fs for fs in map(faceset_record, rows) if wanted <= set(fs.tags)]
         return matching[offset : offset + limit]
 
     def update_faceset(self, tenant: str, faceset_token: str, changes: dict[str, Any]) -> FaceSetRecord:
@@ -410,6 +392,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
     def delete_faceset(self, tenant: str, faceset_token: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM facesets WHERE tenant = ? AND faceset_token = ?", (tenant, faceset_token))
+        self.search_index.drop(tenant, faceset_token)
 
     def _faceset_row(self, db: sqlite3.Connection, tenant: str, faceset_token: str) -> sqlite3.Row:
         row = db.execute(
@@ -446,7 +429,9 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             if added:
                 version += 1
                 db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
-        return MembershipChange(added, failures, count, version)
+        change = MembershipChange(added, failures, count, version)
+        self.search_index.added(tenant, faceset_token, change)
+        return change
 
     def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:
         removed: list[str] = []
@@ -468,7 +453,9 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             if removed:
                 version += 1
                 db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
-        return MembershipChange(removed, failures, count, version)
+        change = MembershipChange(removed, failures, count, version)
+        self.search_index.removed(tenant, faceset_token, change)
+        return change
 
     def faceset_tokens(self, tenant: str, faceset_token: str, offset: int, limit: int) -> list[str]:
         rows = self._conn().execute(
@@ -490,6 +477,22 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
         vectors = np.frombuffer(plain, dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
         return FaceSetVectors([r[0] for r in rows], vectors.copy(), row["version"])
 
+    # -- search -------------------------------------------------------------------------------
+    def search_faceset(
+        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+    ) -> list[tuple[str, float]]:
+        if version is None:
+            version = self._faceset_row(self._conn(), tenant, faceset_token)["version"]
+        return self.search_index.search(tenant, faceset_token, version, query, k)
+
+    def erase_faces(
+        self, tenant: str | None, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()
+    ) -> ErasureResult:
+        result = super().erase_faces(tenant, face_tokens, user_ids)
+        for owner, faceset_token, _, _ in result.facesets:
+            self.search_index.drop(owner, faceset_token)  # its vectors leave memory and the data folder now
+        return result
+
     # -- tasks ----------------------------------------------------------------------------------
     def add_task(self, task: TaskRecord) -> None:
         with self._write() as db:
@@ -505,22 +508,11 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
                     task.created,
                 ),
             )
-
-    @staticmethod
-    def _task(row: sqlite3.Row) -> TaskRecord:
-        return TaskRecord(
-            tenant=row["tenant"],
-            task_id=row["task_id"],
-            kind=row["kind"],
-            params=json.loads(row["params"]),
-            status=row["status"],
-            created=row["created"],
-            result=json.loads(row["result"]) if row["result"] else None,
-        )
+        self.hold_new_task(task.task_id, TASK_LEASE_S)
 
     def get_task(self, tenant: str, task_id: str) -> TaskRecord | None:
         row = self._conn().execute("SELECT * FROM tasks WHERE tenant = ? AND task_id = ?", (tenant, task_id)).fetchone()
-        return self._task(row) if row else None
+        return task_record(row) if row else None
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         with self._write() as db:
@@ -529,7 +521,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             )
 
     def all_tasks(self) -> list[TaskRecord]:
-        return [self._task(r) for r in self._conn().execute("SELECT * FROM tasks ORDER BY created, task_id")]
+        return [task_record(r) for r in self._conn().execute("SELECT * FROM tasks ORDER BY created, task_id")]
 
     # -- export ---------------------------------------------------------------------------------
     def iter_faces(self, batch: int = 1000) -> Iterator[list[FaceRecord]]:
@@ -546,7 +538,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
             after = rows[-1]["face_token"]
 
     def all_facesets(self) -> list[FaceSetRecord]:
-        return [_faceset(r) for r in self._conn().execute(f"SELECT {_FACESET_COLUMNS} FROM facesets ORDER BY id")]
+        return [faceset_record(r) for r in self._conn().execute(f"SELECT {FACESET_COLUMNS} FROM facesets ORDER BY id")]
 
     def iter_images(self) -> Iterator[tuple[str, str, bytes, float]]:
         ids = [r[0] for r in self._conn().execute("SELECT image_id FROM images ORDER BY image_id")]
@@ -556,7 +548,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, Store):
                 yield row["tenant"], row["image_id"], bytes(row["data"]), row["created"]
 
     def unfinished_tasks(self) -> list[TaskRecord]:
-        return [self._task(r) for r in self._conn().execute("SELECT * FROM tasks WHERE status = 0 ORDER BY created")]
+        return [task_record(r) for r in self._conn().execute("SELECT * FROM tasks WHERE status = 0 ORDER BY created")]
 
     # -- liveness biz_tokens ---------------------------------------------------------------------
     def add_biz_token(self, token: BizTokenRecord) -> None:

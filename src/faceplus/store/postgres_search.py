@@ -1,0 +1,183 @@
+"""FaceSet search in PostgreSQL (mixed into :class:`faceplus.store.postgres.PostgresStore`).
+
+Below ``hnsw_threshold`` members a FaceSet is searched exactly; past it :meth:`PostgresSearch.maintain` builds
+the FaceSet's own partial HNSW index in the background, and searches read candidates from it and re-rank them
+by exact distance (the measured curve is in docs/DEPLOY.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from faceplus.store.postgres_schema import LOCK_HNSW, SCOPED_LOCK_KEY, hnsw_index_name
+from faceplus.store.postgres_vectors import EMBEDDING_DIM, as_vector
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("faceplus.store.postgres")
+
+
+class PostgresSearch:
+    """Search, EXPLAIN and the HNSW index lifecycle of the PostgreSQL store."""
+
+    pool: ConnectionPool
+    hnsw_threshold: int
+    hnsw_m: int
+    hnsw_ef_construction: int
+    ef_search: int
+    candidates: int
+    index_memory_mb: int
+    _maintaining: threading.Lock
+
+    def connect(self) -> psycopg.Connection: ...  # the store's
+
+    def _rows(self, query: Any, params: Sequence[Any] = (), binary: bool = False) -> list[dict[str, Any]]: ...
+
+    def search_faceset(
+        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+    ) -> list[tuple[str, float]]:
+        # ``version`` needs nothing here: the rows are the index, and every query sees all committed writes.
+        q = as_vector(query)
+        if k <= 0:
+            return []
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT id, face_count, hnsw FROM facesets WHERE tenant = %s AND faceset_token = %s",
+                (tenant, faceset_token),
+            ).fetchone()
+            if row is None:
+                raise KeyError(faceset_token)
+            set_id, count, hnsw = int(row[0]), int(row[1]), bool(row[2])
+            if hnsw and count >= self.hnsw_threshold:
+                rows = self._search_hnsw(conn, set_id, q, k)
+            else:
+                rows = conn.execute(
+                    "SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
+                    "ORDER BY d, id LIMIT %s",
+                    (q, set_id, k),
+                ).fetchall()
+        return [(t, float(d)) for t, d in rows]
+
+    def _search_hnsw(self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Candidates from the FaceSet's partial HNSW index, re-ranked by exact distance."""
+        want = max(k, self.candidates)
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(self.ef_search, want))))
+            # The id is a literal so the planner can match the partial index's predicate.
+            rows = conn.execute(
+                sql.SQL(
+                    "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} "
+                    "ORDER BY embedding <-> %b LIMIT %s"
+                ).format(sql.Literal(set_id)),
+                (q, q, want),
+            ).fetchall()
+        rows.sort(key=lambda r: (r[1], r[2]))
+        return [(r[0], r[1]) for r in rows[:k]]
+
+    def explain_search(self, tenant: str, faceset_token: str, query: np.ndarray) -> str:
+        """EXPLAIN of the query ``search_faceset`` would run (benchmarks/docs check the index is used)."""
+        q = as_vector(query)
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT id, face_count, hnsw FROM facesets WHERE tenant = %s AND faceset_token = %s",
+                (tenant, faceset_token),
+            ).fetchone()
+            assert row is not None
+            set_id = int(row[0])
+            with conn.transaction():
+                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self.ef_search)))
+                if row[2] and int(row[1]) >= self.hnsw_threshold:
+                    query_sql = sql.SQL(
+                        "EXPLAIN SELECT face_token FROM members WHERE faceset_id = {} ORDER BY embedding <-> %b LIMIT 5"
+                    ).format(sql.Literal(set_id))
+                    plan = conn.execute(query_sql, (q,)).fetchall()
+                else:
+                    plan = conn.execute(
+                        "EXPLAIN SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
+                        "ORDER BY d, id LIMIT 5",
+                        (q, set_id),
+                    ).fetchall()
+        return "\n".join(r[0] for r in plan)
+
+    # -- index maintenance ----------------------------------------------------------------------
+    def maintain(self) -> None:
+        """Build the partial HNSW index of every FaceSet past the threshold; drop indexes of deleted FaceSets."""
+        if not self._maintaining.acquire(blocking=False):
+            return  # another thread of this process is at it
+        try:
+            for row in self._rows(
+                "SELECT id FROM facesets WHERE NOT hnsw AND face_count >= %s", (self.hnsw_threshold,)
+            ):
+                self.build_hnsw(int(row["id"]))
+            orphans = self._rows(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'members' "
+                "AND indexname LIKE 'members\\_hnsw\\_%%' "
+                "AND NOT EXISTS (SELECT 1 FROM facesets s WHERE 'members_hnsw_' || s.id = indexname)"
+            )
+            for orphan in orphans:
+                self._drop_hnsw(int(orphan["indexname"].rsplit("_", 1)[1]))
+        finally:
+            self._maintaining.release()
+
+    def build_memory_mb(self, members: int) -> int:
+        """``maintenance_work_mem`` for one FaceSet's HNSW build: enough to hold its whole graph, up to the cap.
+
+        pgvector builds in memory until the graph outgrows ``maintenance_work_mem``, then inserts the rest one
+        by one on disk, many times slower (a 1M-face build at 512 MB was still at 71% after 30 minutes). A node
+        holds the vector (4 bytes a dimension), ``2 * m`` level-0 neighbour slots of 16 bytes and ~256 bytes
+        of bookkeeping; a quarter more is headroom.
+        """
+        per_node = EMBEDDING_DIM * 4 + 2 * self.hnsw_m * 16 + 256
+        needed = int(members * per_node * 1.25 / 2**20) + 1
+        return max(64, min(self.index_memory_mb, needed))
+
+    def build_hnsw(self, faceset_id: int) -> bool:
+        """Build one FaceSet's partial HNSW index (one builder at a time across workers); True when it is ready."""
+        name = hnsw_index_name(faceset_id)
+        with self.connect() as conn:
+            key = conn.execute(f"SELECT {SCOPED_LOCK_KEY}", (LOCK_HNSW, faceset_id)).fetchone()[0]
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not got or not got[0]:
+                return False
+            try:
+                valid = conn.execute(
+                    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (name,)
+                ).fetchone()
+                if valid is not None and not valid[0]:  # left behind by a build that was interrupted
+                    conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+                members = conn.execute("SELECT face_count FROM facesets WHERE id = %s", (faceset_id,)).fetchone()
+                memory_mb = self.build_memory_mb(int(members[0]) if members else 0)
+                conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
+                log.info("building HNSW index %s", name)
+                conn.execute(
+                    sql.SQL(
+                        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON members USING hnsw (embedding vector_l2_ops) "
+                        "WITH (m = {}, ef_construction = {}) WHERE faceset_id = {}"
+                    ).format(
+                        sql.Identifier(name),
+                        sql.Literal(self.hnsw_m),
+                        sql.Literal(self.hnsw_ef_construction),
+                        sql.Literal(int(faceset_id)),
+                    )
+                )
+                conn.execute("UPDATE facesets SET hnsw = true WHERE id = %s", (faceset_id,))
+                return True
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _drop_hnsw(self, faceset_id: int) -> None:
+        """Drop a FaceSet's partial index, if any (CONCURRENTLY: searches of other FaceSets go on)."""
+        with self.pool.connection() as conn:
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (hnsw_index_name(faceset_id),)).fetchone()
+            if exists and exists[0]:
+                conn.execute(
+                    sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(hnsw_index_name(faceset_id)))
+                )

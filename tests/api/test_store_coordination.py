@@ -1,0 +1,76 @@
+"""Search, rate buckets and task leases are store operations with one meaning on both backends.
+
+The API has no backend branch (tests/test_structure.py); these pin the rules each backend must keep: a new task
+is nobody's but not stale, a claim excludes other owners until its lease lapses, finished tasks are never
+handed out, a bucket gives its burst and then refuses, and search of a missing FaceSet raises KeyError.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceplus.store.base import FaceRecord, FaceSetRecord, Store, TaskRecord
+
+from .conftest import PostgresSchemas, database_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        from faceplus.store.sqlite import SQLiteStore
+
+        opened: Store = SQLiteStore.in_folder(tmp_path)
+        yield opened
+        opened.close()
+        return
+    schemas = PostgresSchemas(database_url())
+    yield schemas.open(tmp_path)
+    schemas.close()
+
+
+def test_task_leases(store: Store) -> None:
+    task = TaskRecord("t", "task-1", "addface", {"face_tokens": "x"}, 0, time.time())
+    store.add_task(task)
+    assert store.claim_stale_tasks("worker-b", 60) == []  # just stored: not stale, though nobody holds it
+    assert store.claim_task("task-1", "worker-a", 0.5)
+    assert not store.claim_task("task-1", "worker-b", 60)  # a's lease holds
+    assert store.claim_task("task-1", "worker-a", 0.5)  # a renews
+    time.sleep(0.8)
+    taken = store.claim_stale_tasks("worker-b", 60)  # a's lease lapsed (a died)
+    assert [t.task_id for t in taken] == ["task-1"]
+    assert not store.claim_task("task-1", "worker-a", 60)  # now b's
+    store.finish_task("task-1", 1, {"ok": True})
+    time.sleep(0.1)
+    assert store.claim_stale_tasks("worker-c", 0.01) == []  # finished tasks are nobody's business
+
+
+def test_rate_buckets_give_their_burst_then_refuse(store: Store) -> None:
+    assert [store.take_rate_token("k1", 0.5, 3) for _ in range(4)] == [True, True, True, False]
+    assert store.take_rate_token("k2", 0.5, 3)  # buckets are per key
+    time.sleep(2.2)  # 0.5 tokens/s: one token back
+    assert store.take_rate_token("k1", 0.5, 3)
+    assert not store.take_rate_token("k1", 0.5, 3)
+
+
+def test_search_is_the_stores(store: Store) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(20, 128)).astype(np.float32)
+    now = time.time()
+    store.add_faces([FaceRecord("t", f"f{i}", vectors[i], {}, "img", now) for i in range(20)])
+    store.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now))
+    change = store.add_to_faceset("t", "fs", [f"f{i}" for i in range(10)], 0.0, 100)
+    assert store.search_faceset("t", "fs", vectors[4], 1, change.version)[0][0] == "f4"
+    change = store.add_to_faceset("t", "fs", ["f15"], 0.0, 100)
+    assert store.search_faceset("t", "fs", vectors[15], 1)[0][0] == "f15"  # version read by the store
+    store.remove_from_faceset("t", "fs", ["f4"])
+    assert "f4" not in {t for t, _ in store.search_faceset("t", "fs", vectors[4], 5)}
+    with pytest.raises(KeyError):
+        store.search_faceset("other-tenant", "fs", vectors[4], 1)  # tenants never see each other's FaceSets
+    store.delete_faceset("t", "fs")
+    with pytest.raises(KeyError):
+        store.search_faceset("t", "fs", vectors[4], 1)
