@@ -69,13 +69,15 @@ class _Recorder:
     def __init__(self, engine) -> None:  # noqa: ANN001
         import dlib
 
-        from faceplus.models.dlib_models import CHIP_PADDING, CHIP_SIZE, _rect, points_to_shape
+        import faceplus.engine as engine_module
+        from faceplus.chips import landmark_shape
+        from faceplus.models.dlib_models import _rect
 
         self.calls: dict[str, list] = {name: [] for name in STAGES}
         self.on = True
         models, calls = engine.dlib, self.calls
         hog_run, p5, p68 = models.hog.run, models.predictor5, models.predictor68
-        detect_hog, landmarks, chips = models.detect_hog, models.landmarks, models.chips
+        detect_hog, landmarks, chips = models.detect_hog, models.landmarks, engine_module.face_chips
 
         def rec_hog(rgb, upsample, threshold):  # noqa: ANN001, ANN202
             if self.on:
@@ -87,14 +89,14 @@ class _Recorder:
                 calls["landmarks"].append(partial(p5 if points == 5 else p68, rgb, _rect(box)))
             return landmarks(rgb, box, points)
 
-        def rec_chips(rgb, boxes, points):  # noqa: ANN001, ANN202
-            if self.on and boxes:
+        def rec_chips(rgb, points, spec):  # noqa: ANN001, ANN202
+            if self.on and points:
                 shapes = dlib.full_object_detections()
-                shapes.extend(points_to_shape(box, p) for box, p in zip(boxes, points, strict=True))
-                calls["chips"].append(partial(dlib.get_face_chips, rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING))
-            return chips(rgb, boxes, points)
+                shapes.extend(landmark_shape(p) for p in points)
+                calls["chips"].append(partial(dlib.get_face_chips, rgb, shapes, size=spec.size, padding=spec.padding))
+            return chips(rgb, points, spec)
 
-        models.detect_hog, models.landmarks, models.chips = rec_hog, rec_landmarks, rec_chips
+        models.detect_hog, models.landmarks, engine_module.face_chips = rec_hog, rec_landmarks, rec_chips
         for detector in (engine.detectors._blazeface, engine.detectors._blazeface_short):
             detector.session = _SessionRecorder(detector.session, calls["detect"], self)
         engine.embedder._session = _SessionRecorder(engine.embedder._session, calls["embed"], self)
@@ -210,6 +212,7 @@ def print_stages(paths: list[Path]) -> None:
         print(f"  {name:<10} {ms:9.2f} {floor:7.2f} {(ms - floor) / max(ms, 1e-9):8.0%}")
     total, total_floor = (sum(v[i] for v in latency.values()) for i in (0, 1))
     print(f"  {'total':<10} {total:9.2f} {total_floor:7.2f} {(total - total_floor) / total:8.0%}")
+
 
 if __name__ == "__main__":
     main()

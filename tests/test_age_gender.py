@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from faceplus.chips import five_from_68
 from faceplus.evaluation.attributes import evaluate_attributes, evaluate_utkface, format_report
-from faceplus.models.age_gender import AgeGender, AgeGenderModel, face_chips, five_from_68
+from faceplus.models.age_gender import AgeGender, AgeGenderModel, face_chips
 from faceplus.models.bundled import dlib_model
 
 

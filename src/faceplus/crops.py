@@ -23,18 +23,18 @@ import math
 from typing import Any
 
 import cv2
-import dlib
 import numpy as np
 
+from faceplus.chips import GENDER, chip_details, five_from_68, scaled
 from faceplus.imaging import DecodedImage
 from faceplus.models import emotion as emotion_mod
-from faceplus.models.age_gender import AGE_TTA_SCALES, CHIP_PADDING, five_from_68, scaled, shape_from_points
+from faceplus.models.age_gender import AGE_TTA_SCALES
 from faceplus.models.facemesh import ROI_SCALE
 from faceplus.results import Box, Face
 from faceplus.store.base import FaceCrop
 
 #: The smallest chip any attribute model extracts (the gender chip): the deepest dlib pyramid, the widest border.
-_SMALLEST_CHIP = 32
+_SMALLEST_CHIP = GENDER.size
 #: PNG compression level (lossless at any level; 3 is a fair size/speed point for photos).
 _PNG_LEVEL = 3
 
@@ -42,7 +42,7 @@ _PNG_LEVEL = 3
 def _chip_bounds(points5: np.ndarray) -> tuple[float, float, float, float]:
     """What dlib's ``extract_image_chip`` reads for an aligned chip from these 5 points: the chip's rotated
     rectangle grown by the border its image pyramid needs at the smallest chip size."""
-    details = dlib.get_face_chip_details(shape_from_points(points5), _SMALLEST_CHIP, CHIP_PADDING)
+    details = chip_details(points5, GENDER)
     rect = details.rect
     width, height = rect.right() - rect.left(), rect.bottom() - rect.top()
     area, grow = width * height / 4, 2.0

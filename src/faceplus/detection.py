@@ -28,8 +28,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from faceplus.models.dlib_models import DlibModels, RawDetection
-from faceplus.results import Box
+from faceplus.models.dlib_models import DlibModels
+from faceplus.results import Box, BoxStyle, Detection
 from faceplus.settings import DETECTORS, DetectionSettings
 
 #: Side (px) of the smallest face dlib's HOG (80x80 window) and MMOD (~80 px window) find at scale 1.
@@ -106,17 +106,14 @@ def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR))
 
 
-def _unscale(hits: list[RawDetection], scale: float) -> list[RawDetection]:
+def _unscale(hits: list[Detection], scale: float) -> list[Detection]:
     if scale == 1:
         return hits
-    return [
-        RawDetection(h.left / scale, h.top / scale, h.right / scale, h.bottom / scale, h.score, h.detector)
-        for h in hits
-    ]
+    return [h.unscaled(scale) for h in hits]
 
 
 #: A chain step: (image, smallest face to find, the image's remaining budget) -> hits in image pixels.
-Step = Callable[[np.ndarray, int, Budget], list[RawDetection]]
+Step = Callable[[np.ndarray, int, Budget], list[Detection]]
 
 
 class DetectorChain:
@@ -143,7 +140,7 @@ class DetectorChain:
     def blazeface_step(self, model: str) -> Step:
         """A chain step running BlazeFace on a whole-factor reduction of a large image (its input is 192 px)."""
 
-        def step(rgb: np.ndarray, _min_face: int, budget: Budget) -> list[RawDetection]:
+        def step(rgb: np.ndarray, _min_face: int, budget: Budget) -> list[Detection]:
             factor = max(1, max(rgb.shape[:2]) // _BLAZE_VIEW_SIDE)
             return self.blazeface(rgb, model, budget.reduced(rgb, factor), factor)
 
@@ -151,7 +148,7 @@ class DetectorChain:
 
     def blazeface(
         self, rgb: np.ndarray, model: str = "full", view: np.ndarray | None = None, factor: int = 1
-    ) -> list[RawDetection]:
+    ) -> list[Detection]:
         """BlazeFace's faces, each boxed the way dlib's HOG boxes it where HOG confirms it (see :meth:`hog_box`).
 
         Both models letterbox the image into their small input, so their cost hardly grows with its size.
@@ -165,14 +162,16 @@ class DetectorChain:
         for det in detector.detect(rgb if view is None else view):
             x, y, w, h = (v * factor for v in det.box)
             left, top = x + dx * w, y + dy * h
-            mapped = RawDetection(left, top, left + sw * w, top + sh * h, float(det.score), "blazeface-box")
+            mapped = Detection(
+                left, top, left + sw * w, top + sh * h, float(det.score), "blazeface-box", BoxStyle.FOREIGN
+            )
             found = self.hog_box(rgb, mapped, name)
             if found is None and model == "short":
                 found = self.mmod_box(rgb, mapped)
             hits.append(found or mapped)
         return hits
 
-    def mmod_box(self, rgb: np.ndarray, hit: RawDetection) -> RawDetection | None:
+    def mmod_box(self, rgb: np.ndarray, hit: Detection) -> Detection | None:
         """MMOD's box for a short-range BlazeFace face HOG did not confirm, from a small crop around it.
 
         These are the hard faces (lfw-dev: the 2 that only MMOD found before the cost bound); aligning them from
@@ -181,7 +180,7 @@ class DetectorChain:
         """
         return self._rebox(rgb, hit, lambda crop: self.dlib.detect_mmod(crop, 0), "mmod")
 
-    def hog_box(self, rgb: np.ndarray, hit: RawDetection, name: str = "blazeface") -> RawDetection | None:
+    def hog_box(self, rgb: np.ndarray, hit: Detection, name: str = "blazeface") -> Detection | None:
         """HOG's own box for a face found by another detector, from a small crop around it.
 
         dlib's landmark predictors were trained on HOG boxes, and chips aligned from them match best
@@ -191,8 +190,8 @@ class DetectorChain:
         return self._rebox(rgb, hit, lambda crop: self.dlib.detect_hog(crop, 0, self.settings.hog_threshold), name)
 
     def _rebox(
-        self, rgb: np.ndarray, hit: RawDetection, detect: Callable[[np.ndarray], list[RawDetection]], name: str
-    ) -> RawDetection | None:
+        self, rgb: np.ndarray, hit: Detection, detect: Callable[[np.ndarray], list[Detection]], name: str
+    ) -> Detection | None:
         """The box ``detect`` draws around ``hit`` in a crop twice the face's side, scaled so the face is
         ``_HOG_FACE_PX`` wide; None when it finds no box overlapping ``hit`` by ``_HOG_CONFIRM_IOU``."""
         side = hit.right - hit.left
@@ -208,26 +207,26 @@ class DetectorChain:
             (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
             interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
         )
-        best, best_iou = None, _HOG_CONFIRM_IOU
-        target = Box.from_corners(hit.left, hit.top, hit.right, hit.bottom)
+        best, best_iou, style = None, _HOG_CONFIRM_IOU, BoxStyle.FOREIGN
+        target = hit.box()
         for h in detect(np.ascontiguousarray(crop)):
             box = Box.from_corners(x0 + h.left / scale, y0 + h.top / scale, x0 + h.right / scale, y0 + h.bottom / scale)
             iou = box.iou(target)
             if iou > best_iou:
-                best, best_iou = box, iou
+                best, best_iou, style = box, iou, h.style
         if best is None:
             return None
-        return RawDetection(best.left, best.top, best.right, best.bottom, hit.score, name)
+        return Detection(best.left, best.top, best.right, best.bottom, hit.score, name, style)
 
-    def hog(self, rgb: np.ndarray, upsample: int) -> list[RawDetection]:
+    def hog(self, rgb: np.ndarray, upsample: int) -> list[Detection]:
         """dlib's HOG on the whole image at a given upsampling, unbounded (for benchmarks; the chain scales)."""
         return self.dlib.detect_hog(rgb, upsample, self.settings.hog_threshold)
 
-    def mmod(self, rgb: np.ndarray) -> list[RawDetection]:
+    def mmod(self, rgb: np.ndarray) -> list[Detection]:
         """dlib's CNN on the whole image, unbounded (for benchmarks; the chain uses :meth:`scaled_mmod`)."""
         return self.dlib.detect_mmod(rgb, 1 if max(rgb.shape[:2]) <= 400 else 0)
 
-    def primary_hog(self, rgb: np.ndarray, min_face: int, budget: Budget) -> list[RawDetection]:
+    def primary_hog(self, rgb: np.ndarray, min_face: int, budget: Budget) -> list[Detection]:
         """HOG as the primary detector: it runs on photos with a face too, so it gets its own, larger cap.
 
         ``PRIMARY_HOG_PIXELS`` times ``max_pixels`` (1.2 Mpx by default: a 640x480 photo at upsampling 1, as
@@ -236,9 +235,7 @@ class DetectorChain:
         own = Budget(self.settings.max_pixels * PRIMARY_HOG_PIXELS, budget.deadline, budget._reduced)
         return self.scaled_hog(rgb, min_face, own, reserve=0)
 
-    def scaled_hog(
-        self, rgb: np.ndarray, min_face: int, budget: Budget, reserve: int | None = None
-    ) -> list[RawDetection]:
+    def scaled_hog(self, rgb: np.ndarray, min_face: int, budget: Budget, reserve: int | None = None) -> list[Detection]:
         """HOG on the image scaled so a ``min_face`` face fills its window, within the pixel budget.
 
         Upscaling goes through dlib's own upsampling (whole doublings, at most ``hog_upsample + 1`` of them,
@@ -264,7 +261,7 @@ class DetectorChain:
         hits = self.dlib.detect_hog(image, upsample, self.settings.hog_threshold)
         return hits if image is rgb else _unscale(hits, scale)
 
-    def scaled_mmod(self, rgb: np.ndarray, min_face: int, budget: Budget) -> list[RawDetection]:
+    def scaled_mmod(self, rgb: np.ndarray, min_face: int, budget: Budget) -> list[Detection]:
         """MMOD on the image scaled like :meth:`scaled_hog`, within ``mmod_max_pixels`` (0: not run)."""
         cap = min(self.settings.mmod_max_pixels, budget.pixels)
         if cap <= 0:
@@ -288,7 +285,7 @@ class DetectorChain:
             return [full, self.scaled_hog, short, self.scaled_mmod]
         return [self.primary_hog, full, short, self.scaled_mmod]
 
-    def find(self, rgb: np.ndarray, min_face: int | None = None) -> list[RawDetection]:
+    def find(self, rgb: np.ndarray, min_face: int | None = None) -> list[Detection]:
         """Face boxes from the first detector in the chain that finds any big enough; [] once the budget is spent."""
         min_face = self.settings.min_face if min_face is None else min_face
         budget = Budget(self.settings.max_pixels, time.perf_counter() + self.settings.budget_s)

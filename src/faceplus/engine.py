@@ -6,23 +6,25 @@ detector, then the others (:mod:`faceplus.detection`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from functools import cached_property, partial
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, compare_calibration, default_calibration
+from faceplus.chips import IDENTITY, face_chips
 from faceplus.detection import DetectorChain
 from faceplus.errors import FaceplusError
 from faceplus.imaging import DecodedImage, ImageSource, load_image
-from faceplus.models.dlib_models import DlibModels, RawDetection
+from faceplus.models.dlib_models import DlibModels
 from faceplus.models.resnet_onnx import OnnxFaceEmbedder
-from faceplus.results import Box, Face, Match
+from faceplus.results import Box, BoxStyle, Detection, Face, Match
 from faceplus.settings import Settings
 
 _pool_engine: Engine | None = None
@@ -50,6 +52,19 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
 
 
+def embeddings_from_descriptors(
+    plain: np.ndarray, mirrored: np.ndarray | None = None, *, unit: bool = True
+) -> np.ndarray:
+    """The engine's embeddings from the ResNet's raw descriptors of chips (and of their mirror images).
+
+    Flip TTA is the mean of a chip's and its mirror's descriptors. dlib's descriptors vary in length;
+    normalising them made same/different decisions more accurate on lfw-dev (the length carries image
+    quality, not identity). Evaluation calls this too, with each step on or off, to report what it adds.
+    """
+    raw = plain if mirrored is None else (plain + mirrored) / 2
+    return normalize(raw) if unit else np.asarray(raw, np.float32)
+
+
 #: Where dlib's HOG detector puts its box relative to the 68 landmarks its predictor then finds, in units
 #: of their RMS radius: centre offset (x, y) and side. Mean over lfw-dev images outside pairs-dev.txt.
 _HOG_BOX_FROM_LANDMARKS = (-0.080, -0.174, 2.896)
@@ -69,6 +84,23 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
     return (cx - half, cy - half, cx + half, cy + half)
 
 
+class Embedder(Protocol):
+    """What the engine needs of an identity model: raw descriptors ``[N, 128]`` of aligned chips (chips.IDENTITY)."""
+
+    def embed(self, chips: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class EngineModels:
+    """The models an engine runs, in the manner of insightface's ``FaceAnalysis``: one composer, one object per
+    model family, each loaded on first use. Give an :class:`Engine` your own to swap one (a test double, another
+    embedder with the same chip geometry); by default the bundled ones."""
+
+    dlib: DlibModels = field(default_factory=DlibModels)  # HOG, MMOD, the 5/68-point predictors
+    make_embedder: Callable[[], Embedder] = OnnxFaceEmbedder  # dlib's ResNet on onnxruntime
+    make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
+
+
 class NoFaceFound(LookupError):
     """An image in which no detector found a face (raised only by calls that need one face)."""
 
@@ -82,16 +114,22 @@ class Engine:
     >>> match.confidence, match.thresholds["1e-4"]
     """
 
-    def __init__(self, settings: Settings | None = None, calibration: Calibration | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        calibration: Calibration | None = None,
+        models: EngineModels | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self._calibration = calibration
-        self.dlib = DlibModels()
+        self.models = models or EngineModels()
+        self.dlib = self.models.dlib
         self.detectors = DetectorChain(self.settings.detection, self.dlib)
 
     @cached_property
-    def embedder(self) -> OnnxFaceEmbedder:
-        """dlib's ResNet converted to ONNX (same outputs within 1e-6, ~15x faster than dlib-bin)."""
-        return OnnxFaceEmbedder()
+    def embedder(self) -> Embedder:
+        """By default dlib's ResNet converted to ONNX (same outputs within 1e-6, ~15x faster than dlib-bin)."""
+        return self.models.make_embedder()
 
     @cached_property
     def calibration(self) -> Calibration:
@@ -108,13 +146,13 @@ class Engine:
         return load_image(image, self.settings.limits, param=param)
 
     # -- detection ----------------------------------------------------------------------------
-    def find_boxes(self, rgb: np.ndarray, min_face: int | None = None) -> list[RawDetection]:
+    def find_boxes(self, rgb: np.ndarray, min_face: int | None = None) -> list[Detection]:
         """Face boxes, trying other detectors only when the primary one finds nothing."""
         return self.detectors.find(rgb, min_face)
 
     @cached_property
     def analyzer(self) -> FaceAnalyzer:
-        return FaceAnalyzer()
+        return self.models.make_analyzer()
 
     def detect(
         self,
@@ -133,17 +171,10 @@ class Engine:
         """
         names = parse_attributes(attributes)
         decoded = self.load(image)
-        hits = sorted(
-            self.find_boxes(decoded.rgb, min_face),
-            key=lambda h: (h.right - h.left) * (h.bottom - h.top),
-            reverse=True,
-        )
+        hits = sorted(self.find_boxes(decoded.rgb, min_face), key=lambda h: h.area, reverse=True)
         if max_faces is not None:
             hits = hits[:max_faces]
-        faces = [
-            self._face(decoded.rgb, Box.from_corners(h.left, h.top, h.right, h.bottom), h.score, h.detector)
-            for h in hits
-        ]
+        faces = [self._face(decoded.rgb, h) for h in hits]
         if embed:
             self.embed_faces(decoded.rgb, faces)
         self.analyze(decoded, faces, names, landmark)
@@ -184,27 +215,29 @@ class Engine:
     def face_at(self, image: ImageSource | DecodedImage, box: Box, *, embed: bool = True) -> Face:
         """The face inside a given rectangle, skipping detection (Face++ ``face_rectangle``)."""
         decoded = self.load(image)
-        face = self._face(decoded.rgb, box, 0.0, "given")
+        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN))
         if embed:
             self.embed_faces(decoded.rgb, [face])
         return face
 
-    def _face(self, rgb: np.ndarray, box: Box, score: float, detector: str) -> Face:
-        """Landmarks for a box; boxes from detectors other than HOG are first re-centred the way HOG draws them.
+    def _face(self, rgb: np.ndarray, hit: Detection) -> Face:
+        """Landmarks for a detection; a foreign box (:class:`BoxStyle`) is first re-centred the way HOG draws it.
 
         A given box (Face++ ``face_rectangle``) is used as it is: clients pass back boxes detect returned.
         """
+        box = hit.box()
         landmarks68 = self.dlib.landmarks(rgb, box.corners, 68)
         fit_box = box.corners
-        if detector in ("blazeface-box", "mmod"):
+        if hit.style is BoxStyle.FOREIGN:
             fit_box = hog_style_box(landmarks68)
             landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
         return Face(
             box=box,
-            score=score,
-            detector=detector,
+            score=hit.score,
+            detector=hit.detector,
             landmarks5=self.dlib.landmarks(rgb, fit_box, 5),
             landmarks68=landmarks68,
+            box_style=hit.style,
         )
 
     # -- embedding ----------------------------------------------------------------------------
@@ -214,27 +247,17 @@ class Engine:
         On lfw-dev, chips aligned on all 68 points matched better than dlib's 5-point chips (see
         ``faceplus eval lfw``): the fit over 68 points is less sensitive to one misplaced point.
         """
-        if not faces:
-            return np.zeros((0, 150, 150, 3), np.uint8)
         alignment = alignment or self.settings.alignment
-        return self.dlib.chips(
-            rgb, [f.box.corners for f in faces], [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces]
-        )
+        return face_chips(rgb, [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces], IDENTITY)
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
-        """Unit-length embeddings of aligned chips; with flip TTA, of the mean of the chip's and its mirror's.
-
-        dlib's descriptors vary in length; normalising them made same/different decisions more
-        accurate on lfw-dev (the length carries image quality, not identity).
-        """
+        """Unit-length embeddings of aligned chips (with flip TTA: both passes in one batch)."""
         if len(chips) == 0:
             return np.zeros((0, 128), np.float32)
         if self.settings.flip_tta:
             both = self.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]]))
-            raw = (both[: len(chips)] + both[len(chips) :]) / 2
-        else:
-            raw = self.embedder.embed(chips)
-        return normalize(raw)
+            return embeddings_from_descriptors(both[: len(chips)], both[len(chips) :])
+        return embeddings_from_descriptors(self.embedder.embed(chips))
 
     def embed_faces(self, rgb: np.ndarray, faces: Sequence[Face]) -> None:
         """Fill ``face.embedding`` for each face, in one batch."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,45 @@ class Box:
         return inter / union if union else 0.0
 
 
+class BoxStyle(StrEnum):
+    """What a detection's box means, which decides how landmarks are fitted from it."""
+
+    #: Drawn as dlib's HOG draws a face (HOG found it, or confirmed another detector's face and re-boxed it):
+    #: the box dlib's shape predictors were trained on, used as it is.
+    HOG = "hog"
+    #: Another detector's box (BlazeFace's mapped box HOG did not confirm, MMOD's): the engine re-fits a HOG-style
+    #: box from a first landmark pass before the landmarks it keeps.
+    FOREIGN = "foreign"
+    #: A client's box (Face++ ``face_rectangle``, usually one detect returned): used as it is, never re-fitted.
+    GIVEN = "given"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detector hit in image pixels: corners, the detector's own score, which detector, and its box style."""
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+    score: float
+    detector: str
+    style: BoxStyle
+
+    @property
+    def area(self) -> float:
+        return (self.right - self.left) * (self.bottom - self.top)
+
+    def box(self) -> Box:
+        return Box.from_corners(self.left, self.top, self.right, self.bottom)
+
+    def unscaled(self, scale: float) -> Detection:
+        """The hit in the original image, when it was found on a copy resized by ``scale``."""
+        return replace(
+            self, left=self.left / scale, top=self.top / scale, right=self.right / scale, bottom=self.bottom / scale
+        )
+
+
 @dataclass
 class Face:
     """One face: where it is, how sure the detector was, its landmarks, identity embedding and attributes."""
@@ -60,6 +100,8 @@ class Face:
     embedding: np.ndarray | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     landmarks: dict[str, dict[str, float]] | None = None
+    #: How the box was drawn (see :class:`BoxStyle`): a HOG-style or given box is a face dlib agrees is there.
+    box_style: BoxStyle = BoxStyle.HOG
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (embedding as a list of floats)."""

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceplus.models.age_gender import face_chip, shape_from_points
+from faceplus.chips import BLUR, ChipSpec, face_chip
 
-CHIP_SIZE = 112
+CHIP_SIZE = BLUR.size
 #: The face part of the chip measured (the chip's border is background/hair).
 INNER = slice(16, 96)
 REBLUR_TAPS = 9
@@ -68,7 +68,7 @@ class Blur:
 
 def face_gray(rgb: np.ndarray, landmarks5: np.ndarray, size: int = CHIP_SIZE) -> np.ndarray:
     """The aligned gray face chip, float32 0-255."""
-    chip = face_chip(np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8), shape_from_points(landmarks5), size)
+    chip = face_chip(rgb, landmarks5, ChipSpec(size, BLUR.padding))
     return cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 

@@ -19,21 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dlib
 import numpy as np
 from PIL import Image
 
-from faceplus.models.age_gender import (
-    AGE_CHIP_SIZE,
-    AGE_WEIGHTS,
-    CHIP_PADDING,
-    AgeGenderModel,
-    face_chip,
-    five_from_68,
-    scaled,
-    shape_from_points,
-)
-from faceplus.models.dlib_models import points_to_shape
+from faceplus.chips import AGE, ChipSpec, face_chip, five_from_68, scaled
+from faceplus.models.age_gender import AGE_WEIGHTS, AgeGenderModel
 from faceplus.models.emotion import EMOTIONS, EmotionModel, resize_gray
 from faceplus.results import Box
 
@@ -112,20 +102,17 @@ class _Face:
         self.hog0 = bool(engine.dlib.hog(rgb, 0))
 
 
-def _chip68(rgb: np.ndarray, landmarks68: np.ndarray, size: int) -> np.ndarray:
-    """A chip aligned on all 68 points (as the engine's identity chips are), not on 5."""
-    details = dlib.get_face_chip_details(points_to_shape((0, 0, 1, 1), landmarks68), size, CHIP_PADDING)
-    return np.ascontiguousarray(dlib.extract_image_chip(rgb, details))
+def _chip(rgb: np.ndarray, points: np.ndarray, size: int) -> np.ndarray:
+    """An attribute chip (the age-gender alignment) of ``size`` from 5 or 68 points."""
+    return face_chip(rgb, points, ChipSpec(size, AGE.padding))
 
 
 #: (name, chip maker) for the ablation: each maker gives one face's chip of a given size at a given scale.
 _CHIPS: dict[str, Callable[[_Face, int, float], np.ndarray]] = {
-    "whole crop as box, 5-pt": lambda f, size, s: face_chip(f.rgb, shape_from_points(scaled(f.whole5, s)), size),
-    "detector, 5-pt": lambda f, size, s: face_chip(f.rgb, shape_from_points(scaled(f.landmarks5, s)), size),
-    "detector, 68->5-pt": lambda f, size, s: face_chip(
-        f.rgb, shape_from_points(scaled(five_from_68(f.landmarks68), s)), size
-    ),
-    "detector, 68-pt": lambda f, size, s: _chip68(f.rgb, scaled(f.landmarks68, s), size),
+    "whole crop as box, 5-pt": lambda f, size, s: _chip(f.rgb, scaled(f.whole5, s), size),
+    "detector, 5-pt": lambda f, size, s: _chip(f.rgb, scaled(f.landmarks5, s), size),
+    "detector, 68->5-pt": lambda f, size, s: _chip(f.rgb, scaled(five_from_68(f.landmarks68), s), size),
+    "detector, 68-pt": lambda f, size, s: _chip(f.rgb, scaled(f.landmarks68, s), size),
 }
 _SCALES = (1.0, 0.95)
 
@@ -137,7 +124,7 @@ def _probabilities(
     out = {}
     for name, make in _CHIPS.items():
         for scale in _SCALES if name != "detector, 68-pt" else (1.0,):
-            ages = np.stack([make(f, AGE_CHIP_SIZE, scale) for f in faces])
+            ages = np.stack([make(f, AGE.size, scale) for f in faces])
             genders = np.stack([make(f, 32, scale) for f in faces])
             for mirrored in (False, True):
                 if mirrored:

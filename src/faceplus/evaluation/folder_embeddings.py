@@ -48,10 +48,10 @@ class FolderEmbeddings:
 
         Without fallback, faces that only a fallback detector (anything but ``primary``) found count as missed.
         """
-        plain = self.raw[f"a{alignment}"]
-        vectors = (plain + self.raw[f"a{alignment}_flip"]) / 2 if flip_tta else plain.copy()
-        if normalize:
-            vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        from faceplus.engine import embeddings_from_descriptors
+
+        mirrored = self.raw[f"a{alignment}_flip"] if flip_tta else None
+        vectors = embeddings_from_descriptors(self.raw[f"a{alignment}"], mirrored, unit=normalize)
         if not fallback:
             vectors[[d != primary for d in self.detector]] = np.nan
         return vectors

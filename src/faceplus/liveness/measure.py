@@ -22,7 +22,7 @@ import numpy as np
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError, ImageFileTooLarge
 from faceplus.liveness.checks import FrameSignal
-from faceplus.results import Face
+from faceplus.results import BoxStyle, Face
 
 #: Attributes measured on the largest face of each frame.
 SIGNALS = ("eyestatus", "mouthstatus", "headpose")
@@ -51,9 +51,11 @@ class VideoLimits:
     max_width: int = 960
 
 
-#: Another face counts (``faces`` > 1) when its side is at least this share of the largest face's and its
-#: detection score at least :data:`OTHER_FACE_SCORE`: on NUAA's real clients, BlazeFace boxes HOG did not confirm
-#: scored 0.50-0.60 in the picture's corners, with nobody there.
+#: Another face counts (``faces`` > 1) when its side is at least this share of the largest face's and dlib's HOG
+#: found or confirmed it (or a client gave it), or else its detection score is at least :data:`OTHER_FACE_SCORE`:
+#: on NUAA's real clients, BlazeFace boxes HOG did not confirm scored 0.50-0.60 in the picture's corners, with
+#: nobody there. (Before detections were typed this rule read the detector's name and missed HOG's own faces,
+#: named ``hog0``/``hog1``, so a second face HOG found with a score under 0.7 went uncounted.)
 OTHER_FACE_SHARE = 0.33
 OTHER_FACE_SCORE = 0.7
 
@@ -69,7 +71,7 @@ def count_faces(faces: Sequence[Face], min_face_px: int) -> list[Face]:
         f
         for f in sized[1:]
         if min(f.box.width, f.box.height) >= OTHER_FACE_SHARE * side
-        and (f.detector in ("hog", "given") or f.score >= OTHER_FACE_SCORE)
+        and (f.box_style is not BoxStyle.FOREIGN or f.score >= OTHER_FACE_SCORE)
     ]
     return [main, *others]
 

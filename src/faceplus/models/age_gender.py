@@ -22,21 +22,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-import dlib
 import numpy as np
 import onnxruntime as ort
 
+from faceplus.chips import AGE, GENDER, face_chip, five_from_68, scaled
 from faceplus.models.bundled import age_gender_model
 from faceplus.models.runtime import session
 
-AGE_CHIP_SIZE = 64
-GENDER_CHIP_SIZE = 32
-CHIP_PADDING = 0.2
 CHANNEL_MEANS = np.array([122.782, 117.001, 104.298], dtype=np.float32)
 AGE_WEIGHTS = np.array([0.25, *range(1, 81)], dtype=np.float32)
-#: dlib's 5 points (image-right eye outer/inner corner, image-left eye outer/inner, base of the nose)
-#: as indices of its 68: on utkface-dev they sit within 2.4% of the eye distance of the 5-point model's.
-FIVE_FROM_68 = (45, 42, 36, 39, 33)
 #: Age TTA scales: the landmarks are shrunk about their centre by each factor, so the chip frames the
 #: face ~5% tighter. Alone (with flip), on utkface-dev's 5-point chips: MAE 9.43 at 1.1, 8.07 at 1.05,
 #: 7.14 at 1.0, 7.10 at 0.95, 7.24 at 0.9; averaging 1.0 and 0.95 gives 7.01 (both halves improve).
@@ -52,46 +46,10 @@ class AgeGender:
     male_probability: float
 
 
-def shape_from_points(landmarks5: np.ndarray) -> dlib.full_object_detection:
-    """A dlib 5-point shape from ``(5, 2)`` pixel coordinates in dlib's own 5-point order.
-
-    The points are rounded to integer pixels, as dlib's shape predictor reports them; the shape's
-    rectangle is their bounding box (chip alignment reads only the points).
-    """
-    points = np.asarray(landmarks5, dtype=np.float64)
-    if points.shape != (5, 2) or not np.isfinite(points).all():
-        raise ValueError(f"expected (5, 2) finite landmarks, got {points.shape}")
-    rounded = np.rint(points).astype(int)
-    parts = dlib.points()
-    for x, y in rounded:
-        parts.append(dlib.point(int(x), int(y)))
-    (left, top), (right, bottom) = rounded.min(axis=0), rounded.max(axis=0)
-    return dlib.full_object_detection(dlib.rectangle(int(left), int(top), int(right), int(bottom)), parts)
-
-
-def five_from_68(landmarks68: np.ndarray) -> np.ndarray:
-    """dlib's 5 points, in the 5-point model's order, taken from dlib's 68."""
-    return np.asarray(landmarks68, dtype=np.float64)[list(FIVE_FROM_68)]
-
-
-def scaled(landmarks: np.ndarray, scale: float) -> np.ndarray:
-    """Points moved towards (``scale < 1``) or away from their centroid: the chip frames the face tighter or looser."""
-    points = np.asarray(landmarks, dtype=np.float64)
-    centre = points.mean(axis=0)
-    return (points - centre) * scale + centre
-
-
-def face_chip(rgb: np.ndarray, shape: dlib.full_object_detection, size: int) -> np.ndarray:
-    """The aligned ``size`` x ``size`` uint8 RGB chip that the networks were trained on."""
-    details = dlib.get_face_chip_details(shape, size, CHIP_PADDING)
-    return np.ascontiguousarray(dlib.extract_image_chip(rgb, details))
-
-
 def face_chips(rgb: np.ndarray, landmarks5: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """(age chip 64x64, gender chip 32x32) for one face; each cut from the original image."""
-    image = np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
-    shape = shape_from_points(scaled(landmarks5, scale) if scale != 1.0 else landmarks5)
-    return face_chip(image, shape, AGE_CHIP_SIZE), face_chip(image, shape, GENDER_CHIP_SIZE)
+    points = scaled(landmarks5, scale) if scale != 1.0 else landmarks5
+    return face_chip(rgb, points, AGE), face_chip(rgb, points, GENDER)
 
 
 def prepare(chips: np.ndarray) -> np.ndarray:
@@ -170,13 +128,7 @@ class AgeGenderModel:
     ) -> np.ndarray:
         """The ``[81]`` age distribution averaged over chips from each 5-point set at each scale, and mirrors."""
         image = np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
-        chips = np.stack(
-            [
-                face_chip(image, shape_from_points(scaled(points, scale)), AGE_CHIP_SIZE)
-                for points in landmark_sets
-                for scale in scales
-            ]
-        )
+        chips = np.stack([face_chip(image, scaled(points, scale), AGE) for points in landmark_sets for scale in scales])
         return self._run(self._age, chips, flip_tta=True).mean(axis=0)
 
     def estimate(self, rgb: np.ndarray, landmarks5: np.ndarray, landmarks68: np.ndarray | None = None) -> AgeGender:

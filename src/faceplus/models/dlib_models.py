@@ -6,41 +6,18 @@ numpy arrays, so no dlib object leaks past this module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import dlib
 import numpy as np
 
 from faceplus.models.bundled import dlib_model
-
-#: Chip geometry of dlib's face recognition ResNet (dnn_face_recognition_ex.cpp).
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25
-
-
-@dataclass(frozen=True)
-class RawDetection:
-    """One detector hit: box corners in pixels, the detector's own score, and which detector found it."""
-
-    left: float
-    top: float
-    right: float
-    bottom: float
-    score: float
-    detector: str
+from faceplus.results import BoxStyle, Detection
 
 
 def _rect(box: tuple[float, float, float, float]) -> dlib.rectangle:
     left, top, right, bottom = (round(v) for v in box)
     return dlib.rectangle(left, top, right, bottom)
-
-
-def points_to_shape(box: tuple[float, float, float, float], points: np.ndarray) -> dlib.full_object_detection:
-    """A dlib shape from numpy landmarks, for dlib's chip functions."""
-    # np.rint rounds half to even, as round() did, without a Python call per coordinate
-    xy = np.rint(np.asarray(points, dtype=np.float64)).astype(np.int64).tolist()
-    return dlib.full_object_detection(_rect(box), [dlib.point(x, y) for x, y in xy])
 
 
 class DlibModels:
@@ -66,18 +43,24 @@ class DlibModels:
     def resnet(self) -> dlib.face_recognition_model_v1:
         return dlib.face_recognition_model_v1(str(dlib_model("dlib_face_recognition_resnet_model_v1.dat")))
 
-    def detect_hog(self, rgb: np.ndarray, upsample: int, threshold: float) -> list[RawDetection]:
+    def detect_hog(self, rgb: np.ndarray, upsample: int, threshold: float) -> list[Detection]:
         rects, scores, _ = self.hog.run(rgb, upsample, threshold)
         return [
-            RawDetection(r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s), f"hog{upsample}")
+            Detection(r.left(), r.top(), r.right() + 1, r.bottom() + 1, float(s), f"hog{upsample}", BoxStyle.HOG)
             for r, s in zip(rects, scores, strict=True)
         ]
 
-    def detect_mmod(self, rgb: np.ndarray, upsample: int = 0) -> list[RawDetection]:
+    def detect_mmod(self, rgb: np.ndarray, upsample: int = 0) -> list[Detection]:
         hits = self.mmod(rgb, upsample)
         return [
-            RawDetection(
-                h.rect.left(), h.rect.top(), h.rect.right() + 1, h.rect.bottom() + 1, float(h.confidence), "mmod"
+            Detection(
+                h.rect.left(),
+                h.rect.top(),
+                h.rect.right() + 1,
+                h.rect.bottom() + 1,
+                float(h.confidence),
+                "mmod",
+                BoxStyle.FOREIGN,
             )
             for h in hits
         ]
@@ -86,20 +69,6 @@ class DlibModels:
         predictor = self.predictor5 if points == 5 else self.predictor68
         shape = predictor(rgb, _rect(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32).reshape(-1, 2)
-
-    def chip(self, rgb: np.ndarray, box: tuple[float, float, float, float], landmarks: np.ndarray) -> np.ndarray:
-        """The 150x150 aligned chip the ResNet expects, from dlib's 5- or 68-point landmarks."""
-        return dlib.get_face_chip(rgb, points_to_shape(box, landmarks), size=CHIP_SIZE, padding=CHIP_PADDING)
-
-    def chips(
-        self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]], landmarks: list[np.ndarray]
-    ) -> np.ndarray:
-        """:meth:`chip` for several faces of one image in one dlib call, as [N, 150, 150, 3] uint8."""
-        if not boxes:
-            return np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-        shapes = dlib.full_object_detections()
-        shapes.extend(points_to_shape(box, points) for box, points in zip(boxes, landmarks, strict=True))
-        return np.stack(dlib.get_face_chips(rgb, shapes, size=CHIP_SIZE, padding=CHIP_PADDING))
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """128-d descriptors for aligned chips [N,150,150,3] uint8 (dlib's own, reference implementation)."""
