@@ -94,8 +94,8 @@ class Checker:
     ) -> None:
         data = {**fields, **(auth or self.api.keys["a"])}
         if files is None and sum(map(len, data.values())) > URLENCODED_MAX:
-            # Megabyte text goes as multipart, as a browser or SDK sends it: percent-decoding a urlencoded
-            # megabyte of escapes costs seconds, paid once per route group below, not once per field.
+            # Megabyte text goes as multipart, as a browser or SDK sends it (urlencoded escape-heavy megabytes
+            # have their own test: tests/api/test_api_form_stall.py).
             body = hostile.multipart(data)
             headers = {"content-type": "multipart/form-data; boundary=hostileB0undary"}
             self.send(path, label, lambda: self.api.client.post(path, content=body, headers=headers))
