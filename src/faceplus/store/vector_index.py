@@ -660,28 +660,3 @@ class IndexCache:
                     self._entries.pop(key, None)
                     files.delete()
             return True
-
-
-class StoreSearch:
-    """The :class:`IndexCache` interface for a shared store that searches in the database.
-
-    Nothing is cached in the process (another worker may change a FaceSet at any moment), so the
-    write notifications are no-ops and every search asks the store.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def search(
-        self, tenant: str, faceset_token: str, version: int, query: np.ndarray, k: int
-    ) -> list[tuple[str, float]]:
-        return self.store.search_faceset(tenant, faceset_token, query, k)
-
-    def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
-        """Nothing to do: the rows are the index."""
-
-    def removed(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
-        """Nothing to do: the rows are the index."""
-
-    def drop(self, tenant: str, faceset_token: str) -> None:
-        """Nothing to do: the store dropped the FaceSet's index with it."""
