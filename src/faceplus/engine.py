@@ -6,7 +6,7 @@ detector, then the others (:mod:`faceplus.detection`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -291,6 +291,34 @@ class Engine:
         cal = self.match_calibration
         score = distance if cal.normalization is None else cal.score(embedding1, embedding2)
         return Match(float(cal.confidence(score)), distance, cal.thresholds, cal.calibrated_on)
+
+    @property
+    def rescores_search(self) -> bool:
+        """True when search hits must be re-scored with their embeddings (a cohort-normalised calibration)."""
+        return self.match_calibration.normalization is not None
+
+    def score_hits(
+        self,
+        query: np.ndarray,
+        hits: Sequence[tuple[str, float]],
+        embeddings: Mapping[str, np.ndarray] | None = None,
+    ) -> list[tuple[str, float]]:
+        """(token, confidence) of search hits by the calibration compare uses, best first.
+
+        ``hits`` are (token, L2 distance) from a FaceSet's index. With a cohort-normalised calibration each hit
+        is re-scored from its embedding (``embeddings``, by token) and the hits re-ranked by that score, so
+        search and compare give one pair of faces the same confidence against the same thresholds.
+        """
+        cal = self.match_calibration
+        if cal.normalization is None:
+            scored = list(hits)
+        else:
+            assert embeddings is not None, "a cohort-normalised calibration needs the hits' embeddings"
+            scored = sorted(
+                ((t, cal.score(query, embeddings[t])) for t, _ in hits if t in embeddings), key=lambda h: h[1]
+            )
+        confidences = np.atleast_1d(cal.confidence(np.array([score for _, score in scored], np.float64)))
+        return [(t, float(c)) for (t, _), c in zip(scored, confidences, strict=True)]
 
     def compare(self, image1: ImageSource | DecodedImage, image2: ImageSource | DecodedImage) -> Match:
         """Compare the largest face of each image."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -17,6 +16,10 @@ from faceplus.api.facesets import resolve_faceset
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import image_names, read_image
 from faceplus.store.base import FaceRecord
+
+#: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised
+#: order can differ from the raw one only among faces at similar raw distances).
+RESCORED_CANDIDATES = 20
 
 router = APIRouter()
 
@@ -138,12 +141,19 @@ def search(
     out: dict[str, Any] = {}
     face = _face_or_image(ctx, tenant, params, "", out)
     if face is not None:
-        hits = ctx.store.search_faceset(tenant, faceset.faceset_token, face.embedding, count, faceset.version)
-        confidences = np.atleast_1d(ctx.engine.calibration.confidence(np.array([d for _, d in hits])))
-        user_ids = ctx.store.user_ids(tenant, [t for t, _ in hits])
+        rescore = ctx.engine.rescores_search  # cohort-normalised: more candidates, re-ranked by their score
+        want = max(count, RESCORED_CANDIDATES) if rescore else count
+        hits = ctx.store.search_faceset(tenant, faceset.faceset_token, face.embedding, want, faceset.version)
+        embeddings = None
+        if rescore:
+            found = ctx.store.get_faces(tenant, [t for t, _ in hits], live_after=float("-inf"))
+            embeddings = {t: f.embedding for t, f in found.items()}
+        scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
+        user_ids = ctx.store.user_ids(tenant, [t for t, _ in scored])
         out["results"] = [
-            {"face_token": token, "confidence": round(float(c), 3), "user_id": user_ids.get(token, "")}
-            for (token, _), c in zip(hits, confidences, strict=True)
+            {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
         ]
-        out["thresholds"] = ctx.engine.thresholds
+        calibration = ctx.engine.match_calibration  # the same thresholds as compare (FACEPLUS_COMPARE_CALIBRATION)
+        out["thresholds"] = calibration.thresholds
+        out["calibration"] = calibration.calibrated_on
     return reply(request, out)
