@@ -1,5 +1,6 @@
-"""``faceplus migrate``: a data folder -> PostgreSQL -> a new data folder round trip loses no face, FaceSet
-member, key, task or kept image, and search over the copy returns what search over the original did."""
+"""``faceplus migrate``: a data folder -> PostgreSQL -> a new data folder round trip loses no face, kept crop,
+FaceSet member, index ledger, key, task, kept image, FaceAlbum (faces, groups, pins) or audit entry, and search over
+the copy returns what search over the original did."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import numpy as np
 import pytest
 
 from faceplus.cli import main as server_main
-from faceplus.store.base import ApiKeyRecord, FaceRecord, FaceSetRecord, Store, TaskRecord
+from faceplus.store import migrate as migrate_module
+from faceplus.store.albums import AlbumFace
+from faceplus.store.base import ApiKeyRecord, FaceCrop, FaceRecord, FaceSetRecord, Store, TaskRecord
+from faceplus.store.ledger import LedgerEntry
 from faceplus.store.migrate import MigrationError, migrate
 from faceplus.store.postgres import PostgresStore
+from faceplus.store.security import AuditEntry
 from faceplus.store.sqlite import SQLiteStore
 
 
@@ -30,6 +35,7 @@ def _fill(store: Store, rng: np.random.Generator) -> None:
             now - (10**6 if i % 11 == 0 else 0),  # some long lapsed (kept only when in a FaceSet)
             user_id=f"user{i}" if i % 3 == 0 else "",
             details={"attributes": {"age": {"value": i}}},
+            crop=FaceCrop(b"\x89PNG crop %d" % i, {"left": i, "top": 3}) if i % 4 == 0 else None,
         )
         for i in range(1200)
     ]
@@ -46,6 +52,25 @@ def _fill(store: Store, rng: np.random.Generator) -> None:
     store.add_task(TaskRecord("ka", "task1", "addface", {"faceset_token": "fs-small", "face_tokens": []}, 1, now, {}))
     store.add_task(TaskRecord("ka", "task2", "removeface", {"faceset_token": "fs-small", "face_tokens": ["x"]}, 0, now))
     store.put_image("ka", "img1", b"\xff\xd8jpeg bytes", now)
+    store.ledger_record(
+        "ka",
+        "fs-big",
+        [LedgerEntry("a/1.jpg", 10, 99, "faces", ["tok0001"], "user"), LedgerEntry("b.jpg", 5, 1, "no_face", [])],
+        now,
+    )
+    store.create_album("ka", "album1", now)
+    album = [
+        AlbumFace(f"af{i}", f"aimg{i % 3}", {"top": i, "left": 1, "width": 9, "height": 9}, now + i,
+                  rng.normal(size=128).astype(np.float32))
+        for i in range(6)
+    ]  # fmt: skip
+    store.add_album_faces("ka", "album1", album, 100)
+    first, second = store.new_album_group_ids("ka", "album1", 2)
+    store.set_album_groups("ka", "album1", {"af0": (first, None), "af1": (first, None), "af2": ("0", 2)}, manual=False)
+    store.set_album_groups("ka", "album1", {"af3": (second, None)}, manual=True)
+    store.create_album("kb", "album-empty", now)
+    for i in range(25):  # several entries share an instant: the copy pages through them
+        store.add_audit(AuditEntry(now + i // 4, "ka" if i % 2 else "kb", "/facepp/v3/detect", {"n": i}, 200, "ok"))
 
 
 def _snapshot(store: Store) -> dict:
@@ -68,10 +93,33 @@ def _snapshot(store: Store) -> dict:
         "keys": store.list_keys(),
         "tasks": store.all_tasks(),
         "images": list(store.iter_images()),
+        "crops": {
+            t: (c.data, c.meta) for tenant in ("ka", "kb") for t, c in store.get_crops(tenant, list(faces)).items()
+        },
+        "ledger": store.ledger_entries("ka", "fs-big"),
+        "albums": {
+            (tenant, a.facealbum_token, a.created): [
+                (
+                    f.face_token,
+                    f.image_id,
+                    f.face_rectangle,
+                    f.created,
+                    f.embedding.tobytes(),
+                    f.group_id,
+                    f.ungrouped_reason,
+                    f.manual,
+                )
+                for f in store.album_faces(tenant, a.facealbum_token, embeddings=True)
+            ]
+            for tenant in ("ka", "kb")
+            for a in store.list_albums(tenant, 0, 100)
+        },  # fmt: skip
+        "audit": [(e.time, e.api_key, e.route, e.object_ids, e.status, e.result) for e in store.audit_entries()],
     }
 
 
-def test_round_trip_loses_nothing(tmp_path: Path, pg_schema_url: str) -> None:
+def test_round_trip_loses_nothing(tmp_path: Path, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(migrate_module, "_AUDIT_PAGE", 3)  # pages end inside a run of entries at one instant
     rng = np.random.default_rng(7)
     original = SQLiteStore.in_folder(tmp_path / "one")
     _fill(original, rng)
@@ -84,8 +132,12 @@ def test_round_trip_loses_nothing(tmp_path: Path, pg_schema_url: str) -> None:
 
     pg = PostgresStore(pg_schema_url)
     back = SQLiteStore.in_folder(tmp_path / "two")
+    assert len(before["crops"]) == 300 and len(before["audit"]) == 25 and len(before["albums"]) == 2
     assert _snapshot(pg) == before
     assert _snapshot(back) == before
+    # A new group in the copied album gets an id never used in it (the copy's counter is past the used ones).
+    used = {f.group_id for f in back.album_faces("ka", "album1")}
+    assert back.new_album_group_ids("ka", "album1", 1)[0] not in used
     # Search over the copies equals search over the original (exact search on all three).
     for query in rng.normal(size=(10, 128)).astype(np.float32):
         want = [t for t, _ in back.search_faceset("ka", "fs-big", query, 5)]

@@ -45,8 +45,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         source.close()
         target.close()
     print(
-        f"migrated {report.faces} faces, {report.facesets} FaceSets ({report.members} memberships), "
-        f"{report.keys} keys, {report.tasks} tasks, {report.images} images"
+        f"migrated {report.faces} faces ({report.crops} kept crops), {report.facesets} FaceSets "
+        f"({report.members} memberships, {report.ledger_entries} ledger entries), {report.keys} keys, "
+        f"{report.tasks} tasks, {report.images} images, {report.albums} FaceAlbums ({report.album_faces} faces), "
+        f"{report.audit_entries} audit entries"
     )
     return 0
 
@@ -134,7 +136,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=func)
 
     p = subparsers.add_parser(
-        "migrate", help="copy all faces, FaceSets, keys and tasks between a data folder and PostgreSQL"
+        "migrate", help="copy everything (faces, crops, FaceSets, albums, keys, tasks, audit) between stores"
     )
     p.add_argument("--from", dest="source", required=True, help="a data folder or postgresql://... URL")
     p.add_argument("--to", dest="target", required=True, help="an empty data folder or postgresql://... database")

@@ -1,16 +1,29 @@
-"""``faceplus migrate``: copy every key, face, FaceSet (members in order), task and kept image between stores.
+"""``faceplus migrate``: copy everything a store holds to another, and read it back.
+
+Copied: keys, faces with their kept crops (face/analyze keeps working on migrated tokens), FaceSets (members
+in order), ``faceplus index``'s ledger per FaceSet (a resumed index adds nothing twice), tasks, kept images,
+FaceAlbums (faces, embeddings, groups, manual pins) and the audit trail. Not copied: liveness challenges
+(valid an hour, single use: a client asks for a new one) and async FaceAlbum uploads not yet run.
 
 Works in both directions (data folder -> PostgreSQL and back). The target must be empty, so a rerun
-cannot duplicate anything; after copying, every face token and every FaceSet's member list is read back
-from the target and compared with the source, so "done" means no face was lost.
+cannot duplicate anything; after copying, every face token, crop, FaceSet member list, ledger, album and the
+audit trail's length are read back from the target and compared with the source, so "done" means nothing
+was lost. A FaceAlbum's next new group id is set past its highest group id in use (ids of groups emptied
+before the migration may be given again).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from faceplus.store.base import Store
+from faceplus.store.base import FaceRecord, Store
+from faceplus.store.security import AuditEntry
+
+#: Audit entries read per page.
+_AUDIT_PAGE = 10_000
 
 
 class MigrationError(RuntimeError):
@@ -25,6 +38,11 @@ class MigrationReport:
     members: int
     tasks: int
     images: int
+    crops: int = 0
+    albums: int = 0
+    album_faces: int = 0
+    audit_entries: int = 0
+    ledger_entries: int = 0
 
 
 def _members(store: Store, tenant: str, faceset_token: str, page: int = 10_000) -> list[str]:
@@ -40,6 +58,50 @@ def _face_tokens(store: Store) -> list[str]:
     return [f.face_token for batch in store.iter_faces() for f in batch]
 
 
+def _with_crops(store: Store, faces: list[FaceRecord]) -> int:
+    """Attach each face's kept crop (read per tenant); how many had one."""
+    by_tenant: dict[str, list[FaceRecord]] = defaultdict(list)
+    for face in faces:
+        by_tenant[face.tenant].append(face)
+    found = 0
+    for tenant, group in by_tenant.items():
+        crops = store.get_crops(tenant, [f.face_token for f in group])
+        for face in group:
+            face.crop = crops.get(face.face_token)
+            found += face.crop is not None
+    return found
+
+
+def _tenants(store: Store) -> list[str]:
+    return sorted({k.api_key for k in store.list_keys()} | {fs.tenant for fs in store.all_facesets()})
+
+
+def _albums(store: Store, tenant: str, page: int = 1000) -> list:
+    albums: list = []
+    while True:
+        chunk = store.list_albums(tenant, len(albums), page)
+        albums.extend(chunk)
+        if len(chunk) < page:
+            return albums
+
+
+def _audit(store: Store) -> Iterator[AuditEntry]:
+    """Every audit entry, oldest first, a page at a time.
+
+    Pages are read from the last instant seen (entries are ordered by time, then insertion), skipping the entries
+    of that instant already yielded, so none is repeated or missed however many share one instant.
+    """
+    since: float | None = None
+    skip = 0
+    while True:
+        page = store.audit_entries(since=since, limit=skip + _AUDIT_PAGE)
+        yield from page[skip:]
+        if len(page) < skip + _AUDIT_PAGE:
+            return
+        since = page[-1].time
+        skip = sum(1 for e in page if e.time == since)
+
+
 def migrate(
     source: Store, target: Store, *, batch: int = 1000, progress: Callable[[str], None] | None = None
 ) -> MigrationReport:
@@ -53,11 +115,12 @@ def migrate(
         target.add_key(key)
     say(f"{len(keys)} keys")
 
-    faces = 0
+    faces = crops = 0
     for chunk in source.iter_faces(batch):
+        crops += _with_crops(source, chunk)
         target.add_faces(chunk)
         faces += len(chunk)
-        say(f"{faces} faces")
+        say(f"{faces} faces ({crops} kept crops)")
 
     facesets = source.all_facesets()
     members = 0
@@ -72,6 +135,12 @@ def migrate(
                 raise MigrationError(f"FaceSet {fs.faceset_token}: could not add {change.failures[:3]}")
         members += len(tokens)
     say(f"{len(facesets)} FaceSets, {members} memberships")
+    ledger = 0
+    for fs in facesets:
+        entries = source.ledger_entries(fs.tenant, fs.faceset_token)
+        if entries:
+            target.ledger_record(fs.tenant, fs.faceset_token, list(entries.values()), time.time())
+            ledger += len(entries)
 
     tasks = source.all_tasks()
     for task in tasks:
@@ -81,9 +150,33 @@ def migrate(
         target.put_image(tenant, image_id, data, created)
         images += 1
 
+    albums = album_faces = 0
+    for tenant in _tenants(source):
+        for album in _albums(source, tenant):
+            target.create_album(tenant, album.facealbum_token, album.created)
+            faces_in = source.album_faces(tenant, album.facealbum_token, embeddings=True)
+            if faces_in:
+                target.add_album_faces(tenant, album.facealbum_token, faces_in, len(faces_in))
+            used = [int(f.group_id) for f in faces_in if f.group_id.isdigit()]
+            if used and max(used) > 0:
+                target.new_album_group_ids(tenant, album.facealbum_token, max(used))  # the next new group id
+            albums += 1
+            album_faces += len(faces_in)
+    say(f"{albums} FaceAlbums, {album_faces} album faces")
+
+    audit = 0
+    for entry in _audit(source):
+        target.add_audit(
+            AuditEntry(entry.time, entry.api_key, entry.route, entry.object_ids, entry.status, entry.result)
+        )
+        audit += 1
+    say(f"{audit} audit entries")
+
     _verify(source, target, facesets)
-    say("verified: every face token and FaceSet member list reads back the same")
-    return MigrationReport(len(keys), faces, len(facesets), members, len(tasks), images)
+    say("verified: faces, crops, FaceSet members, ledgers, albums and the audit trail read back the same")
+    return MigrationReport(
+        len(keys), faces, len(facesets), members, len(tasks), images, crops, albums, album_faces, audit, ledger
+    )
 
 
 def _verify(source: Store, target: Store, facesets: list) -> None:
@@ -95,3 +188,20 @@ def _verify(source: Store, target: Store, facesets: list) -> None:
             raise MigrationError(f"FaceSet {fs.faceset_token} members differ after the copy")
     if {k.api_key for k in source.list_keys()} != {k.api_key for k in target.list_keys()}:
         raise MigrationError("API keys differ after the copy")
+    for fs in facesets:
+        if source.ledger_entries(fs.tenant, fs.faceset_token) != target.ledger_entries(fs.tenant, fs.faceset_token):
+            raise MigrationError(f"FaceSet {fs.faceset_token}: faceplus index's ledger differs after the copy")
+    for tenant in _tenants(source):
+        tokens = [f.face_token for batch in source.iter_faces() for f in batch if f.tenant == tenant]
+        want, got = source.get_crops(tenant, tokens), target.get_crops(tenant, tokens)
+        if set(want) != set(got) or any(want[t].data != got[t].data for t in want):
+            raise MigrationError(f"kept face crops of {tenant} differ after the copy")
+        for album in _albums(source, tenant):
+            theirs = source.album_faces(tenant, album.facealbum_token)
+            ours = target.album_faces(tenant, album.facealbum_token)
+            if [(f.face_token, f.group_id, f.manual) for f in theirs] != [
+                (f.face_token, f.group_id, f.manual) for f in ours
+            ]:
+                raise MigrationError(f"FaceAlbum {album.facealbum_token} differs after the copy")
+    if sum(1 for _ in _audit(source)) != sum(1 for _ in _audit(target)):
+        raise MigrationError("the audit trail differs in length after the copy")
