@@ -80,3 +80,24 @@ def test_scripted_scenario_is_recorded(
     assert prune_audit_log(api.ctx) == 0  # within a year: kept
     assert store.prune_audit(time.time() + 1) >= 8
     assert store.audit_entries(since=start) == []
+
+
+def test_async_tasks_are_recorded_when_submitted_and_when_they_finish(make_api: Callable[..., Api], lfw_people) -> None:
+    api = make_api()
+    api.add_key("a")
+    tokens = [api.detect_token(photos[0]) for _, photos in lfw_people[50:52]]
+    created = api.ok("faceset/create", outer_id="audited-async")
+    start = time.time()
+    done = api.ok("faceset/async/addface", outer_id="audited-async", face_tokens=",".join(tokens))["task_id"]
+    removed = api.ok("faceset/async/removeface", outer_id="audited-async", face_tokens="no-such-token")["task_id"]
+    assert api.ctx.tasks.wait_idle(30)
+    entries = api.ctx.store.audit_entries(since=start, api_key=api.keys["a"]["api_key"])
+    finished = {e.object_ids["task_ids"][0]: e for e in entries if e.route == "task/addface"}
+    submitted = [e for e in entries if e.route == "/facepp/v3/faceset/async/addface"]
+    assert len(submitted) == 1 and set(finished) == {done}
+    assert (finished[done].status, finished[done].result) == (200, "ok")
+    assert finished[done].object_ids["face_tokens"] == sorted(tokens)
+    assert finished[done].object_ids["faceset_tokens"] == [created["faceset_token"]]
+    [gone] = [e for e in entries if e.route == "task/removeface"]
+    assert gone.object_ids["task_ids"] == [removed] and gone.object_ids["face_tokens"] == ["no-such-token"]
+    assert "embedding" not in json.dumps([e.object_ids for e in entries])

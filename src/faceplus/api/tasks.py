@@ -14,13 +14,16 @@ import os
 import secrets
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from faceplus.api.audit import object_ids
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError
 from faceplus.api.facesets import run_task
 from faceplus.store.base import TASK_LEASE_S, TaskRecord
+from faceplus.store.security import AuditEntry
 
 log = logging.getLogger("faceplus.api.tasks")
 
@@ -85,13 +88,27 @@ class TaskRunner:
                 return  # another worker holds it
             result = run_task(self.ctx, task.tenant, task.kind, task.params)
             self.ctx.store.finish_task(task.task_id, 1, result)
+            self._audit(task, 200, "ok", result)
         except ApiError as exc:
             self.ctx.store.finish_task(task.task_id, -1, {"error_message": exc.error_message})
+            self._audit(task, exc.status, exc.error_message, {})
         except Exception:
             log.exception("task %s failed", task.task_id)
             self.ctx.store.finish_task(task.task_id, -1, {"error_message": "INTERNAL_ERROR"})
+            self._audit(task, 500, "INTERNAL_ERROR", {})
         finally:
             self._done(task.task_id)
+
+    def _audit(self, task: TaskRecord, status: int, outcome: str, result: dict[str, Any]) -> None:
+        """The task's outcome in the audit trail (its submission was recorded by the middleware): route
+        ``task/<kind>``, the ids it named and changed, never a value."""
+        fields = {name: value for name, value in task.params.items() if isinstance(value, (str, list))}
+        ids = object_ids({**fields, "task_id": task.task_id}, result if status == 200 else {})
+        entry = AuditEntry(time.time(), task.tenant, f"task/{task.kind}", ids, status, outcome)
+        try:
+            self.ctx.store.add_audit(entry)
+        except Exception:
+            log.exception("could not record the audit entry of task %s", task.task_id)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no task is queued or running (for tests and orderly shutdown)."""
