@@ -297,6 +297,11 @@ def test_small_face_is_no_face_for_compare(make_api: Callable[..., Api], lfw_peo
     token = facepp.detect_token(lfw_people[5][1][1])
     compared = facepp.ok("compare", files={"image_file1": small}, face_token2=token)
     assert compared["faces1"] == [] and "confidence" not in compared
+    # thousandlandmark applies the same minimum (in its worker job, on the decoded size)
+    dense = dict(files={"image_file": small}, data={**facepp.keys["a"], "return_landmark": "all"})
+    assert "face" not in facepp.client.post("/facepp/v1/face/thousandlandmark", **dense).json()
+    dense["data"] = {**everything.keys["a"], "return_landmark": "all"}
+    assert "face" in everything.client.post("/facepp/v1/face/thousandlandmark", **dense).json()
 
 
 @pytest.fixture(scope="module")

@@ -120,11 +120,15 @@ def dense_crop_job(engine: Engine, data: bytes, meta: dict[str, Any], parts: lis
     return _shift(_dense(engine, decoded, face, parts), int(meta["left"]), int(meta["top"]))
 
 
-def dense_image_job(engine: Engine, data: bytes, param: str, parts: list[str]) -> tuple[Box, dict[str, Any]] | None:
-    """The largest face of an image and its Face++ dense landmarks (thousandlandmark); None without a face."""
+def dense_image_job(
+    engine: Engine, data: bytes, param: str, parts: list[str], min_face: tuple[int, int] = (0, 0)
+) -> tuple[Box, dict[str, Any]] | None:
+    """The largest face of an image and its Face++ dense landmarks (thousandlandmark); None without a face, or
+    when it is smaller than Face++'s minimum (``min_face``, as in :func:`detect_job`: checked on the decoded size,
+    before the dense models run)."""
     decoded = engine.load(data, param=param)
     faces = engine.detect(decoded, embed=False, max_faces=1)
-    if not faces:
+    if not faces or not big_enough(faces[0].box, min_face_side(*min_face, decoded.width, decoded.height)):
         return None
     return faces[0].box, _dense(engine, decoded, faces[0], parts)
 

@@ -3,16 +3,13 @@
 Face++ documents that the smallest face it reports is a square whose side is 1/48 of the image's short side,
 and never under 48 px (a 4096x3200 photo: 66 px). faceplus finds smaller faces (the engine keeps faces from
 20 px so group photos keep theirs); the API drops those, so detect, compare and search see the faces Face++
-would. A face given by ``face_rectangle`` is the caller's choice and is kept whatever its size. The detect job
-applies the rule in the worker, on the decoded image's size, before any face is described or cropped.
+would. A face given by ``face_rectangle`` is the caller's choice and is kept whatever its size. The detect and
+dense jobs apply the rule in the worker, on the decoded image's size, before any face is described or cropped.
 """
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
-
-from PIL import Image
 
 from faceplus.results import Box
 
@@ -29,19 +26,6 @@ def min_face_side(detect_min_face: int, divisor: int, width: int, height: int) -
     """The smallest face side (pixels) Face++ reports in a ``width`` x ``height`` image (0: no minimum)."""
     by_image = min(width, height) // divisor if divisor > 0 else 0
     return max(detect_min_face, by_image, 0)
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the encoded image's header, or None when it cannot be read this way.
-
-    Only the header is read (the pixels were decoded by the engine); a rotation from EXIF swaps width and
-    height, which leaves the short side unchanged.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Exception:  # noqa: BLE001 - an unreadable header only means no image-relative minimum
-        return None
 
 
 def big_enough(box: Box | dict[str, int], minimum: int) -> bool:

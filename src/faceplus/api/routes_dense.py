@@ -20,7 +20,7 @@ from faceplus.api.errors import bad, missing, reply
 from faceplus.api.faces import face_by_token
 from faceplus.api.forms import form_doc
 from faceplus.api.images import read_image
-from faceplus.api.limits import big_enough, image_size, min_face_side
+from faceplus.api.limits import facepp_min_face
 from faceplus.api.routes_face import not_analyzable
 
 router = APIRouter(prefix="/face")
@@ -61,11 +61,9 @@ def thousandlandmark(
     image = read_image(params, ctx.fetcher)
     if image is None:
         raise missing("face_token", "image_url", "image_file", "image_base64")
-    found = ctx.engine_calls.run(dense_image_job, image.data, image.param, parts)
+    min_face = facepp_min_face(ctx.settings)  # Face++'s smallest face, applied in the worker
+    found = ctx.engine_calls.run(dense_image_job, image.data, image.param, parts, min_face)
     if found is not None:
         box, landmark = found
-        size = image_size(image.data) or (0, 0)
-        minimum = min_face_side(ctx.settings.detect_min_face, ctx.settings.detect_min_face_divisor, *size)
-        if big_enough(box, minimum):  # the faces detect would report (Face++'s smallest face)
-            out["face"] = {"landmark": landmark, "face_rectangle": box.to_facepp()}
+        out["face"] = {"landmark": landmark, "face_rectangle": box.to_facepp()}
     return reply(request, out)
