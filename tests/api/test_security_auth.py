@@ -102,3 +102,12 @@ def test_a_wrong_secret_costs_one_scrypt_whether_the_key_exists_or_not(monkeypat
 
     known, unknown = median_ms(record), median_ms(None)
     assert 1 / 3 < known / unknown < 3, (known, unknown)
+
+
+def test_keys_and_secrets_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key is typed on command lines (``faceplus keys revoke KEY``): a leading dash would read as an option, as it
+    did for one key in 64 (CI failed on ``keys revoke -W7Ry...``)."""
+    monkeypatch.setattr(auth, "hash_secret", lambda secret, salt: b"")  # the KDF is not what is tested
+    made = [auth.new_key() for _ in range(3000)]
+    assert not any(record.api_key.startswith("-") or secret.startswith("-") for record, secret in made)
+    assert len({record.api_key for record, _ in made}) == 3000 and all(len(r.api_key) == 32 for r, _ in made)

@@ -28,10 +28,19 @@ def hash_secret(secret: str, salt: bytes) -> bytes:
     return hashlib.scrypt(secret.encode(), salt=salt, n=16384, r=8, p=1, dklen=32)
 
 
+def _token() -> str:
+    """192 random bits, URL-safe, never starting with ``-``: a key is passed on command lines
+    (``faceplus keys revoke KEY``, ``--api-key KEY``), where a leading dash reads as an option (1 key in 64)."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+
+
 def new_key(name: str = "") -> tuple[ApiKeyRecord, str]:
     """A fresh key record (secret hashed) and the plain secret, shown once."""
-    api_key = secrets.token_urlsafe(24)
-    secret = secrets.token_urlsafe(24)
+    api_key = _token()
+    secret = _token()
     salt = secrets.token_bytes(16)
     return ApiKeyRecord(api_key, hash_secret(secret, salt), salt, KDF, time.time(), None, name), secret
 
