@@ -272,30 +272,52 @@ class Point:
     times: dict[str, list[float]] = field(default_factory=dict)
     hits: int = 0
     asked: int = 0
+    stranger_times: list[float] = field(default_factory=list)
+    stranger_hits: int = 0
+    stranger_asked: int = 0
     server_ms: list[float] = field(default_factory=list)
     buffers: list[int] = field(default_factory=list)
     reads: list[int] = field(default_factory=list)
 
 
-def run_rounds(points: list[Point], queries: np.ndarray, truth: np.ndarray, warmup: int, rounds: int) -> None:
+def run_rounds(
+    points: list[Point],
+    queries: np.ndarray,
+    truth: np.ndarray,
+    warmup: int,
+    rounds: int,
+    strangers: np.ndarray | None = None,
+    strangers_truth: np.ndarray | None = None,
+) -> None:
     """Every point and form runs the same queries; the timed ones in ``rounds`` interleaved chunks, so load
-    that comes and goes (2 cores shared with other jobs) falls on every point alike."""
+    that comes and goes (2 cores shared with other jobs) falls on every point alike. Strangers' queries (people
+    not in the FaceSet) run in the same rounds, in the first form only, and are counted apart."""
     for point in points:
         for search in point.searches.values():
             for q in queries[:warmup]:
                 search(q)
-    timed = np.arange(warmup, len(queries))
-    for chunk in np.array_split(timed, rounds):
+    timed = np.array_split(np.arange(warmup, len(queries)), rounds)
+    others = np.array_split(np.arange(0 if strangers is None else len(strangers)), rounds)
+    for chunk, other in zip(timed, others, strict=True):
         for point in points:
-            for form, search in point.searches.items():
+            counted = point.label != "round trip"
+            for n, (form, search) in enumerate(point.searches.items()):
                 times = point.times.setdefault(form, [])
                 for i in chunk:
                     t0 = time.perf_counter()
                     got = search(queries[i])
                     times.append((time.perf_counter() - t0) * 1000)
-                    if form == next(iter(point.searches)) and point.label not in ("round trip",):
+                    if n == 0 and counted:
                         point.hits += len({int(t[1:]) for t in got[:K]} & set(truth[i].tolist()))
                         point.asked += K
+                if n or strangers is None or strangers_truth is None or not counted:
+                    continue
+                for i in other:
+                    t0 = time.perf_counter()
+                    got = search(strangers[i])
+                    point.stranger_times.append((time.perf_counter() - t0) * 1000)
+                    point.stranger_hits += len({int(t[1:]) for t in got[:K]} & set(strangers_truth[i].tolist()))
+                    point.stranger_asked += K
 
 
 def curve(text: str) -> list[tuple[int, int]]:
@@ -318,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="untimed queries before the timed ones")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the timed queries are split in")
     parser.add_argument("--analyze", type=int, default=20, help="queries per point run under EXPLAIN ANALYZE")
+    parser.add_argument("--strangers", type=int, default=100, help="timed queries of people not in the FaceSet")
     parser.add_argument("--spread", type=float, default=0.35, help="per-photo noise norm (search_scale.py)")
     parser.add_argument("--options", default="baseline,halfvec,binary,iterative", help=f"of {','.join(OPTIONS)}")
     parser.add_argument("--others", type=float, default=1.0, help="iterative: other FaceSets' rows / FaceSet rows")
@@ -338,26 +361,33 @@ def main(argv: list[str] | None = None) -> int:
     log(f"size {args.size}, spread {args.spread}, {args.queries} queries (+{args.warmup} warm-up); {machine()}")
     data, queries = clustered(args.size, args.warmup + args.queries, spread=args.spread)
     truth = exact_top(data, queries, K)
+    # people not in the FaceSet: photos around other identities' centres (another seed's clusters)
+    strangers = clustered(20 * max(1, args.strangers), args.strangers, seed=7, spread=args.spread)[1]
+    strangers_truth = exact_top(data, strangers, K)
     bench = Bench(args.database_url, args.size, args.m, args.ef_construction)
     builds: list[tuple[str, int, float, float]] = []
     measured: list[tuple[str, list[Point]]] = []
 
     def measure(title: str, options: list[Option], names: list[str], extra: list[Point]) -> None:
         points = [Point("round trip", 0, 0, {"ping": bench.ping}), *extra]
+        plans: list[tuple[Point, Option]] = []
         for option, name in zip(options, names, strict=True):
             for ef, c in curve(getattr(args, f"{option.name}_curve")):
                 forms = {form: bench.searcher(option, ef, c, form) for form in ("store", "lean")}
                 point = Point(option.name, ef, c, forms)
-                for q in queries[: args.analyze]:
-                    plan, server, touched, read = bench.analyze(option, q, ef, c)
-                    if name not in plan:
-                        raise SystemExit(f"{option.name}: the planner does not use {name}:\n{plan}")
-                    point.server_ms.append(server)
-                    point.buffers.append(touched)
-                    point.reads.append(read)
+                plan = bench.analyze(option, queries[0], ef, c)[0]
+                if name not in plan:
+                    raise SystemExit(f"{option.name}: the planner does not use {name}:\n{plan}")
+                plans.append((point, option))
                 points.append(point)
         log(f"{title}: measuring {len(points)} points ({machine()})")
-        run_rounds(points, queries, truth, args.warmup, args.rounds)
+        run_rounds(points, queries, truth, args.warmup, args.rounds, strangers, strangers_truth)
+        for q in queries[args.warmup : args.warmup + args.analyze]:  # server side, after the rounds, interleaved
+            for point, option in plans:
+                _, server, touched, read = bench.analyze(option, q, point.ef, point.c)
+                point.server_ms.append(server)
+                point.buffers.append(touched)
+                point.reads.append(read)
         for p in points:
             log(
                 f"  {p.label:<10} ef {p.ef:>4} C {p.c:>4}: "
@@ -365,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"{form} p50 {percentile(t, 50):6.2f} p99 {percentile(t, 99):6.2f}" for form, t in p.times.items()
                 )
                 + (f"  recall@5 {p.hits / p.asked:.4f}" if p.asked else "")
+                + (
+                    f"  strangers: p50 {percentile(p.stranger_times, 50):6.2f} recall@5 "
+                    f"{p.stranger_hits / p.stranger_asked:.4f}"
+                    if p.stranger_asked
+                    else ""
+                )
             )
         measured.append((f"{title} ({machine()})", points))
 
@@ -433,15 +469,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{title}\n")
         print(
             "| option | ef_search | candidates | recall@5 | p50 ms (store: 6 round trips) | p99 ms | "
-            "p50 ms (lean: 3 round trips) | p99 ms | server ms (p50) | buffers a query (not in shared_buffers) |"
+            "p50 ms (lean: 3 round trips) | p99 ms | server ms (p50) | buffers a query (not in shared_buffers) | "
+            "strangers: recall@5 | strangers: p50 ms (store) |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for p in points:
             cells = [p.label, str(p.ef or "-"), str(p.c or "-"), f"{p.hits / p.asked:.4f}" if p.asked else "-"]
             for t in (p.times.get("store") or p.times.get("ping") or [], p.times.get("lean") or []):
                 cells += [f"{percentile(t, 50):.2f}", f"{percentile(t, 99):.2f}"] if t else ["-", "-"]
             if p.buffers:
                 cells += [f"{percentile(p.server_ms, 50):.2f}", f"{np.mean(p.buffers):.0f} ({np.mean(p.reads):.0f})"]
+            else:
+                cells += ["-", "-"]
+            if p.stranger_asked:
+                cells += [f"{p.stranger_hits / p.stranger_asked:.4f}", f"{percentile(p.stranger_times, 50):.2f}"]
             else:
                 cells += ["-", "-"]
             print("| " + " | ".join(cells) + " |")

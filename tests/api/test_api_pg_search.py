@@ -60,6 +60,14 @@ def test_search_is_exact_below_and_indexed_above_the_threshold(pg_schema_url: st
             hits += len(set(got) & set(_brute(big_vectors, big, q, 5)))
         assert hits / (5 * len(queries)) >= 0.99
 
+        # pgvector's HNSW scan stops at hnsw.ef_search rows (40 unless set): each search sets it on its
+        # connection to at least k, so asking for more than both ef_search and pgvector's default returns k
+        store.ef_search, store.candidates = 10, 5
+        got = store.search_faceset(TENANT, "big", queries[1], 60)
+        assert len(got) == 60 and [d for _, d in got] == sorted(d for _, d in got)
+        assert all(t.startswith("big-") for t, _ in got)
+        store.ef_search, store.candidates = 200, 50
+
         # a face added after the build is found through the index at once
         newcomer = queries[7]
         store.add_faces([FaceRecord(TENANT, "big-new", newcomer, {}, "", time.time())])

@@ -49,9 +49,14 @@ class PostgresSearch:
         if k <= 0:
             return []
         with self.pool.connection() as conn:
+            # The FaceSet row and this connection's ef_search in one round trip, and no transaction: 3 round trips
+            # a search (pool check, this, the search) instead of 6 with BEGIN, SET LOCAL and COMMIT, ~0.3 ms of
+            # a 1-3 ms search at 100k (benchmarks/pg_search_options.py, docs/SEARCH.md). The setting is the session's:
+            # every HNSW search sets its own, and nothing else reads it.
             row = conn.execute(
-                "SELECT id, face_count, hnsw FROM facesets WHERE tenant = %s AND faceset_token = %s",
-                (tenant, faceset_token),
+                "SELECT id, face_count, hnsw, set_config('hnsw.ef_search', %s, false) FROM facesets "
+                "WHERE tenant = %s AND faceset_token = %s",
+                (str(self._ef(k)), tenant, faceset_token),
             ).fetchone()
             if row is None:
                 raise KeyError(faceset_token)
@@ -66,19 +71,21 @@ class PostgresSearch:
                 ).fetchall()
         return [(t, float(d)) for t, d in rows]
 
+    def _ef(self, k: int) -> int:
+        """``hnsw.ef_search`` of a search for ``k``: at least the candidates it reads (pgvector returns no more)."""
+        return max(self.ef_search, k, self.candidates)
+
     def _search_hnsw(self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """Candidates from the FaceSet's partial HNSW index, re-ranked by exact distance."""
+        """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance."""
         want = max(k, self.candidates)
-        with conn.transaction():
-            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(self.ef_search, want))))
-            # The id is a literal so the planner can match the partial index's predicate.
-            rows = conn.execute(
-                sql.SQL(
-                    "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} "
-                    "ORDER BY embedding <-> %b LIMIT %s"
-                ).format(sql.Literal(set_id)),
-                (q, q, want),
-            ).fetchall()
+        # The id is a literal so the planner can match the partial index's predicate.
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} "
+                "ORDER BY embedding <-> %b LIMIT %s"
+            ).format(sql.Literal(set_id)),
+            (q, q, want),
+        ).fetchall()
         rows.sort(key=lambda r: (r[1], r[2]))
         return [(r[0], r[1]) for r in rows[:k]]
 
