@@ -23,6 +23,7 @@ from faceplus.liveness.measure import VideoError, VideoLimits, VideoTooLong, dec
 PERSON = "Vladimir_Putin"  # neutral 0006; 0009 turned (and mirrored for the other side): see docs/LIVENESS.md
 ACTIONS = ["blink", "turn_right", "turn_left"]
 OTHER = "lfw-dev/Aaron_Sorkin/Aaron_Sorkin_0001.jpg"
+BLINK_PERSON = "Condoleezza_Rice"  # her synthetic closure reads P(closed) ~0.5, the lid gap ~0.4 of the open one
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +138,58 @@ def test_find_action_needs_rest_peak_and_back(capture) -> None:
     found = find_action(capture.signals, "blink", 0, limits)
     assert found is not None
     rest, peak, back = found
-    assert rest < peak < back and capture.signals[peak].eye_closed >= limits.eye_closed_above
+    assert rest < peak < back and capture.signals[peak].eye_closed >= limits.eye_closed_above  # shut, by P alone
     # without the frames after the closed eyes, there is no blink (the eyes never reopen)
     assert find_action(capture.signals[: peak + 1], "blink", 0, limits) is None
+
+
+def test_blink_is_read_against_the_open_eyes_before(engine: Engine, shared_data: Path) -> None:
+    """Closed eyes the iris model reads at P(closed) < 0.7, but at under half the lid gap of the open eyes just
+    before, are a blink (docs/LIVENESS.md, "blink_ratio"); with the absolute threshold alone they were not."""
+    photos = sorted((shared_data / "lfw-dev" / BLINK_PERSON).glob("*.jpg"))[:12]
+    person = person_photos(engine, BLINK_PERSON, photos)
+    assert person is not None
+    seq = build_bona_fide(person, ["blink"], seed=11)
+    signals = measure_frames(engine, seq.frames, seq.times)
+    limits = default_limits()
+    found = find_action(signals, "blink", 0, limits)
+    assert found is not None
+    rest, peak, _ = found
+    assert signals[peak].eye_closed < limits.eye_closed_above
+    assert signals[peak].eye_ratio <= limits.blink_ratio * signals[rest].eye_ratio
+    assert evaluate(signals, ["blink"], limits).passed
+    absolute_only = dataclasses.replace(limits, blink_ratio=0.0)
+    assert [a.reason for a in evaluate(signals, ["blink"], absolute_only).actions] == ["not_performed"]
+
+
+def test_bent_or_moved_photos_do_not_blink(engine: Engine, shared_data: Path) -> None:
+    """The NUAA printed photos whose measured eyes narrow most as they are bent or moved (to 0.62 and 0.68 of
+    their widest) show no blink, in their own frame order or reversed."""
+    sequences = {(s.label, s.key): s for s in nuaa_sequences(shared_data / "nuaa-dev")}
+    for key in ("0012_01", "0008_00"):
+        seq = sequences[("spoof", key)]
+        signals = measure_frames(engine, seq.frames, seq.times)
+        ratios = [s.eye_ratio for s in signals if s.eye_ratio is not None]
+        assert min(ratios) / max(ratios) < 0.7  # the eyes do narrow on these prints
+        assert find_action(signals, "blink", 0, default_limits()) is None
+        backwards = retimed(signals[::-1], list(seq.times))
+        assert find_action(backwards, "blink", 0, default_limits()) is None
+
+
+def test_bona_fide_photos_are_picked_for_what_they_show(engine: Engine, shared_data: Path) -> None:
+    """How captures are built (docs/LIVENESS.md): a neutral photo's eyes are not shut; a nod is not a laughing
+    photo (solvePnP reads a parted mouth as the head going down); a turned photo shows one face also mirrored."""
+    found = {}
+    for name in ("Venus_Williams", "Mohammed_Al-Douri", "Jesse_Ventura"):
+        photos = sorted((shared_data / "lfw-dev" / name).glob("*.jpg"))[:12]
+        found[name] = person_photos(engine, name, photos)
+    # Venus_Williams_0001: both eyes shut (it was her neutral photo, so no blink could start from open eyes)
+    venus = found["Venus_Williams"]
+    assert venus is None or venus.sources["neutral"] != "Venus_Williams_0001.jpg"
+    # Mohammed_Al-Douri_0003 laughs (mouth ratio 0.24), which solvePnP read as 37 degrees down
+    assert found["Mohammed_Al-Douri"].sources.get("nod") != "Mohammed_Al-Douri_0003.jpg"
+    # Jesse_Ventura_0001 mirrored: a bystander's face was the largest
+    assert not any(source.startswith("Jesse_Ventura_0001") for source in found["Jesse_Ventura"].sources.values())
 
 
 def test_nuaa_attacks_and_still_clients_are_refused(engine: Engine, shared_data: Path) -> None:

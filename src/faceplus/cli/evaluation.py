@@ -261,8 +261,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-photos", type=int, default=3, help="only LFW people with at least this many photos")
     p.add_argument("--max-photos", type=int, default=12, help="photos looked at per person")
     p.add_argument("--seed", type=int, default=16)
-    p.add_argument("--parts", nargs="+", choices=("nuaa", "bona-fide"), default=["nuaa", "bona-fide"])
-    p.add_argument("--verbose", action="store_true", help="one line per bona fide capture")
+    parts = ("nuaa", "bona-fide", "per-action", "closed-eyes")
+    p.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
+    p.add_argument("--verbose", action="store_true", help="one line per bona fide capture (frames of refused ones)")
     p.set_defaults(func=_eval_liveness)
 
     p = sub.add_parser(

@@ -16,7 +16,8 @@ Action patterns (angles in degrees, conventions of :mod:`faceplus.analysis.headp
 mouth states count only on frames turned less than ``turn_yaw`` (on LFW photos turned further, the mesh read
 closed mouths as open):
 
-- ``blink``: eyes open (P(closed) <= ``eye_open_below``), closed (>= ``eye_closed_above``), open again;
+- ``blink``: eyes open (P(closed) <= ``eye_open_below``), closed (>= ``eye_closed_above``, or the eye aspect
+  ratio down to ``blink_ratio`` of the open eyes' in the frame before), open again;
 - ``mouth``: mouth closed (P(open) <= ``mouth_closed_below``), open (>= ``mouth_open_above``), closed again;
 - ``turn_left`` / ``turn_right``: facing the camera (|yaw| <= ``neutral_yaw``), yaw past ``turn_yaw`` towards
   the subject's own left (yaw > 0: the nose moves to the image's right) / right (yaw < 0), and back;
@@ -54,6 +55,7 @@ class FrameSignal:
     height: int
     box: tuple[int, int, int, int] | None = None  # left, top, width, height of the largest face
     eye_closed: float | None = None  # mean P(closed) of both eyes, 0-1
+    eye_ratio: float | None = None  # mean eye aspect ratio (lid gap / eye width) of both eyes
     mouth_open: float | None = None  # P(open), 0-1
     yaw: float | None = None
     pitch: float | None = None
@@ -72,6 +74,8 @@ class Limits:
     identity_distance: float = 0.3364  # the shipped calibration's 1e-4 FAR distance (see default_limits)
     eye_open_below: float = 0.4
     eye_closed_above: float = 0.7
+    #: ... or the eye aspect ratio falls to this share of the open eyes' just before (fitted: docs/LIVENESS.md)
+    blink_ratio: float = 0.49
     mouth_closed_below: float = 0.3
     mouth_open_above: float = 0.7
     neutral_yaw: float = 12.0
@@ -158,7 +162,7 @@ def _patterns(lim: Limits) -> dict[str, tuple[Callable[[FrameSignal], bool], Pre
     return {
         "blink": (
             eyes_open,
-            lambda f, r: frontal(f) and _ok(f.eye_closed) and f.eye_closed >= lim.eye_closed_above,  # type: ignore[operator]
+            lambda f, r: frontal(f) and max(_blink_margins(f, r, lim)) >= 0,
             lambda f, r: eyes_open(f),
         ),
         "mouth": (
@@ -176,11 +180,28 @@ def _patterns(lim: Limits) -> dict[str, tuple[Callable[[FrameSignal], bool], Pre
     }
 
 
+def _blink_margins(peak: FrameSignal, rest: FrameSignal, lim: Limits) -> tuple[float, float]:
+    """How far ``peak``'s eyes are past each blink threshold, as a share of that threshold's span (>= 0: past it):
+    P(closed) past ``eye_closed_above``, and the eye aspect ratio below ``blink_ratio`` times the open eyes' of
+    ``rest`` (-1 where a reading is missing).
+
+    The relative reading is there because one absolute P(closed) misses closures of eyes that are small when open,
+    and at ~20 px eyes the iris model reads shut lids with gaps of 0.1-0.2 of the eye's width (docs/LIVENESS.md).
+    """
+    absolute = relative = -1.0
+    if peak.eye_closed is not None:
+        absolute = (peak.eye_closed - lim.eye_closed_above) / (1.0 - lim.eye_closed_above)
+    if peak.eye_ratio is not None and rest.eye_ratio and lim.blink_ratio > 0:
+        edge = lim.blink_ratio * rest.eye_ratio
+        relative = (edge - peak.eye_ratio) / edge
+    return absolute, relative
+
+
 def _margin(action: str, peak: FrameSignal, rest: FrameSignal, lim: Limits) -> float:
     """How far the peak went past the threshold, as a fraction of the threshold's own distance from rest."""
     if action == "blink":
-        value, edge, span = peak.eye_closed or 0.0, lim.eye_closed_above, 1.0 - lim.eye_closed_above
-    elif action == "mouth":
+        return float(np.clip(max(_blink_margins(peak, rest, lim)), 0.0, 1.0))
+    if action == "mouth":
         value, edge, span = peak.mouth_open or 0.0, lim.mouth_open_above, 1.0 - lim.mouth_open_above
     elif action in ("turn_left", "turn_right"):
         value, edge, span = abs(peak.yaw or 0.0), lim.turn_yaw, lim.turn_yaw

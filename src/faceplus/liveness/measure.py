@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceplus.analysis.eyes import eye_aspect_ratio
+from faceplus.attributes import REGISTRY
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError, ImageFileTooLarge
 from faceplus.liveness.checks import FrameSignal
@@ -84,9 +86,12 @@ def measure_rgb(engine: Engine, rgb: np.ndarray, t_ms: float, min_face_px: int =
         return FrameSignal(t_ms, 0, width, height)
     main = counted[0]
     engine.embed_faces(rgb, [main])
-    engine.analyzer.analyze(rgb, main, list(SIGNALS))
-    a = main.attributes
+    # the attributes as detect computes them, from one set of measurements (mesh, iris), which also gives the eye
+    # aspect ratio itself: a blink is also judged against the same person's open eyes before it (checks.py)
+    m = engine.analyzer.measure(rgb, main)
+    a = {name: REGISTRY[name].compute(m) for name in SIGNALS}
     eye_closed = float(np.mean([eye["no_glass_eye_close"] for eye in a["eyestatus"].values()])) / 100.0
+    eye_ratio = float(np.mean([eye_aspect_ratio(m.eyes[side].contour) for side in ("right", "left")]))
     pose = a["headpose"]
     b = main.box
     return FrameSignal(
@@ -96,6 +101,7 @@ def measure_rgb(engine: Engine, rgb: np.ndarray, t_ms: float, min_face_px: int =
         height=height,
         box=(int(b.left), int(b.top), int(b.width), int(b.height)),
         eye_closed=eye_closed,
+        eye_ratio=eye_ratio,
         mouth_open=float(a["mouthstatus"]["open"]) / 100.0,
         yaw=float(pose["yaw_angle"]),
         pitch=float(pose["pitch_angle"]),
