@@ -18,9 +18,12 @@ dropped at the end). Each option's index is built (timed, sized), its curve meas
 Per-FaceSet partitions are not an option here: with one FaceSet in the table, a partition and its HNSW index
 hold exactly what ``baseline``'s partial index and heap hold.
 
-Every search is timed from the client the way ``PostgresStore.search_faceset`` makes it: a pooled connection
-(binary vectors), the FaceSet row read, then in one transaction the ``hnsw.*`` settings and the search. Warm-up
-queries are not timed; recall@5 is against brute-force numpy over the FaceSet.
+Every search is timed from the client in two forms (same SQL, same results): ``tx``, the store's form before
+commit 1db80a0 (pooled connection, FaceSet row, then BEGIN, ``SET LOCAL hnsw.*``, search, COMMIT: 6 round trips),
+and ``lean``, its form since (the settings ride on the FaceSet row's statement, no transaction: 3 round trips).
+Warm-up queries are not timed; recall@5 is against brute-force numpy over the FaceSet, for queries of people in
+the FaceSet and, apart, for strangers (people not in it: another seed's identities), whose results are all far
+and close together, so approximate search ranks them less faithfully.
 
     uv run python benchmarks/pg_search_options.py --size 100000 --database-url postgresql://...
 """
@@ -202,14 +205,14 @@ class Bench:
     def searcher(self, option: Option, ef: int, c: int, form: str) -> Callable[[np.ndarray], list[str]]:
         """One search from the client.
 
-        ``store``: as ``PostgresStore.search_faceset`` makes it: pooled connection (the pool's check is one
-        round trip), the FaceSet row, then BEGIN, the settings (SET LOCAL), the search, COMMIT: 6 round trips.
+        ``tx``: pooled connection (the pool's check is one round trip), the FaceSet row, then BEGIN, the
+        settings (SET LOCAL), the search, COMMIT: 6 round trips (the store before commit 1db80a0).
         ``lean``: the settings (session-level ``set_config``) ride on the FaceSet row's statement and no
-        transaction is opened: 3 round trips (pool check, FaceSet row, search).
+        transaction is opened: 3 round trips (pool check, FaceSet row, search), as the store does now.
         """
         query = self.statement(option)
         lookup = "SELECT id, face_count, hnsw FROM facesets WHERE tenant = %s AND faceset_token = %s"
-        if form == "store":
+        if form == "tx":
             local = sql.SQL("SELECT {}").format(sql.SQL(", ").join(self.settings(option, ef, c, True)))
         else:
             lookup_sql = sql.SQL(
@@ -222,7 +225,7 @@ class Bench:
             with self.store.pool.connection() as conn:
                 row = conn.execute(lookup, (TENANT, FACESET)).fetchone()
                 assert row is not None and int(row[0]) == self.set_id
-                if form == "store":
+                if form == "tx":
                     with conn.transaction():
                         conn.execute(local)
                         rows = conn.execute(query, {"q": q, **params}).fetchall()
@@ -291,7 +294,7 @@ def run_rounds(
 ) -> None:
     """Every point and form runs the same queries; the timed ones in ``rounds`` interleaved chunks, so load
     that comes and goes (2 cores shared with other jobs) falls on every point alike. Strangers' queries (people
-    not in the FaceSet) run in the same rounds, in the first form only, and are counted apart."""
+    not in the FaceSet) run in the same rounds, in the lean form only, and are counted apart."""
     for point in points:
         for search in point.searches.values():
             for q in queries[:warmup]:
@@ -310,7 +313,8 @@ def run_rounds(
                     if n == 0 and counted:
                         point.hits += len({int(t[1:]) for t in got[:K]} & set(truth[i].tolist()))
                         point.asked += K
-                if n or strangers is None or strangers_truth is None or not counted:
+                last = n == len(point.searches) - 1  # the lean form where there are two
+                if not last or strangers is None or strangers_truth is None or not counted:
                     continue
                 for i in other:
                     t0 = time.perf_counter()
@@ -318,6 +322,16 @@ def run_rounds(
                     point.stranger_times.append((time.perf_counter() - t0) * 1000)
                     point.stranger_hits += len({int(t[1:]) for t in got[:K]} & set(strangers_truth[i].tolist()))
                     point.stranger_asked += K
+
+
+def store_call(bench: Bench, ef: int) -> Callable[[np.ndarray], list[str]]:
+    """``PostgresStore.search_faceset`` itself, at ``ef_search`` ``ef`` and its 50 candidates (the default)."""
+
+    def search(q: np.ndarray) -> list[str]:
+        bench.store.ef_search, bench.store.candidates = ef, 50
+        return [t for t, _ in bench.store.search_faceset(TENANT, FACESET, q, K)]
+
+    return search
 
 
 def curve(text: str) -> list[tuple[int, int]]:
@@ -340,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="untimed queries before the timed ones")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the timed queries are split in")
     parser.add_argument("--analyze", type=int, default=20, help="queries per point run under EXPLAIN ANALYZE")
+    parser.add_argument("--store-ef", default="200,40", help="ef_search values of the store's own calls")
     parser.add_argument("--strangers", type=int, default=100, help="timed queries of people not in the FaceSet")
     parser.add_argument("--spread", type=float, default=0.35, help="per-photo noise norm (search_scale.py)")
     parser.add_argument("--options", default="baseline,halfvec,binary,iterative", help=f"of {','.join(OPTIONS)}")
@@ -373,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         plans: list[tuple[Point, Option]] = []
         for option, name in zip(options, names, strict=True):
             for ef, c in curve(getattr(args, f"{option.name}_curve")):
-                forms = {form: bench.searcher(option, ef, c, form) for form in ("store", "lean")}
+                forms = {form: bench.searcher(option, ef, c, form) for form in ("tx", "lean")}
                 point = Point(option.name, ef, c, forms)
                 plan = bench.analyze(option, queries[0], ef, c)[0]
                 if name not in plan:
@@ -420,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"loaded {args.size} members in {time.perf_counter() - t0:.1f} s")
         extra: list[Point] = []
         if args.exact_queries:
-            exact = Point("exact", 0, 0, {"store": bench.exact})
+            exact = Point("exact", 0, 0, {"lean": bench.exact})
             run_rounds([exact], queries[: 3 + args.exact_queries], truth, 3, 1)
             measured.append(("exact path (no index)", [exact]))
         partial = [o for o in chosen if o.partial]
@@ -430,13 +445,9 @@ def main(argv: list[str] | None = None) -> int:
             builds.append((option.name, args.size, build, mb))
             names.append(name)
             log(f"{option.name}: index built in {build:.1f} s, {mb:.0f} MB ({time.perf_counter() - started:.0f} s)")
-        if "baseline" in [o.name for o in partial]:  # the store's own call at its defaults: the harness matches it
-            bench.store.ef_search, bench.store.candidates = 200, 50
-
-            def store_call(q: np.ndarray) -> list[str]:
-                return [t for t, _ in bench.store.search_faceset(TENANT, FACESET, q, K)]
-
-            extra.append(Point("store call", 200, 50, {"store": store_call}))
+        if "baseline" in [o.name for o in partial]:  # the store's own calls (50 candidates) at each --store-ef
+            for ef in (int(e) for e in args.store_ef.split(",") if e):
+                extra.append(Point("store call", ef, 50, {"lean": store_call(bench, ef)}))
         if partial:
             measure("partial indexes", partial, names, extra)
         for name in names:
@@ -468,14 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     for title, points in measured:
         print(f"\n{title}\n")
         print(
-            "| option | ef_search | candidates | recall@5 | p50 ms (store: 6 round trips) | p99 ms | "
+            "| option | ef_search | candidates | recall@5 | p50 ms (tx: 6 round trips) | p99 ms | "
             "p50 ms (lean: 3 round trips) | p99 ms | server ms (p50) | buffers a query (not in shared_buffers) | "
-            "strangers: recall@5 | strangers: p50 ms (store) |"
+            "strangers: recall@5 | strangers: p50 ms (lean) |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for p in points:
             cells = [p.label, str(p.ef or "-"), str(p.c or "-"), f"{p.hits / p.asked:.4f}" if p.asked else "-"]
-            for t in (p.times.get("store") or p.times.get("ping") or [], p.times.get("lean") or []):
+            for t in (p.times.get("tx") or p.times.get("ping") or [], p.times.get("lean") or []):
                 cells += [f"{percentile(t, 50):.2f}", f"{percentile(t, 99):.2f}"] if t else ["-", "-"]
             if p.buffers:
                 cells += [f"{percentile(p.server_ms, 50):.2f}", f"{np.mean(p.buffers):.0f} ({np.mean(p.reads):.0f})"]

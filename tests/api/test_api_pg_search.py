@@ -87,3 +87,15 @@ def test_index_build_memory_fits_the_faceset(pg_schema_url: str) -> None:
         assert store.build_memory_mb(10_000_000) == 2048  # the cap
     finally:
         store.close()
+
+
+def test_ef_search_below_the_candidates_floor_is_used(pg_schema_url: str) -> None:
+    """DB_EF_SEARCH=40 (p50 <= 3 ms at 1M in docs/SEARCH.md) must search at 40, not at the 50-candidate floor."""
+    store = PostgresStore(pg_schema_url, pool_size=1, ef_search=40, candidates=50)
+    try:
+        assert (store._ef(5), store._want(5)) == (40, 40)
+        assert (store._ef(60), store._want(60)) == (60, 60)  # k rows need ef_search >= k
+        store.ef_search = 200
+        assert (store._ef(5), store._want(5)) == (200, 50)  # the defaults: 50 candidates re-ranked at ef 200
+    finally:
+        store.close()

@@ -71,13 +71,18 @@ class PostgresSearch:
                 ).fetchall()
         return [(t, float(d)) for t, d in rows]
 
+    def _want(self, k: int) -> int:
+        """Candidates a search for ``k`` reads: ``candidates``, but never past ``ef_search`` (pgvector returns no
+        more than ``ef_search`` rows, so a larger floor would silently raise it: ``DB_EF_SEARCH=40`` searched at 50)."""
+        return max(k, min(self.candidates, self.ef_search))
+
     def _ef(self, k: int) -> int:
-        """``hnsw.ef_search`` of a search for ``k``: at least the candidates it reads (pgvector returns no more)."""
-        return max(self.ef_search, k, self.candidates)
+        """``hnsw.ef_search`` of a search for ``k``: at least the candidates it reads."""
+        return max(self.ef_search, self._want(k))
 
     def _search_hnsw(self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int) -> list[tuple[str, float]]:
         """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance."""
-        want = max(k, self.candidates)
+        want = self._want(k)
         # The id is a literal so the planner can match the partial index's predicate.
         rows = conn.execute(
             sql.SQL(
@@ -100,7 +105,7 @@ class PostgresSearch:
             assert row is not None
             set_id = int(row[0])
             with conn.transaction():
-                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self.ef_search)))
+                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef(5))))
                 if row[2] and int(row[1]) >= self.hnsw_threshold:
                     query_sql = sql.SQL(
                         "EXPLAIN SELECT face_token FROM members WHERE faceset_id = {} ORDER BY embedding <-> %b LIMIT 5"
