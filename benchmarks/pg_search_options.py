@@ -324,11 +324,11 @@ def run_rounds(
                     point.stranger_asked += K
 
 
-def store_call(bench: Bench, ef: int) -> Callable[[np.ndarray], list[str]]:
-    """``PostgresStore.search_faceset`` itself, at ``ef_search`` ``ef`` and its 50 candidates (the default)."""
+def store_call(bench: Bench, ef: int, candidates: int) -> Callable[[np.ndarray], list[str]]:
+    """``PostgresStore.search_faceset`` itself, at ``ef_search`` ``ef`` and ``candidates`` (50 by default)."""
 
     def search(q: np.ndarray) -> list[str]:
-        bench.store.ef_search, bench.store.candidates = ef, 50
+        bench.store.ef_search, bench.store.candidates = ef, candidates
         return [t for t, _ in bench.store.search_faceset(TENANT, FACESET, q, K)]
 
     return search
@@ -354,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30, help="untimed queries before the timed ones")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the timed queries are split in")
     parser.add_argument("--analyze", type=int, default=20, help="queries per point run under EXPLAIN ANALYZE")
-    parser.add_argument("--store-ef", default="200,40", help="ef_search values of the store's own calls")
+    parser.add_argument(
+        "--store-calls", default="200:50,40:50", help="ef_search:candidates of the store's own calls (search_faceset)"
+    )
     parser.add_argument("--strangers", type=int, default=100, help="timed queries of people not in the FaceSet")
     parser.add_argument("--spread", type=float, default=0.35, help="per-photo noise norm (search_scale.py)")
     parser.add_argument("--options", default="baseline,halfvec,binary,iterative", help=f"of {','.join(OPTIONS)}")
@@ -446,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
             names.append(name)
             log(f"{option.name}: index built in {build:.1f} s, {mb:.0f} MB ({time.perf_counter() - started:.0f} s)")
         if "baseline" in [o.name for o in partial]:  # the store's own calls (50 candidates) at each --store-ef
-            for ef in (int(e) for e in args.store_ef.split(",") if e):
-                extra.append(Point("store call", ef, 50, {"lean": store_call(bench, ef)}))
+            for ef, c in curve(args.store_calls):
+                extra.append(Point("store call", ef, c, {"lean": store_call(bench, ef, c)}))
         if partial:
             measure("partial indexes", partial, names, extra)
         for name in names:
