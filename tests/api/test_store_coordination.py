@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceplus.store.base import FaceRecord, FaceSetRecord, Store, TaskRecord
+from faceplus.store.base import (
+    FaceRecord,
+    FaceSetQuotaExceeded,
+    FaceSetRecord,
+    NewMembers,
+    OuterIdExists,
+    Store,
+    TaskRecord,
+)
 
 from .conftest import PostgresSchemas, database_url
 
@@ -74,3 +82,25 @@ def test_search_is_the_stores(store: Store) -> None:
     store.delete_faceset("t", "fs")
     with pytest.raises(KeyError):
         store.search_faceset("t", "fs", vectors[4], 1)
+
+
+def test_create_with_members_is_one_transaction(store: Store) -> None:
+    """faceset/create with face_tokens: the FaceSet and its first faces commit together or not at all."""
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(4, 128)).astype(np.float32)
+    now = time.time()
+    store.add_faces([FaceRecord("t", f"f{i}", vectors[i], {}, "img", now) for i in range(4)])
+    members = NewMembers(["f0", "f1", "f1", "nope", "f2"], 0.0, 2)
+    change = store.create_faceset(FaceSetRecord("t", "fs", "out", "", "", [], now), None, members)
+    assert change.changed == ["f0", "f1"]
+    assert change.failures == [("nope", "INVALID_FACE_TOKEN"), ("f2", "QUOTA_EXCEEDED")]
+    assert store.faceset_tokens("t", "fs", 0, 10) == ["f0", "f1"]
+    created = store.get_faceset("t", faceset_token="fs")
+    assert created is not None and created.face_count == 2
+    assert store.search_faceset("t", "fs", vectors[1], 1, change.version)[0][0] == "f1"
+    with pytest.raises(OuterIdExists):  # the insert fails: nothing of the second FaceSet remains
+        store.create_faceset(FaceSetRecord("t", "fs2", "out", "", "", [], now), None, NewMembers(["f3"], 0.0, 9))
+    with pytest.raises(FaceSetQuotaExceeded):
+        store.create_faceset(FaceSetRecord("t", "fs3", "", "", "", [], now), 1, NewMembers(["f3"], 0.0, 9))
+    assert store.get_faceset("t", faceset_token="fs2") is None and store.get_faceset("t", faceset_token="fs3") is None
+    assert store.faceset_vectors("t", "fs").tokens == ["f0", "f1"]

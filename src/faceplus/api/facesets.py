@@ -82,6 +82,11 @@ def add_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list
         )
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
+    return added_reply(faceset, change)
+
+
+def added_reply(faceset: FaceSetRecord, change: MembershipChange) -> dict[str, Any]:
+    """Face++'s addface (and create) reply for ``change``."""
     return {
         "faceset_token": faceset.faceset_token,
         "outer_id": faceset.outer_id,

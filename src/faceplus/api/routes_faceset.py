@@ -11,6 +11,7 @@ from faceplus.api.errors import plain, reply
 from faceplus.api.faces import new_token
 from faceplus.api.facesets import (
     add_faces,
+    added_reply,
     check_text,
     face_tokens,
     parse_tags,
@@ -19,7 +20,7 @@ from faceplus.api.facesets import (
     resolve_faceset,
 )
 from faceplus.api.forms import form_doc
-from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, OuterIdExists
+from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, NewMembers, OuterIdExists
 
 router = APIRouter(prefix="/faceset")
 
@@ -68,24 +69,15 @@ def create(
         faceset = existing
     else:
         faceset = FaceSetRecord(tenant, new_token(), outer_id, display_name, user_data, tags, ctx.now())
-        try:
-            ctx.store.create_faceset(faceset, max_facesets=ctx.settings.max_facesets_per_key)
+        members = NewMembers(tokens, ctx.live_after(), ctx.settings.faceset_max_faces)
+        try:  # the FaceSet and its first faces in one transaction: after a crash it holds them or is absent
+            change = ctx.store.create_faceset(faceset, ctx.settings.max_facesets_per_key, members)
         except OuterIdExists:
             raise plain("FACESET_EXIST") from None
         except FaceSetQuotaExceeded:
             raise plain("FACESET_QUOTA_EXCEEDED") from None
-    if tokens:
-        return reply(request, add_faces(ctx, tenant, faceset, tokens))
-    return reply(
-        request,
-        {
-            "faceset_token": faceset.faceset_token,
-            "outer_id": faceset.outer_id,
-            "face_added": 0,
-            "face_count": faceset.face_count,
-            "failure_detail": [],
-        },
-    )
+        return reply(request, added_reply(faceset, change))
+    return reply(request, add_faces(ctx, tenant, faceset, tokens))
 
 
 @router.post(

@@ -114,6 +114,15 @@ class MembershipChange:
     version: int
 
 
+@dataclass(frozen=True)
+class NewMembers:
+    """Face tokens to add to a FaceSet as it is created, in the same transaction (whole or absent after a crash)."""
+
+    tokens: Sequence[str]
+    live_after: float
+    max_faces: int
+
+
 @dataclass
 class TaskRecord:
     tenant: str
@@ -239,8 +248,12 @@ class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
 
     # -- FaceSets -------------------------------------------------------------------------------
     @abstractmethod
-    def create_faceset(self, faceset: FaceSetRecord, max_facesets: int | None = None) -> None:
-        """Raises :class:`OuterIdExists` when the tenant already has that outer_id, and
+    def create_faceset(
+        self, faceset: FaceSetRecord, max_facesets: int | None = None, members: NewMembers | None = None
+    ) -> MembershipChange:
+        """Create the FaceSet and add ``members`` in one transaction (as :meth:`add_to_faceset` would).
+
+        Raises :class:`OuterIdExists` when the tenant already has that outer_id, and
         :class:`FaceSetQuotaExceeded` when it already has ``max_facesets`` FaceSets."""
 
     @abstractmethod

@@ -43,6 +43,7 @@ from faceplus.store.base import (
     FaceSetRecord,
     FaceSetVectors,
     MembershipChange,
+    NewMembers,
     OuterIdExists,
     Store,
     TaskRecord,
@@ -256,7 +257,9 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
         return bytes(row["data"]) if row else None
 
     # -- FaceSets -------------------------------------------------------------------------------
-    def create_faceset(self, faceset: FaceSetRecord, max_facesets: int | None = None) -> None:
+    def create_faceset(
+        self, faceset: FaceSetRecord, max_facesets: int | None = None, members: NewMembers | None = None
+    ) -> MembershipChange:
         try:
             with self.pool.connection() as conn, conn.transaction():
                 if max_facesets is not None:
@@ -274,6 +277,8 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
                     "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     faceset.insert_values(),
                 )
+                wanted = members or NewMembers((), 0.0, 0)
+                return self._add_members(conn, faceset.tenant, faceset.faceset_token, wanted)
         except psycopg.errors.UniqueViolation as exc:
             raise OuterIdExists(faceset.outer_id) from exc
 
@@ -333,47 +338,53 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
     def add_to_faceset(
         self, tenant: str, faceset_token: str, tokens: Sequence[str], live_after: float, max_faces: int
     ) -> MembershipChange:
-        unique = list(dict.fromkeys(tokens))
+        with self.pool.connection() as conn, conn.transaction():
+            return self._add_members(conn, tenant, faceset_token, NewMembers(tokens, live_after, max_faces))
+
+    def _add_members(
+        self, conn: psycopg.Connection, tenant: str, faceset_token: str, members: NewMembers
+    ) -> MembershipChange:
+        """The body of an add, inside the caller's transaction."""
+        unique = list(dict.fromkeys(members.tokens))
         added: list[str] = []
         failures: list[tuple[str, str]] = []
-        with self.pool.connection() as conn, conn.transaction():
-            # The FaceSet row lock serializes concurrent adds/removes on one FaceSet across all workers.
-            set_id, count, version = self._lock_faceset(conn, tenant, faceset_token)
-            live = {
-                r[0]
-                for r in conn.execute(
-                    f"SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE} "
-                    "FOR KEY SHARE OF faces",
-                    (tenant, unique, live_after),
-                )
-            }
-            present = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT face_token FROM members WHERE faceset_id = %s AND face_token = ANY(%s)", (set_id, unique)
-                )
-            }
-            for token in unique:
-                if token not in live:
-                    failures.append((token, "INVALID_FACE_TOKEN"))
-                elif token in present:
-                    continue
-                elif count >= max_faces:
-                    failures.append((token, "QUOTA_EXCEEDED"))
-                else:
-                    added.append(token)
-                    count += 1
-            if added:
-                conn.execute(
-                    "INSERT INTO members(faceset_id, face_token, embedding) "
-                    "SELECT %s, f.face_token, f.embedding FROM unnest(%s::text[]) WITH ORDINALITY AS t(token, n) "
-                    "JOIN faces f ON f.face_token = t.token ORDER BY t.n",
-                    (set_id, added),
-                )
-                version += 1
-                conn.execute(
-                    "UPDATE facesets SET face_count = %s, version = %s WHERE id = %s", (count, version, set_id)
-                )
+        # The FaceSet row lock serializes concurrent adds/removes on one FaceSet across all workers.
+        set_id, count, version = self._lock_faceset(conn, tenant, faceset_token)
+        if not unique:
+            return MembershipChange(added, failures, count, version)
+        live = {
+            r[0]
+            for r in conn.execute(
+                f"SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE} "
+                "FOR KEY SHARE OF faces",
+                (tenant, unique, members.live_after),
+            )
+        }
+        present = {
+            r[0]
+            for r in conn.execute(
+                "SELECT face_token FROM members WHERE faceset_id = %s AND face_token = ANY(%s)", (set_id, unique)
+            )
+        }
+        for token in unique:
+            if token not in live:
+                failures.append((token, "INVALID_FACE_TOKEN"))
+            elif token in present:
+                continue
+            elif count >= members.max_faces:
+                failures.append((token, "QUOTA_EXCEEDED"))
+            else:
+                added.append(token)
+                count += 1
+        if added:
+            conn.execute(
+                "INSERT INTO members(faceset_id, face_token, embedding) "
+                "SELECT %s, f.face_token, f.embedding FROM unnest(%s::text[]) WITH ORDINALITY AS t(token, n) "
+                "JOIN faces f ON f.face_token = t.token ORDER BY t.n",
+                (set_id, added),
+            )
+            version += 1
+            conn.execute("UPDATE facesets SET face_count = %s, version = %s WHERE id = %s", (count, version, set_id))
         return MembershipChange(added, failures, count, version)
 
     def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:

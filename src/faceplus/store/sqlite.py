@@ -40,6 +40,7 @@ from faceplus.store.base import (
     FaceSetRecord,
     FaceSetVectors,
     MembershipChange,
+    NewMembers,
     OuterIdExists,
     Store,
     TaskRecord,
@@ -332,7 +333,9 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
         return bytes(row[0]) if row else None
 
     # -- FaceSets -------------------------------------------------------------------------------
-    def create_faceset(self, faceset: FaceSetRecord, max_facesets: int | None = None) -> None:
+    def create_faceset(
+        self, faceset: FaceSetRecord, max_facesets: int | None = None, members: NewMembers | None = None
+    ) -> MembershipChange:
         try:
             with self._write() as db:  # BEGIN IMMEDIATE: the count and the insert see no other writer
                 if max_facesets is not None:
@@ -344,8 +347,12 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     faceset.insert_values(),
                 )
+                wanted = members or NewMembers((), 0.0, 0)
+                change = self._add_members(db, faceset.tenant, faceset.faceset_token, wanted)
         except sqlite3.IntegrityError as exc:
             raise OuterIdExists(faceset.outer_id) from exc
+        self.search_index.added(faceset.tenant, faceset.faceset_token, change)
+        return change
 
     def get_faceset(
         self, tenant: str, *, faceset_token: str | None = None, outer_id: str | None = None
@@ -406,32 +413,37 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
     def add_to_faceset(
         self, tenant: str, faceset_token: str, tokens: Sequence[str], live_after: float, max_faces: int
     ) -> MembershipChange:
-        added: list[str] = []
-        failures: list[tuple[str, str]] = []
         with self._write() as db:
-            row = self._faceset_row(db, tenant, faceset_token)
-            set_id, count, version = row["id"], row["face_count"], row["version"]
-            live = self.get_faces(tenant, list(dict.fromkeys(tokens)), live_after)
-            for token in dict.fromkeys(tokens):
-                if token not in live:
-                    failures.append((token, "INVALID_FACE_TOKEN"))
-                    continue
-                if db.execute(
-                    "SELECT 1 FROM members WHERE faceset_id = ? AND face_token = ?", (set_id, token)
-                ).fetchone():
-                    continue
-                if count >= max_faces:
-                    failures.append((token, "QUOTA_EXCEEDED"))
-                    continue
-                db.execute("INSERT INTO members(faceset_id, face_token) VALUES (?, ?)", (set_id, token))
-                added.append(token)
-                count += 1
-            if added:
-                version += 1
-                db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
-        change = MembershipChange(added, failures, count, version)
+            change = self._add_members(db, tenant, faceset_token, NewMembers(tokens, live_after, max_faces))
         self.search_index.added(tenant, faceset_token, change)
         return change
+
+    def _add_members(
+        self, db: sqlite3.Connection, tenant: str, faceset_token: str, members: NewMembers
+    ) -> MembershipChange:
+        """The body of an add, inside the caller's write transaction."""
+        added: list[str] = []
+        failures: list[tuple[str, str]] = []
+        row = self._faceset_row(db, tenant, faceset_token)
+        set_id, count, version = row["id"], row["face_count"], row["version"]
+        unique = list(dict.fromkeys(members.tokens))
+        live = self.get_faces(tenant, unique, members.live_after) if unique else {}
+        for token in unique:
+            if token not in live:
+                failures.append((token, "INVALID_FACE_TOKEN"))
+                continue
+            if db.execute("SELECT 1 FROM members WHERE faceset_id = ? AND face_token = ?", (set_id, token)).fetchone():
+                continue
+            if count >= members.max_faces:
+                failures.append((token, "QUOTA_EXCEEDED"))
+                continue
+            db.execute("INSERT INTO members(faceset_id, face_token) VALUES (?, ?)", (set_id, token))
+            added.append(token)
+            count += 1
+        if added:
+            version += 1
+            db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
+        return MembershipChange(added, failures, count, version)
 
     def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:
         removed: list[str] = []
