@@ -53,3 +53,40 @@ def test_the_cohort_calibration_is_the_one_reported(calibrated_api: Api, lfw_peo
     shipped = Engine(replace(api.ctx.engine.settings, compare_calibration="lfw")).match_calibration
     assert (body["thresholds"] == shipped.thresholds) == (chosen == "lfw")
     assert body["calibration"] == api.ctx.engine.match_calibration.calibrated_on
+
+
+def _album_ok(api: Api, route: str, files: dict | None = None, **fields: str) -> dict:
+    r = api.client.post(f"/imagepp/v1/facealbum/{route}", data={**fields, **api.keys["a"]}, files=files)
+    assert r.status_code == 200, (route, r.text)
+    return r.json()
+
+
+def test_facealbum_groups_at_the_operators_calibration(make_api, engine: Engine, lfw_people, tmp_path) -> None:  # noqa: ANN001
+    """An operator's raw recalibration moves FaceAlbum's link distance with compare's thresholds; a cohort-normalised
+    one (thresholds on another scale) leaves grouping at the shipped raw calibration."""
+    from faceplus.calibration import Calibration, default_calibration
+    from faceplus.tools.clustering import DEFAULT_FAR, link_calibration
+
+    shipped = default_calibration()
+    strict = Calibration(  # an operator whose "1e-3" sits far below any two photos of one person
+        shipped.midpoint, shipped.scale, {far: 0.05 for far in shipped.threshold_distances}, {"calibrated_on": "test"}
+    )
+    strict.save(tmp_path / "strict.json")
+    assert link_calibration(Engine(replace(engine.settings, compare_calibration="cohort")).match_calibration) == shipped
+    photos = next(photos for _, photos in lfw_people if len(photos) >= 2)[:2]
+    grouped = {}
+    for setting in ("lfw", str(tmp_path / "strict.json")):
+        api = make_api()
+        api.ctx.engine = Engine(replace(engine.settings, compare_calibration=setting))
+        api.add_key("a")
+        assert link_calibration(api.ctx.engine.match_calibration).threshold_distances[DEFAULT_FAR] == (
+            0.05 if setting != "lfw" else shipped.threshold_distances[DEFAULT_FAR]
+        )
+        album = _album_ok(api, "createalbum")["facealbum_token"]
+        for photo in photos:
+            _album_ok(api, "addimage", files={"image_file": photo.read_bytes()}, facealbum_token=album)
+        task = _album_ok(api, "groupface", facealbum_token=album)["task_id"]
+        assert api.ctx.tasks.wait_idle(120)
+        result = _album_ok(api, "groupfacetaskquery", task_id=task)["group_result"]
+        grouped[setting] = len({r["group_id"] for r in result}) == 1 and result[0]["group_id"] != "0"
+    assert grouped == {"lfw": True, str(tmp_path / "strict.json"): False}

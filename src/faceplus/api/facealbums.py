@@ -31,7 +31,7 @@ from faceplus.api.faces import new_token
 from faceplus.api.limits import facepp_min_face
 from faceplus.errors import FaceplusError
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
-from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, pairwise_distances_block
+from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, link_calibration, pairwise_distances_block
 
 #: Face++ ``ungrouped_reason`` for a face grouping found no similar face for (the only reason faceplus gives).
 NO_SIMILAR_PORTRAIT = 4
@@ -46,7 +46,7 @@ def is_group(group_id: str) -> bool:
 
 def link_distance(ctx: ApiContext) -> float:
     """The L2 distance below which two faces are one person (the calibrated 1e-3 false-accept distance)."""
-    return float(ctx.engine.calibration.threshold_distances[DEFAULT_FAR])
+    return float(link_calibration(ctx.engine.match_calibration).threshold_distances[DEFAULT_FAR])
 
 
 def face_json(face: AlbumFace) -> dict[str, Any]:
@@ -205,7 +205,7 @@ def find_candidates(ctx: ApiContext, tenant: str, facealbum_token: str, group_id
         best[face.group_id] = min(best.get(face.group_id, np.inf), d)
     threshold = link_distance(ctx)
     hits = sorted((d, g) for g, d in best.items() if d <= threshold)
-    confidence = ctx.engine.calibration.confidence
+    confidence = link_calibration(ctx.engine.match_calibration).confidence
     return [{"group_id": g, "similarity": round(float(confidence(d)), 3)} for d, g in hits]
 
 

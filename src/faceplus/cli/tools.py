@@ -130,12 +130,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:
-    from faceplus.calibration import default_calibration
+    from faceplus.calibration import compare_calibration
+    from faceplus.settings import Settings
     from faceplus.tools.clustering import (
         DEFAULT_FAR,
         eval_subset,
         faces_from_faceset,
         faces_from_folder,
+        link_calibration,
         run_clustering,
         score_clusters,
         set_user_ids,
@@ -144,7 +146,7 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.tools.indexing import Ledger
 
     far = args.far or DEFAULT_FAR
-    calibration = default_calibration()
+    calibration = link_calibration(compare_calibration(Settings.from_env().compare_calibration))
     if far not in calibration.threshold_distances:
         print(f"--far must be one of {', '.join(calibration.threshold_distances)}", file=sys.stderr)
         return 2

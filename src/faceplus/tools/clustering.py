@@ -1,7 +1,7 @@
 """``faceplus cluster``: group faces by person without labels (Face++'s face album, Azure's Group).
 
 Faces are linked by the calibrated L2 distance between their unit-length embeddings: two faces
-closer than the distance of a chosen false-accept rate (``engine.calibration.threshold_distances``)
+closer than the distance of a chosen false-accept rate (:func:`link_calibration`'s ``threshold_distances``)
 are "the same person" by the engine's own 1:1 rule. Three ways to turn those links into groups:
 
 * ``average`` (default): average-linkage agglomerative clustering (nearest-neighbour chain, exact,
@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from faceplus.calibration import Calibration, default_calibration
+
 #: Largest N for exact average linkage (an N x N float32 matrix: 10,000 faces = 400 MB).
 AVERAGE_MAX = 10_000
 #: Default rule and false-accept rate, chosen on lfw-dev (docs/TOOLS.md).
@@ -37,6 +39,17 @@ DEFAULT_FAR = "1e-3"
 
 
 # -- clustering ----------------------------------------------------------------------------------
+def link_calibration(compare: Calibration) -> Calibration:
+    """The calibration whose raw L2 distances grouping cuts at (``faceplus cluster``, FaceAlbum grouping and search).
+
+    ``compare`` is the calibration compare scores with (``FACEPLUS_COMPARE_CALIBRATION``): an operator's own raw
+    recalibration (``faceplus calibrate --out``) moves the cut with compare's thresholds. A cohort-normalised
+    calibration's thresholds are on the normalised scale, not raw distances, so grouping keeps the shipped
+    lfw-dev calibration then (docs/TOOLS.md).
+    """
+    return default_calibration() if compare.normalization is not None else compare
+
+
 def _find(parent: np.ndarray, i: int) -> int:
     root = i
     while parent[root] != root:
