@@ -101,11 +101,17 @@ def test_a_cohort_from_other_data_changes_scores_by_a_bounded_amount(real: dict)
 
 def test_a_person_is_not_their_own_cohort_neighbour(real: dict) -> None:
     utk = real["utk"]
-    labels = np.arange(len(utk)).astype(str)
-    norm = CohortNorm.build(utk, k=5, labels=labels)
-    with_self = norm.density(utk)
-    without = norm.density(utk, labels, labels)
-    assert np.all(without > with_self)  # the zero self-distance is skipped
+    norm = CohortNorm.build(utk, k=5, labels=np.arange(len(utk)).astype(str))
+    # A face never counts itself (distance 0, the same photo), labels or not: an operator's cohort holds faces
+    # that are also enrolled and compared.
+    d = np.linalg.norm(utk[:, None] - utk[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    alone = norm.density(utk)
+    assert np.allclose(alone, np.sort(d, axis=1)[:, :5].mean(1), atol=1e-5)
+    # Labels also skip a person's other faces (here the faces go two by two under one label).
+    pairs = (np.arange(len(utk)) // 2).astype(str)
+    without = norm.density(utk, pairs, pairs)
+    assert np.all(without >= alone - 1e-9) and np.any(without > alone + 1e-3)
 
 
 def test_eval_far_command(shared_data: Path, tmp_path: Path, capsys) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import os
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ import numpy as np
 
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
 CALIBRATION_FILE = "calibration.json"
+#: Mode of a cohort file written for an operator: it holds their people's embeddings (owner read/write only).
+PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,15 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
-        return cls(**json.loads(Path(path).read_text()))
+        """A calibration file; a cohort it names by a relative path is the one beside it (they travel together)."""
+        path = Path(path)
+        calibration = cls(**json.loads(path.read_text()))
+        n = calibration.normalization
+        if n and not Path(str(n["cohort"])).is_absolute():
+            # Without this, a relative name would be looked up in faceplus.data: the shipped UTKFace cohort.
+            normalization = {**n, "cohort": str((path.parent / str(n["cohort"])).resolve())}
+            calibration = replace(calibration, normalization=normalization)
+        return calibration
 
 
 @cache
@@ -93,7 +104,15 @@ def compare_calibration(setting: str = "lfw") -> Calibration:
     if setting == "cohort":
         text = resources.files("faceplus.data").joinpath(COHORT_CALIBRATION_FILE).read_text()
         return Calibration(**json.loads(text))
-    return Calibration.load(Path(setting))
+    calibration = Calibration.load(Path(setting))
+    if calibration.normalization:
+        cohort = Path(str(calibration.normalization["cohort"]))
+        if not cohort.is_file():  # say so now, not as a failed compare later
+            raise FileNotFoundError(
+                f"{setting} is cohort-normalised and needs its cohort file {cohort}, which is missing "
+                "(faceplus calibrate --cohort writes the two side by side)"
+            )
+    return calibration
 
 
 @cache
@@ -172,6 +191,12 @@ def measured_far(calibration: Calibration, impostor: np.ndarray) -> dict[str, fl
 
 
 # -- cohort score normalisation ------------------------------------------------------------------
+#: Below this distance a cohort face is the face itself (the same photo, float32 rounding ~1e-3): never its own
+#: neighbour. Two different photos, even of one person, are further apart (lfw-dev: no two of its 4,033 photos
+#: closer than 0.07).
+SAME_FACE_DISTANCE = 0.01
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -204,17 +229,39 @@ class CohortNorm:
     def density(
         self, embeddings: np.ndarray, labels: np.ndarray | None = None, cohort_labels: np.ndarray | None = None
     ) -> np.ndarray:
-        """Mean distance of each embedding to its ``k`` nearest cohort faces, skipping same-label faces."""
+        """Mean distance of each embedding to its ``k`` nearest cohort faces, skipping same-label faces.
+
+        A face never counts itself: a cohort face closer than :data:`SAME_FACE_DISTANCE` (the same photo; an
+        operator's cohort holds faces that are also enrolled and compared) is skipped, as in the fit.
+        """
         e = _unit(embeddings)
         cohort = self.vectors.astype(np.float32)
         out = np.empty(len(e), np.float64)
         for start in range(0, len(e), 1024):
             block = slice(start, start + 1024)
             d = np.sqrt(np.maximum(2.0 - 2.0 * (e[block] @ cohort.T), 0.0))
+            d[d < SAME_FACE_DISTANCE] = np.inf
             if labels is not None and cohort_labels is not None:
                 d[labels[block, None] == cohort_labels[None, :]] = np.inf
             out[block] = np.partition(d, self.k - 1, axis=1)[:, : self.k].mean(1)
         return out
+
+    def save(self, path: Path) -> None:
+        """Write the cohort as ``cohort.npz`` files are (``vectors``: float32), owner-only (mode 0600).
+
+        The vectors are embeddings of real people: biometric data. The file is created 0600 under a temporary
+        name and renamed over ``path``, so it is never readable by others, not even while being written.
+        """
+        path = Path(path)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, vectors=self.vectors.astype(np.float32))
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
 
     def normalize(self, distance: np.ndarray | float, density1: np.ndarray, density2: np.ndarray) -> np.ndarray:
         """Normalised distance from raw distances and both sides' densities (broadcasts)."""

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from faceplus.settings import DETECTORS, DetectionSettings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from faceplus.evaluation.calibrate import CalibrationRun
 
 #: What the calibration files record as the embedding pipeline (the engine's default, as compare uses it).
@@ -72,6 +74,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.min_false_accepts < 1:
         print("--min-false-accepts must be at least 1", file=sys.stderr)
         return 2
+    if args.out and not Path(args.out).parent.is_dir():
+        print(f"--out {args.out}: no folder {Path(args.out).parent}", file=sys.stderr)
+        return 2
+    if args.cohort and args.root and not args.out:
+        print("--cohort needs --out FILE (the shipped calibration.json stays on raw distances)", file=sys.stderr)
+        return 2
+    if any(v is not None and v < 1 for v in (args.cohort_k, args.cohort_size)):
+        print("--cohort-k and --cohort-size must be at least 1", file=sys.stderr)
+        return 2
     try:
         if args.faceset:
             return _calibrate_faceset(args)
@@ -90,12 +101,17 @@ def _recorded_command(args: argparse.Namespace) -> str:
         value = getattr(args, option, None)
         if value is not None:
             parts.append(f"--{option.replace('_', '-')} {'***' if option == 'api_key' else value}")
+    if getattr(args, "cohort", False):
+        parts.append("--cohort")
+        for option in ("cohort_k", "cohort_size"):
+            if getattr(args, option) is not None:
+                parts.append(f"--{option.replace('_', '-')} {getattr(args, option)}")
     parts.append(f"--far {' '.join(args.far)} --min-false-accepts {args.min_false_accepts}")
     return " ".join(parts)
 
 
 def _calibrate_folder(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.calibrate import calibrate, folder_identities, image_list
+    from faceplus.evaluation.calibrate import folder_identities, image_list
     from faceplus.evaluation.folder_embeddings import embed_folder
 
     root = Path(args.root)
@@ -108,16 +124,42 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
-    run = calibrate(labels, embeddings.vectors(), info, args.splits, args.far, args.min_false_accepts)
+    run = _run(labels, embeddings.vectors(), info, args)
+    if run.cohort is not None:
+        run = _described(run, root.name)
     out = Path(args.out) if args.out else Path(str(resources.files("faceplus.data").joinpath("calibration.json")))
     _write_and_report(run, out)
     return 0
 
 
+def _run(labels: list[str], vectors: np.ndarray, info: dict, args: argparse.Namespace) -> CalibrationRun:
+    """The raw fit, or with ``--cohort`` the cohort-normalised one, with the options given."""
+    from faceplus.evaluation.calibrate import calibrate, calibrate_cohort
+
+    if args.cohort:
+        return calibrate_cohort(
+            labels, vectors, info, args.splits, args.far, args.min_false_accepts, args.cohort_k, args.cohort_size
+        )
+    return calibrate(labels, vectors, info, args.splits, args.far, args.min_false_accepts)
+
+
+def _described(run: CalibrationRun, what: str) -> CalibrationRun:
+    """``run`` whose ``calibrated_on`` (every compare reply's ``calibration``) says it is cohort-normalised on whom."""
+    from dataclasses import replace
+
+    cal = run.calibration
+    cohort = cal.info["cohort_identities"]
+    on = (
+        f"{what}, cohort-normalised: thresholds on {cal.info['identities']} people ({cal.info['images']} faces), "
+        f"cohort: one face each of {cohort} other people of it ({cal.info['date']})"
+    )
+    return replace(run, calibration=replace(cal, info={**cal.info, "calibrated_on": on}))
+
+
 def _calibrate_faceset(args: argparse.Namespace) -> int:
     from faceplus.cli.server import where
     from faceplus.cli.tools import _tenant
-    from faceplus.evaluation.calibrate import calibrate, faceset_sample
+    from faceplus.evaluation.calibrate import faceset_sample
     from faceplus.settings import ServerSettings
     from faceplus.store.factory import open_store
 
@@ -161,7 +203,9 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         "embedder": EMBEDDER,
         "date": date,
     }
-    run = calibrate(sample.labels, sample.vectors, info, args.splits, args.far, args.min_false_accepts)
+    run = _run(sample.labels, sample.vectors, info, args)
+    if run.cohort is not None:
+        run = _described(run, f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces)")
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     out = Path(args.out) if args.out else Path(f"calibration-{safe}.json")
     _write_and_report(run, out)
@@ -170,32 +214,79 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
 
 
 def _write_and_report(run: CalibrationRun, out: Path) -> None:
+    from dataclasses import replace
+
     from faceplus.calibration import FAR_LEVELS
+    from faceplus.evaluation.calibrate import pooled_ratio, pooled_tar
 
     cal = run.calibration
+    if run.cohort is not None:
+        # The cohort first, so the calibration file never names a cohort that is not there yet.
+        cohort_file = out.with_name(f"{out.stem}.cohort.npz")
+        run.cohort.save(cohort_file)
+        assert cal.normalization is not None
+        cal = replace(cal, normalization={**cal.normalization, "cohort": cohort_file.name})
+        print(
+            f"cohort: one face each of {len(run.cohort.vectors)} identities, kept out of the pairs "
+            f"(k {run.cohort.k}, reference {run.cohort.reference:.4f}); wrote {cohort_file} "
+            f"({cohort_file.stat().st_size:,} bytes, mode 600: your people's embeddings, biometric data)"
+        )
     cal.save(out)
+    units = " (normalised distances)" if run.cohort is not None else ""
     print(
         f"fit on {cal.info['genuine_pairs']:,} same-person and {cal.info['impostor_pairs']:,} impostor pairs "
         f"({cal.info['identities']} identities, {cal.info['images']} faces); "
-        f"curve midpoint {cal.midpoint:.4f}, scale {cal.scale:.4f}"
+        f"curve midpoint {cal.midpoint:.4f}, scale {cal.scale:.4f}{units}"
     )
+    fars = list(cal.threshold_distances)
     print(f"{'FAR':>6} {'distance':>9} {'confidence':>11}")
     for far, distance in cal.threshold_distances.items():
         print(f"{far:>6} {distance:9.4f} {cal.thresholds[far]:11.3f}")
-    if run.checks:
+    if run.checks and run.cohort is None:
         print("held-out check: fit on one half of the identities, false-accept rate / nominal on the other half")
-        print(f"{'split':>7} {'pairs':>9} " + " ".join(f"{far:>6}" for far in cal.threshold_distances))
+        print(f"{'split':>7} {'pairs':>9} " + " ".join(f"{far:>6}" for far in fars))
         for check in run.checks:
-            ratios = " ".join(f"{check.ratio(far):6.2f}" for far in cal.threshold_distances)
+            ratios = " ".join(f"{check.ratio(far):6.2f}" for far in fars)
             print(f"{check.split:>7} {check.impostor_pairs:9d} {ratios}")
-        pooled = " ".join(f"{run.pooled_ratio(far):6.2f}" for far in cal.threshold_distances)
+        pooled = " ".join(f"{run.pooled_ratio(far):6.2f}" for far in fars)
         print(f"{'pooled':>7} {sum(c.impostor_pairs for c in run.checks):9d} {pooled}")
+    elif run.checks:
+        print(
+            "held-out check: fit on one half of the identities not in the cohort, measured on the other half "
+            "(the cohort is in neither); false-accept rate / nominal, raw distances | cohort-normalised"
+        )
+        header = " ".join(f"{far:>6}" for far in fars)
+        print(f"{'split':>7} {'pairs':>9} {header} | {header}")
+        for raw, norm in zip(run.raw_checks, run.checks, strict=True):
+            ratios = " ".join(f"{raw.ratio(far):6.2f}" for far in fars)
+            normalised = " ".join(f"{norm.ratio(far):6.2f}" for far in fars)
+            print(f"{norm.split:>7} {norm.impostor_pairs:9d} {ratios} | {normalised}")
+        pooled = " ".join(f"{pooled_ratio(run.raw_checks, far):6.2f}" for far in fars)
+        normalised = " ".join(f"{run.pooled_ratio(far):6.2f}" for far in fars)
+        print(f"{'pooled':>7} {sum(c.impostor_pairs for c in run.checks):9d} {pooled} | {normalised}")
+    if run.checks:
+        genuine = sum(c.genuine_pairs for c in run.checks)
+        print(f"held-out TAR (same-person pairs of the other half accepted, pooled over {genuine:,} pairs):")
+        rows = [("raw", run.raw_checks), ("normalised", run.checks)] if run.cohort is not None else [("", run.checks)]
+        for label, checks in rows:
+            rates = "  ".join(f"{far} {pooled_tar(checks, far) * 100:6.2f}%" for far in fars)
+            print(f"{label:>10}  {rates}" if label else f"  {rates}")
+        worse = [far for far in fars if pooled_tar(run.checks, far) < pooled_tar(run.raw_checks, far)]
+        if run.cohort is not None and worse:
+            print(
+                f"note: normalised held-out TAR is below raw at {', '.join(worse)}: on this population the cohort "
+                "does not help; the raw calibration (without --cohort) may serve better"
+            )
+    elif run.cohort is not None:
+        print("note: no identity half could be checked, so raw and normalised were not compared held out")
     if run.skipped:
         print(f"held-out check: {run.skipped} identity halves too small to fit the rates asked, not checked")
     print(f"wrote {out}")
     missing = [far for far in FAR_LEVELS if far not in cal.threshold_distances]
     if missing:
         print(f"note: not fit at {', '.join(missing)}; replies scored with this file carry no threshold for them")
+    if run.cohort is not None:
+        print(f"calibrated_on (compare replies' calibration field): {cal.calibrated_on}")
 
 
 def cmd_eval_attributes(args: argparse.Namespace) -> int:
@@ -292,4 +383,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=os.environ.get("FACEPLUS_API_KEY"), help="--faceset: the FaceSet's api key")
     p.add_argument("--data-dir", type=Path, default=None, help="--faceset: data folder (default: as serve)")
     p.add_argument("--max-faces", type=int, default=10_000, help="--faceset: at most this many faces (all pairs)")
+    p.add_argument(
+        "--cohort",
+        action="store_true",
+        help="cohort-normalised: the cohort is one face each of some of these identities (written beside --out "
+        "as NAME.cohort.npz, mode 600: biometric data), thresholds on the other identities' pairs",
+    )
+    p.add_argument(
+        "--cohort-k",
+        type=int,
+        default=None,
+        help="--cohort: nearest cohort faces per face (default 25, or 1 per 15 cohort faces if fewer)",
+    )
+    p.add_argument(
+        "--cohort-size",
+        type=int,
+        default=None,
+        help="--cohort: identities in the cohort (default: 1 in 4, at most 1000; at least 200 and 15 x k)",
+    )
     p.set_defaults(func=cmd_calibrate)
