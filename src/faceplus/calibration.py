@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -20,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from faceplus.private_files import save_private_npz
+
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
 CALIBRATION_FILE = "calibration.json"
-#: Mode of a cohort file written for an operator: it holds their people's embeddings (owner read/write only).
-PRIVATE_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True)
@@ -252,16 +251,7 @@ class CohortNorm:
         The vectors are embeddings of real people: biometric data. The file is created 0600 under a temporary
         name and renamed over ``path``, so it is never readable by others, not even while being written.
         """
-        path = Path(path)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, vectors=self.vectors.astype(np.float32))
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        save_private_npz(path, vectors=self.vectors.astype(np.float32))
 
     def normalize(self, distance: np.ndarray | float, density1: np.ndarray, density2: np.ndarray) -> np.ndarray:
         """Normalised distance from raw distances and both sides' densities (broadcasts)."""

@@ -94,9 +94,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from faceplus.api import create_app
+    from faceplus.calibration import compare_calibration
     from faceplus.workers import warm
 
     settings = ServerSettings.from_env(data_dir=args.data_dir)
+    try:  # a calibration file or its cohort missing or unreadable: say so now, not at the first compare
+        compare_calibration(settings.engine.compare_calibration).cohort()
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        print(f"FACEPLUS_COMPARE_CALIBRATION={settings.engine.compare_calibration}: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings)  # its engine workers load their models at startup, before the first request
     if settings.engine_workers <= 0:
         warm(app.state.ctx.engine)  # inline engine: load the models now rather than on the first request

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceplus.calibration import Calibration, CohortNorm, fit_calibration
+from faceplus.private_files import save_private_npz
 
 RACES = ("white", "black", "asian", "indian", "others")
 GENDERS = ("male", "female")
@@ -70,7 +71,7 @@ class Embedded:
     detector: list[str]
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(
+        save_private_npz(
             path, paths=np.array(self.paths), vectors=self.vectors, faces=self.faces, detector=np.array(self.detector)
         )
 
@@ -546,7 +547,7 @@ def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespa
 
     assert fitted.norm is not None
     cohort_file = out.with_name("cohort.npz")
-    np.savez_compressed(cohort_file, vectors=fitted.norm.vectors.astype(np.float32))
+    fitted.norm.save(cohort_file)
     packaged = out.parent.resolve() == Path(__file__).resolve().parents[1] / "data"
     cal = fitted.calibration
     sources = f"{Path(args.root).name} first half (adults)"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from faceplus.private_files import save_private_npz
 from faceplus.settings import DetectionSettings, ImageLimits, Settings
 
 #: Raw embeddings kept per image: chip aligned on 5 or 68 points, plain or mirrored.
@@ -62,7 +63,7 @@ class FolderEmbeddings:
         )
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, paths=np.array(self.paths), detector=np.array(self.detector), **self.raw)
+        save_private_npz(path, paths=np.array(self.paths), detector=np.array(self.detector), **self.raw)
 
     @classmethod
     def load(cls, path: Path) -> FolderEmbeddings:
