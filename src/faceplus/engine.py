@@ -25,7 +25,7 @@ from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.resnet_onnx import OnnxFaceEmbedder
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import Settings
+from faceplus.settings import EMBEDDERS, Settings
 
 _pool_engine: Engine | None = None
 
@@ -100,6 +100,13 @@ class EngineModels:
     make_embedder: Callable[[], Embedder] = OnnxFaceEmbedder  # dlib's ResNet on onnxruntime
     make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> EngineModels:
+        """The bundled models, with the identity model ``settings.embedder`` names (``FACEPLUS_EMBEDDER``)."""
+        if settings.embedder not in EMBEDDERS:
+            raise ValueError(f"unknown embedder {settings.embedder!r}; choose one of {EMBEDDERS}")
+        return cls(make_embedder=partial(OnnxFaceEmbedder, embedder=settings.embedder))
+
 
 class NoFaceFound(LookupError):
     """An image in which no detector found a face (raised only by calls that need one face)."""
@@ -122,7 +129,7 @@ class Engine:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self._calibration = calibration
-        self.models = models or EngineModels()
+        self.models = models or EngineModels.for_settings(self.settings)
         self.dlib = self.models.dlib
         self.detectors = DetectorChain(self.settings.detection, self.dlib)
 

@@ -14,13 +14,17 @@ The converter itself is :mod:`faceplus.convert.dlib_resnet`; this module only lo
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 
 from faceplus.convert.cache import cached_conversion
 from faceplus.models import runtime
 from faceplus.models.bundled import dlib_model
+from faceplus.settings import EMBEDDERS
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CHIP_SIZE = 150
@@ -28,6 +32,9 @@ DESCRIPTOR_SIZE = 128
 #: Must equal :data:`faceplus.convert.dlib_resnet.CONVERTER_VERSION` (a test checks); kept here so loading a
 #: cached model does not import the converter.
 CONVERTER_VERSION = "dlib-resnet-onnx-1"
+#: The int8 variant's recipe and ranges file: must equal :mod:`faceplus.convert.resnet_int8`'s (a test checks).
+QUANTIZER_VERSION = "dlib-resnet-int8-1"
+RANGES_FILE = "resnet_int8_ranges.json"
 
 
 def _convert(dat_path: Path) -> bytes:
@@ -37,12 +44,42 @@ def _convert(dat_path: Path) -> bytes:
     return convert_dlib_resnet(dat_path)
 
 
-class OnnxFaceEmbedder:
-    """128-d face descriptors from 150x150 RGB face chips, dlib-compatible, on onnxruntime."""
+def _quantize(dat_path: Path) -> bytes:
+    """The int8 quantizer, imported only on a cache miss (onnxruntime.quantization imports onnx)."""
+    from faceplus.convert.resnet_int8 import quantize_dlib_resnet
 
-    def __init__(self, threads: int | None = None) -> None:
-        path = cached_conversion(dlib_model(MODEL_FILE), CONVERTER_VERSION, ".onnx", _convert)
-        self._session = runtime.session(path, threads)
+    return quantize_dlib_resnet(dat_path)
+
+
+def _int8_version() -> str:
+    """What the int8 file depends on besides the weights: the recipe, the fp32 graph, the quantizer, the ranges."""
+    ranges = resources.files("faceplus.data").joinpath(RANGES_FILE).read_bytes()
+    digest = hashlib.sha256(ranges).hexdigest()[:16]
+    return f"{QUANTIZER_VERSION}/{CONVERTER_VERSION}/onnxruntime-{onnxruntime.__version__}/{digest}"
+
+
+def model_path(embedder: str = "resnet") -> Path:
+    """The cached ONNX file of ``embedder`` (``FACEPLUS_EMBEDDER``), converted from the packaged weights if needed.
+
+    ``resnet``: dlib's exact network in fp32. ``resnet-int8``: its static int8 quantization (faster, less exact;
+    docs/ENGINE.md, "Faster embedder variants"), keyed by the weights' hash and everything it was built from.
+    """
+    if embedder == "resnet":
+        return cached_conversion(dlib_model(MODEL_FILE), CONVERTER_VERSION, ".onnx", _convert)
+    if embedder == "resnet-int8":
+        return cached_conversion(dlib_model(MODEL_FILE), _int8_version(), "-int8.onnx", _quantize)
+    raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+
+
+class OnnxFaceEmbedder:
+    """128-d face descriptors from 150x150 RGB face chips, dlib-compatible, on onnxruntime.
+
+    ``embedder`` picks the model (:func:`model_path`); the default is dlib's exact network.
+    """
+
+    def __init__(self, threads: int | None = None, embedder: str = "resnet") -> None:
+        self.name = embedder
+        self._session = runtime.session(model_path(embedder), threads)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors [N, 128] float32 of uint8 chips [N, 150, 150, 3] (or one [150, 150, 3])."""

@@ -1,0 +1,104 @@
+"""FACEPLUS_EMBEDDER=resnet-int8: dlib's ResNet quantized to int8 stays close to the exact model on real faces.
+
+The int8 model is built on first use from the packaged weights and the shipped activation ranges
+(``faceplus.convert.resnet_int8``). Its full measurement on lfw-dev is ``benchmarks/embedder_variants.py``
+(docs/ENGINE.md, "Faster embedder variants"); here a few real faces and pairs check that what runs is that model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from faceplus.convert import resnet_int8
+from faceplus.engine import Engine, EngineModels
+from faceplus.evaluation.lfw import read_pairs
+from faceplus.models import resnet_onnx
+from faceplus.settings import Settings
+
+#: Pairs of each kind (same person, different people) from the start of pairs-dev.txt's first fold.
+PAIRS = 6
+#: Largest raw descriptor component difference to fp32 allowed, and largest L2 distance of a face's engine
+#: embedding (flip TTA, unit length) to fp32's: about twice the worst measured on the 3,419 lfw-dev faces of
+#: pairs-dev.txt (0.023 and 0.038, docs/ENGINE.md), an eighth of the "1e-4" threshold distance (0.336).
+MAX_RAW, MAX_L2 = 0.05, 0.075
+
+
+@pytest.fixture(scope="module")
+def exact() -> Engine:
+    return Engine(Settings())
+
+
+@pytest.fixture(scope="module")
+def fast() -> Engine:
+    return Engine(Settings(embedder="resnet-int8"))
+
+
+@pytest.fixture(scope="module")
+def pairs_and_chips(shared_data: Path, exact: Engine) -> tuple[list, dict[str, np.ndarray]]:
+    """The first PAIRS same-person and PAIRS different-person pairs of fold 1, and each image's chip."""
+    root = shared_data / "lfw-dev"
+    pairs = [p for p in read_pairs(root / "pairs-dev.txt") if p.fold == 0]
+    chosen = [p for p in pairs if p.same][:PAIRS] + [p for p in pairs if not p.same][:PAIRS]
+    chips = {}
+    for image in sorted({p.image1 for p in chosen} | {p.image2 for p in chosen}):
+        decoded = exact.load(root / image)
+        face = exact.main_face(decoded, prefer="center", embed=False)  # as faceplus eval lfw does
+        chips[image] = exact.chips(decoded.rgb, [face])[0]
+    return chosen, chips
+
+
+def test_the_default_is_the_exact_model(exact: Engine, fast: Engine) -> None:
+    assert Settings().embedder == "resnet" and exact.embedder.name == "resnet"
+    assert EngineModels().make_embedder().name == "resnet"
+    assert fast.embedder.name == "resnet-int8"
+    assert resnet_onnx.model_path("resnet") != resnet_onnx.model_path("resnet-int8")
+
+
+def test_the_setting_selects_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
+    assert Engine().models.make_embedder().name == "resnet-int8"
+
+
+def test_unknown_embedder_is_refused() -> None:
+    with pytest.raises(ValueError, match="resnet-int8"):
+        Engine(Settings(embedder="resnet-int4"))
+
+
+def test_the_int8_model_is_quantized() -> None:
+    """Weights stored in int8 (a quarter of the fp32 file) and every convolution fed quantized activations."""
+    model = onnx.load(str(resnet_onnx.model_path("resnet-int8")))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Conv") == 29 and ops.count("QuantizeLinear") >= 29
+    assert resnet_onnx.model_path("resnet-int8").stat().st_size < resnet_onnx.model_path("resnet").stat().st_size / 3
+
+
+def test_runtime_and_quantizer_name_the_same_recipe() -> None:
+    assert resnet_onnx.QUANTIZER_VERSION == resnet_int8.QUANTIZER_VERSION
+    assert resnet_onnx.RANGES_FILE == resnet_int8.RANGES_FILE
+
+
+def test_descriptors_stay_near_fp32(exact: Engine, fast: Engine, pairs_and_chips) -> None:
+    _, chips = pairs_and_chips
+    batch = np.stack(list(chips.values()))
+    raw_exact, raw_fast = exact.embedder.embed(batch), fast.embedder.embed(batch)
+    assert np.abs(raw_fast - raw_exact).max() <= MAX_RAW
+    assert np.abs(raw_fast - raw_exact).max() > 1e-4  # it is not the exact model
+    moved = np.linalg.norm(fast.embed_chips(batch) - exact.embed_chips(batch), axis=1)
+    assert moved.max() <= MAX_L2
+
+
+def test_pairs_keep_their_decisions_at_1e4(exact: Engine, fast: Engine, pairs_and_chips) -> None:
+    """Same-person pairs still match and different-person pairs still do not, at the shipped "1e-4" threshold.
+
+    The six same-person pairs sit 0.006-0.058 under the "1e-4" distance (0.336) with fp32; int8 moved their
+    distances by at most 0.007, so a recipe that moved embeddings much further would fail here.
+    """
+    pairs, chips = pairs_and_chips
+    for engine in (exact, fast):
+        vectors = {image: engine.embed_chips(chip[None])[0] for image, chip in chips.items()}
+        decisions = [engine.match(vectors[p.image1], vectors[p.image2]).is_same_person("1e-4") for p in pairs]
+        assert decisions == [p.same for p in pairs], engine.embedder.name
