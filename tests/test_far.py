@@ -114,6 +114,22 @@ def test_a_person_is_not_their_own_cohort_neighbour(real: dict) -> None:
     assert np.all(without >= alone - 1e-9) and np.any(without > alone + 1e-3)
 
 
+def test_shift_strength_scales_the_cohort_shift(real: dict) -> None:
+    """``eval far --strength``: strength 1 scores exactly as serving's CohortNorm does; 2 doubles each pair's shift."""
+    from faceplus.evaluation.far import _scores
+
+    norm = CohortNorm.build(real["utk"], k=10)
+    lfw = real["lfw"]
+    m = norm.density(lfw)
+    served = np.array([[norm.distance(x, y) for y in lfw] for x in lfw])
+    one, two = _scores(norm, lfw, m, 1.0), _scores(norm, lfw, m, 2.0)
+    off = ~np.eye(len(lfw), dtype=bool)
+    assert np.allclose(one[off], served[off], atol=1e-5)
+    raw = pair_matrix(lfw)
+    assert np.allclose((two - raw)[off], 2 * (one - raw)[off], atol=1e-5)
+    assert np.abs((one - raw)[off]).max() > 1e-3  # the faces really are shifted
+
+
 def test_eval_far_command(shared_data: Path, tmp_path: Path, capsys) -> None:
     source = shared_data / "utkface-dev"
     people, _ = utkface_people(source)

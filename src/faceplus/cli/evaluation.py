@@ -341,6 +341,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, default=25, help="cohort neighbours for the normalised step")
     p.add_argument("--per-group", type=int, default=100, help="cohort faces per race x gender")
     p.add_argument("--save-cohort", type=Path, help="with --heldout: write the normalised calibration here")
+    p.add_argument(
+        "--strength",
+        type=float,
+        nargs="+",
+        help="with --heldout: also sweep the cohort shift scaled by these factors (1 = step 4) and print the trade",
+    )
     p.add_argument("--pairs", type=Path, help="with --heldout: LFW 10-fold accuracy on these pairs, raw and normalised")
     p.add_argument("--cohort", nargs="+", choices=("utkface", "lfw"), default=["utkface"])
     p.set_defaults(func=_eval_far)

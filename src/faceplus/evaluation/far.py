@@ -353,6 +353,10 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
             for label, options in steps:
                 print()
                 print(format_result(heldout(study, label, **options), FAR_LEVELS))
+            if args.strength:
+                print()
+                print('Step 4 with its shift scaled by "strength" (1 = step 4): held-out FAR/nominal at "1e-4"')
+                print(strength_sweep(study, args.strength, **normalised, fit_on=("lfw",)))
             fitted = fit_half(
                 study, False, k=args.k, cohort_from=tuple(args.cohort), per_group=args.per_group, fit_on=("lfw",)
             )
@@ -412,12 +416,17 @@ def balanced(people: list[Person], rows: np.ndarray, per_group: int, seed: int =
     return np.sort(np.concatenate(picked))
 
 
-def _scores(norm: CohortNorm | None, vectors: np.ndarray, m: np.ndarray | None) -> np.ndarray:
-    """Pair-score matrix: raw distances, or normalised by each face's cohort density ``m``."""
+def _scores(norm: CohortNorm | None, vectors: np.ndarray, m: np.ndarray | None, strength: float = 1.0) -> np.ndarray:
+    """Pair-score matrix: raw distances, or normalised by each face's cohort density ``m``.
+
+    ``strength`` scales the shift (1: :class:`CohortNorm`'s own; only the held-out sweep of ``--strength``
+    uses another value, to show what a stronger shift trades).
+    """
     d = pair_matrix(vectors)
     if norm is None or m is None:
         return d
-    return norm.normalize(d, m[:, None], m[None, :]).astype(np.float32)
+    shift = strength * ((m[:, None] + m[None, :]) / 2 - norm.reference)
+    return (d - shift).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -427,10 +436,15 @@ class Fitted:
     calibration: Calibration
     norm: CohortNorm | None
     cohort_labels: np.ndarray | None
+    strength: float = 1.0
 
     def densities(self, vectors: np.ndarray, labels: np.ndarray) -> np.ndarray | None:
         """Each face's cohort density, never counting the face (or its LFW identity) as its own neighbour."""
         return None if self.norm is None else self.norm.density(vectors, labels, self.cohort_labels)
+
+    def scores(self, vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The pair-score matrix of ``vectors`` as this fit scores pairs."""
+        return _scores(self.norm, vectors, self.densities(vectors, labels), self.strength)
 
 
 def fit_half(
@@ -441,6 +455,7 @@ def fit_half(
     per_group: int = 100,
     matched: bool = False,
     fit_on: tuple[str, ...] = ("utkface", "lfw"),
+    strength: float = 1.0,
 ) -> Fitted:
     """Fit on the images whose split flag is ``half`` (UTKFace adults and lfw-dev identities of that half).
 
@@ -457,21 +472,22 @@ def fit_half(
         parts += [(study.lfw[lfw_fit], study.lfw_labels[lfw_fit])] if "lfw" in cohort_from else []
         cohort_labels = np.concatenate([p[1] for p in parts])
         norm = CohortNorm.build(np.concatenate([p[0] for p in parts]), k, cohort_labels)
-    fitted = Fitted(Calibration(0, 1, {}), norm, cohort_labels)
+    fitted = Fitted(Calibration(0, 1, {}), norm, cohort_labels, strength)
     lfw_rows = np.flatnonzero(lfw_fit)
-    m = fitted.densities(study.lfw[lfw_rows], study.lfw_labels[lfw_rows])
-    genuine, lfw_impostor = _pairs(_scores(norm, study.lfw[lfw_rows], m), study.names[lfw_rows])
+    genuine, lfw_impostor = _pairs(
+        fitted.scores(study.lfw[lfw_rows], study.lfw_labels[lfw_rows]), study.names[lfw_rows]
+    )
     utk_rows = np.flatnonzero(utk_fit & study.adult)
-    m = fitted.densities(study.utk[utk_rows], study.utk_labels[utk_rows])
     upper = np.triu_indices(len(utk_rows), 1)
-    utk_impostor = _scores(norm, study.utk[utk_rows], m)[upper]
+    utk_impostor = fitted.scores(study.utk[utk_rows], study.utk_labels[utk_rows])[upper]
     if matched:
         group = np.array([f"{study.people[i].race} {study.people[i].gender}" for i in utk_rows])
         utk_impostor = utk_impostor[(group[:, None] == group[None, :])[upper]]
     sets = {"utkface": utk_impostor, "lfw": lfw_impostor}
     info = {f"{name}_impostor_pairs": int(len(sets[name])) for name in fit_on}
     impostor = [sets[name] for name in fit_on]
-    return Fitted(fit_calibration(genuine, impostor if len(impostor) > 1 else impostor[0], info), norm, cohort_labels)
+    calibration = fit_calibration(genuine, impostor if len(impostor) > 1 else impostor[0], info)
+    return Fitted(calibration, norm, cohort_labels, strength)
 
 
 def heldout(study: Study, label: str, calibration: Calibration | None = None, **options: Any) -> StudyResult:
@@ -486,12 +502,11 @@ def heldout(study: Study, label: str, calibration: Calibration | None = None, **
         fitted = fit_half(study, half, **options) if calibration is None else Fitted(calibration, None, None)
         thresholds = fitted.calibration.threshold_distances
         test = np.flatnonzero((study.utk_half != half) & study.adult)
-        d = _scores(fitted.norm, study.utk[test], fitted.densities(study.utk[test], study.utk_labels[test]))
+        d = fitted.scores(study.utk[test], study.utk_labels[test])
         for g in group_far(d, [study.people[i] for i in test], np.arange(len(test)), thresholds):
             totals[g.group] = totals[g.group] + g if g.group in totals else g
         test = np.flatnonzero(study.lfw_half != half)
-        m = fitted.densities(study.lfw[test], study.lfw_labels[test])
-        genuine, impostor = _pairs(_scores(fitted.norm, study.lfw[test], m), study.names[test])
+        genuine, impostor = _pairs(fitted.scores(study.lfw[test], study.lfw_labels[test]), study.names[test])
         lfw = GroupFar("lfw-dev", len(impostor), count_accepts(impostor, thresholds))
         lfw_total = lfw if lfw_total is None else lfw_total + lfw
         genuine_total += len(genuine)
@@ -499,6 +514,27 @@ def heldout(study: Study, label: str, calibration: Calibration | None = None, **
             true_accepts[far] += accepted
     assert lfw_total is not None
     return StudyResult(label, list(totals.values()), lfw_total, genuine_total, true_accepts)
+
+
+def strength_sweep(study: Study, strengths: list[float], **options: Any) -> str:
+    """Held-out FAR/nominal at "1e-4" per race x gender, lfw-dev FAR and TAR, for each cohort-shift strength.
+
+    What a stronger shift than :class:`CohortNorm`'s (strength 1) trades: groups move together, and TAR on
+    lfw-dev falls. Every row is held out as in :func:`heldout`; no strength is chosen from this table.
+    """
+    results = [heldout(study, f"strength {s:g}", strength=s, **options) for s in strengths]
+    names = [g.group for g in results[0].groups if " " in g.group and enough_pairs(g.pairs, 1e-4)]
+    lines = [
+        "| strength | " + " | ".join(names) + ' | lfw-dev "1e-3" / "1e-4" | TAR "1e-3" / "1e-4" / "1e-5" |',
+        "|---:|" + "---:|" * (len(names) + 2),
+    ]
+    for strength, result in zip(strengths, results, strict=True):
+        by_name = {g.group: g for g in result.groups}
+        cells = [f"{by_name[n].ratio('1e-4'):.2g}x" for n in names]
+        lfw = f"{result.lfw.ratio('1e-3'):.2g}x / {result.lfw.ratio('1e-4'):.2g}x"
+        tar = " / ".join(f"{result.tar(f) * 100:.1f}%" for f in ("1e-3", "1e-4", "1e-5"))
+        lines.append(f"| {strength:g} | " + " | ".join(cells) + f" | {lfw} | {tar} |")
+    return "\n".join(lines)
 
 
 def format_result(result: StudyResult, fars: tuple[str, ...]) -> str:
@@ -569,11 +605,10 @@ def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespa
     written.save(out)
     thresholds = written.threshold_distances
     test = np.flatnonzero(study.utk_half & study.adult)
-    d = _scores(fitted.norm, study.utk[test], fitted.densities(study.utk[test], study.utk_labels[test]))
+    d = fitted.scores(study.utk[test], study.utk_labels[test])
     rows = group_far(d, [study.people[i] for i in test], np.arange(len(test)), thresholds)
     lfw_test = np.flatnonzero(study.lfw_half)
-    m = fitted.densities(study.lfw[lfw_test], study.lfw_labels[lfw_test])
-    genuine, impostor = _pairs(_scores(fitted.norm, study.lfw[lfw_test], m), study.names[lfw_test])
+    genuine, impostor = _pairs(fitted.scores(study.lfw[lfw_test], study.lfw_labels[lfw_test]), study.names[lfw_test])
     lfw = GroupFar("lfw-dev", len(impostor), count_accepts(impostor, thresholds))
     result = StudyResult(
         f"Written {out.name}, on the second halves it never saw",
