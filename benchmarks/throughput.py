@@ -4,9 +4,10 @@
 
 face_recognition (on dlib-bin) runs its documented pipeline: HOG at upsampling 1, 5-point landmarks,
 dlib's ResNet on dlib (no BLAS). faceplus runs its default engine (BlazeFace re-boxed by HOG, 68-point
-alignment, the ResNet converted to ONNX with flip TTA) in one process, then as a worker pool
-(``Engine.detect_many``). The two 1-process pipelines take turns every ``--chunk`` images so that both see
-the same load; the pool row runs after them and is compared with the same face_recognition rate (the load
+alignment, the ResNet converted to ONNX with flip TTA) in one process, the same with the opt-in int8
+embedder (``FACEPLUS_EMBEDDER=resnet-int8``), then as a worker pool (``Engine.detect_many``). The three
+1-process pipelines take turns every ``--chunk`` images so that all see the same load; the pool row runs
+after them and is compared with the same face_recognition rate (the load
 average printed at each phase shows how far that holds). Also prints faceplus's per-stage latency against
 each stage's floor, and whether the best row reaches issue 15's 10x. Reads lfw-dev from ../shared/data.
 """
@@ -52,28 +53,34 @@ def run_faceplus(engine, paths: list[Path]) -> tuple[float, int]:  # noqa: ANN00
     return time.perf_counter() - start, faces
 
 
-def run_interleaved(paths: list[Path], chunk: int) -> tuple[tuple[float, int], tuple[float, int]]:
-    """face_recognition and faceplus (1 process each) alternating every ``chunk`` images, who goes first too.
+def run_interleaved(paths: list[Path], chunk: int) -> list[tuple[float, int]]:
+    """face_recognition, faceplus and faceplus with the int8 embedder (1 process each), taking turns every
+    ``chunk`` images, the order rotating each turn.
 
-    On a machine shared with other work the load changes within minutes; run one after the other, the two
-    tools would see different loads and their ratio would say more about the neighbours than about them.
+    On a machine shared with other work the load changes within minutes; run one after the other, the tools
+    would see different loads and their ratios would say more about the neighbours than about them.
     """
+    from dataclasses import replace
+
     import face_recognition
 
     from faceplus import Engine
 
     engine = Engine()
-    engine.detect(paths[0])
-    face_recognition.face_encodings(face_recognition.load_image_file(paths[0]))  # the same warm start for both
-    fr, fp = [0.0, 0], [0.0, 0]
+    int8 = Engine(replace(engine.settings, embedder="resnet-int8"))
+    for warm in (engine, int8):
+        warm.detect(paths[0])
+    face_recognition.face_encodings(face_recognition.load_image_file(paths[0]))  # the same warm start for all
+    totals = [[0.0, 0], [0.0, 0], [0.0, 0]]
+    runs = [run_face_recognition, partial(run_faceplus, engine), partial(run_faceplus, int8)]
     for n, i in enumerate(range(0, len(paths), chunk)):
         part = paths[i : i + chunk]
-        turns = [(fr, run_face_recognition), (fp, partial(run_faceplus, engine))]
-        for total, run in turns if n % 2 == 0 else turns[::-1]:
-            seconds, faces = run(part)
-            total[0] += seconds
-            total[1] += faces
-    return (fr[0], fr[1]), (fp[0], fp[1])
+        for k in range(len(runs)):
+            j = (k + n) % len(runs)
+            seconds, faces = runs[j](part)
+            totals[j][0] += seconds
+            totals[j][1] += faces
+    return [(t[0], int(t[1])) for t in totals]
 
 
 def run_pool(paths: list[Path], workers: int) -> tuple[float, int]:
@@ -218,7 +225,7 @@ def main() -> None:
         return
 
     loads = [os.getloadavg()[0]]
-    (fr_time, fr_faces), (fp_time, fp_faces) = run_interleaved(paths, args.chunk)
+    (fr_time, fr_faces), (fp_time, fp_faces), (q_time, q_faces) = run_interleaved(paths, args.chunk)
     loads.append(os.getloadavg()[0])
     pool_time, pool_faces = run_pool(paths, args.workers)
     loads.append(os.getloadavg()[0])
@@ -226,16 +233,17 @@ def main() -> None:
         "load average (1 min): {:.2f} at start, {:.2f} after the 1-process turns, {:.2f} after the pool".format(*loads)
     )
     base = len(paths) / fr_time
-    print(f"{'pipeline':<42} {'images/s':>9} {'faces':>6} {'ratio':>6}")
+    print(f"{'pipeline':<52} {'images/s':>9} {'faces':>6} {'ratio':>6}")
     ratios = {}
     for name, seconds, faces in (
         ("face_recognition 1.3 (dlib-bin, 1 process)", fr_time, fr_faces),
         ("faceplus, 1 process", fp_time, fp_faces),
+        ("faceplus, FACEPLUS_EMBEDDER=resnet-int8, 1 process", q_time, q_faces),
         (f"faceplus, detect_many with {args.workers} workers", pool_time, pool_faces),
     ):
         rate = len(paths) / seconds
         ratios[name] = rate / base
-        print(f"{name:<42} {rate:9.1f} {faces:6d} {rate / base:6.1f}x")
+        print(f"{name:<52} {rate:9.1f} {faces:6d} {rate / base:6.1f}x")
     best = max(ratios, key=ratios.__getitem__)
     verdict = "met" if ratios[best] >= GOAL else "not met"
     print(f"best row: {best}, {ratios[best]:.1f}x face_recognition in 1 process; goal >= {GOAL:g}x: {verdict}")
