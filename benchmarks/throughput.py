@@ -83,11 +83,14 @@ def run_interleaved(paths: list[Path], chunk: int) -> list[tuple[float, int]]:
     return [(t[0], int(t[1])) for t in totals]
 
 
-def run_pool(paths: list[Path], workers: int) -> tuple[float, int]:
+def run_pool(paths: list[Path], workers: int, embedder: str = "resnet") -> tuple[float, int]:
     """``Engine.detect_many`` with a pool of ``workers`` processes; the pool's start-up is inside the timing."""
+    from dataclasses import replace
+
     from faceplus import Engine
 
     engine = Engine()
+    engine = Engine(replace(engine.settings, embedder=embedder))
     faces = 0
     start = time.perf_counter()
     for _, result in engine.detect_many(paths, workers=workers):
@@ -228,9 +231,10 @@ def main() -> None:
     (fr_time, fr_faces), (fp_time, fp_faces), (q_time, q_faces) = run_interleaved(paths, args.chunk)
     loads.append(os.getloadavg()[0])
     pool_time, pool_faces = run_pool(paths, args.workers)
+    q_pool_time, q_pool_faces = run_pool(paths, args.workers, "resnet-int8")
     loads.append(os.getloadavg()[0])
     print(
-        "load average (1 min): {:.2f} at start, {:.2f} after the 1-process turns, {:.2f} after the pool".format(*loads)
+        "load average (1 min): {:.2f} at start, {:.2f} after the 1-process turns, {:.2f} after the pools".format(*loads)
     )
     base = len(paths) / fr_time
     print(f"{'pipeline':<52} {'images/s':>9} {'faces':>6} {'ratio':>6}")
@@ -240,6 +244,7 @@ def main() -> None:
         ("faceplus, 1 process", fp_time, fp_faces),
         ("faceplus, FACEPLUS_EMBEDDER=resnet-int8, 1 process", q_time, q_faces),
         (f"faceplus, detect_many with {args.workers} workers", pool_time, pool_faces),
+        (f"faceplus, resnet-int8, detect_many with {args.workers} workers", q_pool_time, q_pool_faces),
     ):
         rate = len(paths) / seconds
         ratios[name] = rate / base
