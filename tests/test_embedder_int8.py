@@ -102,3 +102,29 @@ def test_pairs_keep_their_decisions_at_1e4(exact: Engine, fast: Engine, pairs_an
         vectors = {image: engine.embed_chips(chip[None])[0] for image, chip in chips.items()}
         decisions = [engine.match(vectors[p.image1], vectors[p.image2]).is_same_person("1e-4") for p in pairs]
         assert decisions == [p.same for p in pairs], engine.embedder.name
+
+
+def test_calibration_embeds_with_the_configured_embedder(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``faceplus calibrate`` / ``eval lfw`` embed with FACEPLUS_EMBEDDER (thresholds fit what serving scores),
+    and an int8 cache is a file of its own, never mixed with fp32 vectors."""
+    from faceplus.evaluation.folder_embeddings import embed_folder
+
+    root = shared_data / "lfw-dev"
+    photos = ["Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"]
+    cache = tmp_path / "emb.npz"
+    exact = embed_folder(root, photos, workers=1, cache=cache, progress=False).vectors()
+    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
+    embedded = embed_folder(root, photos, workers=1, cache=cache, progress=False)
+    fast = embedded.vectors()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb-blazeface-resnet-int8.npz", "emb-blazeface.npz"]
+    moved = np.linalg.norm(exact - fast, axis=1)
+    assert np.all(moved > 1e-4) and np.all(moved < MAX_L2), moved  # the int8 model ran, and stayed near fp32
+    # The fit uses the serving engine's chip too (one pass here), and the file says so.
+    from faceplus.cli.evaluation import embedder_note, engine_vectors
+
+    monkeypatch.setenv("FACEPLUS_FLIP_TTA", "0")
+    assert embedder_note() == "dlib-resnet-v1 (onnx int8), 68-pt chip, one pass, unit length"
+    one_pass = engine_vectors(embedded)
+    assert np.allclose(one_pass, embedded.vectors(flip_tta=False)) and not np.allclose(one_pass, fast)

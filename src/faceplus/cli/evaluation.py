@@ -11,15 +11,28 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from faceplus.settings import DETECTORS, DetectionSettings
+from faceplus.settings import DETECTORS, DetectionSettings, Settings
 
 if TYPE_CHECKING:
     import numpy as np
 
     from faceplus.evaluation.calibrate import CalibrationRun
+    from faceplus.evaluation.folder_embeddings import FolderEmbeddings
 
-#: What the calibration files record as the embedding pipeline (the engine's default, as compare uses it).
-EMBEDDER = "dlib-resnet-v1 (onnx), 68-pt chip, flip TTA, unit length"
+
+def embedder_note() -> str:
+    """What a calibration file records as its embedder: the ``FACEPLUS_*`` engine settings the fit embedded with
+    (model, chip alignment, flip TTA), the ones serving must use for the thresholds to hold."""
+    settings = Settings.from_env()
+    model = {"resnet": "onnx", "resnet-int8": "onnx int8"}.get(settings.embedder, "onnx")
+    flip = "flip TTA" if settings.flip_tta else "one pass"
+    return f"dlib-resnet-v1 ({model}), {settings.alignment}-pt chip, {flip}, unit length"
+
+
+def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
+    """Unit embeddings as the serving engine makes them (``FACEPLUS_ALIGNMENT``, ``FACEPLUS_FLIP_TTA``)."""
+    settings = Settings.from_env()
+    return embeddings.vectors(alignment=settings.alignment, flip_tta=settings.flip_tta)
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
@@ -120,11 +133,11 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
     info = {
         "command": _recorded_command(args),
         "data": root.name,
-        "embedder": EMBEDDER,
+        "embedder": embedder_note(),
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
-    run = _run(labels, embeddings.vectors(), info, args)
+    run = _run(labels, engine_vectors(embeddings), info, args)
     if run.cohort is not None:
         run = _described(run, root.name)
     out = Path(args.out) if args.out else Path(str(resources.files("faceplus.data").joinpath("calibration.json")))
@@ -200,7 +213,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         "faceset_token": faceset.faceset_token,
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
-        "embedder": EMBEDDER,
+        "embedder": embedder_note(),
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)

@@ -122,7 +122,15 @@ def embed_images(
     detector: str | None = None,
     progress: bool = True,
 ) -> Embedded:
-    """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given."""
+    """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given.
+
+    The engine is ``FACEPLUS_*``'s; a cache of another embedder than the default is a file of its own.
+    """
+    from faceplus.evaluation.folder_embeddings import embedder_suffix
+    from faceplus.settings import Settings
+
+    if cache:
+        cache = cache.with_name(f"{cache.stem}{embedder_suffix(Settings.from_env().embedder)}{cache.suffix}")
     relpaths = list(dict.fromkeys(relpaths))
     done = (
         Embedded.load(cache)

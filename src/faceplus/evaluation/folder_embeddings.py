@@ -76,7 +76,12 @@ class FolderEmbeddings:
 _worker_engine = None
 
 
-def _init_worker(detector: str) -> None:
+def embedder_suffix(embedder: str) -> str:
+    """What a cache file's name carries for ``embedder``: nothing for the default, else ``-<name>``."""
+    return "" if embedder == Settings().embedder else f"-{embedder}"
+
+
+def _init_worker(detector: str, embedder: str) -> None:
     global _worker_engine
     from faceplus.engine import Engine
 
@@ -84,6 +89,7 @@ def _init_worker(detector: str) -> None:
     settings = Settings(
         limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
         detection=DetectionSettings(detector=detector, min_face=20),
+        embedder=embedder,
     )
     _worker_engine = Engine(settings)
 
@@ -112,13 +118,17 @@ def embed_folder(
     cache: Path | None = None,
     progress: bool = True,
     detector: str = "blazeface",
+    embedder: str | None = None,
 ) -> FolderEmbeddings:
     """Embed the centre face of each image under ``root``; reuse ``cache`` for images already done.
 
-    ``detector`` is the primary detector; a cache file belongs to one detector (its name is appended).
+    ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
+    serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
+    and one embedder (their names are appended; the default embedder's is not, so older caches stay valid).
     """
+    embedder = embedder or Settings.from_env().embedder
     if cache:
-        cache = cache.with_name(f"{cache.stem}-{detector}{cache.suffix}")
+        cache = cache.with_name(f"{cache.stem}-{detector}{embedder_suffix(embedder)}{cache.suffix}")
     relpaths = list(dict.fromkeys(relpaths))
     done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
     known = done.index()
@@ -128,7 +138,7 @@ def embed_folder(
         found: list[np.ndarray] = []
         detectors: list[str] = []
         with ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector,)
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder)
         ) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
             for raw, found_by in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
