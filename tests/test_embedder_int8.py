@@ -128,3 +128,15 @@ def test_calibration_embeds_with_the_configured_embedder(
     assert embedder_note() == "dlib-resnet-v1 (onnx int8), 68-pt chip, one pass, unit length"
     one_pass = engine_vectors(embedded)
     assert np.allclose(one_pass, embedded.vectors(flip_tta=False)) and not np.allclose(one_pass, fast)
+
+
+def test_ablation_rows_do_not_write_into_the_cached_descriptors() -> None:
+    """``eval lfw``'s first row drops fallback faces; that must not leak into the next rows (it did: the NaNs were
+    written into the raw descriptors the later rows read, so "+ detection fallback" still missed 22 faces)."""
+    from faceplus.evaluation.folder_embeddings import VARIANTS, FolderEmbeddings
+
+    raw = {k: np.ones((3, 128), np.float32) for k in VARIANTS}
+    embeddings = FolderEmbeddings(["a.jpg", "b.jpg", "c.jpg"], raw, ["blazeface", "hog1", "blazeface"])
+    first = embeddings.vectors(alignment=5, flip_tta=False, normalize=False, fallback=False, primary="blazeface")
+    assert np.isnan(first[1]).all() and not np.isnan(first[[0, 2]]).any()
+    assert not np.isnan(embeddings.vectors(alignment=5, flip_tta=False, normalize=False)).any()

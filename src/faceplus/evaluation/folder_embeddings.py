@@ -53,7 +53,8 @@ class FolderEmbeddings:
 
         mirrored = self.raw[f"a{alignment}_flip"] if flip_tta else None
         vectors = embeddings_from_descriptors(self.raw[f"a{alignment}"], mirrored, unit=normalize)
-        if not fallback:
+        if not fallback:  # on a copy: without TTA or unit length, ``vectors`` is the cached raw array itself
+            vectors = vectors.copy()
             vectors[[d != primary for d in self.detector]] = np.nan
         return vectors
 
