@@ -253,9 +253,15 @@ class CohortNorm:
         """
         save_private_npz(path, vectors=self.vectors.astype(np.float32))
 
-    def normalize(self, distance: np.ndarray | float, density1: np.ndarray, density2: np.ndarray) -> np.ndarray:
-        """Normalised distance from raw distances and both sides' densities (broadcasts)."""
-        return np.asarray(distance) - (np.asarray(density1) + np.asarray(density2)) / 2 + self.reference
+    def normalize(
+        self, distance: np.ndarray | float, density1: np.ndarray, density2: np.ndarray, strength: float = 1.0
+    ) -> np.ndarray:
+        """Normalised distance from raw distances and both sides' densities (broadcasts).
+
+        ``strength`` scales the shift; serving uses 1, ``eval far --strength`` sweeps others.
+        """
+        shift = (np.asarray(density1) + np.asarray(density2)) / 2 - self.reference
+        return np.asarray(distance) - strength * shift
 
     def distance(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
         """Normalised distance of one pair; the same whichever side comes first."""

@@ -427,14 +427,13 @@ def balanced(people: list[Person], rows: np.ndarray, per_group: int, seed: int =
 def _scores(norm: CohortNorm | None, vectors: np.ndarray, m: np.ndarray | None, strength: float = 1.0) -> np.ndarray:
     """Pair-score matrix: raw distances, or normalised by each face's cohort density ``m``.
 
-    ``strength`` scales the shift (1: :class:`CohortNorm`'s own; only the held-out sweep of ``--strength``
-    uses another value, to show what a stronger shift trades).
+    ``strength`` scales the shift (:meth:`CohortNorm.normalize`; only the held-out sweep of ``--strength``
+    uses another value than 1, to show what a stronger shift trades).
     """
     d = pair_matrix(vectors)
     if norm is None or m is None:
         return d
-    shift = strength * ((m[:, None] + m[None, :]) / 2 - norm.reference)
-    return (d - shift).astype(np.float32)
+    return norm.normalize(d, m[:, None], m[None, :], strength).astype(np.float32)
 
 
 @dataclass(frozen=True)
