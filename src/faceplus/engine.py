@@ -23,7 +23,8 @@ from faceplus.detection import DetectorChain
 from faceplus.errors import FaceplusError
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.models.dlib_models import DlibModels
-from faceplus.models.resnet_onnx import OnnxFaceEmbedder
+from faceplus.models.identity import EmbeddingModel
+from faceplus.models.resnet_onnx import OnnxFaceEmbedder, embedding_model
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
 from faceplus.settings import EMBEDDERS, Settings
 
@@ -87,6 +88,9 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
 class Embedder(Protocol):
     """What the engine needs of an identity model: raw descriptors ``[N, 128]`` of aligned chips (chips.IDENTITY)."""
 
+    #: The tag stored with every embedding this model makes (faceplus.models.identity).
+    model: EmbeddingModel
+
     def embed(self, chips: np.ndarray) -> np.ndarray: ...
 
 
@@ -137,6 +141,16 @@ class Engine:
     def embedder(self) -> Embedder:
         """By default dlib's ResNet converted to ONNX (same outputs within 1e-6, ~15x faster than dlib-bin)."""
         return self.models.make_embedder()
+
+    @cached_property
+    def embedding_model(self) -> EmbeddingModel:
+        """The identity model this engine embeds with, known without loading it (the store's model tag)."""
+        return embedding_model(self.settings.embedder)
+
+    @property
+    def model_id(self) -> str:
+        """``embedding_model.id``: what the store keeps beside every embedding this engine makes."""
+        return self.embedding_model.id
 
     @cached_property
     def calibration(self) -> Calibration:

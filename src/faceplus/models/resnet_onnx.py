@@ -24,6 +24,7 @@ import onnxruntime
 from faceplus.convert.cache import cached_conversion
 from faceplus.models import runtime
 from faceplus.models.bundled import dlib_model
+from faceplus.models.identity import EmbeddingModel, file_sha256
 from faceplus.settings import EMBEDDERS
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -71,6 +72,14 @@ def model_path(embedder: str = "resnet") -> Path:
     raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
 
 
+def embedding_model(embedder: str = "resnet") -> EmbeddingModel:
+    """The tag of the vectors ``embedder`` makes (no conversion needed: it reads only the weights' hash)."""
+    variants = {"resnet": "fp32", "resnet-int8": "int8"}
+    if embedder not in variants:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+    return EmbeddingModel("dlib-resnet-v1", variants[embedder], file_sha256(dlib_model(MODEL_FILE)))
+
+
 class OnnxFaceEmbedder:
     """128-d face descriptors from 150x150 RGB face chips, dlib-compatible, on onnxruntime.
 
@@ -79,6 +88,7 @@ class OnnxFaceEmbedder:
 
     def __init__(self, threads: int | None = None, embedder: str = "resnet") -> None:
         self.name = embedder
+        self.model = embedding_model(embedder)
         self._session = runtime.session(model_path(embedder), threads)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
