@@ -29,7 +29,7 @@ MAX_RAW, MAX_L2 = 0.05, 0.075
 
 @pytest.fixture(scope="module")
 def exact() -> Engine:
-    return Engine(Settings())
+    return Engine(Settings(embedder="resnet"))
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,11 @@ def pairs_and_chips(shared_data: Path, exact: Engine) -> tuple[list, dict[str, n
     return chosen, chips
 
 
-def test_the_default_is_the_exact_model(exact: Engine, fast: Engine) -> None:
-    assert Settings().embedder == "resnet" and exact.embedder.name == "resnet"
-    assert EngineModels().make_embedder().name == "resnet"
+def test_resnet_is_the_exact_model(exact: Engine, fast: Engine) -> None:
+    """``resnet`` runs dlib's exact network and ``resnet-int8`` its quantization (the default is SFace:
+    tests/test_sface.py)."""
+    assert exact.embedder.name == "resnet"
+    assert EngineModels.for_settings(Settings(embedder="resnet")).make_embedder().name == "resnet"
     assert fast.embedder.name == "resnet-int8"
     assert resnet_onnx.model_path("resnet") != resnet_onnx.model_path("resnet-int8")
 
@@ -114,6 +116,7 @@ def test_calibration_embeds_with_the_configured_embedder(
     root = shared_data / "lfw-dev"
     photos = ["Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"]
     cache = tmp_path / "emb.npz"
+    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet")
     exact = embed_folder(root, photos, workers=1, cache=cache, progress=False).vectors()
     monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
     embedded = embed_folder(root, photos, workers=1, cache=cache, progress=False)

@@ -5,6 +5,10 @@ measured on real pairs, 80 at the median same-person distance. The thresholds ar
 the distances at which the measured impostor false-accept rate equals each nominal value, on all
 cross-identity pairs of the calibration identities, pushed through the same curve.
 ``faceplus calibrate`` writes the file this module loads; the shipped one records the command that made it.
+
+Thresholds belong to one identity model: each file records the model it was fit for (``info.embedder_model``,
+an :class:`~faceplus.models.identity.EmbeddingModel` id) and the engine refuses to score another model's
+embeddings against it (:meth:`Calibration.fits`). Each embedder ships its own file (:data:`SHIPPED_CALIBRATIONS`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,20 @@ from faceplus.private_files import save_private_npz
 
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
 CALIBRATION_FILE = "calibration.json"
+#: The calibration shipped for each identity model (``FACEPLUS_EMBEDDER``), in ``faceplus.data``. The int8 ResNet
+#: shares its fp32 network's thresholds (the same weights; lfw-dev -0.1 pt at them, docs/ENGINE.md).
+SHIPPED_CALIBRATIONS = {
+    "sface": "calibration-sface.json",
+    "resnet": CALIBRATION_FILE,
+    "resnet-int8": CALIBRATION_FILE,
+}
+#: What a calibration file without ``info.embedder_model`` was fit for: every file written before models were
+#: recorded was fit on dlib's ResNet, and says so in ``info.embedder`` ("dlib-resnet-v1 (onnx), ...").
+LEGACY_EMBEDDER = "dlib-resnet-v1"
+
+
+class CalibrationMismatch(ValueError):
+    """Thresholds fit for one identity model asked to score another model's embeddings: refused."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,39 @@ class Calibration:
     #: None: scores are raw L2 distances. Otherwise {"method": "cohort-shift", "cohort": file, "k", "reference"}:
     #: scores are :class:`CohortNorm` distances, and the thresholds are in those units.
     normalization: dict[str, Any] | None = None
+
+    @property
+    def embedder_model(self) -> str | None:
+        """The id of the identity model the thresholds were fit for (``name/variant/sha16``); ``dlib-resnet-v1``
+        for a file written before ids were recorded; None when nothing says (a calibration built in code)."""
+        recorded = self.info.get("embedder_model")
+        if recorded:
+            return str(recorded)
+        return LEGACY_EMBEDDER if str(self.info.get("embedder", "")).startswith(LEGACY_EMBEDDER) else None
+
+    def fits(self, model_id: str) -> bool:
+        """True when these thresholds may score embeddings of ``model_id`` (an ``EmbeddingModel.id``).
+
+        The same network and weights (name and hash) must match; the variant may differ (``resnet-int8`` runs
+        its fp32 network's weights and shares its thresholds). Unrecorded (None): accepted, as given.
+        """
+        recorded = self.embedder_model
+        if recorded is None:
+            return True
+        mine, theirs = model_id.split("/"), recorded.split("/")
+        if len(theirs) == 1:
+            return mine[0] == theirs[0]
+        return mine[0] == theirs[0] and mine[-1] == theirs[-1]
+
+    def check(self, model_id: str, source: str = "the calibration") -> Calibration:
+        """``self``, or :class:`CalibrationMismatch` saying which model it was fit for and which it would score."""
+        if not self.fits(model_id):
+            raise CalibrationMismatch(
+                f"{source} was fit for identity model {self.embedder_model}, but the engine embeds with "
+                f"{model_id}: its thresholds would mean nothing; use that model's calibration (faceplus calibrate "
+                "writes one per model) or set FACEPLUS_EMBEDDER to the model it was fit for"
+            )
+        return self
 
     @property
     def calibrated_on(self) -> str:
@@ -81,25 +132,42 @@ class Calibration:
         return calibration
 
 
+def shipped_calibration_file(embedder: str | None = None) -> str:
+    """The name in ``faceplus.data`` of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``)."""
+    from faceplus.settings import EMBEDDERS, Settings
+
+    embedder = embedder or Settings.from_env().embedder
+    if embedder not in SHIPPED_CALIBRATIONS:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+    return SHIPPED_CALIBRATIONS[embedder]
+
+
+def default_calibration(embedder: str | None = None) -> Calibration:
+    """The calibration shipped for ``embedder`` (default ``FACEPLUS_EMBEDDER``), made by ``faceplus calibrate``
+    on lfw-dev: :data:`SHIPPED_CALIBRATIONS`."""
+    return _shipped(shipped_calibration_file(embedder))
+
+
 @cache
-def default_calibration() -> Calibration:
-    """The calibration shipped with the package (made by ``faceplus calibrate`` on lfw-dev)."""
-    text = resources.files("faceplus.data").joinpath(CALIBRATION_FILE).read_text()
+def _shipped(name: str) -> Calibration:
+    text = resources.files("faceplus.data").joinpath(name).read_text()
     return Calibration(**json.loads(text))
 
 
 COHORT_CALIBRATION_FILE = "calibration-cohort.json"
 
 
-def compare_calibration(setting: str = "lfw") -> Calibration:
+def compare_calibration(setting: str = "lfw", embedder: str | None = None) -> Calibration:
     """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``lfw`` (default), ``cohort`` or a file.
 
-    ``cohort``: cohort-normalised scores with thresholds fit on LFW and UTKFace together (see docs/ENGINE.md,
-    "Demographic differentials"); its cohort is derived from UTKFace, which is for non-commercial research
-    only. A file: what ``faceplus calibrate --out FILE`` wrote for an operator's own population.
+    ``lfw``: ``embedder``'s shipped file (:func:`default_calibration`). ``cohort``: cohort-normalised scores with
+    thresholds fit on LFW and UTKFace together, for dlib's ResNet only (see docs/ENGINE.md, "Demographic
+    differentials"); its cohort is derived from UTKFace, which is for non-commercial research only. A file: what
+    ``faceplus calibrate --out FILE`` wrote for an operator's own population. The engine checks that what it
+    gets was fit for its model (:meth:`Calibration.check`).
     """
     if setting in ("", "lfw", "default"):
-        return default_calibration()
+        return default_calibration(embedder)
     if setting == "cohort":
         text = resources.files("faceplus.data").joinpath(COHORT_CALIBRATION_FILE).read_text()
         return Calibration(**json.loads(text))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import dlib
 import numpy as np
 
@@ -78,3 +79,46 @@ def scaled(landmarks: np.ndarray, scale: float) -> np.ndarray:
     points = np.asarray(landmarks, dtype=np.float64)
     centre = points.mean(axis=0)
     return (points - centre) * scale + centre
+
+
+# -- ArcFace-style chips (SFace) -----------------------------------------------------------------------
+#: Where the ArcFace 112x112 template puts a face's 5 key points (insightface's ``arcface_dst``), in
+#: :data:`KEYPOINT_ORDER`. SFace was trained on faces aligned to it.
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+ARCFACE_SIZE = 112
+#: The order of ``Face.keypoints`` (and a 5-point detector's landmarks, RetinaFace's): image-left eye centre,
+#: image-right eye centre, nose tip, image-left mouth corner, image-right mouth corner.
+KEYPOINT_ORDER = ("left_eye", "right_eye", "nose_tip", "mouth_left", "mouth_right")
+
+
+def keypoints_from_68(landmarks68: np.ndarray) -> np.ndarray:
+    """The 5 ArcFace key points from dlib's 68: eye centres (mean of 36-41 / 42-47), nose tip 30, mouth corners
+    48 / 54. Used where the detector gives no key points of its own."""
+    points = np.asarray(landmarks68, dtype=np.float64)
+    return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]]).astype(
+        np.float32
+    )
+
+
+def arcface_transform(keypoints: np.ndarray, size: int = ARCFACE_SIZE) -> np.ndarray:
+    """The 2x3 similarity transform (rotation, uniform scale, shift) taking ``keypoints`` onto the template.
+
+    cv2's LMEDS fit (docs/ENGINE.md, SFace, compares it with a plain least-squares fit on lfw-dev).
+    """
+    src = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    if not np.isfinite(src).all():
+        raise ValueError("key points must be finite")
+    matrix, _ = cv2.estimateAffinePartial2D(src, ARCFACE_TEMPLATE * (size / ARCFACE_SIZE), method=cv2.LMEDS)
+    if matrix is None:
+        raise ValueError(f"no similarity transform fits the key points {src.tolist()}")
+    return matrix
+
+
+def arcface_chips(rgb: np.ndarray, keypoints: Sequence[np.ndarray], size: int = ARCFACE_SIZE) -> np.ndarray:
+    """``[N, size, size, 3]`` uint8 RGB chips, each face's 5 key points warped onto the ArcFace template."""
+    image = np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
+    chips = [cv2.warpAffine(image, arcface_transform(k, size), (size, size), borderValue=0.0) for k in keypoints]
+    return np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8)

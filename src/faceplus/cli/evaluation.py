@@ -16,17 +16,29 @@ from faceplus.settings import DETECTORS, DetectionSettings, Settings
 if TYPE_CHECKING:
     import numpy as np
 
+    from faceplus.calibration import Calibration
     from faceplus.evaluation.calibrate import CalibrationRun
     from faceplus.evaluation.folder_embeddings import FolderEmbeddings
+    from faceplus.evaluation.lfw import Pair
 
 
 def embedder_note() -> str:
     """What a calibration file records as its embedder: the ``FACEPLUS_*`` engine settings the fit embedded with
     (model, chip alignment, flip TTA), the ones serving must use for the thresholds to hold."""
     settings = Settings.from_env()
+    if settings.embedder == "sface":
+        return "sface-2021dec (onnx fp32), 5-pt ArcFace chip, one pass, unit length"
     model = {"resnet": "onnx", "resnet-int8": "onnx int8"}.get(settings.embedder, "onnx")
     flip = "flip TTA" if settings.flip_tta else "one pass"
     return f"dlib-resnet-v1 ({model}), {settings.alignment}-pt chip, {flip}, unit length"
+
+
+def embedder_model_id() -> str:
+    """The id of the identity model a calibration is fit for (``info.embedder_model``): the engine refuses to score
+    another model's embeddings with it."""
+    from faceplus.embedders import embedding_model
+
+    return embedding_model(Settings.from_env().embedder).id
 
 
 def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
@@ -45,7 +57,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     embeddings = embed_folder(Path(args.root), images, workers=args.workers, cache=args.cache, detector=args.detector)
     print(f"embedded {len(images)} images in {time.perf_counter() - start:.0f} s")
-    calibration = default_calibration()
+    print(f"identity model: {embedder_model_id()} ({embedder_note()})")
+    calibration = default_calibration()  # only ranks pairs: accuracy and TAR do not depend on its curve
     detectors: dict[str, int] = {}
     for d in embeddings.detector:
         detectors[d or "none"] = detectors.get(d or "none", 0) + 1
@@ -53,6 +66,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     index = embeddings.index()
     # Each step adds one thing to the one before; the last is the engine's default pipeline.
     primary = "hog1" if args.detector == "hog" else args.detector
+    if "arcface" in embeddings.raw:
+        return _eval_lfw_sface(args, pairs, images, embeddings, calibration, primary)
     steps = [
         (
             f"{primary} only, 5-pt chip, no TTA",
@@ -68,6 +83,31 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
         by_path = {p: vectors[index[p]] for p in images}
         last = n == len(steps) - 1
         result = evaluate(pairs, by_path, calibration, scores_out=args.scores if last else None)
+        print(f"{label}: {result.summary()}")
+    return 0
+
+
+def _eval_lfw_sface(
+    args: argparse.Namespace,
+    pairs: list[Pair],
+    images: list[str],
+    embeddings: FolderEmbeddings,
+    calibration: Calibration,
+    primary: str,
+) -> int:
+    """SFace's rows: its chip has one geometry (ArcFace, 5 key points) and it is always unit length. The first row
+    shows what mirroring would add (the engine runs one pass); the last is the engine's default pipeline."""
+    from faceplus.evaluation.lfw import evaluate
+
+    index = embeddings.index()
+    steps = [
+        ("flip TTA, detection fallback (not the engine's: for comparison)", dict(flip_tta=True), False),
+        (f"{primary} only, one pass", dict(flip_tta=False, fallback=False, primary=primary), False),
+        ("+ detection fallback (engine default)", dict(flip_tta=False), True),
+    ]
+    for label, options, default in steps:
+        vectors = embeddings.vectors(**options)
+        result = evaluate(pairs, {p: vectors[index[p]] for p in images}, calibration, args.scores if default else None)
         print(f"{label}: {result.summary()}")
     return 0
 
@@ -134,13 +174,19 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
         "command": _recorded_command(args),
         "data": root.name,
         "embedder": embedder_note(),
+        "embedder_model": embedder_model_id(),
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
     run = _run(labels, engine_vectors(embeddings), info, args)
     if run.cohort is not None:
         run = _described(run, root.name)
-    out = Path(args.out) if args.out else Path(str(resources.files("faceplus.data").joinpath("calibration.json")))
+    if args.out:
+        out = Path(args.out)
+    else:  # the file the engine reads for this identity model (FACEPLUS_EMBEDDER)
+        from faceplus.calibration import shipped_calibration_file
+
+        out = Path(str(resources.files("faceplus.data").joinpath(shipped_calibration_file())))
     _write_and_report(run, out)
     return 0
 
@@ -214,6 +260,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
         "embedder": embedder_note(),
+        "embedder_model": embedder_model_id(),
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)
@@ -385,7 +432,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help="calibration file (default: --root: the one shipped in the package; "
+        help="calibration file (default: --root: the one shipped in the package for FACEPLUS_EMBEDDER; "
         "--faceset: calibration-<outer_id>.json here)",
     )
     p.add_argument("--far", nargs="+", metavar="RATE", help="rates to fit: 1e-3 1e-4 1e-5 (default: all three)")

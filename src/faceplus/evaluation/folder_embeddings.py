@@ -22,8 +22,16 @@ from tqdm import tqdm
 from faceplus.private_files import save_private_npz
 from faceplus.settings import DetectionSettings, ImageLimits, Settings
 
-#: Raw embeddings kept per image: chip aligned on 5 or 68 points, plain or mirrored.
+#: Raw embeddings kept per image for dlib's ResNet: chip aligned on 5 or 68 points, plain or mirrored.
 VARIANTS = ("a5", "a5_flip", "a68", "a68_flip")
+
+
+def variants(embedder: str) -> tuple[str, ...]:
+    """The raw embeddings kept per image for ``embedder``: each of its family's chips, plain and mirrored."""
+    from faceplus.embedders import identity_family
+
+    names = identity_family(Settings(embedder=embedder)).chip_variants
+    return tuple(v for name in names for v in (name, f"{name}_flip"))
 
 
 @dataclass
@@ -31,7 +39,7 @@ class FolderEmbeddings:
     """Per image (relative path): raw embeddings of each variant, and the detector that found the face."""
 
     paths: list[str]
-    raw: dict[str, np.ndarray]  # variant -> [N,128]; NaN rows where no face was found
+    raw: dict[str, np.ndarray]  # variant (:func:`variants`) -> [N,128]; NaN rows where no face was found
     detector: list[str]  # "" where no face was found
 
     def index(self) -> dict[str, int]:
@@ -48,11 +56,13 @@ class FolderEmbeddings:
         """Embeddings as the engine would give them with each pipeline step on or off.
 
         Without fallback, faces that only a fallback detector (anything but ``primary``) found count as missed.
+        ``alignment`` is dlib's chip's (ResNet); an SFace run has one chip (``arcface``) and ignores it.
         """
         from faceplus.engine import embeddings_from_descriptors
 
-        mirrored = self.raw[f"a{alignment}_flip"] if flip_tta else None
-        vectors = embeddings_from_descriptors(self.raw[f"a{alignment}"], mirrored, unit=normalize)
+        chip = f"a{alignment}" if f"a{alignment}" in self.raw else "arcface"
+        mirrored = self.raw[f"{chip}_flip"] if flip_tta else None
+        vectors = embeddings_from_descriptors(self.raw[chip], mirrored, unit=normalize)
         if not fallback:  # on a copy: without TTA or unit length, ``vectors`` is the cached raw array itself
             vectors = vectors.copy()
             vectors[[d != primary for d in self.detector]] = np.nan
@@ -69,17 +79,19 @@ class FolderEmbeddings:
     @classmethod
     def load(cls, path: Path) -> FolderEmbeddings:
         with np.load(path) as data:
-            if not set(VARIANTS) <= set(data.files):
+            kept = [k for k in data.files if k not in ("paths", "detector")]
+            if not (set(VARIANTS) <= set(kept) or {"arcface", "arcface_flip"} <= set(kept)):
                 raise ValueError(f"{path} was written by an older faceplus; delete it")
-            return cls(list(data["paths"]), {k: data[k] for k in VARIANTS}, list(data["detector"]))
+            return cls(list(data["paths"]), {k: data[k] for k in kept}, list(data["detector"]))
 
 
 _worker_engine = None
 
 
 def embedder_suffix(embedder: str) -> str:
-    """What a cache file's name carries for ``embedder``: nothing for the default, else ``-<name>``."""
-    return "" if embedder == Settings().embedder else f"-{embedder}"
+    """What a cache file's name carries for ``embedder``: nothing for ``resnet`` (the default of older caches,
+    which stay valid), else ``-<name>``."""
+    return "" if embedder == "resnet" else f"-{embedder}"
 
 
 def _init_worker(detector: str, embedder: str) -> None:
@@ -96,7 +108,7 @@ def _init_worker(detector: str, embedder: str) -> None:
 
 
 def _embed_one(path: str) -> tuple[np.ndarray | None, str]:
-    """Raw embeddings [4,128] in VARIANTS order, and the detector; None where no face was found."""
+    """Raw embeddings [V,128] in :func:`variants` order, and the detector; None where no face was found."""
     from faceplus.engine import NoFaceFound
 
     engine = _worker_engine
@@ -106,9 +118,9 @@ def _embed_one(path: str) -> tuple[np.ndarray | None, str]:
         face = engine.main_face(decoded, prefer="center", embed=False)
     except NoFaceFound:
         return None, ""
-    chips = np.concatenate([engine.chips(decoded.rgb, [face], alignment=a) for a in (5, 68)])
-    mirrored = chips[:, :, ::-1]
-    raw = engine.embedder.embed(np.stack([chips[0], mirrored[0], chips[1], mirrored[1]]))
+    chips = np.concatenate([engine.chips(decoded.rgb, [face], a) for a in engine.identity.chip_variants.values()])
+    both = np.stack([chips, chips[:, :, ::-1]], axis=1)  # each chip, then its mirror
+    raw = engine.embedder.embed(both.reshape(-1, *chips.shape[1:]))
     return raw, face.detector
 
 
@@ -130,6 +142,7 @@ def embed_folder(
     embedder = embedder or Settings.from_env().embedder
     if cache:
         cache = cache.with_name(f"{cache.stem}-{detector}{embedder_suffix(embedder)}{cache.suffix}")
+    names = variants(embedder)
     relpaths = list(dict.fromkeys(relpaths))
     done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
     known = done.index()
@@ -143,16 +156,16 @@ def embed_folder(
         ) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
             for raw, found_by in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
-                found.append(np.full((len(VARIANTS), 128), np.nan, np.float32) if raw is None else raw)
+                found.append(np.full((len(names), 128), np.nan, np.float32) if raw is None else raw)
                 detectors.append(found_by)
         stacked = np.stack(found)
-        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(VARIANTS)}, detectors)
+        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(names)}, detectors)
         done = (
             new
             if not done.paths
             else FolderEmbeddings(
                 done.paths + new.paths,
-                {k: np.concatenate([done.raw[k], new.raw[k]]) for k in VARIANTS},
+                {k: np.concatenate([done.raw[k], new.raw[k]]) for k in names},
                 done.detector + new.detector,
             )
         )
