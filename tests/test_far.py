@@ -20,6 +20,7 @@ from faceplus.evaluation.far import (
     utkface_people,
     wilson,
 )
+from faceplus.settings import Settings
 
 
 def test_utkface_file_names_agree_with_the_label_file(shared_data: Path) -> None:
@@ -53,10 +54,11 @@ def test_group_counts_pairs_within_each_group() -> None:
 
 @pytest.fixture(scope="module")
 def real(shared_data: Path) -> dict:
-    """Engine embeddings of real faces: a few LFW people (two photos each) and 60 UTKFace chips."""
+    """dlib ResNet embeddings of real faces (the shipped cohort calibration's model): a few LFW people (two photos
+    each) and 60 UTKFace chips."""
     from faceplus.engine import Engine
 
-    engine = Engine()
+    engine = Engine(Settings(embedder="resnet"))
     lfw = shared_data / "lfw-dev"
     pairs = [
         ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"),
@@ -140,7 +142,10 @@ def test_eval_far_command(shared_data: Path, tmp_path: Path, capsys) -> None:
     cache = tmp_path / "far.npz"
     assert main(["eval", "far", "--root", str(folder), "--min-age", "18", "--cache", str(cache)]) == 0
     out = capsys.readouterr().out
-    assert "10 images: " in out and "with no face found" in out and cache.is_file()
+    from faceplus.evaluation.folder_embeddings import embedder_suffix
+
+    written = cache.with_name(f"far{embedder_suffix(Settings.from_env().embedder)}.npz")  # one cache per model
+    assert "10 images: " in out and "with no face found" in out and written.is_file()
     faces = int(out.split(" faces aged 18+")[0].rsplit("\n", 1)[-1])
     assert f"| all | {faces * (faces - 1) // 2:,} |" in out
     # The second run reads the cache and prints the same table.
@@ -167,7 +172,7 @@ def test_shipped_cohort_calibration_in_compare(real: dict) -> None:
     shipped = compare_calibration("cohort")
     assert shipped.normalization and "non-commercial" in shipped.info["cohort"]
     assert compare_calibration("lfw") is default_calibration()
-    engine = Engine(calibration=shipped)
+    engine = Engine(Settings(embedder="resnet"), calibration=shipped)
     a, b, c, d = real["lfw"]
     ab, ba = engine.match(a, b), engine.match(b, a)
     assert ab == ba and ab.to_facepp()["calibration"] == shipped.calibrated_on

@@ -148,6 +148,17 @@ def default_calibration(embedder: str | None = None) -> Calibration:
     return _shipped(shipped_calibration_file(embedder))
 
 
+#: The ``FACEPLUS_EMBEDDER`` whose shipped file holds the raw thresholds of each network (``EmbeddingModel.name``).
+EMBEDDER_OF_MODEL = {"sface-2021dec": "sface", LEGACY_EMBEDDER: "resnet"}
+
+
+def shipped_calibration_for(calibration: Calibration) -> Calibration:
+    """The shipped raw calibration of the model ``calibration`` was fit for (default: ``FACEPLUS_EMBEDDER``'s):
+    raw L2 thresholds for the same embeddings, where ``calibration`` is on another scale (cohort-normalised)."""
+    name = (calibration.embedder_model or "").split("/")[0]
+    return default_calibration(EMBEDDER_OF_MODEL.get(name))
+
+
 @cache
 def _shipped(name: str) -> Calibration:
     text = resources.files("faceplus.data").joinpath(name).read_text()
