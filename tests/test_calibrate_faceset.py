@@ -21,8 +21,8 @@ import pytest
 from faceplus.calibration import Calibration
 from faceplus.cli import main
 from faceplus.evaluation.calibrate import needed_impostor_pairs, pair_counts
-from faceplus.evaluation.folder_embeddings import FolderEmbeddings
-from faceplus.settings import DetectionSettings, ServerSettings
+from faceplus.evaluation.folder_embeddings import FolderEmbeddings, embedder_suffix
+from faceplus.settings import DetectionSettings, ServerSettings, Settings
 
 #: 10 people x 6 photos: 150 same-person and 1,620 impostor pairs, enough for FAR 1e-3 with one false accept
 #: at the threshold (1,000 pairs), not for the defaults (10 false accepts: 10,000 pairs at 1e-3).
@@ -42,6 +42,11 @@ def album(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def cache_name(detector: str) -> str:
+    """The file embed_folder caches ``emb.npz`` as: named after the primary detector and the identity model."""
+    return f"emb-{detector}{embedder_suffix(Settings.from_env().embedder)}.npz"
+
+
 @dataclass
 class FolderRun:
     calibration: Calibration
@@ -56,7 +61,7 @@ def folder_run(album: Path, tmp_path_factory: pytest.TempPathFactory) -> FolderR
     code = main(["calibrate", "--root", str(album), "--out", str(out / "cal.json"), "--cache", str(cache)] + SMALL)
     assert code == 0
     detector = DetectionSettings.from_env().detector  # embed_folder names its cache after the primary detector
-    return FolderRun(Calibration.load(out / "cal.json"), FolderEmbeddings.load(out / f"emb-{detector}{cache.suffix}"))
+    return FolderRun(Calibration.load(out / "cal.json"), FolderEmbeddings.load(out / cache_name(detector)))
 
 
 @dataclass
@@ -336,14 +341,14 @@ def population(
             (root / folder.name / photo.name).symlink_to(photo)
     detector = DetectionSettings.from_env().detector
     cache = tmp / "emb.npz"
-    folder_run.embeddings.save(tmp / f"emb-{detector}.npz")  # the album's 60 photos: only 110 are embedded here
+    folder_run.embeddings.save(tmp / cache_name(detector))  # the album's 60 photos: only 110 are embedded here
     out = tmp / "out" / "pop.json"
     out.parent.mkdir()
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), small_floors():
         code = main(["calibrate", "--root", str(root), "--out", str(out), "--cache", str(cache), *COHORT, *SMALL])
     assert code == 0, stdout.getvalue()
-    embeddings = FolderEmbeddings.load(tmp / f"emb-{detector}.npz")
+    embeddings = FolderEmbeddings.load(tmp / cache_name(detector))
     return Population(root, out, stdout.getvalue(), embeddings, cache)
 
 

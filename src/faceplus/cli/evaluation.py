@@ -42,9 +42,12 @@ def embedder_model_id() -> str:
 
 
 def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
-    """Unit embeddings as the serving engine makes them (``FACEPLUS_ALIGNMENT``, ``FACEPLUS_FLIP_TTA``)."""
+    """Unit embeddings as the serving engine makes them (its model's chip and flip TTA: ``FACEPLUS_ALIGNMENT`` and
+    ``FACEPLUS_FLIP_TTA`` for dlib's ResNet; one pass for SFace)."""
+    from faceplus.embedders import identity_family
+
     settings = Settings.from_env()
-    return embeddings.vectors(alignment=settings.alignment, flip_tta=settings.flip_tta)
+    return embeddings.vectors(alignment=settings.alignment, flip_tta=identity_family(settings).flip_tta)
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ class FolderEmbeddings:
     def vectors(
         self,
         alignment: int = 68,
-        flip_tta: bool = True,
+        flip_tta: bool | None = None,
         normalize: bool = True,
         fallback: bool = True,
         primary: str = "hog1",
@@ -57,10 +57,13 @@ class FolderEmbeddings:
 
         Without fallback, faces that only a fallback detector (anything but ``primary``) found count as missed.
         ``alignment`` is dlib's chip's (ResNet); an SFace run has one chip (``arcface``) and ignores it.
+        ``flip_tta`` None: as the engine runs the model by default (ResNet: chip and mirror; SFace: one pass).
         """
         from faceplus.engine import embeddings_from_descriptors
 
         chip = f"a{alignment}" if f"a{alignment}" in self.raw else "arcface"
+        if flip_tta is None:
+            flip_tta = chip != "arcface"
         mirrored = self.raw[f"{chip}_flip"] if flip_tta else None
         vectors = embeddings_from_descriptors(self.raw[chip], mirrored, unit=normalize)
         if not fallback:  # on a copy: without TTA or unit length, ``vectors`` is the cached raw array itself
