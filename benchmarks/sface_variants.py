@@ -7,9 +7,10 @@ Every lfw-dev image's centre face is found once by the engine's own path (detect
 the 5 ArcFace key points derived from them: ``faceplus.embedders.face_keypoints``) and the key points cached.
 Rows (each embeds every image again from those key points):
 
-- ``lmeds`` (the engine: ``cv2.estimateAffinePartial2D(..., LMEDS)`` + ``warpAffine``, fp32 graph, one pass);
-- ``lstsq``: the similarity fitted by plain least squares (Umeyama, as insightface's ``norm_crop``);
-- ``lmeds+flip``: the mean of the chip's and its mirror's descriptors, then unit length;
+- ``lstsq`` (the engine: the similarity fitted by plain least squares, Umeyama, as insightface's ``norm_crop``;
+  ``cv2.warpAffine``; fp32 graph; one pass);
+- ``lmeds``: the similarity fitted by ``cv2.estimateAffinePartial2D(..., method=cv2.LMEDS)`` instead;
+- ``lstsq+flip``: the mean of the chip's and its mirror's descriptors, then unit length;
 - ``shipped``: the as-shipped int8-block graph (only its unused inputs removed), one pass;
 - ``int8-static``: onnxruntime's static QDQ quantization of the fp32 graph (int8 weights per channel, uint8
   activations, MinMax ranges on ``--calib-images`` utkface-dev faces, never lfw-dev; the final Gemm in float).
@@ -76,23 +77,13 @@ def keypoints(images: list[str], cache: Path, workers: int) -> np.ndarray:
     return found
 
 
-def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The least-squares similarity transform src -> dst (2x3)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    u, sigma, vt = np.linalg.svd(d.T @ s / len(src))
-    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
-    rotation = u @ sign @ vt
-    scale = np.trace(np.diag(sigma) @ sign) / s.var(0).sum()
-    return np.hstack([scale * rotation, (mu_d - scale * rotation @ mu_s)[:, None]])
-
-
 def chip(rgb: np.ndarray, points: np.ndarray, fit: str) -> np.ndarray:
+    """The engine's chip (``lstsq``: ``faceplus.chips.arcface_chips``) or cv2's LMEDS fit warped the same way."""
     from faceplus.chips import ARCFACE_TEMPLATE, arcface_chips
 
-    if fit == "lmeds":
+    if fit == "lstsq":
         return arcface_chips(rgb, [points])[0]
-    matrix = umeyama(points.astype(np.float64), ARCFACE_TEMPLATE.astype(np.float64))
+    matrix, _ = cv2.estimateAffinePartial2D(points.astype(np.float32), ARCFACE_TEMPLATE, method=cv2.LMEDS)
     return cv2.warpAffine(np.ascontiguousarray(rgb), matrix, (112, 112), borderValue=0.0)
 
 
@@ -187,11 +178,11 @@ def main() -> int:
             flush=True,
         )
 
-    lmeds = all_chips(root, images, points, "lmeds")
+    lmeds = all_chips(root, images, points, "lstsq")  # the engine's chips (least squares)
     base = run(fp32, lmeds)
-    report("lmeds (engine)", unit(base))
-    report("lmeds+flip", unit(base + run(fp32, lmeds[:, :, ::-1])))
-    report("lstsq", unit(run(fp32, all_chips(root, images, points, "lstsq"))))
+    report("lstsq (engine)", unit(base))
+    report("lstsq+flip", unit(base + run(fp32, lmeds[:, :, ::-1])))
+    report("lmeds", unit(run(fp32, all_chips(root, images, points, "lmeds"))))
     raw_shipped = run(shipped, lmeds)
     report("shipped graph", unit(raw_shipped))
     print(
