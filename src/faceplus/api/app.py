@@ -22,6 +22,7 @@ from faceplus.api import (
     routes_health,
     routes_liveness,
 )
+from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.context import ApiContext
@@ -190,6 +191,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
+    install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
     mount_console(app)
     return app
 
