@@ -35,6 +35,7 @@ from faceplus.api.ratelimit import RateLimiter
 from faceplus.api.security import install_security
 from faceplus.api.tasks import TaskRunner
 from faceplus.engine import Engine
+from faceplus.private_temp import PrivateTemp
 from faceplus.store.base import Store
 from faceplus.store.factory import open_store
 from faceplus.workers import EnginePool, PoolLimits
@@ -83,6 +84,7 @@ def build_context(
         limiter=RateLimiter(store, settings.rate_limit),
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
+        temp=PrivateTemp(settings.data_dir),  # sweeps what a killed server process left there
     )
     ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
     return ctx
@@ -166,6 +168,7 @@ def create_app(
             await asyncio.to_thread(ctx.store.wait_scrubbed, 600)
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
+            ctx.temp.close()
             if store is None:  # we opened it, we close it
                 ctx.store.close()
 
