@@ -45,17 +45,25 @@ def is_database_url(value: str | Path | None) -> bool:
     return True
 
 
+def configured_location(settings: ServerSettings) -> str | Path:
+    """Where the server's store is: ``FACEPLUS_DATABASE_URL`` when set (a ``postgresql://`` URL, anything else
+    refused), else the data folder."""
+    url = settings.database_url
+    if not url:
+        return settings.data_dir
+    try:
+        if is_database_url(url):
+            return url
+    except StoreLocationError as exc:
+        raise StoreLocationError(f"FACEPLUS_DATABASE_URL: {exc}") from None
+    raise StoreLocationError("FACEPLUS_DATABASE_URL: expected postgresql://user:pass@host:port/db")
+
+
 def open_store(settings: ServerSettings, location: str | Path | None = None) -> Store:
     """The store at ``location`` (a data folder or a ``postgresql://`` URL) opened with ``settings``; without a
-    location, the one the server runs on: ``FACEPLUS_DATABASE_URL`` when set, else the data folder."""
+    location, the one the server runs on (:func:`configured_location`)."""
     if location is None:
-        location = settings.database_url or settings.data_dir
-        if settings.database_url:
-            try:
-                if not is_database_url(settings.database_url):
-                    raise StoreLocationError("expected postgresql://user:pass@host:port/db")
-            except StoreLocationError as exc:
-                raise StoreLocationError(f"FACEPLUS_DATABASE_URL: {exc}") from None
+        location = configured_location(settings)
     if is_database_url(location):
         from faceplus.store.postgres import PostgresStore
 
