@@ -242,6 +242,17 @@ def test_a_client_hanging_up_mid_decode_leaves_no_upload(live: Api, capture, mon
     assert list((live.settings.data_dir / "tmp").rglob("upload-*")) == []
 
 
+def test_a_new_server_sweeps_what_a_killed_one_left(make_api: Callable[..., Api], tmp_path: Path) -> None:
+    """A server killed mid-decode leaves its upload in the data folder's temporary area: the next start removes it."""
+    folder = tmp_path / "data"
+    upload = folder / "tmp" / "process-killed" / "upload-1"
+    upload.mkdir(parents=True)
+    (upload / "capture.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 a video of a face")
+    (upload.parent / ".lock").touch()  # its lock died with the process
+    make_api(data_dir=folder)
+    assert not upload.parent.exists()
+
+
 def test_frame_form_refusals(live: Api, capture, shared_data: Path) -> None:
     seq, reference = capture
     token = token_for(live, reference)["biz_token"]
