@@ -1,4 +1,5 @@
-"""People's tools: ``index`` (a photo folder into a FaceSet, resumable) and ``cluster`` (faces by person)."""
+"""People's tools: ``index`` (a photo folder into a FaceSet, resumable), ``cluster`` (faces by person) and
+``reembed`` (stored faces to the engine's identity model, resumable)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,52 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return run_cluster_command(args)
 
 
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from faceplus.engine import Engine
+    from faceplus.tools.reembed import Reembedder
+
+    location, store = _open_store(args.data_dir)
+    reembedder = None
+    interrupted = False
+    try:
+        reembedder = Reembedder(store, Engine(), batch=args.batch, progress=not args.quiet)
+        print(f"re-embedding stored faces with {reembedder.target}; {location}")
+        try:
+            reembedder.run()
+        except KeyboardInterrupt:
+            interrupted = True  # every finished batch is committed
+    finally:
+        store.close()
+    report = reembedder.report
+    for line in report_lines(report):
+        print(line)
+    if interrupted:
+        print("interrupted; finished batches are stored, rerun the same command to go on", file=sys.stderr)
+        return 130
+    return 1 if report.failed else 0
+
+
+def report_lines(report) -> list[str]:  # noqa: ANN001 (a ReembedReport; imported lazily)
+    lines = [
+        f"{report.reembedded} faces re-embedded in {report.seconds:.1f} s ({report.rate:.1f} faces/s); "
+        f"{report.redetected} found again by detection, {report.reembedded - report.redetected} aligned on their "
+        "stored landmarks",
+        f"FaceSets switched to {report.target}: {len(report.switched)}; not switched: {len(report.kept)}",
+    ]
+    lines += [f"  not switched (no member could be re-embedded, or one failed): {t} {fs}" for t, fs in report.kept]
+    if report.failed:
+        lines.append(
+            f"faces that could not be re-embedded from their crop (they keep their model): {len(report.failed)}"
+        )
+        lines += [f"  {f.tenant} {f.face_token} {f.model}: {why}" for f, why in report.failed]
+    if report.without_crop:
+        lines.append(f"faces without a kept crop (they keep their model until re-enrolled): {len(report.without_crop)}")
+        lines += [f"  {f.tenant} {f.face_token} {f.model}" for f in report.without_crop]
+    for model, n in sorted(report.album_faces.items()):
+        lines.append(f"FaceAlbum faces of {model} (no crop kept: add their photos again): {n}")
+    return lines
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``index`` and ``cluster`` to the ``faceplus`` command line."""
     workers = max(1, min(4, os.cpu_count() or 1))
@@ -127,6 +174,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_cluster)
 
+    p = subparsers.add_parser(
+        "reembed", help="re-embed stored faces of another identity model from their kept crops (resumable)"
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR or per-user)")
+    p.add_argument("--batch", type=int, default=64, help="faces per committed batch (default 64)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_reembed)
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:

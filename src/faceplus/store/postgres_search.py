@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from faceplus.store.base import ModelMismatch
 from faceplus.store.postgres_schema import LOCK_HNSW, SCOPED_LOCK_KEY, hnsw_index_name
 from faceplus.store.postgres_vectors import EMBEDDING_DIM, as_vector
 
@@ -42,7 +43,13 @@ class PostgresSearch:
     def _rows(self, query: Any, params: Sequence[Any] = (), binary: bool = False) -> list[dict[str, Any]]: ...
 
     def search_faceset(
-        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+        self,
+        tenant: str,
+        faceset_token: str,
+        query: np.ndarray,
+        k: int,
+        version: int | None = None,
+        model: str | None = None,
     ) -> list[tuple[str, float]]:
         # ``version`` needs nothing here: the rows are the index, and every query sees all committed writes.
         q = as_vector(query)
@@ -54,20 +61,23 @@ class PostgresSearch:
             # a 1-3 ms search at 100k (benchmarks/pg_search_options.py, docs/SEARCH.md). The setting is the session's:
             # every HNSW search sets its own, and nothing else reads it.
             row = conn.execute(
-                "SELECT id, face_count, hnsw, set_config('hnsw.ef_search', %s, false) FROM facesets "
+                "SELECT id, face_count, hnsw, model, set_config('hnsw.ef_search', %s, false) FROM facesets "
                 "WHERE tenant = %s AND faceset_token = %s",
                 (str(self._ef(k)), tenant, faceset_token),
             ).fetchone()
             if row is None:
                 raise KeyError(faceset_token)
-            set_id, count, hnsw = int(row[0]), int(row[1]), bool(row[2])
+            set_id, count, hnsw, active = int(row[0]), int(row[1]), bool(row[2]), str(row[3])
+            if model is not None and model != active:
+                raise ModelMismatch(faceset_token, active)
+            # Only rows of the model read just now: a switch committed meanwhile cannot mix two models' vectors.
             if hnsw and count >= self.hnsw_threshold:
-                rows = self._search_hnsw(conn, set_id, q, k)
+                rows = self._search_hnsw(conn, set_id, q, k, active)
             else:
                 rows = conn.execute(
-                    "SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
+                    "SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s AND model = %s "
                     "ORDER BY d, id LIMIT %s",
-                    (q, set_id, k),
+                    (q, set_id, active, k),
                 ).fetchall()
         return [(t, float(d)) for t, d in rows]
 
@@ -80,16 +90,20 @@ class PostgresSearch:
         """``hnsw.ef_search`` of a search for ``k``: at least the candidates it reads."""
         return max(self.ef_search, self._want(k))
 
-    def _search_hnsw(self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance."""
+    def _search_hnsw(
+        self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int, model: str
+    ) -> list[tuple[str, float]]:
+        """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance.
+
+        Rows of another model than the FaceSet's (members not re-embedded yet) are filtered out of the candidates."""
         want = self._want(k)
         # The id is a literal so the planner can match the partial index's predicate.
         rows = conn.execute(
             sql.SQL(
-                "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} "
+                "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} AND model = %s "
                 "ORDER BY embedding <-> %b LIMIT %s"
             ).format(sql.Literal(set_id)),
-            (q, q, want),
+            (q, model, q, want),
         ).fetchall()
         rows.sort(key=lambda r: (r[1], r[2]))
         return [(r[0], r[1]) for r in rows[:k]]
