@@ -117,11 +117,14 @@ def maintain(ctx: ApiContext) -> None:
 
 
 def reembed_stored_faces(ctx: ApiContext, stop: threading.Event) -> None:
-    """Move stored faces of another identity model to the engine's (``FACEPLUS_REEMBED_IN_BACKGROUND``)."""
+    """Move stored faces of another identity model to the engine's (``FACEPLUS_REEMBED_IN_BACKGROUND``).
+
+    With an engine of its own (the same settings): the request path's engine is not shared across threads."""
+    from faceplus.engine import Engine
     from faceplus.tools.reembed import Reembedder
 
     try:
-        report = Reembedder(ctx.store, ctx.engine, progress=False, stop=stop).run()
+        report = Reembedder(ctx.store, Engine(ctx.engine.settings), progress=False, stop=stop).run()
     except Exception:
         log.exception("re-embedding stored faces failed; `faceplus reembed` resumes it")
         return

@@ -103,7 +103,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     reembedder = None
     interrupted = False
     try:
-        reembedder = Reembedder(store, Engine(), batch=args.batch, progress=not args.quiet)
+        reembedder = Reembedder(store, Engine(), batch=args.batch, progress=not args.quiet, redetect=args.redetect)
         print(f"re-embedding stored faces with {reembedder.target}; {location}")
         try:
             reembedder.run()
@@ -122,9 +122,8 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
 def report_lines(report) -> list[str]:  # noqa: ANN001 (a ReembedReport; imported lazily)
     lines = [
-        f"{report.reembedded} faces re-embedded in {report.seconds:.1f} s ({report.rate:.1f} faces/s); "
-        f"{report.redetected} found again by detection, {report.reembedded - report.redetected} aligned on their "
-        "stored landmarks",
+        f"{report.reembedded} faces re-embedded in {report.seconds:.1f} s ({report.rate:.1f} faces/s)"
+        + (f"; {report.redetected} found again by detection" if report.redetected else ""),
         f"FaceSets switched to {report.target}: {len(report.switched)}; not switched: {len(report.kept)}",
     ]
     lines += [f"  not switched (no member could be re-embedded, or one failed): {t} {fs}" for t, fs in report.kept]
@@ -179,12 +178,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR or per-user)")
     p.add_argument("--batch", type=int, default=64, help="faces per committed batch (default 64)")
+    p.add_argument(
+        "--redetect",
+        action="store_true",
+        help="find each face again in its crop with the engine's detection (default: the stored landmarks)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_reembed)
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.calibration import compare_calibration
+    from faceplus.engine import Engine
     from faceplus.settings import Settings
     from faceplus.tools.clustering import (
         DEFAULT_FAR,
@@ -208,14 +213,12 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     if args.faceset:
         _, store = _open_store(args.data_dir)
         tenant = _tenant(store, args.api_key)
-        items, _ = faces_from_faceset(store, Ledger(store), tenant, args.faceset)
+        items, _ = faces_from_faceset(store, Ledger(store), tenant, args.faceset, Engine().model_id)
         source = f"FaceSet {args.faceset}"
     else:
         if args.set_user_ids:
             print("--set-user-ids needs --faceset (a folder's faces have no user_id to set)", file=sys.stderr)
             return 2
-        from faceplus.engine import Engine
-
         items = faces_from_folder(Path(args.dir), Engine(), workers=args.workers, progress=not args.quiet)
         source = str(args.dir)
     try:

@@ -2,9 +2,11 @@
 
 After an upgrade that changes the identity model (``Engine.model_id``), stored embeddings are another model's:
 the API refuses to compare or search them against new ones (``FACE_MODEL_MISMATCH``/``FACESET_MODEL_MISMATCH``,
-docs/API.md). This re-enrols each such face from the crop detect kept for it (:mod:`faceplus.crops`): the face is
-found again in the crop with the engine's own detection (the one whose box overlaps the stored box most),
-or, when detection misses it, aligned on the landmarks stored with the crop; then embedded.
+docs/API.md). This re-enrols each such face from the crop detect kept for it (:mod:`faceplus.crops`): aligned on
+the landmarks stored with the crop, the very chip detect embedded (on lfw-dev the int8 model's vector from the
+crop equals, to the last bit, its vector from the whole image), then embedded by the engine. With ``redetect``
+the face is first found again in the crop by the engine's detection (the box overlapping the stored one most;
+the stored landmarks when none does): for a model whose alignment needs points the crop's meta does not keep.
 
 FaceSet by FaceSet (oldest first), then the faces in no FaceSet: each batch of new vectors is committed beside
 the old ones (a run killed at any point loses at most the batch in flight; a rerun skips what is done), and once
@@ -42,7 +44,7 @@ class ReembedReport:
 
     target: str
     reembedded: int = 0
-    redetected: int = 0  # of those, found again by detection (the rest from the stored landmarks)
+    redetected: int = 0  # of those, found again by detection (``redetect``; the rest from the stored landmarks)
     failed: list[tuple[StoredFace, str]] = field(default_factory=list)
     switched: list[tuple[str, str]] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)  # FaceSets that could not switch yet
@@ -57,10 +59,11 @@ class ReembedReport:
         return self.reembedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def embed_crop(engine: Engine, data: bytes, meta: dict) -> tuple[np.ndarray, bool]:
-    """The engine's embedding of the kept crop's face, and whether detection found it again."""
+def embed_crop(engine: Engine, data: bytes, meta: dict, redetect: bool = False) -> tuple[np.ndarray, bool]:
+    """The engine's embedding of the kept crop's face, and whether detection found it again (``redetect``)."""
     decoded, stored = open_crop(data, meta)
-    found = [f for f in engine.detect(decoded, embed=False) if f.box.iou(stored.box) >= SAME_FACE_IOU]
+    candidates = engine.detect(decoded, embed=False) if redetect else []
+    found = [f for f in candidates if f.box.iou(stored.box) >= SAME_FACE_IOU]
     face = max(found, key=lambda f: f.box.iou(stored.box)) if found else stored
     engine.embed_faces(decoded.rgb, [face])
     assert face.embedding is not None
@@ -77,6 +80,7 @@ class Reembedder:
         *,
         batch: int = 64,
         progress: bool = True,
+        redetect: bool = False,
         stop: threading.Event | None = None,
         after_batch: Callable[[int], None] | None = None,
     ) -> None:
@@ -85,6 +89,7 @@ class Reembedder:
         self.target = engine.model_id
         self.batch = batch
         self.progress = progress
+        self.redetect = redetect
         self.stop = stop or threading.Event()
         self.after_batch = after_batch  # called with the faces done so far (tests: a slow run to kill)
         self.report = ReembedReport(self.target)
@@ -147,7 +152,7 @@ class Reembedder:
                 if crop is None:  # erased or swept meanwhile
                     continue
                 try:
-                    vectors[face.face_token], redetected = embed_crop(self.engine, crop.data, crop.meta)
+                    vectors[face.face_token], redetected = embed_crop(self.engine, crop.data, crop.meta, self.redetect)
                 except Exception as exc:  # a damaged crop: reported, the face keeps its model
                     log.warning("could not re-embed %s: %s", face.face_token, exc)
                     self.report.failed.append((face, f"{type(exc).__name__}: {exc}"))
