@@ -113,23 +113,24 @@ class PostgresSearch:
         q = as_vector(query)
         with self.pool.connection() as conn:
             row = conn.execute(
-                "SELECT id, face_count, hnsw FROM facesets WHERE tenant = %s AND faceset_token = %s",
+                "SELECT id, face_count, hnsw, model FROM facesets WHERE tenant = %s AND faceset_token = %s",
                 (tenant, faceset_token),
             ).fetchone()
             assert row is not None
-            set_id = int(row[0])
+            set_id, model = int(row[0]), str(row[3])
             with conn.transaction():
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef(5))))
                 if row[2] and int(row[1]) >= self.hnsw_threshold:
                     query_sql = sql.SQL(
-                        "EXPLAIN SELECT face_token FROM members WHERE faceset_id = {} ORDER BY embedding <-> %b LIMIT 5"
+                        "EXPLAIN SELECT face_token FROM members WHERE faceset_id = {} AND model = %s "
+                        "ORDER BY embedding <-> %b LIMIT 5"
                     ).format(sql.Literal(set_id))
-                    plan = conn.execute(query_sql, (q,)).fetchall()
+                    plan = conn.execute(query_sql, (model, q)).fetchall()
                 else:
                     plan = conn.execute(
                         "EXPLAIN SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
-                        "ORDER BY d, id LIMIT 5",
-                        (q, set_id),
+                        "AND model = %s ORDER BY d, id LIMIT 5",
+                        (q, set_id, model),
                     ).fetchall()
         return "\n".join(r[0] for r in plan)
 
