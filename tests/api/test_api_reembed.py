@@ -445,3 +445,23 @@ def test_shadow_vectors_are_encrypted_at_rest_and_rekeyed(tmp_path: Path) -> Non
     finally:
         store.close()
         raw.close()
+
+
+def test_an_indexed_postgres_faceset_never_returns_another_models_member(pg_schema_url: str) -> None:
+    from faceplus.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_schema_url, hnsw_threshold=1500, pool_size=2)
+    try:
+        vectors = _unit(np.random.default_rng(13), 2501)
+        now = time.time()
+        store.add_faces([FaceRecord("t", f"h{i:04d}", vectors[i], {}, "", now, model="model-a") for i in range(2500)])
+        store.add_faces([FaceRecord("t", "other", vectors[2500], {}, "", now, model="model-b")])
+        store.create_faceset(FaceSetRecord("t", "big", "", "", "", [], now, model="model-a"))
+        store.add_to_faceset("t", "big", [*(f"h{i:04d}" for i in range(2500)), "other"], 0.0, 3000)
+        store.maintain()  # builds the FaceSet's HNSW index
+        assert "members_hnsw_" in store.explain_search("t", "big", vectors[2500])
+        hits = store.search_faceset("t", "big", vectors[2500], 5, model="model-a")
+        assert len(hits) == 5 and "other" not in {t for t, _ in hits}
+        assert store.search_faceset("t", "big", vectors[7], 1, model="model-a")[0][0] == "h0007"
+    finally:
+        store.close()

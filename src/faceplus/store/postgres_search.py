@@ -95,16 +95,19 @@ class PostgresSearch:
     ) -> list[tuple[str, float]]:
         """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance.
 
-        Rows of another model than the FaceSet's (members not re-embedded yet) are filtered out of the candidates."""
+        Rows of another model than the FaceSet's (members not re-embedded yet) are dropped from the candidates here,
+        not in SQL: a ``model = ...`` condition makes the planner estimate few rows and sort the FaceSet instead of
+        reading the index (measured on tests/api/test_api_pg_search.py's FaceSet)."""
         want = self._want(k)
         # The id is a literal so the planner can match the partial index's predicate.
         rows = conn.execute(
             sql.SQL(
-                "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} AND model = %s "
+                "SELECT face_token, embedding <-> %b AS d, id, model FROM members WHERE faceset_id = {} "
                 "ORDER BY embedding <-> %b LIMIT %s"
             ).format(sql.Literal(set_id)),
-            (q, model, q, want),
+            (q, q, want),
         ).fetchall()
+        rows = [r for r in rows if r[3] == model]
         rows.sort(key=lambda r: (r[1], r[2]))
         return [(r[0], r[1]) for r in rows[:k]]
 
@@ -122,10 +125,10 @@ class PostgresSearch:
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef(5))))
                 if row[2] and int(row[1]) >= self.hnsw_threshold:
                     query_sql = sql.SQL(
-                        "EXPLAIN SELECT face_token FROM members WHERE faceset_id = {} AND model = %s "
+                        "EXPLAIN SELECT face_token, model FROM members WHERE faceset_id = {} "
                         "ORDER BY embedding <-> %b LIMIT 5"
                     ).format(sql.Literal(set_id))
-                    plan = conn.execute(query_sql, (model, q)).fetchall()
+                    plan = conn.execute(query_sql, (q,)).fetchall()
                 else:
                     plan = conn.execute(
                         "EXPLAIN SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
