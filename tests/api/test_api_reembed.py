@@ -465,3 +465,37 @@ def test_an_indexed_postgres_faceset_never_returns_another_models_member(pg_sche
         assert store.search_faceset("t", "big", vectors[7], 1, model="model-a")[0][0] == "h0007"
     finally:
         store.close()
+
+
+def test_a_saved_sqlite_index_is_of_one_model_and_a_switch_replaces_it(tmp_path: Path) -> None:
+    from faceplus.store.sqlite import SQLiteStore
+    from faceplus.store.vector_index import HnswParams
+
+    params = HnswParams(threshold=50)
+    rng = np.random.default_rng(17)
+    old, new = _unit(rng, 80), _unit(rng, 80)
+    tokens = [f"s{i:02d}" for i in range(80)]
+    store = SQLiteStore.in_folder(tmp_path, hnsw=params)
+    now = time.time()
+    crop = make_crop_stub()
+    store.add_faces(
+        [FaceRecord("t", t, old[i], {}, "img", now, crop=crop, model="model-a") for i, t in enumerate(tokens)]
+    )
+    store.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now))
+    store.add_to_faceset("t", "fs", tokens, 0.0, 100)
+    assert store.search_faceset("t", "fs", old[5], 1, model="model-a")[0][0] == "s05"
+    assert store.search_index.wait_until_indexed("t", "fs", timeout=60)  # the graph of model A, saved
+    assert store.search_index.files("t", "fs").read_meta()["model"] == "model-a"
+    store.put_reembedded("model-b", dict(zip(tokens, new, strict=True)))
+    assert store.switch_faceset("t", "fs", "model-b")
+    store.close()
+
+    restarted = SQLiteStore.in_folder(tmp_path, hnsw=params)  # the saved file is model A's and older: not used
+    try:
+        assert restarted.search_faceset("t", "fs", new[9], 1, model="model-b")[0] == ("s09", pytest.approx(0, abs=1e-5))
+        with pytest.raises(ModelMismatch):
+            restarted.search_faceset("t", "fs", old[9], 1, model="model-a")
+        assert restarted.search_index.wait_until_indexed("t", "fs", timeout=60)
+        assert restarted.search_index.files("t", "fs").read_meta()["model"] == "model-b"
+    finally:
+        restarted.close()
