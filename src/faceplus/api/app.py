@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,30 @@ def maintain(ctx: ApiContext) -> None:
     ctx.store.maintain()
 
 
+def reembed_stored_faces(ctx: ApiContext, stop: threading.Event) -> None:
+    """Move stored faces of another identity model to the engine's (``FACEPLUS_REEMBED_IN_BACKGROUND``).
+
+    With an engine of its own (the same settings): the request path's engine is not shared across threads."""
+    from faceplus.engine import Engine
+    from faceplus.tools.reembed import Reembedder
+
+    try:
+        report = Reembedder(ctx.store, Engine(ctx.engine.settings), progress=False, stop=stop).run()
+    except Exception:
+        log.exception("re-embedding stored faces failed; `faceplus reembed` resumes it")
+        return
+    if report.reembedded or report.switched or report.without_crop:
+        log.info(
+            "re-embedded %d faces (%.1f faces/s); %d FaceSets switched to %s; %d faces without a kept crop keep "
+            "their model",
+            report.reembedded,
+            report.rate,
+            len(report.switched),
+            report.target,
+            len(report.without_crop),
+        )
+
+
 async def _maintainer(ctx: ApiContext) -> None:
     while True:
         try:
@@ -157,9 +182,18 @@ def create_app(
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
         background = [asyncio.create_task(_sweeper(ctx)), asyncio.create_task(_maintainer(ctx))]
+        stop_reembed = threading.Event()
+        reembedding = threading.Thread(
+            target=reembed_stored_faces, args=(ctx, stop_reembed), name="faceplus-reembed", daemon=True
+        )
+        if settings.reembed_in_background:
+            reembedding.start()
         try:
             yield
         finally:
+            stop_reembed.set()  # the batch in flight is committed, the rest waits for the next start
+            if reembedding.is_alive():
+                await asyncio.to_thread(reembedding.join, 600)
             for job in background:
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -2,7 +2,7 @@
 
 - :mod:`faceplus.cli.server`: ``serve``, ``keys``, ``migrate``
 - :mod:`faceplus.cli.engine`: ``detect``, ``compare``
-- :mod:`faceplus.cli.tools`: ``index``, ``cluster``
+- :mod:`faceplus.cli.tools`: ``index``, ``cluster``, ``reembed``
 - :mod:`faceplus.cli.evaluation`: ``eval ...``, ``calibrate``
 
 Each module imports only argparse-level code at the top; models, OpenCV, dlib and database drivers are imported
