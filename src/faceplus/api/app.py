@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from faceplus.api import (
+    routes_console,
     routes_dense,
     routes_detect,
     routes_erasure,
@@ -187,6 +188,8 @@ def create_app(
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
+    # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
+    app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
