@@ -127,10 +127,16 @@ def screenshot(tab: object, name: str) -> Path:
 
 
 def doc_screenshot(tab: object, name: str) -> Path:
-    """Write the visible part of the tab to docs/console/<name>.png (the docs' picture of that page)."""
+    """Write the visible part of the tab to docs/console/<name>.png (the docs' picture of that page), in 256
+    colours so the committed files stay small (about a third of the full-colour size)."""
+    from PIL import Image
+
     DOC_SHOTS.mkdir(exist_ok=True)
     out = DOC_SHOTS / f"{name}.png"
     tab.screenshot(path=str(out), full_page=False)
+    with Image.open(out) as shot:
+        small = shot.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    small.save(out, optimize=True)
     return out
 
 
