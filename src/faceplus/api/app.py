@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from faceplus.api import (
+    routes_admin,
     routes_console,
     routes_dense,
     routes_detect,
@@ -190,6 +191,7 @@ def create_app(
     app.include_router(routes_health.router)
     # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
     app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
+    app.include_router(routes_admin.router, dependencies=[Depends(watch_client)])  # operator secret too
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
