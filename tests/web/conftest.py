@@ -81,7 +81,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) 
             if time.monotonic() > deadline:
                 raise TimeoutError(log.read_text())
             time.sleep(0.3)
-        yield {"base": base, "api_key": key.group(1), "api_secret": secret.group(1)}
+        yield {"base": base, "api_key": key.group(1), "api_secret": secret.group(1), "data_dir": str(data)}
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -5,6 +5,8 @@ Each test also writes the page's picture for the docs (docs/console/<page>.png, 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -45,7 +47,7 @@ def test_sign_in_first_then_the_pages_at_400_px(browser, console_server) -> None
     tab.wait_for_selector("#page-detect:not([hidden])")
     assert tab.is_visible("#nav") and tab.is_visible("#signout")
     assert tab.evaluate("sessionStorage.getItem('faceplus.api_key')") == console_server["api_key"]
-    for name in ("detect", "compare", "facesets", "people"):
+    for name in ("detect", "compare", "facesets", "people", "keys"):
         _goto(tab, name)
         widths = tab.evaluate(
             "[document.documentElement.scrollWidth, document.querySelector('header').scrollWidth,"
@@ -284,3 +286,43 @@ def test_people_page(page, shared_data: Path) -> None:
     card.locator("button.merge").click()
     page.wait_for_selector("#album-status:text-matches('into Person A')")
     assert groups.count() == 1 and page.locator(f".person[data-group-id='{first}'] li").count() == 6
+
+
+def test_keys_page(page, console_server) -> None:
+    """The operator's page: refused without the operator secret; with it, list, create (secret shown once), revoke."""
+    _goto(page, "keys")
+    page.fill("#operator-secret", "not-the-operator-secret")
+    page.click("#operator-form button[type=submit]")
+    page.wait_for_selector("#keys-status.error")
+    assert "Key management over HTTP is off" in page.text_content("#keys-status")  # none made yet
+    made = subprocess.run(
+        [sys.executable, "-m", "faceplus", "operator-secret", "--data-dir", console_server["data_dir"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    operator_secret = made.stdout.split("operator_secret:")[1].strip()
+    page.fill("#operator-secret", "not-the-operator-secret")
+    page.click("#operator-form button[type=submit]")
+    page.wait_for_selector("#keys-status:text-matches('not the operator secret')")
+    assert page.is_hidden("#keys-detail")
+    page.fill("#operator-secret", operator_secret)
+    page.click("#operator-form button[type=submit]")
+    page.wait_for_selector("#keys-detail:not([hidden])")
+    mine = page.locator(f"#keys-table tr[data-api-key='{console_server['api_key']}']")
+    assert "live (you)" in mine.inner_text()
+    page.fill("#key-name", "front door camera")
+    page.click("#key-create button[type=submit]")
+    page.wait_for_selector("#key-new:not([hidden])")
+    new_key, new_secret = page.text_content("#key-new-key"), page.text_content("#key-new-secret")
+    auth = {"api_key": new_key, "api_secret": new_secret}
+    assert httpx.post(console_server["base"] + "/facepp/v3/faceset/getfacesets", data=auth).status_code == 200
+    row = page.locator(f"#keys-table tr[data-api-key='{new_key}']")
+    assert "front door camera" in row.inner_text() and row.get_attribute("data-state") == "live"
+    assert new_secret not in page.inner_text("#keys-table")  # the secret is shown once, never listed
+    doc_screenshot(page, "keys")
+    row.locator("button.revoke").click()
+    page.wait_for_selector(f"#keys-table tr[data-api-key='{new_key}'][data-state='revoked']")
+    r = httpx.post(console_server["base"] + "/facepp/v3/faceset/getfacesets", data=auth)
+    assert r.status_code == 401

@@ -7,7 +7,7 @@ const ALBUM = "/imagepp/v1/facealbum/";
 const CONSOLE = "/console/v1/";
 const ATTRIBUTES = "gender,age,smiling,emotion,headpose,facequality,blur,eyestatus";
 const COLORS = ["#ff3b30", "#34c759", "#0a84ff", "#ff9f0a", "#bf5af2", "#64d2ff", "#ffd60a", "#ff375f"];
-const PAGES = ["detect", "compare", "facesets", "people"];
+const PAGES = ["detect", "compare", "facesets", "people", "keys"];
 /** The verdict rule: the false-accept rate whose threshold a confidence must reach (the CLI's and docs' default). */
 const DEFAULT_FAR = "1e-4";
 const FAR_WORDS = { "1e-3": "1 in 1,000", "1e-4": "1 in 10,000", "1e-5": "1 in 100,000" };
@@ -112,6 +112,9 @@ function explain(code, status) {
     INVALID_GROUP_ID: "That person no longer exists in the album. Reload the album.",
     THUMBNAIL_NOT_KEPT: "No picture of this face was kept.",
     API_NOT_FOUND: "This server does not offer that call (an older faceplus?).",
+    OPERATOR_DISABLED: "Key management over HTTP is off on this server. The operator turns it on with: faceplus operator-secret.",
+    OPERATOR_SECRET_INVALID: "That is not the operator secret. The operator makes a new one with: faceplus operator-secret.",
+    INVALID_API_KEY: "There is no live key of that name (already revoked?).",
   };
   const text = words[name] || `The server refused the request.`;
   return `${text} (${code}${status ? ", HTTP " + status : ""})`;
@@ -243,6 +246,7 @@ function show(page) {
   $("who").textContent = signedIn() ? "key " + credentials().key.slice(0, 6) + "…" : "";
   if (page === "facesets") loadFacesets();
   if (page === "people") loadAlbums();
+  if (page === "keys" && sessionStorage.getItem("faceplus.operator_secret")) loadKeys();
 }
 
 function route() {
@@ -271,6 +275,7 @@ $("signin-form").addEventListener("submit", async (event) => {
 $("signout").addEventListener("click", () => {
   sessionStorage.removeItem("faceplus.api_key");
   sessionStorage.removeItem("faceplus.api_secret");
+  sessionStorage.removeItem("faceplus.operator_secret");
   for (const url of thumbnailUrls.values()) URL.revokeObjectURL(url);
   thumbnailUrls.clear();
   show("signin");
@@ -1064,6 +1069,96 @@ $("album-add").addEventListener("submit", async (event) => {
     albumStatus("Adding photos failed. " + err.message, true);
   } finally {
     busy(button, false);
+  }
+});
+
+// -- Keys (operator only) ---------------------------------------------------------------------------------
+const admin = (route, fields, secret = sessionStorage.getItem("faceplus.operator_secret")) =>
+  api(route, { ...fields, operator_secret: secret || "" }, undefined, CONSOLE + "admin/keys/");
+
+function keysStatus(text, error) {
+  $("keys-status").textContent = text;
+  $("keys-status").classList.toggle("error", !!error);
+}
+
+const when = (seconds) => new Date(seconds * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+
+async function loadKeys(secret) {
+  try {
+    const body = await admin("list", {}, secret);
+    if (secret) sessionStorage.setItem("faceplus.operator_secret", secret);
+    $("operator-form").hidden = true;
+    $("keys-detail").hidden = false;
+    const rows = $("keys-table").querySelector("tbody");
+    rows.innerHTML = "";
+    for (const key of body.keys) {
+      const tr = document.createElement("tr");
+      tr.dataset.apiKey = key.api_key;
+      tr.dataset.state = key.revoked ? "revoked" : "live";
+      const mine = key.api_key === credentials().key;
+      const cells = [key.api_key, key.name || "—", when(key.created), key.revoked ? "revoked " + when(key.revoked) : mine ? "live (you)" : "live"];
+      for (const text of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.append(td);
+      }
+      const td = document.createElement("td");
+      if (!key.revoked) {
+        const revoke = document.createElement("button");
+        revoke.type = "button";
+        revoke.className = "danger small revoke";
+        revoke.textContent = "Revoke";
+        revoke.addEventListener("click", () => revokeKey(key.api_key, mine));
+        td.append(revoke);
+      }
+      tr.append(td);
+      rows.append(tr);
+    }
+    keysStatus(`${body.keys.length} key${body.keys.length === 1 ? "" : "s"}.`);
+  } catch (err) {
+    if (err.code === "OPERATOR_SECRET_INVALID" || err.code === "OPERATOR_DISABLED") {
+      sessionStorage.removeItem("faceplus.operator_secret");
+      $("operator-form").hidden = false;
+      $("keys-detail").hidden = true;
+    }
+    keysStatus("Listing keys failed. " + err.message, true);
+  }
+}
+
+async function revokeKey(apiKey, mine) {
+  try {
+    await admin("revoke", { target_api_key: apiKey });
+    if (mine) {
+      $("signout").click();
+      $("signin-error").textContent = "You revoked the key you were signed in with. Sign in with another key.";
+      return;
+    }
+    await loadKeys();
+    keysStatus(`Revoked ${apiKey}: it stops working at once.`);
+  } catch (err) {
+    keysStatus("Revoking failed. " + err.message, true);
+  }
+}
+
+$("operator-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const secret = $("operator-secret").value.trim();
+  $("operator-secret").value = "";
+  loadKeys(secret);
+});
+
+$("key-create").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const made = await admin("create", { name: $("key-name").value.trim() });
+    $("key-new-key").textContent = made.api_key;
+    $("key-new-secret").textContent = made.api_secret;
+    $("key-new").hidden = false;
+    $("key-name").value = "";
+    await loadKeys();
+    keysStatus(`Created key ${made.api_key}.`);
+  } catch (err) {
+    keysStatus("Creating a key failed. " + err.message, true);
   }
 });
 
