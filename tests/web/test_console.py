@@ -91,6 +91,7 @@ def test_detect_page(page, shared_data: Path, tmp_path: Path) -> None:
     assert page.get_attribute("#detect-canvas", "data-face-count") == "1", page.text_content("#detect-status")
     note = page.text_content("#detect-note")
     assert "phone.jpg (4032×3024" in note and "was shrunk here" in note and "2 MB" in note, note
+    print(note)  # what the page said (docs/TOOLS.md quotes it)
     # a photo whose only face is below this photo's smallest reported face (1/48 of 2400 px = 50 px): told why
     small = np.full((2400, 2400, 3), 128, np.uint8)
     face = cv2.resize(cv2.imread(str(shared_data / "lfw-dev" / "Bill_Clinton" / "Bill_Clinton_0001.jpg")), (90, 90))

@@ -613,8 +613,8 @@ async function removeFace(token, button) {
   busy(button, true);
   try {
     await api("faceset/removeface", { faceset_token: current.faceset_token, face_tokens: token });
-    facesetStatus("Removed the face from the FaceSet.");
     await loadFaces();
+    facesetStatus("Removed the face from the FaceSet.");
   } catch (err) {
     facesetStatus("Removing the face failed. " + err.message, true);
     busy(button, false);
@@ -901,10 +901,10 @@ async function drawPeople() {
       rename.type = "button";
       rename.className = "plain small rename";
       rename.textContent = "Rename";
-      rename.addEventListener("click", () => {
+      rename.addEventListener("click", async () => {
         saveName(groupId, name.value.trim());
+        await drawPeople();
         albumStatus(`Renamed to ${personName(groupId)}.`);
-        drawPeople();
       });
       name.addEventListener("keydown", (e) => e.key === "Enter" && rename.click());
       head.append(name, rename);
@@ -991,8 +991,8 @@ async function mergePeople(from, into) {
   try {
     await moveFaces(tokens, into);
     saveName(from, "");
-    albumStatus(`Merged ${fromName} into ${intoName}.`);
     await loadPeople();
+    albumStatus(`Merged ${fromName} into ${intoName}.`);
   } catch (err) {
     albumStatus("Merging failed. " + err.message, true);
   }
@@ -1002,9 +1002,10 @@ $("people-move").addEventListener("click", async () => {
   const target = $("people-move-target").value;
   try {
     await moveFaces([...selected], target);
-    albumStatus(`Moved ${selected.size} face${selected.size === 1 ? "" : "s"} to ${personName(target)}.`);
+    const moved = `Moved ${selected.size} face${selected.size === 1 ? "" : "s"} to ${personName(target)}.`;
     selected.clear();
     await loadPeople();
+    albumStatus(moved);
   } catch (err) {
     albumStatus("Moving failed. " + err.message, true);
   }
@@ -1013,9 +1014,10 @@ $("people-move").addEventListener("click", async () => {
 $("people-split").addEventListener("click", async () => {
   try {
     const group = await moveFaces([...selected], "CreateNewGroup");
-    albumStatus(`Split ${selected.size} face${selected.size === 1 ? "" : "s"} into ${personName(group)}.`);
+    const split = `Split ${selected.size} face${selected.size === 1 ? "" : "s"} into ${personName(group)}.`;
     selected.clear();
     await loadPeople();
+    albumStatus(split);
   } catch (err) {
     albumStatus("Splitting failed. " + err.message, true);
   }
