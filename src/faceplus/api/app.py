@@ -14,6 +14,8 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from faceplus.api import (
+    routes_admin,
+    routes_console,
     routes_dense,
     routes_detect,
     routes_erasure,
@@ -225,6 +227,9 @@ def create_app(
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
+    # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
+    app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
+    app.include_router(routes_admin.router, dependencies=[Depends(watch_client)])  # operator secret too
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
