@@ -319,12 +319,21 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
             raise KeyError(faceset_token)
         return record
 
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
-        row = self._one(
-            "DELETE FROM facesets WHERE tenant = %s AND faceset_token = %s RETURNING id", (tenant, faceset_token)
-        )
-        if row is not None:
-            self._drop_hnsw(int(row["id"]))
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        with self.pool.connection() as conn, conn.transaction():
+            try:
+                set_id, _, _ = self._lock_faceset(conn, tenant, faceset_token)
+            except KeyError:
+                return True
+            # Under the row lock no add can slip in between this look at the members and the delete.
+            if (
+                only_if_empty
+                and conn.execute("SELECT 1 FROM members WHERE faceset_id = %s LIMIT 1", (set_id,)).fetchone()
+            ):
+                return False
+            conn.execute("DELETE FROM facesets WHERE id = %s", (set_id,))
+        self._drop_hnsw(set_id)
+        return True
 
     def _lock_faceset(self, conn: psycopg.Connection, tenant: str, faceset_token: str) -> tuple[int, int, int]:
         row = conn.execute(
@@ -348,6 +357,13 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
         unique = list(dict.fromkeys(members.tokens))
         added: list[str] = []
         failures: list[tuple[str, str]] = []
+        # Lock order, the same in every writer: face rows (in token order), then FaceSet rows (in id order), then
+        # member rows. The key-share locks keep an erasure from deleting these faces until this add commits; an
+        # erasure that holds them first makes this add find them gone.
+        conn.execute(
+            "SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) ORDER BY face_token FOR KEY SHARE",
+            (tenant, unique),
+        )
         # The FaceSet row lock serializes concurrent adds/removes on one FaceSet across all workers.
         set_id, count, version = self._lock_faceset(conn, tenant, faceset_token)
         if not unique:
@@ -355,8 +371,7 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
         live = {
             r[0]
             for r in conn.execute(
-                f"SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE} "
-                "FOR KEY SHARE OF faces",
+                f"SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE}",
                 (tenant, unique, members.live_after),
             )
         }

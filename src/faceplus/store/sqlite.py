@@ -396,10 +396,20 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
             raise KeyError(faceset_token)
         return record
 
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
-        with self._write() as db:
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        with self._write() as db:  # the write lock: no add between the look at the members and the delete
+            if (
+                only_if_empty
+                and db.execute(
+                    "SELECT 1 FROM members m JOIN facesets s ON s.id = m.faceset_id "
+                    "WHERE s.tenant = ? AND s.faceset_token = ? LIMIT 1",
+                    (tenant, faceset_token),
+                ).fetchone()
+            ):
+                return False
             db.execute("DELETE FROM facesets WHERE tenant = ? AND faceset_token = ?", (tenant, faceset_token))
         self.search_index.drop(tenant, faceset_token)
+        return True
 
     def _faceset_row(self, db: sqlite3.Connection, tenant: str, faceset_token: str) -> sqlite3.Row:
         row = db.execute(
