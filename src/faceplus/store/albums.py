@@ -22,6 +22,10 @@ class AlbumFull(Exception):
     """The album already holds as many faces as it may."""
 
 
+class AlbumQuotaExceeded(Exception):
+    """The tenant already owns as many FaceAlbums as it may."""
+
+
 @dataclass
 class AlbumRecord:
     tenant: str
@@ -48,7 +52,9 @@ class AlbumStore(ABC):
     """The FaceAlbum part of a store."""
 
     @abstractmethod
-    def create_album(self, tenant: str, facealbum_token: str, created: float) -> None: ...
+    def create_album(self, tenant: str, facealbum_token: str, created: float, max_albums: int | None = None) -> None:
+        """Create an empty album. With ``max_albums``, :class:`AlbumQuotaExceeded` when the tenant already owns
+        that many (counted and inserted in one step, so racing creates cannot pass it)."""
 
     @abstractmethod
     def get_album(self, tenant: str, facealbum_token: str) -> AlbumRecord | None:

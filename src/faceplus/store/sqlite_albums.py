@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceplus.store.albums import AlbumFace, AlbumFull, AlbumRecord
+from faceplus.store.albums import AlbumFace, AlbumFull, AlbumQuotaExceeded, AlbumRecord
 from faceplus.store.sqlite_cipher import DataCipher, seal, unseal
 
 EMBEDDING_DIM = 128
@@ -57,8 +57,12 @@ class SQLiteAlbums:
             raise KeyError(facealbum_token)
         return int(row[0])
 
-    def create_album(self, tenant: str, facealbum_token: str, created: float) -> None:
-        with self._write() as db:
+    def create_album(self, tenant: str, facealbum_token: str, created: float, max_albums: int | None = None) -> None:
+        with self._write() as db:  # the write lock makes the count and the insert one step
+            if max_albums is not None:
+                (owned,) = db.execute("SELECT count(*) FROM facealbums WHERE tenant = ?", (tenant,)).fetchone()
+                if owned >= max_albums:
+                    raise AlbumQuotaExceeded(tenant)
             db.execute(
                 "INSERT INTO facealbums(facealbum_token, tenant, created) VALUES (?, ?, ?)",
                 (facealbum_token, tenant, created),
