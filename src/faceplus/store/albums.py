@@ -106,8 +106,14 @@ class AlbumStore(ABC):
 
     @abstractmethod
     def put_album_upload(self, tenant: str, upload_id: str, data: bytes, created: float) -> None:
-        """Keep an image an async addimage/searchimage task will read (deleted when it runs)."""
+        """Keep an image an async addimage/searchimage task will read (params ``upload_id``): it is deleted in
+        the transaction that records the task's outcome (``finish_task``), so a task cut short (kill -9) finds
+        it again when it is run again."""
 
     @abstractmethod
-    def take_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
-        """The kept image, deleted as it is read; None when gone."""
+    def get_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
+        """The kept image (left in place); None when gone."""
+
+    @abstractmethod
+    def drop_album_upload(self, tenant: str, upload_id: str) -> None:
+        """Delete a kept image whose task will not run (it could not be queued)."""

@@ -479,10 +479,17 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         # Only the first finisher records its result (a task taken over after a lapsed lease may run twice).
-        self._exec(
-            "UPDATE tasks SET status = %s, result = %s WHERE task_id = %s AND status = 0",
-            (status, json.dumps(result), task_id),
-        )
+        # The image an album task read goes with the record of its outcome, in one transaction, not before.
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE tasks SET status = %s, result = %s WHERE task_id = %s AND status = 0",
+                (status, json.dumps(result), task_id),
+            )
+            conn.execute(
+                "DELETE FROM album_uploads u USING tasks t WHERE t.task_id = %s AND t.status <> 0 "
+                "AND u.tenant = t.tenant AND u.upload_id = (t.params::json ->> 'upload_id')",
+                (task_id,),
+            )
 
     def all_tasks(self) -> list[TaskRecord]:
         return [task_record(r) for r in self._rows("SELECT * FROM tasks ORDER BY created, task_id")]

@@ -215,8 +215,9 @@ class PostgresAlbums:
     def put_album_upload(self, tenant: str, upload_id: str, data: bytes, created: float) -> None:
         self._exec("INSERT INTO album_uploads VALUES (%s, %s, %s, %s)", (upload_id, tenant, data, created))
 
-    def take_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
-        row = self._one(
-            "DELETE FROM album_uploads WHERE tenant = %s AND upload_id = %s RETURNING data", (tenant, upload_id)
-        )
+    def get_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
+        row = self._one("SELECT data FROM album_uploads WHERE tenant = %s AND upload_id = %s", (tenant, upload_id))
         return bytes(row["data"]) if row else None
+
+    def drop_album_upload(self, tenant: str, upload_id: str) -> None:
+        self._exec("DELETE FROM album_uploads WHERE tenant = %s AND upload_id = %s", (tenant, upload_id))

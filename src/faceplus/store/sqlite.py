@@ -538,9 +538,13 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         with self._write() as db:
-            db.execute(
-                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ?", (status, json.dumps(result), task_id)
-            )
+            row = db.execute(
+                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ? RETURNING tenant, params",
+                (status, json.dumps(result), task_id),
+            ).fetchone()
+            upload = json.loads(row["params"]).get("upload_id") if row else None
+            if upload:  # the image the task read goes with the record of its outcome, not before
+                db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (row["tenant"], upload))
 
     def all_tasks(self) -> list[TaskRecord]:
         return [task_record(r) for r in self._conn().execute("SELECT * FROM tasks ORDER BY created, task_id")]

@@ -192,13 +192,17 @@ class SQLiteAlbums:
         with self._write() as db:
             db.execute("INSERT INTO album_uploads VALUES (?, ?, ?, ?)", (upload_id, tenant, data, created))
 
-    def take_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
-        with self._write() as db:
-            row = db.execute(
-                "SELECT data FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id)
-            ).fetchone()
-            db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id))
+    def get_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
+        row = (
+            self._conn()
+            .execute("SELECT data FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id))
+            .fetchone()
+        )
         return bytes(row[0]) if row else None
+
+    def drop_album_upload(self, tenant: str, upload_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id))
 
 
 def _faces(rows: list[sqlite3.Row], embeddings: bool, cipher: DataCipher | None = None) -> Iterator[AlbumFace]:
