@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS biz_tokens(biz_token TEXT PRIMARY KEY, tenant TEXT NO
 CREATE INDEX IF NOT EXISTS biz_tokens_expires ON biz_tokens(expires);
 CREATE TABLE IF NOT EXISTS face_crops(
   face_token TEXT PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data BLOB NOT NULL, meta TEXT NOT NULL);
+-- The sweep's "images no face came from" and erasure's image lookups: without it each kept image scanned faces.
+CREATE INDEX IF NOT EXISTS faces_image ON faces(image_id);
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -29,10 +30,36 @@ CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log(time);
 
 #: SQLite's default limit on ``?`` marks is 32766; erase in chunks well below it.
 _CHUNK = 500
+#: A token as it appears inside a task's JSON text (face, FaceSet and album tokens are hex).
+_TOKEN_WORD = re.compile(r"[0-9A-Za-z_-]+")
 
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def _delete_tasks_naming(db: sqlite3.Connection, any_tenant: int, tenant: str | None, erased: list[str]) -> int:
+    """Delete the async tasks whose parameters or results name one of the ``erased`` tokens; how many.
+
+    One pass over the tasks, not one per token (1,000 tokens against 50k tasks held the write lock 54 s):
+    each task's text is cut into token-shaped words (a token is a whole word of its JSON) and matched against
+    the set of erased tokens. A token outside that alphabet (none the server makes) is matched as a substring.
+    """
+    if not erased:
+        return 0
+    wanted = set(erased)
+    odd = [t for t in erased if not _TOKEN_WORD.fullmatch(t)]
+    doomed = [
+        row[0]
+        for row in db.execute(
+            "SELECT task_id, params, ifnull(result, '') FROM tasks WHERE (? OR tenant = ?)", (any_tenant, tenant)
+        )
+        if not wanted.isdisjoint(_TOKEN_WORD.findall(row[1] + "\n" + row[2]))
+        or any(t in row[1] or t in row[2] for t in odd)
+    ]
+    for part in _chunks(doomed):
+        db.execute(f"DELETE FROM tasks WHERE task_id IN ({','.join('?' * len(part))})", part)
+    return len(doomed)
 
 
 class SQLiteSecurity:
@@ -107,12 +134,7 @@ class SQLiteSecurity:
                 out.images += db.execute(
                     "DELETE FROM images WHERE tenant = ? AND image_id = ?", (owner, image_id)
                 ).rowcount
-            for token in out.erased:  # async tasks whose parameters or results name an erased face
-                out.tasks += db.execute(
-                    "DELETE FROM tasks WHERE (? OR tenant = ?) "
-                    "AND (instr(params, ?) > 0 OR instr(ifnull(result, ''), ?) > 0)",
-                    (any_tenant, tenant, token, token),
-                ).rowcount
+            out.tasks = _delete_tasks_naming(db, any_tenant, tenant, out.erased)
             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'biz_tokens'").fetchone():
                 for part in _chunks(tokens):  # liveness challenges made from an erased face
                     marks = ",".join("?" * len(part))
