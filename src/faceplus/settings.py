@@ -226,6 +226,12 @@ class ServerSettings:
     task_queue_size: int = setting(
         100, "Async tasks queued per server process (503 TASK_QUEUE_IS_FULL beyond).", "limits"
     )
+    task_queue_per_key: int = setting(
+        20,
+        "Of those, the most one api_key may have queued or running (503 TASK_QUEUE_IS_FULL for that key beyond); "
+        "the runner takes keys in turn, one task each, so one key cannot fill the queue for all.",
+        "limits",
+    )
     # server
     max_in_flight_per_key: int = setting(
         16,

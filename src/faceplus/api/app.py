@@ -83,7 +83,7 @@ def build_context(
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
     )
-    ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
+    ctx.tasks = TaskRunner(ctx, settings.task_queue_size, settings.task_queue_per_key)
     return ctx
 
 
