@@ -13,7 +13,11 @@ Each old shape runs inside a transaction that is rolled back, so both shapes see
 checked to delete the same rows. Data is synthetic (random embeddings; no images decoded).
 
     uv run python benchmarks/sqlite_erase_sweep.py                    # ~40 s on a shared 2-core machine
-    uv run python benchmarks/sqlite_erase_sweep.py --tasks 50000 --tokens 1000 --images 25000   # the issue's
+    uv run python benchmarks/sqlite_erase_sweep.py --tasks 50000 --tokens 1000 --images 25000 --kept 5000
+
+Measured on a shared 2-core machine (load average ~9), the issue's sizes:
+erase 1000 tokens, 50000 tasks: old 89.053 s, new 1.000 s (x89; 28954 tasks deleted by each);
+sweep 25000 images (5000 kept): old 109.399 s, new 2.755 s (x40; 20000 images deleted by each).
 """
 
 from __future__ import annotations
