@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult
+from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult, tasks_naming
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -98,12 +98,12 @@ class PostgresSecurity:
                 out.images += conn.execute(
                     "DELETE FROM images WHERE tenant = %s AND image_id = %s", (image_owner, image_id)
                 ).rowcount
-            args["erased"] = out.erased
-            out.tasks = conn.execute(
-                f"DELETE FROM tasks WHERE {owner} AND EXISTS (SELECT 1 FROM unnest(%(erased)s::text[]) t(token) "
-                "WHERE strpos(params, t.token) > 0 OR strpos(coalesce(result, ''), t.token) > 0)",
-                args,
-            ).rowcount
+            if out.erased:  # async tasks whose parameters or results name an erased face: one read of the tasks
+                rows = conn.execute(
+                    f"SELECT task_id, params, coalesce(result, '') FROM tasks WHERE {owner}", args
+                ).fetchall()
+                doomed = tasks_naming(rows, out.erased)
+                out.tasks = conn.execute("DELETE FROM tasks WHERE task_id = ANY(%s)", (doomed,)).rowcount
             if conn.execute("SELECT to_regclass('biz_tokens') IS NOT NULL").fetchone()[0]:
                 conn.execute("DELETE FROM biz_tokens WHERE face_token = ANY(%(tokens)s)", args)
         return out
