@@ -229,7 +229,7 @@ class ServerSettings:
     task_queue_per_key: int = setting(
         20,
         "Of those, the most one api_key may have queued or running (503 TASK_QUEUE_IS_FULL for that key beyond); "
-        "the runner takes keys in turn, one task each, so one key cannot fill the queue for all.",
+        "the next task started is of the key served least recently, so one key cannot fill the queue for all.",
         "limits",
     )
     # server
@@ -250,6 +250,13 @@ class ServerSettings:
         72 * 3600.0, "Face tokens lapse this long after detection unless in a FaceSet (Face++: 72 h).", "server"
     )
     sweep_interval_s: float = setting(600.0, "How often lapsed face tokens are deleted (seconds).", "server")
+    reembed_in_background: bool = setting(
+        False,
+        "At start, re-embed in the background every stored face of another identity model than the engine's "
+        "(after an upgrade), as `faceplus reembed` does; each FaceSet answers from its old vectors until its "
+        "new ones are complete. One process per data folder or database should have it on.",
+        "server",
+    )
     # issue 14 (docs/SECURITY.md): erasure and the audit trail
     erase_on_remove: bool = setting(
         False,
@@ -313,7 +320,8 @@ class ServerSettings:
     database_url: str = setting(
         "",
         "postgresql://user:pass@host:port/db: run on PostgreSQL + pgvector, shared by "
-        "any number of workers (docs/DEPLOY.md); empty: SQLite in data_dir.",
+        "any number of workers (docs/DEPLOY.md); empty: SQLite in data_dir. Any other value (another scheme, "
+        "such as postgresql+psycopg://) stops faceplus at start.",
         "database",
     )
     db_pool_size: int = setting(10, "PostgreSQL connections per worker process.", "database")

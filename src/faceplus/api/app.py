@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from faceplus.api import (
     routes_health,
     routes_liveness,
 )
+from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.context import ApiContext
@@ -34,6 +36,7 @@ from faceplus.api.ratelimit import RateLimiter
 from faceplus.api.security import install_security
 from faceplus.api.tasks import TaskRunner
 from faceplus.engine import Engine
+from faceplus.private_temp import PrivateTemp
 from faceplus.store.base import Store
 from faceplus.store.factory import open_store
 from faceplus.workers import EnginePool, PoolLimits
@@ -82,6 +85,7 @@ def build_context(
         limiter=RateLimiter(store, settings.rate_limit),
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
+        temp=PrivateTemp(settings.data_dir),  # sweeps what a killed server process left there
     )
     ctx.tasks = TaskRunner(ctx, settings.task_queue_size, settings.task_queue_per_key)
     return ctx
@@ -113,6 +117,30 @@ def maintain(ctx: ApiContext) -> None:
     if taken:
         log.info("took over %d tasks from workers whose lease lapsed", taken)
     ctx.store.maintain()
+
+
+def reembed_stored_faces(ctx: ApiContext, stop: threading.Event) -> None:
+    """Move stored faces of another identity model to the engine's (``FACEPLUS_REEMBED_IN_BACKGROUND``).
+
+    With an engine of its own (the same settings): the request path's engine is not shared across threads."""
+    from faceplus.engine import Engine
+    from faceplus.tools.reembed import Reembedder
+
+    try:
+        report = Reembedder(ctx.store, Engine(ctx.engine.settings), progress=False, stop=stop).run()
+    except Exception:
+        log.exception("re-embedding stored faces failed; `faceplus reembed` resumes it")
+        return
+    if report.reembedded or report.switched or report.without_crop:
+        log.info(
+            "re-embedded %d faces (%.1f faces/s); %d FaceSets switched to %s; %d faces without a kept crop keep "
+            "their model",
+            report.reembedded,
+            report.rate,
+            len(report.switched),
+            report.target,
+            len(report.without_crop),
+        )
 
 
 async def _maintainer(ctx: ApiContext) -> None:
@@ -154,9 +182,18 @@ def create_app(
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
         background = [asyncio.create_task(_sweeper(ctx)), asyncio.create_task(_maintainer(ctx))]
+        stop_reembed = threading.Event()
+        reembedding = threading.Thread(
+            target=reembed_stored_faces, args=(ctx, stop_reembed), name="faceplus-reembed", daemon=True
+        )
+        if settings.reembed_in_background:
+            reembedding.start()
         try:
             yield
         finally:
+            stop_reembed.set()  # the batch in flight is committed, the rest waits for the next start
+            if reembedding.is_alive():
+                await asyncio.to_thread(reembedding.join, 600)
             for job in background:
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -165,6 +202,7 @@ def create_app(
             await asyncio.to_thread(ctx.store.wait_scrubbed, 600)
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
+            ctx.temp.close()
             if store is None:  # we opened it, we close it
                 ctx.store.close()
 
@@ -190,6 +228,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
+    install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
     mount_console(app)
     return app
 

@@ -2,7 +2,7 @@
 
 - :mod:`faceplus.cli.server`: ``serve``, ``keys``, ``migrate``
 - :mod:`faceplus.cli.engine`: ``detect``, ``compare``
-- :mod:`faceplus.cli.tools`: ``index``, ``cluster``
+- :mod:`faceplus.cli.tools`: ``index``, ``cluster``, ``reembed``
 - :mod:`faceplus.cli.evaluation`: ``eval ...``, ``calibrate``
 
 Each module imports only argparse-level code at the top; models, OpenCV, dlib and database drivers are imported
@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from faceplus.cli import engine, evaluation, security, server, tools
+from faceplus.settings import SettingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingError as exc:  # a setting or location faceplus cannot use: say which, without a traceback
+        print(f"faceplus: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
