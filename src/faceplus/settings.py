@@ -220,8 +220,17 @@ class ServerSettings:
         48, "...or smaller than the image's short side over this (Face++: 1/48); 0: off.", "limits"
     )
     facealbum_max_faces: int = setting(10_000, "Faces one FaceAlbum may hold (Face++: 10,000).", "limits")
+    max_facealbums_per_key: int = setting(
+        1_000, "FaceAlbums one api_key may own (400 FACEALBUM_QUOTA_EXCEEDED past it, as for its faces).", "limits"
+    )
     task_queue_size: int = setting(
         100, "Async tasks queued per server process (503 TASK_QUEUE_IS_FULL beyond).", "limits"
+    )
+    task_queue_per_key: int = setting(
+        20,
+        "Of those, the most one api_key may have queued or running (503 TASK_QUEUE_IS_FULL for that key beyond); "
+        "the next task started is of the key served least recently, so one key cannot fill the queue for all.",
+        "limits",
     )
     # server
     max_in_flight_per_key: int = setting(

@@ -89,7 +89,7 @@ def build_context(
         engine_calls=EngineCalls(engine, pool),
         temp=PrivateTemp(settings.data_dir),  # sweeps what a killed server process left there
     )
-    ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
+    ctx.tasks = TaskRunner(ctx, settings.task_queue_size, settings.task_queue_per_key)
     return ctx
 
 

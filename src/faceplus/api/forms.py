@@ -18,11 +18,9 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, error_reply, missing
+from faceplus.identifiers import has_forbidden_chars
 
-#: Characters Face++ refuses in outer_id, display_name, tags, user_data and user_id.
-FORBIDDEN_CHARS = frozenset("^@,&=*'\"")
-#: Control characters (C0, DEL, C1) are refused in those fields too; user_data may hold tabs and line breaks.
-CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
+#: Control characters the text rule (faceplus.identifiers) lets a field hold: user_data may hold tabs and breaks.
 TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
 
 #: The sign-in fields: one value each per request, wherever they are sent (query string or body).
@@ -47,8 +45,7 @@ SHORT_VALUE = 128
 
 def has_bad_chars(name: str, value: str) -> bool:
     """Whether ``value`` holds a character Face++ refuses or a control character (field ``name``'s rule)."""
-    refused = CONTROL_CHARS - TEXT_CONTROL_ALLOWED.get(name, frozenset())
-    return any(c in FORBIDDEN_CHARS or c in refused for c in value)
+    return has_forbidden_chars(value, TEXT_CONTROL_ALLOWED.get(name, frozenset()))
 
 
 class Params:
