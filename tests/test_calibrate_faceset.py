@@ -402,7 +402,7 @@ def test_cohort_calibration_is_written_beside_and_serves_through_the_setting(
     # FACEPLUS_COMPARE_CALIBRATION=file: the engine loads this cohort (not the shipped one) and normalises.
     monkeypatch.setenv("FACEPLUS_COMPARE_CALIBRATION", str(out))
     engine = Engine()
-    cal = engine.match_calibration
+    cal = engine.calibration
     loaded = cal.cohort()
     assert loaded is not None and np.array_equal(loaded.vectors, cohort)
     assert cal.threshold_distances == written["threshold_distances"]

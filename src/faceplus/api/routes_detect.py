@@ -144,16 +144,13 @@ def search(
         rescore = ctx.engine.rescores_search  # cohort-normalised: more candidates, re-ranked by their score
         want = max(count, RESCORED_CANDIDATES) if rescore else count
         hits = ctx.store.search_faceset(tenant, faceset.faceset_token, face.embedding, want, faceset.version)
-        embeddings = None
-        if rescore:
-            found = ctx.store.get_faces(tenant, [t for t, _ in hits], live_after=float("-inf"))
-            embeddings = {t: f.embedding for t, f in found.items()}
+        found = ctx.store.get_faces(tenant, [t for t, _ in hits], live_after=float("-inf"))
+        embeddings = {t: f.embedding for t, f in found.items()}  # scored as compare scores them
         scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
         user_ids = ctx.store.user_ids(tenant, [t for t, _ in scored])
         out["results"] = [
             {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
         ]
-        calibration = ctx.engine.match_calibration  # the same thresholds as compare (FACEPLUS_COMPARE_CALIBRATION)
-        out["thresholds"] = calibration.thresholds
-        out["calibration"] = calibration.calibrated_on
+        out["thresholds"] = ctx.engine.thresholds  # compare's (FACEPLUS_COMPARE_CALIBRATION)
+        out["calibration"] = ctx.engine.calibration.calibrated_on
     return reply(request, out)
