@@ -266,15 +266,18 @@ class CohortNorm:
         A face never counts itself: a cohort face closer than :data:`SAME_FACE_DISTANCE` (the same photo; an
         operator's cohort holds faces that are also enrolled and compared) is skipped, as in the fit.
         """
-        e = _unit(embeddings)
+        e = _unit(embeddings).astype(np.float64)
+        cohort = self.vectors.astype(np.float64)
+        cohort_sq = (cohort * cohort).sum(1)
         out = np.empty(len(e), np.float64)
-        for start in range(0, len(e), 1024):
-            block = slice(start, start + 1024)
-            d = l2_distances(e[block], self.vectors)  # exact per face: the same density alone or in a batch
+        for i, v in enumerate(e):
+            # One face at a time (a matrix-vector product of the same shape each time), in float64: a face's
+            # density is the same number alone (compare) or in a batch (search), which a matrix product is not.
+            d = np.sqrt(np.maximum(cohort_sq + v @ v - 2.0 * (cohort @ v), 0.0))
             d[d < SAME_FACE_DISTANCE] = np.inf
             if labels is not None and cohort_labels is not None:
-                d[labels[block, None] == cohort_labels[None, :]] = np.inf
-            out[block] = np.partition(d, self.k - 1, axis=1)[:, : self.k].mean(1)
+                d[cohort_labels == labels[i]] = np.inf
+            out[i] = np.partition(d, self.k - 1)[: self.k].mean()
         return out
 
     def save(self, path: Path) -> None:
