@@ -30,6 +30,7 @@ def test_utkface_file_names_agree_with_the_label_file(shared_data: Path) -> None
 def test_wilson_interval() -> None:
     low, high = wilson(0, 100)
     assert low == 0 and high == pytest.approx(3.8416 / 103.8416, rel=1e-4)
+    assert all(wilson(0, n)[0] == 0 and wilson(n, n)[1] == 1 for n in range(1, 200))  # no rounding residue
     low, high = wilson(30, 10_000)
     assert low < 30 / 10_000 < high and high - low < 0.003
     # 12,300 pairs with no false accept bound the rate below 3e-4; 5,000 do not.

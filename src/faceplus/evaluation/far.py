@@ -184,7 +184,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # None accepted (or all): the bound is exactly 0 (1); the formula leaves rounding residue (3e-18 at n = 88).
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 def enough_pairs(n: int, far: float, within: float = 3.0) -> bool:
@@ -679,7 +680,8 @@ def lfw_ten_fold(args: argparse.Namespace, norm: CohortNorm | None) -> str:
 
 
 def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespace, out: Path) -> Calibration:
-    """Fit step 4 on the first halves only and write it (``out`` and a ``cohort.npz`` beside it).
+    """Fit step 4 on the first halves only and write it (``out`` and ``<out stem>.cohort.npz`` beside it: a
+    calibration's own cohort, so writing one never replaces another's).
 
     The second halves stay unseen, so the table printed here is the written file's own held-out check.
     """
@@ -688,7 +690,7 @@ def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespa
 
     assert fitted.norm is not None
     root = study.root
-    cohort_file = out.with_name("cohort.npz")
+    cohort_file = out.with_name(f"{out.stem}.cohort.npz")
     fitted.norm.save(cohort_file)
     packaged = out.parent.resolve() == Path(__file__).resolve().parents[1] / "data"
     cal = fitted.calibration
@@ -699,6 +701,7 @@ def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespa
         "command": "faceplus eval far " + " ".join(sys.argv[3:]),
         "cohort": f"{len(fitted.norm.vectors)} {root.name} faces (<= {args.per_group} per race x gender, first half); "
         + TERMS[root.kind],
+        "model_id": _engine_of(args.detector)[0],  # the identity model whose distances these thresholds are in
         "date": time.strftime("%Y-%m-%d"),
     }
     normalization = {
