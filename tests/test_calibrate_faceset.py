@@ -171,6 +171,7 @@ def test_faceset_calibration_equals_the_folder_form_on_the_same_photos(
     for cal in (faceset_cal, folder_cal):
         assert (cal.info["genuine_pairs"], cal.info["impostor_pairs"]) == (genuine, impostor) == (150, 1620)
         assert list(cal.threshold_distances) == ["1e-3"]
+        assert cal.model_id == model_id_of(Settings.from_env().embedder)  # the distances' model, checked on serving
     assert faceset_cal.threshold_distances["1e-3"] == pytest.approx(folder_cal.threshold_distances["1e-3"], abs=1e-5)
     assert faceset_cal.midpoint == pytest.approx(folder_cal.midpoint, abs=1e-4)
     assert faceset_cal.scale == pytest.approx(folder_cal.scale, abs=1e-4)

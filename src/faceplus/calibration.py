@@ -40,6 +40,12 @@ class Calibration:
         """What the thresholds were measured on, in a few words (the reply's ``calibration`` field)."""
         return str(self.info.get("calibrated_on") or self.info.get("data", "unknown"))
 
+    @property
+    def model_id(self) -> str | None:
+        """The identity model whose distances the thresholds are in (``info["model_id"]``, written by
+        ``faceplus calibrate`` and ``eval far --save-cohort``); None for a file that does not say."""
+        return self.info.get("model_id") or None
+
     def cohort(self) -> CohortNorm | None:
         """The cohort scores are normalised against (loaded once per file), or None for raw distances."""
         if not self.normalization:

@@ -155,8 +155,19 @@ class Engine:
     @cached_property
     def calibration(self) -> Calibration:
         """The one calibration this engine scores and reports with (compare, search, :attr:`thresholds`):
-        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``, the shipped one)."""
-        return self._calibration or compare_calibration(self.settings.compare_calibration)
+        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``, the shipped one).
+
+        A calibration that names the identity model it was fit on must be this engine's: another model's
+        distances mean nothing against its thresholds (ValueError, which ``faceplus serve`` reports at startup).
+        """
+        calibration = self._calibration or compare_calibration(self.settings.compare_calibration)
+        if calibration.model_id is not None and calibration.model_id != self.model_id:
+            raise ValueError(
+                f"the calibration ({calibration.calibrated_on}) was fit on distances of {calibration.model_id}, "
+                f"but this engine embeds with {self.model_id} (FACEPLUS_EMBEDDER): recalibrate with "
+                "faceplus calibrate, or choose the calibration made for this model"
+            )
+        return calibration
 
     @property
     def thresholds(self) -> dict[str, float]:

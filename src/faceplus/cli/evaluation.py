@@ -125,7 +125,7 @@ def _recorded_command(args: argparse.Namespace) -> str:
 
 def _calibrate_folder(args: argparse.Namespace) -> int:
     from faceplus.evaluation.calibrate import folder_identities, image_list
-    from faceplus.evaluation.folder_embeddings import embed_folder
+    from faceplus.evaluation.folder_embeddings import embed_folder, model_id_of
 
     root = Path(args.root)
     images = image_list(root)
@@ -134,6 +134,7 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
         "command": _recorded_command(args),
         "data": root.name,
         "embedder": embedder_note(),
+        "model_id": model_id_of(Settings.from_env().embedder),  # the vectors embed_folder made
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
@@ -173,6 +174,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
     from faceplus.cli.server import where
     from faceplus.cli.tools import _tenant
     from faceplus.evaluation.calibrate import faceset_sample
+    from faceplus.evaluation.folder_embeddings import model_id_of
     from faceplus.settings import ServerSettings
     from faceplus.store.factory import open_store
 
@@ -214,6 +216,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
         "embedder": embedder_note(),
+        "model_id": model_id_of(Settings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)
