@@ -220,9 +220,10 @@ def l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """L2 distance of every row of ``a`` [n, d] to every row of ``b`` [m, d]: [n, m] float64.
 
     From the differences themselves, a row at a time (in blocks), so a pair's distance is the same number
-    whatever else is scored with it: a matrix product's rounding depends on the matrix shapes (float32: 2e-5
-    between a 1-row and a 50-row product, enough to move a confidence's third decimal), and compare scores one
-    pair where search scores many. Exactly symmetric; about 0.4 us a pair on one core.
+    whatever else is scored with it: a matrix product's rounding depends on the matrix shapes (float32, unit
+    embeddings: ~1e-7 between a 1-row and a 21-row product, benchmarks/scoring.py; now and then that moves a
+    confidence's rounded third decimal), and compare scores one pair where search scores many. Exactly
+    symmetric; about 0.4 us a pair on an idle core.
     """
     a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
     if a.shape[1] != b.shape[1]:
