@@ -46,7 +46,7 @@ def is_group(group_id: str) -> bool:
 
 def link_distance(ctx: ApiContext) -> float:
     """The L2 distance below which two faces are one person (the calibrated 1e-3 false-accept distance)."""
-    return float(link_calibration(ctx.engine.match_calibration).threshold_distances[DEFAULT_FAR])
+    return float(link_calibration(ctx.engine.calibration).threshold_distances[DEFAULT_FAR])
 
 
 def face_json(face: AlbumFace) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def find_candidates(ctx: ApiContext, tenant: str, facealbum_token: str, group_id
         best[face.group_id] = min(best.get(face.group_id, np.inf), d)
     threshold = link_distance(ctx)
     hits = sorted((d, g) for g, d in best.items() if d <= threshold)
-    confidence = link_calibration(ctx.engine.match_calibration).confidence
+    confidence = link_calibration(ctx.engine.calibration).confidence
     return [{"group_id": g, "similarity": round(float(confidence(d)), 3)} for d, g in hits]
 
 
