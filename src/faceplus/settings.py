@@ -268,6 +268,12 @@ class ServerSettings:
     )
     engine_max_waiting: int = setting(64, "Engine calls that may wait at once; more are refused at once.", "server")
     engine_call_timeout_s: float = setting(60.0, "Hard limit on one engine call; its worker is replaced.", "server")
+    engine_cancel_grace_s: float = setting(
+        5.0,
+        "When a client hangs up, its engine call may finish within this (the worker is kept); past it the "
+        "worker is killed and replaced (seconds; 0: at once).",
+        "server",
+    )
     engine_worker_max_rss_mb: int = setting(
         3072, "A worker whose memory passes this after a call is replaced.", "server"
     )

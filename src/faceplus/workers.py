@@ -7,7 +7,11 @@ worker loads the models once, then runs one job at a time. The pool gives the ca
 - **bounded admission**: a call waits at most ``queue_timeout_s`` for a free worker, and at most
   ``max_waiting`` calls wait at all; past either it raises :class:`PoolBusy` at once instead of hanging;
 - **cancellation**: while a job runs, the caller's ``cancelled()`` is polled; when it turns true (the HTTP
-  client has gone) the worker is killed and replaced, so abandoned work stops instead of finishing;
+  client has gone) the job gets ``cancel_grace_s`` more to finish (its result is dropped and the worker goes
+  back to the pool), and only a job still running after that has its worker killed and replaced. Killing at
+  once cost a model load per hang-up: ten clients that gave up on ordinary detects emptied the pool and every
+  tenant was refused while the replacements loaded. The caller waits out the grace period, so the abandoned
+  work still counts against its key's requests in flight;
 - **a hard time limit** per job (a backstop: the detector chain has its own budget), after which the
   worker is killed and replaced;
 - **bounded memory**: a worker whose resident memory passes ``max_rss_mb`` after a job retires and is
@@ -67,6 +71,7 @@ class PoolLimits:
     max_waiting: int = 8
     call_timeout_s: float = 60.0
     max_rss_mb: int = 3072
+    cancel_grace_s: float = 5.0
 
 
 def _rss_bytes() -> int:
@@ -292,10 +297,14 @@ class EnginePool:
                 raise WorkerCrashed(f"engine worker unreachable: {exc}") from None
             limit = self.limits.call_timeout_s if timeout is None else timeout
             deadline = time.monotonic() + limit
+            abandoned_at: float | None = None
             while not worker.conn.poll(POLL_S):
-                if cancelled is not None and cancelled():
+                now = time.monotonic()
+                if abandoned_at is None and cancelled is not None and cancelled():
+                    abandoned_at = now
+                if abandoned_at is not None and now - abandoned_at >= self.limits.cancel_grace_s:
                     raise CallCancelled("the client went away")
-                if time.monotonic() > deadline:
+                if now > deadline:
                     raise CallTimedOut(f"engine call ran past {limit:g} s")
                 if not worker.process.is_alive():
                     break
@@ -304,6 +313,8 @@ class EnginePool:
             except (EOFError, OSError):
                 raise WorkerCrashed(f"engine worker died (exit code {worker.process.exitcode})") from None
             healthy = not retire
+            if abandoned_at is not None:
+                raise CallCancelled("the client went away (the job finished; its worker is kept)")
             if kind == "ok":
                 return value
             if kind == "raise":

@@ -56,6 +56,7 @@ def engine_pool(settings: ServerSettings) -> EnginePool | None:
         max_waiting=settings.engine_max_waiting,
         call_timeout_s=settings.engine_call_timeout_s,
         max_rss_mb=settings.engine_worker_max_rss_mb,
+        cancel_grace_s=settings.engine_cancel_grace_s,
     )
     return EnginePool(settings.engine, limits)
 
