@@ -24,6 +24,7 @@ from faceplus.api import (
 )
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
+from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
 from faceplus.api.erasure import sweep_lapsed
@@ -83,6 +84,15 @@ def build_context(
         limiter=RateLimiter(store, settings.rate_limit),
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
+        verifier=KeyVerifier(
+            SignInLimits(
+                per_key=settings.auth_max_failures,
+                per_address=settings.auth_max_failures_per_address,
+                window_s=settings.auth_failure_window_s,
+                concurrent_checks=settings.auth_max_concurrent_checks,
+                check_wait_s=settings.auth_check_wait_s,
+            )
+        ),
     )
     ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
     return ctx
@@ -188,7 +198,12 @@ def create_app(
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        budget_bytes=settings.max_buffered_body_bytes,
+    )
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
     mount_console(app)
