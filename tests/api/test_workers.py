@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from faceplus.api.engine_jobs import detect_job
+from faceplus.api.engine_jobs import detect_job, warm_job
 from faceplus.errors import UnsupportedImageFormat
 from faceplus.settings import Settings
-from faceplus.workers import CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
+from faceplus.workers import WARM_STEPS, CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
 
 from .pool_jobs import fail_job, grow_job, pid_job, sleep_job
 
@@ -109,3 +109,29 @@ def test_a_worker_past_its_memory_limit_is_replaced(pool: EnginePool) -> None:
     first = pool.call(grow_job, 2200)  # the worker's RSS passes max_rss_mb: it answers, then retires
     wait_ready(pool)
     assert pool.call(pid_job) != first
+
+
+def test_every_worker_has_run_its_models_before_the_pool_is_ready() -> None:
+    """A worker joins the pool only after running the detector chain, both landmark models and the embedder once
+    (not just loading them), so the first burst after start does not pay onnxruntime's first-run cost."""
+    limits = PoolLimits(workers=2, queue_timeout_s=30.0)
+    pool = EnginePool(Settings(), limits, warmup=warm_job)  # as the server builds it (api/app.py)
+    try:
+        pool.start(wait=False)
+        deadline = time.monotonic() + 300
+        while not pool.ready():
+            assert time.monotonic() < deadline, pool.status()
+            time.sleep(0.05)
+        status = pool.status()  # ready: every worker counted there is warm
+        assert status["warm"] == status["workers"] >= 1, status
+        while pool.status()["workers"] < 2:
+            assert time.monotonic() < deadline, pool.status()
+            time.sleep(0.05)
+        reports = pool.warmups()
+        assert pool.status()["warm"] == 2 and len(reports) == 2
+        assert len({r["pid"] for r in reports}) == 2  # one per worker process
+        for report in reports:
+            assert set(WARM_STEPS) <= set(report["ran"]), report
+        assert {pool.call(pid_job) for _ in range(4)} <= {r["pid"] for r in reports}
+    finally:
+        pool.close()

@@ -27,6 +27,7 @@ from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
+from faceplus.api.engine_jobs import warm_job
 from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
@@ -59,7 +60,7 @@ def engine_pool(settings: ServerSettings) -> EnginePool | None:
         max_rss_mb=settings.engine_worker_max_rss_mb,
         cancel_grace_s=settings.engine_cancel_grace_s,
     )
-    return EnginePool(settings.engine, limits)
+    return EnginePool(settings.engine, limits, warmup=warm_job)
 
 
 def build_context(
