@@ -356,6 +356,9 @@ class EnginePool:
         for what went wrong around the job rather than in it.
         """
         worker = self._acquire()
+        if cancelled is not None and cancelled():  # the client left while the call waited for a worker
+            self._release(worker, True)
+            raise CallCancelled("the client went away before its call started")
         healthy = False
         try:
             try:

@@ -1,6 +1,7 @@
-"""Clients that cost the server without signing in, against a real `faceplus serve` process on 127.0.0.1: forged
-X-Forwarded-For headers cannot dodge the sign-in throttle, slowloris sockets are closed at the header deadline,
-stalled uploads get 408 at the body deadline, and bodies in flight are held under one memory cap."""
+"""Clients that cost the server, against a real `faceplus serve` process on 127.0.0.1: forged X-Forwarded-For
+headers cannot dodge the sign-in throttle, slowloris sockets are closed at the header deadline, stalled uploads
+get 408 at the body deadline, bodies in flight are held under one memory cap, and clients that hang up on their
+detects do not take the engine workers down with them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -145,3 +148,32 @@ def test_bodies_in_flight_are_held_under_one_cap(server) -> None:
     time.sleep(BODY_TIMEOUT_S + 0.5)
     r = httpx.post(f"{srv.base}/facepp/v3/faceset/getfacesets", data=key, timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_hanging_up_on_detects_keeps_the_workers_for_everyone(server, shared_data: Path) -> None:
+    """10 detects abandoned after 0.4 s: /readyz keeps its worker and another tenant's detect is answered (each
+    hang-up killed a worker: /readyz went to 0 workers and other tenants got CONCURRENCY_LIMIT_EXCEEDED for ~15 s
+    while replacements loaded their models)."""
+    srv, key = server
+    other = create_key(srv.data_dir)
+    photos = [p.read_bytes() for p in sorted((shared_data / "lfw-dev").glob("*/*.jpg"))[:10]]
+    before = httpx.get(f"{srv.base}/readyz", timeout=10).json()["engine"]
+    assert before["workers"] == 1, before
+
+    def hang_up(photo: bytes) -> None:
+        with contextlib.suppress(httpx.TimeoutException):
+            httpx.post(f"{srv.base}/facepp/v3/detect", data=key, files={"image_file": photo}, timeout=0.4)
+
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(hang_up, photos))
+    lowest = before["workers"]
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:  # the abandoned calls drain: the worker is never lost
+        engine = httpx.get(f"{srv.base}/readyz", timeout=10).json()["engine"]
+        lowest = min(lowest, engine["workers"])
+        if engine["busy"] == 0 and engine["waiting"] == 0:
+            break
+        time.sleep(0.05)
+    assert lowest == 1 and engine["replaced"] == before["replaced"], engine
+    r = httpx.post(f"{srv.base}/facepp/v3/detect", data=other, files={"image_file": photos[0]}, timeout=60)
+    assert r.status_code == 200 and r.json()["face_num"] == 1, r.text
