@@ -196,3 +196,17 @@ def test_keys_and_secrets_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatc
     made = [auth.new_key() for _ in range(3000)]
     assert not any(record.api_key.startswith("-") or secret.startswith("-") for record, secret in made)
     assert len({record.api_key for record, _ in made}) == 3000 and all(len(r.api_key) == 32 for r, _ in made)
+
+
+def test_a_burst_of_first_sign_ins_of_one_key_all_get_in(
+    make_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """12 clients of one live key start at once (a restart): all sign in though the key's limit is 3, and the
+    pair is checked by scrypt at most once per turn, not once per client."""
+    api = make_api(auth_max_failures=3, auth_max_failures_per_address=3, auth_max_concurrent_checks=2)
+    a = api.add_key("a")
+    seen = scrypt_counter(monkeypatch, 0.1)
+    with ThreadPoolExecutor(12) as pool:
+        replies = list(pool.map(lambda _: sign_in(api.client, a["api_key"], a["api_secret"]), range(12)))
+    assert replies == [(200, "")] * 12
+    assert seen["calls"] <= 2, seen

@@ -71,6 +71,11 @@ class FailureLog:
         with self._lock:
             return self._count(name, window_s, now)
 
+    def over(self, limits: list[tuple[str, int]], window_s: float, now: float) -> bool:
+        """Whether a name is at its limit (0: none) now."""
+        with self._lock:
+            return any(0 < limit <= self._count(name, window_s, now) for name, limit in limits)
+
     def reserve(self, limits: list[tuple[str, int]], window_s: float, now: float) -> bool:
         """Count one attempt against every name, unless one is at its limit (0: none): check and count at once,
         so concurrent attempts cannot all pass the check before any is counted."""
@@ -120,9 +125,10 @@ class KeyVerifier:
       ``per_address`` gets no more checks for unknown keys (spraying made-up keys). A live key is still checked
       from that address (bounded by its own per-key count), so a shared NAT's valid keys are not locked out by
       another host behind it;
-    - an attempt is counted before its scrypt runs and taken back when it succeeds, so concurrent attempts
-      cannot overshoot a limit; at most ``concurrent_checks`` scrypts run at once (each waits at most
-      ``check_wait_s`` for its turn).
+    - at most ``concurrent_checks`` scrypts run at once (an attempt waits at most ``check_wait_s`` for its turn,
+      and one already over a limit is refused without waiting); with its turn, an attempt is counted before its
+      scrypt runs (check and count at once) and taken back when it succeeds, so concurrent attempts cannot
+      overshoot a limit, and a pair verified meanwhile by a concurrent attempt needs no scrypt of its own.
 
     Refusals are 403 ``CONCURRENCY_LIMIT_EXCEEDED`` without checking the secret. The counts are per process.
     """
@@ -164,23 +170,28 @@ class KeyVerifier:
         limits = [(key_name, self.limits.per_key)]
         if not self._live(record):
             limits.append((address_name, self.limits.per_address))
-        now = time.monotonic()
-        if not self._failures.reserve(limits, self.limits.window_s, now):
-            raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")  # too many failed attempts: the secret is not checked
-        counted = [name for name, _ in limits]
+        refused = ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")  # the secret is not checked
+        if self._failures.over(limits, self.limits.window_s, time.monotonic()):
+            raise refused  # too many failed attempts: refused without waiting for a turn
+        if not self._checks.acquire(timeout=self.limits.check_wait_s):
+            raise refused  # too many sign-ins being checked at once
         try:
-            if not self._checks.acquire(timeout=self.limits.check_wait_s):
-                raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")  # too many sign-ins being checked at once
+            if self.cached(record, secret):  # a concurrent attempt has just verified this pair
+                return True
+            now = time.monotonic()
+            if not self._failures.reserve(limits, self.limits.window_s, now):
+                raise refused
+            counted = [name for name, _ in limits]
             try:
                 ok = self.verify(record, secret)
-            finally:
-                self._checks.release()
-        except BaseException:
-            self._failures.forget(counted, now)  # never checked: not a failure
-            raise
-        if ok:
-            self._failures.forget(counted, now)
-        return ok
+            except BaseException:
+                self._failures.forget(counted, now)  # never checked: not a failure
+                raise
+            if ok:
+                self._failures.forget(counted, now)
+            return ok
+        finally:
+            self._checks.release()
 
     def verify(self, record: ApiKeyRecord | None, secret: str) -> bool:
         """The secret check itself (one scrypt unless cached), without throttling."""
