@@ -337,7 +337,8 @@ class ServerSettings:
     database_url: str = setting(
         "",
         "postgresql://user:pass@host:port/db: run on PostgreSQL + pgvector, shared by "
-        "any number of workers (docs/DEPLOY.md); empty: SQLite in data_dir.",
+        "any number of workers (docs/DEPLOY.md); empty: SQLite in data_dir. Any other value (another scheme, "
+        "such as postgresql+psycopg://) stops faceplus at start.",
         "database",
     )
     db_pool_size: int = setting(10, "PostgreSQL connections per worker process.", "database")

@@ -22,6 +22,7 @@ from faceplus.api import (
     routes_health,
     routes_liveness,
 )
+from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.auth import KeyVerifier, SignInLimits
@@ -36,6 +37,7 @@ from faceplus.api.ratelimit import RateLimiter
 from faceplus.api.security import install_security
 from faceplus.api.tasks import TaskRunner
 from faceplus.engine import Engine
+from faceplus.private_temp import PrivateTemp
 from faceplus.store.base import Store
 from faceplus.store.factory import open_store
 from faceplus.workers import EnginePool, PoolLimits
@@ -94,6 +96,7 @@ def build_context(
                 check_wait_s=settings.auth_check_wait_s,
             )
         ),
+        temp=PrivateTemp(settings.data_dir),  # sweeps what a killed server process left there
     )
     ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
     return ctx
@@ -177,6 +180,7 @@ def create_app(
             await asyncio.to_thread(ctx.store.wait_scrubbed, 600)
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
+            ctx.temp.close()
             if store is None:  # we opened it, we close it
                 ctx.store.close()
 
@@ -207,6 +211,7 @@ def create_app(
     )
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
+    install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
     mount_console(app)
     return app
 

@@ -25,6 +25,8 @@ FORBIDDEN_CHARS = frozenset("^@,&=*'\"")
 CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
 TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
 
+#: The sign-in fields: one value each per request, wherever they are sent (query string or body).
+CREDENTIALS = ("api_key", "api_secret")
 #: Most fields in one body (Starlette's default, kept): more is 400 ``BAD_ARGUMENTS: request body``.
 MAX_FIELDS = 1000
 #: Most ``&`` in a urlencoded body (empty ``&&`` pieces are skipped, not counted as fields, but cost a split).
@@ -169,6 +171,18 @@ def parse_urlencoded(body: bytes, max_fields: int = MAX_FIELDS) -> list[tuple[st
     return items
 
 
+def refuse_conflicting_credentials(given: list[tuple[str, str]]) -> None:
+    """400 ``BAD_ARGUMENTS: api_key`` (or ``api_secret``) when one request carries two different values of it.
+
+    Why: credentials may come in the query string or the body (Face++ clients send either), but one request must
+    name one tenant: with a key in the query and another in the form, the access log (which shows the URL) and the
+    audit trail (which records who signed in) named different tenants. Equal repeats are harmless and accepted.
+    """
+    for name in CREDENTIALS:
+        if len({value for key, value in given if key == name}) > 1:
+            raise bad(name)
+
+
 async def read_params(request: Request) -> Params:
     """Parse the body once (cached on the request) with the server's size limits."""
     cached = request.scope.get("faceplus.params")
@@ -177,8 +191,11 @@ async def read_params(request: Request) -> Params:
     max_bytes = request.app.state.ctx.settings.max_body_bytes
     fields: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    credentials: list[tuple[str, str]] = []  # every api_key/api_secret given, wherever
     for key, value in request.query_params.multi_items():
         fields.setdefault(key, value)
+        if key in CREDENTIALS:
+            credentials.append((key, value))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body_fields: dict[str, str] = {}
     if content_type == "application/x-www-form-urlencoded":
@@ -190,6 +207,8 @@ async def read_params(request: Request) -> Params:
             items = parse_urlencoded(body)
         for key, value in items:
             body_fields.setdefault(key, value)
+            if key in CREDENTIALS:
+                credentials.append((key, value))
     elif content_type == "multipart/form-data":
         form = await request.form(max_files=100, max_fields=MAX_FIELDS, max_part_size=max_bytes)
         for key, value in form.multi_items():
@@ -198,7 +217,10 @@ async def read_params(request: Request) -> Params:
                     files[key] = await value.read()
             else:
                 body_fields.setdefault(key, value)
+                if key in CREDENTIALS:
+                    credentials.append((key, value))
     fields.update(body_fields)
+    refuse_conflicting_credentials(credentials)
     params = Params(fields, files)
     request.scope["faceplus.params"] = params
     return params

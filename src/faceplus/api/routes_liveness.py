@@ -1,7 +1,7 @@
 """Action liveness, modelled on Face++ FaceID: ``/faceid/v3/sdk/get_biz_token`` and ``/faceid/v3/sdk/verify``.
 
 FaceID's device SDK records the user and uploads its own sealed ``meglive_data``; faceplus takes an open format
-instead: a video (``video_file``, anything FFmpeg decodes) or JPEG/PNG frames (``frame_0`` ... ``frame_<n-1>``)
+instead: a video (``video_file``: MP4/MOV, WebM/Matroska or AVI) or JPEG/PNG frames (``frame_0`` ... ``frame_<n-1>``)
 with their capture times (``timestamps``, ms, comma-separated). Authentication is faceplus's usual
 ``api_key``/``api_secret`` (FaceID signs requests with an HMAC ``sign``). The checks are in
 :mod:`faceplus.liveness.checks`; docs/LIVENESS.md describes the fields, the checks and what they defend against.
@@ -219,7 +219,9 @@ def verify(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JS
     token = _take_token(ctx, tenant, biz_token)
     reference = face_by_token(ctx, tenant, token.face_token)
     if video is not None:
-        frames, times = ctx.engine_calls.run(decode_video_job, video, limits)
+        # the worker writes the file in a folder of its own, removed here even when the worker is killed
+        with ctx.temp.upload_folder() as folder:
+            frames, times = ctx.engine_calls.run(decode_video_job, video, limits, folder)
         names = ["video_file"] * len(frames)
     signals = _measure(ctx, frames, times, names)
     verdict = evaluate(signals, token.actions.split(","), default_limits())

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from faceplus.cli import engine, evaluation, security, server, tools
+from faceplus.settings import SettingError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingError as exc:  # a setting or location faceplus cannot use: say which, without a traceback
+        print(f"faceplus: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,13 +29,19 @@ def where(settings: ServerSettings) -> str:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from faceplus.store.factory import open_location
+    from faceplus.store.factory import open_store
     from faceplus.store.migrate import MigrationError, migrate
 
     if str(args.source) == str(args.target):
         print("--from and --to must differ", file=sys.stderr)
         return 2
-    source, target = open_location(args.source), open_location(args.target)
+    settings = ServerSettings.from_env()  # FACEPLUS_DATA_KEY opens an encrypted folder on either side
+    source = open_store(settings, args.source)
+    try:
+        target = open_store(settings, args.target)
+    except BaseException:
+        source.close()
+        raise
     try:
         report = migrate(source, target, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     except MigrationError as exc:
