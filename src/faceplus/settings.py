@@ -268,6 +268,13 @@ class ServerSettings:
         72 * 3600.0, "Face tokens lapse this long after detection unless in a FaceSet (Face++: 72 h).", "server"
     )
     sweep_interval_s: float = setting(600.0, "How often lapsed face tokens are deleted (seconds).", "server")
+    reembed_in_background: bool = setting(
+        False,
+        "At start, re-embed in the background every stored face of another identity model than the engine's "
+        "(after an upgrade), as `faceplus reembed` does; each FaceSet answers from its old vectors until its "
+        "new ones are complete. One process per data folder or database should have it on.",
+        "server",
+    )
     # issue 14 (docs/SECURITY.md): erasure and the audit trail
     erase_on_remove: bool = setting(
         False,

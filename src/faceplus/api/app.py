@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,8 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from faceplus.api import (
+    routes_admin,
+    routes_console,
     routes_dense,
     routes_detect,
     routes_erasure,
@@ -130,6 +133,30 @@ def maintain(ctx: ApiContext) -> None:
     ctx.store.maintain()
 
 
+def reembed_stored_faces(ctx: ApiContext, stop: threading.Event) -> None:
+    """Move stored faces of another identity model to the engine's (``FACEPLUS_REEMBED_IN_BACKGROUND``).
+
+    With an engine of its own (the same settings): the request path's engine is not shared across threads."""
+    from faceplus.engine import Engine
+    from faceplus.tools.reembed import Reembedder
+
+    try:
+        report = Reembedder(ctx.store, Engine(ctx.engine.settings), progress=False, stop=stop).run()
+    except Exception:
+        log.exception("re-embedding stored faces failed; `faceplus reembed` resumes it")
+        return
+    if report.reembedded or report.switched or report.without_crop:
+        log.info(
+            "re-embedded %d faces (%.1f faces/s); %d FaceSets switched to %s; %d faces without a kept crop keep "
+            "their model",
+            report.reembedded,
+            report.rate,
+            len(report.switched),
+            report.target,
+            len(report.without_crop),
+        )
+
+
 async def _maintainer(ctx: ApiContext) -> None:
     while True:
         try:
@@ -169,9 +196,18 @@ def create_app(
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
         background = [asyncio.create_task(_sweeper(ctx)), asyncio.create_task(_maintainer(ctx))]
+        stop_reembed = threading.Event()
+        reembedding = threading.Thread(
+            target=reembed_stored_faces, args=(ctx, stop_reembed), name="faceplus-reembed", daemon=True
+        )
+        if settings.reembed_in_background:
+            reembedding.start()
         try:
             yield
         finally:
+            stop_reembed.set()  # the batch in flight is committed, the rest waits for the next start
+            if reembedding.is_alive():
+                await asyncio.to_thread(reembedding.join, 600)
             for job in background:
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -203,6 +239,9 @@ def create_app(
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
+    # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
+    app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
+    app.include_router(routes_admin.router, dependencies=[Depends(watch_client)])  # operator secret too
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -170,20 +171,32 @@ class KeyVerifier:
         limits = [(key_name, self.limits.per_key)]
         if not self._live(record):
             limits.append((address_name, self.limits.per_address))
+        return self._checked(limits, lambda: self.cached(record, secret), lambda: self.verify(record, secret))
+
+    def check_secret(self, name: str, address: str, check: Callable[[], bool]) -> bool:
+        """Another secret's ``check`` (the operator secret) under the rule of an unknown key: failures count
+        against ``name`` and the address, check and count at once, in a scrypt turn."""
+        key_name, address_name = self._names(name, address)
+        limits = [(key_name, self.limits.per_key), (address_name, self.limits.per_address)]
+        return self._checked(limits, lambda: False, check)
+
+    def _checked(self, limits: list[tuple[str, int]], already: Callable[[], bool], check: Callable[[], bool]) -> bool:
+        """``check()`` within the limits and a turn (403 without checking otherwise); ``already()`` is asked
+        again once the turn is had (a concurrent attempt may have verified the pair meanwhile)."""
         refused = ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")  # the secret is not checked
         if self._failures.over(limits, self.limits.window_s, time.monotonic()):
             raise refused  # too many failed attempts: refused without waiting for a turn
         if not self._checks.acquire(timeout=self.limits.check_wait_s):
             raise refused  # too many sign-ins being checked at once
         try:
-            if self.cached(record, secret):  # a concurrent attempt has just verified this pair
+            if already():
                 return True
             now = time.monotonic()
             if not self._failures.reserve(limits, self.limits.window_s, now):
                 raise refused
             counted = [name for name, _ in limits]
             try:
-                ok = self.verify(record, secret)
+                ok = check()
             except BaseException:
                 self._failures.forget(counted, now)  # never checked: not a failure
                 raise

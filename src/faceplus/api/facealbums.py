@@ -84,7 +84,8 @@ def add_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes, p
     """Detect the image's faces and add them to the album, not grouped yet; Face++'s addimage reply."""
     faces = detect_faces(ctx, data, param)
     image_id, now = new_token(), ctx.now()
-    records = [AlbumFace(new_token(), image_id, rect, now, embedding) for rect, embedding in faces]
+    model = ctx.engine.model_id
+    records = [AlbumFace(new_token(), image_id, rect, now, embedding, model=model) for rect, embedding in faces]
     try:
         ctx.store.add_album_faces(tenant, facealbum_token, records, ctx.settings.facealbum_max_faces)
     except KeyError:
@@ -167,10 +168,18 @@ def plan_groups(faces: list[AlbumFace], threshold: float, mode: str, new_ids: An
     return plan
 
 
+def engine_model_faces(ctx: ApiContext, tenant: str, facealbum_token: str) -> list[AlbumFace]:
+    """The album's faces with embeddings of the engine's identity model: grouping, candidates and search never
+    put two models' vectors side by side (faces added before a model upgrade keep their group and are left out;
+    KeyError: no such album)."""
+    faces = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+    return [f for f in faces if f.model == ctx.engine.model_id]
+
+
 def group_faces(ctx: ApiContext, tenant: str, facealbum_token: str, mode: str) -> dict[str, Any]:
     """Run a grouping and reply with every face's group afterwards (groupfacetaskquery's ``group_result``)."""
     try:
-        faces = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+        faces = engine_model_faces(ctx, tenant, facealbum_token)
         plan = plan_groups(
             faces,
             link_distance(ctx),
@@ -190,7 +199,7 @@ def find_candidates(ctx: ApiContext, tenant: str, facealbum_token: str, group_id
 
     ``similarity`` is the engine's Face++ confidence (0-100) of that closest pair; most similar first.
     """
-    faces = [f for f in ctx.store.album_faces(tenant, facealbum_token, embeddings=True) if is_group(f.group_id)]
+    faces = [f for f in engine_model_faces(ctx, tenant, facealbum_token) if is_group(f.group_id)]
     mine = [f for f in faces if f.group_id == group_id]
     if not mine:
         raise plain("INVALID_GROUP_ID")
@@ -218,7 +227,7 @@ def search_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes
     """
     faces = detect_faces(ctx, data, param)
     try:
-        album = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+        album = engine_model_faces(ctx, tenant, facealbum_token)
     except KeyError:
         raise plain("INVALID_FACEALBUM_TOKEN") from None
     threshold = link_distance(ctx)

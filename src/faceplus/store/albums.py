@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceplus.store.reembedding import LEGACY_MODEL_ID
+
 #: Face++ group ids: a face not grouped yet, and one grouping could not place (``ungrouped_reason`` says why).
 GROUP_NOT_GROUPED = "-1"
 GROUP_UNGROUPED = "0"
@@ -42,6 +44,8 @@ class AlbumFace:
     group_id: str = GROUP_NOT_GROUPED
     ungrouped_reason: int | None = None
     manual: bool = False
+    #: The identity model of ``embedding`` (``Engine.model_id``); grouping and search use only the engine's.
+    model: str = LEGACY_MODEL_ID
 
 
 class AlbumStore(ABC):

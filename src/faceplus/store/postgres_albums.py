@@ -93,7 +93,8 @@ class PostgresAlbums:
                 with conn.cursor() as cur:
                     cur.executemany(
                         "INSERT INTO album_faces(album_id, tenant, face_token, image_id, face_rectangle, embedding, "
-                        "group_id, ungrouped_reason, manual, created) VALUES (%s, %s, %s, %s, %s, %b, %s, %s, %s, %s)",
+                        "group_id, ungrouped_reason, manual, created, model) "
+                        "VALUES (%s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s)",
                         [
                             (
                                 album,
@@ -106,6 +107,7 @@ class PostgresAlbums:
                                 f.ungrouped_reason,
                                 f.manual,
                                 f.created,
+                                f.model,
                             )
                             for f in faces
                         ],
@@ -142,7 +144,7 @@ class PostgresAlbums:
                     raise KeyError(start_token)
                 where.append("id >= %s")
                 args.append(row[0])
-            columns = "face_token, image_id, face_rectangle, created, group_id, ungrouped_reason, manual"
+            columns = "face_token, image_id, face_rectangle, created, group_id, ungrouped_reason, manual, model"
             columns += ", embedding" if embeddings else ""
             query = f"SELECT {columns} FROM album_faces WHERE {' AND '.join(where)} ORDER BY id"
             if limit is not None:
@@ -160,6 +162,7 @@ class PostgresAlbums:
                 r["group_id"],
                 r["ungrouped_reason"],
                 bool(r["manual"]),
+                r["model"],
             )
             for r in rows
         ]

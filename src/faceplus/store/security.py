@@ -20,9 +20,9 @@ from typing import Any
 from faceplus.store.scrubbing import Scrubber
 
 #: Tables whose dead rows an erasure leaves (PostgreSQL VACUUMs them; SQLite checkpoints whatever they are).
-ERASE_TABLES = ("faces", "members", "face_crops", "images", "tasks", "album_faces")
+ERASE_TABLES = ("faces", "members", "face_crops", "images", "tasks", "album_faces", "reembeds")
 #: Tables a sweep of lapsed face tokens leaves dead rows in.
-SWEEP_TABLES = ("faces", "face_crops", "images")
+SWEEP_TABLES = ("faces", "face_crops", "images", "reembeds")
 
 _SCRUBBER_MADE = threading.Lock()
 

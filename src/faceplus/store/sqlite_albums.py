@@ -90,7 +90,7 @@ class SQLiteAlbums:
                 raise AlbumFull(facealbum_token)
             db.executemany(
                 "INSERT INTO album_faces(album_id, tenant, face_token, image_id, face_rectangle, embedding, group_id, "
-                "ungrouped_reason, manual, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "ungrouped_reason, manual, created, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         album,
@@ -107,6 +107,7 @@ class SQLiteAlbums:
                         f.ungrouped_reason,
                         int(f.manual),
                         f.created,
+                        f.model,
                     )
                     for f in faces
                 ],
@@ -143,7 +144,7 @@ class SQLiteAlbums:
                     raise KeyError(start_token)
                 where.append("id >= ?")
                 args.append(row[0])
-            columns = "face_token, image_id, face_rectangle, created, group_id, ungrouped_reason, manual"
+            columns = "face_token, image_id, face_rectangle, created, group_id, ungrouped_reason, manual, model"
             columns += ", embedding" if embeddings else ""
             query = f"SELECT {columns} FROM album_faces WHERE {' AND '.join(where)} ORDER BY id"
             query += f" LIMIT {int(limit)}" if limit is not None else ""
@@ -210,4 +211,5 @@ def _faces(rows: list[sqlite3.Row], embeddings: bool, cipher: DataCipher | None 
             r["group_id"],
             r["ungrouped_reason"],
             bool(r["manual"]),
+            r["model"],
         )

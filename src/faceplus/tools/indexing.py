@@ -32,7 +32,7 @@ from faceplus.engine import Engine
 from faceplus.errors import FaceplusError
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
-from faceplus.store.base import FaceRecord, FaceSetRecord, Store
+from faceplus.store.base import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, Store
 from faceplus.store.ledger import LedgerEntry
 
 #: Files the engine can decode (by name; the engine still checks the content).
@@ -221,6 +221,7 @@ class Indexer:
         self.max_faces = max_faces
         self.user_id_from_folder = user_id_from_folder
         self.summary = IndexSummary(faceset_token=self.faceset.faceset_token)
+        self.model_id = LEGACY_MODEL_ID  # the engine's, set by ``run`` (the tag stored with each embedding)
 
     def plan(self, root: Path, exclude: Sequence[str] = ()) -> tuple[list[tuple[Path, FileKey]], list[str]]:
         """Files still to index, and the tokens of changed files' old faces (to drop from the FaceSet)."""
@@ -267,6 +268,7 @@ class Indexer:
                         image_id=image_id,
                         created=now,
                         user_id=user_id,
+                        model=self.model_id,
                     )
                 )
             ledger_rows.append((key, "faces" if faces else "no_face", tokens, user_id))
@@ -297,6 +299,7 @@ class Indexer:
     ) -> IndexSummary:
         """Index ``root``; stops cleanly (committing what is done) after ``max_files`` or on Ctrl-C."""
         start = time.perf_counter()
+        self.model_id = engine.model_id
         todo, stale = self.plan(root, exclude)
         if stale:
             change = self.store.remove_from_faceset(self.tenant, self.faceset.faceset_token, stale)
