@@ -210,3 +210,23 @@ def test_a_burst_of_first_sign_ins_of_one_key_all_get_in(
         replies = list(pool.map(lambda _: sign_in(api.client, a["api_key"], a["api_secret"]), range(12)))
     assert replies == [(200, "")] * 12
     assert seen["calls"] <= 2, seen
+
+
+def test_other_secrets_are_throttled_like_unknown_keys() -> None:
+    """The operator secret's checks (routes_admin) share the rule: failures per name and per address, refused
+    unchecked past a limit, a success not counted."""
+    from faceplus.api.auth import SignInLimits
+    from faceplus.api.errors import ApiError
+
+    verifier = KeyVerifier(SignInLimits(per_key=2, per_address=3, window_s=60.0))
+    checks: list[bool] = []
+
+    def check(result: bool) -> Callable[[], bool]:
+        return lambda: checks.append(result) or result
+
+    assert verifier.check_secret("operator-secret", "203.0.113.20", check(True))
+    assert not verifier.check_secret("operator-secret", "203.0.113.20", check(False))
+    assert not verifier.check_secret("operator-secret", "203.0.113.21", check(False))
+    with pytest.raises(ApiError, match="CONCURRENCY_LIMIT_EXCEEDED"):
+        verifier.check_secret("operator-secret", "203.0.113.22", check(True))  # 2 failures for the name
+    assert checks == [True, False, False]
