@@ -203,6 +203,21 @@ class ServerSettings:
     max_body_bytes: int = setting(
         8 * 1024 * 1024, "Largest request body (413 beyond it): two 2 MB images as base64 fit.", "limits"
     )
+    body_timeout_s: float = setting(
+        30.0, "Time a request body may take to arrive, from the request's start (408 past it); 0: none.", "limits"
+    )
+    max_buffered_body_bytes: int = setting(
+        256 * 1024 * 1024,
+        "Bytes of request bodies all requests in flight may hold at once (403 CONCURRENCY_LIMIT_EXCEEDED "
+        "past it): bodies are read before the api_key in them is checked; 0: no cap.",
+        "limits",
+    )
+    header_timeout_s: float = setting(
+        10.0,
+        "Time a connection may take to send a request line and headers (connection closed past it, "
+        "slowloris); 0: none.",
+        "limits",
+    )
     faceset_max_faces: int = setting(1_000_000, "Faces one FaceSet may hold.", "limits")
     max_facesets_per_key: int = setting(10_000, "FaceSets one api_key may own.", "limits")
     addface_max_tokens: int = setting(5, "face_tokens per faceset/addface (Face++: 5).", "limits")
@@ -246,6 +261,18 @@ class ServerSettings:
     )
     auth_max_failures_per_address: int = setting(30, "Failed sign-ins per client address within the window.", "server")
     auth_failure_window_s: float = setting(60.0, "The failed sign-in window (seconds). docs/SECURITY.md.", "server")
+    auth_max_concurrent_checks: int = setting(
+        4, "Secret checks (scrypt, 16 MB each) run at once; others wait for a turn.", "server"
+    )
+    auth_check_wait_s: float = setting(
+        5.0, "How long a sign-in waits for a check turn before 403 CONCURRENCY_LIMIT_EXCEEDED (seconds).", "server"
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed; empty: none (the connecting address is the client). docs/SECURITY.md.",
+        "server",
+    )
     face_token_ttl_s: float = setting(
         72 * 3600.0, "Face tokens lapse this long after detection unless in a FaceSet (Face++: 72 h).", "server"
     )
@@ -284,6 +311,12 @@ class ServerSettings:
     )
     engine_max_waiting: int = setting(64, "Engine calls that may wait at once; more are refused at once.", "server")
     engine_call_timeout_s: float = setting(60.0, "Hard limit on one engine call; its worker is replaced.", "server")
+    engine_cancel_grace_s: float = setting(
+        5.0,
+        "When a client hangs up, its engine call may finish within this (the worker is kept); past it the "
+        "worker is killed and replaced (seconds; 0: at once).",
+        "server",
+    )
     engine_worker_max_rss_mb: int = setting(
         3072, "A worker whose memory passes this after a call is replaced.", "server"
     )

@@ -144,7 +144,7 @@ class TaskRunner:
         """The task's outcome in the audit trail (its submission was recorded by the middleware): route
         ``task/<kind>``, the ids it named and changed, never a value."""
         fields = {name: value for name, value in task.params.items() if isinstance(value, (str, list))}
-        ids = object_ids({**fields, "task_id": task.task_id}, result if status == 200 else {})
+        ids = object_ids({**fields, "task_id": task.task_id}, result if status == 200 else {}, refused=status != 200)
         entry = AuditEntry(time.time(), task.tenant, f"task/{task.kind}", ids, status, outcome)
         try:
             self.ctx.store.add_audit(entry)

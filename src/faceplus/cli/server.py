@@ -100,6 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from faceplus.api import create_app
+    from faceplus.api.http_server import uvicorn_options
     from faceplus.engine import Engine
     from faceplus.workers import warm
 
@@ -118,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(settings))
     return 0
 
 
