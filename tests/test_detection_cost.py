@@ -84,7 +84,7 @@ def test_spent_time_budget_skips_the_fallbacks() -> None:
     assert calls == [], "with no time left only the primary detector (BlazeFace) runs"
 
 
-@pytest.mark.parametrize("detector", ["blazeface", "hog"])
+@pytest.mark.parametrize("detector", ["retinaface", "blazeface", "hog"])
 def test_face_in_a_large_photo_is_boxed_in_original_coordinates(shared_data: Path, detector: str) -> None:
     """The same face photo at 250 px and scaled to 4096 px: boxes agree after mapping back from the scan."""
     photo = Image.open(shared_data / "lfw-dev/Alexander_Downer/Alexander_Downer_0001.jpg").convert("RGB")
