@@ -52,24 +52,26 @@ def detectors(chain: DetectorChain) -> dict[str, Callable[[np.ndarray], list[Det
     }
 
 
-#: Chains compared: (name, settings, which of its steps to keep; None: all).
-CHAINS: list[tuple[str, DetectionSettings, tuple[int, ...] | None]] = [
+#: Chains compared: (name, settings, its steps; None: the chain's own).
+CHAINS: list[tuple[str, DetectionSettings, Callable[[DetectorChain], list] | None]] = [
     ("blazeface chain (before)", replace(DEFAULT, detector="blazeface"), None),
-    ("retinaface chain", replace(DEFAULT, detector="retinaface"), None),
-    ("retinaface alone", replace(DEFAULT, detector="retinaface"), (0,)),
-    ("retinaface + hog", replace(DEFAULT, detector="retinaface"), (0, 1)),
-    ("retinaface + blaze-short", replace(DEFAULT, detector="retinaface"), (0, 2)),
+    ("retinaface chain (now)", replace(DEFAULT, detector="retinaface"), None),
+    ("retinaface alone", replace(DEFAULT, detector="retinaface"), lambda c: [c.retinaface_step]),
+    (
+        "retinaface + hog + short",
+        replace(DEFAULT, detector="retinaface"),
+        lambda c: [c.retinaface_step, c.scaled_hog, c.blazeface_step("short"), c.scaled_mmod],
+    ),
 ]
 
 
 class Chain:
     """A detector chain whose steps are numbered, recording which step answered each image."""
 
-    def __init__(self, settings: DetectionSettings, keep: tuple[int, ...] | None) -> None:
+    def __init__(self, settings: DetectionSettings, steps: Callable[[DetectorChain], list] | None) -> None:
         self.chain = DetectorChain(settings, DlibModels())
-        steps = self.chain.steps()
-        self.names = [getattr(s, "__name__", "step") for s in steps]
-        kept = [(i, s) for i, s in enumerate(steps) if keep is None or i in keep]
+        kept = self.chain.steps() if steps is None else steps(self.chain)
+        self.names = [getattr(s, "__name__", "step") for s in kept]
         self.last = -1
 
         def tagged(i, step):
@@ -79,7 +81,7 @@ class Chain:
 
             return run
 
-        wrapped = [tagged(i, s) for i, s in kept]
+        wrapped = [tagged(i, s) for i, s in enumerate(kept)]
         self.chain.steps = lambda: wrapped  # type: ignore[method-assign]
 
     def boxes(self, rgb: np.ndarray) -> list[Detection]:
@@ -182,8 +184,8 @@ def _status_kb(field: str) -> int:
 def no_face_cost(index: int) -> dict[str, tuple[int, int, float, float]]:
     """For chain ``CHAINS[index]``, run in a fresh process: per kind (images with a box, images, CPU ms per image,
     peak MB above the resident size before the kind)."""
-    name, settings, keep = CHAINS[index]
-    chain = Chain(settings, keep)
+    name, settings, steps = CHAINS[index]
+    chain = Chain(settings, steps)
     groups = [(load_image(p).rgb, truth) for p, truth in group_photos()]
     chain.find(groups[0][0])  # load the models outside the measurement: the primary on a face,
     chain.find(np.full((480, 640, 3), 128, np.uint8))  # the fallbacks on a blank photo
@@ -258,8 +260,8 @@ def main() -> None:
         table("Each detector alone (min_face 0; ms: wall/CPU per image)", columns, rows)
 
     rows, answered = [], {}
-    for name, settings, keep in CHAINS:
-        chain = Chain(settings, keep)
+    for name, settings, steps in CHAINS:
+        chain = Chain(settings, steps)
         chain.find(groups[0][0])
         (centre, extra, hog_style), lfw_s = timed(score_lfw, lfw, chain.boxes)
         (found, fp), group_s = timed(score_groups, groups, chain.boxes)
