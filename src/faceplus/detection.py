@@ -162,11 +162,12 @@ class DetectorChain:
         )
 
     def retinaface_step(self, rgb: np.ndarray, _min_face: int, budget: Budget) -> list[Detection]:
-        """RetinaFace on a whole-factor reduction of the photo no longer than ``retinaface_max_side``.
-
-        The network's cost grows with the pixels it sees, so this bounds it for any photo (boxes are mapped back).
+        """RetinaFace on the photo shrunk to at most ``retinaface_max_side`` a side: a whole-factor reduction
+        (OpenCV's fast path, shared with the fallbacks) that stays at least that long, then the detector's own
+        small resize. The network's cost grows with the pixels it sees, so this bounds it for any photo (boxes
+        are mapped back); an 800 px photo is seen at 640 px, not halved.
         """
-        factor = max(1, math.ceil(max(rgb.shape[:2]) / max(self.settings.retinaface_max_side, 1)))
+        factor = max(1, max(rgb.shape[:2]) // max(self.settings.retinaface_max_side, 1))
         return self.retinaface(rgb, budget.reduced(rgb, factor), factor)
 
     def retinaface(self, rgb: np.ndarray, view: np.ndarray | None = None, factor: int = 1) -> list[Detection]:
