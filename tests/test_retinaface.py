@@ -166,3 +166,14 @@ def test_engine_faces_carry_the_points_and_dlib_style_boxes(shared_data: Path) -
     assert face.landmarks68 is not None
     eyes68 = np.array([face.landmarks68[36:42].mean(0), face.landmarks68[42:48].mean(0)])
     assert np.abs(face.keypoints[:2] - eyes68).max() < 0.08 * face.box.width
+
+
+def test_a_box_straddling_two_neighbours_is_dropped(detector: RetinaFaceDetector, shared_data: Path) -> None:
+    """RetinaFace boxes a 'face' between the subject and the man behind him (one eye on each, score 0.97); HOG
+    confirms the two real faces, not that one, so the chain keeps the two (and the subject is the largest)."""
+    rgb = rgb_of(shared_data / "lfw-dev/Ali_Naimi/Ali_Naimi_0003.jpg")
+    assert len(detector.detect(rgb)) == 3, "the network's own answer includes the straddling box"
+    chain = DetectorChain(DetectionSettings(detector="retinaface", budget_s=600.0), DlibModels())
+    hits = sorted(chain.find(rgb), key=lambda h: h.area, reverse=True)
+    assert len(hits) == 2 and all(h.style == "hog" for h in hits)
+    assert hits[0].left <= 125 <= hits[0].right and hits[0].top <= 125 <= hits[0].bottom
