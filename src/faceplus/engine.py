@@ -281,6 +281,7 @@ class Engine:
             landmarks5=self.dlib.landmarks(rgb, fit_box, 5),
             landmarks68=landmarks68,
             box_style=hit.style,
+            keypoints=hit.keypoints,
         )
 
     # -- embedding ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ GROUPS = ("limits", "engine", "server", "embedded store", "database")
 #: so no HTTP client can reach its FaceSets; give ``--api-key`` to search them through the API.
 LOCAL_TENANT = "local"
 #: The primary detectors the engine can be told to use (``FACEPLUS_DETECTOR``).
-DETECTORS = ("blazeface", "hog")
+DETECTORS = ("retinaface", "blazeface", "hog")
 #: The identity models the engine can run (``FACEPLUS_EMBEDDER``): dlib's ResNet exact (fp32) or int8-quantized.
 EMBEDDERS = ("resnet", "resnet-int8")
 TRUE = frozenset({"1", "true", "yes", "on"})
@@ -114,12 +114,12 @@ class DetectionSettings:
     """How hard the engine looks for faces, and what that may cost per image (docs/ENGINE.md, "Cost bound").
 
     ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces (the API applies Face++'s
-    own minimum, ``detect_min_face``). The fallback steps of the chain (after BlazeFace finds nothing) scan at most
+    own minimum, ``detect_min_face``). The fallback steps of the chain (after the primary finds nothing) scan at most
     ``max_pixels`` pixels in all, MMOD at most ``mmod_max_pixels`` of them (0: MMOD left out: seconds a photo on
     CPU, and it found no lfw-dev or group-photo face the other steps miss), and stop after ``budget_s``.
     """
 
-    detector: str = setting("blazeface", "Primary detector: blazeface or hog.", "engine")
+    detector: str = setting("retinaface", "Primary detector: retinaface, blazeface or hog.", "engine")
     min_face: int = setting(20, "Smallest face the engine reports (box side, pixels).", "engine")
     hog_upsample: int = setting(1, "HOG upsampling when HOG is the primary detector.", "engine")
     hog_threshold: float = setting(-0.2, "HOG score below which hits are dropped (weak false positives).", "engine")
@@ -127,6 +127,10 @@ class DetectionSettings:
         True, "Try the other detectors when the primary finds no face.", "engine", env="detect_fallback"
     )
     blazeface_threshold: float = setting(0.5, "BlazeFace score threshold.", "engine")
+    retinaface_threshold: float = setting(0.9, "RetinaFace score threshold.", "engine")
+    retinaface_max_side: int = setting(
+        640, "RetinaFace sees the photo shrunk to at most this many pixels on its longer side.", "engine"
+    )
     max_pixels: int = setting(
         300_000, "Pixels the fallback steps may scan in all, per image.", "engine", env="detect_max_pixels"
     )
