@@ -53,6 +53,13 @@ def capture(engine: Engine, person):
     return seq
 
 
+def work(tmp_path: Path) -> Path:
+    """A new empty folder to decode in (as the server gives each upload)."""
+    folder = tmp_path / f"work{len(list(tmp_path.glob('work*')))}"
+    folder.mkdir()
+    return folder
+
+
 def retimed(signals: list[FrameSignal], times: list[float]) -> list[FrameSignal]:
     return [dataclasses.replace(s, t_ms=t) for s, t in zip(signals, times, strict=True)]
 
@@ -170,14 +177,15 @@ def test_blink_is_read_against_the_open_eyes_before(engine: Engine, shared_data:
 
 
 def test_bent_or_moved_photos_do_not_blink(engine: Engine, shared_data: Path) -> None:
-    """The NUAA printed photos whose measured eyes narrow most as they are bent or moved (to 0.62 and 0.68 of
-    their widest) show no blink, in their own frame order or reversed."""
+    """The NUAA printed photos whose measured eyes narrow most as they are bent or moved (to 0.61 and 0.69 of
+    their widest with BlazeFace's boxes, 0.68 and 0.71 with RetinaFace's) show no blink, in their own frame order
+    or reversed."""
     sequences = {(s.label, s.key): s for s in nuaa_sequences(shared_data / "nuaa-dev")}
     for key in ("0012_01", "0008_00"):
         seq = sequences[("spoof", key)]
         signals = measure_frames(engine, seq.frames, seq.times)
         ratios = [s.eye_ratio for s in signals if s.eye_ratio is not None]
-        assert min(ratios) / max(ratios) < 0.7  # the eyes do narrow on these prints
+        assert min(ratios) / max(ratios) < 0.75  # the eyes do narrow on these prints
         assert find_action(signals, "blink", 0, default_limits()) is None
         backwards = retimed(signals[::-1], list(seq.times))
         assert find_action(backwards, "blink", 0, default_limits()) is None
@@ -223,19 +231,19 @@ def test_video_round_trip(capture, tmp_path: Path) -> None:
     for data in capture.frames:
         writer.write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
     writer.release()
-    frames, times = decode_video(path.read_bytes(), VideoLimits())
+    frames, times = decode_video(path.read_bytes(), VideoLimits(), work(tmp_path))
     assert len(frames) == len(capture.frames)
     assert times == pytest.approx(capture.times, abs=1.0)
-    few, few_times = decode_video(path.read_bytes(), VideoLimits(max_frames=10))
+    few, few_times = decode_video(path.read_bytes(), VideoLimits(max_frames=10), work(tmp_path))
     assert len(few) <= 10 and few_times[0] == 0 and few_times == sorted(few_times)
     assert few_times[-1] == pytest.approx(capture.times[-1], abs=1.0)  # spread over the whole video
 
 
-def test_not_a_video_is_refused(shared_data: Path) -> None:
+def test_not_a_video_is_refused(shared_data: Path, tmp_path: Path) -> None:
     jpeg = (shared_data / OTHER).read_bytes()
     for data in (b"definitely not a video", jpeg[:500], b"\x00" * 4096):
         with pytest.raises(VideoError):
-            decode_video(data, VideoLimits())
+            decode_video(data, VideoLimits(), work(tmp_path))
 
 
 def test_face_leaving_the_frame_is_refused(engine: Engine, capture, person) -> None:
@@ -260,8 +268,8 @@ def test_video_caps(capture, tmp_path: Path) -> None:
     writer.release()
     data = path.read_bytes()
     with pytest.raises(VideoTooLong):
-        decode_video(data, VideoLimits(max_duration_ms=1000.0))
+        decode_video(data, VideoLimits(max_duration_ms=1000.0), work(tmp_path))
     with pytest.raises(ImageFileTooLarge):
-        decode_video(data, VideoLimits(max_bytes=100))
-    frames, times = decode_video(data, VideoLimits(max_frames=5))
+        decode_video(data, VideoLimits(max_bytes=100), work(tmp_path))
+    frames, times = decode_video(data, VideoLimits(max_frames=5), work(tmp_path))
     assert len(frames) == 5 and times[0] == 0 and times[-1] == pytest.approx(2900, abs=1)

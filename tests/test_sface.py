@@ -156,7 +156,6 @@ def test_the_default_engine_embeds_with_sface_and_reports_its_id(monkeypatch, lf
     assert embedded and embedded[0].embedding is not None and embedded[0].embedding.shape == (128,)
     assert np.linalg.norm(embedded[0].embedding) == pytest.approx(1.0, abs=1e-5)
     assert default.calibration.embedder_model == SFACE_ID
-    assert default.match_calibration.embedder_model == SFACE_ID
 
 
 def test_sface_runs_one_pass_whatever_the_flip_setting(lfw_faces: dict) -> None:
@@ -203,7 +202,7 @@ def test_the_engine_never_scores_sface_with_dlib_thresholds(engine: Engine) -> N
         _ = Engine(engine.settings, calibration=dlib_fit).calibration
     cohort = Engine(Settings(embedder="sface", compare_calibration="cohort"))
     with pytest.raises(CalibrationMismatch, match="FACEPLUS_COMPARE_CALIBRATION=cohort"):
-        _ = cohort.match_calibration
+        _ = cohort.calibration
     # a file written before ids were recorded says dlib in its embedder note: refused for SFace too
     legacy = compare_calibration("lfw", "resnet")
     legacy = type(legacy)(legacy.midpoint, legacy.scale, legacy.threshold_distances, {"embedder": "dlib-resnet-v1"})

@@ -7,6 +7,8 @@ are pinned to the ones that capture performs. Every refusal is a Face++ error wi
 from __future__ import annotations
 
 import random
+import secrets
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from faceplus.liveness.checks import ACTIONS as ALL_ACTIONS
 from faceplus.liveness.checks import NON_RIGID
 
 from .conftest import Api
+from .served import Served
 
 PERSON = "Vladimir_Putin"
 ACTIONS = ["blink", "turn_right", "turn_left"]
@@ -124,14 +127,20 @@ def test_verify_frames_passes_and_token_is_single_use(live: Api, capture, monkey
     assert error(r, 400) == "BIZ_TOKEN_USED"
 
 
-def test_verify_video_passes(live: Api, capture, monkeypatch, tmp_path: Path) -> None:
-    seq, reference = capture
-    path = tmp_path / "capture.mp4"
+def write_capture(seq: Sequence_, path: Path) -> bytes:
+    """The capture as an MP4 (10 frames/s) at ``path``; its bytes."""
     first = cv2.imdecode(np.frombuffer(seq.frames[0], np.uint8), cv2.IMREAD_COLOR)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, first.shape[1::-1])
     for data in seq.frames:
         writer.write(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
     writer.release()
+    return path.read_bytes()
+
+
+def test_verify_video_passes(live: Api, capture, monkeypatch, tmp_path: Path) -> None:
+    seq, reference = capture
+    path = tmp_path / "capture.mp4"
+    write_capture(seq, path)
     token = token_for(live, reference, monkeypatch)
     r = post(live, "verify", files={"video_file": path.read_bytes()}, biz_token=token["biz_token"])
     assert r.status_code == 200, r.text
@@ -172,6 +181,76 @@ def test_not_a_video_is_refused_and_uses_the_token(live: Api, capture) -> None:
     assert error(r, 400) == "VIDEO_ERROR_UNSUPPORTED_FORMAT: video_file"
     r = post(live, "verify", files={"video_file": b"x" * 100}, biz_token=token["biz_token"])
     assert error(r, 400) == "BIZ_TOKEN_USED"
+
+
+def test_a_concat_list_naming_another_video_is_refused(live: Api, capture, monkeypatch) -> None:
+    """A 40-byte ffconcat list as video_file, naming a video beside where uploads are written (the system's temp
+    folder once, now the data folder's temporary area): refused, nothing decoded, no face token made."""
+    seq, reference = capture
+    name = f"victim-{secrets.token_hex(4)}.mp4"
+    victims = [Path(tempfile.gettempdir()) / name, live.settings.data_dir / "tmp" / name]
+    for victim in victims:
+        victim.parent.mkdir(exist_ok=True)
+        write_capture(seq, victim)
+    try:
+        for listed in (name, f"../../{name}"):  # beside the upload on main; at the top of the temporary area now
+            token = token_for(live, reference, monkeypatch)
+            hostile = f"ffconcat version 1.0\nfile {listed}\n".encode()
+            r = post(live, "verify", files={"video_file": hostile}, biz_token=token["biz_token"])
+            assert error(r, 400) == "VIDEO_ERROR_UNSUPPORTED_FORMAT: video_file", r.json()
+    finally:
+        for victim in victims:
+            victim.unlink()
+
+
+def clip_at_rest(live: Api, clip: bytes) -> list[Path]:
+    """Files holding the uploaded clip: in the data folder's temporary area, or the system's temp folder."""
+    ours = list((live.settings.data_dir / "tmp").rglob("capture.*"))
+    system = [p for p in Path(tempfile.gettempdir()).glob("tmp*.video") if _holds(p, clip)]
+    return ours + system
+
+
+def _holds(path: Path, clip: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(clip) and path.read_bytes()[:4096] == clip[:4096]
+    except OSError:
+        return False
+
+
+def test_a_client_hanging_up_mid_decode_leaves_no_upload(live: Api, capture, monkeypatch, tmp_path: Path) -> None:
+    """The client hangs up while its video is decoded (the worker decoding it is stopped): the upload is gone from
+    disk, and was never outside the data folder."""
+    rng = np.random.default_rng(3)
+    scene = cv2.GaussianBlur(rng.integers(0, 255, (480, 1280, 3), np.uint8), (0, 0), 8)
+    path = tmp_path / "long.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
+    for i in range(900):  # 30 s, panning: about a second to decode on one core
+        writer.write(np.ascontiguousarray(scene[:, i % 640 : i % 640 + 640]))
+    writer.release()
+    clip = path.read_bytes()
+    token = token_for(live, capture[1], monkeypatch)
+    form = {**live.keys["a"], "biz_token": token["biz_token"]}
+    with Served(live) as server:
+        seen = server.hang_up_when(
+            "/faceid/v3/sdk/verify", lambda: bool(clip_at_rest(live, clip)), data=form, files={"video_file": clip}
+        )
+        assert seen, "the upload was never written"
+        deadline = time.monotonic() + 30
+        while clip_at_rest(live, clip) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert clip_at_rest(live, clip) == []
+    assert list((live.settings.data_dir / "tmp").rglob("upload-*")) == []
+
+
+def test_a_new_server_sweeps_what_a_killed_one_left(make_api: Callable[..., Api], tmp_path: Path) -> None:
+    """A server killed mid-decode leaves its upload in the data folder's temporary area: the next start removes it."""
+    folder = tmp_path / "data"
+    upload = folder / "tmp" / "process-killed" / "upload-1"
+    upload.mkdir(parents=True)
+    (upload / "capture.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 a video of a face")
+    (upload.parent / ".lock").touch()  # its lock died with the process
+    make_api(data_dir=folder)
+    assert not upload.parent.exists()
 
 
 def test_frame_form_refusals(live: Api, capture, shared_data: Path) -> None:

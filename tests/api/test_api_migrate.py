@@ -146,3 +146,27 @@ def test_round_trip_loses_nothing(tmp_path: Path, pg_schema_url: str, monkeypatc
         migrate(back, pg)
     pg.close()
     back.close()
+
+
+def test_migrate_from_an_encrypted_folder_uses_the_data_key(
+    tmp_path: Path, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``migrate --from`` an encrypted data folder opens it with FACEPLUS_DATA_KEY (to PostgreSQL and to a folder:
+    the folder copy is encrypted with the same key)."""
+    from faceplus.store.sqlite_cipher import new_key_text
+
+    key = new_key_text()
+    rng = np.random.default_rng(11)
+    original = SQLiteStore.in_folder(tmp_path / "enc", key)
+    _fill(original, rng)
+    before = _snapshot(original)
+    original.close()
+    monkeypatch.setenv("FACEPLUS_DATA_KEY", key)
+    assert server_main(["migrate", "--from", str(tmp_path / "enc"), "--to", pg_schema_url]) == 0
+    assert server_main(["migrate", "--from", str(tmp_path / "enc"), "--to", str(tmp_path / "copy")]) == 0
+    pg = PostgresStore(pg_schema_url)
+    copy = SQLiteStore.in_folder(tmp_path / "copy", key)
+    assert _snapshot(pg) == before
+    assert _snapshot(copy) == before
+    pg.close()
+    copy.close()

@@ -14,6 +14,7 @@ from faceplus.api.engine_calls import EngineCalls
 from faceplus.api.images import UrlFetcher
 from faceplus.api.ratelimit import RateLimiter
 from faceplus.engine import Engine
+from faceplus.private_temp import PrivateTemp
 from faceplus.store.base import Store
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class ApiContext:
     in_flight: InFlightLimiter
     #: Where detection, embedding and analysis run: the worker pool, or inline (``engine`` is then used too).
     engine_calls: EngineCalls
+    #: This process's private folder in the data folder for uploads FFmpeg reads from a file (liveness videos).
+    temp: PrivateTemp
     verifier: KeyVerifier = field(default_factory=KeyVerifier)
     tasks: TaskQueue | None = None
 

@@ -29,13 +29,19 @@ def where(settings: ServerSettings) -> str:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from faceplus.store.factory import open_location
+    from faceplus.store.factory import open_store
     from faceplus.store.migrate import MigrationError, migrate
 
     if str(args.source) == str(args.target):
         print("--from and --to must differ", file=sys.stderr)
         return 2
-    source, target = open_location(args.source), open_location(args.target)
+    settings = ServerSettings.from_env()  # FACEPLUS_DATA_KEY opens an encrypted folder on either side
+    source = open_store(settings, args.source)
+    try:
+        target = open_store(settings, args.target)
+    except BaseException:
+        source.close()
+        raise
     try:
         report = migrate(source, target, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     except MigrationError as exc:
@@ -94,15 +100,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from faceplus.api import create_app
-    from faceplus.calibration import compare_calibration
-    from faceplus.embedders import embedding_model
+    from faceplus.api.http_server import uvicorn_options
+    from faceplus.engine import Engine
     from faceplus.workers import warm
 
     settings = ServerSettings.from_env(data_dir=args.data_dir)
-    try:  # a calibration file or its cohort missing, unreadable or for another model: say so now, not at a compare
-        engine = settings.engine
-        calibration = compare_calibration(engine.compare_calibration, engine.embedder)
-        calibration.check(embedding_model(engine.embedder).id).cohort()
+    try:  # a calibration file or its cohort missing, unreadable or of another model: say so now, not at a compare
+        Engine(settings.engine).calibration.cohort()
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(f"FACEPLUS_COMPARE_CALIBRATION={settings.engine.compare_calibration}: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(settings))
     return 0
 
 

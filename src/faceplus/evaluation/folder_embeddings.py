@@ -41,6 +41,7 @@ class FolderEmbeddings:
     paths: list[str]
     raw: dict[str, np.ndarray]  # variant (:func:`variants`) -> [N,128]; NaN rows where no face was found
     detector: list[str]  # "" where no face was found
+    model_id: str = ""  # the identity model that made ``raw`` (Engine.model_id)
 
     def index(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
@@ -73,28 +74,61 @@ class FolderEmbeddings:
 
     def select(self, keep: list[int]) -> FolderEmbeddings:
         return FolderEmbeddings(
-            [self.paths[i] for i in keep], {k: v[keep] for k, v in self.raw.items()}, [self.detector[i] for i in keep]
+            [self.paths[i] for i in keep],
+            {k: v[keep] for k, v in self.raw.items()},
+            [self.detector[i] for i in keep],
+            self.model_id,
         )
 
     def save(self, path: Path) -> None:
-        save_private_npz(path, paths=np.array(self.paths), detector=np.array(self.detector), **self.raw)
+        save_private_npz(
+            path,
+            paths=np.array(self.paths),
+            detector=np.array(self.detector),
+            model_id=np.array(self.model_id),
+            **self.raw,
+        )
 
     @classmethod
-    def load(cls, path: Path) -> FolderEmbeddings:
+    def load(cls, path: Path, model_id: str | None = None) -> FolderEmbeddings:
+        """A cache file; with ``model_id``, one made by another identity model is refused (never mixed)."""
         with np.load(path) as data:
-            kept = [k for k in data.files if k not in ("paths", "detector")]
-            if not (set(VARIANTS) <= set(kept) or {"arcface", "arcface_flip"} <= set(kept)):
-                raise ValueError(f"{path} was written by an older faceplus; delete it")
-            return cls(list(data["paths"]), {k: data[k] for k in kept}, list(data["detector"]))
+            kept = [k for k in data.files if k not in ("paths", "detector", "model_id")]
+            if "model_id" not in data.files or not (
+                set(VARIANTS) <= set(kept) or {"arcface", "arcface_flip"} <= set(kept)
+            ):
+                raise ValueError(f"{path} was written by an older faceplus (no model id); delete it")
+            made_by = str(data["model_id"])
+            check_model(path, made_by, model_id)
+            return cls(list(data["paths"]), {k: data[k] for k in kept}, list(data["detector"]), made_by)
+
+
+def check_model(path: Path, made_by: str, expected: str | None) -> None:
+    """Refuse a cache of embeddings another identity model made: their distances mean nothing together."""
+    if expected is not None and made_by != expected:
+        raise ValueError(f"{path} holds embeddings of {made_by}, not {expected}: delete it or give another cache")
+
+
+def model_id_of(embedder: str) -> str:
+    """``Engine.model_id`` of ``embedder`` (``FACEPLUS_EMBEDDER`` value), known without loading the model."""
+    from dataclasses import replace
+
+    from faceplus.engine import Engine
+
+    return Engine(replace(Settings(), embedder=embedder)).model_id
+
+
+def cache_path(cache: Path, model_id: str, detector: str | None = None) -> Path:
+    """The file a cache named ``cache`` really is: one per identity model (and primary detector, if given).
+
+    The name carries the model id (``/`` made ``-``), so changing ``FACEPLUS_EMBEDDER`` or the default model
+    starts a new file instead of reading another model's vectors; the file records the id too (:meth:`load`).
+    """
+    parts = [cache.stem, *([detector] if detector else []), model_id.replace("/", "-")]
+    return cache.with_name("-".join(parts) + cache.suffix)
 
 
 _worker_engine = None
-
-
-def embedder_suffix(embedder: str) -> str:
-    """What a cache file's name carries for ``embedder``: nothing for ``resnet`` (the default of older caches,
-    which stay valid), else ``-<name>``."""
-    return "" if embedder == "resnet" else f"-{embedder}"
 
 
 def _init_worker(detector: str, embedder: str) -> None:
@@ -140,14 +174,19 @@ def embed_folder(
 
     ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
     serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one embedder (their names are appended; the default embedder's is not, so older caches stay valid).
+    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading).
     """
     embedder = embedder or Settings.from_env().embedder
+    model_id = model_id_of(embedder)
     if cache:
-        cache = cache.with_name(f"{cache.stem}-{detector}{embedder_suffix(embedder)}{cache.suffix}")
+        cache = cache_path(cache, model_id, detector)
     names = variants(embedder)
     relpaths = list(dict.fromkeys(relpaths))
-    done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
+    done = (
+        FolderEmbeddings.load(cache, model_id)
+        if cache and cache.is_file()
+        else FolderEmbeddings([], {}, [], model_id)
+    )
     known = done.index()
     todo = [p for p in relpaths if p not in known]
     if todo:
@@ -162,7 +201,7 @@ def embed_folder(
                 found.append(np.full((len(names), 128), np.nan, np.float32) if raw is None else raw)
                 detectors.append(found_by)
         stacked = np.stack(found)
-        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(names)}, detectors)
+        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(names)}, detectors, model_id)
         done = (
             new
             if not done.paths
@@ -170,6 +209,7 @@ def embed_folder(
                 done.paths + new.paths,
                 {k: np.concatenate([done.raw[k], new.raw[k]]) for k in names},
                 done.detector + new.detector,
+                model_id,
             )
         )
         if cache:

@@ -5,16 +5,21 @@ eval and tests). Per frame: every face (dlib HOG with the engine's fallbacks), a
 embedding, eye status (:mod:`faceplus.analysis.eyes`), mouth status (:mod:`faceplus.analysis.mouth`) and head
 pose (:mod:`faceplus.analysis.headpose`). About 0.23 s per 640x480 frame on one CPU core.
 
-Videos are decoded with OpenCV's FFmpeg build (``cv2.VideoCapture`` on a temporary file): any container and
-codec FFmpeg reads (MP4/H.264, WebM/VP8/VP9, ...). Frame times come from the stream (``CAP_PROP_POS_MSEC``).
+Videos are decoded with OpenCV's FFmpeg build (``cv2.VideoCapture`` on a file), real video containers only:
+MP4/MOV (ISO BMFF), WebM/Matroska and AVI, recognised by their first bytes (:func:`sniff_container`), with any codec
+FFmpeg reads in them. Anything else is refused before FFmpeg sees it: FFmpeg also reads formats that open other
+files (an ``ffconcat`` list, an HLS playlist, image sequences), and a 50-byte concat list once made it decode
+another upload. FFmpeg itself is held to the same demuxers and to the ``file`` protocol
+(:data:`FFMPEG_CAPTURE_OPTIONS`), and the file sits alone in an empty private folder the caller gives (the server:
+:class:`faceplus.private_temp.PrivateTemp`). Frame times come from the stream (``CAP_PROP_POS_MSEC``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -35,6 +40,25 @@ class VideoError(FaceplusError):
 
     code = "VIDEO_ERROR_UNSUPPORTED_FORMAT"
     http_status = 400
+
+
+#: FFmpeg demuxers a capture may be read with (names as FFmpeg's ``format_whitelist`` matches them) and the only
+#: protocol it may open: set for every capture through OpenCV's ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` (read at each open).
+FFMPEG_DEMUXERS = "mov,mp4,matroska,webm,avi"
+FFMPEG_CAPTURE_OPTIONS = f"format_whitelist;{FFMPEG_DEMUXERS}|protocol_whitelist;file"
+#: First box types of an ISO BMFF file (MP4, MOV, 3GP): ``ftyp``, or QuickTime's older leading boxes.
+_ISO_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip"})
+
+
+def sniff_container(data: bytes) -> str | None:
+    """The container of a capture from its first bytes ("mp4", "webm" or "avi"), None for anything else."""
+    if len(data) >= 12 and data[4:8] in _ISO_BOXES:
+        return "mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska and WebM
+        return "webm"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "avi"
+    return None
 
 
 class VideoTooLong(FaceplusError):
@@ -121,25 +145,37 @@ def measure_frames(
     return out
 
 
-def decode_video(data: bytes, limits: VideoLimits) -> tuple[list[bytes], list[float]]:
+def decode_video(data: bytes, limits: VideoLimits, folder: Path) -> tuple[list[bytes], list[float]]:
     """Up to ``max_frames`` frames spread evenly over the video, as JPEG bytes, and their times (ms).
 
-    Raises :class:`VideoError` for anything FFmpeg cannot read, :class:`VideoTooLong` past ``max_duration_ms``.
+    ``folder``: an empty private folder the file is written in (and removed from) for FFmpeg to read. Raises
+    :class:`VideoError` for anything but a video container FFmpeg can read, :class:`VideoTooLong` past
+    ``max_duration_ms``.
     """
     if len(data) > limits.max_bytes:
         raise ImageFileTooLarge("video too large", param="video_file")
-    fd, path = tempfile.mkstemp(suffix=".video")
+    container = sniff_container(data)
+    if container is None:
+        raise VideoError("not a video container (MP4/MOV, WebM/Matroska or AVI)", param="video_file")
+    path = Path(folder) / f"capture.{container}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        return _decode_file(path, limits)
+        return _decode_file(str(path), limits)
     finally:
-        os.unlink(path)
+        path.unlink(missing_ok=True)
+
+
+def open_capture(path: str) -> cv2.VideoCapture:
+    """``path`` opened by FFmpeg held to :data:`FFMPEG_CAPTURE_OPTIONS` (OpenCV reads them at each open)."""
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_CAPTURE_OPTIONS
+    return cv2.VideoCapture(path, cv2.CAP_FFMPEG)
 
 
 def _frame_times(path: str, limits: VideoLimits) -> list[float]:
     """First pass: every frame's time (ms), without converting pixels; refuses past the duration cap."""
-    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    capture = open_capture(path)
     if not capture.isOpened():
         raise VideoError("not a video", param="video_file")
     try:
@@ -173,7 +209,7 @@ def pick_evenly(times: Sequence[float], count: int) -> list[int]:
 def _decode_file(path: str, limits: VideoLimits) -> tuple[list[bytes], list[float]]:
     times = _frame_times(path, limits)
     keep = set(pick_evenly(times, limits.max_frames))
-    capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    capture = open_capture(path)
     frames: list[bytes] = []
     kept_times: list[float] = []
     try:

@@ -1,41 +1,78 @@
-"""Pick the store from the settings: PostgreSQL when ``database_url`` is set, else SQLite in the data folder."""
+"""The one entrance from settings to a store: PostgreSQL for a ``postgresql://`` URL, else SQLite in a data folder.
+
+Why one entrance: a second one that took only a location (for ``faceplus migrate``) dropped the settings, so an
+encrypted data folder could not be opened with ``FACEPLUS_DATA_KEY`` set. And a location is classified strictly: a
+URL with any other scheme (``postgresql+psycopg://``, ``mysql://``) is refused, never read as a folder name (that
+silently made a SQLite folder named after the URL, password included). Messages never echo the URL's password.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from faceplus.settings import SettingError
 from faceplus.store.base import Store
 
 if TYPE_CHECKING:
     from faceplus.settings import ServerSettings
 
+#: The URL schemes of a PostgreSQL database (psycopg's own).
+DATABASE_SCHEMES = ("postgresql", "postgres")
+#: ``scheme:`` then ``//``: anything shaped like a URL (a Windows drive letter is one character, not a scheme).
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)://")
+
+
+class StoreLocationError(SettingError):
+    """A database URL faceplus cannot use; the message names the variable or option, never the password."""
+
 
 def is_database_url(value: str | Path | None) -> bool:
-    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+    """Whether ``value`` names a PostgreSQL database (any other URL scheme raises :class:`StoreLocationError`)."""
+    if not isinstance(value, str):
+        return False
+    match = _URL.match(value.strip())
+    if match is None:
+        return False
+    scheme = match.group(1)
+    if scheme.lower() not in DATABASE_SCHEMES:
+        raise StoreLocationError(
+            f"unsupported database URL scheme {scheme!r}: use postgresql://user:pass@host:port/db "
+            "(faceplus picks its own driver), or a data folder path"
+        )
+    return True
 
 
-def open_store(settings: ServerSettings) -> Store:
-    """The store the server runs on (``FACEPLUS_DATABASE_URL`` selects PostgreSQL)."""
-    if settings.database_url:
-        return open_location(settings.database_url, settings)
-    return open_location(settings.data_dir, settings)
+def configured_location(settings: ServerSettings) -> str | Path:
+    """Where the server's store is: ``FACEPLUS_DATABASE_URL`` when set (a ``postgresql://`` URL, anything else
+    refused), else the data folder."""
+    url = settings.database_url
+    if not url:
+        return settings.data_dir
+    try:
+        if is_database_url(url):
+            return url
+    except StoreLocationError as exc:
+        raise StoreLocationError(f"FACEPLUS_DATABASE_URL: {exc}") from None
+    raise StoreLocationError("FACEPLUS_DATABASE_URL: expected postgresql://user:pass@host:port/db")
 
 
-def open_location(location: str | Path, settings: ServerSettings | None = None) -> Store:
-    """A store at a data folder or a ``postgresql://`` URL (the migrate command opens both kinds)."""
+def open_store(settings: ServerSettings, location: str | Path | None = None) -> Store:
+    """The store at ``location`` (a data folder or a ``postgresql://`` URL) opened with ``settings``; without a
+    location, the one the server runs on (:func:`configured_location`)."""
+    if location is None:
+        location = configured_location(settings)
     if is_database_url(location):
         from faceplus.store.postgres import PostgresStore
 
-        if settings is None:
-            return PostgresStore(str(location))
         if settings.data_key:
             logging.getLogger("faceplus.store").warning(
                 "FACEPLUS_DATA_KEY is ignored on PostgreSQL: encrypt its storage instead (docs/SECURITY.md)"
             )
         return PostgresStore(
-            str(location),
+            str(location).strip(),
             pool_size=settings.db_pool_size,
             hnsw_threshold=settings.db_hnsw_threshold,
             ef_search=settings.db_ef_search,
@@ -44,7 +81,5 @@ def open_location(location: str | Path, settings: ServerSettings | None = None) 
     from faceplus.store.sqlite import SQLiteStore
     from faceplus.store.vector_index import HnswParams
 
-    if settings is None:
-        return SQLiteStore.in_folder(Path(location))
     hnsw = HnswParams(threshold=settings.hnsw_threshold, ef_search=settings.hnsw_ef_search)
     return SQLiteStore.in_folder(Path(location), settings.data_key, hnsw)
