@@ -135,14 +135,15 @@ def test_template_points_map_onto_themselves_and_a_scaled_face_is_undone() -> No
 
 
 def test_the_engine_aligns_on_face_keypoints_when_a_detector_gives_them(engine: Engine, lfw_faces: dict) -> None:
-    decoded, face = person(lfw_faces, 0)[0]
-    derived = engine.chips(decoded.rgb, [face])
-    assert derived.shape == (1, 112, 112, 3) and derived.dtype == np.uint8
-    assert np.array_equal(derived, arcface_chips(decoded.rgb, [keypoints_from_68(face.landmarks68)]))
     from dataclasses import replace
 
-    shifted = replace(face, keypoints=keypoints_from_68(face.landmarks68) + np.float32([6, 0]))
-    assert not np.array_equal(engine.chips(decoded.rgb, [shifted]), derived)
+    decoded, face = person(lfw_faces, 0)[0]
+    derived = engine.chips(decoded.rgb, [replace(face, keypoints=None)])  # no detector points: from the 68
+    assert derived.shape == (1, 112, 112, 3) and derived.dtype == np.uint8
+    assert np.array_equal(derived, arcface_chips(decoded.rgb, [keypoints_from_68(face.landmarks68)]))
+    given = keypoints_from_68(face.landmarks68) + np.float32([6, 0])
+    chip = engine.chips(decoded.rgb, [replace(face, keypoints=given)])
+    assert np.array_equal(chip, arcface_chips(decoded.rgb, [given])) and not np.array_equal(chip, derived)
 
 
 # -- the engine --------------------------------------------------------------------------------------------
