@@ -63,6 +63,8 @@ _RETINA_TO_DLIB = (-0.101, 0.129, 1.123, 0.824)
 _HOG_FACE_PX = 130.0 * (5 / 6) ** 2
 _HOG_CROP = 2.0
 _HOG_CONFIRM_IOU = 0.4
+#: The overlap a RetinaFace box must have with a given ``face_rectangle`` to lend it its five points.
+_GIVEN_BOX_IOU = 0.3
 #: The same for MMOD re-boxing a short-range face HOG did not confirm (MMOD's window is ~80 px too).
 _MMOD_FACE_PX = 130.0
 _MMOD_CROP = 2.0
@@ -191,19 +193,45 @@ class DetectorChain:
         As for BlazeFace (:meth:`blazeface`): dlib's landmark predictors need HOG-style boxes, so a face HOG does
         not confirm keeps RetinaFace's box mapped to dlib's convention (``retinaface-box``, re-fitted by the engine).
         """
+        hits = []
+        for mapped in self.retinaface_hits(rgb if view is None else view, factor):
+            found = self.hog_box(rgb, mapped, "retinaface")
+            hits.append(mapped if found is None else replace(found, keypoints=mapped.keypoints))
+        return _drop_straddling(hits)
+
+    def retinaface_hits(self, view: np.ndarray, factor: int) -> list[Detection]:
+        """RetinaFace's faces in ``view`` (the image reduced by ``factor``) as detections in image pixels, each box
+        mapped to dlib's convention (``retinaface-box``) and carrying its five points."""
         dx, dy, sw, sh = _RETINA_TO_DLIB
         hits = []
-        for det in self._retinaface.detect(rgb if view is None else view):
+        for det in self._retinaface.detect(view):
             x0, y0, x1, y1 = (v * factor for v in det.box)
             w, h = x1 - x0, y1 - y0
             left, top = x0 + dx * w, y0 + dy * h
             points = det.keypoints * factor
-            mapped = Detection(
-                left, top, left + sw * w, top + sh * h, det.score, "retinaface-box", BoxStyle.FOREIGN, points
+            hits.append(
+                Detection(left, top, left + sw * w, top + sh * h, det.score, "retinaface-box", BoxStyle.FOREIGN, points)
             )
-            found = self.hog_box(rgb, mapped, "retinaface")
-            hits.append(mapped if found is None else replace(found, keypoints=points))
-        return _drop_straddling(hits)
+        return hits
+
+    def keypoints_at(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
+        """RetinaFace's five points for the face in a given box (Face++ ``face_rectangle``), or None.
+
+        A client passing back a box detect returned should get the embedding detect gave: so RetinaFace runs on the
+        very view its chain step sees (one network pass, no re-boxing), and the face whose box overlaps the given one
+        most (IoU >= ``_GIVEN_BOX_IOU``) lends its points. None under another primary detector or where no face
+        overlaps: the engine then derives the points from the landmarks.
+        """
+        if self.settings.detector != "retinaface":
+            return None
+        factor = max(1, max(rgb.shape[:2]) // max(self.settings.retinaface_max_side, 1))
+        view = Budget(0, 0.0).reduced(rgb, factor)
+        best, best_iou = None, _GIVEN_BOX_IOU
+        for hit in self.retinaface_hits(view, factor):
+            iou = hit.box().iou(box)
+            if iou >= best_iou:
+                best, best_iou = hit.keypoints, iou
+        return best
 
     def blazeface_step(self, model: str) -> Step:
         """A chain step running BlazeFace on a whole-factor reduction of a large image (its input is 192 px)."""

@@ -246,7 +246,8 @@ class Engine:
     def face_at(self, image: ImageSource | DecodedImage, box: Box, *, embed: bool = True) -> Face:
         """The face inside a given rectangle, skipping detection (Face++ ``face_rectangle``)."""
         decoded = self.load(image)
-        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN))
+        keypoints = self.detectors.keypoints_at(decoded.rgb, box)
+        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN, keypoints))
         if embed:
             self.embed_faces(decoded.rgb, [face])
         return face
