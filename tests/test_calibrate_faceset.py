@@ -254,7 +254,10 @@ def test_faces_without_a_user_id_are_left_out_not_counted_as_impostors(
         labelled = [members.tokens[row] for row in rows]
         now = time.time()
         box = {"top": 0, "left": 0, "width": 9, "height": 9}
-        copies = [FaceRecord(tenant, secrets.token_hex(16), members.vectors[row], box, "", now) for row in rows]
+        copies = [
+            FaceRecord(tenant, secrets.token_hex(16), members.vectors[row], box, "", now, model=members.model)
+            for row in rows
+        ]
         store.add_faces(copies)
         unlabelled = [c.face_token for c in copies]
         for outer_id, tokens in (("mixed", labelled + unlabelled), ("nolabels", unlabelled)):
