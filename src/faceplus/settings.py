@@ -28,6 +28,9 @@ LOCAL_TENANT = "local"
 DETECTORS = ("blazeface", "hog")
 #: The identity models the engine can run (``FACEPLUS_EMBEDDER``): dlib's ResNet exact (fp32) or int8-quantized.
 EMBEDDERS = ("resnet", "resnet-int8")
+#: Where the 68 landmarks come from (``FACEPLUS_LANDMARKS``, faceplus.landmarks): MediaPipe's mesh, the mesh with
+#: dlib's 68-point predictor where the mesh sees no face, or dlib's predictor (its data forbids commercial use).
+LANDMARK_SOURCES = ("mesh", "mesh-or-dlib68", "dlib68")
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -152,6 +155,13 @@ class Settings:
         True, "Embed each chip and its mirror image and average them (lfw-dev: +0.1 pt).", "engine"
     )
     alignment: int = setting(68, "Landmarks the chip is aligned on: 68 or 5.", "engine")
+    landmarks: str = setting(
+        "mesh",
+        "Where the 68 landmarks come from: mesh (MediaPipe's face mesh, Apache-2.0), mesh-or-dlib68 (dlib's "
+        "68-point predictor where the mesh sees no face) or dlib68 (dlib's predictor, trained on iBUG 300-W, "
+        "whose owners forbid commercial use); docs/LANDMARKS.md.",
+        "engine",
+    )
     embedder: str = setting(
         "resnet",
         "Identity model: resnet (dlib's ResNet, exact) or resnet-int8 (its int8 quantization, built locally: "
