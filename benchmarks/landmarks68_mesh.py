@@ -9,13 +9,17 @@ Sets: ``lfw-fit``/``lfw-held``: one photo of each of 600 random lfw-dev people (
 the mapping was fitted on ``lfw-fit`` (``--fit`` prints the nearest vertex per point there again);
 ``utkface``: utkface-dev (never used for fitting); ``group``: the 9 group photos, every face found.
 
-    uv run python benchmarks/landmarks68_mesh.py [--sets lfw-held utkface group] [--limit N] [--fit]
+``--speed N``: ms per face of each source's ``Landmarker.landmarks68`` on N lfw-held faces, interleaved in one run
+(the 68-point predictor and its 100 MB file loaded before timing; the mesh costs one 5-point fit and one mesh).
+
+    uv run python benchmarks/landmarks68_mesh.py [--sets lfw-held utkface group] [--limit N] [--fit] [--speed N]
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from faceplus.analysis.ibug68 import MESH_TO_IBUG68, REGIONS, ibug68_from_mesh
 from faceplus.engine import Engine
-from faceplus.landmarks import MIN_PRESENCE, mesh_eye_points
+from faceplus.landmarks import MIN_PRESENCE, Landmarker, mesh_eye_points
 from faceplus.settings import Settings
 
 DATA = Path("../shared/data")
@@ -85,13 +89,36 @@ def fit(dlib68: np.ndarray, meshes: np.ndarray) -> None:
     print("differs from MESH_TO_IBUG68 at:", [i for i, v in enumerate(nearest) if v != MESH_TO_IBUG68[i]])
 
 
+def speed(engine: Engine, count: int) -> None:
+    """ms per face of each landmark source, alternating faces so both see the same machine load."""
+    landmarkers = {s: Landmarker(s, engine.dlib, lambda: engine.landmarker.mesh) for s in ("dlib68", "mesh")}
+    faces = []
+    for path in lfw_sample(1)[:count]:
+        decoded = engine.load(str(path))
+        faces += [(decoded.rgb, f.box) for f in engine.detect(decoded, embed=False)[:1]]
+    spent = dict.fromkeys(landmarkers, 0.0)
+    for _ in range(3):
+        for rgb, box in faces:
+            for source, landmarker in landmarkers.items():
+                start = time.perf_counter()
+                landmarker.landmarks68(rgb, box)
+                spent[source] += time.perf_counter() - start
+    per_face = {s: 1000 * t / (3 * len(faces)) for s, t in spent.items()}
+    ratio = per_face["mesh"] / per_face["dlib68"]
+    print(", ".join(f"{s} {ms:.2f} ms/face" for s, ms in per_face.items()), f"(mesh/dlib68 {ratio:.2f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", nargs="+", default=["lfw-held", "utkface", "group"])
     parser.add_argument("--limit", type=int, help="at most this many images per set (spread evenly)")
     parser.add_argument("--fit", action="store_true", help="print the nearest vertices on lfw-fit")
+    parser.add_argument("--speed", type=int, metavar="N", help="only time both sources on N lfw-held faces")
     args = parser.parse_args()
     engine = Engine(replace(Settings.from_env(), landmarks="dlib68"))
+    if args.speed:
+        speed(engine, args.speed)
+        return
     print("mean distance from dlib's 68 points, in outer eye-corner distances")
     print("| set | faces | " + " | ".join(REGIONS) + " | all, mean | all, median | faces > 0.1 | presence < 0.5 |")
     print("|---" * (len(REGIONS) + 7) + "|")

@@ -124,13 +124,16 @@ def embed_images(
 ) -> Embedded:
     """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given.
 
-    The engine is ``FACEPLUS_*``'s; a cache of another embedder than the default is a file of its own.
+    The engine is ``FACEPLUS_*``'s; a cache of another embedder than the default, or of other landmarks than
+    dlib68, is a file of its own.
     """
-    from faceplus.evaluation.folder_embeddings import embedder_suffix
+    from faceplus.evaluation.folder_embeddings import embedder_suffix, landmarks_suffix
     from faceplus.settings import Settings
 
     if cache:
-        cache = cache.with_name(f"{cache.stem}{embedder_suffix(Settings.from_env().embedder)}{cache.suffix}")
+        settings = Settings.from_env()
+        suffix = f"{embedder_suffix(settings.embedder)}{landmarks_suffix(settings.landmarks)}"
+        cache = cache.with_name(f"{cache.stem}{suffix}{cache.suffix}")
     relpaths = list(dict.fromkeys(relpaths))
     done = (
         Embedded.load(cache)

@@ -82,7 +82,13 @@ def embedder_suffix(embedder: str) -> str:
     return "" if embedder == Settings().embedder else f"-{embedder}"
 
 
-def _init_worker(detector: str, embedder: str) -> None:
+def landmarks_suffix(landmarks: str) -> str:
+    """What a cache file's name carries for the landmark source: nothing for dlib68 (every cache made before
+    the mesh became the default was made with it), else ``-<source>``."""
+    return "" if landmarks == "dlib68" else f"-{landmarks}"
+
+
+def _init_worker(detector: str, embedder: str, landmarks: str) -> None:
     global _worker_engine
     from faceplus.engine import Engine
 
@@ -91,6 +97,7 @@ def _init_worker(detector: str, embedder: str) -> None:
         limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
         detection=DetectionSettings(detector=detector, min_face=20),
         embedder=embedder,
+        landmarks=landmarks,
     )
     _worker_engine = Engine(settings)
 
@@ -125,11 +132,14 @@ def embed_folder(
 
     ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
     serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one embedder (their names are appended; the default embedder's is not, so older caches stay valid).
+    and one embedder (their names are appended; the default embedder's is not, so older caches stay valid) and
+    one landmark source (``FACEPLUS_LANDMARKS``, appended unless dlib68).
     """
     embedder = embedder or Settings.from_env().embedder
+    landmarks = Settings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
     if cache:
-        cache = cache.with_name(f"{cache.stem}-{detector}{embedder_suffix(embedder)}{cache.suffix}")
+        suffix = f"{embedder_suffix(embedder)}{landmarks_suffix(landmarks)}"
+        cache = cache.with_name(f"{cache.stem}-{detector}{suffix}{cache.suffix}")
     relpaths = list(dict.fromkeys(relpaths))
     done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
     known = done.index()
@@ -139,7 +149,7 @@ def embed_folder(
         found: list[np.ndarray] = []
         detectors: list[str] = []
         with ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder)
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder, landmarks)
         ) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
             for raw, found_by in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
