@@ -7,6 +7,7 @@ faceplus.landmarks.MIN_PRESENCE (where ``mesh-or-dlib68`` would fall back).
 
 Sets: ``lfw-fit``/``lfw-held``: one photo of each of 600 random lfw-dev people (seed 0), alternate faces:
 the mapping was fitted on ``lfw-fit`` (``--fit`` prints the nearest vertex per point there again);
+``lfw-all``: every lfw-dev image (the fit's 300 among them: for the fallback count);
 ``utkface``: utkface-dev (never used for fitting); ``group``: the 9 group photos, every face found.
 
 ``--speed N``: ms per face of each source's ``Landmarker.landmarks68`` on N lfw-held faces, interleaved in one run
@@ -46,6 +47,8 @@ def images(name: str) -> tuple[list[Path], bool]:
         return lfw_sample(0), False
     if name == "lfw-held":
         return lfw_sample(1), False
+    if name == "lfw-all":
+        return sorted((DATA / "lfw-dev").glob("*/*.jpg")), False
     if name == "utkface":
         return sorted((DATA / "utkface-dev" / "images").glob("*.jpg")), False
     return sorted((DATA / "group-photos" / "images").glob("*.jpg")), True
