@@ -124,8 +124,8 @@ def embed_images(
 ) -> Embedded:
     """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given.
 
-    The engine is ``FACEPLUS_*``'s; a cache of another embedder than the default, or of other landmarks than
-    dlib68, is a file of its own.
+    The engine is ``FACEPLUS_*``'s; a cache of another embedder or landmark source than the
+    default is a file of its own.
     """
     from faceplus.evaluation.folder_embeddings import embedder_suffix, landmarks_suffix
     from faceplus.settings import Settings

@@ -83,9 +83,12 @@ def embedder_suffix(embedder: str) -> str:
 
 
 def landmarks_suffix(landmarks: str) -> str:
-    """What a cache file's name carries for the landmark source: nothing for dlib68 (every cache made before
-    the mesh became the default was made with it), else ``-<source>``."""
-    return "" if landmarks == "dlib68" else f"-{landmarks}"
+    """What a cache file's name carries for the landmark source: nothing for the default, else ``-<source>``.
+
+    Caches made before the mesh became the default hold dlib68-aligned vectors under the plain name: delete
+    them (or rename them with ``-dlib68``) after upgrading.
+    """
+    return "" if landmarks == Settings().landmarks else f"-{landmarks}"
 
 
 def _init_worker(detector: str, embedder: str, landmarks: str) -> None:
@@ -133,7 +136,7 @@ def embed_folder(
     ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
     serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
     and one embedder (their names are appended; the default embedder's is not, so older caches stay valid) and
-    one landmark source (``FACEPLUS_LANDMARKS``, appended unless dlib68).
+    one landmark source (``FACEPLUS_LANDMARKS``, appended unless the default).
     """
     embedder = embedder or Settings.from_env().embedder
     landmarks = Settings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
