@@ -109,7 +109,7 @@ def test_calibration_embeds_with_the_configured_embedder(
 ) -> None:
     """``faceplus calibrate`` / ``eval lfw`` embed with FACEPLUS_EMBEDDER (thresholds fit what serving scores),
     and an int8 cache is a file of its own, never mixed with fp32 vectors."""
-    from faceplus.evaluation.folder_embeddings import embed_folder
+    from faceplus.evaluation.folder_embeddings import FolderEmbeddings, cache_path, embed_folder, model_id_of
 
     root = shared_data / "lfw-dev"
     photos = ["Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"]
@@ -118,7 +118,11 @@ def test_calibration_embeds_with_the_configured_embedder(
     monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
     embedded = embed_folder(root, photos, workers=1, cache=cache, progress=False)
     fast = embedded.vectors()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb-blazeface-resnet-int8.npz", "emb-blazeface.npz"]
+    files = {e: cache_path(cache, model_id_of(e), "blazeface") for e in ("resnet", "resnet-int8")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files.values())
+    assert "fp32" in files["resnet"].name and "int8" in files["resnet-int8"].name
+    with pytest.raises(ValueError, match="not dlib-resnet-v1/int8"):  # renamed by hand: refused, not mixed
+        FolderEmbeddings.load(files["resnet"], model_id_of("resnet-int8"))
     moved = np.linalg.norm(exact - fast, axis=1)
     assert np.all(moved > 1e-4) and np.all(moved < MAX_L2), moved  # the int8 model ran, and stayed near fp32
     # The fit uses the serving engine's chip too (one pass here), and the file says so.

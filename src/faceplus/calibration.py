@@ -40,6 +40,12 @@ class Calibration:
         """What the thresholds were measured on, in a few words (the reply's ``calibration`` field)."""
         return str(self.info.get("calibrated_on") or self.info.get("data", "unknown"))
 
+    @property
+    def model_id(self) -> str | None:
+        """The identity model whose distances the thresholds are in (``info["model_id"]``, written by
+        ``faceplus calibrate`` and ``eval far --save-cohort``); None for a file that does not say."""
+        return self.info.get("model_id") or None
+
     def cohort(self) -> CohortNorm | None:
         """The cohort scores are normalised against (loaded once per file), or None for raw distances."""
         if not self.normalization:
@@ -47,12 +53,22 @@ class Calibration:
         n = self.normalization
         return _load_cohort(str(n["cohort"]), int(n["k"]), float(n["reference"]))
 
-    def score(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
-        """The distance the thresholds apply to: L2, or cohort-normalised; the same whichever side is first."""
+    def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The distance the thresholds apply to, for every row of ``a`` [n, d] against every row of ``b`` [m, d].
+
+        L2 (:func:`l2_distances`), or cohort-normalised (:meth:`CohortNorm.distances`): [n, m], float64, the same
+        whichever side is first. compare and search score through here, so they cannot drift apart.
+        """
         norm = self.cohort()
-        if norm is None:
-            return float(np.linalg.norm(np.asarray(embedding1) - np.asarray(embedding2)))
-        return norm.distance(embedding1, embedding2)
+        return l2_distances(a, b) if norm is None else norm.distances(a, b)
+
+    def score(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
+        """:meth:`scores` of one pair."""
+        return float(self.scores(np.ravel(embedding1)[None], np.ravel(embedding2)[None])[0, 0])
+
+    def confidences(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Confidence 0-100 of every pair of rows of ``a`` [n, d] and ``b`` [m, d]: [n, m]."""
+        return np.asarray(self.confidence(self.scores(a, b)), np.float64)
 
     def confidence(self, distance: float | np.ndarray) -> float | np.ndarray:
         """Confidence 0-100, decreasing with distance."""
@@ -196,6 +212,30 @@ def measured_far(calibration: Calibration, impostor: np.ndarray) -> dict[str, fl
 SAME_FACE_DISTANCE = 0.01
 
 
+#: Differences held at once by :func:`l2_distances` (float64: 8 MB).
+_BLOCK_VALUES = 1 << 20
+
+
+def l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L2 distance of every row of ``a`` [n, d] to every row of ``b`` [m, d]: [n, m] float64.
+
+    From the differences themselves, a row at a time (in blocks), so a pair's distance is the same number
+    whatever else is scored with it: a matrix product's rounding depends on the matrix shapes (float32, unit
+    embeddings: ~1e-7 between a 1-row and a 21-row product, benchmarks/scoring.py; now and then that moves a
+    confidence's rounded third decimal), and compare scores one pair where search scores many. Exactly
+    symmetric; about 0.4 us a pair on an idle core.
+    """
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"embeddings of different lengths: {a.shape[1]} and {b.shape[1]}")
+    out = np.empty((len(a), len(b)), np.float64)
+    rows = max(1, _BLOCK_VALUES // max(1, b.size))
+    for start in range(0, len(a), rows):
+        diff = a[start : start + rows, None, :] - b[None, :, :]
+        out[start : start + rows] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    return out
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -233,16 +273,18 @@ class CohortNorm:
         A face never counts itself: a cohort face closer than :data:`SAME_FACE_DISTANCE` (the same photo; an
         operator's cohort holds faces that are also enrolled and compared) is skipped, as in the fit.
         """
-        e = _unit(embeddings)
-        cohort = self.vectors.astype(np.float32)
+        e = _unit(embeddings).astype(np.float64)
+        cohort = self.vectors.astype(np.float64)
+        cohort_sq = (cohort * cohort).sum(1)
         out = np.empty(len(e), np.float64)
-        for start in range(0, len(e), 1024):
-            block = slice(start, start + 1024)
-            d = np.sqrt(np.maximum(2.0 - 2.0 * (e[block] @ cohort.T), 0.0))
+        for i, v in enumerate(e):
+            # One face at a time (a matrix-vector product of the same shape each time), in float64: a face's
+            # density is the same number alone (compare) or in a batch (search), which a matrix product is not.
+            d = np.sqrt(np.maximum(cohort_sq + v @ v - 2.0 * (cohort @ v), 0.0))
             d[d < SAME_FACE_DISTANCE] = np.inf
             if labels is not None and cohort_labels is not None:
-                d[labels[block, None] == cohort_labels[None, :]] = np.inf
-            out[block] = np.partition(d, self.k - 1, axis=1)[:, : self.k].mean(1)
+                d[cohort_labels == labels[i]] = np.inf
+            out[i] = np.partition(d, self.k - 1)[: self.k].mean()
         return out
 
     def save(self, path: Path) -> None:
@@ -263,9 +305,11 @@ class CohortNorm:
         shift = (np.asarray(density1) + np.asarray(density2)) / 2 - self.reference
         return np.asarray(distance) - strength * shift
 
+    def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Normalised distance of every row of ``a`` [n, d] to every row of ``b`` [m, d] (unit length first): [n, m]."""
+        ea, eb = _unit(a), _unit(b)
+        return self.normalize(l2_distances(ea, eb), self.density(ea)[:, None], self.density(eb)[None, :])
+
     def distance(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
         """Normalised distance of one pair; the same whichever side comes first."""
-        e = _unit(np.stack([np.ravel(embedding1), np.ravel(embedding2)]))
-        m = self.density(e)
-        raw = float(np.linalg.norm(e[0] - e[1]))
-        return float(self.normalize(raw, m[0], m[1]))
+        return float(self.distances(np.ravel(embedding1)[None], np.ravel(embedding2)[None])[0, 0])

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
-from faceplus.calibration import Calibration, compare_calibration, default_calibration
+from faceplus.calibration import Calibration, compare_calibration
 from faceplus.chips import IDENTITY, face_chips
 from faceplus.detection import DetectorChain
 from faceplus.errors import FaceplusError
@@ -156,11 +156,33 @@ class Engine:
 
     @cached_property
     def calibration(self) -> Calibration:
-        return self._calibration or default_calibration()
+        """The one calibration this engine scores and reports with (compare, search, :attr:`thresholds`):
+        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``, the shipped one).
+
+        A calibration that names the identity model it was fit on must be this engine's: another model's
+        distances mean nothing against its thresholds (ValueError, which ``faceplus serve`` reports at startup).
+        """
+        calibration = self._calibration or compare_calibration(self.settings.compare_calibration)
+        if calibration.model_id is not None and calibration.model_id != self.model_id:
+            raise ValueError(
+                f"the calibration ({calibration.calibrated_on}) was fit on distances of {calibration.model_id}, "
+                f"but this engine embeds with {self.model_id} (FACEPLUS_EMBEDDER): recalibrate with "
+                "faceplus calibrate, or choose the calibration made for this model"
+            )
+        return calibration
 
     @property
     def thresholds(self) -> dict[str, float]:
+        """The confidences at FAR 1e-3/1e-4/1e-5 that compare and search report."""
         return self.calibration.thresholds
+
+    def confidences(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """compare's confidence for every pair of rows of two embedding arrays: [n, 128] x [m, 128] -> [n, m].
+
+        The one scoring path: :meth:`match` (compare) and :meth:`score_hits` (search) report these numbers, by
+        :attr:`calibration` (raw L2, or cohort-normalised). A single embedding [128] counts as one row.
+        """
+        return self.calibration.confidences(np.atleast_2d(a), np.atleast_2d(b))
 
     # -- intake -------------------------------------------------------------------------------
     def load(self, image: ImageSource | DecodedImage, param: str | None = None) -> DecodedImage:
@@ -263,6 +285,7 @@ class Engine:
             landmarks5=self.dlib.landmarks(rgb, fit_box, 5),
             landmarks68=landmarks68,
             box_style=hit.style,
+            keypoints=hit.keypoints,
         )
 
     # -- embedding ----------------------------------------------------------------------------
@@ -305,45 +328,34 @@ class Engine:
             self.embed_faces(decoded.rgb, [face])
         return face
 
-    @cached_property
-    def match_calibration(self) -> Calibration:
-        """The calibration ``match``/``compare`` score with: ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``)."""
-        return self._calibration or compare_calibration(self.settings.compare_calibration)
-
     def match(self, embedding1: np.ndarray, embedding2: np.ndarray) -> Match:
-        """Compare two embeddings: Face++ confidence, the L2 distance, and the FAR thresholds."""
+        """Compare two embeddings: Face++ confidence (:meth:`confidences`), the L2 distance, and the thresholds."""
         distance = float(np.linalg.norm(np.asarray(embedding1) - np.asarray(embedding2)))
-        cal = self.match_calibration
-        score = distance if cal.normalization is None else cal.score(embedding1, embedding2)
-        return Match(float(cal.confidence(score)), distance, cal.thresholds, cal.calibrated_on)
+        confidence = float(self.confidences(embedding1, embedding2)[0, 0])
+        cal = self.calibration
+        return Match(confidence, distance, cal.thresholds, cal.calibrated_on)
 
     @property
     def rescores_search(self) -> bool:
-        """True when search hits must be re-scored with their embeddings (a cohort-normalised calibration)."""
-        return self.match_calibration.normalization is not None
+        """True when the index's L2 order is not the score order (a cohort-normalised calibration): search then
+        re-ranks more candidates than it returns."""
+        return self.calibration.normalization is not None
 
     def score_hits(
-        self,
-        query: np.ndarray,
-        hits: Sequence[tuple[str, float]],
-        embeddings: Mapping[str, np.ndarray] | None = None,
+        self, query: np.ndarray, hits: Sequence[tuple[str, float]], embeddings: Mapping[str, np.ndarray]
     ) -> list[tuple[str, float]]:
-        """(token, confidence) of search hits by the calibration compare uses, best first.
+        """(token, confidence) of search hits, best first: :meth:`confidences` of the query and each hit.
 
-        ``hits`` are (token, L2 distance) from a FaceSet's index. With a cohort-normalised calibration each hit
-        is re-scored from its embedding (``embeddings``, by token) and the hits re-ranked by that score, so
-        search and compare give one pair of faces the same confidence against the same thresholds.
+        ``hits`` are (token, L2 distance) from a FaceSet's index; each is scored from its embedding
+        (``embeddings``, by token; a hit without one, removed meanwhile, is dropped), so search and compare
+        give one pair of faces the same confidence against the same thresholds, whatever the calibration.
         """
-        cal = self.match_calibration
-        if cal.normalization is None:
-            scored = list(hits)
-        else:
-            assert embeddings is not None, "a cohort-normalised calibration needs the hits' embeddings"
-            scored = sorted(
-                ((t, cal.score(query, embeddings[t])) for t, _ in hits if t in embeddings), key=lambda h: h[1]
-            )
-        confidences = np.atleast_1d(cal.confidence(np.array([score for _, score in scored], np.float64)))
-        return [(t, float(c)) for (t, _), c in zip(scored, confidences, strict=True)]
+        tokens = [t for t, _ in hits if t in embeddings]
+        if not tokens:
+            return []
+        confidences = self.confidences(query, np.stack([embeddings[t] for t in tokens]))[0]
+        order = np.argsort(-confidences, kind="stable")
+        return [(tokens[i], float(confidences[i])) for i in order]
 
     def compare(self, image1: ImageSource | DecodedImage, image2: ImageSource | DecodedImage) -> Match:
         """Compare the largest face of each image."""

@@ -22,6 +22,8 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("FACEPLUS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+#: Screenshots of each console page that docs/TOOLS.md shows (committed; rewritten by every run of the tests).
+DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 SERVER = [sys.executable, "-m", "faceplus"]
 CHROMIUM_ARGS = [
     "--headless",
@@ -51,7 +53,14 @@ def console_server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) 
     assert key and secret, keys.stdout
     port = _free_port()
     # The group photo's faces are 30-50 px: Face++'s 48 px minimum (DETECT_MIN_FACE) off to draw them all.
-    env = {**os.environ, "FACEPLUS_RATE_LIMIT": "0", "FACEPLUS_DETECT_MIN_FACE": "0"}
+    # Small pages so the console's paging is exercised with a few faces.
+    env = {
+        **os.environ,
+        "FACEPLUS_RATE_LIMIT": "0",
+        "FACEPLUS_DETECT_MIN_FACE": "0",
+        "FACEPLUS_GETDETAIL_PAGE": "4",
+        "FACEPLUS_GETFACESETS_PAGE": "4",
+    }
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [*SERVER, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "error"],
@@ -72,7 +81,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) 
             if time.monotonic() > deadline:
                 raise TimeoutError(log.read_text())
             time.sleep(0.3)
-        yield {"base": base, "api_key": key.group(1), "api_secret": secret.group(1)}
+        yield {"base": base, "api_key": key.group(1), "api_secret": secret.group(1), "data_dir": str(data)}
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -114,6 +123,20 @@ def screenshot(tab: object, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     out = ARTIFACTS / f"console-{name}.png"
     tab.screenshot(path=str(out), full_page=True)
+    return out
+
+
+def doc_screenshot(tab: object, name: str) -> Path:
+    """Write the visible part of the tab to docs/console/<name>.png (the docs' picture of that page), in 256
+    colours so the committed files stay small (about a third of the full-colour size)."""
+    from PIL import Image
+
+    DOC_SHOTS.mkdir(exist_ok=True)
+    out = DOC_SHOTS / f"{name}.png"
+    tab.screenshot(path=str(out), full_page=False)
+    with Image.open(out) as shot:
+        small = shot.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    small.save(out, optimize=True)
     return out
 
 

@@ -1,74 +1,175 @@
-"""The web console in a real browser against a real server: detect, compare and FaceSets, as a person uses them."""
+"""The web console in a real browser against a real server, one test per page, as a person uses it.
+
+Each test also writes the page's picture for the docs (docs/console/<page>.png, shown in docs/TOOLS.md).
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from .conftest import group_photo_truth, lfw_people, screenshot
+import cv2
+import httpx
+import numpy as np
+
+from .conftest import doc_screenshot, group_photo_truth, lfw_people, screenshot
 
 
-def test_console_is_served_at_root_without_a_cdn(page, console_server) -> None:
-    html = page.content()
-    assert "faceplus" in page.title()
-    assert "http://" not in html.replace(console_server["base"], "") and "https://" not in html
-    assert page.evaluate("sessionStorage.getItem('faceplus.api_key')") == console_server["api_key"]
+def _goto(page, name: str) -> None:
+    page.goto(page.url.split("#")[0] + "#" + name)
+    page.wait_for_selector(f"#page-{name}:not([hidden])")
 
 
-def test_sign_in_refuses_a_wrong_secret(browser, console_server) -> None:
-    context = browser.new_context()
+def test_sign_in_first_then_the_pages_at_400_px(browser, console_server) -> None:
+    context = browser.new_context(viewport={"width": 400, "height": 760})
     tab = context.new_page()
+    tab.set_default_timeout(60_000)
     tab.goto(console_server["base"] + "/")
+    # before sign-in: the form only, no nav and no "Sign out"
+    assert tab.is_visible("#signin-form") and tab.is_hidden("#nav") and tab.is_hidden("#signout")
+    assert "https://" not in tab.content()  # nothing from outside
+    for icon in ("/favicon.ico", "/favicon.svg"):
+        r = httpx.get(console_server["base"] + icon)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("image/"), icon
+    # a wrong secret: refused in words, still signed out
     tab.fill("#api-key", console_server["api_key"])
     tab.fill("#api-secret", "not-the-secret")
     tab.click("#signin-form button[type=submit]")
-    tab.wait_for_selector("#signin-error:not(:empty)")  # selector waits: the page's CSP forbids eval
-    assert "AUTHENTICATION_ERROR" in tab.text_content("#signin-error")
-    assert tab.is_hidden("#page-detect")
+    tab.wait_for_selector("#signin-error:not(:empty)")
+    error = tab.text_content("#signin-error")
+    assert "key or secret is wrong" in error and "AUTHENTICATION_ERROR" in error, error
+    assert tab.is_hidden("#page-detect") and tab.is_hidden("#nav")
+    doc_screenshot(tab, "signin-400px")
+    # the right pair: the pages appear, and nothing is wider than the 400 px screen
+    tab.fill("#api-secret", console_server["api_secret"])
+    tab.click("#signin-form button[type=submit]")
+    tab.wait_for_selector("#page-detect:not([hidden])")
+    assert tab.is_visible("#nav") and tab.is_visible("#signout")
+    assert tab.evaluate("sessionStorage.getItem('faceplus.api_key')") == console_server["api_key"]
+    for name in ("detect", "compare", "facesets", "people", "keys"):
+        _goto(tab, name)
+        widths = tab.evaluate(
+            "[document.documentElement.scrollWidth, document.querySelector('header').scrollWidth,"
+            " document.querySelector('header').getBoundingClientRect().right]"
+        )
+        assert max(widths) <= 400, (name, widths)
+        assert tab.locator("#nav a").nth(3).bounding_box()["x"] + 10 < 400
+    doc_screenshot(tab, "people-400px")
+    tab.click("#signout")
+    assert tab.is_visible("#signin-form") and tab.is_hidden("#nav")
+    assert tab.evaluate("sessionStorage.getItem('faceplus.api_key')") is None
     context.close()
 
 
-def test_detect_draws_every_face_of_a_group_photo(page, shared_data: Path) -> None:
+def _phone_photo(source: Path, out: Path) -> Path:
+    """A 4032x3024 JPEG of about 3 MB (an lfw-dev face scaled up, with sensor-like noise), as phones make."""
+    face = cv2.imread(str(source))
+    big = cv2.resize(face, (3024, 3024), interpolation=cv2.INTER_CUBIC)
+    big = cv2.copyMakeBorder(big, 0, 0, 504, 504, cv2.BORDER_REPLICATE)
+    noise = np.random.default_rng(0).normal(0, 9, big.shape)
+    noisy = np.clip(big.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(out), noisy, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return out
+
+
+def test_detect_page(page, shared_data: Path, tmp_path: Path) -> None:
     photo, annotated = group_photo_truth(shared_data)
     page.set_input_files("#detect-file", str(photo))
     page.wait_for_selector("#detect-canvas:not([data-face-count=''])")
-    shot = screenshot(page, "detect")
     drawn = int(page.get_attribute("#detect-canvas", "data-face-count"))
     assert drawn == annotated, page.text_content("#detect-status")
     assert page.locator("#detect-faces > li").count() == annotated
-    # the canvas shows the photo at full size, and the 5 largest faces carry landmarks and attributes
-    assert page.evaluate("document.getElementById('detect-canvas').width") > 300
     first = page.text_content("#detect-faces > li:first-child")
     assert "106 landmarks" in first and "age" in first and "headpose" in first and "emotion" in first
-    assert shot.stat().st_size > 10_000
+    doc_screenshot(page, "detect")
+    # a 3 MB, 4032 px phone photo: over the server's 2 MB, so shrunk in the browser, and its face found
+    phone = _phone_photo(sorted((shared_data / "lfw-dev" / "Bill_Clinton").glob("*.jpg"))[0], tmp_path / "phone.jpg")
+    assert phone.stat().st_size > 2.5 * 1024 * 1024
+    page.set_input_files("#detect-file", str(phone))
+    page.wait_for_selector("#detect-status:text-matches('found|failed')")
+    assert page.get_attribute("#detect-canvas", "data-face-count") == "1", page.text_content("#detect-status")
+    note = page.text_content("#detect-note")
+    assert "phone.jpg (4032×3024" in note and "was shrunk here" in note and "2 MB" in note, note
+    print(note)  # what the page said (docs/TOOLS.md quotes it)
+    # a photo whose only face is below this photo's smallest reported face (1/48 of 2400 px = 50 px): told why
+    small = np.full((2400, 2400, 3), 128, np.uint8)
+    face = cv2.resize(cv2.imread(str(shared_data / "lfw-dev" / "Bill_Clinton" / "Bill_Clinton_0001.jpg")), (90, 90))
+    small[1000:1090, 1000:1090] = face  # the face itself is about 40 px of the 90 px LFW frame
+    cv2.imwrite(str(tmp_path / "tiny-face.png"), small)
+    page.set_input_files("#detect-file", str(tmp_path / "tiny-face.png"))
+    page.wait_for_selector("#detect-status:text-matches('No face found in tiny-face')")
+    note = page.text_content("#detect-note")
+    assert "Faces smaller than 50 pixels in this photo are left out" in note, note
+    # a file that is no photo: a sentence, not a code beside an empty image box
+    (tmp_path / "notes.png").write_bytes(b"not an image at all")
+    page.set_input_files("#detect-file", str(tmp_path / "notes.png"))
+    page.wait_for_selector("#detect-status.error")
+    assert "not a photo" in page.text_content("#detect-status")
+    assert page.is_hidden("#detect-wrap")
 
 
-def _compare(page, photo1: Path, photo2: Path) -> tuple[str, float, str]:
-    page.goto(page.url.split("#")[0] + "#compare")
+def _compare(page, photo1: Path, photo2: Path) -> dict[str, str]:
     page.set_input_files("#compare-file1", str(photo1))
     page.set_input_files("#compare-file2", str(photo2))
+    for n, photo in ((1, photo1), (2, photo2)):
+        page.wait_for_selector(f"#compare-canvas{n}[data-file='{photo.name}']")
     page.click("#compare-run")
     page.wait_for_selector("#compare-result:not([data-verdict=''])")
+    page.wait_for_selector("#compare-result .compared-faces img[data-loaded]:nth-child(1)", state="attached")
     result = page.locator("#compare-result")
-    return result.get_attribute("data-verdict"), float(result.get_attribute("data-confidence")), result.inner_text()
+    return {
+        "verdict": result.get_attribute("data-verdict"),
+        "confidence": result.get_attribute("data-confidence"),
+        "threshold": result.get_attribute("data-threshold"),
+        "far": result.get_attribute("data-far"),
+        "text": result.inner_text(),
+    }
 
 
-def test_compare_one_person_and_two_people(page, shared_data: Path) -> None:
-    people = lfw_people(shared_data, at_least=3)
-    (_, same), (_, other) = people[0], people[1]
-    verdict, confidence, text = _compare(page, same[0], same[1])
-    screenshot(page, "compare-same")
-    assert verdict == "same", text
-    assert text.startswith("same person (confidence ") and " >= 1e-" in text and " threshold " in text
-    verdict2, confidence2, text2 = _compare(page, same[0], other[0])
-    screenshot(page, "compare-different")
-    assert verdict2 == "different", text2
-    assert text2.startswith("different people (confidence ") and " < 1e-3 threshold " in text2
-    assert confidence > confidence2
+def test_compare_page(page, shared_data: Path) -> None:
+    _goto(page, "compare")
+    assert page.input_value("#compare-far") == "1e-4"  # one rule everywhere: the CLI's and docs' default
+    clinton = sorted((shared_data / "lfw-dev" / "Bill_Clinton").glob("*.jpg"))
+    hillary = sorted((shared_data / "lfw-dev" / "Hillary_Clinton").glob("*.jpg"))
+    same = _compare(page, clinton[3], clinton[4])  # Bill_Clinton_0004 and 0005
+    assert same["verdict"] == "same" and same["far"] == "1e-4", same
+    assert "same person (confidence" in same["text"] and ">= the 1e-4 threshold" in same["text"]
+    # thumbnails of the two compared faces, and the compared face outlined on each photo
+    page.wait_for_selector("#compare-result .compared-faces img[data-loaded='1'] >> nth=1")
+    for n in (1, 2):
+        box = page.get_attribute(f"#compare-canvas{n}", "data-compared")
+        assert box and '"width"' in box, box
+    other = _compare(page, clinton[0], hillary[0])
+    assert other["verdict"] == "different" and "< the 1e-4 threshold" in other["text"], other
+    assert float(same["confidence"]) > float(other["confidence"])
+    # the verdict follows the chosen rate: 0010 vs 0011 judged at 1e-4 and at 1e-3
+    pair = (
+        shared_data / "lfw-dev" / "Bill_Clinton" / "Bill_Clinton_0010.jpg",
+        clinton[0].parent / "Bill_Clinton_0011.jpg",
+    )
+    strict = _compare(page, *pair)
+    page.select_option("#compare-far", "1e-3")
+    loose = _compare(page, *pair)
+    assert strict["confidence"] == loose["confidence"] and loose["far"] == "1e-3"
+    assert float(loose["threshold"]) < float(strict["threshold"])
+    for judged in (strict, loose):
+        assert judged["verdict"] == (
+            "same" if float(judged["confidence"]) >= float(judged["threshold"]) else "different"
+        )
+    assert page.evaluate("localStorage.getItem('faceplus.far')") == "1e-3"
+    page.select_option("#compare-far", "1e-4")
+    # a group photo: the compared face (the largest) is marked among the others
+    group, annotated = group_photo_truth(shared_data)
+    _compare(page, group, clinton[0])
+    assert int(page.get_attribute("#compare-canvas1", "data-face-count")) == annotated
+    page.wait_for_selector("#compare-result .compared-faces img[data-loaded='1'] >> nth=1")
+    doc_screenshot(page, "compare")
 
 
-def test_faceset_create_add_and_search(page, shared_data: Path) -> None:
+def test_facesets_page(page, shared_data: Path) -> None:
     people = lfw_people(shared_data, at_least=3)[2:5]
-    page.goto(page.url.split("#")[0] + "#facesets")
+    _goto(page, "facesets")
     page.fill("#faceset-outer-id", "console-test")
     page.fill("#faceset-display-name", "Console test")
     page.click("#faceset-create button[type=submit]")
@@ -79,15 +180,150 @@ def test_faceset_create_add_and_search(page, shared_data: Path) -> None:
         page.click("#faceset-add button[type=submit]")
         page.wait_for_selector("#faceset-status:text-matches('^Added')")
         page.wait_for_selector("#faceset-add button[type=submit]:enabled")
-    assert page.get_attribute("#faceset-count", "data-face-count") == str(2 * len(people))
+    assert page.get_attribute("#faceset-count", "data-face-count") == "6"
+    # a page of 4 faces (the server's page size here), with their pictures and user ids, then the next 2
+    grid = page.locator("#faceset-faces li[data-token]")
+    assert grid.count() == 4
+    page.wait_for_selector("#faceset-faces li img[data-loaded='1'] >> nth=3")
+    assert [grid.nth(i).get_attribute("data-user-id") for i in range(4)] == [people[0][0]] * 2 + [people[1][0]] * 2
+    page.click("#faceset-faces-next")
+    page.wait_for_selector("#faceset-faces-range:text-is('faces 5–6 of 6')")
+    assert grid.count() == 2
+    page.click("#faceset-faces-prev")
+    page.wait_for_selector("#faceset-faces-range:text-is('faces 1–4 of 6')")
+    assert grid.count() == 4
+    # search with a photo not in the FaceSet: the closest faces with their pictures, judged at 1e-4
     name, photos = people[1]
-    page.set_input_files("#faceset-search-file", str(photos[2]))  # a photo that is not in the FaceSet
+    page.set_input_files("#faceset-search-file", str(photos[2]))
     page.click("#faceset-search button[type=submit]")
-    page.wait_for_selector("#search-results:not([hidden]) tbody tr")
-    screenshot(page, "facesets")
-    rows = page.locator("#search-results tbody tr")
-    assert rows.count() == 5
-    top = rows.first
+    page.wait_for_selector("#search-results li")
+    page.wait_for_selector("#search-results li img[data-loaded='1'] >> nth=0")
+    hits = page.locator("#search-results li")
+    assert hits.count() == 5
+    top = hits.first
     assert top.get_attribute("data-user-id") == name and top.get_attribute("data-same") == "1"
-    assert len(top.locator("td").nth(1).inner_text()) == 32  # the matched face_token
-    assert "same person" in top.inner_text()
+    assert "same person" in top.inner_text() and "1e-4" in top.inner_text()
+    assert top.locator("img").get_attribute("data-token") == top.get_attribute("data-token")
+    doc_screenshot(page, "facesets")
+    # remove one face, then delete the FaceSet
+    first = grid.first.get_attribute("data-token")
+    grid.first.locator("button.remove").click()
+    page.wait_for_selector("#faceset-status:text-matches('^Removed')")
+    page.wait_for_selector("#faceset-count[data-face-count='5']")
+    assert page.locator(f"#faceset-faces li[data-token='{first}']").count() == 0
+    page.click("#faceset-delete")
+    page.click("#faceset-delete-confirm")
+    page.wait_for_selector("#faceset-list[data-deleted='Console test']")
+    assert page.locator("#faceset-list li[data-outer-id='console-test']").count() == 0
+    assert page.is_hidden("#faceset-detail")
+    screenshot(page, "facesets-after-delete")
+
+
+def test_facesets_list_pages(page) -> None:
+    """More FaceSets than one page (4 here): Next and Previous walk the list."""
+    _goto(page, "facesets")
+    for i in range(5):
+        page.fill("#faceset-outer-id", f"paging-{i}")
+        page.click("#faceset-create button[type=submit]")
+        page.wait_for_selector(f"#faceset-create-status:text-is('Created FaceSet paging-{i}.')")
+    page.reload()
+    page.wait_for_selector("#faceset-list li[data-outer-id]")
+    first_page = page.locator("#faceset-list li[data-outer-id]").all_inner_texts()
+    assert len(first_page) == 4 and page.is_visible("#faceset-list-next")
+    page.click("#faceset-list-next")
+    page.wait_for_selector("#faceset-list-prev:not([hidden])")
+    second = page.locator("#faceset-list li[data-outer-id]").all_inner_texts()
+    assert second and not set(second) & set(first_page)
+
+
+def test_people_page(page, shared_data: Path) -> None:
+    lfw = shared_data / "lfw-dev"
+    # two people, three photos each (pairs that the engine scores far above the 1e-3 threshold albums group at)
+    people = [
+        ("Bill_Clinton", [lfw / "Bill_Clinton" / f"Bill_Clinton_000{i}.jpg" for i in (2, 4, 5)]),
+        ("Hillary_Clinton", [lfw / "Hillary_Clinton" / f"Hillary_Clinton_000{i}.jpg" for i in (1, 3, 4)]),
+    ]
+    _goto(page, "people")
+    page.click("#album-create")
+    page.wait_for_selector("#album-detail:not([hidden])")
+    page.set_input_files("#album-add-files", [str(p) for _, photos in people for p in photos])
+    page.click("#album-add button[type=submit]")
+    page.wait_for_selector("#album-status:text-matches('^Added [0-9]+ faces and grouped')", timeout=180_000)
+    added = int(page.text_content("#album-status").split()[1])
+    assert added >= 6, page.text_content("#album-status")  # a photo may hold someone else too
+    # two people of three faces each (read over two pages of 4 here), every face shown with its picture
+    groups = page.locator("#people-groups .person[data-group-id]:not([data-group-id='0']):not([data-group-id='-1'])")
+    assert groups.count() == 2, page.inner_text("#people-groups")
+    assert [groups.nth(i).locator("li").count() for i in range(2)] == [3, 3]
+    assert page.locator("#people-groups img.thumb:not(.missing)").count() == added
+    # rename
+    first = groups.first.get_attribute("data-group-id")
+    groups.first.locator("input.person-name").fill("Person A")
+    groups.first.locator("button.rename").click()
+    page.wait_for_selector("#album-status:text-is('Renamed to Person A.')")
+    assert page.input_value(f".person[data-group-id='{first}'] input.person-name") == "Person A"
+    # split one face of the first person into a new person, then move it back
+    page.locator(f".person[data-group-id='{first}'] li").first.click()
+    page.click("#people-split")
+    page.wait_for_selector("#album-status:text-matches('^Split 1 face')")
+    assert groups.count() == 3
+    sizes = {groups.nth(i).get_attribute("data-group-id"): groups.nth(i).locator("li").count() for i in range(3)}
+    assert sizes[first] == 2 and sorted(sizes.values()) == [1, 2, 3], sizes
+    split_group = next(g for g, n in sizes.items() if n == 1)
+    page.locator(f".person[data-group-id='{split_group}'] li").first.click()
+    page.select_option("#people-move-target", first)
+    page.click("#people-move")
+    page.wait_for_selector("#album-status:text-is('Moved 1 face to Person A.')")
+    assert groups.count() == 2 and page.locator(f".person[data-group-id='{first}'] li").count() == 3
+    doc_screenshot(page, "people")
+    # merge the other person into the first
+    second = next(
+        groups.nth(i).get_attribute("data-group-id")
+        for i in range(2)
+        if groups.nth(i).get_attribute("data-group-id") != first
+    )
+    card = page.locator(f".person[data-group-id='{second}']")
+    card.locator("select.merge-target").select_option(first)
+    card.locator("button.merge").click()
+    page.wait_for_selector("#album-status:text-matches('into Person A')")
+    assert groups.count() == 1 and page.locator(f".person[data-group-id='{first}'] li").count() == 6
+
+
+def test_keys_page(page, console_server) -> None:
+    """The operator's page: refused without the operator secret; with it, list, create (secret shown once), revoke."""
+    _goto(page, "keys")
+    page.fill("#operator-secret", "not-the-operator-secret")
+    page.click("#operator-form button[type=submit]")
+    page.wait_for_selector("#keys-status.error")
+    assert "Key management over HTTP is off" in page.text_content("#keys-status")  # none made yet
+    made = subprocess.run(
+        [sys.executable, "-m", "faceplus", "operator-secret", "--data-dir", console_server["data_dir"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    operator_secret = made.stdout.split("operator_secret:")[1].strip()
+    page.fill("#operator-secret", "not-the-operator-secret")
+    page.click("#operator-form button[type=submit]")
+    page.wait_for_selector("#keys-status:text-matches('not the operator secret')")
+    assert page.is_hidden("#keys-detail")
+    page.fill("#operator-secret", operator_secret)
+    page.click("#operator-form button[type=submit]")
+    page.wait_for_selector("#keys-detail:not([hidden])")
+    mine = page.locator(f"#keys-table tr[data-api-key='{console_server['api_key']}']")
+    assert "live (you)" in mine.inner_text()
+    page.fill("#key-name", "front door camera")
+    page.click("#key-create button[type=submit]")
+    page.wait_for_selector("#key-new:not([hidden])")
+    new_key, new_secret = page.text_content("#key-new-key"), page.text_content("#key-new-secret")
+    auth = {"api_key": new_key, "api_secret": new_secret}
+    assert httpx.post(console_server["base"] + "/facepp/v3/faceset/getfacesets", data=auth).status_code == 200
+    row = page.locator(f"#keys-table tr[data-api-key='{new_key}']")
+    assert "front door camera" in row.inner_text() and row.get_attribute("data-state") == "live"
+    assert new_secret not in page.inner_text("#keys-table")  # the secret is shown once, never listed
+    doc_screenshot(page, "keys")
+    row.locator("button.revoke").click()
+    page.wait_for_selector(f"#keys-table tr[data-api-key='{new_key}'][data-state='revoked']")
+    r = httpx.post(console_server["base"] + "/facepp/v3/faceset/getfacesets", data=auth)
+    assert r.status_code == 401

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, screenshot
+from .conftest import CHROMIUM, CHROMIUM_ARGS, doc_screenshot, screenshot
 
 PERSON = "Vladimir_Putin"
 FPS = 10
@@ -108,6 +108,7 @@ def test_liveness_page_with_a_fake_camera(browser, console_server, shared_data: 
             tab.wait_for_selector(f"#liveness-prompt[data-action='{action}']")
         tab.wait_for_selector("#liveness-result:not([data-result=''])")
         screenshot(tab, "liveness")
+        doc_screenshot(tab, "liveness")
         result = tab.get_attribute("#liveness-result", "data-result")
         details = tab.text_content("#liveness-details")
         assert result == "PASS", (details, tab.text_content("#liveness-status"))

@@ -61,8 +61,8 @@ def test_stored_html_is_shown_as_text_and_never_runs(page, console_server, share
     page.wait_for_selector("#faceset-list li[data-outer-id='xss-test'].active")
     page.set_input_files("#faceset-search-file", str(photo))
     page.click("#faceset-search button[type=submit]")
-    page.wait_for_selector("#search-results:not([hidden]) tbody tr")
-    top = page.locator("#search-results tbody tr").first
+    page.wait_for_selector("#search-results li")
+    top = page.locator("#search-results li").first
     assert top.get_attribute("data-user-id") == user_id
     assert user_id in top.inner_text()
     assert page.locator("#search-results b, #search-results script").count() == 0

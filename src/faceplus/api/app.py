@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,8 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from faceplus.api import (
+    routes_admin,
+    routes_console,
     routes_dense,
     routes_detect,
     routes_erasure,
@@ -25,8 +28,10 @@ from faceplus.api import (
 from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
+from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
+from faceplus.api.engine_jobs import warm_job
 from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
@@ -58,8 +63,9 @@ def engine_pool(settings: ServerSettings) -> EnginePool | None:
         max_waiting=settings.engine_max_waiting,
         call_timeout_s=settings.engine_call_timeout_s,
         max_rss_mb=settings.engine_worker_max_rss_mb,
+        cancel_grace_s=settings.engine_cancel_grace_s,
     )
-    return EnginePool(settings.engine, limits)
+    return EnginePool(settings.engine, limits, warmup=warm_job)
 
 
 def build_context(
@@ -84,9 +90,18 @@ def build_context(
         limiter=RateLimiter(store, settings.rate_limit),
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
+        verifier=KeyVerifier(
+            SignInLimits(
+                per_key=settings.auth_max_failures,
+                per_address=settings.auth_max_failures_per_address,
+                window_s=settings.auth_failure_window_s,
+                concurrent_checks=settings.auth_max_concurrent_checks,
+                check_wait_s=settings.auth_check_wait_s,
+            )
+        ),
         temp=PrivateTemp(settings.data_dir),  # sweeps what a killed server process left there
     )
-    ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
+    ctx.tasks = TaskRunner(ctx, settings.task_queue_size, settings.task_queue_per_key)
     return ctx
 
 
@@ -116,6 +131,30 @@ def maintain(ctx: ApiContext) -> None:
     if taken:
         log.info("took over %d tasks from workers whose lease lapsed", taken)
     ctx.store.maintain()
+
+
+def reembed_stored_faces(ctx: ApiContext, stop: threading.Event) -> None:
+    """Move stored faces of another identity model to the engine's (``FACEPLUS_REEMBED_IN_BACKGROUND``).
+
+    With an engine of its own (the same settings): the request path's engine is not shared across threads."""
+    from faceplus.engine import Engine
+    from faceplus.tools.reembed import Reembedder
+
+    try:
+        report = Reembedder(ctx.store, Engine(ctx.engine.settings), progress=False, stop=stop).run()
+    except Exception:
+        log.exception("re-embedding stored faces failed; `faceplus reembed` resumes it")
+        return
+    if report.reembedded or report.switched or report.without_crop:
+        log.info(
+            "re-embedded %d faces (%.1f faces/s); %d FaceSets switched to %s; %d faces without a kept crop keep "
+            "their model",
+            report.reembedded,
+            report.rate,
+            len(report.switched),
+            report.target,
+            len(report.without_crop),
+        )
 
 
 async def _maintainer(ctx: ApiContext) -> None:
@@ -157,9 +196,18 @@ def create_app(
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
         background = [asyncio.create_task(_sweeper(ctx)), asyncio.create_task(_maintainer(ctx))]
+        stop_reembed = threading.Event()
+        reembedding = threading.Thread(
+            target=reembed_stored_faces, args=(ctx, stop_reembed), name="faceplus-reembed", daemon=True
+        )
+        if settings.reembed_in_background:
+            reembedding.start()
         try:
             yield
         finally:
+            stop_reembed.set()  # the batch in flight is committed, the rest waits for the next start
+            if reembedding.is_alive():
+                await asyncio.to_thread(reembedding.join, 600)
             for job in background:
                 job.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -191,7 +239,15 @@ def create_app(
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
     app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
     app.include_router(routes_health.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
+    app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
+    app.include_router(routes_admin.router, dependencies=[Depends(watch_client)])  # operator secret too
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        budget_bytes=settings.max_buffered_body_bytes,
+    )
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
     install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log

@@ -94,6 +94,7 @@ def detect_and_store(
             created=now,
             details=face.details,
             crop=face.crop,
+            model=ctx.engine.model_id,
         )
         for face in found
     ]
@@ -110,3 +111,19 @@ def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:
     if token not in found:
         raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
     return found[token]
+
+
+def comparable(ctx: ApiContext, face: FaceRecord) -> FaceRecord:
+    """``face`` when its embedding is the engine's model's; else 400 ``FACE_MODEL_MISMATCH: <token>``.
+
+    A face stored before an upgrade of the identity model has a vector of another space: compared with the
+    engine's vectors (or scored with its calibration) it would give a meaningless confidence. ``faceplus
+    reembed`` moves it to the engine's model from its kept crop (docs/API.md)."""
+    if face.model != ctx.engine.model_id:
+        raise ApiError(400, f"{FACE_MODEL_MISMATCH}: {face.face_token}")
+    return face
+
+
+#: The error of a face (and FACESET_... of a FaceSet) whose embeddings are another identity model's than the engine's.
+FACE_MODEL_MISMATCH = "FACE_MODEL_MISMATCH"
+FACESET_MODEL_MISMATCH = "FACESET_MODEL_MISMATCH"

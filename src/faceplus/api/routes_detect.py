@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from faceplus.api.analysis import declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import missing, plain, reply
-from faceplus.api.faces import detect_and_store, face_by_token, parse_rectangle
+from faceplus.api.errors import ApiError, missing, plain, reply
+from faceplus.api.faces import FACESET_MODEL_MISMATCH, comparable, detect_and_store, face_by_token, parse_rectangle
 from faceplus.api.facesets import resolve_faceset
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import image_names, read_image
-from faceplus.store.base import FaceRecord
+from faceplus.store.base import FaceRecord, ModelMismatch
 
 #: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised
 #: order can differ from the raw one only among faces at similar raw distances).
@@ -68,7 +68,7 @@ def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, ou
     """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found)."""
     token = params.str(f"face_token{suffix}")
     if token is not None:
-        return face_by_token(ctx, tenant, token.strip())
+        return comparable(ctx, face_by_token(ctx, tenant, token.strip()))
     rect_name = f"face_rectangle{suffix}"
     rectangle = parse_rectangle(params, rect_name)
     image = read_image(params, ctx.fetcher, suffix)
@@ -143,17 +143,24 @@ def search(
     if face is not None:
         rescore = ctx.engine.rescores_search  # cohort-normalised: more candidates, re-ranked by their score
         want = max(count, RESCORED_CANDIDATES) if rescore else count
-        hits = ctx.store.search_faceset(tenant, faceset.faceset_token, face.embedding, want, faceset.version)
-        embeddings = None
-        if rescore:
-            found = ctx.store.get_faces(tenant, [t for t, _ in hits], live_after=float("-inf"))
-            embeddings = {t: f.embedding for t, f in found.items()}
+        mismatch = ApiError(400, f"{FACESET_MODEL_MISMATCH}: {faceset.faceset_token}")
+        try:
+            hits = ctx.store.search_faceset(
+                tenant, faceset.faceset_token, face.embedding, want, faceset.version, model=face.model
+            )
+        except ModelMismatch:
+            raise mismatch from None
+        # Scored as compare scores them, from the hits' vectors of the FaceSet's model (a member's own vector may
+        # still be the old model's while reembed runs).
+        found = ctx.store.faceset_vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
+        if found.model != face.model:  # switched between the search and this read
+            raise mismatch
+        embeddings = dict(zip(found.tokens, found.vectors, strict=True))
         scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
         user_ids = ctx.store.user_ids(tenant, [t for t, _ in scored])
         out["results"] = [
             {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
         ]
-        calibration = ctx.engine.match_calibration  # the same thresholds as compare (FACEPLUS_COMPARE_CALIBRATION)
-        out["thresholds"] = calibration.thresholds
-        out["calibration"] = calibration.calibrated_on
+        out["thresholds"] = ctx.engine.thresholds  # compare's (FACEPLUS_COMPARE_CALIBRATION)
+        out["calibration"] = ctx.engine.calibration.calibrated_on
     return reply(request, out)

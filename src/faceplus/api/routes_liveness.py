@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, bad, echo, missing, reply
-from faceplus.api.faces import detect_and_store, face_by_token, new_token
+from faceplus.api.faces import comparable, detect_and_store, face_by_token, new_token
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import ImageInput, _base64
 from faceplus.api.liveness_jobs import decode_video_job, measure_frames_job
@@ -42,7 +42,7 @@ def _reference(ctx: ApiContext, tenant: str, params: Params) -> tuple[str, dict[
     ``image_base64_ref1`` or ``image_url_ref1``. Returns its face token and what to add to the reply."""
     token = params.str("face_token_ref1")
     if token is not None:
-        return face_by_token(ctx, tenant, token.strip()).face_token, {}
+        return comparable(ctx, face_by_token(ctx, tenant, token.strip())).face_token, {}
     image: ImageInput | None = None
     data = params.file("image_ref1")
     if data is not None:
@@ -170,6 +170,7 @@ def _best_face(ctx: ApiContext, tenant: str, frame: bytes, signal: FrameSignal) 
         face_rectangle={"top": top, "left": left, "width": width, "height": height},
         image_id=new_token(),
         created=now,
+        model=ctx.engine.model_id,
     )
     ctx.store.add_faces([record])
     if ctx.settings.store_images:
@@ -217,7 +218,7 @@ def verify(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JS
         frames, times = _frames(params, limits.max_frames)
         names = [f"frame_{i}" for i in range(len(frames))]
     token = _take_token(ctx, tenant, biz_token)
-    reference = face_by_token(ctx, tenant, token.face_token)
+    reference = comparable(ctx, face_by_token(ctx, tenant, token.face_token))
     if video is not None:
         # the worker writes the file in a folder of its own, removed here even when the worker is killed
         with ctx.temp.upload_folder() as folder:

@@ -125,7 +125,7 @@ def _recorded_command(args: argparse.Namespace) -> str:
 
 def _calibrate_folder(args: argparse.Namespace) -> int:
     from faceplus.evaluation.calibrate import folder_identities, image_list
-    from faceplus.evaluation.folder_embeddings import embed_folder
+    from faceplus.evaluation.folder_embeddings import embed_folder, model_id_of
 
     root = Path(args.root)
     images = image_list(root)
@@ -134,6 +134,7 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
         "command": _recorded_command(args),
         "data": root.name,
         "embedder": embedder_note(),
+        "model_id": model_id_of(Settings.from_env().embedder),  # the vectors embed_folder made
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
@@ -173,6 +174,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
     from faceplus.cli.server import where
     from faceplus.cli.tools import _tenant
     from faceplus.evaluation.calibrate import faceset_sample
+    from faceplus.evaluation.folder_embeddings import model_id_of
     from faceplus.settings import ServerSettings
     from faceplus.store.factory import open_store
 
@@ -214,6 +216,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
         "embedder": embedder_note(),
+        "model_id": model_id_of(Settings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)
@@ -342,10 +345,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate only this many images of each set (spread evenly)")
     p.set_defaults(func=cmd_eval_attributes)
 
-    p = ev.add_parser("far", help="false-accept rates at the shipped thresholds per group (UTKFace labels) and source")
-    p.add_argument("--root", required=True, type=Path, help="folder of UTKFace-named images (age_gender_race_*.jpg)")
-    p.add_argument("--min-age", type=int, default=0, help="only faces at least this old (e.g. 18)")
-    p.add_argument("--cache", type=Path, help="reuse/store the folder's embeddings in this .npz")
+    p = ev.add_parser(
+        "far", help="false-accept rates at the serving thresholds per group (UTKFace or FairFace labels) and source"
+    )
+    p.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="folder of UTKFace-named images (age_gender_race_*.jpg) or FairFace's (labels.csv: "
+        "file,age_group,gender,race); with --heldout the cohort comes from it",
+    )
+    p.add_argument(
+        "--min-age", type=int, default=0, help="only faces at least this old (e.g. 18; FairFace: age group's youngest)"
+    )
+    p.add_argument("--cache", type=Path, help="reuse/store the folder's embeddings in this .npz (one per model)")
+    p.add_argument("--also", type=Path, help="another labelled folder to count on (e.g. utkface-more), never fit on")
+    p.add_argument("--also-cache", type=Path, help="reuse/store the --also folder's embeddings in this .npz")
+    p.add_argument(
+        "--limit", type=int, help="at most this many images of each folder (spread evenly; lfw-dev: whole identities)"
+    )
     p.add_argument("--lfw", type=Path, help="also an LFW-style <name>/<image>.jpg folder (e.g. lfw-dev)")
     p.add_argument("--lfw-cache", type=Path, help="reuse/store the LFW embeddings in this .npz")
     p.add_argument("--workers", type=int, default=None)
@@ -361,7 +379,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="with --heldout: also sweep the cohort shift scaled by these factors (1 = step 4) and print the trade",
     )
     p.add_argument("--pairs", type=Path, help="with --heldout: LFW 10-fold accuracy on these pairs, raw and normalised")
-    p.add_argument("--cohort", nargs="+", choices=("utkface", "lfw"), default=["utkface"])
+    p.add_argument(
+        "--cohort",
+        nargs="+",
+        choices=("root", "utkface", "lfw"),
+        default=["root"],
+        help="held-out cohort: the --root folder's fit half (utkface: its old name) and/or lfw-dev's",
+    )
     p.set_defaults(func=_eval_far)
 
     p = ev.add_parser("liveness", help="APCER on NUAA photo attacks, BPCER on bona fide captures built from LFW photos")

@@ -1,4 +1,5 @@
-"""People's tools: ``index`` (a photo folder into a FaceSet, resumable) and ``cluster`` (faces by person)."""
+"""People's tools: ``index`` (a photo folder into a FaceSet, resumable), ``cluster`` (faces by person) and
+``reembed`` (stored faces to the engine's identity model, resumable)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,51 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return run_cluster_command(args)
 
 
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from faceplus.engine import Engine
+    from faceplus.tools.reembed import Reembedder
+
+    location, store = _open_store(args.data_dir)
+    reembedder = None
+    interrupted = False
+    try:
+        reembedder = Reembedder(store, Engine(), batch=args.batch, progress=not args.quiet, redetect=args.redetect)
+        print(f"re-embedding stored faces with {reembedder.target}; {location}")
+        try:
+            reembedder.run()
+        except KeyboardInterrupt:
+            interrupted = True  # every finished batch is committed
+    finally:
+        store.close()
+    report = reembedder.report
+    for line in report_lines(report):
+        print(line)
+    if interrupted:
+        print("interrupted; finished batches are stored, rerun the same command to go on", file=sys.stderr)
+        return 130
+    return 1 if report.failed else 0
+
+
+def report_lines(report) -> list[str]:  # noqa: ANN001 (a ReembedReport; imported lazily)
+    lines = [
+        f"{report.reembedded} faces re-embedded in {report.seconds:.1f} s ({report.rate:.1f} faces/s)"
+        + (f"; {report.redetected} found again by detection" if report.redetected else ""),
+        f"FaceSets switched to {report.target}: {len(report.switched)}; not switched: {len(report.kept)}",
+    ]
+    lines += [f"  not switched (no member could be re-embedded, or one failed): {t} {fs}" for t, fs in report.kept]
+    if report.failed:
+        lines.append(
+            f"faces that could not be re-embedded from their crop (they keep their model): {len(report.failed)}"
+        )
+        lines += [f"  {f.tenant} {f.face_token} {f.model}: {why}" for f, why in report.failed]
+    if report.without_crop:
+        lines.append(f"faces without a kept crop (they keep their model until re-enrolled): {len(report.without_crop)}")
+        lines += [f"  {f.tenant} {f.face_token} {f.model}" for f in report.without_crop]
+    for model, n in sorted(report.album_faces.items()):
+        lines.append(f"FaceAlbum faces of {model} (no crop kept: add their photos again): {n}")
+    return lines
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``index`` and ``cluster`` to the ``faceplus`` command line."""
     workers = max(1, min(4, os.cpu_count() or 1))
@@ -127,10 +173,23 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_cluster)
 
+    p = subparsers.add_parser(
+        "reembed", help="re-embed stored faces of another identity model from their kept crops (resumable)"
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="data folder (default: $FACEPLUS_DATA_DIR or per-user)")
+    p.add_argument("--batch", type=int, default=64, help="faces per committed batch (default 64)")
+    p.add_argument(
+        "--redetect",
+        action="store_true",
+        help="find each face again in its crop with the engine's detection (default: the stored landmarks)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_reembed)
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.calibration import compare_calibration
+    from faceplus.engine import Engine
     from faceplus.settings import Settings
     from faceplus.tools.clustering import (
         DEFAULT_FAR,
@@ -154,14 +213,12 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     if args.faceset:
         _, store = _open_store(args.data_dir)
         tenant = _tenant(store, args.api_key)
-        items, _ = faces_from_faceset(store, Ledger(store), tenant, args.faceset)
+        items, _ = faces_from_faceset(store, Ledger(store), tenant, args.faceset, Engine().model_id)
         source = f"FaceSet {args.faceset}"
     else:
         if args.set_user_ids:
             print("--set-user-ids needs --faceset (a folder's faces have no user_id to set)", file=sys.stderr)
             return 2
-        from faceplus.engine import Engine
-
         items = faces_from_folder(Path(args.dir), Engine(), workers=args.workers, progress=not args.quiet)
         source = str(args.dir)
     try:

@@ -33,6 +33,7 @@ class FolderEmbeddings:
     paths: list[str]
     raw: dict[str, np.ndarray]  # variant -> [N,128]; NaN rows where no face was found
     detector: list[str]  # "" where no face was found
+    model_id: str = ""  # the identity model that made ``raw`` (Engine.model_id)
 
     def index(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
@@ -60,35 +61,61 @@ class FolderEmbeddings:
 
     def select(self, keep: list[int]) -> FolderEmbeddings:
         return FolderEmbeddings(
-            [self.paths[i] for i in keep], {k: v[keep] for k, v in self.raw.items()}, [self.detector[i] for i in keep]
+            [self.paths[i] for i in keep],
+            {k: v[keep] for k, v in self.raw.items()},
+            [self.detector[i] for i in keep],
+            self.model_id,
         )
 
     def save(self, path: Path) -> None:
-        save_private_npz(path, paths=np.array(self.paths), detector=np.array(self.detector), **self.raw)
+        save_private_npz(
+            path,
+            paths=np.array(self.paths),
+            detector=np.array(self.detector),
+            model_id=np.array(self.model_id),
+            **self.raw,
+        )
 
     @classmethod
-    def load(cls, path: Path) -> FolderEmbeddings:
+    def load(cls, path: Path, model_id: str | None = None) -> FolderEmbeddings:
+        """A cache file; with ``model_id``, one made by another identity model is refused (never mixed)."""
         with np.load(path) as data:
-            if not set(VARIANTS) <= set(data.files):
-                raise ValueError(f"{path} was written by an older faceplus; delete it")
-            return cls(list(data["paths"]), {k: data[k] for k in VARIANTS}, list(data["detector"]))
+            if not set(VARIANTS) | {"model_id"} <= set(data.files):
+                raise ValueError(f"{path} was written by an older faceplus (no model id); delete it")
+            made_by = str(data["model_id"])
+            check_model(path, made_by, model_id)
+            return cls(list(data["paths"]), {k: data[k] for k in VARIANTS}, list(data["detector"]), made_by)
+
+
+def check_model(path: Path, made_by: str, expected: str | None) -> None:
+    """Refuse a cache of embeddings another identity model made: their distances mean nothing together."""
+    if expected is not None and made_by != expected:
+        raise ValueError(f"{path} holds embeddings of {made_by}, not {expected}: delete it or give another cache")
+
+
+def model_id_of(embedder: str) -> str:
+    """``Engine.model_id`` of ``embedder`` (``FACEPLUS_EMBEDDER`` value), known without loading the model."""
+    from dataclasses import replace
+
+    from faceplus.engine import Engine
+
+    return Engine(replace(Settings(), embedder=embedder)).model_id
+
+
+def cache_path(cache: Path, model_id: str, detector: str | None = None, landmarks: str | None = None) -> Path:
+    """The file a cache named ``cache`` really is: one per identity model (and primary detector, if given).
+
+    The name carries the model id (``/`` made ``-``), so changing ``FACEPLUS_EMBEDDER`` or the default model
+    starts a new file instead of reading another model's vectors; the file records the id too (:meth:`load`).
+    A landmark source other than the default (``FACEPLUS_LANDMARKS``: the chips are aligned on its points) is
+    named too, so dlib68- and mesh-aligned vectors never mix.
+    """
+    source = [landmarks] if landmarks and landmarks != Settings().landmarks else []
+    parts = [cache.stem, *([detector] if detector else []), model_id.replace("/", "-"), *source]
+    return cache.with_name("-".join(parts) + cache.suffix)
 
 
 _worker_engine = None
-
-
-def embedder_suffix(embedder: str) -> str:
-    """What a cache file's name carries for ``embedder``: nothing for the default, else ``-<name>``."""
-    return "" if embedder == Settings().embedder else f"-{embedder}"
-
-
-def landmarks_suffix(landmarks: str) -> str:
-    """What a cache file's name carries for the landmark source: nothing for the default, else ``-<source>``.
-
-    Caches made before the mesh became the default hold dlib68-aligned vectors under the plain name: delete
-    them (or rename them with ``-dlib68``) after upgrading.
-    """
-    return "" if landmarks == Settings().landmarks else f"-{landmarks}"
 
 
 def _init_worker(detector: str, embedder: str, landmarks: str) -> None:
@@ -135,16 +162,20 @@ def embed_folder(
 
     ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
     serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one embedder (their names are appended; the default embedder's is not, so older caches stay valid) and
-    one landmark source (``FACEPLUS_LANDMARKS``, appended unless the default).
+    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading),
+    and one landmark source (``FACEPLUS_LANDMARKS``, named unless the default).
     """
     embedder = embedder or Settings.from_env().embedder
     landmarks = Settings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
+    model_id = model_id_of(embedder)
     if cache:
-        suffix = f"{embedder_suffix(embedder)}{landmarks_suffix(landmarks)}"
-        cache = cache.with_name(f"{cache.stem}-{detector}{suffix}{cache.suffix}")
+        cache = cache_path(cache, model_id, detector, landmarks)
     relpaths = list(dict.fromkeys(relpaths))
-    done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
+    done = (
+        FolderEmbeddings.load(cache, model_id)
+        if cache and cache.is_file()
+        else FolderEmbeddings([], {}, [], model_id)
+    )
     known = done.index()
     todo = [p for p in relpaths if p not in known]
     if todo:
@@ -159,7 +190,7 @@ def embed_folder(
                 found.append(np.full((len(VARIANTS), 128), np.nan, np.float32) if raw is None else raw)
                 detectors.append(found_by)
         stacked = np.stack(found)
-        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(VARIANTS)}, detectors)
+        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(VARIANTS)}, detectors, model_id)
         done = (
             new
             if not done.paths
@@ -167,6 +198,7 @@ def embed_folder(
                 done.paths + new.paths,
                 {k: np.concatenate([done.raw[k], new.raw[k]]) for k in VARIANTS},
                 done.detector + new.detector,
+                model_id,
             )
         )
         if cache:

@@ -19,6 +19,7 @@ import numpy as np
 
 from faceplus.store.albums import AlbumStore
 from faceplus.store.ledger import LedgerStore
+from faceplus.store.reembedding import LEGACY_MODEL_ID, ReembedStore
 from faceplus.store.security import SecurityStore
 
 #: How long a claimed async task stays its worker's before another may take it over (seconds).
@@ -35,6 +36,17 @@ class OuterIdExists(StoreError):
 
 class FaceSetQuotaExceeded(StoreError):
     """The tenant already has as many FaceSets as it may (checked and created in one step, across workers)."""
+
+
+class ModelMismatch(StoreError):
+    """A search asked with one identity model's vector of a FaceSet whose faces are another model's.
+
+    ``model`` is the FaceSet's (its active model: the one its search index holds)."""
+
+    def __init__(self, faceset_token: str, model: str) -> None:
+        super().__init__(f"FaceSet {faceset_token} holds embeddings of {model or 'no model yet'}")
+        self.faceset_token = faceset_token
+        self.model = model
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ class FaceRecord:
     details: dict[str, Any] = field(default_factory=dict)
     #: Saved with the face by ``add_faces`` when given; never loaded by ``get_faces`` (see ``get_crops``).
     crop: FaceCrop | None = None
+    #: The identity model that made ``embedding`` (``Engine.model_id``); callers that embed always pass it.
+    model: str = LEGACY_MODEL_ID
 
 
 @dataclass
@@ -89,10 +103,13 @@ class FaceSetRecord:
     created: float
     face_count: int = 0
     version: int = 0
+    #: The identity model of the vectors its search uses (its *active* model). "": none yet; the first faces
+    #: added to an empty FaceSet set it when none of them is of its model. ``faceplus reembed`` moves it.
+    model: str = ""
 
-    def insert_values(self) -> tuple[str, str, str, str, str, str, float]:
+    def insert_values(self) -> tuple[str, str, str, str, str, str, float, str]:
         """The values a store saves a new FaceSet with: faceset_token, tenant, outer_id, display_name,
-        user_data, tags (as JSON text), created."""
+        user_data, tags (as JSON text), created, model."""
         return (
             self.faceset_token,
             self.tenant,
@@ -101,6 +118,7 @@ class FaceSetRecord:
             self.user_data,
             json.dumps(self.tags),
             self.created,
+            self.model,
         )
 
 
@@ -136,11 +154,14 @@ class TaskRecord:
 
 @dataclass(frozen=True)
 class FaceSetVectors:
-    """A FaceSet's members and their embeddings, as of ``version``."""
+    """A FaceSet's members and their embeddings of its active ``model``, as of ``version``.
+
+    Members with no vector of that model (faces of another model not re-embedded yet) are left out."""
 
     tokens: list[str]
     vectors: np.ndarray  # (n, 128) float32
     version: int
+    model: str = LEGACY_MODEL_ID
 
 
 @dataclass
@@ -159,7 +180,7 @@ class BizTokenRecord:
     used: float | None = None
 
 
-class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
+class Store(LedgerStore, SecurityStore, AlbumStore, ReembedStore, ABC):
     """Everything the API persists. Each write is durable when the method returns."""
 
     #: True when any number of server processes share this store (PostgreSQL); False for a store one process
@@ -170,12 +191,20 @@ class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
     # -- search and coordination (the API's only way to them) -------------------------------------
     @abstractmethod
     def search_faceset(
-        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+        self,
+        tenant: str,
+        faceset_token: str,
+        query: np.ndarray,
+        k: int,
+        version: int | None = None,
+        model: str | None = None,
     ) -> list[tuple[str, float]]:
         """The ``k`` members nearest to ``query`` as (token, L2 distance), nearest first.
 
-        ``version`` is the FaceSet's version the caller has just read (its search must see at least that
-        state); None: the store reads it. Raises KeyError when the FaceSet does not exist.
+        Only vectors of the FaceSet's active model are searched. ``model`` is the query's: a FaceSet whose
+        active model is another raises :class:`ModelMismatch` (None: not checked). ``version`` is the FaceSet's
+        version the caller has just read (its search must see at least that state); None: the store reads it.
+        Raises KeyError when the FaceSet does not exist.
         """
 
     @abstractmethod
@@ -270,7 +299,9 @@ class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
         """Change outer_id/display_name/user_data/tags; raises :class:`OuterIdExists`."""
 
     @abstractmethod
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None: ...
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        """Delete the FaceSet (and its memberships); with ``only_if_empty``, only when it has no members at that
+        moment, checked and deleted in one step. False when it was kept for having members."""
 
     @abstractmethod
     def add_to_faceset(
@@ -287,7 +318,8 @@ class Store(LedgerStore, SecurityStore, AlbumStore, ABC):
         """Member tokens in the order they were added."""
 
     @abstractmethod
-    def faceset_vectors(self, tenant: str, faceset_token: str) -> FaceSetVectors: ...
+    def faceset_vectors(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None = None) -> FaceSetVectors:
+        """The FaceSet's vectors of its active model (only those of ``tokens`` when given); KeyError: no FaceSet."""
 
     # -- async tasks ----------------------------------------------------------------------------
     @abstractmethod

@@ -1,9 +1,11 @@
 """``faceplus migrate``: copy everything a store holds to another, and read it back.
 
-Copied: keys, faces with their kept crops (face/analyze keeps working on migrated tokens), FaceSets (members
-in order), ``faceplus index``'s ledger per FaceSet (a resumed index adds nothing twice), tasks, kept images,
-FaceAlbums (faces, embeddings, groups, manual pins) and the audit trail. Not copied: liveness challenges
-(valid an hour, single use: a client asks for a new one) and async FaceAlbum uploads not yet run.
+Copied: keys, faces with their kept crops (face/analyze keeps working on migrated tokens) and the identity model
+of each embedding, FaceSets (members in order, the model their search uses), ``faceplus index``'s ledger per
+FaceSet (a resumed index adds nothing twice), tasks, kept images, FaceAlbums (faces, embeddings, groups, manual
+pins) and the audit trail. Not copied: liveness challenges (valid an hour, single use: a client asks for a new
+one), async FaceAlbum uploads not yet run, and the new vectors of a ``faceplus reembed`` still waiting for their
+FaceSet to switch (finish the re-embedding first, or run it again in the target: the crops are copied).
 
 Works in both directions (data folder -> PostgreSQL and back). The target must be empty, so a rerun
 cannot duplicate anything; after copying, every face token, crop, FaceSet member list, ledger, album and the
@@ -56,6 +58,11 @@ def _members(store: Store, tenant: str, faceset_token: str, page: int = 10_000) 
 
 def _face_tokens(store: Store) -> list[str]:
     return [f.face_token for batch in store.iter_faces() for f in batch]
+
+
+def _face_models(store: Store) -> dict[str, str]:
+    """Each face token's identity model."""
+    return {f.face_token: f.model for batch in store.iter_faces() for f in batch}
 
 
 def _with_crops(store: Store, faces: list[FaceRecord]) -> int:
@@ -180,9 +187,13 @@ def migrate(
 
 
 def _verify(source: Store, target: Store, facesets: list) -> None:
-    missing = set(_face_tokens(source)) - set(_face_tokens(target))
+    theirs, ours = _face_models(source), _face_models(target)
+    missing = set(theirs) - set(ours)
     if missing:
         raise MigrationError(f"{len(missing)} faces missing in the target, e.g. {sorted(missing)[:3]}")
+    relabelled = sorted(t for t, model in theirs.items() if ours[t] != model)
+    if relabelled:
+        raise MigrationError(f"{len(relabelled)} faces changed identity model in the copy, e.g. {relabelled[:3]}")
     for fs in facesets:
         if _members(source, fs.tenant, fs.faceset_token) != _members(target, fs.tenant, fs.faceset_token):
             raise MigrationError(f"FaceSet {fs.faceset_token} members differ after the copy")

@@ -51,6 +51,7 @@ from faceplus.store.base import (
 from faceplus.store.postgres_albums import PostgresAlbums
 from faceplus.store.postgres_coordination import PostgresCoordination
 from faceplus.store.postgres_ledger import PostgresLedger
+from faceplus.store.postgres_reembed import PostgresReembed
 from faceplus.store.postgres_schema import LOCK_FACESET_QUOTA, NOW, SCOPED_LOCK_KEY, migrate_schema
 from faceplus.store.postgres_search import PostgresSearch
 from faceplus.store.postgres_security import PostgresSecurity
@@ -66,7 +67,9 @@ POOL_WAIT_S = 5.0
 RECONNECT_GIVE_UP_S = 8.0
 
 
-class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, PostgresSecurity, PostgresAlbums, Store):
+class PostgresStore(
+    PostgresSearch, PostgresCoordination, PostgresLedger, PostgresSecurity, PostgresAlbums, PostgresReembed, Store
+):
     """The store of ``FACEPLUS_DATABASE_URL=postgresql://...``; ``schema`` isolates one database's tenants' rows."""
 
     shared = True
@@ -172,6 +175,7 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
                 f.user_id,
                 f.created,
                 json.dumps(f.details),
+                f.model,
             )
             for f in faces
         ]
@@ -179,7 +183,11 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
             return
         crops = [(f.face_token, f.crop.data, json.dumps(f.crop.meta)) for f in faces if f.crop is not None]
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany("INSERT INTO faces VALUES (%s, %s, %b, %s, %s, %s, %s, %s)", rows)
+            cur.executemany(
+                "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, user_id, created, details, "
+                "model) VALUES (%s, %s, %b, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
             if crops:
                 cur.executemany("INSERT INTO face_crops VALUES (%s, %s, %s)", crops)
 
@@ -207,8 +215,9 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
         return {r["face_token"]: r["user_id"] for r in rows}
 
     def facesets_of_face(self, tenant: str, face_token: str) -> list[FaceSetRecord]:
+        columns = ", ".join(f"s.{c.strip()}" for c in FACESET_COLUMNS.split(","))
         rows = self._rows(
-            f"SELECT {FACESET_COLUMNS} FROM facesets s JOIN members m ON m.faceset_id = s.id "
+            f"SELECT {columns} FROM facesets s JOIN members m ON m.faceset_id = s.id "
             "WHERE s.tenant = %s AND m.face_token = %s ORDER BY s.id",
             (tenant, face_token),
         )
@@ -273,8 +282,8 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
                     if int(count.fetchone()[0]) >= max_facesets:
                         raise FaceSetQuotaExceeded(faceset.tenant)
                 conn.execute(
-                    "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created, "
+                    "model) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                     faceset.insert_values(),
                 )
                 wanted = members or NewMembers((), 0.0, 0)
@@ -319,21 +328,31 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
             raise KeyError(faceset_token)
         return record
 
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
-        row = self._one(
-            "DELETE FROM facesets WHERE tenant = %s AND faceset_token = %s RETURNING id", (tenant, faceset_token)
-        )
-        if row is not None:
-            self._drop_hnsw(int(row["id"]))
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        with self.pool.connection() as conn, conn.transaction():
+            try:
+                set_id, *_ = self._lock_faceset(conn, tenant, faceset_token)
+            except KeyError:
+                return True
+            # Under the row lock no add can slip in between this look at the members and the delete.
+            if (
+                only_if_empty
+                and conn.execute("SELECT 1 FROM members WHERE faceset_id = %s LIMIT 1", (set_id,)).fetchone()
+            ):
+                return False
+            conn.execute("DELETE FROM facesets WHERE id = %s", (set_id,))
+        self._drop_hnsw(set_id)
+        return True
 
-    def _lock_faceset(self, conn: psycopg.Connection, tenant: str, faceset_token: str) -> tuple[int, int, int]:
+    def _lock_faceset(self, conn: psycopg.Connection, tenant: str, faceset_token: str) -> tuple[int, int, int, str]:
+        """(id, face_count, version, model) of the FaceSet, locked for the caller's transaction."""
         row = conn.execute(
-            "SELECT id, face_count, version FROM facesets WHERE tenant = %s AND faceset_token = %s FOR UPDATE",
+            "SELECT id, face_count, version, model FROM facesets WHERE tenant = %s AND faceset_token = %s FOR UPDATE",
             (tenant, faceset_token),
         ).fetchone()
         if row is None:
             raise KeyError(faceset_token)
-        return int(row[0]), int(row[1]), int(row[2])
+        return int(row[0]), int(row[1]), int(row[2]), str(row[3])
 
     def add_to_faceset(
         self, tenant: str, faceset_token: str, tokens: Sequence[str], live_after: float, max_faces: int
@@ -348,15 +367,21 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
         unique = list(dict.fromkeys(members.tokens))
         added: list[str] = []
         failures: list[tuple[str, str]] = []
+        # Lock order, the same in every writer: face rows (in token order), then FaceSet rows (in id order), then
+        # member rows. The key-share locks keep an erasure from deleting these faces until this add commits; an
+        # erasure that holds them first makes this add find them gone.
+        conn.execute(
+            "SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) ORDER BY face_token FOR KEY SHARE",
+            (tenant, unique),
+        )
         # The FaceSet row lock serializes concurrent adds/removes on one FaceSet across all workers.
-        set_id, count, version = self._lock_faceset(conn, tenant, faceset_token)
+        set_id, count, version, model = self._lock_faceset(conn, tenant, faceset_token)
         if not unique:
             return MembershipChange(added, failures, count, version)
         live = {
-            r[0]
+            r[0]: r[1]
             for r in conn.execute(
-                f"SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE} "
-                "FOR KEY SHARE OF faces",
+                f"SELECT face_token, model FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE}",
                 (tenant, unique, members.live_after),
             )
         }
@@ -377,21 +402,29 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
                 added.append(token)
                 count += 1
         if added:
+            if count == len(added) and all(live[t] != model for t in added):
+                model = live[added[0]]  # an empty FaceSet takes its first faces' model
+            # Each member row carries its face's vector of the FaceSet's model: the face's own, or the shadow a
+            # re-embedding left.
             conn.execute(
-                "INSERT INTO members(faceset_id, face_token, embedding) "
-                "SELECT %s, f.face_token, f.embedding FROM unnest(%s::text[]) WITH ORDINALITY AS t(token, n) "
-                "JOIN faces f ON f.face_token = t.token ORDER BY t.n",
-                (set_id, added),
+                "INSERT INTO members(faceset_id, face_token, embedding, model) "
+                "SELECT %s, f.face_token, coalesce(r.embedding, f.embedding), coalesce(r.model, f.model) "
+                "FROM unnest(%s::text[]) WITH ORDINALITY AS t(token, n) JOIN faces f ON f.face_token = t.token "
+                "LEFT JOIN reembeds r ON r.face_token = f.face_token AND r.model = %s AND f.model <> %s ORDER BY t.n",
+                (set_id, added, model, model),
             )
             version += 1
-            conn.execute("UPDATE facesets SET face_count = %s, version = %s WHERE id = %s", (count, version, set_id))
+            conn.execute(
+                "UPDATE facesets SET face_count = %s, version = %s, model = %s WHERE id = %s",
+                (count, version, model, set_id),
+            )
         return MembershipChange(added, failures, count, version)
 
     def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:
         removed: list[str] = []
         failures: list[tuple[str, str]] = []
         with self.pool.connection() as conn, conn.transaction():
-            set_id, count, version = self._lock_faceset(conn, tenant, faceset_token)
+            set_id, count, version, _ = self._lock_faceset(conn, tenant, faceset_token)
             if tokens is None:
                 removed = [
                     r[0]
@@ -428,19 +461,29 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
         )
         return [r["face_token"] for r in rows]
 
-    def faceset_vectors(self, tenant: str, faceset_token: str) -> FaceSetVectors:
+    def faceset_vectors(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None = None) -> FaceSetVectors:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             row = conn.execute(
-                "SELECT id, version FROM facesets WHERE tenant = %s AND faceset_token = %s", (tenant, faceset_token)
+                "SELECT id, version, model FROM facesets WHERE tenant = %s AND faceset_token = %s",
+                (tenant, faceset_token),
             ).fetchone()
             if row is None:
                 raise KeyError(faceset_token)
             with conn.cursor(binary=True) as cur:
-                cur.execute("SELECT face_token, embedding FROM members WHERE faceset_id = %s ORDER BY id", (row[0],))
+                cur.execute(
+                    "SELECT face_token, embedding FROM members WHERE faceset_id = %s AND model = %s "
+                    "AND (%s::text[] IS NULL OR face_token = ANY(%s::text[])) ORDER BY id",
+                    (
+                        row[0],
+                        row[2],
+                        None if tokens is None else list(tokens),
+                        None if tokens is None else list(tokens),
+                    ),
+                )
                 rows = cur.fetchall()
         vectors = np.stack([r[1] for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
-        return FaceSetVectors([r[0] for r in rows], vectors, int(row[1]))
+        return FaceSetVectors([r[0] for r in rows], vectors, int(row[1]), str(row[2]))
 
     # -- tasks ----------------------------------------------------------------------------------
     def add_task(self, task: TaskRecord) -> None:
@@ -464,10 +507,17 @@ class PostgresStore(PostgresSearch, PostgresCoordination, PostgresLedger, Postgr
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         # Only the first finisher records its result (a task taken over after a lapsed lease may run twice).
-        self._exec(
-            "UPDATE tasks SET status = %s, result = %s WHERE task_id = %s AND status = 0",
-            (status, json.dumps(result), task_id),
-        )
+        # The image an album task read goes with the record of its outcome, in one transaction, not before.
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE tasks SET status = %s, result = %s WHERE task_id = %s AND status = 0",
+                (status, json.dumps(result), task_id),
+            )
+            conn.execute(
+                "DELETE FROM album_uploads u USING tasks t WHERE t.task_id = %s AND t.status <> 0 "
+                "AND u.tenant = t.tenant AND u.upload_id = (t.params::json ->> 'upload_id')",
+                (task_id,),
+            )
 
     def all_tasks(self) -> list[TaskRecord]:
         return [task_record(r) for r in self._rows("SELECT * FROM tasks ORDER BY created, task_id")]

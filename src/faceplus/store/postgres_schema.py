@@ -11,6 +11,7 @@ from psycopg import sql
 from faceplus.store.postgres_albums import ALBUM_TABLES
 from faceplus.store.postgres_ledger import LEDGER_TABLES
 from faceplus.store.postgres_security import SECURITY_TABLES
+from faceplus.store.reembedding import LEGACY_MODEL_ID
 
 #: The database's clock in epoch seconds (the same for every worker).
 NOW = "extract(epoch from clock_timestamp())"
@@ -82,6 +83,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
     (6, SECURITY_TABLES),  # audit trail (postgres_security.py)
     (7, LEDGER_TABLES),  # faceplus index's ledger (postgres_ledger.py); 5 and 6 are liveness and audit
+    (
+        8,
+        [  # every embedding's identity model (rows that existed are dlib's ResNet fp32's); reembed's shadow vectors
+            *(
+                statement
+                for table in ("faces", "members", "facesets", "album_faces")
+                for statement in (
+                    f"ALTER TABLE {table} ADD COLUMN model text NOT NULL DEFAULT '{LEGACY_MODEL_ID}'",
+                    f"ALTER TABLE {table} ALTER COLUMN model DROP DEFAULT",
+                )
+            ),
+            "CREATE INDEX faces_model ON faces(model)",
+            """CREATE TABLE reembeds(
+              face_token text PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, model text NOT NULL,
+              embedding vector(128) NOT NULL)""",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

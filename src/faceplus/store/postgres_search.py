@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from faceplus.store.base import ModelMismatch
 from faceplus.store.postgres_schema import LOCK_HNSW, SCOPED_LOCK_KEY, hnsw_index_name
 from faceplus.store.postgres_vectors import EMBEDDING_DIM, as_vector
 
@@ -42,7 +43,13 @@ class PostgresSearch:
     def _rows(self, query: Any, params: Sequence[Any] = (), binary: bool = False) -> list[dict[str, Any]]: ...
 
     def search_faceset(
-        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+        self,
+        tenant: str,
+        faceset_token: str,
+        query: np.ndarray,
+        k: int,
+        version: int | None = None,
+        model: str | None = None,
     ) -> list[tuple[str, float]]:
         # ``version`` needs nothing here: the rows are the index, and every query sees all committed writes.
         q = as_vector(query)
@@ -54,20 +61,23 @@ class PostgresSearch:
             # a 1-3 ms search at 100k (benchmarks/pg_search_options.py, docs/SEARCH.md). The setting is the session's:
             # every HNSW search sets its own, and nothing else reads it.
             row = conn.execute(
-                "SELECT id, face_count, hnsw, set_config('hnsw.ef_search', %s, false) FROM facesets "
+                "SELECT id, face_count, hnsw, model, set_config('hnsw.ef_search', %s, false) FROM facesets "
                 "WHERE tenant = %s AND faceset_token = %s",
                 (str(self._ef(k)), tenant, faceset_token),
             ).fetchone()
             if row is None:
                 raise KeyError(faceset_token)
-            set_id, count, hnsw = int(row[0]), int(row[1]), bool(row[2])
+            set_id, count, hnsw, active = int(row[0]), int(row[1]), bool(row[2]), str(row[3])
+            if model is not None and model != active:
+                raise ModelMismatch(faceset_token, active)
+            # Only rows of the model read just now: a switch committed meanwhile cannot mix two models' vectors.
             if hnsw and count >= self.hnsw_threshold:
-                rows = self._search_hnsw(conn, set_id, q, k)
+                rows = self._search_hnsw(conn, set_id, q, k, active)
             else:
                 rows = conn.execute(
-                    "SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
+                    "SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s AND model = %s "
                     "ORDER BY d, id LIMIT %s",
-                    (q, set_id, k),
+                    (q, set_id, active, k),
                 ).fetchall()
         return [(t, float(d)) for t, d in rows]
 
@@ -80,17 +90,24 @@ class PostgresSearch:
         """``hnsw.ef_search`` of a search for ``k``: at least the candidates it reads."""
         return max(self.ef_search, self._want(k))
 
-    def _search_hnsw(self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance."""
+    def _search_hnsw(
+        self, conn: psycopg.Connection, set_id: int, q: np.ndarray, k: int, model: str
+    ) -> list[tuple[str, float]]:
+        """Candidates from the FaceSet's partial HNSW index (ef_search already set), re-ranked by exact distance.
+
+        Rows of another model than the FaceSet's (members not re-embedded yet) are dropped from the candidates here,
+        not in SQL: a ``model = ...`` condition makes the planner estimate few rows and sort the FaceSet instead of
+        reading the index (measured on tests/api/test_api_pg_search.py's FaceSet)."""
         want = self._want(k)
         # The id is a literal so the planner can match the partial index's predicate.
         rows = conn.execute(
             sql.SQL(
-                "SELECT face_token, embedding <-> %b AS d, id FROM members WHERE faceset_id = {} "
+                "SELECT face_token, embedding <-> %b AS d, id, model FROM members WHERE faceset_id = {} "
                 "ORDER BY embedding <-> %b LIMIT %s"
             ).format(sql.Literal(set_id)),
             (q, q, want),
         ).fetchall()
+        rows = [r for r in rows if r[3] == model]
         rows.sort(key=lambda r: (r[1], r[2]))
         return [(r[0], r[1]) for r in rows[:k]]
 
@@ -99,23 +116,24 @@ class PostgresSearch:
         q = as_vector(query)
         with self.pool.connection() as conn:
             row = conn.execute(
-                "SELECT id, face_count, hnsw FROM facesets WHERE tenant = %s AND faceset_token = %s",
+                "SELECT id, face_count, hnsw, model FROM facesets WHERE tenant = %s AND faceset_token = %s",
                 (tenant, faceset_token),
             ).fetchone()
             assert row is not None
-            set_id = int(row[0])
+            set_id, model = int(row[0]), str(row[3])
             with conn.transaction():
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef(5))))
                 if row[2] and int(row[1]) >= self.hnsw_threshold:
                     query_sql = sql.SQL(
-                        "EXPLAIN SELECT face_token FROM members WHERE faceset_id = {} ORDER BY embedding <-> %b LIMIT 5"
+                        "EXPLAIN SELECT face_token, model FROM members WHERE faceset_id = {} "
+                        "ORDER BY embedding <-> %b LIMIT 5"
                     ).format(sql.Literal(set_id))
                     plan = conn.execute(query_sql, (q,)).fetchall()
                 else:
                     plan = conn.execute(
                         "EXPLAIN SELECT face_token, embedding <-> %b AS d FROM members WHERE faceset_id = %s "
-                        "ORDER BY d, id LIMIT 5",
-                        (q, set_id),
+                        "AND model = %s ORDER BY d, id LIMIT 5",
+                        (q, set_id, model),
                     ).fetchall()
         return "\n".join(r[0] for r in plan)
 

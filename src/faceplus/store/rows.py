@@ -14,7 +14,7 @@ import numpy as np
 from faceplus.store.base import ApiKeyRecord, FaceRecord, FaceSetRecord, TaskRecord
 
 #: The columns :func:`faceset_record` reads, in the order both schemas declare them.
-FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version"
+FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version, model"
 
 
 class Row(Protocol):
@@ -32,6 +32,7 @@ def faceset_record(row: Row) -> FaceSetRecord:
         created=row["created"],
         face_count=row["face_count"],
         version=row["version"],
+        model=row["model"],
     )
 
 
@@ -46,6 +47,7 @@ def face_record(row: Row, embedding: np.ndarray) -> FaceRecord:
         created=row["created"],
         user_id=row["user_id"],
         details=json.loads(row["details"]),
+        model=row["model"],
     )
 
 

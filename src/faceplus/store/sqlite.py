@@ -51,11 +51,11 @@ from faceplus.store.security import ErasureResult
 from faceplus.store.sqlite_albums import ALBUM_SCHEMA, SQLiteAlbums
 from faceplus.store.sqlite_cipher import DataCipher, check_key, seal, unseal
 from faceplus.store.sqlite_ledger import LEDGER_SCHEMA, SQLiteLedger
+from faceplus.store.sqlite_reembed import SQLiteReembed, upgrade_schema
 from faceplus.store.sqlite_security import SECURITY_SCHEMA, SQLiteSecurity
 from faceplus.store.vector_index import HnswParams, IndexCache
 
 EMBEDDING_DIM = 128
-SCHEMA_VERSION = 1
 #: Modes of the data folder and of every database file in it (owner only).
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS biz_tokens(biz_token TEXT PRIMARY KEY, tenant TEXT NO
 CREATE INDEX IF NOT EXISTS biz_tokens_expires ON biz_tokens(expires);
 CREATE TABLE IF NOT EXISTS face_crops(
   face_token TEXT PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data BLOB NOT NULL, meta TEXT NOT NULL);
+-- The sweep's "images no face came from" and erasure's image lookups: without it each kept image scanned faces.
+CREATE INDEX IF NOT EXISTS faces_image ON faces(image_id);
 """
 
 
@@ -124,7 +126,7 @@ def _tighten(path: Path, mode: int) -> None:
 SQLITE_UNAVAILABLE = ("readonly", "disk is full", "unable to open", "disk I/O error", "database is locked")
 
 
-class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination, Store):
+class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, SQLiteReembed, LocalCoordination, Store):
     """The default store: ``<data_dir>/faceplus.sqlite3``; embeddings and crops encrypted with a ``data_key``.
 
     It owns FaceSet search: an :class:`~faceplus.store.vector_index.IndexCache` kept in step by this store's
@@ -145,7 +147,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
         conn.executescript(ALBUM_SCHEMA)  # FaceAlbum tables (sqlite_albums.py)
         conn.executescript(LEDGER_SCHEMA)  # faceplus index's ledger (sqlite_ledger.py)
         conn.executescript(SECURITY_SCHEMA)  # audit trail (sqlite_security.py)
-        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        upgrade_schema(conn)  # the versioned changes since (sqlite_reembed.py: model ids)
         check_key(conn, self.cipher)  # a wrong or missing key fails here, clearly
         self.search_index = IndexCache(self, hnsw, folder=not data_key)
 
@@ -242,6 +244,7 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
                     f.user_id,
                     f.created,
                     json.dumps(f.details),
+                    f.model,
                 )
             )
         crops = [
@@ -250,7 +253,11 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
             if f.crop is not None
         ]
         with self._write() as db:
-            db.executemany("INSERT INTO faces VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, user_id, created, details, "
+                "model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             db.executemany("INSERT INTO face_crops VALUES (?, ?, ?)", crops)
 
     def get_faces(self, tenant: str, tokens: Sequence[str], live_after: float) -> dict[str, FaceRecord]:
@@ -343,8 +350,8 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
                     if int(count[0]) >= max_facesets:
                         raise FaceSetQuotaExceeded(faceset.tenant)
                 db.execute(
-                    "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created, "
+                    "model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     faceset.insert_values(),
                 )
                 wanted = members or NewMembers((), 0.0, 0)
@@ -396,14 +403,24 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
             raise KeyError(faceset_token)
         return record
 
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
-        with self._write() as db:
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        with self._write() as db:  # the write lock: no add between the look at the members and the delete
+            if (
+                only_if_empty
+                and db.execute(
+                    "SELECT 1 FROM members m JOIN facesets s ON s.id = m.faceset_id "
+                    "WHERE s.tenant = ? AND s.faceset_token = ? LIMIT 1",
+                    (tenant, faceset_token),
+                ).fetchone()
+            ):
+                return False
             db.execute("DELETE FROM facesets WHERE tenant = ? AND faceset_token = ?", (tenant, faceset_token))
         self.search_index.drop(tenant, faceset_token)
+        return True
 
     def _faceset_row(self, db: sqlite3.Connection, tenant: str, faceset_token: str) -> sqlite3.Row:
         row = db.execute(
-            "SELECT id, face_count, version FROM facesets WHERE tenant = ? AND faceset_token = ?",
+            "SELECT id, face_count, version, model FROM facesets WHERE tenant = ? AND faceset_token = ?",
             (tenant, faceset_token),
         ).fetchone()
         if row is None:
@@ -442,7 +459,13 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
             count += 1
         if added:
             version += 1
-            db.execute("UPDATE facesets SET face_count = ?, version = ? WHERE id = ?", (count, version, set_id))
+            model = row["model"]
+            if row["face_count"] == 0 and all(live[t].model != model for t in added):
+                model = live[added[0]].model  # an empty FaceSet takes its first faces' model
+            db.execute(
+                "UPDATE facesets SET face_count = ?, version = ?, model = ? WHERE id = ?",
+                (count, version, model, set_id),
+            )
         return MembershipChange(added, failures, count, version)
 
     def remove_from_faceset(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None) -> MembershipChange:
@@ -477,25 +500,35 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
         )
         return [r[0] for r in rows]
 
-    def faceset_vectors(self, tenant: str, faceset_token: str) -> FaceSetVectors:
+    def faceset_vectors(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None = None) -> FaceSetVectors:
         with self._read() as db:
             row = self._faceset_row(db, tenant, faceset_token)
+            # Each member's vector of the FaceSet's model: its own, or the shadow a re-embedding left.
+            only = "" if tokens is None else f" AND m.face_token IN ({','.join('?' * len(tokens))})"
             rows = db.execute(
-                "SELECT m.face_token, f.embedding FROM members m JOIN faces f ON f.face_token = m.face_token "
-                "WHERE m.faceset_id = ? ORDER BY m.id",
-                (row["id"],),
+                "SELECT m.face_token, CASE WHEN f.model = ? THEN f.embedding ELSE r.embedding END "
+                "FROM members m JOIN faces f ON f.face_token = m.face_token "
+                "LEFT JOIN reembeds r ON r.face_token = m.face_token AND r.model = ? "
+                f"WHERE m.faceset_id = ? AND (f.model = ? OR r.face_token IS NOT NULL){only} ORDER BY m.id",
+                (row["model"], row["model"], row["id"], row["model"], *(tokens or ())),
             ).fetchall()
         plain = b"".join(unseal(self.cipher, r[1], r[0]) for r in rows)
         vectors = np.frombuffer(plain, dtype=np.float32).reshape(len(rows), EMBEDDING_DIM)
-        return FaceSetVectors([r[0] for r in rows], vectors.copy(), row["version"])
+        return FaceSetVectors([r[0] for r in rows], vectors.copy(), row["version"], row["model"])
 
     # -- search -------------------------------------------------------------------------------
     def search_faceset(
-        self, tenant: str, faceset_token: str, query: np.ndarray, k: int, version: int | None = None
+        self,
+        tenant: str,
+        faceset_token: str,
+        query: np.ndarray,
+        k: int,
+        version: int | None = None,
+        model: str | None = None,
     ) -> list[tuple[str, float]]:
         if version is None:
             version = self._faceset_row(self._conn(), tenant, faceset_token)["version"]
-        return self.search_index.search(tenant, faceset_token, version, query, k)
+        return self.search_index.search(tenant, faceset_token, version, query, k, model)
 
     def erase_faces(
         self, tenant: str | None, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()
@@ -528,9 +561,13 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, LocalCoordination,
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         with self._write() as db:
-            db.execute(
-                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ?", (status, json.dumps(result), task_id)
-            )
+            row = db.execute(
+                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ? RETURNING tenant, params",
+                (status, json.dumps(result), task_id),
+            ).fetchone()
+            upload = json.loads(row["params"]).get("upload_id") if row else None
+            if upload:  # the image the task read goes with the record of its outcome, not before
+                db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (row["tenant"], upload))
 
     def all_tasks(self) -> list[TaskRecord]:
         return [task_record(r) for r in self._conn().execute("SELECT * FROM tasks ORDER BY created, task_id")]

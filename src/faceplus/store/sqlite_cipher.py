@@ -1,8 +1,9 @@
 """Optional encryption at rest of the embedded store's biometric values (``FACEPLUS_DATA_KEY``, issue 14).
 
-With a key (the base64 of 32 random bytes), every face embedding, FaceAlbum face embedding and kept face crop
-is written as ``MAGIC + nonce + AES-256-GCM(value)``: a random 12-byte nonce per value, and the face token as
-associated data, so a blob moved to another row (another face) fails to decrypt instead of being accepted.
+With a key (the base64 of 32 random bytes), every face embedding (``faceplus reembed``'s shadow vectors too),
+FaceAlbum face embedding and kept face crop is written as ``MAGIC + nonce + AES-256-GCM(value)``: a random
+12-byte nonce per value, and the face token as associated data, so a blob moved to another row (another face)
+fails to decrypt instead of being accepted.
 Decryption happens when the store reads a row (search loads decrypted vectors into its in-memory index), so
 nothing else changes. Not encrypted: user ids, FaceSet names, tags and user_data, face rectangles, kept images
 (``FACEPLUS_STORE_IMAGES``) and FaceAlbum uploads.
@@ -35,6 +36,7 @@ ENCRYPTED_COLUMNS = (
     ("faces", "embedding", "face_token"),
     ("face_crops", "data", "face_token"),
     ("album_faces", "embedding", "face_token"),
+    ("reembeds", "embedding", "face_token"),  # faceplus reembed's new vectors, until they replace the old
 )
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceplus.store.base import MembershipChange, Store
+from faceplus.store.base import LEGACY_MODEL_ID, MembershipChange, ModelMismatch, Store
 
 log = logging.getLogger("faceplus.store.vector_index")
 
@@ -62,7 +62,7 @@ class HnswParams:
 
 
 class VectorIndex:
-    """One FaceSet's vectors: ``search`` returns (token, L2 distance) pairs, nearest first.
+    """One FaceSet's vectors of one identity ``model``: ``search`` returns (token, L2 distance) pairs, nearest first.
 
     Rows are numbered in arrival order and split in two parts: ``base`` (rows ``[0, nb)``: an owned array,
     or a read-only view of a memory-mapped graph file's vectors) and ``tail`` (rows added after it). The
@@ -76,9 +76,11 @@ class VectorIndex:
         version: int = 0,
         hnsw: HnswParams | None = None,
         files: IndexFiles | None = None,
+        model: str = LEGACY_MODEL_ID,
     ) -> None:
         self.params = hnsw or HnswParams()
         self.version = version
+        self.model = model
         self.files = files
         self._base = np.zeros((0, DIM), np.float32)
         self._base_tok = np.zeros(0, "S1")
@@ -104,7 +106,9 @@ class VectorIndex:
         if loaded is None:
             return None
         meta, graph, tokens, delta_tokens, delta_vectors = loaded
-        index = cls([], np.zeros((0, DIM), np.float32), meta["version"], hnsw, files)
+        # A file saved before indexes knew their model holds the vectors every FaceSet had then: dlib's fp32.
+        model = meta.get("model", LEGACY_MODEL_ID)
+        index = cls([], np.zeros((0, DIM), np.float32), meta["version"], hnsw, files, model)
         import faiss
 
         rows = int(graph.ntotal)
@@ -263,7 +267,13 @@ class VectorIndex:
         dead = np.flatnonzero(~self._alive[: self._file_rows]).tolist()
         try:
             self.files.write_meta(
-                self.version, graph_file, self._file_rows, dead, [self._token(int(r)) for r in rows], self._vec(rows)
+                self.version,
+                graph_file,
+                self._file_rows,
+                dead,
+                [self._token(int(r)) for r in rows],
+                self._vec(rows),
+                self.model,
             )
         except OSError:
             log.exception("saving the index of a FaceSet failed; it is rebuilt after a restart")
@@ -461,8 +471,10 @@ class IndexFiles:
         dead: list[int],
         delta_tokens: list[str],
         delta_vectors: np.ndarray,
+        model: str = LEGACY_MODEL_ID,
     ) -> None:
-        """Point the FaceSet at ``graph`` (None: the current one) with these tombstones and delta, at ``version``."""
+        """Point the FaceSet at ``graph`` (None: the current one) with these tombstones and delta, at ``version``
+        (its vectors are ``model``'s)."""
         with self._locked():
             current = self.read_meta()
             if current is not None and int(current["version"]) > version:
@@ -481,7 +493,14 @@ class IndexFiles:
                         np.savez(out, tokens=tokens, vectors=vectors)
 
                 self._write(self._path(f"{delta}.delta.npz"), save_delta)
-            meta = {"format": self.FORMAT, "version": version, "graph": graph, "rows": rows, "dead": dead}
+            meta = {
+                "format": self.FORMAT,
+                "version": version,
+                "graph": graph,
+                "rows": rows,
+                "dead": dead,
+                "model": model,
+            }
             meta["delta"] = delta
             self._write(self.meta_path, lambda temp: Path(temp).write_text(json.dumps(meta)))
             self._collect({f"{graph}.graph", f"{graph}.tokens.npy", f"{delta}.delta.npz"})
@@ -565,9 +584,11 @@ class IndexCache:
         return VectorIndex.from_files(files, self.hnsw)
 
     def search(
-        self, tenant: str, faceset_token: str, version: int, query: np.ndarray, k: int
+        self, tenant: str, faceset_token: str, version: int, query: np.ndarray, k: int, model: str | None = None
     ) -> list[tuple[str, float]]:
-        """Search the FaceSet as of (at least) ``version``: the cached index, else the saved one, else the store."""
+        """Search the FaceSet as of (at least) ``version``: the cached index, else the saved one, else the store.
+
+        ``model``: the query's; :class:`ModelMismatch` when the FaceSet's vectors are another model's."""
         key = (tenant, faceset_token)
         with self._lock(key):
             index = self._entries.get(key)
@@ -576,8 +597,10 @@ class IndexCache:
                 if index is None:
                     data = self.store.faceset_vectors(tenant, faceset_token)
                     files = self.files(tenant, faceset_token)
-                    index = VectorIndex(data.tokens, data.vectors, data.version, self.hnsw, files)
+                    index = VectorIndex(data.tokens, data.vectors, data.version, self.hnsw, files, data.model)
                 self._entries[key] = index
+            if model is not None and index.model != model:
+                raise ModelMismatch(faceset_token, index.model)
             return index.search(query, k)
 
     def wait_until_indexed(self, tenant: str, faceset_token: str, timeout: float | None = None) -> bool:
@@ -606,10 +629,14 @@ class IndexCache:
 
     def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
         def add(index: VectorIndex) -> None:
-            faces = self.store.get_faces(tenant, change.changed, live_after=float("-inf"))
-            tokens = [t for t in change.changed if t in faces]
-            vectors = np.stack([faces[t].embedding for t in tokens]) if tokens else np.zeros((0, DIM), np.float32)
-            index.add(tokens, vectors, change.version)
+            try:
+                data = self.store.faceset_vectors(tenant, faceset_token, change.changed)  # of the FaceSet's model
+            except KeyError:  # deleted meanwhile
+                data = None
+            if data is None or data.model != index.model:  # changed model meanwhile: reloaded at the next search
+                index.version = -1
+                return
+            index.add(data.tokens, data.vectors, change.version)
 
         self._update(tenant, faceset_token, change, add)
 
@@ -644,7 +671,8 @@ class IndexCache:
                 self._entries.pop(key, None)
                 files.delete()
                 return True
-            if index is None:
+            if index is None or index.model != data.model:
+                self._entries.pop(key, None)
                 files.delete()
                 return True
             members = set(data.tokens)

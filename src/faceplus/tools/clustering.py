@@ -304,12 +304,21 @@ def faces_from_folder(root: Path, engine: Any, workers: int = 1, progress: bool 
     return items
 
 
-def faces_from_faceset(store: Any, ledger: Any, tenant: str, outer_id: str) -> tuple[list[FaceItem], str]:
-    """The FaceSet's faces with their user_ids (truth) and, where ``faceplus index`` put them there, their image."""
+def faces_from_faceset(
+    store: Any, ledger: Any, tenant: str, outer_id: str, model: str | None = None
+) -> tuple[list[FaceItem], str]:
+    """The FaceSet's faces with their user_ids (truth) and, where ``faceplus index`` put them there, their image.
+
+    ``model``: the engine's identity model, whose calibration links the faces; a FaceSet of another is refused."""
     faceset = store.get_faceset(tenant, outer_id=outer_id)
     if faceset is None:
         raise SystemExit(f"no FaceSet with outer_id {outer_id!r} for tenant {tenant}")
     vectors = store.faceset_vectors(tenant, faceset.faceset_token)
+    if model is not None and vectors.model != model:
+        raise SystemExit(
+            f"FaceSet {outer_id!r} holds embeddings of {vectors.model}, this engine runs {model}: "
+            "run `faceplus reembed` first"
+        )
     sources = ledger.sources(tenant, faceset.faceset_token)
     records: dict[str, Any] = {}
     for start in range(0, len(vectors.tokens), 500):

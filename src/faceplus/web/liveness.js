@@ -173,6 +173,14 @@ async function run(event) {
 function init() {
   const creds = credentials();
   $("liveness-signin").hidden = !!creds.key;
+  $("liveness-start").hidden = !creds.key;
+  $("nav").hidden = !creds.key;
+  $("account").hidden = !creds.key;
+  $("signout").addEventListener("click", () => {
+    sessionStorage.removeItem("faceplus.api_key");
+    sessionStorage.removeItem("faceplus.api_secret");
+    location.href = "index.html";
+  });
   $("who").textContent = creds.key ? "key " + creds.key.slice(0, 8) + "…" : "";
   $("liveness-start").addEventListener("submit", run);
 }
