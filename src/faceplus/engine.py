@@ -22,6 +22,7 @@ from faceplus.detection import DetectorChain
 from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError
 from faceplus.imaging import DecodedImage, ImageSource, load_image
+from faceplus.landmarks import Landmarker
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
@@ -127,6 +128,7 @@ class Engine:
         self.models = models or EngineModels.for_settings(self.settings)
         self.dlib = self.models.dlib
         self.detectors = DetectorChain(self.settings.detection, self.dlib)
+        self.landmarker = Landmarker(self.settings.landmarks, self.dlib, lambda: self.analyzer.mesh_model)
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -258,11 +260,13 @@ class Engine:
         A given box (Face++ ``face_rectangle``) is used as it is: clients pass back boxes detect returned.
         """
         box = hit.box()
-        landmarks68 = self.dlib.landmarks(rgb, box.corners, 68)
+        found = self.landmarker.landmarks68(rgb, box)
+        landmarks68 = found.points
         fit_box = box.corners
         if hit.style is BoxStyle.FOREIGN:
             fit_box = hog_style_box(landmarks68)
-            landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
+            if found.source == "dlib68":  # the mesh frames its own crop: only dlib's predictor wants HOG's box
+                landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
         return Face(
             box=box,
             score=hit.score,

@@ -29,6 +29,9 @@ DETECTORS = ("retinaface", "blazeface", "hog")
 #: The identity models the engine can run (``FACEPLUS_EMBEDDER``): SFace (default), dlib's ResNet exact (fp32) or
 #: int8-quantized.
 EMBEDDERS = ("sface", "resnet", "resnet-int8")
+#: Where the 68 landmarks come from (``FACEPLUS_LANDMARKS``, faceplus.landmarks): MediaPipe's mesh, the mesh with
+#: dlib's 68-point predictor where the mesh sees no face, or dlib's predictor (its data forbids commercial use).
+LANDMARK_SOURCES = ("mesh", "mesh-or-dlib68", "dlib68")
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -163,6 +166,13 @@ class Settings:
         68,
         "resnet embedders only: dlib landmarks the 150 px chip is aligned on, 68 or 5. SFace's chip is always "
         "its 5 key points on the ArcFace template.",
+        "engine",
+    )
+    landmarks: str = setting(
+        "mesh",
+        "Where the 68 landmarks come from: mesh (MediaPipe's face mesh, Apache-2.0), mesh-or-dlib68 (dlib's "
+        "68-point predictor where the mesh sees no face) or dlib68 (dlib's predictor, trained on iBUG 300-W, "
+        "whose owners forbid commercial use); docs/LANDMARKS.md.",
         "engine",
     )
     embedder: str = setting(

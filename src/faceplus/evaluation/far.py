@@ -126,12 +126,12 @@ def embed_images(
 ) -> Embedded:
     """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given.
 
-    The engine is ``FACEPLUS_*``'s; the cache is one file per identity model and primary detector
-    (:func:`~faceplus.evaluation.folder_embeddings.cache_path`), so two models' vectors never mix.
+    The engine is ``FACEPLUS_*``'s; the cache is one file per identity model, primary detector and landmark
+    source (:func:`~faceplus.evaluation.folder_embeddings.cache_path`), so two models' vectors never mix.
     """
     model_id, primary = _engine_of(detector)
     if cache:
-        cache = cache_path(cache, model_id, primary)
+        cache = cache_path(cache, model_id, primary, _settings(detector).landmarks)
     relpaths = list(dict.fromkeys(relpaths))
     done = (
         Embedded.load(cache, model_id)

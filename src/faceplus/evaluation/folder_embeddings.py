@@ -118,20 +118,23 @@ def model_id_of(embedder: str) -> str:
     return Engine(replace(Settings(), embedder=embedder)).model_id
 
 
-def cache_path(cache: Path, model_id: str, detector: str | None = None) -> Path:
+def cache_path(cache: Path, model_id: str, detector: str | None = None, landmarks: str | None = None) -> Path:
     """The file a cache named ``cache`` really is: one per identity model (and primary detector, if given).
 
     The name carries the model id (``/`` made ``-``), so changing ``FACEPLUS_EMBEDDER`` or the default model
     starts a new file instead of reading another model's vectors; the file records the id too (:meth:`load`).
+    A landmark source other than the default (``FACEPLUS_LANDMARKS``: the chips are aligned on its points) is
+    named too, so dlib68- and mesh-aligned vectors never mix.
     """
-    parts = [cache.stem, *([detector] if detector else []), model_id.replace("/", "-")]
+    source = [landmarks] if landmarks and landmarks != Settings().landmarks else []
+    parts = [cache.stem, *([detector] if detector else []), model_id.replace("/", "-"), *source]
     return cache.with_name("-".join(parts) + cache.suffix)
 
 
 _worker_engine = None
 
 
-def _init_worker(detector: str, embedder: str) -> None:
+def _init_worker(detector: str, embedder: str, landmarks: str) -> None:
     global _worker_engine
     from faceplus.engine import Engine
 
@@ -140,6 +143,7 @@ def _init_worker(detector: str, embedder: str) -> None:
         limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
         detection=DetectionSettings(detector=detector, min_face=20),
         embedder=embedder,
+        landmarks=landmarks,
     )
     _worker_engine = Engine(settings)
 
@@ -174,12 +178,14 @@ def embed_folder(
 
     ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
     serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading).
+    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading),
+    and one landmark source (``FACEPLUS_LANDMARKS``, named unless the default).
     """
     embedder = embedder or Settings.from_env().embedder
+    landmarks = Settings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
     model_id = model_id_of(embedder)
     if cache:
-        cache = cache_path(cache, model_id, detector)
+        cache = cache_path(cache, model_id, detector, landmarks)
     names = variants(embedder)
     relpaths = list(dict.fromkeys(relpaths))
     done = (
@@ -194,7 +200,7 @@ def embed_folder(
         found: list[np.ndarray] = []
         detectors: list[str] = []
         with ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder)
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder, landmarks)
         ) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
             for raw, found_by in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
