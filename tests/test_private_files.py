@@ -47,7 +47,7 @@ def test_serve_refuses_a_calibration_it_cannot_load(tmp_path: Path, case: str) -
 
         other = "sface-2021dec/fp32/0123456789abcdef"
         shipped = default_calibration()
-        path, expected = tmp_path / "other.json", (other, "fit on distances of")
+        path, expected = tmp_path / "other.json", (other, "was fit for identity model")
         replace(shipped, info={**shipped.info, "model_id": other}).save(path)
     env = {**os.environ, "FACEPLUS_COMPARE_CALIBRATION": str(path)}
     run = subprocess.run(

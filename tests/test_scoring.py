@@ -8,6 +8,7 @@ Real lfw-dev faces; the vectorised numbers are also checked against a per-pair c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from faceplus.engine import Engine
 
 #: Four lfw-dev people, two photos each: same-person and impostor pairs.
 PEOPLE = ("Aaron_Sorkin", "Ai_Sugiyama", "Alan_Greenspan", "Allyson_Felix")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def resnet_embedder() -> Iterator[None]:
+    """dlib's ResNet: the one model with a shipped cohort-normalised calibration, so all four kinds can be scored
+    (the scoring path is the model's own business only through its calibration; SFace's: tests/test_sface.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACEPLUS_EMBEDDER", "resnet")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -163,5 +173,5 @@ def test_a_calibration_of_another_model_is_refused(faces, tmp_path: Path) -> Non
         if serves:
             assert chosen.confidences(vectors[0], vectors[1])[0, 0] == engine.confidences(vectors[0], vectors[1])[0, 0]
         else:
-            with pytest.raises(ValueError, match=f"fit on distances of {model}.*embeds with {engine.model_id}"):
+            with pytest.raises(ValueError, match=f"fit for identity model {model}.*embeds with {engine.model_id}"):
                 chosen.match(vectors[0], vectors[1])

@@ -57,7 +57,7 @@ class Calibration:
     def embedder_model(self) -> str | None:
         """The id of the identity model the thresholds were fit for (``name/variant/sha16``); ``dlib-resnet-v1``
         for a file written before ids were recorded; None when nothing says (a calibration built in code)."""
-        recorded = self.info.get("embedder_model") or self.info.get("model_id")
+        recorded = self.info.get("model_id")
         if recorded:
             return str(recorded)
         return LEGACY_EMBEDDER if str(self.info.get("embedder", "")).startswith(LEGACY_EMBEDDER) else None
