@@ -22,9 +22,10 @@ from faceplus.evaluation.liveness import (
     label_photo,
     nuaa_sequences,
     person_photos,
+    same_session_distance,
 )
 from faceplus.liveness.challenge import all_challenges, random_actions
-from faceplus.liveness.checks import NON_RIGID, FrameSignal, default_limits, evaluate, find_action
+from faceplus.liveness.checks import NON_RIGID, FrameSignal, Limits, default_limits, evaluate, find_action
 from faceplus.liveness.measure import VideoError, VideoLimits, VideoTooLong, decode_video, measure_frames
 
 PERSON = "Vladimir_Putin"  # neutral 0006; 0009 turned (and mirrored for the other side): see docs/LIVENESS.md
@@ -70,6 +71,14 @@ def test_challenges_are_random_and_never_rigid_only() -> None:
     assert all(any(a in NON_RIGID for a in c) for c in challenges)
     drawn = {tuple(random_actions()) for _ in range(200)}
     assert len(drawn) > 30 and drawn <= set(challenges)
+
+
+def test_default_limits_follow_the_identity_model(engine: Engine, capture) -> None:
+    """The checks' identity distance is the served model's (a dlib-scale 0.336 refuses SFace's own frames)."""
+    assert Limits().identity_distance == default_limits(engine.settings.embedder).identity_distance
+    verdict = evaluate(capture.signals, ACTIONS)
+    assert verdict.passed, verdict.failures
+    assert same_session_distance(engine) < Limits().identity_distance
 
 
 def test_bona_fide_capture_passes(capture) -> None:

@@ -147,9 +147,15 @@ NOD_PITCH = 20.0
 #: photos (12 each at most), the 88 lowest were looked at, and those with both eyes shut (:data:`REAL_CLOSED_EYES`)
 #: measure 0.07-0.157 (the median photo: 0.29). Narrow or downcast open eyes (0.16-0.2) stay: users have them too.
 NEUTRAL_EYE_RATIO = 0.16
-#: Action photos must lie this close to the neutral one (embedding distance; the checks allow 0.336 at FAR 1e-4,
-#: the margin is for the jitter).
-SAME_SESSION_DISTANCE = 0.32
+#: Action photos must lie this close to the neutral one, as a share of the distance the checks allow (the identity
+#: model's FAR 1e-4 distance, :func:`~faceplus.liveness.checks.default_limits`; the margin is for the jitter). A
+#: share, not a distance: distances follow the model (dlib's ResNet allows 0.336, so 0.32; SFace 1.076, so 1.02).
+SAME_SESSION_SHARE = 0.95
+
+
+def same_session_distance(engine: Engine) -> float:
+    """The largest embedding distance from the neutral photo an action photo may have, on ``engine``'s model."""
+    return SAME_SESSION_SHARE * default_limits(engine.settings.embedder).identity_distance
 
 
 def close_eyes(rgb: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
@@ -238,12 +244,13 @@ def person_photos(engine: Engine, name: str, photos: Sequence[Path]) -> PersonPh
         return None
     base = neutral[0]
     # frames of one real capture show one person under one light: only photos that look as alike as that
+    alike = same_session_distance(engine)
     labels = [
         lab
         for lab in labels
         if lab.embedding is not None
         and base.embedding is not None
-        and float(np.linalg.norm(lab.embedding - base.embedding)) <= SAME_SESSION_DISTANCE
+        and float(np.linalg.norm(lab.embedding - base.embedding)) <= alike
     ]
     base_rgb = images[base.path]
     faces = engine.detect(base_rgb, embed=False)
@@ -549,7 +556,7 @@ def _rate(k: int, n: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     engine = Engine()
-    limits = default_limits()
+    limits = default_limits(engine.settings.embedder)
     challenges = all_challenges(3)
     lines: list[str] = []
     # NUAA

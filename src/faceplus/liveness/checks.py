@@ -71,7 +71,9 @@ class FrameSignal:
 class Limits:
     """Thresholds of the checks (documented in docs/LIVENESS.md; defaults measured there)."""
 
-    identity_distance: float = 0.3364  # the shipped calibration's 1e-4 FAR distance (see default_limits)
+    #: the 1e-4 FAR distance of the configured identity model's shipped calibration (``FACEPLUS_EMBEDDER``):
+    #: distances differ by model (dlib's ResNet 0.336, SFace 1.076), so it is never a constant
+    identity_distance: float = field(default_factory=lambda: shipped_identity_distance())
     eye_open_below: float = 0.4
     eye_closed_above: float = 0.7
     #: ... or the eye aspect ratio falls to this share of the open eyes' just before (fitted: docs/LIVENESS.md)
@@ -88,11 +90,18 @@ class Limits:
     min_face_px: int = 40
 
 
-def default_limits() -> Limits:
-    """:class:`Limits` with the identity distance of the engine's shipped calibration at FAR 1e-4."""
+def shipped_identity_distance(embedder: str | None = None) -> float:
+    """The FAR 1e-4 L2 distance of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``'s): raw L2,
+    the scale the frames' embeddings are compared on, whatever calibration compare scores with."""
     from faceplus.calibration import default_calibration
 
-    return Limits(identity_distance=float(default_calibration().threshold_distances["1e-4"]))
+    return float(default_calibration(embedder).threshold_distances["1e-4"])
+
+
+def default_limits(embedder: str | None = None) -> Limits:
+    """:class:`Limits` with the identity distance of ``embedder``'s shipped calibration at FAR 1e-4 (default: the
+    configured identity model, ``FACEPLUS_EMBEDDER``)."""
+    return Limits(identity_distance=shipped_identity_distance(embedder))
 
 
 @dataclass
