@@ -35,6 +35,15 @@ def _requested(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return split_attributes(params.str("return_attributes", "none") or "none")
 
 
+#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (``form_doc``).
+ANALYSIS_FIELDS = {
+    "return_landmark": "integer",
+    "return_attributes": "string",
+    "beauty_score_min": "integer",
+    "beauty_score_max": "integer",
+}
+
+
 def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
     """``return_landmark`` (0/1/2) and the measured names of ``return_attributes``.
 

@@ -27,13 +27,13 @@ from faceplus.api.facealbums import (
 )
 from faceplus.api.faces import new_token
 from faceplus.api.forms import Params, form_doc
-from faceplus.api.images import ImageInput, read_image
+from faceplus.api.images import ImageInput, image_fields, read_image
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 
 _ALBUM = {"facealbum_token": "string"}
-_IMAGE = {"image_file": "binary", "image_base64": "string", "image_url": "string"}
+_IMAGE = image_fields()
 #: face_tokens per updateface/deleteface call (Face++: 1 to 10).
 MAX_TOKENS = 10
 CREATE_NEW_GROUP = "CreateNewGroup"
