@@ -60,7 +60,8 @@ def detect(
         calculate_all=bool(calculate_all),
     )
     body = {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)}
-    return reply(request, declare_unmeasured(params, body))
+    described = None if calculate_all else ctx.settings.attribute_faces  # the faces detect describes
+    return reply(request, declare_unmeasured(params, body, described))
 
 
 def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any]) -> FaceRecord | None:
