@@ -317,10 +317,13 @@ class Indexer:
                     batch, pending = pending, []
                     self.commit(root, batch)
                     bar.set_postfix(faces=self.summary.faces, errors=self.summary.errors, refresh=False)
+            batch, pending = pending, []
+            self.commit(root, batch)  # the last, partial batch: counted before the bar draws its final line
+            bar.set_postfix(faces=self.summary.faces, errors=self.summary.errors, refresh=False)
         finally:
-            bar.close()
-            if pending:
+            if pending:  # interrupted: what was detected is still kept
                 self.commit(root, pending)
+            bar.close()
             self.summary.seconds = time.perf_counter() - start
             current = self.store.get_faceset(self.tenant, faceset_token=self.faceset.faceset_token)
             if current is not None:
