@@ -21,7 +21,7 @@ from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, compare_calibration, default_calibration
 from faceplus.chips import IDENTITY, face_chips
 from faceplus.detection import DetectorChain
-from faceplus.errors import FaceplusError
+from faceplus.errors import FaceplusError, ignore_interrupts
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
@@ -34,6 +34,7 @@ _pool_engine: Engine | None = None
 
 def _init_pool_engine(settings: Settings) -> None:
     global _pool_engine
+    ignore_interrupts()
     _pool_engine = Engine(settings)
 
 
