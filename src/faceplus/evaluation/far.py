@@ -373,6 +373,11 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
                 print(lfw_ten_fold(args, fitted.norm))
             if args.save_cohort:
                 save_cohort_calibration(study, fitted, args, Path(args.save_cohort))
+    if getattr(args, "report", None):
+        from faceplus.evaluation.report import far_report
+
+        lfw_pairs = (genuine, impostor) if args.lfw else None
+        print(f"report: {far_report(Path(args.report), root, rows, lfw_pairs, calibration, args)}")
     return 0
 
 
