@@ -44,6 +44,7 @@ FIELD_DOCS: dict[str, str] = {
     "task_id": "A task id from an asynchronous call.",
     "facealbum_token": "The FaceAlbum's token.",
     "image_id": "An image id from a previous reply.",
+    "Image_id": "The same as image_id (the spelling FaceppSwift sends); image_id wins when both are given.",
     "callback_url": "Optional: an address told when the task has finished.",
     "operation_type": "groupface: incremental (new faces only) or refreshAll.",
     "group_id": "A group (person) id of the FaceAlbum.",

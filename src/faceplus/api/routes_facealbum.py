@@ -296,7 +296,7 @@ def updateface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -
 @router.post(
     "/deleteface",
     summary="Remove 1-10 faces, or every face of one image_id, from the album",
-    openapi_extra=form_doc({**_ALBUM, "face_tokens": "string", "image_id": "string"}),
+    openapi_extra=form_doc({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"}),
 )
 def deleteface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
