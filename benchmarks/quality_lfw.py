@@ -29,6 +29,7 @@ from faceplus.analysis.blur import face_blur
 from faceplus.attributes import FaceAnalyzer
 from faceplus.engine import Engine, NoFaceFound, normalize
 from faceplus.evaluation.lfw import read_pairs
+from faceplus.tools.clustering import link_calibration
 
 FIT_FOLDS = range(0, 5)
 FIELDS = ("iod", "blurness", "yaw", "pitch", "raw_norm", "confidence")
@@ -167,7 +168,7 @@ def main() -> None:
     index = {str(rel): i for i, rel in enumerate(data["images"])}
     if args.fit:
         print("fitted on folds 0-4:", json.dumps(fit(data, pairs, index), indent=1))
-    result = report(data, pairs, index, Engine().calibration.threshold_distances["1e-4"])
+    result = report(data, pairs, index, link_calibration(Engine().calibration).threshold_distances["1e-4"])
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

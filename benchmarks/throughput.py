@@ -3,19 +3,18 @@
     uv run --group bench python benchmarks/throughput.py [--images 500] [--workers 2] [--chunk 10]
 
 face_recognition (on dlib-bin) runs its documented pipeline: HOG at upsampling 1, 5-point landmarks,
-dlib's ResNet on dlib (no BLAS). faceplus runs its default engine (BlazeFace re-boxed by HOG, 68-point
-alignment, the ResNet converted to ONNX with flip TTA) in one process, the same with the opt-in int8
-embedder (``FACEPLUS_EMBEDDER=resnet-int8``), then as a worker pool (``Engine.detect_many``). The three
-1-process pipelines take turns every ``--chunk`` images so that all see the same load; the pool row runs
-after them and is compared with the same face_recognition rate (the load
-average printed at each phase shows how far that holds). Also prints faceplus's per-stage latency against
-each stage's floor, and whether the best row reaches issue 15's 10x. Reads lfw-dev from ../shared/data.
+dlib's ResNet on dlib (no BLAS). faceplus runs its default engine (RetinaFace, the mesh's 68 points, SFace on
+RetinaFace's five points, one pass) and the default before SFace (BlazeFace re-boxed by HOG, dlib's 68 points,
+dlib's ResNet on ONNX with flip TTA; also with its int8 embedder), each in one process, then each as a worker
+pool (``Engine.detect_many``). The 1-process pipelines take turns every ``--chunk`` images so that all see the
+same load; the pool rows run after them and are compared with the same face_recognition rate (the load average
+printed at each phase shows how far that holds). Also prints both faceplus pipelines' per-stage latency,
+and whether the best row reaches 10x face_recognition. Reads lfw-dev from ../shared/data.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import time
 from functools import partial
@@ -53,26 +52,44 @@ def run_faceplus(engine, paths: list[Path]) -> tuple[float, int]:  # noqa: ANN00
     return time.perf_counter() - start, faces
 
 
+#: The pipelines compared, by their settings: today's default, and the default before SFace (BlazeFace re-boxed by
+#: HOG, dlib's 68-point landmarks, dlib's ResNet with flip TTA).
+BEFORE = {"detector": "blazeface", "landmarks": "dlib68", "embedder": "resnet"}
+PIPELINES = {
+    "faceplus default (RetinaFace, mesh-68, SFace)": {},
+    "faceplus before (BlazeFace+HOG, dlib-68, ResNet x2 flip)": BEFORE,
+    "faceplus before, FACEPLUS_EMBEDDER=resnet-int8": {**BEFORE, "embedder": "resnet-int8"},
+}
+
+
+def make_engine(overrides: dict[str, str]):  # noqa: ANN201
+    """An engine with the default settings but for ``overrides`` (``detector`` is a detection setting)."""
+    from dataclasses import replace
+
+    from faceplus import Engine
+
+    settings = Engine().settings
+    engine_fields = {k: v for k, v in overrides.items() if k != "detector"}
+    if "detector" in overrides:
+        settings = replace(settings, detection=replace(settings.detection, detector=overrides["detector"]))
+    return Engine(replace(settings, **engine_fields))
+
+
 def run_interleaved(paths: list[Path], chunk: int) -> list[tuple[float, int]]:
-    """face_recognition, faceplus and faceplus with the int8 embedder (1 process each), taking turns every
-    ``chunk`` images, the order rotating each turn.
+    """face_recognition and each of :data:`PIPELINES` (1 process each), taking turns every ``chunk`` images, the
+    order rotating each turn.
 
     On a machine shared with other work the load changes within minutes; run one after the other, the tools
     would see different loads and their ratios would say more about the neighbours than about them.
     """
-    from dataclasses import replace
-
     import face_recognition
 
-    from faceplus import Engine
-
-    engine = Engine()
-    int8 = Engine(replace(engine.settings, embedder="resnet-int8"))
-    for warm in (engine, int8):
+    engines = [make_engine(o) for o in PIPELINES.values()]
+    for warm in engines:
         warm.detect(paths[0])
     face_recognition.face_encodings(face_recognition.load_image_file(paths[0]))  # the same warm start for all
-    totals = [[0.0, 0], [0.0, 0], [0.0, 0]]
-    runs = [run_face_recognition, partial(run_faceplus, engine), partial(run_faceplus, int8)]
+    runs = [run_face_recognition, *(partial(run_faceplus, e) for e in engines)]
+    totals = [[0.0, 0] for _ in runs]
     for n, i in enumerate(range(0, len(paths), chunk)):
         part = paths[i : i + chunk]
         for k in range(len(runs)):
@@ -83,14 +100,9 @@ def run_interleaved(paths: list[Path], chunk: int) -> list[tuple[float, int]]:
     return [(t[0], int(t[1])) for t in totals]
 
 
-def run_pool(paths: list[Path], workers: int, embedder: str = "resnet") -> tuple[float, int]:
+def run_pool(paths: list[Path], workers: int, overrides: dict[str, str]) -> tuple[float, int]:
     """``Engine.detect_many`` with a pool of ``workers`` processes; the pool's start-up is inside the timing."""
-    from dataclasses import replace
-
-    from faceplus import Engine
-
-    engine = Engine()
-    engine = Engine(replace(engine.settings, embedder=embedder))
+    engine = make_engine(overrides)
     faces = 0
     start = time.perf_counter()
     for _, result in engine.detect_many(paths, workers=workers):
@@ -104,114 +116,38 @@ GOAL = 10.0
 STAGES = ("decode", "detect", "landmarks", "chips", "embed")
 
 
-class _Recorder:
-    """Wraps one engine's model calls so one pipeline pass records every raw model input, per stage.
+def stage_latency(paths: list[Path], rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Per pipeline (today's default and the one before) and stage: ms per image, median over ``rounds`` passes.
 
-    Replaying those inputs through the bare model calls (onnxruntime ``run``, dlib's HOG, predictor and chip
-    functions, libjpeg through PIL) gives each stage's floor: what its models cost with no code around them.
+    The stages are faceplus's own code (``Engine.load``, ``find_boxes``, ``_face``: landmarks, ``chips``,
+    ``embed_chips``); the two engines take turns image by image, so their ratio holds on a loaded machine.
     """
-
-    def __init__(self, engine) -> None:  # noqa: ANN001
-        import dlib
-
-        import faceplus.engine as engine_module
-        from faceplus.chips import landmark_shape
-        from faceplus.models.dlib_models import _rect
-
-        self.calls: dict[str, list] = {name: [] for name in STAGES}
-        self.on = True
-        models, calls = engine.dlib, self.calls
-        hog_run, p5, p68 = models.hog.run, models.predictor5, models.predictor68
-        detect_hog, landmarks, chips = models.detect_hog, models.landmarks, engine_module.face_chips
-
-        def rec_hog(rgb, upsample, threshold):  # noqa: ANN001, ANN202
-            if self.on:
-                calls["detect"].append(partial(hog_run, rgb, upsample, threshold))
-            return detect_hog(rgb, upsample, threshold)
-
-        def rec_landmarks(rgb, box, points=5):  # noqa: ANN001, ANN202
-            if self.on:
-                calls["landmarks"].append(partial(p5 if points == 5 else p68, rgb, _rect(box)))
-            return landmarks(rgb, box, points)
-
-        def rec_chips(rgb, points, spec):  # noqa: ANN001, ANN202
-            if self.on and points:
-                shapes = dlib.full_object_detections()
-                shapes.extend(landmark_shape(p) for p in points)
-                calls["chips"].append(partial(dlib.get_face_chips, rgb, shapes, size=spec.size, padding=spec.padding))
-            return chips(rgb, points, spec)
-
-        models.detect_hog, models.landmarks, engine_module.face_chips = rec_hog, rec_landmarks, rec_chips
-        for detector in (engine.detectors._blazeface, engine.detectors._blazeface_short):
-            detector.session = _SessionRecorder(detector.session, calls["detect"], self)
-        engine.embedder._session = _SessionRecorder(engine.embedder._session, calls["embed"], self)
-
-
-class _SessionRecorder:
-    """An onnxruntime session that records each ``run`` (inputs already made) before running it."""
-
-    def __init__(self, session, calls: list, recorder: _Recorder) -> None:  # noqa: ANN001
-        self._session, self._calls, self._recorder = session, calls, recorder
-
-    def __getattr__(self, name: str):  # noqa: ANN204
-        return getattr(self._session, name)
-
-    def run(self, outputs, feeds):  # noqa: ANN001, ANN201
-        if self._recorder.on:
-            feeds = {k: np.array(v, copy=True) for k, v in feeds.items()}
-            self._calls.append(partial(self._session.run, outputs, feeds))
-        return self._session.run(outputs, feeds)
-
-
-def stage_latency(paths: list[Path], rounds: int = 3) -> dict[str, tuple[float, float]]:
-    """Per stage: (pipeline ms per image, floor ms per image), medians over ``rounds`` interleaved passes.
-
-    The pipeline is faceplus's own code, stage by stage (``Engine.load``, ``find_boxes``, ``_face``,
-    ``chips``, ``embed_chips``); the floor replays the raw model calls that pass made, on the inputs it made
-    for them, with nothing around them. Both run in this process, one after the other, so their ratio holds
-    on a loaded machine.
-    """
-    from PIL import Image
-
-    from faceplus import Engine
-
-    engine = Engine()
-    engine.detect(paths[0])
+    engines = {name: make_engine(o) for name, o in list(PIPELINES.items())[:2]}
+    for engine in engines.values():
+        engine.detect(paths[0])
     data = [path.read_bytes() for path in paths]
-    recorder = _Recorder(engine)
-    pipeline: dict[str, list[float]] = {name: [] for name in STAGES}
-    floor: dict[str, list[float]] = {name: [] for name in STAGES}
-
-    def decode_floor(blob: bytes) -> None:
-        with Image.open(io.BytesIO(blob)) as image:
-            image.load()
-
-    for r in range(rounds):
-        spent = dict.fromkeys(STAGES, 0.0)
+    spent = {name: {stage: [] for stage in STAGES} for name in engines}
+    for _ in range(rounds):
+        totals = {name: dict.fromkeys(STAGES, 0.0) for name in engines}
         for blob in data:
-            if r == 0:
-                recorder.calls["decode"].append(partial(decode_floor, blob))
-            t0 = time.perf_counter()
-            decoded = engine.load(blob)
-            t1 = time.perf_counter()
-            hits = engine.find_boxes(decoded.rgb)
-            t2 = time.perf_counter()
-            faces = [engine._face(decoded.rgb, hit) for hit in hits]
-            t3 = time.perf_counter()
-            chips = engine.chips(decoded.rgb, faces)
-            t4 = time.perf_counter()
-            engine.embed_chips(chips)
-            t5 = time.perf_counter()
-            for name, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
-                spent[name] += seconds
-        recorder.on = False
-        for name in STAGES:
-            pipeline[name].append(spent[name] * 1000 / len(data))
-            t0 = time.perf_counter()
-            for call in recorder.calls[name]:
-                call()
-            floor[name].append((time.perf_counter() - t0) * 1000 / len(data))
-    return {name: (float(np.median(pipeline[name])), float(np.median(floor[name]))) for name in STAGES}
+            for name, engine in engines.items():
+                t0 = time.perf_counter()
+                decoded = engine.load(blob)
+                t1 = time.perf_counter()
+                hits = engine.find_boxes(decoded.rgb)
+                t2 = time.perf_counter()
+                faces = [engine._face(decoded.rgb, hit) for hit in hits]
+                t3 = time.perf_counter()
+                chips = engine.chips(decoded.rgb, faces)
+                t4 = time.perf_counter()
+                engine.embed_chips(chips)
+                t5 = time.perf_counter()
+                for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                    totals[name][stage] += seconds
+        for name in engines:
+            for stage in STAGES:
+                spent[name][stage].append(totals[name][stage] * 1000 / len(data))
+    return {name: {stage: float(np.median(v)) for stage, v in stages.items()} for name, stages in spent.items()}
 
 
 def main() -> None:
@@ -228,27 +164,25 @@ def main() -> None:
         return
 
     loads = [os.getloadavg()[0]]
-    (fr_time, fr_faces), (fp_time, fp_faces), (q_time, q_faces) = run_interleaved(paths, args.chunk)
+    (fr_time, fr_faces), *one_process = run_interleaved(paths, args.chunk)
     loads.append(os.getloadavg()[0])
-    pool_time, pool_faces = run_pool(paths, args.workers)
-    q_pool_time, q_pool_faces = run_pool(paths, args.workers, "resnet-int8")
+    pools = [run_pool(paths, args.workers, o) for o in PIPELINES.values()]
     loads.append(os.getloadavg()[0])
     print(
         "load average (1 min): {:.2f} at start, {:.2f} after the 1-process turns, {:.2f} after the pools".format(*loads)
     )
     base = len(paths) / fr_time
-    print(f"{'pipeline':<52} {'images/s':>9} {'faces':>6} {'ratio':>6}")
+    print(f"{'pipeline':<72} {'images/s':>9} {'faces':>6} {'ratio':>6}")
     ratios = {}
-    for name, seconds, faces in (
-        ("face_recognition 1.3 (dlib-bin, 1 process)", fr_time, fr_faces),
-        ("faceplus, 1 process", fp_time, fp_faces),
-        ("faceplus, FACEPLUS_EMBEDDER=resnet-int8, 1 process", q_time, q_faces),
-        (f"faceplus, detect_many with {args.workers} workers", pool_time, pool_faces),
-        (f"faceplus, resnet-int8, detect_many with {args.workers} workers", q_pool_time, q_pool_faces),
-    ):
+    rows = [("face_recognition 1.3 (dlib-bin, 1 process)", fr_time, fr_faces)]
+    rows += [(f"{name}, 1 process", *r) for name, r in zip(PIPELINES, one_process, strict=True)]
+    rows += [(f"{name}, {args.workers} workers", *r) for name, r in zip(PIPELINES, pools, strict=True)]
+    for name, seconds, faces in rows:
         rate = len(paths) / seconds
         ratios[name] = rate / base
-        print(f"{name:<52} {rate:9.1f} {faces:6d} {rate / base:6.1f}x")
+        print(f"{name:<72} {rate:9.1f} {faces:6d} {rate / base:6.1f}x")
+    default, before = (f"{name}, 1 process" for name in list(PIPELINES)[:2])
+    print(f"default against before, 1 process: {ratios[default] / ratios[before]:.2f}x the images/s")
     best = max(ratios, key=ratios.__getitem__)
     verdict = "met" if ratios[best] >= GOAL else "not met"
     print(f"best row: {best}, {ratios[best]:.1f}x face_recognition in 1 process; goal >= {GOAL:g}x: {verdict}")
@@ -257,14 +191,15 @@ def main() -> None:
 
 
 def print_stages(paths: list[Path]) -> None:
-    print("\nfaceplus per stage, ms per image (1 process, 1 onnxruntime thread); floor = the stage's raw model calls")
-    print("alone on the inputs the pipeline made for them (onnxruntime run, dlib HOG/predictor/chip, PIL decode):")
+    print("\nfaceplus per stage, ms per image (1 process, 1 onnxruntime thread, the two engines taking turns):")
     latency = stage_latency(paths)
-    print(f"  {'stage':<10} {'pipeline':>9} {'floor':>7} {'overhead':>9}")
-    for name, (ms, floor) in latency.items():
-        print(f"  {name:<10} {ms:9.2f} {floor:7.2f} {(ms - floor) / max(ms, 1e-9):8.0%}")
-    total, total_floor = (sum(v[i] for v in latency.values()) for i in (0, 1))
-    print(f"  {'total':<10} {total:9.2f} {total_floor:7.2f} {(total - total_floor) / total:8.0%}")
+    names = list(latency)
+    print(f"  {'stage':<10} " + " ".join(f"{n[:24]:>25}" for n in names) + f" {'ratio':>6}")
+    for stage in STAGES:
+        ms = [latency[n][stage] for n in names]
+        print(f"  {stage:<10} " + " ".join(f"{v:25.2f}" for v in ms) + f" {ms[0] / max(ms[1], 1e-9):6.2f}")
+    totals = [sum(latency[n].values()) for n in names]
+    print(f"  {'total':<10} " + " ".join(f"{v:25.2f}" for v in totals) + f" {totals[0] / totals[1]:6.2f}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import pytest
 from faceplus.calibration import Calibration
 from faceplus.cli import main
 from faceplus.evaluation.calibrate import needed_impostor_pairs, pair_counts
-from faceplus.evaluation.folder_embeddings import FolderEmbeddings
-from faceplus.settings import DetectionSettings, ServerSettings
+from faceplus.evaluation.folder_embeddings import FolderEmbeddings, cache_path, model_id_of
+from faceplus.settings import DetectionSettings, ServerSettings, Settings
 
 #: 10 people x 6 photos: 150 same-person and 1,620 impostor pairs, enough for FAR 1e-3 with one false accept
 #: at the threshold (1,000 pairs), not for the defaults (10 false accepts: 10,000 pairs at 1e-3).
@@ -55,8 +55,13 @@ def folder_run(album: Path, tmp_path_factory: pytest.TempPathFactory) -> FolderR
     cache = out / "emb.npz"
     code = main(["calibrate", "--root", str(album), "--out", str(out / "cal.json"), "--cache", str(cache)] + SMALL)
     assert code == 0
-    detector = DetectionSettings.from_env().detector  # embed_folder names its cache after the primary detector
-    return FolderRun(Calibration.load(out / "cal.json"), FolderEmbeddings.load(out / f"emb-{detector}{cache.suffix}"))
+    return FolderRun(Calibration.load(out / "cal.json"), FolderEmbeddings.load(_cache_file(cache)))
+
+
+def _cache_file(cache: Path) -> Path:
+    """The file embed_folder keeps ``--cache`` in: named after the primary detector and the identity model."""
+    embedder, detector = Settings.from_env().embedder, DetectionSettings.from_env().detector
+    return cache_path(cache, model_id_of(embedder), detector)
 
 
 @dataclass
@@ -166,6 +171,7 @@ def test_faceset_calibration_equals_the_folder_form_on_the_same_photos(
     for cal in (faceset_cal, folder_cal):
         assert (cal.info["genuine_pairs"], cal.info["impostor_pairs"]) == (genuine, impostor) == (150, 1620)
         assert list(cal.threshold_distances) == ["1e-3"]
+        assert cal.model_id == model_id_of(Settings.from_env().embedder)  # the distances' model, checked on serving
     assert faceset_cal.threshold_distances["1e-3"] == pytest.approx(folder_cal.threshold_distances["1e-3"], abs=1e-5)
     assert faceset_cal.midpoint == pytest.approx(folder_cal.midpoint, abs=1e-4)
     assert faceset_cal.scale == pytest.approx(folder_cal.scale, abs=1e-4)
@@ -248,7 +254,10 @@ def test_faces_without_a_user_id_are_left_out_not_counted_as_impostors(
         labelled = [members.tokens[row] for row in rows]
         now = time.time()
         box = {"top": 0, "left": 0, "width": 9, "height": 9}
-        copies = [FaceRecord(tenant, secrets.token_hex(16), members.vectors[row], box, "", now) for row in rows]
+        copies = [
+            FaceRecord(tenant, secrets.token_hex(16), members.vectors[row], box, "", now, model=members.model)
+            for row in rows
+        ]
         store.add_faces(copies)
         unlabelled = [c.face_token for c in copies]
         for outer_id, tokens in (("mixed", labelled + unlabelled), ("nolabels", unlabelled)):
@@ -334,16 +343,15 @@ def population(
         (root / folder.name).mkdir()
         for photo in sorted(folder.glob("*.jpg"))[:MORE_PER_PERSON]:
             (root / folder.name / photo.name).symlink_to(photo)
-    detector = DetectionSettings.from_env().detector
     cache = tmp / "emb.npz"
-    folder_run.embeddings.save(tmp / f"emb-{detector}.npz")  # the album's 60 photos: only 110 are embedded here
+    folder_run.embeddings.save(_cache_file(cache))  # the album's 60 photos: only 110 are embedded here
     out = tmp / "out" / "pop.json"
     out.parent.mkdir()
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), small_floors():
         code = main(["calibrate", "--root", str(root), "--out", str(out), "--cache", str(cache), *COHORT, *SMALL])
     assert code == 0, stdout.getvalue()
-    embeddings = FolderEmbeddings.load(tmp / f"emb-{detector}.npz")
+    embeddings = FolderEmbeddings.load(_cache_file(cache))
     return Population(root, out, stdout.getvalue(), embeddings, cache)
 
 
@@ -402,7 +410,7 @@ def test_cohort_calibration_is_written_beside_and_serves_through_the_setting(
     # FACEPLUS_COMPARE_CALIBRATION=file: the engine loads this cohort (not the shipped one) and normalises.
     monkeypatch.setenv("FACEPLUS_COMPARE_CALIBRATION", str(out))
     engine = Engine()
-    cal = engine.match_calibration
+    cal = engine.calibration
     loaded = cal.cohort()
     assert loaded is not None and np.array_equal(loaded.vectors, cohort)
     assert cal.threshold_distances == written["threshold_distances"]

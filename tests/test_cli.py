@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from faceplus.cli import main
@@ -53,8 +55,10 @@ def test_compare_same_and_different(shared_data: Path, capsys) -> None:
     assert first["confidence"] > first["thresholds"]["1e-4"] > second["confidence"]
 
 
-def test_eval_lfw_on_a_small_pairs_file(shared_data: Path, tmp_path: Path) -> None:
-    """Two folds of 10+10 pairs from pairs-dev.txt, run through the real command in a subprocess."""
+@pytest.mark.parametrize(("embedder", "default_row"), [("sface", "+ detection fallback"), ("resnet", "68 points")])
+def test_eval_lfw_on_a_small_pairs_file(shared_data: Path, tmp_path: Path, embedder: str, default_row: str) -> None:
+    """Two folds of 10+10 pairs from pairs-dev.txt, run through the real command in a subprocess, for SFace (the
+    default) and dlib's ResNet (its chip and flip ablation rows)."""
     lfw = shared_data / "lfw-dev"
     lines = (lfw / "pairs-dev.txt").read_text().splitlines()[1:]
     subset = []
@@ -85,9 +89,11 @@ def test_eval_lfw_on_a_small_pairs_file(shared_data: Path, tmp_path: Path) -> No
         text=True,
         timeout=300,
         check=True,
+        env={**os.environ, "FACEPLUS_EMBEDDER": embedder},
     )
     final = run.stdout.strip().splitlines()[-1]
-    assert "engine default" in final and "accuracy" in final
+    assert "engine default" in final and default_row in final and "accuracy" in final
+    assert f"identity model: {'sface-2021dec' if embedder == 'sface' else 'dlib-resnet-v1'}/" in run.stdout
     accuracy = float(final.split("accuracy ")[1].split("%")[0])
     assert accuracy >= 90.0
     rows = scores.read_text().splitlines()

@@ -17,6 +17,7 @@ from faceplus.tools.clustering import (
     cluster_embeddings,
     eval_subset,
     faces_from_folder,
+    link_calibration,
     run_clustering,
     score_clusters,
     write_report,
@@ -89,18 +90,18 @@ def album_faces(album: Path):
 def test_clusters_a_real_album_by_person(album_faces) -> None:
     items = eval_subset(album_faces)
     assert len(items) == 48 and len({it.truth for it in items}) == 8
-    result = run_clustering(items, Engine().calibration, DEFAULT_FAR, "average")
+    result = run_clustering(items, link_calibration(Engine().calibration), DEFAULT_FAR, "average")
     scores = score_clusters(result.labels.tolist(), [it.truth for it in items])
     assert scores.pairwise_f1 >= PAIRWISE_F1_FLOOR, scores.lines()
     assert scores.bcubed_f1 >= BCUBED_F1_FLOOR, scores.lines()
     # the two rules that only look at links: whispers also groups well; no rule puts everyone together
-    whispers = run_clustering(items, Engine().calibration, DEFAULT_FAR, "whispers")
+    whispers = run_clustering(items, link_calibration(Engine().calibration), DEFAULT_FAR, "whispers")
     assert score_clusters(whispers.labels.tolist(), [it.truth for it in items]).bcubed_f1 >= BCUBED_F1_FLOOR
     assert len(set(result.labels.tolist())) >= 6
 
 
 def test_report_has_every_face_with_a_crop(album_faces, tmp_path: Path) -> None:
-    result = run_clustering(album_faces, Engine().calibration, DEFAULT_FAR, "average")
+    result = run_clustering(album_faces, link_calibration(Engine().calibration), DEFAULT_FAR, "average")
     write_report(result, tmp_path)
     data = json.loads((tmp_path / "clusters.json").read_text())
     assert data["faces"] == len(album_faces) == sum(g["size"] for g in data["groups"])

@@ -1,7 +1,9 @@
 """The detector chain's cost bound: a photo without a face is searched within a pixel budget, never upsampled.
 
 Issue 11: a 4096x4096 one-colour PNG once ran HOG at 8192x8192 and MMOD at full size (357 s, 17.7 GB).
-These tests record the image sizes every dlib detector call sees; no timing assertions.
+These tests record the image sizes every dlib detector call sees; no timing assertions. The fallback tests run
+the BlazeFace chain (its HOG fallback scans the photo); the RetinaFace chain (the default) has no HOG step, and
+the pixels its network sees are checked in test_retinaface.py.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from faceplus import Box, Engine
 from faceplus.detection import PRIMARY_HOG_PIXELS
 from faceplus.settings import DetectionSettings, Settings
 
-DEFAULT = DetectionSettings()
+DEFAULT = DetectionSettings(detector="blazeface")
 
 
 def _engine(**detection: object) -> tuple[Engine, list[tuple[str, int, int]]]:
     """An engine whose dlib detector calls are recorded as (detector, pixels scanned, short side scanned)."""
     detection.setdefault("budget_s", 600.0)  # which steps run must not depend on this machine's load
+    detection.setdefault("detector", "blazeface")
     engine = Engine(Settings(detection=replace(DEFAULT, **detection)))
     calls: list[tuple[str, int, int]] = []
     dlib = engine.dlib
@@ -84,7 +87,7 @@ def test_spent_time_budget_skips_the_fallbacks() -> None:
     assert calls == [], "with no time left only the primary detector (BlazeFace) runs"
 
 
-@pytest.mark.parametrize("detector", ["blazeface", "hog"])
+@pytest.mark.parametrize("detector", ["retinaface", "blazeface", "hog"])
 def test_face_in_a_large_photo_is_boxed_in_original_coordinates(shared_data: Path, detector: str) -> None:
     """The same face photo at 250 px and scaled to 4096 px: boxes agree after mapping back from the scan."""
     photo = Image.open(shared_data / "lfw-dev/Alexander_Downer/Alexander_Downer_0001.jpg").convert("RGB")
@@ -110,3 +113,11 @@ def test_close_up_faces_the_full_range_model_misses_are_found(shared_data: Path)
         assert faces[0].box.width > 50
     # a crop twice the face's side scaled so the face is 130 px wide: about 260 x 260 pixels (rounding aside)
     assert all(pixels <= 270 * 270 for kind, pixels, _ in calls if kind == "mmod"), calls
+
+
+def test_default_retinaface_chain_without_a_face_runs_no_hog_and_mmod_within_its_share() -> None:
+    engine, calls = _engine(detector="retinaface", mmod_max_pixels=60_000)
+    assert engine.settings.detection.detector == DetectionSettings().detector == "retinaface"
+    assert engine.detect(_one_colour_png(4096)) == []
+    assert [c[0] for c in calls] == ["mmod"], "RetinaFace, short-range BlazeFace (192 px letterbox), then MMOD"
+    assert calls[0][1] <= 60_000

@@ -29,7 +29,7 @@ MAX_RAW, MAX_L2 = 0.05, 0.075
 
 @pytest.fixture(scope="module")
 def exact() -> Engine:
-    return Engine(Settings())
+    return Engine(Settings(embedder="resnet"))
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,11 @@ def pairs_and_chips(shared_data: Path, exact: Engine) -> tuple[list, dict[str, n
     return chosen, chips
 
 
-def test_the_default_is_the_exact_model(exact: Engine, fast: Engine) -> None:
-    assert Settings().embedder == "resnet" and exact.embedder.name == "resnet"
-    assert EngineModels().make_embedder().name == "resnet"
+def test_resnet_is_the_exact_model(exact: Engine, fast: Engine) -> None:
+    """``resnet`` runs dlib's exact network and ``resnet-int8`` its quantization (the default is SFace:
+    tests/test_sface.py)."""
+    assert exact.embedder.name == "resnet"
+    assert EngineModels.for_settings(Settings(embedder="resnet")).make_embedder().name == "resnet"
     assert fast.embedder.name == "resnet-int8"
     assert resnet_onnx.model_path("resnet") != resnet_onnx.model_path("resnet-int8")
 
@@ -109,16 +111,21 @@ def test_calibration_embeds_with_the_configured_embedder(
 ) -> None:
     """``faceplus calibrate`` / ``eval lfw`` embed with FACEPLUS_EMBEDDER (thresholds fit what serving scores),
     and an int8 cache is a file of its own, never mixed with fp32 vectors."""
-    from faceplus.evaluation.folder_embeddings import embed_folder
+    from faceplus.evaluation.folder_embeddings import FolderEmbeddings, cache_path, embed_folder, model_id_of
 
     root = shared_data / "lfw-dev"
     photos = ["Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"]
     cache = tmp_path / "emb.npz"
+    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet")
     exact = embed_folder(root, photos, workers=1, cache=cache, progress=False).vectors()
     monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
     embedded = embed_folder(root, photos, workers=1, cache=cache, progress=False)
     fast = embedded.vectors()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb-blazeface-resnet-int8.npz", "emb-blazeface.npz"]
+    files = {e: cache_path(cache, model_id_of(e), "blazeface") for e in ("resnet", "resnet-int8")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files.values())
+    assert "fp32" in files["resnet"].name and "int8" in files["resnet-int8"].name
+    with pytest.raises(ValueError, match="not dlib-resnet-v1/int8"):  # renamed by hand: refused, not mixed
+        FolderEmbeddings.load(files["resnet"], model_id_of("resnet-int8"))
     moved = np.linalg.norm(exact - fast, axis=1)
     assert np.all(moved > 1e-4) and np.all(moved < MAX_L2), moved  # the int8 model ran, and stayed near fp32
     # The fit uses the serving engine's chip too (one pass here), and the file says so.

@@ -107,24 +107,29 @@ def test_no_face_is_reported_not_invented(engine: Engine) -> None:
         engine.compare(sky, sky)
 
 
-def test_the_engine_runs_the_models_it_is_given(engine: Engine, shared_data: Path) -> None:
-    """The engine is given its models (EngineModels), not wired to concrete classes: a swapped embedder runs."""
-    from faceplus.engine import EngineModels
-    from faceplus.models.resnet_onnx import OnnxFaceEmbedder
+@pytest.mark.parametrize(("embedder", "passes"), [("sface", 1), ("resnet", 2)])
+def test_the_engine_runs_the_models_it_is_given(engine: Engine, shared_data: Path, embedder: str, passes: int) -> None:
+    """The engine is given its models (EngineModels), not wired to concrete classes: a swapped embedder runs, fed
+    its family's chips (SFace: one pass; dlib's ResNet: each face and its mirror, flip TTA)."""
+    from dataclasses import replace
 
+    from faceplus.embedders import identity_family
+    from faceplus.engine import EngineModels
+
+    settings = replace(engine.settings, embedder=embedder)
     batches: list[int] = []
 
     class Recording:
         def __init__(self) -> None:
-            self.inner = OnnxFaceEmbedder()
+            self.inner = identity_family(settings).load()
 
         def embed(self, chips: np.ndarray) -> np.ndarray:
             batches.append(len(chips))
             return self.inner.embed(chips)
 
-    given = Engine(engine.settings, models=EngineModels(dlib=engine.dlib, make_embedder=Recording))
+    given = Engine(settings, models=EngineModels(dlib=engine.dlib, make_embedder=Recording))
     photo = shared_data / "group-photos/images/2008_001322.jpg"
     faces = given.detect(photo)
-    assert len(faces) >= 2 and batches == [2 * len(faces)]  # every face and its mirror, in one batch
-    reference = engine.detect(photo)
+    assert len(faces) >= 2 and batches == [passes * len(faces)]  # every face (and its mirror), in one batch
+    reference = Engine(settings).detect(photo)
     assert all(np.allclose(a.embedding, b.embedding, atol=1e-6) for a, b in zip(faces, reference, strict=True))

@@ -12,8 +12,9 @@ import pytest
 
 from faceplus.calibration import FAR_LEVELS, default_calibration
 from faceplus.engine import Engine
-from faceplus.evaluation.far import group_far, pair_matrix, utkface_people
+from faceplus.evaluation.far import group_far, pair_matrix
 from faceplus.evaluation.lfw import read_pairs
+from faceplus.evaluation.populations import utkface_people
 from faceplus.evaluation.report import Report, Scores, far_report, write_report
 
 

@@ -10,16 +10,9 @@ import pytest
 
 from faceplus.calibration import CohortNorm
 from faceplus.cli import main
-from faceplus.evaluation.far import (
-    GroupFar,
-    count_accepts,
-    enough_pairs,
-    group_far,
-    pair_matrix,
-    parse_utkface_name,
-    utkface_people,
-    wilson,
-)
+from faceplus.evaluation.far import GroupFar, count_accepts, enough_pairs, group_far, pair_matrix, wilson
+from faceplus.evaluation.populations import parse_utkface_name, utkface_people
+from faceplus.settings import Settings
 
 
 def test_utkface_file_names_agree_with_the_label_file(shared_data: Path) -> None:
@@ -38,6 +31,7 @@ def test_utkface_file_names_agree_with_the_label_file(shared_data: Path) -> None
 def test_wilson_interval() -> None:
     low, high = wilson(0, 100)
     assert low == 0 and high == pytest.approx(3.8416 / 103.8416, rel=1e-4)
+    assert all(wilson(0, n)[0] == 0 and wilson(n, n)[1] == 1 for n in range(1, 200))  # no rounding residue
     low, high = wilson(30, 10_000)
     assert low < 30 / 10_000 < high and high - low < 0.003
     # 12,300 pairs with no false accept bound the rate below 3e-4; 5,000 do not.
@@ -53,10 +47,11 @@ def test_group_counts_pairs_within_each_group() -> None:
 
 @pytest.fixture(scope="module")
 def real(shared_data: Path) -> dict:
-    """Engine embeddings of real faces: a few LFW people (two photos each) and 60 UTKFace chips."""
+    """dlib ResNet embeddings of real faces (the shipped cohort calibration's model): a few LFW people (two photos
+    each) and 60 UTKFace chips."""
     from faceplus.engine import Engine
 
-    engine = Engine()
+    engine = Engine(Settings(embedder="resnet"))
     lfw = shared_data / "lfw-dev"
     pairs = [
         ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"),
@@ -140,7 +135,18 @@ def test_eval_far_command(shared_data: Path, tmp_path: Path, capsys) -> None:
     cache = tmp_path / "far.npz"
     assert main(["eval", "far", "--root", str(folder), "--min-age", "18", "--cache", str(cache)]) == 0
     out = capsys.readouterr().out
-    assert "10 images: " in out and "with no face found" in out and cache.is_file()
+    assert "10 images: " in out and "with no face found" in out
+    # The cache is a file of the identity model that made it, and refuses to serve another model's reader.
+    from faceplus.engine import Engine
+    from faceplus.evaluation.far import Embedded
+    from faceplus.evaluation.folder_embeddings import cache_path
+
+    engine = Engine()
+    written = cache_path(cache, engine.model_id, engine.settings.detection.detector)
+    assert written.is_file() and engine.model_id.replace("/", "-") in written.name
+    assert Embedded.load(written, engine.model_id).model_id == engine.model_id
+    with pytest.raises(ValueError, match="holds embeddings of"):
+        Embedded.load(written, "sface-2021dec/fp32/0123456789abcdef")
     faces = int(out.split(" faces aged 18+")[0].rsplit("\n", 1)[-1])
     assert f"| all | {faces * (faces - 1) // 2:,} |" in out
     # The second run reads the cache and prints the same table.
@@ -167,7 +173,7 @@ def test_shipped_cohort_calibration_in_compare(real: dict) -> None:
     shipped = compare_calibration("cohort")
     assert shipped.normalization and "non-commercial" in shipped.info["cohort"]
     assert compare_calibration("lfw") is default_calibration()
-    engine = Engine(calibration=shipped)
+    engine = Engine(Settings(embedder="resnet"), calibration=shipped)
     a, b, c, d = real["lfw"]
     ab, ba = engine.match(a, b), engine.match(b, a)
     assert ab == ba and ab.to_facepp()["calibration"] == shipped.calibrated_on

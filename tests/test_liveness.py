@@ -177,14 +177,15 @@ def test_blink_is_read_against_the_open_eyes_before(engine: Engine, shared_data:
 
 
 def test_bent_or_moved_photos_do_not_blink(engine: Engine, shared_data: Path) -> None:
-    """The NUAA printed photos whose measured eyes narrow most as they are bent or moved (to 0.62 and 0.68 of
-    their widest) show no blink, in their own frame order or reversed."""
+    """The NUAA printed photos whose measured eyes narrow most as they are bent or moved (to 0.61 and 0.69 of
+    their widest with BlazeFace's boxes, 0.68 and 0.71 with RetinaFace's) show no blink, in their own frame order
+    or reversed."""
     sequences = {(s.label, s.key): s for s in nuaa_sequences(shared_data / "nuaa-dev")}
     for key in ("0012_01", "0008_00"):
         seq = sequences[("spoof", key)]
         signals = measure_frames(engine, seq.frames, seq.times)
         ratios = [s.eye_ratio for s in signals if s.eye_ratio is not None]
-        assert min(ratios) / max(ratios) < 0.7  # the eyes do narrow on these prints
+        assert min(ratios) / max(ratios) < 0.75  # the eyes do narrow on these prints
         assert find_action(signals, "blink", 0, default_limits()) is None
         backwards = retimed(signals[::-1], list(seq.times))
         assert find_action(backwards, "blink", 0, default_limits()) is None

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from faceplus.evaluation.far import Embedded
 from faceplus.private_files import save_private_npz
@@ -35,8 +36,20 @@ def test_private_npz_is_owner_only_and_leaves_no_temp(tmp_path: Path) -> None:
         os.umask(old)
 
 
-def test_serve_refuses_a_calibration_it_cannot_load(tmp_path: Path) -> None:
-    env = {**os.environ, "FACEPLUS_COMPARE_CALIBRATION": str(tmp_path / "missing.json")}
+@pytest.mark.parametrize("case", ["missing", "another model's"])
+def test_serve_refuses_a_calibration_it_cannot_load(tmp_path: Path, case: str) -> None:
+    """A calibration file missing, or fit on another identity model's distances: serve says so and stops."""
+    path, expected = tmp_path / "missing.json", ("missing.json", "No such file")
+    if case != "missing":
+        from dataclasses import replace
+
+        from faceplus.calibration import default_calibration
+
+        other = "sface-2021dec/fp32/0123456789abcdef"
+        shipped = default_calibration()
+        path, expected = tmp_path / "other.json", (other, "fit on distances of")
+        replace(shipped, info={**shipped.info, "model_id": other}).save(path)
+    env = {**os.environ, "FACEPLUS_COMPARE_CALIBRATION": str(path)}
     run = subprocess.run(
         [sys.executable, "-m", "faceplus", "serve", "--data-dir", str(tmp_path / "data")],
         env=env,
@@ -45,4 +58,4 @@ def test_serve_refuses_a_calibration_it_cannot_load(tmp_path: Path) -> None:
         timeout=120,
     )
     assert run.returncode == 2, run.stderr
-    assert "missing.json" in run.stderr and "No such file" in run.stderr
+    assert all(text in run.stderr for text in expected), run.stderr

@@ -5,6 +5,10 @@ measured on real pairs, 80 at the median same-person distance. The thresholds ar
 the distances at which the measured impostor false-accept rate equals each nominal value, on all
 cross-identity pairs of the calibration identities, pushed through the same curve.
 ``faceplus calibrate`` writes the file this module loads; the shipped one records the command that made it.
+
+Thresholds belong to one identity model: each file records the model it was fit for (``info.embedder_model``,
+an :class:`~faceplus.models.identity.EmbeddingModel` id) and the engine refuses to score another model's
+embeddings against it (:meth:`Calibration.fits`). Each embedder ships its own file (:data:`SHIPPED_CALIBRATIONS`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,20 @@ from faceplus.private_files import save_private_npz
 
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
 CALIBRATION_FILE = "calibration.json"
+#: The calibration shipped for each identity model (``FACEPLUS_EMBEDDER``), in ``faceplus.data``. The int8 ResNet
+#: shares its fp32 network's thresholds (the same weights; lfw-dev -0.1 pt at them, docs/ENGINE.md).
+SHIPPED_CALIBRATIONS = {
+    "sface": "calibration-sface.json",
+    "resnet": CALIBRATION_FILE,
+    "resnet-int8": CALIBRATION_FILE,
+}
+#: What a calibration file without ``info.embedder_model`` was fit for: every file written before models were
+#: recorded was fit on dlib's ResNet, and says so in ``info.embedder`` ("dlib-resnet-v1 (onnx), ...").
+LEGACY_EMBEDDER = "dlib-resnet-v1"
+
+
+class CalibrationMismatch(ValueError):
+    """Thresholds fit for one identity model asked to score another model's embeddings: refused."""
 
 
 @dataclass(frozen=True)
@@ -36,9 +54,48 @@ class Calibration:
     normalization: dict[str, Any] | None = None
 
     @property
+    def embedder_model(self) -> str | None:
+        """The id of the identity model the thresholds were fit for (``name/variant/sha16``); ``dlib-resnet-v1``
+        for a file written before ids were recorded; None when nothing says (a calibration built in code)."""
+        recorded = self.info.get("embedder_model") or self.info.get("model_id")
+        if recorded:
+            return str(recorded)
+        return LEGACY_EMBEDDER if str(self.info.get("embedder", "")).startswith(LEGACY_EMBEDDER) else None
+
+    def fits(self, model_id: str) -> bool:
+        """True when these thresholds may score embeddings of ``model_id`` (an ``EmbeddingModel.id``).
+
+        The same network and weights (name and hash) must match; the variant may differ (``resnet-int8`` runs
+        its fp32 network's weights and shares its thresholds). Unrecorded (None): accepted, as given.
+        """
+        recorded = self.embedder_model
+        if recorded is None:
+            return True
+        mine, theirs = model_id.split("/"), recorded.split("/")
+        if len(theirs) == 1:
+            return mine[0] == theirs[0]
+        return mine[0] == theirs[0] and mine[-1] == theirs[-1]
+
+    def check(self, model_id: str, source: str = "the calibration") -> Calibration:
+        """``self``, or :class:`CalibrationMismatch` saying which model it was fit for and which it would score."""
+        if not self.fits(model_id):
+            raise CalibrationMismatch(
+                f"{source} was fit for identity model {self.embedder_model}, but the engine embeds with "
+                f"{model_id}: its thresholds would mean nothing; use that model's calibration (faceplus calibrate "
+                "writes one per model) or set FACEPLUS_EMBEDDER to the model it was fit for"
+            )
+        return self
+
+    @property
     def calibrated_on(self) -> str:
         """What the thresholds were measured on, in a few words (the reply's ``calibration`` field)."""
         return str(self.info.get("calibrated_on") or self.info.get("data", "unknown"))
+
+    @property
+    def model_id(self) -> str | None:
+        """The identity model whose distances the thresholds are in (``info["model_id"]``, written by
+        ``faceplus calibrate`` and ``eval far --save-cohort``); None for a file that does not say."""
+        return self.info.get("model_id") or None
 
     def cohort(self) -> CohortNorm | None:
         """The cohort scores are normalised against (loaded once per file), or None for raw distances."""
@@ -47,12 +104,22 @@ class Calibration:
         n = self.normalization
         return _load_cohort(str(n["cohort"]), int(n["k"]), float(n["reference"]))
 
-    def score(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
-        """The distance the thresholds apply to: L2, or cohort-normalised; the same whichever side is first."""
+    def scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The distance the thresholds apply to, for every row of ``a`` [n, d] against every row of ``b`` [m, d].
+
+        L2 (:func:`l2_distances`), or cohort-normalised (:meth:`CohortNorm.distances`): [n, m], float64, the same
+        whichever side is first. compare and search score through here, so they cannot drift apart.
+        """
         norm = self.cohort()
-        if norm is None:
-            return float(np.linalg.norm(np.asarray(embedding1) - np.asarray(embedding2)))
-        return norm.distance(embedding1, embedding2)
+        return l2_distances(a, b) if norm is None else norm.distances(a, b)
+
+    def score(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
+        """:meth:`scores` of one pair."""
+        return float(self.scores(np.ravel(embedding1)[None], np.ravel(embedding2)[None])[0, 0])
+
+    def confidences(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Confidence 0-100 of every pair of rows of ``a`` [n, d] and ``b`` [m, d]: [n, m]."""
+        return np.asarray(self.confidence(self.scores(a, b)), np.float64)
 
     def confidence(self, distance: float | np.ndarray) -> float | np.ndarray:
         """Confidence 0-100, decreasing with distance."""
@@ -81,25 +148,53 @@ class Calibration:
         return calibration
 
 
+def shipped_calibration_file(embedder: str | None = None) -> str:
+    """The name in ``faceplus.data`` of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``)."""
+    from faceplus.settings import EMBEDDERS, Settings
+
+    embedder = embedder or Settings.from_env().embedder
+    if embedder not in SHIPPED_CALIBRATIONS:
+        raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
+    return SHIPPED_CALIBRATIONS[embedder]
+
+
+def default_calibration(embedder: str | None = None) -> Calibration:
+    """The calibration shipped for ``embedder`` (default ``FACEPLUS_EMBEDDER``), made by ``faceplus calibrate``
+    on lfw-dev: :data:`SHIPPED_CALIBRATIONS`."""
+    return _shipped(shipped_calibration_file(embedder))
+
+
+#: The ``FACEPLUS_EMBEDDER`` whose shipped file holds the raw thresholds of each network (``EmbeddingModel.name``).
+EMBEDDER_OF_MODEL = {"sface-2021dec": "sface", LEGACY_EMBEDDER: "resnet"}
+
+
+def shipped_calibration_for(calibration: Calibration) -> Calibration:
+    """The shipped raw calibration of the model ``calibration`` was fit for (default: ``FACEPLUS_EMBEDDER``'s):
+    raw L2 thresholds for the same embeddings, where ``calibration`` is on another scale (cohort-normalised)."""
+    name = (calibration.embedder_model or "").split("/")[0]
+    return default_calibration(EMBEDDER_OF_MODEL.get(name))
+
+
 @cache
-def default_calibration() -> Calibration:
-    """The calibration shipped with the package (made by ``faceplus calibrate`` on lfw-dev)."""
-    text = resources.files("faceplus.data").joinpath(CALIBRATION_FILE).read_text()
+def _shipped(name: str) -> Calibration:
+    text = resources.files("faceplus.data").joinpath(name).read_text()
     return Calibration(**json.loads(text))
 
 
 COHORT_CALIBRATION_FILE = "calibration-cohort.json"
 
 
-def compare_calibration(setting: str = "lfw") -> Calibration:
+def compare_calibration(setting: str = "lfw", embedder: str | None = None) -> Calibration:
     """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``lfw`` (default), ``cohort`` or a file.
 
-    ``cohort``: cohort-normalised scores with thresholds fit on LFW and UTKFace together (see docs/ENGINE.md,
-    "Demographic differentials"); its cohort is derived from UTKFace, which is for non-commercial research
-    only. A file: what ``faceplus calibrate --out FILE`` wrote for an operator's own population.
+    ``lfw``: ``embedder``'s shipped file (:func:`default_calibration`). ``cohort``: cohort-normalised scores with
+    thresholds fit on LFW and UTKFace together, for dlib's ResNet only (see docs/ENGINE.md, "Demographic
+    differentials"); its cohort is derived from UTKFace, which is for non-commercial research only. A file: what
+    ``faceplus calibrate --out FILE`` wrote for an operator's own population. The engine checks that what it
+    gets was fit for its model (:meth:`Calibration.check`).
     """
     if setting in ("", "lfw", "default"):
-        return default_calibration()
+        return default_calibration(embedder)
     if setting == "cohort":
         text = resources.files("faceplus.data").joinpath(COHORT_CALIBRATION_FILE).read_text()
         return Calibration(**json.loads(text))
@@ -196,6 +291,30 @@ def measured_far(calibration: Calibration, impostor: np.ndarray) -> dict[str, fl
 SAME_FACE_DISTANCE = 0.01
 
 
+#: Differences held at once by :func:`l2_distances` (float64: 8 MB).
+_BLOCK_VALUES = 1 << 20
+
+
+def l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """L2 distance of every row of ``a`` [n, d] to every row of ``b`` [m, d]: [n, m] float64.
+
+    From the differences themselves, a row at a time (in blocks), so a pair's distance is the same number
+    whatever else is scored with it: a matrix product's rounding depends on the matrix shapes (float32, unit
+    embeddings: ~1e-7 between a 1-row and a 21-row product, benchmarks/scoring.py; now and then that moves a
+    confidence's rounded third decimal), and compare scores one pair where search scores many. Exactly
+    symmetric; about 0.4 us a pair on an idle core.
+    """
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"embeddings of different lengths: {a.shape[1]} and {b.shape[1]}")
+    out = np.empty((len(a), len(b)), np.float64)
+    rows = max(1, _BLOCK_VALUES // max(1, b.size))
+    for start in range(0, len(a), rows):
+        diff = a[start : start + rows, None, :] - b[None, :, :]
+        out[start : start + rows] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    return out
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
@@ -233,16 +352,18 @@ class CohortNorm:
         A face never counts itself: a cohort face closer than :data:`SAME_FACE_DISTANCE` (the same photo; an
         operator's cohort holds faces that are also enrolled and compared) is skipped, as in the fit.
         """
-        e = _unit(embeddings)
-        cohort = self.vectors.astype(np.float32)
+        e = _unit(embeddings).astype(np.float64)
+        cohort = self.vectors.astype(np.float64)
+        cohort_sq = (cohort * cohort).sum(1)
         out = np.empty(len(e), np.float64)
-        for start in range(0, len(e), 1024):
-            block = slice(start, start + 1024)
-            d = np.sqrt(np.maximum(2.0 - 2.0 * (e[block] @ cohort.T), 0.0))
+        for i, v in enumerate(e):
+            # One face at a time (a matrix-vector product of the same shape each time), in float64: a face's
+            # density is the same number alone (compare) or in a batch (search), which a matrix product is not.
+            d = np.sqrt(np.maximum(cohort_sq + v @ v - 2.0 * (cohort @ v), 0.0))
             d[d < SAME_FACE_DISTANCE] = np.inf
             if labels is not None and cohort_labels is not None:
-                d[labels[block, None] == cohort_labels[None, :]] = np.inf
-            out[block] = np.partition(d, self.k - 1, axis=1)[:, : self.k].mean(1)
+                d[cohort_labels == labels[i]] = np.inf
+            out[i] = np.partition(d, self.k - 1)[: self.k].mean()
         return out
 
     def save(self, path: Path) -> None:
@@ -263,9 +384,11 @@ class CohortNorm:
         shift = (np.asarray(density1) + np.asarray(density2)) / 2 - self.reference
         return np.asarray(distance) - strength * shift
 
+    def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Normalised distance of every row of ``a`` [n, d] to every row of ``b`` [m, d] (unit length first): [n, m]."""
+        ea, eb = _unit(a), _unit(b)
+        return self.normalize(l2_distances(ea, eb), self.density(ea)[:, None], self.density(eb)[None, :])
+
     def distance(self, embedding1: np.ndarray, embedding2: np.ndarray) -> float:
         """Normalised distance of one pair; the same whichever side comes first."""
-        e = _unit(np.stack([np.ravel(embedding1), np.ravel(embedding2)]))
-        m = self.density(e)
-        raw = float(np.linalg.norm(e[0] - e[1]))
-        return float(self.normalize(raw, m[0], m[1]))
+        return float(self.distances(np.ravel(embedding1)[None], np.ravel(embedding2)[None])[0, 0])

@@ -103,6 +103,8 @@ def make_crop(decoded: DecodedImage, face: Face) -> FaceCrop:
         "box": [face.box.left, face.box.top, face.box.width, face.box.height],
         "landmarks5": np.asarray(face.landmarks5, np.float64).tolist(),
         "landmarks68": None if face.landmarks68 is None else np.asarray(face.landmarks68, np.float64).tolist(),
+        # the detector's five points SFace aligns on (absent in crops kept before they were stored)
+        "keypoints": None if face.keypoints is None else np.asarray(face.keypoints, np.float64).tolist(),
     }
     return FaceCrop(png.tobytes(), meta)
 
@@ -122,6 +124,7 @@ def open_crop(data: bytes, meta: dict[str, Any]) -> tuple[DecodedImage, Face]:
         detector=str(meta["detector"]),
         landmarks5=np.asarray(meta["landmarks5"], np.float64) - shift,
         landmarks68=None if meta["landmarks68"] is None else np.asarray(meta["landmarks68"], np.float64) - shift,
+        keypoints=None if meta.get("keypoints") is None else np.asarray(meta["keypoints"], np.float64) - shift,
     )
     return DecodedImage(rgb, "png"), face
 

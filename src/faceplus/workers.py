@@ -2,12 +2,17 @@
 
 Why processes and not threads: dlib holds the interpreter lock while it detects, so one slow image in a
 thread stopped the server from answering anything else (health checks and the console included). Each
-worker loads the models once, then runs one job at a time. The pool gives the caller what a server needs:
+worker loads the models and runs each once (:func:`warm`) before it joins the pool, then runs one job at a
+time. The pool gives the caller what a server needs:
 
 - **bounded admission**: a call waits at most ``queue_timeout_s`` for a free worker, and at most
   ``max_waiting`` calls wait at all; past either it raises :class:`PoolBusy` at once instead of hanging;
 - **cancellation**: while a job runs, the caller's ``cancelled()`` is polled; when it turns true (the HTTP
-  client has gone) the worker is killed and replaced, so abandoned work stops instead of finishing;
+  client has gone) the job gets ``cancel_grace_s`` more to finish (its result is dropped and the worker goes
+  back to the pool), and only a job still running after that has its worker killed and replaced. Killing at
+  once cost a model load per hang-up: ten clients that gave up on ordinary detects emptied the pool and every
+  tenant was refused while the replacements loaded. The caller waits out the grace period, so the abandoned
+  work still counts against its key's requests in flight;
 - **a hard time limit** per job (a backstop: the detector chain has its own budget), after which the
   worker is killed and replaced;
 - **bounded memory**: a worker whose resident memory passes ``max_rss_mb`` after a job retires and is
@@ -67,6 +72,7 @@ class PoolLimits:
     max_waiting: int = 8
     call_timeout_s: float = 60.0
     max_rss_mb: int = 3072
+    cancel_grace_s: float = 5.0
 
 
 def _rss_bytes() -> int:
@@ -81,16 +87,63 @@ def _trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def warm(engine: Any) -> None:
-    """Load every model a request can need, so the first real call is not slower than the rest."""
+#: What a warm-up must have run for a worker to count as warm (see :func:`warm`).
+WARM_STEPS = ("detector", "landmarks68", "landmarks5", "embedder")
+
+
+def warmup_jpeg() -> bytes:
+    """A 250 px synthetic JPEG (a vertical ramp with noise): no face, no person's data, the size of an LFW photo."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(40, 220, 250, dtype=np.float32)
+    pixels = (ramp[:, None, None] + rng.normal(0, 20, (250, 250, 3))).clip(0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def warm(engine: Any) -> dict[str, Any]:
+    """Run every model a detect needs once, on synthetic pixels, so the first real call is not slower than the
+    rest: loading a model is not enough, onnxruntime's first run of a session allocates its arenas and picks its
+    kernels (8 clients right after start got p99 384 ms against 164 ms once every worker had answered once).
+
+    The detector chain runs on a 250 px image (LFW's size); landmarks and the embedder (with its flip batch) run
+    on a given box of it, as for a detected face. Returns what ran, for the pool's status and its tests.
+    A pool's ``warmup`` job (the server's: :func:`faceplus.api.engine_jobs.warm_job`) calls this after its
+    module is imported: importing the job modules cost a worker's first call 3.6 s.
+    """
     import numpy as np
 
-    engine.detect(np.zeros((64, 64, 3), np.uint8))
-    _ = engine.embedder, engine.dlib.predictor68, engine.dlib.predictor5
+    from faceplus.results import Box
+
+    t0 = time.perf_counter()
+    decoded = engine.load(warmup_jpeg())  # the JPEG decoder's first use too
+    boxes = engine.find_boxes(decoded.rgb)
+    face = engine.face_at(decoded, Box(60, 60, 130, 130))
+    ran = ["detector"]
+    if face.landmarks68 is not None and len(face.landmarks68) == 68:
+        ran.append("landmarks68")
+    if face.landmarks5 is not None and len(face.landmarks5) == 5:
+        ran.append("landmarks5")
+    if face.embedding is not None and abs(float(np.linalg.norm(face.embedding)) - 1.0) < 1e-3:
+        ran.append("embedder")
+    return {"ran": ran, "boxes": len(boxes), "seconds": round(time.perf_counter() - t0, 3), "pid": os.getpid()}
 
 
-def _worker_main(conn: Connection, settings: Settings, max_rss_bytes: int) -> None:
-    """A worker's life: load the engine, say ready, then answer jobs until told to stop or too big."""
+def is_warm(report: dict[str, Any] | None) -> bool:
+    """Whether a warm-up report says every model ran."""
+    return report is not None and all(step in report.get("ran", ()) for step in WARM_STEPS)
+
+
+def _worker_main(
+    conn: Connection, settings: Settings, max_rss_bytes: int, warmup: Callable[[Any], dict[str, Any]] | None
+) -> None:
+    """A worker's life: load the engine, run ``warmup`` (default :func:`warm`), say ready with its report, then
+    answer jobs until told to stop or too big."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from faceplus.engine import Engine
     from faceplus.errors import FaceplusError, ignore_interrupts
@@ -98,8 +151,7 @@ def _worker_main(conn: Connection, settings: Settings, max_rss_bytes: int) -> No
     ignore_interrupts()  # Ctrl-C of `faceplus serve`: the server stops its workers (EnginePool.close)
 
     engine = Engine(settings)
-    warm(engine)
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", (warmup or warm)(engine)))
     while True:
         try:
             message = conn.recv()
@@ -127,20 +179,25 @@ def _worker_main(conn: Connection, settings: Settings, max_rss_bytes: int) -> No
 class _Worker:
     """One process and the parent's end of its pipe."""
 
-    def __init__(self, settings: Settings, max_rss_bytes: int) -> None:
+    def __init__(
+        self, settings: Settings, max_rss_bytes: int, warmup: Callable[[Any], dict[str, Any]] | None = None
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_worker_main, args=(child, settings, max_rss_bytes), name="faceplus-engine", daemon=True
+            target=_worker_main, args=(child, settings, max_rss_bytes, warmup), name="faceplus-engine", daemon=True
         )
         self.process.start()
         child.close()
+        self.warmup: dict[str, Any] | None = None  # what its warm-up ran (see warm)
 
     def wait_ready(self, timeout: float) -> bool:
+        """Wait for the worker's models to load and run once; True when it says every one ran."""
         try:
             if self.conn.poll(timeout):
-                return self.conn.recv()[0] == "ready"
-        except (EOFError, OSError):
+                kind, self.warmup = self.conn.recv()
+                return kind == "ready" and is_warm(self.warmup)
+        except (EOFError, OSError, ValueError, TypeError):
             pass
         return False
 
@@ -163,9 +220,17 @@ class _Worker:
 class EnginePool:
     """``limits.workers`` engine processes answering :meth:`call` one job each at a time."""
 
-    def __init__(self, settings: Settings, limits: PoolLimits | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        limits: PoolLimits | None = None,
+        warmup: Callable[[Any], dict[str, Any]] | None = None,
+    ) -> None:
+        """``warmup``: a module-level ``fn(engine) -> report`` each worker runs before it joins (default
+        :func:`warm`); its report must say every model in :data:`WARM_STEPS` ran."""
         self.settings = settings
         self.limits = limits or PoolLimits()
+        self.warmup = warmup
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._starting = 0
@@ -189,7 +254,7 @@ class EnginePool:
             self._starting += 1
 
         def run() -> None:
-            worker = _Worker(self.settings, self.limits.max_rss_mb * 1024 * 1024)
+            worker = _Worker(self.settings, self.limits.max_rss_mb * 1024 * 1024, self.warmup)
             ok = worker.wait_ready(START_TIMEOUT_S)
             with self._cond:
                 self._starting -= 1
@@ -223,10 +288,12 @@ class EnginePool:
 
     # -- state ----------------------------------------------------------------------------------
     def status(self) -> dict[str, int]:
-        """Workers ready (idle or busy), starting, calls waiting for one, and workers replaced so far."""
+        """Workers ready (idle or busy), how many of them have run every model once (warm), starting, calls
+        waiting for one, and workers replaced so far."""
         with self._cond:
             return {
                 "workers": len(self._idle) + len(self._busy),
+                "warm": sum(is_warm(w.warmup) for w in (*self._idle, *self._busy)),
                 "busy": len(self._busy),
                 "starting": self._starting,
                 "waiting": self._waiting,
@@ -234,9 +301,14 @@ class EnginePool:
             }
 
     def ready(self) -> bool:
-        """At least one worker has its models loaded."""
+        """At least one worker has its models loaded and run once (a worker joins the pool only then)."""
         with self._cond:
-            return bool(self._idle or self._busy)
+            return any(is_warm(w.warmup) for w in (*self._idle, *self._busy))
+
+    def warmups(self) -> list[dict[str, Any]]:
+        """Each ready worker's warm-up report (what it ran, in how long), for tests and operators."""
+        with self._cond:
+            return [dict(w.warmup) for w in (*self._idle, *self._busy) if w.warmup is not None]
 
     # -- calls ----------------------------------------------------------------------------------
     def _acquire(self) -> _Worker:
@@ -286,6 +358,9 @@ class EnginePool:
         for what went wrong around the job rather than in it.
         """
         worker = self._acquire()
+        if cancelled is not None and cancelled():  # the client left while the call waited for a worker
+            self._release(worker, True)
+            raise CallCancelled("the client went away before its call started")
         healthy = False
         try:
             try:
@@ -294,10 +369,14 @@ class EnginePool:
                 raise WorkerCrashed(f"engine worker unreachable: {exc}") from None
             limit = self.limits.call_timeout_s if timeout is None else timeout
             deadline = time.monotonic() + limit
+            abandoned_at: float | None = None
             while not worker.conn.poll(POLL_S):
-                if cancelled is not None and cancelled():
+                now = time.monotonic()
+                if abandoned_at is None and cancelled is not None and cancelled():
+                    abandoned_at = now
+                if abandoned_at is not None and now - abandoned_at >= self.limits.cancel_grace_s:
                     raise CallCancelled("the client went away")
-                if time.monotonic() > deadline:
+                if now > deadline:
                     raise CallTimedOut(f"engine call ran past {limit:g} s")
                 if not worker.process.is_alive():
                     break
@@ -306,6 +385,8 @@ class EnginePool:
             except (EOFError, OSError):
                 raise WorkerCrashed(f"engine worker died (exit code {worker.process.exitcode})") from None
             healthy = not retire
+            if abandoned_at is not None:
+                raise CallCancelled("the client went away (the job finished; its worker is kept)")
             if kind == "ok":
                 return value
             if kind == "raise":

@@ -84,6 +84,21 @@ class PostgresSchemas:
         drop_schemas(self.url, list(self.by_folder.values()))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A bare store of each backend (no app): SQLite in ``tmp_path``, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        from faceplus.store.sqlite import SQLiteStore
+
+        opened: Store = SQLiteStore.in_folder(tmp_path)
+        yield opened
+        opened.close()
+        return
+    schemas = PostgresSchemas(database_url())
+    yield schemas.open(tmp_path)
+    schemas.close()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The store the module's apps run on."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from faceplus.api.audit import prune_audit_log
+from faceplus.api.audit import object_ids, prune_audit_log
 from faceplus.cli import main as cli_main
 
 from .conftest import Api, schema_url
@@ -101,3 +101,22 @@ def test_async_tasks_are_recorded_when_submitted_and_when_they_finish(make_api: 
     [gone] = [e for e in entries if e.route == "task/removeface"]
     assert gone.object_ids["task_ids"] == [removed] and gone.object_ids["face_tokens"] == ["no-such-token"]
     assert "embedding" not in json.dumps([e.object_ids for e in entries])
+
+
+def test_a_refused_request_writes_a_bounded_entry(make_api: Callable[..., Api]) -> None:
+    """8 id fields of 1,000 ids x 128 characters in one refused call: the entry stays small (it was ~1 MB, kept
+    for 365 days) and says how many ids it left out; a real call's ids are all still recorded."""
+    api = make_api()
+    api.add_key("a")
+    start = time.time()
+    many = ",".join(f"{i:04d}" + "x" * 124 for i in range(1000))
+    fields = ("face_tokens", "faceset_token", "user_id", "image_id", "task_id", "biz_token", "face_token1", "outer_id")
+    r = api.client.post("/facepp/v3/faceset/addface", data={**api.keys["a"], **dict.fromkeys(fields, many)})
+    assert r.status_code == 400, r.text
+    (entry,) = api.ctx.store.audit_entries(since=start, api_key=api.keys["a"]["api_key"])
+    size = len(json.dumps(entry.object_ids))
+    assert size < 16 * 1024, f"one refused request wrote {size} bytes of ids to the audit trail"
+    assert entry.status == 400 and len(entry.object_ids["outer_ids"]) >= 1
+    assert int(entry.object_ids["omitted_ids"][0]) == 7000 - 7 * 10  # 7 kinds (two fields carry face tokens)
+    tokens = [f"{i:032x}" for i in range(1000)]  # a removeface of 1,000 face tokens: every one recorded
+    assert object_ids({"face_tokens": ",".join(tokens)}, {})["face_tokens"] == sorted(tokens)

@@ -242,3 +242,69 @@ def _free_port() -> int:
 def test_image_file_wins_over_url(api: Api, lfw_people) -> None:
     body = api.ok("detect", files={"image_file": lfw_people[0][1][0].read_bytes()}, image_url="http://10.0.0.1/x.jpg")
     assert body["face_num"] == 1
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=9)
+
+
+def test_compressed_bodies_are_refused_unread(server: ImageServer) -> None:
+    """A tiny gzip-in-gzip body that inflates to 64 MB: refused as sent, with memory bounded by the raw bytes.
+    (Counting decoded bytes let one 1,827-byte reply take the server from 324 MB to 2.29 GB.)"""
+    import tracemalloc
+
+    bomb = _gzip(_gzip(b"\0" * (64 * 1024 * 1024)))
+    assert len(bomb) < 4096
+    server.routes["/bomb.jpg"] = (200, {"Content-Encoding": "gzip, gzip"}, bomb, 0.0)
+    photo = server.routes["/face.jpg"][2]
+    server.routes["/gzipped.jpg"] = (200, {"Content-Encoding": "gzip"}, _gzip(photo), 0.0)
+    server.routes["/br.jpg"] = (200, {"Content-Encoding": "identity, br"}, photo, 0.0)
+    server.routes["/identity.jpg"] = (200, {"Content-Encoding": "identity"}, photo, 0.0)
+    fetcher = UrlFetcher(5.0, 2 * 1024 * 1024, allow_private=True)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ApiError) as caught:
+            fetcher.fetch(server.url("/bomb.jpg"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, f"fetching a {len(bomb)}-byte body allocated {peak / 1e6:.0f} MB"
+    assert caught.value.status == 400 and caught.value.error_message == "INVALID_IMAGE_URL: image_url"
+    for path in ("/gzipped.jpg", "/br.jpg"):
+        with pytest.raises(ApiError) as caught:
+            fetcher.fetch(server.url(path))
+        assert caught.value.error_message == "INVALID_IMAGE_URL: image_url", path
+    assert fetcher.fetch(server.url("/identity.jpg")) == photo
+
+
+def test_the_download_asks_for_the_body_as_is(server: ImageServer) -> None:
+    """The request says ``Accept-Encoding: identity``, so a well-behaved server never compresses it."""
+    seen: list[str] = []
+    from http.server import BaseHTTPRequestHandler as Base
+
+    original = Base.parse_request
+
+    def recording(self: Base) -> bool:
+        ok = original(self)
+        seen.append(self.headers.get("Accept-Encoding", ""))
+        return ok
+
+    Base.parse_request = recording  # type: ignore[method-assign]
+    try:
+        UrlFetcher(5.0, 2 * 1024 * 1024, allow_private=True).fetch(server.url("/face.jpg"))
+    finally:
+        Base.parse_request = original  # type: ignore[method-assign]
+    assert seen == ["identity"]
+
+
+def test_raw_bytes_are_capped_before_reading(server: ImageServer) -> None:
+    """A declared length over the cap is refused without reading the body; a chunked body by the bytes received."""
+    server.routes["/declared-huge.jpg"] = (200, {"Content-Length": str(50 * 1024 * 1024)}, b"\xff\xd8", 0.0)
+    fetcher = UrlFetcher(2.0, 2 * 1024 * 1024, allow_private=True)
+    started = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        fetcher.fetch(server.url("/declared-huge.jpg"))
+    assert caught.value.error_message == "IMAGE_FILE_TOO_LARGE: image_url"
+    assert time.monotonic() - started < 1.5  # not waiting for 50 MB that never come

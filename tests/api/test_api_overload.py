@@ -113,6 +113,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serv
         "FACEPLUS_ENGINE_WORKERS": "1",
         "FACEPLUS_DETECT_MAX_PIXELS": "64000000",
         "FACEPLUS_DETECT_BUDGET_S": "60",
+        "FACEPLUS_ENGINE_CANCEL_GRACE_S": "0",  # an abandoned call is stopped at once (no grace to finish in)
     }
     srv.start()
     try:

@@ -499,3 +499,23 @@ def test_a_saved_sqlite_index_is_of_one_model_and_a_switch_replaces_it(tmp_path:
         assert restarted.search_index.files("t", "fs").read_meta()["model"] == "model-b"
     finally:
         restarted.close()
+
+
+def test_sface_from_a_kept_crop_is_the_vector_detect_gave(shared_data: Path) -> None:
+    """SFace aligns on the detector's five points: they travel with the crop, so re-embedding from it gives detect's
+    vector; a crop kept before they were stored gets them from the detector run on the crop, close to detect's."""
+    from faceplus.imaging import load_image
+    from faceplus.tools.reembed import embed_crop
+
+    engine = Engine(Settings(embedder="sface"))
+    for name in ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Bill_Clinton/Bill_Clinton_0010.jpg"):
+        image = load_image(shared_data / "lfw-dev" / name, engine.settings.limits)
+        face = engine.detect(image)[0]
+        assert face.keypoints is not None and face.embedding is not None
+        crop = make_crop(image, face)
+        again, _ = embed_crop(engine, crop.data, crop.meta)
+        assert np.linalg.norm(again - face.embedding) < 1e-3, name
+        older = {**crop.meta, "keypoints": None}
+        derived, _ = embed_crop(engine, crop.data, older)
+        strict = engine.calibration.threshold_distances["1e-5"]
+        assert np.linalg.norm(derived - face.embedding) < strict / 4, name  # the same face, by far

@@ -10,8 +10,6 @@ from faceplus.api.replies import Analyze, Detect
 
 from .conftest import Api
 
-GROUP_PHOTO = "group-photos/images/2008_007676.jpg"
-
 
 def test_analyze_beauty_only_has_attributes_on_every_face(api: Api, lfw_people) -> None:
     tokens = [api.detect_token(photos[0]) for _, photos in lfw_people[:3]]
@@ -29,12 +27,17 @@ def test_detect_beauty_only_describes_the_faces_detect_describes(
 ) -> None:
     api = make_api(attribute_faces=1)  # detect describes the largest face only
     api.add_key("a")
-    photo = (shared_data / GROUP_PHOTO).read_bytes()
     limit = api.settings.attribute_faces
-    detected = api.ok("detect", files={"image_file": photo}, return_attributes="beauty,skinstatus")
+    found = []
+    for path in sorted((shared_data / "group-photos/images").glob("*.jpg")):  # the first with several faces
+        photo = path.read_bytes()
+        detected = api.ok("detect", files={"image_file": photo}, return_attributes="beauty,skinstatus")
+        found.append(detected["face_num"])
+        if detected["face_num"] > limit:
+            break
     Detect.model_validate(detected)
     faces = detected["faces"]
-    assert len(faces) > limit  # a group photo: more faces than detect describes
+    assert len(faces) > limit, found  # a group photo: more faces than detect describes
     assert all(f["attributes"] == {} for f in faces[:limit]) and all("attributes" not in f for f in faces[limit:])
     everyone = api.ok("detect", files={"image_file": photo}, return_attributes="beauty", calculate_all=1)
     assert all(f["attributes"] == {} for f in everyone["faces"])

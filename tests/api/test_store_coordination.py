@@ -8,8 +8,6 @@ handed out, a bucket gives its burst and then refuses, and search of a missing F
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,22 +21,6 @@ from faceplus.store.base import (
     Store,
     TaskRecord,
 )
-
-from .conftest import PostgresSchemas, database_url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        from faceplus.store.sqlite import SQLiteStore
-
-        opened: Store = SQLiteStore.in_folder(tmp_path)
-        yield opened
-        opened.close()
-        return
-    schemas = PostgresSchemas(database_url())
-    yield schemas.open(tmp_path)
-    schemas.close()
 
 
 def test_task_leases(store: Store) -> None:

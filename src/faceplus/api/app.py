@@ -28,8 +28,10 @@ from faceplus.api import (
 from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
+from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
+from faceplus.api.engine_jobs import warm_job
 from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
@@ -62,8 +64,9 @@ def engine_pool(settings: ServerSettings) -> EnginePool | None:
         max_waiting=settings.engine_max_waiting,
         call_timeout_s=settings.engine_call_timeout_s,
         max_rss_mb=settings.engine_worker_max_rss_mb,
+        cancel_grace_s=settings.engine_cancel_grace_s,
     )
-    return EnginePool(settings.engine, limits)
+    return EnginePool(settings.engine, limits, warmup=warm_job)
 
 
 def build_context(
@@ -88,9 +91,18 @@ def build_context(
         limiter=RateLimiter(store, settings.rate_limit),
         in_flight=InFlightLimiter(settings.max_in_flight_per_key),
         engine_calls=EngineCalls(engine, pool),
+        verifier=KeyVerifier(
+            SignInLimits(
+                per_key=settings.auth_max_failures,
+                per_address=settings.auth_max_failures_per_address,
+                window_s=settings.auth_failure_window_s,
+                concurrent_checks=settings.auth_max_concurrent_checks,
+                check_wait_s=settings.auth_check_wait_s,
+            )
+        ),
         temp=PrivateTemp(settings.data_dir),  # sweeps what a killed server process left there
     )
-    ctx.tasks = TaskRunner(ctx, settings.task_queue_size)
+    ctx.tasks = TaskRunner(ctx, settings.task_queue_size, settings.task_queue_per_key)
     return ctx
 
 
@@ -232,7 +244,12 @@ def create_app(
     # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
     app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
     app.include_router(routes_admin.router, dependencies=[Depends(watch_client)])  # operator secret too
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+        budget_bytes=settings.max_buffered_body_bytes,
+    )
     app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
     install_security(app)  # docs routes and security headers, before the console's catch-all mount
     install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log

@@ -73,6 +73,13 @@ _SKIP_REPLY = frozenset({"results", "thresholds", "landmark", "attributes", "can
 ID_MAX_CHARS = 128
 IDS_PER_KIND = 1000
 REPLY_MAX_BYTES = 1 << 20
+#: A refused call's ids are whatever the client wrote, unchecked: a few per kind say what it named.
+REFUSED_IDS_PER_KIND = 10
+#: Characters of ids one entry may hold in all (a removeface of 1,000 face tokens needs 32,000); the rest are
+#: counted under :data:`OMITTED`, so one request can never write more than about this much to the trail.
+ENTRY_MAX_CHARS = 64 * 1024
+#: The kind under which an entry says how many ids it left out (one decimal string).
+OMITTED = "omitted_ids"
 
 
 def audited(route: str) -> bool:
@@ -105,19 +112,34 @@ def _walk_reply(node: Any, found: dict[str, set[str]]) -> None:
             _walk_reply(item, found)
 
 
-def object_ids(fields: dict[str, str], reply: Any) -> dict[str, list[str]]:
-    """The ids a call named (request fields) or got back (reply), by kind; bounded, sorted."""
+def object_ids(fields: dict[str, str], reply: Any, refused: bool = False) -> dict[str, list[str]]:
+    """The ids a call named (request fields) or got back (reply), by kind; sorted and bounded.
+
+    Each id is cut to ``ID_MAX_CHARS``; a kind keeps ``IDS_PER_KIND`` ids (``REFUSED_IDS_PER_KIND`` for a
+    ``refused`` call) and the whole entry ``ENTRY_MAX_CHARS`` characters; how many were left out is recorded
+    under ``OMITTED``.
+    """
     found: dict[str, set[str]] = {}
     for name, value in fields.items():
         kind = ID_FIELDS.get(name)
         if kind is not None:
             found.setdefault(kind, set()).update(_values(value))
     _walk_reply(reply, found)
-    return {
-        kind: sorted(v[:ID_MAX_CHARS] for v in values)[:IDS_PER_KIND]
-        for kind, values in sorted(found.items())
-        if values
-    }
+    per_kind = REFUSED_IDS_PER_KIND if refused else IDS_PER_KIND
+    budget, omitted = ENTRY_MAX_CHARS, 0
+    kept: dict[str, list[str]] = {}
+    for kind, values in sorted(found.items()):
+        ids = sorted({v[:ID_MAX_CHARS] for v in values})
+        omitted += max(0, len(ids) - per_kind)
+        for value in ids[:per_kind]:
+            if len(value) > budget:
+                omitted += 1
+                continue
+            budget -= len(value)
+            kept.setdefault(kind, []).append(value)
+    if omitted:
+        kept[OMITTED] = [str(omitted)]
+    return kept
 
 
 class AuditMiddleware:
@@ -161,7 +183,7 @@ class AuditMiddleware:
             time=time.time(),
             api_key=tenant,
             route=scope.get("path", ""),
-            object_ids=object_ids(fields, reply if status == 200 else {}),
+            object_ids=object_ids(fields, reply if status == 200 else {}, refused=status != 200),
             status=status or 500,
             result="ok" if status == 200 else str(error or "INTERNAL_ERROR"),
         )

@@ -2,9 +2,10 @@
 
 Routes call :meth:`EngineCalls.run` with a job from :mod:`faceplus.api.engine_jobs`. What can go wrong around
 a job becomes a Face++ reply: a saturated pool answers ``403 CONCURRENCY_LIMIT_EXCEEDED`` at once (after a
-bounded wait), and a call whose HTTP client has gone is cancelled, its worker replaced. The client check is
-installed per request by :func:`watch_client` (a router dependency) through a context variable, so jobs
-need no request argument and background tasks (no client) are never cancelled.
+bounded wait), and a call whose HTTP client has gone is cancelled (its worker is kept when the job ends within
+``engine_cancel_grace_s``, replaced otherwise). The client check is installed per request by
+:func:`watch_client` (a router dependency) through a context variable, so jobs need no request argument and
+background tasks (no client) are never cancelled.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def is_group(group_id: str) -> bool:
 
 def link_distance(ctx: ApiContext) -> float:
     """The L2 distance below which two faces are one person (the calibrated 1e-3 false-accept distance)."""
-    return float(link_calibration(ctx.engine.match_calibration).threshold_distances[DEFAULT_FAR])
+    return float(link_calibration(ctx.engine.calibration).threshold_distances[DEFAULT_FAR])
 
 
 def face_json(face: AlbumFace) -> dict[str, Any]:
@@ -80,10 +80,23 @@ def detect_faces(ctx: ApiContext, data: bytes, param: str) -> list[tuple[dict[st
     ]
 
 
-def add_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes, param: str) -> dict[str, Any]:
-    """Detect the image's faces and add them to the album, not grouped yet; Face++'s addimage reply."""
+def add_image(
+    ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes, param: str, image_id: str | None = None
+) -> dict[str, Any]:
+    """Detect the image's faces and add them to the album, not grouped yet; Face++'s addimage reply.
+
+    ``image_id``: a task's own id for the image (its upload id). When the album already holds faces of it, an
+    earlier run of the task added them and was cut before recording its outcome: reply with those, add none.
+    """
+    if image_id is not None:
+        try:
+            added = ctx.store.album_faces(tenant, facealbum_token, image_id=image_id)
+        except KeyError:
+            raise plain("INVALID_FACEALBUM_TOKEN") from None
+        if added:
+            return _added_reply(facealbum_token, image_id, added)
     faces = detect_faces(ctx, data, param)
-    image_id, now = new_token(), ctx.now()
+    image_id, now = image_id or new_token(), ctx.now()
     model = ctx.engine.model_id
     records = [AlbumFace(new_token(), image_id, rect, now, embedding, model=model) for rect, embedding in faces]
     try:
@@ -92,10 +105,14 @@ def add_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes, p
         raise plain("INVALID_FACEALBUM_TOKEN") from None
     except AlbumFull:
         raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
+    return _added_reply(facealbum_token, image_id, records)
+
+
+def _added_reply(facealbum_token: str, image_id: str, faces: list[AlbumFace]) -> dict[str, Any]:
     return {
         "facealbum_token": facealbum_token,
         "image_id": image_id,
-        "faces": [{"face_token": r.face_token, "face_rectangle": r.face_rectangle} for r in records],
+        "faces": [{"face_token": f.face_token, "face_rectangle": f.face_rectangle} for f in faces],
     }
 
 
@@ -214,7 +231,7 @@ def find_candidates(ctx: ApiContext, tenant: str, facealbum_token: str, group_id
         best[face.group_id] = min(best.get(face.group_id, np.inf), d)
     threshold = link_distance(ctx)
     hits = sorted((d, g) for g, d in best.items() if d <= threshold)
-    confidence = link_calibration(ctx.engine.match_calibration).confidence
+    confidence = link_calibration(ctx.engine.calibration).confidence
     return [{"group_id": g, "similarity": round(float(confidence(d)), 3)} for d, g in hits]
 
 
@@ -254,7 +271,8 @@ def search_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes
 
 # -- async tasks ------------------------------------------------------------------------------------
 def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: str, data: bytes, param: str) -> str:
-    """Keep the image until the task reads it (then it is deleted) and queue the task; the task_id."""
+    """Keep the image until the task's outcome is recorded (the store deletes it then) and queue the task; the
+    task_id. A task cut short (kill -9) reads the image again when it is run again."""
     assert ctx.tasks is not None
     upload_id = secrets.token_hex(16)
     ctx.store.put_album_upload(tenant, upload_id, data, ctx.now())
@@ -262,7 +280,7 @@ def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: s
     try:
         return ctx.tasks.submit(tenant, kind, params)
     except ApiError:
-        ctx.store.take_album_upload(tenant, upload_id)
+        ctx.store.drop_album_upload(tenant, upload_id)
         raise
 
 
@@ -271,12 +289,12 @@ def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, An
     token = params["facealbum_token"]
     if kind == KIND_GROUP:
         return group_faces(ctx, tenant, token, params["operation_type"])
-    data = ctx.store.take_album_upload(tenant, params["upload_id"])
-    if data is None:  # already taken by an earlier run of this task that did not finish
+    data = ctx.store.get_album_upload(tenant, params["upload_id"])
+    if data is None:  # erased, or its task already finished (the store drops it with the outcome)
         raise plain("IMAGE_ERROR_UNSUPPORTED_FORMAT: " + params["param"])
     try:
         if kind == KIND_ADD:
-            return add_image(ctx, tenant, token, data, params["param"])
+            return add_image(ctx, tenant, token, data, params["param"], image_id=params["upload_id"])
         if kind == KIND_SEARCH:
             return search_image(ctx, tenant, token, data, params["param"])
     except FaceplusError as exc:  # the engine's refusal (bad image, ...) is the task's reported failure

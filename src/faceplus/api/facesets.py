@@ -8,6 +8,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.erasure import after_removal
 from faceplus.api.errors import ApiError, bad, echo, missing, plain
 from faceplus.api.forms import Params, has_bad_chars
+from faceplus.identifiers import is_identifier
 from faceplus.store.base import FaceSetRecord, MembershipChange
 
 REMOVE_ALL = "RemoveAllFaceTokens"
@@ -16,14 +17,22 @@ REMOVE_ALL = "RemoveAllFaceTokens"
 TEXT_LIMITS = {"display_name": 256, "outer_id": 255, "user_data": 16 * 1024, "new_outer_id": 255, "user_id": 255}
 
 
+#: Fields naming something by a client-chosen id: stored values follow faceplus.identifiers' rule.
+IDENTIFIER_FIELDS = frozenset({"outer_id", "new_outer_id", "user_id"})
+
 #: Face++: the whole ``tags`` field is at most 255 characters, which also bounds a FaceSet to 128 tags.
 TAGS_MAX_CHARS = 255
 
 
-def check_text(name: str, value: str) -> str:
-    """Face++ text field rules: length limit, none of ^@,&=*'" and no control characters (400 BAD_ARGUMENTS)."""
+def check_text(name: str, value: str, *, lookup: bool = False) -> str:
+    """Face++ text field rules: length limit, none of ^@,&=*'" and no control characters; an identifier to be
+    stored must also pass :func:`faceplus.identifiers.is_identifier` (one spelling per visible string). 400
+    BAD_ARGUMENTS. ``lookup``: the value only names existing data (face/erase's user_id), so ids stored before
+    the identifier rule stay reachable."""
     size = len(value.encode()) if name == "user_data" else len(value)
     if size > TEXT_LIMITS[name] or has_bad_chars(name, value):
+        raise bad(name)
+    if name in IDENTIFIER_FIELDS and not lookup and not is_identifier(value):
         raise bad(name)
     return value
 

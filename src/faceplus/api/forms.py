@@ -19,11 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, error_reply, missing
 from faceplus.api.field_docs import describe
+from faceplus.identifiers import has_forbidden_chars
 
-#: Characters Face++ refuses in outer_id, display_name, tags, user_data and user_id.
-FORBIDDEN_CHARS = frozenset("^@,&=*'\"")
-#: Control characters (C0, DEL, C1) are refused in those fields too; user_data may hold tabs and line breaks.
-CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
+#: Control characters the text rule (faceplus.identifiers) lets a field hold: user_data may hold tabs and breaks.
 TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
 
 #: The sign-in fields: one value each per request, wherever they are sent (query string or body).
@@ -48,8 +46,7 @@ SHORT_VALUE = 128
 
 def has_bad_chars(name: str, value: str) -> bool:
     """Whether ``value`` holds a character Face++ refuses or a control character (field ``name``'s rule)."""
-    refused = CONTROL_CHARS - TEXT_CONTROL_ALLOWED.get(name, frozenset())
-    return any(c in FORBIDDEN_CHARS or c in refused for c in value)
+    return has_forbidden_chars(value, TEXT_CONTROL_ALLOWED.get(name, frozenset()))
 
 
 class Params:
@@ -256,12 +253,38 @@ def form_doc(fields: dict[str, str], description: str = "", docs: dict[str, str]
     }
 
 
-class BodyLimitMiddleware:
-    """Stamp the start time and refuse bodies over ``max_bytes`` with 413 (by header, or while streaming)."""
+class BodyBudget:
+    """Bytes of request bodies held by requests in flight, across the process, under one cap.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Bodies are read before the api_key in them can be checked, so without a cap 40 stalled uploads held
+    400 MB for anyone who could open a socket. Used on the event loop only (no lock needed)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes, or False (nothing counted) when they would pass the cap (0: no cap)."""
+        if self.max_bytes > 0 and self.held + size > self.max_bytes:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
+class BodyLimitMiddleware:
+    """Stamp the start time and bound every request body before anyone has signed in: 413 past ``max_bytes``
+    (by header, or while streaming), 408 when it has not all arrived ``timeout_s`` after the request began (a
+    stalled upload), 403 ``CONCURRENCY_LIMIT_EXCEEDED`` when bodies in flight already hold ``budget_bytes`` (by
+    declared length, or while streaming). The bytes a request counted are given back when it ends."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 0.0, budget_bytes: int = 0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.budget = BodyBudget(budget_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -269,28 +292,47 @@ class BodyLimitMiddleware:
             return
         import time
 
-        scope[T0_KEY] = time.perf_counter()
+        import anyio
+        from starlette.requests import Request as _Request
+
+        scope[T0_KEY] = started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
+        declared = 0
         if length is not None:
             try:
-                too_big = int(length) > self.max_bytes
+                declared = max(0, int(length))
             except ValueError:
-                too_big = False
-            if too_big:
-                from starlette.requests import Request as _Request
-
+                declared = 0
+            if declared > self.max_bytes:
                 await error_reply(_Request(scope), 413, "Request Entity Too Large")(scope, receive, send)
                 return
-        seen = 0
+        if not self.budget.take(declared):
+            await error_reply(_Request(scope), 403, "CONCURRENCY_LIMIT_EXCEEDED")(scope, receive, send)
+            return
+        held, seen, complete = declared, 0, False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, held, complete
+            if complete:  # the body is in: later reads wait for a disconnect, which has no deadline
+                return await receive()
+            left = started + self.timeout_s - time.perf_counter() if self.timeout_s > 0 else float("inf")
+            with anyio.move_on_after(max(0.0, left)) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                raise ApiError(408, "Request Timeout")
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise BodyTooLarge()
+                if seen > held:
+                    if not self.budget.take(seen - held):
+                        raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")
+                    held = seen
             return message
 
-        await self.app(scope, counted, send)
+        try:
+            await self.app(scope, counted, send)
+        finally:
+            self.budget.give_back(held)

@@ -6,6 +6,10 @@ shared, cloud-metadata and IPv6 addresses wrapping any of those (IPv4-mapped, 6t
 refused unless ``allow_private_urls``; name resolution counts against the download time), and the
 connection goes to the checked address (Host header and TLS SNI carry the name), so a DNS answer that
 changes between check and connect cannot redirect the download. Redirects are followed by hand, each hop checked again.
+
+The byte cap counts the bytes that arrive, not what they decode to: the request asks for ``identity`` and a reply
+with any other ``Content-Encoding`` is refused before its body is read (a 2 kB gzip-in-gzip body inflates to
+gigabytes in one decoder call, before any cap on decoded bytes could look at it).
 """
 
 from __future__ import annotations
@@ -190,7 +194,7 @@ class UrlFetcher:
     ) -> bytes | str | None:
         """The body, a redirect location (str), or None for a failed fetch."""
         pinned = target.copy_with(host=str(address))
-        headers = {"Host": target.netloc.decode("ascii"), "Accept": "image/*"}
+        headers = {"Host": target.netloc.decode("ascii"), "Accept": "image/*", "Accept-Encoding": "identity"}
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -201,11 +205,13 @@ class UrlFetcher:
             ) as response:
                 if response.is_redirect:
                     return response.headers.get("location") or None
-                if response.status_code != 200:
+                if response.status_code != 200 or not identity_encoded(response.headers):
                     return None
+                if declared_length(response.headers) > self.max_bytes:
+                    raise ApiError(400, f"IMAGE_FILE_TOO_LARGE: {param}")
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():  # the bytes as sent: nothing is inflated
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise ApiError(400, f"IMAGE_FILE_TOO_LARGE: {param}")
@@ -217,6 +223,20 @@ class UrlFetcher:
             raise ApiError(412, "IMAGE_DOWNLOAD_TIMEOUT") from None
         except httpx.HTTPError:
             return None
+
+
+def identity_encoded(headers: httpx.Headers) -> bool:
+    """Whether a reply's body is sent as is (no ``Content-Encoding``, or only ``identity``)."""
+    codings = [c.strip().lower() for value in headers.get_list("content-encoding") for c in value.split(",")]
+    return all(c in ("", "identity") for c in codings)
+
+
+def declared_length(headers: httpx.Headers) -> int:
+    """The ``Content-Length`` a reply announces (0 when absent or unreadable: the streamed count still applies)."""
+    try:
+        return int(headers.get("content-length", "0"))
+    except ValueError:
+        return 0
 
 
 def _base64(text: str, param: str) -> bytes:

@@ -42,13 +42,10 @@ def operator(
         raise missing("operator_secret")
     if not operator_enabled(ctx.settings.data_dir):
         raise ApiError(403, "OPERATOR_DISABLED")
-    settings, address = ctx.settings, request.client.host if request.client else ""
-    limits = (settings.auth_max_failures, settings.auth_max_failures_per_address, settings.auth_failure_window_s)
-    if ctx.verifier.throttled(_OPERATOR, address, *limits):
-        raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")
-    if not check_operator_secret(ctx.settings.data_dir, secret):
-        ctx.verifier.failed(_OPERATOR, address)
-        raise ApiError(403, "OPERATOR_SECRET_INVALID")
+    address = request.client.host if request.client else ""
+    data_dir = ctx.settings.data_dir
+    if not ctx.verifier.check_secret(_OPERATOR, address, lambda: check_operator_secret(data_dir, secret)):
+        raise ApiError(403, "OPERATOR_SECRET_INVALID")  # throttled as sign-ins are: 403 CONCURRENCY_LIMIT_EXCEEDED
     return tenant
 
 

@@ -146,18 +146,17 @@ def search(
             )
         except ModelMismatch:
             raise mismatch from None
-        embeddings = None
-        if rescore:  # the hits' vectors of the FaceSet's model (a member's own may still be the old model's)
-            found = ctx.store.faceset_vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
-            if found.model != face.model:  # switched between the search and this read
-                raise mismatch
-            embeddings = dict(zip(found.tokens, found.vectors, strict=True))
+        # Scored as compare scores them, from the hits' vectors of the FaceSet's model (a member's own vector may
+        # still be the old model's while reembed runs).
+        found = ctx.store.faceset_vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
+        if found.model != face.model:  # switched between the search and this read
+            raise mismatch
+        embeddings = dict(zip(found.tokens, found.vectors, strict=True))
         scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
         user_ids = ctx.store.user_ids(tenant, [t for t, _ in scored])
         out["results"] = [
             {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
         ]
-        calibration = ctx.engine.match_calibration  # the same thresholds as compare (FACEPLUS_COMPARE_CALIBRATION)
-        out["thresholds"] = calibration.thresholds
-        out["calibration"] = calibration.calibrated_on
+        out["thresholds"] = ctx.engine.thresholds  # compare's (FACEPLUS_COMPARE_CALIBRATION)
+        out["calibration"] = ctx.engine.calibration.calibrated_on
     return reply(request, out)

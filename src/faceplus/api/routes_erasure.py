@@ -37,7 +37,7 @@ def erase_faces(
     tokens = face_tokens(params, ctx.settings.removeface_max_tokens, required=False) or []
     user_id = params.str("user_id")
     if user_id is not None:
-        user_id = check_text("user_id", user_id)
+        user_id = check_text("user_id", user_id, lookup=True)
     if not tokens and not user_id:
         raise missing("face_tokens", "user_id")
     result = erase(ctx, tenant, tokens, [user_id] if user_id else [])

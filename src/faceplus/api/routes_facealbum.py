@@ -28,7 +28,7 @@ from faceplus.api.facealbums import (
 from faceplus.api.faces import new_token
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import ImageInput, image_fields, read_image
-from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumRecord
+from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumQuotaExceeded, AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 
@@ -66,7 +66,10 @@ def album_tokens(params: Params) -> list[str] | None:
 @router.post("/createalbum", summary="Create a FaceAlbum", openapi_extra=form_doc({}))
 def createalbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     token = new_token()
-    ctx.store.create_album(tenant, token, ctx.now())
+    try:
+        ctx.store.create_album(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
+    except AlbumQuotaExceeded:
+        raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
     return reply(request, {"facealbum_token": token})
 
 

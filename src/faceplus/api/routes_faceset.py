@@ -247,14 +247,17 @@ def delete(
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
-    if params.flag("check_empty", 1) and faceset.face_count > 0:
+    check_empty = bool(params.flag("check_empty", 1))
+    if check_empty and faceset.face_count > 0:
         raise plain("FACESET_NOT_EMPTY")
     members = (
         ctx.store.faceset_tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
         if ctx.settings.erase_on_remove
         else []
     )
-    ctx.store.delete_faceset(tenant, faceset.faceset_token)
+    # The store checks emptiness again as it deletes: an addface between the look above and here keeps the FaceSet.
+    if not ctx.store.delete_faceset(tenant, faceset.faceset_token, only_if_empty=check_empty):
+        raise plain("FACESET_NOT_EMPTY")
     sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/erasure.py)
     after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
     return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})

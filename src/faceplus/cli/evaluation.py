@@ -26,15 +26,28 @@ def embedder_note() -> str:
     """What a calibration file records as its embedder: the ``FACEPLUS_*`` engine settings the fit embedded with
     (model, chip alignment, flip TTA), the ones serving must use for the thresholds to hold."""
     settings = Settings.from_env()
+    if settings.embedder == "sface":
+        return "sface-2021dec (onnx fp32), 5-pt ArcFace chip, one pass, unit length"
     model = {"resnet": "onnx", "resnet-int8": "onnx int8"}.get(settings.embedder, "onnx")
     flip = "flip TTA" if settings.flip_tta else "one pass"
     return f"dlib-resnet-v1 ({model}), {settings.alignment}-pt chip, {flip}, unit length"
 
 
+def embedder_model_id() -> str:
+    """The id of the identity model a calibration is fit for (``info.embedder_model``): the engine refuses to score
+    another model's embeddings with it."""
+    from faceplus.embedders import embedding_model
+
+    return embedding_model(Settings.from_env().embedder).id
+
+
 def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
-    """Unit embeddings as the serving engine makes them (``FACEPLUS_ALIGNMENT``, ``FACEPLUS_FLIP_TTA``)."""
+    """Unit embeddings as the serving engine makes them (its model's chip and flip TTA: ``FACEPLUS_ALIGNMENT`` and
+    ``FACEPLUS_FLIP_TTA`` for dlib's ResNet; one pass for SFace)."""
+    from faceplus.embedders import identity_family
+
     settings = Settings.from_env()
-    return embeddings.vectors(alignment=settings.alignment, flip_tta=settings.flip_tta)
+    return embeddings.vectors(alignment=settings.alignment, flip_tta=identity_family(settings).flip_tta)
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
@@ -47,7 +60,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     embeddings = embed_folder(Path(args.root), images, workers=args.workers, cache=args.cache, detector=args.detector)
     print(f"embedded {len(images)} images in {time.perf_counter() - start:.0f} s")
-    calibration = default_calibration()
+    print(f"identity model: {embedder_model_id()} ({embedder_note()})")
+    calibration = default_calibration()  # only ranks pairs: accuracy and TAR do not depend on its curve
     detectors: dict[str, int] = {}
     for d in embeddings.detector:
         detectors[d or "none"] = detectors.get(d or "none", 0) + 1
@@ -55,6 +69,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     index = embeddings.index()
     # Each step adds one thing to the one before; the last is the engine's default pipeline.
     primary = "hog1" if args.detector == "hog" else args.detector
+    if "arcface" in embeddings.raw:
+        return _eval_lfw_sface(args, pairs, images, embeddings, calibration, primary)
     steps = [
         (
             f"{primary} only, 5-pt chip, no TTA",
@@ -96,6 +112,34 @@ def _lfw_report(
         f"Thresholds: the shipped calibration (fit on {where}). Pairs whose image has no face score 0.",
     ]
     return write_report(Path(args.report), Report(f"LFW verification: {Path(args.pairs).name}", marked, notes))
+
+
+def _eval_lfw_sface(
+    args: argparse.Namespace,
+    pairs: list[Pair],
+    images: list[str],
+    embeddings: FolderEmbeddings,
+    calibration: Calibration,
+    primary: str,
+) -> int:
+    """SFace's rows: its chip has one geometry (ArcFace, 5 key points) and it is always unit length. The first row
+    shows what mirroring would add (the engine runs one pass); the last is the engine's default pipeline."""
+    from faceplus.evaluation.lfw import evaluate
+
+    index = embeddings.index()
+    steps = [
+        ("flip TTA, detection fallback (not the engine's: for comparison)", dict(flip_tta=True), False),
+        (f"{primary} only, one pass", dict(flip_tta=False, fallback=False, primary=primary), False),
+        ("+ detection fallback (engine default)", dict(flip_tta=False), True),
+    ]
+    for label, options, default in steps:
+        vectors = embeddings.vectors(**options)
+        by_path = {p: vectors[index[p]] for p in images}
+        result = evaluate(pairs, by_path, calibration, args.scores if default else None)
+        print(f"{label}: {result.summary()}")
+        if default and args.report:
+            print(f"report: {_lfw_report(args, pairs, by_path, calibration, f'{label}: {result.summary()}')}")
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -151,7 +195,7 @@ def _recorded_command(args: argparse.Namespace) -> str:
 
 def _calibrate_folder(args: argparse.Namespace) -> int:
     from faceplus.evaluation.calibrate import folder_identities, image_list
-    from faceplus.evaluation.folder_embeddings import embed_folder
+    from faceplus.evaluation.folder_embeddings import embed_folder, model_id_of
 
     root = Path(args.root)
     images = image_list(root)
@@ -160,13 +204,19 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
         "command": _recorded_command(args),
         "data": root.name,
         "embedder": embedder_note(),
+        "model_id": model_id_of(Settings.from_env().embedder),  # the vectors embed_folder made
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
     run = _run(labels, engine_vectors(embeddings), info, args)
     if run.cohort is not None:
         run = _described(run, root.name)
-    out = Path(args.out) if args.out else Path(str(resources.files("faceplus.data").joinpath("calibration.json")))
+    if args.out:
+        out = Path(args.out)
+    else:  # the file the engine reads for this identity model (FACEPLUS_EMBEDDER)
+        from faceplus.calibration import shipped_calibration_file
+
+        out = Path(str(resources.files("faceplus.data").joinpath(shipped_calibration_file())))
     _write_and_report(run, out)
     return 0
 
@@ -199,6 +249,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
     from faceplus.cli.server import where
     from faceplus.cli.tools import _tenant
     from faceplus.evaluation.calibrate import faceset_sample
+    from faceplus.evaluation.folder_embeddings import model_id_of
     from faceplus.settings import ServerSettings
     from faceplus.store.factory import open_store
 
@@ -240,6 +291,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
         "embedder": embedder_note(),
+        "model_id": model_id_of(Settings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)
@@ -369,10 +421,25 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate only this many images of each set (spread evenly)")
     p.set_defaults(func=cmd_eval_attributes)
 
-    p = ev.add_parser("far", help="false-accept rates at the shipped thresholds per group (UTKFace labels) and source")
-    p.add_argument("--root", required=True, type=Path, help="folder of UTKFace-named images (age_gender_race_*.jpg)")
-    p.add_argument("--min-age", type=int, default=0, help="only faces at least this old (e.g. 18)")
-    p.add_argument("--cache", type=Path, help="reuse/store the folder's embeddings in this .npz")
+    p = ev.add_parser(
+        "far", help="false-accept rates at the serving thresholds per group (UTKFace or FairFace labels) and source"
+    )
+    p.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="folder of UTKFace-named images (age_gender_race_*.jpg) or FairFace's (labels.csv: "
+        "file,age_group,gender,race); with --heldout the cohort comes from it",
+    )
+    p.add_argument(
+        "--min-age", type=int, default=0, help="only faces at least this old (e.g. 18; FairFace: age group's youngest)"
+    )
+    p.add_argument("--cache", type=Path, help="reuse/store the folder's embeddings in this .npz (one per model)")
+    p.add_argument("--also", type=Path, help="another labelled folder to count on (e.g. utkface-more), never fit on")
+    p.add_argument("--also-cache", type=Path, help="reuse/store the --also folder's embeddings in this .npz")
+    p.add_argument(
+        "--limit", type=int, help="at most this many images of each folder (spread evenly; lfw-dev: whole identities)"
+    )
     p.add_argument("--lfw", type=Path, help="also an LFW-style <name>/<image>.jpg folder (e.g. lfw-dev)")
     p.add_argument("--lfw-cache", type=Path, help="reuse/store the LFW embeddings in this .npz")
     p.add_argument("--workers", type=int, default=None)
@@ -388,7 +455,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="with --heldout: also sweep the cohort shift scaled by these factors (1 = step 4) and print the trade",
     )
     p.add_argument("--pairs", type=Path, help="with --heldout: LFW 10-fold accuracy on these pairs, raw and normalised")
-    p.add_argument("--cohort", nargs="+", choices=("utkface", "lfw"), default=["utkface"])
+    p.add_argument(
+        "--cohort",
+        nargs="+",
+        choices=("root", "utkface", "lfw"),
+        default=["root"],
+        help="held-out cohort: the --root folder's fit half (utkface: its old name) and/or lfw-dev's",
+    )
     p.add_argument(
         "--report", type=Path, metavar="FOLDER", help="write an HTML report (per-group FAR bars; ROC/DET with --lfw)"
     )
@@ -415,7 +488,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         type=Path,
-        help="calibration file (default: --root: the one shipped in the package; "
+        help="calibration file (default: --root: the one shipped in the package for FACEPLUS_EMBEDDER; "
         "--faceset: calibration-<outer_id>.json here)",
     )
     p.add_argument("--far", nargs="+", metavar="RATE", help="rates to fit: 1e-3 1e-4 1e-5 (default: all three)")

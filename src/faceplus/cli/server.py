@@ -100,12 +100,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from faceplus.api import create_app
-    from faceplus.calibration import compare_calibration
+    from faceplus.api.http_server import uvicorn_options
+    from faceplus.engine import Engine
     from faceplus.workers import warm
 
     settings = ServerSettings.from_env(data_dir=args.data_dir)
-    try:  # a calibration file or its cohort missing or unreadable: say so now, not at the first compare
-        compare_calibration(settings.engine.compare_calibration).cohort()
+    try:  # a calibration file or its cohort missing, unreadable or of another model: say so now, not at a compare
+        Engine(settings.engine).calibration.cohort()
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(f"FACEPLUS_COMPARE_CALIBRATION={settings.engine.compare_calibration}: {exc}", file=sys.stderr)
         return 2
@@ -118,7 +119,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(settings))
     return 0
 
 

@@ -1,12 +1,15 @@
-"""``faceplus eval far``: false-accept rates at the shipped thresholds, per demographic group and image source.
+"""``faceplus eval far``: false-accept rates per demographic group and image source, at calibrated thresholds.
 
 The thresholds "1e-3/1e-4/1e-5" are calibrated on lfw-dev impostor pairs. This measures what they
 give elsewhere: every cross-person pair of a labelled folder is an impostor pair, and the share of
-them a threshold accepts is its false-accept rate (FAR) for that population. UTKFace has no identity
-labels; each image is taken to be a different person (a few recur, so its figures slightly over-state FAR).
+them a threshold accepts is its false-accept rate (FAR) for that population. The folder is UTKFace
+(labels in the file names) or FairFace (``labels.csv``); neither has identity labels, so each image is
+taken to be a different person (UTKFace repeats a few people, so its figures slightly over-state FAR).
+:mod:`faceplus.evaluation.populations` reads the labels.
 
-Faces are embedded exactly as ``compare`` does (``Engine.main_face``: the largest face, 68-point chip,
-flip TTA, unit length); images where no detector finds a face are counted and left out.
+Faces are embedded exactly as ``compare`` does (the largest face, the engine's chip and identity model);
+images where no detector finds a face are counted and left out. Held out (``--heldout``), a cohort for
+score normalisation is built from one half of the folder and everything is counted on the other half.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import argparse
 import math
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -23,41 +26,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from faceplus.calibration import Calibration, CohortNorm, fit_calibration
+from faceplus.calibration import FAR_LEVELS, Calibration, CohortNorm, fit_calibration
+from faceplus.evaluation.folder_embeddings import cache_path, check_model
+from faceplus.evaluation.populations import TERMS, Person, groups, is_race_gender, labelled_people, spread
 from faceplus.private_files import save_private_npz
-
-RACES = ("white", "black", "asian", "indian", "others")
-GENDERS = ("male", "female")
-
-
-# -- labels -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Person:
-    """One labelled image: its path under the root, and UTKFace's age, gender and race labels."""
-
-    path: str
-    age: int
-    gender: str
-    race: str
-
-
-def parse_utkface_name(path: str) -> Person | None:
-    """``age_gender_race_date.jpg[.chip.jpg]`` (gender 0 male 1 female; race 0-4); None if malformed."""
-    parts = Path(path).name.split("_")
-    try:
-        age, gender, race = int(parts[0]), int(parts[1]), int(parts[2])
-    except (IndexError, ValueError):
-        return None
-    if gender not in (0, 1) or not 0 <= race < len(RACES):
-        return None
-    return Person(path, age, GENDERS[gender], RACES[race])
-
-
-def utkface_people(root: Path) -> tuple[list[Person], int]:
-    """Every image under ``root`` with UTKFace file-name labels, and how many names did not parse."""
-    files = sorted(str(p.relative_to(root)) for p in Path(root).rglob("*.jpg"))
-    people = [parse_utkface_name(f) for f in files]
-    return [p for p in people if p is not None], sum(p is None for p in people)
 
 
 # -- embedding (the compare pipeline) ------------------------------------------------------------
@@ -69,37 +41,67 @@ class Embedded:
     vectors: np.ndarray
     faces: np.ndarray
     detector: list[str]
+    model_id: str = ""  # the identity model that made ``vectors`` (Engine.model_id)
 
     def save(self, path: Path) -> None:
         save_private_npz(
-            path, paths=np.array(self.paths), vectors=self.vectors, faces=self.faces, detector=np.array(self.detector)
+            path,
+            paths=np.array(self.paths),
+            vectors=self.vectors,
+            faces=self.faces,
+            detector=np.array(self.detector),
+            model_id=np.array(self.model_id),
         )
 
     @classmethod
-    def load(cls, path: Path) -> Embedded:
+    def load(cls, path: Path, model_id: str | None = None) -> Embedded:
+        """A cache file; with ``model_id``, one made by another identity model is refused (never mixed)."""
         with np.load(path) as data:
-            return cls(list(data["paths"]), data["vectors"], data["faces"], list(data["detector"]))
+            if "model_id" not in data.files:
+                raise ValueError(f"{path} was written by an older faceplus (no model id); delete it")
+            made_by = str(data["model_id"])
+            check_model(path, made_by, model_id)
+            return cls(list(data["paths"]), data["vectors"], data["faces"], list(data["detector"]), made_by)
 
     def select(self, paths: list[str]) -> Embedded:
         index = {p: i for i, p in enumerate(self.paths)}
         rows = [index[p] for p in paths]
-        return Embedded(paths, self.vectors[rows], self.faces[rows], [self.detector[i] for i in rows])
+        return Embedded(paths, self.vectors[rows], self.faces[rows], [self.detector[i] for i in rows], self.model_id)
+
+    @property
+    def found(self) -> np.ndarray:
+        """Per image: whether a face was found (its row is not NaN)."""
+        return ~np.isnan(self.vectors).any(1)
 
 
 _engine = None
 
 
-def _init(detector: str | None) -> None:
-    global _engine
+def _settings(detector: str | None) -> Any:
+    """``FACEPLUS_*`` engine settings, with ``detector`` as the primary detector if given."""
     from dataclasses import replace
 
-    from faceplus.engine import Engine
     from faceplus.settings import Settings
 
     settings = Settings.from_env()
     if detector:
         settings = replace(settings, detection=replace(settings.detection, detector=detector))
-    _engine = Engine(settings)
+    return settings
+
+
+def _engine_of(detector: str | None) -> tuple[str, str]:
+    """The model id and primary detector of the engine that embeds (nothing loaded)."""
+    from faceplus.engine import Engine
+
+    settings = _settings(detector)
+    return Engine(settings).model_id, settings.detection.detector
+
+
+def _init(detector: str | None) -> None:
+    global _engine
+    from faceplus.engine import Engine
+
+    _engine = Engine(_settings(detector))
 
 
 def _embed(path: str) -> tuple[np.ndarray | None, int, str]:
@@ -124,18 +126,17 @@ def embed_images(
 ) -> Embedded:
     """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given.
 
-    The engine is ``FACEPLUS_*``'s; a cache of another embedder than the default is a file of its own.
+    The engine is ``FACEPLUS_*``'s; the cache is one file per identity model, primary detector and landmark
+    source (:func:`~faceplus.evaluation.folder_embeddings.cache_path`), so two models' vectors never mix.
     """
-    from faceplus.evaluation.folder_embeddings import embedder_suffix
-    from faceplus.settings import Settings
-
+    model_id, primary = _engine_of(detector)
     if cache:
-        cache = cache.with_name(f"{cache.stem}{embedder_suffix(Settings.from_env().embedder)}{cache.suffix}")
+        cache = cache_path(cache, model_id, primary, _settings(detector).landmarks)
     relpaths = list(dict.fromkeys(relpaths))
     done = (
-        Embedded.load(cache)
+        Embedded.load(cache, model_id)
         if cache and cache.is_file()
-        else Embedded([], np.zeros((0, 128), np.float32), np.zeros(0, int), [])
+        else Embedded([], np.zeros((0, 128), np.float32), np.zeros(0, int), [], model_id)
     )
     known = set(done.paths)
     todo = [p for p in relpaths if p not in known]
@@ -165,6 +166,7 @@ def embed_images(
             np.concatenate([done.vectors, np.stack(vectors).astype(np.float32)]),
             np.concatenate([done.faces, np.array(faces, int)]),
             done.detector + detectors,
+            model_id,
         )
         if cache:
             done.save(cache)
@@ -182,7 +184,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # None accepted (or all): the bound is exactly 0 (1); the formula leaves rounding residue (3e-18 at n = 88).
+    return (0.0 if k == 0 else max(0.0, centre - half)), (1.0 if k == n else min(1.0, centre + half))
 
 
 def enough_pairs(n: int, far: float, within: float = 3.0) -> bool:
@@ -234,17 +237,6 @@ def count_accepts(scores: np.ndarray, thresholds: dict[str, float]) -> dict[str,
     return {far: int(np.count_nonzero(scores <= d)) for far, d in thresholds.items()}
 
 
-def groups(people: list[Person]) -> list[tuple[str, np.ndarray]]:
-    """all, each race, each gender, each race x gender: (name, boolean mask over ``people``)."""
-    race = np.array([p.race for p in people])
-    gender = np.array([p.gender for p in people])
-    out = [("all", np.ones(len(people), bool))]
-    out += [(r, race == r) for r in RACES]
-    out += [("women" if g == "female" else "men", gender == g) for g in GENDERS]
-    out += [(f"{r} {'women' if g == 'female' else 'men'}", (race == r) & (gender == g)) for r in RACES for g in GENDERS]
-    return out
-
-
 def group_far(
     matrix: np.ndarray, people: list[Person], rows: np.ndarray, thresholds: dict[str, float]
 ) -> list[GroupFar]:
@@ -283,10 +275,10 @@ def half_split(keys: Iterable[str], salt: int = 0) -> np.ndarray:
     return np.array([holdout(k, salt) for k in keys])
 
 
-# -- the command -----------------------------------------------------------------------------------
+# -- populations ----------------------------------------------------------------------------------
 def embedding_summary(embedded: Embedded) -> str:
     """How many images had no face, more than one, and which detector found the face used."""
-    found = ~np.isnan(embedded.vectors).any(1)
+    found = embedded.found
     counts: dict[str, int] = {}
     for d in embedded.detector:
         counts[d or "none"] = counts.get(d or "none", 0) + 1
@@ -297,76 +289,141 @@ def embedding_summary(embedded: Embedded) -> str:
     )
 
 
-def lfw_source(root: Path, cache: Path | None, workers: int | None, detector: str) -> tuple[np.ndarray, np.ndarray]:
-    """lfw-dev's unit embeddings (faces found) and identity names, via the helpers ``eval lfw`` uses."""
-    from faceplus.evaluation.calibrate import image_list
+@dataclass
+class Population:
+    """A labelled folder's adults with a face found, split in halves by a hash of each file name."""
+
+    name: str  # the folder's name
+    kind: str  # its label format: utkface or fairface (populations.source_kind)
+    people: list[Person]
+    vectors: np.ndarray  # their unit embeddings
+    half: np.ndarray = field(init=False)
+    labels: np.ndarray = field(init=False)  # one per image (each a different person), unique across folders
+
+    def __post_init__(self) -> None:
+        self.half = half_split(p.path for p in self.people)
+        self.labels = np.array([f"{self.name}:{p.path}" for p in self.people])
+
+
+def load_population(
+    root: Path,
+    min_age: int,
+    limit: int | None = None,
+    cache: Path | None = None,
+    workers: int | None = None,
+    detector: str | None = None,
+) -> Population:
+    """Read the folder's labels, embed its adults (at most ``limit``, spread evenly), print what was found."""
+    people, malformed, kind = labelled_people(root)
+    adults = [p for p in people if p.age >= min_age]
+    chosen = spread(adults, limit)
+    of = f", {len(chosen)} of them used (--limit, spread evenly)" if len(chosen) < len(adults) else ""
+    age = " (FairFace: an age group counts by its youngest age)" if kind == "fairface" else ""
+    print(
+        f"{root}: {len(people)} images with {kind} labels ({malformed} did not parse); "
+        f"{len(adults)} aged {min_age}+{age}{of}"
+    )
+    embedded = embed_images(root, [p.path for p in chosen], cache, workers or 1, detector)
+    print(embedding_summary(embedded))
+    found = embedded.found
+    kept = [p for p, f in zip(chosen, found, strict=True) if f]
+    print(f"{len(kept)} faces aged {min_age}+; every pair of two images counts as an impostor pair")
+    return Population(root.name, kind, kept, embedded.vectors[found])
+
+
+def lfw_source(
+    root: Path, cache: Path | None, workers: int | None, detector: str, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """lfw-dev's unit embeddings (faces found) and identity names, via the helpers ``eval lfw`` uses.
+
+    ``limit``: about that many images, whole identities spread evenly (every k-th identity).
+    """
+    from faceplus.evaluation.calibrate import folder_identities, image_list
     from faceplus.evaluation.folder_embeddings import embed_folder
 
-    embeddings = embed_folder(root, image_list(root), workers=workers, cache=cache, detector=detector)
+    images = image_list(root)
+    if limit is not None and limit < len(images):
+        identities = sorted(set(folder_identities(images)))[:: math.ceil(len(images) / max(limit, 1))]
+        kept = set(identities)
+        images = [p for p, n in zip(images, folder_identities(images), strict=True) if n in kept]
+    embeddings = embed_folder(root, images, workers=workers, cache=cache, detector=detector)
     vectors = embeddings.vectors()
     found = ~np.isnan(vectors).any(1)
-    names = np.array([p.split("/")[0] for p in embeddings.paths])
+    names = np.array(folder_identities(embeddings.paths))
     return vectors[found], names[found]
 
 
+# -- the command -----------------------------------------------------------------------------------
 def cmd_eval_far(args: argparse.Namespace) -> int:
-    """``faceplus eval far``: the per-group table at the shipped thresholds, then (with --lfw) per source."""
-    from faceplus.calibration import FAR_LEVELS, default_calibration
-    from faceplus.evaluation.calibrate import pair_distances
+    """``faceplus eval far``: per-group tables at the serving thresholds, then (with --lfw) per source, held out."""
+    from faceplus.calibration import default_calibration
+    from faceplus.engine import Engine
+    from faceplus.evaluation.calibrate import NotEnoughPairs
 
-    root = Path(args.root)
-    people, malformed = utkface_people(root)
-    print(f"{root}: {len(people)} images with UTKFace file-name labels ({malformed} names did not parse)")
-    workers = args.workers or 1
-    embedded = embed_images(root, [p.path for p in people], args.cache, workers, args.detector)
-    print(embedding_summary(embedded))
-    found = ~np.isnan(embedded.vectors).any(1)
-    keep = found & np.array([p.age >= args.min_age for p in people])
-    people = [p for p, k in zip(people, keep, strict=True) if k]
-    vectors = embedded.vectors[keep]
-    calibration = default_calibration()
+    cohort_from = tuple(dict.fromkeys("root" if c == "utkface" else c for c in args.cohort))
+    population = load_population(Path(args.root), args.min_age, args.limit, args.cache, args.workers, args.detector)
+    others = []
+    if args.also:
+        print()
+        others.append(
+            load_population(Path(args.also), args.min_age, args.limit, args.also_cache, args.workers, args.detector)
+        )
+    calibration = Engine(_settings(args.detector)).calibration  # what compare serves (FACEPLUS_COMPARE_CALIBRATION)
     thresholds = calibration.threshold_distances
     where = calibration.info.get("data", "?")
-    print(f"{len(people)} faces aged {args.min_age}+; every pair of two images counts as an impostor pair")
-    print()
-    rows = group_far(pair_matrix(vectors), people, np.arange(len(people)), thresholds)
-    print(format_table(f"Shipped thresholds (calibrated on {where}) on {root.name}:", rows, FAR_LEVELS))
+    fars = tuple(thresholds)
+    for pop in (population, *others):
+        rows = group_far(
+            calibration.scores(pop.vectors, pop.vectors), pop.people, np.arange(len(pop.people)), thresholds
+        )
+        print()
+        print(format_table(f"Serving thresholds ({calibration.calibrated_on}) on {pop.name}:", rows, fars))
     if args.lfw:
-        lfw_vectors, names = lfw_source(Path(args.lfw), args.lfw_cache, args.workers, args.detector)
-        genuine, impostor = pair_distances(lfw_vectors, names)
+        lfw_vectors, names = lfw_source(Path(args.lfw), args.lfw_cache, args.workers, args.detector, args.limit)
+        genuine, impostor = _pairs(calibration.scores(lfw_vectors, lfw_vectors), names)
         lfw = GroupFar("all cross-identity pairs", len(impostor), count_accepts(impostor, thresholds))
         print()
         note = " (the pairs the thresholds were fit on)" if Path(args.lfw).name == where else ""
-        print(format_table(f"Shipped thresholds on {Path(args.lfw).name}{note}:", [lfw], FAR_LEVELS))
+        print(format_table(f"Serving thresholds on {Path(args.lfw).name}{note}:", [lfw], fars))
         tar = " ".join(f'"{f}": {np.mean(genuine <= d) * 100:.2f}%' for f, d in thresholds.items())
         print(f"TAR on its {len(genuine):,} same-person pairs: {tar}")
         if args.heldout:
-            found_people = [p for p, f in zip(utkface_people(root)[0], found, strict=True) if f]
-            study = Study(found_people, embedded.vectors[found], lfw_vectors, names, args.min_age)
+            study = Study(population, lfw_vectors, names, others)
+            root, lfw_name = population.name, Path(args.lfw).name
             print()
             print(
-                f"Held out: thresholds fit on one half (UTKFace by image, {Path(args.lfw).name} by identity), "
-                "false accepts counted on the other half, both ways round and pooled."
+                f"Held out: cohort and thresholds fit on one half ({root} by image, {lfw_name} by identity), "
+                "false accepts counted on the other half"
+                + (f" and on the same half of {', '.join(o.name for o in others)} (never fit on)" if others else "")
+                + ", both ways round and pooled."
             )
-            cohort = f"k={args.k}, cohort: <= {args.per_group} UTKFace adults per race x gender of the fit half"
-            pooled = dict(matched=True, fit_on=("utkface", "lfw"))
-            normalised = dict(k=args.k, cohort_from=tuple(args.cohort), per_group=args.per_group)
+            sources = " + ".join({"root": root, "lfw": lfw_name}[c] for c in cohort_from)
+            cohort = f"k={args.k}, cohort: <= {args.per_group} {root} adults per race x gender of the fit half"
+            cohort = cohort if cohort_from == ("root",) else f"k={args.k}, cohort: fit half of {sources}"
+            pooled = dict(matched=True, fit_on=("root", "lfw"))
+            normalised = dict(k=args.k, cohort_from=cohort_from, per_group=args.per_group)
             steps: list[tuple[str, dict[str, Any]]] = [
-                ("1. shipped thresholds (all of lfw-dev, raw distance)", dict(calibration=calibration)),
-                ("2. raw distance, thresholds refit on the lfw-dev fit half", dict(fit_on=("lfw",))),
-                ("3. raw distance, fit on lfw-dev + UTKFace same race x gender impostors (equal weight)", pooled),
-                (f"4. cohort-normalised ({cohort}), fit on the lfw-dev fit half", {**normalised, "fit_on": ("lfw",)}),
+                ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration())),
+                (f"2. raw distance, thresholds refit on the {lfw_name} fit half", dict(fit_on=("lfw",))),
+                (f"3. raw distance, fit on {lfw_name} + {root} same race x gender impostors (equal weight)", pooled),
+                (
+                    f"4. cohort-normalised ({cohort}), fit on the {lfw_name} fit half",
+                    {**normalised, "fit_on": ("lfw",)},
+                ),
                 ("5. cohort-normalised, fit as in 3", {**normalised, **pooled}),
             ]
             for label, options in steps:
                 print()
-                print(format_result(heldout(study, label, **options), FAR_LEVELS))
+                try:
+                    print(format_result(heldout(study, label, **options)))
+                except NotEnoughPairs as exc:  # a subset (--limit) too small for this fit
+                    print(f"{label}: not run: {exc}")
             if args.strength:
                 print()
                 print('Step 4 with its shift scaled by "strength" (1 = step 4): held-out FAR/nominal at "1e-4"')
                 print(strength_sweep(study, args.strength, **normalised, fit_on=("lfw",)))
             fitted = fit_half(
-                study, False, k=args.k, cohort_from=tuple(args.cohort), per_group=args.per_group, fit_on=("lfw",)
+                study, False, k=args.k, cohort_from=cohort_from, per_group=args.per_group, fit_on=("lfw",)
             )
             if args.pairs:
                 print()
@@ -376,39 +433,44 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
     if getattr(args, "report", None):
         from faceplus.evaluation.report import far_report
 
+        scores = calibration.scores(population.vectors, population.vectors)
+        rows = group_far(scores, population.people, np.arange(len(population.people)), thresholds)
         lfw_pairs = (genuine, impostor) if args.lfw else None
-        print(f"report: {far_report(Path(args.report), root, rows, lfw_pairs, calibration, args)}")
+        print(f"report: {far_report(Path(args.report), Path(args.root), rows, lfw_pairs, calibration, args)}")
     return 0
 
 
 # -- held-out study: thresholds (and cohort) fit on one half, false accepts counted on the other -----------
 @dataclass
 class Study:
-    """Both sources, split in halves: UTKFace by image (each a different person), LFW by identity."""
+    """The sources, each split in halves: the folder the cohort comes from and ``others`` by image, LFW by
+    identity. ``others`` (e.g. utkface-more beside fairface-dev) are only counted on, never fit on."""
 
-    people: list[Person]  # UTKFace images with a face
-    utk: np.ndarray  # their unit embeddings
+    root: Population
     lfw: np.ndarray  # lfw-dev unit embeddings
     names: np.ndarray  # lfw-dev identity per row
-    min_age: int = 18
+    others: list[Population] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.utk_half = half_split(p.path for p in self.people)
         self.lfw_half = half_split(self.names)
-        self.adult = np.array([p.age >= self.min_age for p in self.people])
-        self.utk_labels = np.array([f"utkface:{p.path}" for p in self.people])
         self.lfw_labels = np.array([f"lfw:{n}" for n in self.names])
 
 
 @dataclass(frozen=True)
 class StudyResult:
-    """Held-out figures of one scoring, pooled over both ways round."""
+    """Held-out figures of one scoring, pooled over both ways round: per-group rows of each population
+    (the cohort's folder first), lfw-dev impostors, and lfw-dev TAR."""
 
     label: str
-    groups: list[GroupFar]
+    tables: dict[str, list[GroupFar]]
     lfw: GroupFar
     genuine: int
     true_accepts: dict[str, int]
+
+    @property
+    def groups(self) -> list[GroupFar]:
+        """The rows of the cohort's own folder (its held-out half)."""
+        return next(iter(self.tables.values()))
 
     def tar(self, far: str) -> float:
         return self.true_accepts[far] / self.genuine
@@ -459,64 +521,99 @@ class Fitted:
         return _scores(self.norm, vectors, self.densities(vectors, labels), self.strength)
 
 
+def measurable_levels(impostor_sets: list[np.ndarray]) -> tuple[str, ...]:
+    """The rates every impostor set has pairs enough to fit (one false accept at least): a subset
+    (``--limit``) cannot fit "1e-5"."""
+    levels = tuple(f for f in FAR_LEVELS if all(math.floor(float(f) * len(s)) >= 1 for s in impostor_sets))
+    if not levels:
+        from faceplus.evaluation.calibrate import NotEnoughPairs
+
+        raise NotEnoughPairs(f"too few impostor pairs ({min(len(s) for s in impostor_sets):,}) to fit even 1e-3")
+    return levels
+
+
+def fit_cohort(
+    study: Study, half: bool, k: int, cohort_from: tuple[str, ...] = ("root",), per_group: int = 100
+) -> tuple[CohortNorm, np.ndarray]:
+    """The cohort of the half whose split flag is ``half``, and its faces' labels (``folder:path``, ``lfw:name``).
+
+    ``root``: at most ``per_group`` adults of each race x gender of the root folder's half (a cohort covering
+    every group); ``lfw``: all lfw-dev faces of the half's identities. No face of the other half is in it.
+    """
+    root = study.root
+    parts = []
+    if "root" in cohort_from:
+        rows = balanced(root.people, np.flatnonzero(root.half == half), per_group)
+        parts.append((root.vectors[rows], root.labels[rows]))
+    if "lfw" in cohort_from:
+        parts.append((study.lfw[study.lfw_half == half], study.lfw_labels[study.lfw_half == half]))
+    labels = np.concatenate([p[1] for p in parts])
+    return CohortNorm.build(np.concatenate([p[0] for p in parts]), k, labels), labels
+
+
 def fit_half(
     study: Study,
     half: bool,
     k: int = 0,
-    cohort_from: tuple[str, ...] = ("utkface",),
+    cohort_from: tuple[str, ...] = ("root",),
     per_group: int = 100,
     matched: bool = False,
-    fit_on: tuple[str, ...] = ("utkface", "lfw"),
+    fit_on: tuple[str, ...] = ("root", "lfw"),
     strength: float = 1.0,
 ) -> Fitted:
-    """Fit on the images whose split flag is ``half`` (UTKFace adults and lfw-dev identities of that half).
+    """Fit on the images whose split flag is ``half`` (the root folder's adults and lfw-dev identities of that half).
 
     ``k`` = 0 scores raw distances; otherwise a :class:`CohortNorm` of the half's faces of ``cohort_from``
-    (UTKFace: at most ``per_group`` adults of each race x gender) with ``k`` neighbours. Both sources weigh
-    the same in the thresholds; ``matched`` keeps only UTKFace impostor pairs of the same race and gender
-    (the impostors an attacker would pick, and what each group's table row measures).
+    (``root``: at most ``per_group`` adults of each race x gender; ``lfw``: all its fit-half faces) with ``k``
+    neighbours. Both sources weigh the same in the thresholds; ``matched`` keeps only root impostor pairs of
+    the same race and gender (the impostors an attacker would pick, and what each group's table row measures).
+    Nothing of the other half, and nothing of ``study.others``, enters the fit.
     """
-    utk_fit, lfw_fit = study.utk_half == half, study.lfw_half == half
-    norm, cohort_labels = None, None
-    if k:
-        rows = balanced(study.people, np.flatnonzero(utk_fit & study.adult), per_group)
-        parts = [(study.utk[rows], study.utk_labels[rows])] if "utkface" in cohort_from else []
-        parts += [(study.lfw[lfw_fit], study.lfw_labels[lfw_fit])] if "lfw" in cohort_from else []
-        cohort_labels = np.concatenate([p[1] for p in parts])
-        norm = CohortNorm.build(np.concatenate([p[0] for p in parts]), k, cohort_labels)
+    root = study.root
+    root_fit, lfw_fit = root.half == half, study.lfw_half == half
+    norm, cohort_labels = fit_cohort(study, half, k, cohort_from, per_group) if k else (None, None)
     fitted = Fitted(Calibration(0, 1, {}), norm, cohort_labels, strength)
     lfw_rows = np.flatnonzero(lfw_fit)
     genuine, lfw_impostor = _pairs(
         fitted.scores(study.lfw[lfw_rows], study.lfw_labels[lfw_rows]), study.names[lfw_rows]
     )
-    utk_rows = np.flatnonzero(utk_fit & study.adult)
-    upper = np.triu_indices(len(utk_rows), 1)
-    utk_impostor = fitted.scores(study.utk[utk_rows], study.utk_labels[utk_rows])[upper]
+    root_rows = np.flatnonzero(root_fit)
+    upper = np.triu_indices(len(root_rows), 1)
+    root_impostor = fitted.scores(root.vectors[root_rows], root.labels[root_rows])[upper]
     if matched:
-        group = np.array([f"{study.people[i].race} {study.people[i].gender}" for i in utk_rows])
-        utk_impostor = utk_impostor[(group[:, None] == group[None, :])[upper]]
-    sets = {"utkface": utk_impostor, "lfw": lfw_impostor}
-    info = {f"{name}_impostor_pairs": int(len(sets[name])) for name in fit_on}
+        group = np.array([f"{root.people[i].race} {root.people[i].gender}" for i in root_rows])
+        root_impostor = root_impostor[(group[:, None] == group[None, :])[upper]]
+    sets = {"root": root_impostor, "lfw": lfw_impostor}
+    names = {"root": root.name, "lfw": "lfw"}
+    info = {f"{names[name]}_impostor_pairs": int(len(sets[name])) for name in fit_on}
     impostor = [sets[name] for name in fit_on]
-    calibration = fit_calibration(genuine, impostor if len(impostor) > 1 else impostor[0], info)
+    levels = measurable_levels(impostor)
+    calibration = fit_calibration(genuine, impostor if len(impostor) > 1 else impostor[0], info, levels)
     return Fitted(calibration, norm, cohort_labels, strength)
 
 
 def heldout(study: Study, label: str, calibration: Calibration | None = None, **options: Any) -> StudyResult:
     """Fit on one half (:func:`fit_half` ``options``), count on the other, both ways round, pooled.
 
-    A given ``calibration`` (raw distances) is used as it is: the shipped one, for the baseline.
+    A given ``calibration`` (raw distances) is used as it is: the shipped one, for the baseline. Only the
+    rates both halves could fit are reported.
     """
-    totals: dict[str, GroupFar] = {}
+    fits = [
+        fit_half(study, half, **options) if calibration is None else Fitted(calibration, None, None)
+        for half in (False, True)
+    ]
+    levels = [f for f in FAR_LEVELS if all(f in fit.calibration.threshold_distances for fit in fits)]
+    tables: dict[str, dict[str, GroupFar]] = {}
     lfw_total: GroupFar | None = None
-    genuine_total, true_accepts = 0, dict.fromkeys(("1e-3", "1e-4", "1e-5"), 0)
-    for half in (False, True):
-        fitted = fit_half(study, half, **options) if calibration is None else Fitted(calibration, None, None)
-        thresholds = fitted.calibration.threshold_distances
-        test = np.flatnonzero((study.utk_half != half) & study.adult)
-        d = fitted.scores(study.utk[test], study.utk_labels[test])
-        for g in group_far(d, [study.people[i] for i in test], np.arange(len(test)), thresholds):
-            totals[g.group] = totals[g.group] + g if g.group in totals else g
+    genuine_total, true_accepts = 0, dict.fromkeys(levels, 0)
+    for half, fitted in zip((False, True), fits, strict=True):
+        thresholds = {f: fitted.calibration.threshold_distances[f] for f in levels}
+        for pop in (study.root, *study.others):
+            test = np.flatnonzero(pop.half != half)
+            d = fitted.scores(pop.vectors[test], pop.labels[test])
+            totals = tables.setdefault(pop.name, {})
+            for g in group_far(d, [pop.people[i] for i in test], np.arange(len(test)), thresholds):
+                totals[g.group] = totals[g.group] + g if g.group in totals else g
         test = np.flatnonzero(study.lfw_half != half)
         genuine, impostor = _pairs(fitted.scores(study.lfw[test], study.lfw_labels[test]), study.names[test])
         lfw = GroupFar("lfw-dev", len(impostor), count_accepts(impostor, thresholds))
@@ -525,7 +622,7 @@ def heldout(study: Study, label: str, calibration: Calibration | None = None, **
         for far, accepted in count_accepts(genuine, thresholds).items():
             true_accepts[far] += accepted
     assert lfw_total is not None
-    return StudyResult(label, list(totals.values()), lfw_total, genuine_total, true_accepts)
+    return StudyResult(label, {n: list(t.values()) for n, t in tables.items()}, lfw_total, genuine_total, true_accepts)
 
 
 def strength_sweep(study: Study, strengths: list[float], **options: Any) -> str:
@@ -535,7 +632,9 @@ def strength_sweep(study: Study, strengths: list[float], **options: Any) -> str:
     lfw-dev falls. Every row is held out as in :func:`heldout`; no strength is chosen from this table.
     """
     results = [heldout(study, f"strength {s:g}", strength=s, **options) for s in strengths]
-    names = [g.group for g in results[0].groups if " " in g.group and enough_pairs(g.pairs, 1e-4)]
+    if tuple(results[0].true_accepts) != FAR_LEVELS:
+        return f"not run: these halves fit only {', '.join(results[0].true_accepts)} (a subset: --limit)"
+    names = [g.group for g in results[0].groups if is_race_gender(g.group) and enough_pairs(g.pairs, 1e-4)]
     lines = [
         "| strength | " + " | ".join(names) + ' | lfw-dev "1e-3" / "1e-4" | TAR "1e-3" / "1e-4" / "1e-5" |',
         "|---:|" + "---:|" * (len(names) + 2),
@@ -549,11 +648,15 @@ def strength_sweep(study: Study, strengths: list[float], **options: Any) -> str:
     return "\n".join(lines)
 
 
-def format_result(result: StudyResult, fars: tuple[str, ...]) -> str:
-    """A held-out per-group table, the held-out lfw-dev impostors as one more row, and TAR."""
-    table = format_table(f"{result.label}:", [*result.groups, result.lfw], fars)
+def format_result(result: StudyResult) -> str:
+    """Held-out per-group tables (the cohort's folder with lfw-dev's impostors as one more row, then any other
+    folder), and TAR."""
+    fars = tuple(result.true_accepts)
+    (first, rows), *others = result.tables.items()
+    parts = [format_table(f"{result.label} ({first}):", [*rows, result.lfw], fars)]
+    parts += [format_table(f"{result.label} ({name}, never fit on):", table, fars) for name, table in others]
     tar = ", ".join(f'"{f}" {result.tar(f) * 100:.2f}%' for f in fars)
-    return f"{table}\nTAR on {result.genuine:,} held-out lfw-dev same-person pairs: {tar}"
+    return "\n\n".join(parts) + f"\nTAR on {result.genuine:,} held-out lfw-dev same-person pairs: {tar}"
 
 
 def lfw_ten_fold(args: argparse.Namespace, norm: CohortNorm | None) -> str:
@@ -586,25 +689,28 @@ def lfw_ten_fold(args: argparse.Namespace, norm: CohortNorm | None) -> str:
 
 
 def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespace, out: Path) -> Calibration:
-    """Fit step 4 on the first halves only and write it (``out`` and a ``cohort.npz`` beside it).
+    """Fit step 4 on the first halves only and write it (``out`` and ``<out stem>.cohort.npz`` beside it: a
+    calibration's own cohort, so writing one never replaces another's).
 
-    The second half stays unseen, so the table printed here is the written file's own held-out check.
+    The second halves stay unseen, so the table printed here is the written file's own held-out check.
     """
     import sys
     import time
 
     assert fitted.norm is not None
-    cohort_file = out.with_name("cohort.npz")
+    root = study.root
+    cohort_file = out.with_name(f"{out.stem}.cohort.npz")
     fitted.norm.save(cohort_file)
     packaged = out.parent.resolve() == Path(__file__).resolve().parents[1] / "data"
     cal = fitted.calibration
-    sources = f"{Path(args.root).name} first half (adults)"
+    sources = f"{root.name} first half (adults)"
     info = {
         **cal.info,
         "calibrated_on": f"lfw-dev impostor pairs (first half of identities), cohort-normalised; cohort: {sources}",
         "command": "faceplus eval far " + " ".join(sys.argv[3:]),
-        "cohort": f"{len(fitted.norm.vectors)} UTKFace faces (<= {args.per_group} per race x gender, first half); "
-        "UTKFace is for non-commercial research only",
+        "cohort": f"{len(fitted.norm.vectors)} {root.name} faces (<= {args.per_group} per race x gender, first half); "
+        + TERMS[root.kind],
+        "model_id": _engine_of(args.detector)[0],  # the identity model whose distances these thresholds are in
         "date": time.strftime("%Y-%m-%d"),
     }
     normalization = {
@@ -616,20 +722,22 @@ def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespa
     written = Calibration(cal.midpoint, cal.scale, cal.threshold_distances, info, normalization)
     written.save(out)
     thresholds = written.threshold_distances
-    test = np.flatnonzero(study.utk_half & study.adult)
-    d = fitted.scores(study.utk[test], study.utk_labels[test])
-    rows = group_far(d, [study.people[i] for i in test], np.arange(len(test)), thresholds)
+    tables = {}
+    for pop in (root, *study.others):
+        test = np.flatnonzero(pop.half)
+        d = fitted.scores(pop.vectors[test], pop.labels[test])
+        tables[pop.name] = group_far(d, [pop.people[i] for i in test], np.arange(len(test)), thresholds)
     lfw_test = np.flatnonzero(study.lfw_half)
     genuine, impostor = _pairs(fitted.scores(study.lfw[lfw_test], study.lfw_labels[lfw_test]), study.names[lfw_test])
     lfw = GroupFar("lfw-dev", len(impostor), count_accepts(impostor, thresholds))
     result = StudyResult(
         f"Written {out.name}, on the second halves it never saw",
-        rows,
+        tables,
         lfw,
         len(genuine),
         count_accepts(genuine, thresholds),
     )
     print()
-    print(format_result(result, tuple(thresholds)))
+    print(format_result(result))
     print(f"wrote {out} and {cohort_file} ({cohort_file.stat().st_size:,} bytes)")
     return written

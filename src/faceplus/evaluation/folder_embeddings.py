@@ -22,8 +22,16 @@ from tqdm import tqdm
 from faceplus.private_files import save_private_npz
 from faceplus.settings import DetectionSettings, ImageLimits, Settings
 
-#: Raw embeddings kept per image: chip aligned on 5 or 68 points, plain or mirrored.
+#: Raw embeddings kept per image for dlib's ResNet: chip aligned on 5 or 68 points, plain or mirrored.
 VARIANTS = ("a5", "a5_flip", "a68", "a68_flip")
+
+
+def variants(embedder: str) -> tuple[str, ...]:
+    """The raw embeddings kept per image for ``embedder``: each of its family's chips, plain and mirrored."""
+    from faceplus.embedders import identity_family
+
+    names = identity_family(Settings(embedder=embedder)).chip_variants
+    return tuple(v for name in names for v in (name, f"{name}_flip"))
 
 
 @dataclass
@@ -31,8 +39,9 @@ class FolderEmbeddings:
     """Per image (relative path): raw embeddings of each variant, and the detector that found the face."""
 
     paths: list[str]
-    raw: dict[str, np.ndarray]  # variant -> [N,128]; NaN rows where no face was found
+    raw: dict[str, np.ndarray]  # variant (:func:`variants`) -> [N,128]; NaN rows where no face was found
     detector: list[str]  # "" where no face was found
+    model_id: str = ""  # the identity model that made ``raw`` (Engine.model_id)
 
     def index(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.paths)}
@@ -40,7 +49,7 @@ class FolderEmbeddings:
     def vectors(
         self,
         alignment: int = 68,
-        flip_tta: bool = True,
+        flip_tta: bool | None = None,
         normalize: bool = True,
         fallback: bool = True,
         primary: str = "hog1",
@@ -48,11 +57,16 @@ class FolderEmbeddings:
         """Embeddings as the engine would give them with each pipeline step on or off.
 
         Without fallback, faces that only a fallback detector (anything but ``primary``) found count as missed.
+        ``alignment`` is dlib's chip's (ResNet); an SFace run has one chip (``arcface``) and ignores it.
+        ``flip_tta`` None: as the engine runs the model by default (ResNet: chip and mirror; SFace: one pass).
         """
         from faceplus.engine import embeddings_from_descriptors
 
-        mirrored = self.raw[f"a{alignment}_flip"] if flip_tta else None
-        vectors = embeddings_from_descriptors(self.raw[f"a{alignment}"], mirrored, unit=normalize)
+        chip = f"a{alignment}" if f"a{alignment}" in self.raw else "arcface"
+        if flip_tta is None:
+            flip_tta = chip != "arcface"
+        mirrored = self.raw[f"{chip}_flip"] if flip_tta else None
+        vectors = embeddings_from_descriptors(self.raw[chip], mirrored, unit=normalize)
         if not fallback:  # on a copy: without TTA or unit length, ``vectors`` is the cached raw array itself
             vectors = vectors.copy()
             vectors[[d != primary for d in self.detector]] = np.nan
@@ -60,29 +74,67 @@ class FolderEmbeddings:
 
     def select(self, keep: list[int]) -> FolderEmbeddings:
         return FolderEmbeddings(
-            [self.paths[i] for i in keep], {k: v[keep] for k, v in self.raw.items()}, [self.detector[i] for i in keep]
+            [self.paths[i] for i in keep],
+            {k: v[keep] for k, v in self.raw.items()},
+            [self.detector[i] for i in keep],
+            self.model_id,
         )
 
     def save(self, path: Path) -> None:
-        save_private_npz(path, paths=np.array(self.paths), detector=np.array(self.detector), **self.raw)
+        save_private_npz(
+            path,
+            paths=np.array(self.paths),
+            detector=np.array(self.detector),
+            model_id=np.array(self.model_id),
+            **self.raw,
+        )
 
     @classmethod
-    def load(cls, path: Path) -> FolderEmbeddings:
+    def load(cls, path: Path, model_id: str | None = None) -> FolderEmbeddings:
+        """A cache file; with ``model_id``, one made by another identity model is refused (never mixed)."""
         with np.load(path) as data:
-            if not set(VARIANTS) <= set(data.files):
-                raise ValueError(f"{path} was written by an older faceplus; delete it")
-            return cls(list(data["paths"]), {k: data[k] for k in VARIANTS}, list(data["detector"]))
+            kept = [k for k in data.files if k not in ("paths", "detector", "model_id")]
+            if "model_id" not in data.files or not (
+                set(VARIANTS) <= set(kept) or {"arcface", "arcface_flip"} <= set(kept)
+            ):
+                raise ValueError(f"{path} was written by an older faceplus (no model id); delete it")
+            made_by = str(data["model_id"])
+            check_model(path, made_by, model_id)
+            return cls(list(data["paths"]), {k: data[k] for k in kept}, list(data["detector"]), made_by)
+
+
+def check_model(path: Path, made_by: str, expected: str | None) -> None:
+    """Refuse a cache of embeddings another identity model made: their distances mean nothing together."""
+    if expected is not None and made_by != expected:
+        raise ValueError(f"{path} holds embeddings of {made_by}, not {expected}: delete it or give another cache")
+
+
+def model_id_of(embedder: str) -> str:
+    """``Engine.model_id`` of ``embedder`` (``FACEPLUS_EMBEDDER`` value), known without loading the model."""
+    from dataclasses import replace
+
+    from faceplus.engine import Engine
+
+    return Engine(replace(Settings(), embedder=embedder)).model_id
+
+
+def cache_path(cache: Path, model_id: str, detector: str | None = None, landmarks: str | None = None) -> Path:
+    """The file a cache named ``cache`` really is: one per identity model (and primary detector, if given).
+
+    The name carries the model id (``/`` made ``-``), so changing ``FACEPLUS_EMBEDDER`` or the default model
+    starts a new file instead of reading another model's vectors; the file records the id too (:meth:`load`).
+    A landmark source other than the default (``FACEPLUS_LANDMARKS``: the chips are aligned on its points) is
+    named too, so dlib68- and mesh-aligned vectors never mix.
+    """
+    source = [landmarks] if landmarks and landmarks != Settings().landmarks else []
+    parts = [cache.stem, *([detector] if detector else []), model_id.replace("/", "-"), *source]
+    return cache.with_name("-".join(parts) + cache.suffix)
 
 
 _worker_engine = None
 
 
-def embedder_suffix(embedder: str) -> str:
-    """What a cache file's name carries for ``embedder``: nothing for the default, else ``-<name>``."""
-    return "" if embedder == Settings().embedder else f"-{embedder}"
-
-
-def _init_worker(detector: str, embedder: str) -> None:
+def _init_worker(detector: str, embedder: str, landmarks: str) -> None:
     global _worker_engine
     from faceplus.engine import Engine
 
@@ -91,12 +143,13 @@ def _init_worker(detector: str, embedder: str) -> None:
         limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
         detection=DetectionSettings(detector=detector, min_face=20),
         embedder=embedder,
+        landmarks=landmarks,
     )
     _worker_engine = Engine(settings)
 
 
 def _embed_one(path: str) -> tuple[np.ndarray | None, str]:
-    """Raw embeddings [4,128] in VARIANTS order, and the detector; None where no face was found."""
+    """Raw embeddings [V,128] in :func:`variants` order, and the detector; None where no face was found."""
     from faceplus.engine import NoFaceFound
 
     engine = _worker_engine
@@ -106,9 +159,9 @@ def _embed_one(path: str) -> tuple[np.ndarray | None, str]:
         face = engine.main_face(decoded, prefer="center", embed=False)
     except NoFaceFound:
         return None, ""
-    chips = np.concatenate([engine.chips(decoded.rgb, [face], alignment=a) for a in (5, 68)])
-    mirrored = chips[:, :, ::-1]
-    raw = engine.embedder.embed(np.stack([chips[0], mirrored[0], chips[1], mirrored[1]]))
+    chips = np.concatenate([engine.chips(decoded.rgb, [face], a) for a in engine.identity.chip_variants.values()])
+    both = np.stack([chips, chips[:, :, ::-1]], axis=1)  # each chip, then its mirror
+    raw = engine.embedder.embed(both.reshape(-1, *chips.shape[1:]))
     return raw, face.detector
 
 
@@ -125,13 +178,21 @@ def embed_folder(
 
     ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
     serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one embedder (their names are appended; the default embedder's is not, so older caches stay valid).
+    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading),
+    and one landmark source (``FACEPLUS_LANDMARKS``, named unless the default).
     """
     embedder = embedder or Settings.from_env().embedder
+    landmarks = Settings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
+    model_id = model_id_of(embedder)
     if cache:
-        cache = cache.with_name(f"{cache.stem}-{detector}{embedder_suffix(embedder)}{cache.suffix}")
+        cache = cache_path(cache, model_id, detector, landmarks)
+    names = variants(embedder)
     relpaths = list(dict.fromkeys(relpaths))
-    done = FolderEmbeddings.load(cache) if cache and cache.is_file() else FolderEmbeddings([], {}, [])
+    done = (
+        FolderEmbeddings.load(cache, model_id)
+        if cache and cache.is_file()
+        else FolderEmbeddings([], {}, [], model_id)
+    )
     known = done.index()
     todo = [p for p in relpaths if p not in known]
     if todo:
@@ -139,21 +200,22 @@ def embed_folder(
         found: list[np.ndarray] = []
         detectors: list[str] = []
         with ProcessPoolExecutor(
-            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder)
+            workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(detector, embedder, landmarks)
         ) as pool:
             jobs = pool.map(_embed_one, [str(root / p) for p in todo], chunksize=8)
             for raw, found_by in tqdm(jobs, total=len(todo), disable=not progress, desc="embedding", unit="img"):
-                found.append(np.full((len(VARIANTS), 128), np.nan, np.float32) if raw is None else raw)
+                found.append(np.full((len(names), 128), np.nan, np.float32) if raw is None else raw)
                 detectors.append(found_by)
         stacked = np.stack(found)
-        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(VARIANTS)}, detectors)
+        new = FolderEmbeddings(todo, {k: stacked[:, i] for i, k in enumerate(names)}, detectors, model_id)
         done = (
             new
             if not done.paths
             else FolderEmbeddings(
                 done.paths + new.paths,
-                {k: np.concatenate([done.raw[k], new.raw[k]]) for k in VARIANTS},
+                {k: np.concatenate([done.raw[k], new.raw[k]]) for k in names},
                 done.detector + new.detector,
+                model_id,
             )
         )
         if cache:

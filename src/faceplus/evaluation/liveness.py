@@ -197,6 +197,19 @@ def one_face(engine: Engine, rgb: np.ndarray) -> bool:
     return all(len(engine.detect(image, embed=False)) == 1 for image in (rgb, mirrored))
 
 
+def photo_labeller(engine: Engine) -> Engine:
+    """The engine that labels photos and closes their eyes: ``engine`` with dlib's 68-point predictor.
+
+    The labels' thresholds (:data:`MOUTH_CLOSED_RATIO`, :data:`NEUTRAL_EYE_RATIO`, the solvePnP pose on
+    :data:`_MODEL_POINTS`) were fitted on dlib's 68 points; with the mesh's 68 they pick other photos (for
+    Vladimir_Putin a neutral photo whose inpainted blink also reads as a mouth movement). Only this evaluation
+    tool uses it: the captures it builds are measured by the engine as served (its own landmark source).
+    """
+    if engine.settings.landmarks == "dlib68":
+        return engine
+    return Engine(dataclasses.replace(engine.settings, landmarks="dlib68"), models=engine.models)
+
+
 def person_photos(engine: Engine, name: str, photos: Sequence[Path]) -> PersonPhotos | None:
     """Pick a neutral photo (eyes not shut, mouth closed, facing the camera) and the action photos the labels allow.
 
@@ -206,6 +219,7 @@ def person_photos(engine: Engine, name: str, photos: Sequence[Path]) -> PersonPh
     down than the mesh (beyond the two fits' median offset), against 2 of the 8 with a closed one (the two nods the
     checks refused were a laugh and a smile).
     """
+    engine = photo_labeller(engine)
     labels = [lab for lab in (label_photo(engine, p) for p in photos) if lab is not None]
     neutral = [
         lab
@@ -372,7 +386,8 @@ def closed_eyes_report(engine: Engine, lfw: Path, limits: Limits, verbose: bool)
     absolute_only = dataclasses.replace(limits, blink_ratio=0.0)
     for stem in REAL_CLOSED_EYES:
         person = stem.rsplit("_", 1)[0]
-        labels = [label_photo(engine, p) for p in sorted((lfw / person).glob("*.jpg")) if p.stem != stem]
+        labeller = photo_labeller(engine)
+        labels = [label_photo(labeller, p) for p in sorted((lfw / person).glob("*.jpg")) if p.stem != stem]
         facing = [lab for lab in labels if lab is not None and abs(lab.yaw) <= NEUTRAL_YAW]
         if not facing:
             results.append(f"    {stem}: no other facing photo")

@@ -266,11 +266,12 @@ def far_report(
     """``faceplus eval far --report``: per-group false accepts on ``root`` (UTKFace) as bars with intervals; with
     ``--lfw``, that set's same- and different-person pair distances as ROC/DET curves with the thresholds."""
     genuine, impostor = lfw_pairs if lfw_pairs is not None else (np.empty(0), np.empty(0))
-    scores = Scores(genuine, impostor, calibration.threshold_distances, higher_is_same=False, unit="distance")
-    where = calibration.info.get("data", "?")
+    scores = Scores(genuine, impostor, calibration.threshold_distances, higher_is_same=False, unit="score")
+    where = getattr(calibration, "calibrated_on", None) or calibration.info.get("data", "?")
     notes = [
         f"faceplus eval far --root {root}" + (f" --lfw {getattr(args, 'lfw', '')}" if lfw_pairs is not None else ""),
-        f"Thresholds: the shipped calibration (fit on {where}), as embedding distances (accept at or below).",
+        f"Thresholds: the serving calibration ({where}), as the scores compare ranks by (a distance, or a "
+        "cohort-normalised one; accept at or below).",
         f"Per group: every pair of two {root.name} images is an impostor pair; intervals are Wilson 95% (pairs share "
         "images, so the true uncertainty is larger).",
     ]

@@ -24,6 +24,10 @@ class AlbumFull(Exception):
     """The album already holds as many faces as it may."""
 
 
+class AlbumQuotaExceeded(Exception):
+    """The tenant already owns as many FaceAlbums as it may."""
+
+
 @dataclass
 class AlbumRecord:
     tenant: str
@@ -52,7 +56,9 @@ class AlbumStore(ABC):
     """The FaceAlbum part of a store."""
 
     @abstractmethod
-    def create_album(self, tenant: str, facealbum_token: str, created: float) -> None: ...
+    def create_album(self, tenant: str, facealbum_token: str, created: float, max_albums: int | None = None) -> None:
+        """Create an empty album. With ``max_albums``, :class:`AlbumQuotaExceeded` when the tenant already owns
+        that many (counted and inserted in one step, so racing creates cannot pass it)."""
 
     @abstractmethod
     def get_album(self, tenant: str, facealbum_token: str) -> AlbumRecord | None:
@@ -104,8 +110,14 @@ class AlbumStore(ABC):
 
     @abstractmethod
     def put_album_upload(self, tenant: str, upload_id: str, data: bytes, created: float) -> None:
-        """Keep an image an async addimage/searchimage task will read (deleted when it runs)."""
+        """Keep an image an async addimage/searchimage task will read (params ``upload_id``): it is deleted in
+        the transaction that records the task's outcome (``finish_task``), so a task cut short (kill -9) finds
+        it again when it is run again."""
 
     @abstractmethod
-    def take_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
-        """The kept image, deleted as it is read; None when gone."""
+    def get_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
+        """The kept image (left in place); None when gone."""
+
+    @abstractmethod
+    def drop_album_upload(self, tenant: str, upload_id: str) -> None:
+        """Delete a kept image whose task will not run (it could not be queued)."""

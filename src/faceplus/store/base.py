@@ -299,7 +299,9 @@ class Store(LedgerStore, SecurityStore, AlbumStore, ReembedStore, ABC):
         """Change outer_id/display_name/user_data/tags; raises :class:`OuterIdExists`."""
 
     @abstractmethod
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None: ...
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        """Delete the FaceSet (and its memberships); with ``only_if_empty``, only when it has no members at that
+        moment, checked and deleted in one step. False when it was kept for having members."""
 
     @abstractmethod
     def add_to_faceset(

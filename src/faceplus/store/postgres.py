@@ -328,12 +328,21 @@ class PostgresStore(
             raise KeyError(faceset_token)
         return record
 
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
-        row = self._one(
-            "DELETE FROM facesets WHERE tenant = %s AND faceset_token = %s RETURNING id", (tenant, faceset_token)
-        )
-        if row is not None:
-            self._drop_hnsw(int(row["id"]))
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        with self.pool.connection() as conn, conn.transaction():
+            try:
+                set_id, *_ = self._lock_faceset(conn, tenant, faceset_token)
+            except KeyError:
+                return True
+            # Under the row lock no add can slip in between this look at the members and the delete.
+            if (
+                only_if_empty
+                and conn.execute("SELECT 1 FROM members WHERE faceset_id = %s LIMIT 1", (set_id,)).fetchone()
+            ):
+                return False
+            conn.execute("DELETE FROM facesets WHERE id = %s", (set_id,))
+        self._drop_hnsw(set_id)
+        return True
 
     def _lock_faceset(self, conn: psycopg.Connection, tenant: str, faceset_token: str) -> tuple[int, int, int, str]:
         """(id, face_count, version, model) of the FaceSet, locked for the caller's transaction."""
@@ -358,6 +367,13 @@ class PostgresStore(
         unique = list(dict.fromkeys(members.tokens))
         added: list[str] = []
         failures: list[tuple[str, str]] = []
+        # Lock order, the same in every writer: face rows (in token order), then FaceSet rows (in id order), then
+        # member rows. The key-share locks keep an erasure from deleting these faces until this add commits; an
+        # erasure that holds them first makes this add find them gone.
+        conn.execute(
+            "SELECT face_token FROM faces WHERE tenant = %s AND face_token = ANY(%s) ORDER BY face_token FOR KEY SHARE",
+            (tenant, unique),
+        )
         # The FaceSet row lock serializes concurrent adds/removes on one FaceSet across all workers.
         set_id, count, version, model = self._lock_faceset(conn, tenant, faceset_token)
         if not unique:
@@ -365,8 +381,7 @@ class PostgresStore(
         live = {
             r[0]: r[1]
             for r in conn.execute(
-                f"SELECT face_token, model FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE} "
-                "FOR KEY SHARE OF faces",
+                f"SELECT face_token, model FROM faces WHERE tenant = %s AND face_token = ANY(%s) AND {self._LIVE}",
                 (tenant, unique, members.live_after),
             )
         }
@@ -492,10 +507,17 @@ class PostgresStore(
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         # Only the first finisher records its result (a task taken over after a lapsed lease may run twice).
-        self._exec(
-            "UPDATE tasks SET status = %s, result = %s WHERE task_id = %s AND status = 0",
-            (status, json.dumps(result), task_id),
-        )
+        # The image an album task read goes with the record of its outcome, in one transaction, not before.
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE tasks SET status = %s, result = %s WHERE task_id = %s AND status = 0",
+                (status, json.dumps(result), task_id),
+            )
+            conn.execute(
+                "DELETE FROM album_uploads u USING tasks t WHERE t.task_id = %s AND t.status <> 0 "
+                "AND u.tenant = t.tenant AND u.upload_id = (t.params::json ->> 'upload_id')",
+                (task_id,),
+            )
 
     def all_tasks(self) -> list[TaskRecord]:
         return [task_record(r) for r in self._rows("SELECT * FROM tasks ORDER BY created, task_id")]

@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 from psycopg.rows import dict_row
 
-from faceplus.store.albums import AlbumFace, AlbumFull, AlbumRecord
+from faceplus.store.albums import AlbumFace, AlbumFull, AlbumQuotaExceeded, AlbumRecord
 from faceplus.store.postgres_vectors import as_vector
 
 if TYPE_CHECKING:
@@ -32,6 +32,10 @@ ALBUM_TABLES = [
     """CREATE TABLE album_uploads(
       upload_id text PRIMARY KEY, tenant text NOT NULL, data bytea NOT NULL, created double precision NOT NULL)""",
 ]
+
+#: A transaction-scoped advisory lock per (schema, tenant) taken by album creators under a quota (the key's text
+#: differs from the other namespaces' in faceplus.store.postgres_schema, which cannot be imported from here).
+_ALBUM_QUOTA_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':album-quota:' || %s, 0))"
 
 _ALBUM_SELECT = (
     "SELECT a.tenant, a.facealbum_token, a.created, "
@@ -63,11 +67,17 @@ class PostgresAlbums:
             raise KeyError(facealbum_token)
         return int(row[0])
 
-    def create_album(self, tenant: str, facealbum_token: str, created: float) -> None:
-        self._exec(
-            "INSERT INTO facealbums(facealbum_token, tenant, created) VALUES (%s, %s, %s)",
-            (facealbum_token, tenant, created),
-        )
+    def create_album(self, tenant: str, facealbum_token: str, created: float, max_albums: int | None = None) -> None:
+        with self.pool.connection() as conn, conn.transaction():
+            if max_albums is not None:
+                conn.execute(_ALBUM_QUOTA_LOCK, (tenant,))  # one creator per tenant: count and insert are one step
+                owned = conn.execute("SELECT count(*) FROM facealbums WHERE tenant = %s", (tenant,)).fetchone()
+                if int(owned[0]) >= max_albums:
+                    raise AlbumQuotaExceeded(tenant)
+            conn.execute(
+                "INSERT INTO facealbums(facealbum_token, tenant, created) VALUES (%s, %s, %s)",
+                (facealbum_token, tenant, created),
+            )
 
     def get_album(self, tenant: str, facealbum_token: str) -> AlbumRecord | None:
         row = self._one(_ALBUM_SELECT + "WHERE a.tenant = %s AND a.facealbum_token = %s", (tenant, facealbum_token))
@@ -208,8 +218,9 @@ class PostgresAlbums:
     def put_album_upload(self, tenant: str, upload_id: str, data: bytes, created: float) -> None:
         self._exec("INSERT INTO album_uploads VALUES (%s, %s, %s, %s)", (upload_id, tenant, data, created))
 
-    def take_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
-        row = self._one(
-            "DELETE FROM album_uploads WHERE tenant = %s AND upload_id = %s RETURNING data", (tenant, upload_id)
-        )
+    def get_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
+        row = self._one("SELECT data FROM album_uploads WHERE tenant = %s AND upload_id = %s", (tenant, upload_id))
         return bytes(row["data"]) if row else None
+
+    def drop_album_upload(self, tenant: str, upload_id: str) -> None:
+        self._exec("DELETE FROM album_uploads WHERE tenant = %s AND upload_id = %s", (tenant, upload_id))

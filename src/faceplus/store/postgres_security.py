@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult
+from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult, tasks_naming
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -51,14 +52,16 @@ class PostgresSecurity:
         owner = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
         with self.pool.connection() as conn, conn.transaction():
             args: dict[str, Any] = {"tenant": tenant, "asked": asked, "users": users}
-            tokens = sorted(
+            # Lock order, as in add/remove: the face rows first (token order; an add holding one finishes first,
+            # and no add can take one after this), then the FaceSets they are in (id order), then members.
+            tokens = [
                 r[0]
                 for r in conn.execute(
                     f"SELECT face_token FROM faces WHERE {owner} AND "
-                    "(face_token = ANY(%(asked)s) OR user_id = ANY(%(users)s))",
+                    "(face_token = ANY(%(asked)s) OR user_id = ANY(%(users)s)) ORDER BY face_token FOR UPDATE",
                     args,
                 )
-            )
+            ]
             out.face_tokens = tokens
             args["tokens"] = tokens
             out.album_face_tokens = sorted(
@@ -67,20 +70,24 @@ class PostgresSecurity:
                     f"DELETE FROM album_faces WHERE {owner} AND face_token = ANY(%(asked)s) RETURNING face_token", args
                 )
             )
-            # FaceSet rows first, in id order (as add/remove lock them), then their members.
-            lost = conn.execute(
-                "SELECT faceset_id, count(*) FROM members WHERE face_token = ANY(%(tokens)s) GROUP BY faceset_id",
+            conn.execute(
+                "SELECT id FROM facesets WHERE id IN (SELECT faceset_id FROM members WHERE face_token = "
+                "ANY(%(tokens)s)) ORDER BY id FOR UPDATE",
                 args,
-            ).fetchall()
-            ids = sorted(int(r[0]) for r in lost)
-            if ids:
-                conn.execute("SELECT id FROM facesets WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
-            conn.execute("DELETE FROM members WHERE face_token = ANY(%(tokens)s)", args)
-            for set_id, n in sorted(lost):
+            )
+            # Counted from the rows this statement deletes, under the FaceSet locks: a remove that committed
+            # first took its rows (and its count) already.
+            lost = Counter(
+                int(r[0])
+                for r in conn.execute(
+                    "DELETE FROM members WHERE face_token = ANY(%(tokens)s) RETURNING faceset_id", args
+                )
+            )
+            for set_id in sorted(lost):  # the FaceSets locked above (no add could reach a locked face since)
                 row = conn.execute(
                     "UPDATE facesets SET face_count = face_count - %s, version = version + 1 WHERE id = %s "
                     "RETURNING tenant, faceset_token, face_count, version",
-                    (n, set_id),
+                    (lost[set_id], set_id),
                 ).fetchone()
                 out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
             out.crops = conn.execute("DELETE FROM face_crops WHERE face_token = ANY(%(tokens)s)", args).rowcount
@@ -91,12 +98,12 @@ class PostgresSecurity:
                 out.images += conn.execute(
                     "DELETE FROM images WHERE tenant = %s AND image_id = %s", (image_owner, image_id)
                 ).rowcount
-            args["erased"] = out.erased
-            out.tasks = conn.execute(
-                f"DELETE FROM tasks WHERE {owner} AND EXISTS (SELECT 1 FROM unnest(%(erased)s::text[]) t(token) "
-                "WHERE strpos(params, t.token) > 0 OR strpos(coalesce(result, ''), t.token) > 0)",
-                args,
-            ).rowcount
+            if out.erased:  # async tasks whose parameters or results name an erased face: one read of the tasks
+                rows = conn.execute(
+                    f"SELECT task_id, params, coalesce(result, '') FROM tasks WHERE {owner}", args
+                ).fetchall()
+                doomed = tasks_naming(rows, out.erased)
+                out.tasks = conn.execute("DELETE FROM tasks WHERE task_id = ANY(%s)", (doomed,)).rowcount
             if conn.execute("SELECT to_regclass('biz_tokens') IS NOT NULL").fetchone()[0]:
                 conn.execute("DELETE FROM biz_tokens WHERE face_token = ANY(%(tokens)s)", args)
         return out

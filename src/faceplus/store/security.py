@@ -12,8 +12,9 @@ which object ids and the outcome; never an image, an embedding or any other fiel
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,26 @@ ERASE_TABLES = ("faces", "members", "face_crops", "images", "tasks", "album_face
 SWEEP_TABLES = ("faces", "face_crops", "images", "reembeds")
 
 _SCRUBBER_MADE = threading.Lock()
+#: A token as it appears inside a task's JSON text (face, FaceSet and album tokens are hex).
+TOKEN_WORD = re.compile(r"[0-9A-Za-z_-]+")
+
+
+def tasks_naming(rows: Iterable[Sequence[str]], erased: Sequence[str]) -> list[str]:
+    """The ids of the task rows ``(task_id, params, result)`` whose text names one of the ``erased`` tokens.
+
+    One pass over the tasks whatever the number of tokens (one scan per token held SQLite's write lock 54.5 s
+    for 1,000 tokens and 50k tasks; PostgreSQL's strpos per pair took 28 s): each task's text is cut into
+    token-shaped words (a token is a whole word of its JSON) and matched against the set. A token outside
+    that alphabet (none the server makes) is matched as a substring.
+    """
+    wanted = set(erased)
+    odd = [t for t in wanted if not TOKEN_WORD.fullmatch(t)]
+    return [
+        task_id
+        for task_id, params, result in rows
+        if not wanted.isdisjoint(TOKEN_WORD.findall(params + "\n" + result))
+        or any(t in params or t in result for t in odd)
+    ]
 
 
 @dataclass

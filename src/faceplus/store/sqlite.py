@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS biz_tokens(biz_token TEXT PRIMARY KEY, tenant TEXT NO
 CREATE INDEX IF NOT EXISTS biz_tokens_expires ON biz_tokens(expires);
 CREATE TABLE IF NOT EXISTS face_crops(
   face_token TEXT PRIMARY KEY REFERENCES faces(face_token) ON DELETE CASCADE, data BLOB NOT NULL, meta TEXT NOT NULL);
+-- The sweep's "images no face came from" and erasure's image lookups: without it each kept image scanned faces.
+CREATE INDEX IF NOT EXISTS faces_image ON faces(image_id);
 """
 
 
@@ -401,10 +403,20 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, SQLiteReembed, Loc
             raise KeyError(faceset_token)
         return record
 
-    def delete_faceset(self, tenant: str, faceset_token: str) -> None:
-        with self._write() as db:
+    def delete_faceset(self, tenant: str, faceset_token: str, *, only_if_empty: bool = False) -> bool:
+        with self._write() as db:  # the write lock: no add between the look at the members and the delete
+            if (
+                only_if_empty
+                and db.execute(
+                    "SELECT 1 FROM members m JOIN facesets s ON s.id = m.faceset_id "
+                    "WHERE s.tenant = ? AND s.faceset_token = ? LIMIT 1",
+                    (tenant, faceset_token),
+                ).fetchone()
+            ):
+                return False
             db.execute("DELETE FROM facesets WHERE tenant = ? AND faceset_token = ?", (tenant, faceset_token))
         self.search_index.drop(tenant, faceset_token)
+        return True
 
     def _faceset_row(self, db: sqlite3.Connection, tenant: str, faceset_token: str) -> sqlite3.Row:
         row = db.execute(
@@ -549,9 +561,13 @@ class SQLiteStore(SQLiteLedger, SQLiteSecurity, SQLiteAlbums, SQLiteReembed, Loc
 
     def finish_task(self, task_id: str, status: int, result: dict[str, Any]) -> None:
         with self._write() as db:
-            db.execute(
-                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ?", (status, json.dumps(result), task_id)
-            )
+            row = db.execute(
+                "UPDATE tasks SET status = ?, result = ? WHERE task_id = ? RETURNING tenant, params",
+                (status, json.dumps(result), task_id),
+            ).fetchone()
+            upload = json.loads(row["params"]).get("upload_id") if row else None
+            if upload:  # the image the task read goes with the record of its outcome, not before
+                db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (row["tenant"], upload))
 
     def all_tasks(self) -> list[TaskRecord]:
         return [task_record(r) for r in self._conn().execute("SELECT * FROM tasks ORDER BY created, task_id")]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceplus.store.albums import AlbumFace, AlbumFull, AlbumRecord
+from faceplus.store.albums import AlbumFace, AlbumFull, AlbumQuotaExceeded, AlbumRecord
 from faceplus.store.sqlite_cipher import DataCipher, seal, unseal
 
 EMBEDDING_DIM = 128
@@ -57,8 +57,12 @@ class SQLiteAlbums:
             raise KeyError(facealbum_token)
         return int(row[0])
 
-    def create_album(self, tenant: str, facealbum_token: str, created: float) -> None:
-        with self._write() as db:
+    def create_album(self, tenant: str, facealbum_token: str, created: float, max_albums: int | None = None) -> None:
+        with self._write() as db:  # the write lock makes the count and the insert one step
+            if max_albums is not None:
+                (owned,) = db.execute("SELECT count(*) FROM facealbums WHERE tenant = ?", (tenant,)).fetchone()
+                if owned >= max_albums:
+                    raise AlbumQuotaExceeded(tenant)
             db.execute(
                 "INSERT INTO facealbums(facealbum_token, tenant, created) VALUES (?, ?, ?)",
                 (facealbum_token, tenant, created),
@@ -189,13 +193,17 @@ class SQLiteAlbums:
         with self._write() as db:
             db.execute("INSERT INTO album_uploads VALUES (?, ?, ?, ?)", (upload_id, tenant, data, created))
 
-    def take_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
-        with self._write() as db:
-            row = db.execute(
-                "SELECT data FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id)
-            ).fetchone()
-            db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id))
+    def get_album_upload(self, tenant: str, upload_id: str) -> bytes | None:
+        row = (
+            self._conn()
+            .execute("SELECT data FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id))
+            .fetchone()
+        )
         return bytes(row[0]) if row else None
+
+    def drop_album_upload(self, tenant: str, upload_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM album_uploads WHERE tenant = ? AND upload_id = ?", (tenant, upload_id))
 
 
 def _faces(rows: list[sqlite3.Row], embeddings: bool, cipher: DataCipher | None = None) -> Iterator[AlbumFace]:

