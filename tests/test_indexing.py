@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import pytest
 from PIL import Image
 
 from faceplus.engine import Engine
+from faceplus.settings import LOCAL_TENANT
 from faceplus.store.sqlite import SQLiteStore
-from faceplus.tools.indexing import Ledger, image_files, index_folder
+from faceplus.tools.indexing import Indexer, Ledger, image_files, index_folder
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +170,17 @@ def test_changed_file_replaces_its_faces(album, engine: Engine, tmp_path: Path) 
 
 def before_faces_of(photo: Path, engine: Engine) -> int:
     return len(engine.detect(photo, embed=False))
+
+
+def test_progress_bar_ends_at_the_summary_count(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "album"
+    make_album(shared_data, root, people=2, per_person=6)  # 14 files: a full batch of 8, then a partial one
+    store = SQLiteStore.in_folder(tmp_path / "data")
+    indexer = Indexer(store, Ledger(store), LOCAL_TENANT, "album")
+    summary = indexer.run(root, Engine(), progress=True, batch_size=8)
+    store.close()
+    assert summary.faces >= 12
+    drawn = [int(n) for n in re.findall(r"faces=(\d+)", capsys.readouterr().err)]
+    assert drawn and drawn[-1] == summary.faces, (drawn, summary.faces)

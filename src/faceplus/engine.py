@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from multiprocessing import get_context
@@ -20,7 +21,7 @@ from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, compare_calibration
 from faceplus.detection import DetectorChain
 from faceplus.embedders import Embedder, IdentityFamily, identity_family
-from faceplus.errors import FaceplusError
+from faceplus.errors import FaceplusError, ignore_interrupts
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.landmarks import Landmarker
 from faceplus.models.dlib_models import DlibModels
@@ -33,6 +34,7 @@ _pool_engine: Engine | None = None
 
 def _init_pool_engine(settings: Settings) -> None:
     global _pool_engine
+    ignore_interrupts()
     _pool_engine = Engine(settings)
 
 
@@ -83,6 +85,15 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
     dx, dy, side = _HOG_BOX_FROM_LANDMARKS
     cx, cy, half = centre[0] + dx * radius, centre[1] + dy * radius, side * radius / 2
     return (cx - half, cy - half, cx + half, cy + half)
+
+
+#: detect_many's error when its worker processes die. The usual cause: each worker (multiprocessing's "spawn")
+#: re-imports the calling script, and a script without a main guard then starts workers from inside a worker.
+WORKERS_DIED = (
+    "detect_many(workers>1): the worker processes died. In a script, put the calls under "
+    '`if __name__ == "__main__":` (each worker re-imports the script; without that guard it runs the script '
+    "again and fails), or pass workers=1. Otherwise a worker ran out of memory or crashed: see the lines above."
+)
 
 
 @dataclass
@@ -241,6 +252,8 @@ class Engine:
             results = pool.map(partial(_pool_detect, options=options), images, chunksize=4)
         try:
             yield from zip(images, tqdm(results, total=len(images), disable=not progress, unit="img"), strict=True)
+        except BrokenProcessPool as e:
+            raise RuntimeError(WORKERS_DIED) from e
         finally:
             if workers > 1:
                 pool.shutdown(cancel_futures=True)

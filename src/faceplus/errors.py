@@ -55,5 +55,15 @@ class UnsupportedAttribute(FaceplusError):
     http_status = 400
 
 
+def ignore_interrupts() -> None:
+    """In a worker process: ignore Ctrl-C (SIGINT), which a terminal sends to the whole process group.
+
+    The parent gets it too and shuts its workers down in order; a worker that took it as well would print its own
+    KeyboardInterrupt traceback (dozens of lines per Ctrl-C) or die in the middle of a job."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _rebuild(cls: type[FaceplusError], message: str, param: str | None) -> FaceplusError:
     return cls(message, param=param)

@@ -146,7 +146,9 @@ def _worker_main(
     answer jobs until told to stop or too big."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from faceplus.engine import Engine
-    from faceplus.errors import FaceplusError
+    from faceplus.errors import FaceplusError, ignore_interrupts
+
+    ignore_interrupts()  # Ctrl-C of `faceplus serve`: the server stops its workers (EnginePool.close)
 
     engine = Engine(settings)
     conn.send(("ready", (warmup or warm)(engine)))

@@ -1,11 +1,11 @@
 """Conformance over real HTTP (issue 12): one scenario through every route a ``faceplus serve`` process serves.
 
-Every reply is checked against a schema written from Face++'s documented fields and types
-(tests/api/facepp_schemas.py): required fields present, ints where Face++ sends ints, strings strings, optional
-fields absent rather than null or empty; every error carries ``error_message`` with its 4xx, ``request_id`` and
-``time_used``. The routes are enumerated from the running server's /openapi.json, so a route added without a
-schema here (or without a call in the scenario) fails this test. Each documented request parameter is sent with
-a value whose effect the test checks. Paging loops are written the way Face++ clients write them
+Every reply is checked against a schema written from Face++'s documented fields and types (faceplus.api.replies: the
+models /openapi.json documents each reply with): required fields present, ints where Face++ sends ints, strings
+strings, optional fields absent rather than null or empty; every error carries ``error_message`` with its 4xx,
+``request_id`` and ``time_used``. The routes are enumerated from the running server's /openapi.json, so a route
+added without a schema here (or without a call in the scenario) fails this test. Each documented request parameter
+is sent with a value whose effect the test checks. Paging loops are written the way Face++ clients write them
 (``while "next" in reply``), and must end.
 """
 
@@ -24,7 +24,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from . import facepp_schemas as schemas
+from faceplus.api import replies as schemas
+
 from .test_api_http import ServerProcess, create_key
 
 #: The official Face++ Python SDK demo's return_attributes (the twelve Face++ names plus ethnicity).

@@ -68,3 +68,45 @@ def test_stored_html_is_shown_as_text_and_never_runs(page, console_server, share
     assert page.locator("#search-results b, #search-results script").count() == 0
     assert dialogs == []
     assert csp_errors(messages) == []
+
+
+def test_try_it_out_starts_with_empty_fields(browser, console_server) -> None:
+    """Swagger UI's "Try it out" on detect: every text field empty (a pre-filled ``string`` is refused by the
+    route as BAD_ARGUMENTS), each field's description shown."""
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(console_server["base"] + "/docs#/default/detect_facepp_v3_detect_post")
+    block = tab.locator("#operations-default-detect_facepp_v3_detect_post")
+    block.wait_for(timeout=60_000)
+    if not block.locator(".try-out__btn").is_visible():
+        block.locator(".opblock-summary").click()
+    block.locator(".try-out__btn").click()
+    row = block.locator('tr[data-property-name="return_attributes"]')
+    row.wait_for(timeout=30_000)
+    assert "Comma-separated attribute names" in row.inner_text()
+    names = block.locator("tr[data-property-name]").evaluate_all("rows => rows.map(r => r.dataset.propertyName)")
+    assert {"api_key", "return_attributes", "face_rectangle", "image_url"} <= set(names), names
+    values = block.locator("tr[data-property-name] input:not([type=file]):not([type=checkbox])").evaluate_all(
+        "inputs => inputs.map(i => i.value)"
+    )
+    assert len(values) >= 8 and values == [""] * len(values), values
+    context.close()
+
+
+def test_redoc_renders_offline_under_the_policy(browser, console_server) -> None:
+    """ReDoc renders the routes from local assets; the one outside address its bundle names (Redocly's logo in the
+    side bar) is refused by the page's img-src policy, so nothing leaves the machine."""
+    context = browser.new_context()
+    tab = context.new_page()
+    messages: list[str] = []
+    tab.on("console", lambda msg: messages.append(msg.text))
+    finished: list[str] = []
+    tab.on("requestfinished", lambda req: finished.append(req.url))
+    tab.goto(console_server["base"] + "/redoc")
+    tab.get_by_text("Detect faces and issue a face_token for each").first.wait_for(timeout=60_000)
+    assert tab.get_by_text("Comma-separated attribute names").count() >= 1  # field descriptions shown
+    outside = [u for u in finished if not u.startswith((console_server["base"], "data:", "blob:"))]
+    assert outside == []
+    refused = csp_errors(messages)
+    assert all("cdn.redoc.ly" in m for m in refused), refused  # styles and the search worker are allowed
+    context.close()

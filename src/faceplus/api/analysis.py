@@ -35,6 +35,15 @@ def _requested(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return split_attributes(params.str("return_attributes", "none") or "none")
 
 
+#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (``form_doc``).
+ANALYSIS_FIELDS = {
+    "return_landmark": "integer",
+    "return_attributes": "string",
+    "beauty_score_min": "integer",
+    "beauty_score_max": "integer",
+}
+
+
 def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
     """``return_landmark`` (0/1/2) and the measured names of ``return_attributes``.
 
@@ -81,17 +90,21 @@ def _fill_unmeasured(value: Any, path: str, found: dict[str, None]) -> Any:
     return value
 
 
-def declare_unmeasured(params: Params, body: dict[str, Any]) -> dict[str, Any]:
+def declare_unmeasured(params: Params, body: dict[str, Any], described: int | None = None) -> dict[str, Any]:
     """The detect / face/analyze reply ``body`` in its wire form: what no model measures is declared.
 
     Adds ``unmeasured_attributes`` (the requested Face++ names no model computes, in request order) and
     ``unmeasured_fields`` (the dotted paths, once per reply, of the fields sent as 0 because nothing measures
-    them); each key is absent when it would be empty.
+    them); each key is absent when it would be empty. When attributes were asked for, each described face (the
+    first ``described``, or all) has an ``attributes`` object, empty when no name asked for is measured: Face++
+    clients (python-facepp) read ``face["attributes"]`` whenever they asked for any.
     """
     _, unmeasured = _requested(params)
     found: dict[str, None] = {}
     faces = []
-    for face in body.get("faces", []):
+    for index, face in enumerate(body.get("faces", [])):
+        if unmeasured and "attributes" not in face and (described is None or index < described):
+            face = {**face, "attributes": {}}
         attributes = face.get("attributes")
         if attributes and any(name in attributes for name in _FIELDS_DECLARED):
             attributes = {

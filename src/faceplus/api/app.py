@@ -36,6 +36,7 @@ from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.images import UrlFetcher
+from faceplus.api.openapi_doc import install_openapi
 from faceplus.api.ratelimit import RateLimiter
 from faceplus.api.security import install_security
 from faceplus.api.tasks import TaskRunner
@@ -232,6 +233,7 @@ def create_app(
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    install_openapi(app)  # each Face++ route's reply and errors typed from faceplus.api.replies
     for router in (routes_detect.router, routes_faceset.router, routes_face.router, routes_erasure.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
     app.include_router(routes_facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from faceplus.api.limit_detail import limit_detail
 from faceplus.errors import FaceplusError
 
 log = logging.getLogger("faceplus.api")
@@ -89,8 +90,14 @@ def reply(request: Request, payload: dict[str, Any], status: int = 200) -> JSONR
     return JSONResponse(body, status_code=status)
 
 
-def error_reply(request: Request, status: int, error_message: str) -> JSONResponse:
-    return reply(request, {"error_message": error_message}, status)
+def error_reply(request: Request, status: int, error_message: str, found: str = "") -> JSONResponse:
+    """Face++'s error body; an image refused by a size limit also gets ``error_detail`` (the limit, what to do)."""
+    body: dict[str, Any] = {"error_message": error_message}
+    ctx = getattr(request.app.state, "ctx", None) if "app" in request.scope else None
+    detail = limit_detail(error_message, ctx.settings.engine.limits, found) if ctx is not None else None
+    if detail:
+        body["error_detail"] = detail
+    return reply(request, body, status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -102,7 +109,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FaceplusError)
     async def _engine(request: Request, exc: FaceplusError) -> JSONResponse:
-        return error_reply(request, exc.http_status, exc.error_message)
+        return error_reply(request, exc.http_status, exc.error_message, str(exc))
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, error_reply, missing
+from faceplus.api.field_docs import describe
 from faceplus.identifiers import has_forbidden_chars
 
 #: Control characters the text rule (faceplus.identifiers) lets a field hold: user_data may hold tabs and breaks.
@@ -223,12 +224,22 @@ async def read_params(request: Request) -> Params:
     return params
 
 
-def form_doc(fields: dict[str, str], description: str = "") -> dict[str, Any]:
-    """OpenAPI ``requestBody`` for a route's form fields: ``{name: "string"|"integer"|"binary"}``."""
-    props: dict[str, Any] = {"api_key": {"type": "string"}, "api_secret": {"type": "string"}}
-    for name, kind in fields.items():
-        props[name] = {"type": "string", "format": "binary"} if kind == "binary" else {"type": kind}
-    schema = {"type": "object", "properties": props, "required": ["api_key", "api_secret"]}
+def form_doc(fields: dict[str, str], description: str = "", docs: dict[str, str] | None = None) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` for a route's form fields: ``{name: "string"|"integer"|"binary"}``.
+
+    Each field's words come from :mod:`faceplus.api.field_docs` (``docs`` overrides them for this route). Text
+    fields carry an empty example so that Swagger UI's "Try it out" leaves them empty (not ``string``, which the
+    route would refuse as a bad value); an empty field counts as absent.
+    """
+    words = docs or {}
+    props: dict[str, Any] = {}
+    for name, kind in {"api_key": "string", "api_secret": "string", **fields}.items():
+        prop: dict[str, Any] = {"type": "string", "format": "binary"} if kind == "binary" else {"type": kind}
+        prop["description"] = words.get(name) or describe(name)
+        if kind != "binary":
+            prop["example"] = ""
+        props[name] = prop
+    schema = {"type": "object", "properties": props, "required": list(CREDENTIALS)}
     urlencoded = {k: v for k, v in props.items() if v.get("format") != "binary"}
     return {
         "requestBody": {

@@ -253,6 +253,12 @@ def image_names(suffix: str = "") -> tuple[str, str, str]:
     return f"image_file{suffix}", f"image_base64{'_' + suffix if suffix else ''}", f"image_url{suffix}"
 
 
+def image_fields(suffix: str = "") -> dict[str, str]:
+    """The OpenAPI kinds of :func:`read_image`'s fields (``form_doc``), from the same names it reads."""
+    file_name, b64_name, url_name = image_names(suffix)
+    return {file_name: "binary", b64_name: "string", url_name: "string"}
+
+
 def read_image(params: Params, fetcher: UrlFetcher, suffix: str = "") -> ImageInput | None:
     """The image a request carries (file wins over base64, base64 over URL), or None when it has none."""
     file_name, b64_name, url_name = image_names(suffix)

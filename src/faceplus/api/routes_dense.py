@@ -13,13 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.analysis.dense_landmarks import parse_parts
+from faceplus.analysis.dense_landmarks import PARTS, parse_parts
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.engine_jobs import dense_crop_job, dense_image_job
 from faceplus.api.errors import bad, missing, reply
 from faceplus.api.faces import face_by_token
 from faceplus.api.forms import form_doc
-from faceplus.api.images import read_image
+from faceplus.api.images import image_fields, read_image
 from faceplus.api.limits import facepp_min_face
 from faceplus.api.routes_face import not_analyzable
 
@@ -32,11 +32,10 @@ router = APIRouter(prefix="/face")
     openapi_extra=form_doc(
         {
             "face_token": "string",
-            "image_file": "binary",
-            "image_base64": "string",
-            "image_url": "string",
+            **image_fields(),
             "return_landmark": "string",
-        }
+        },
+        docs={"return_landmark": f"all (the default), or comma-separated parts: {', '.join(PARTS)}."},
     ),
 )
 def thousandlandmark(

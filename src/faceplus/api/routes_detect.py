@@ -7,14 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import declare_unmeasured, parse_analysis_params
+from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, missing, plain, reply
 from faceplus.api.faces import FACESET_MODEL_MISMATCH, comparable, detect_and_store, face_by_token, parse_rectangle
 from faceplus.api.facesets import resolve_faceset
 from faceplus.api.forms import Params, form_doc
-from faceplus.api.images import image_names, read_image
+from faceplus.api.images import image_fields, image_names, read_image
 from faceplus.store.base import FaceRecord, ModelMismatch
 
 #: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised
@@ -23,7 +23,7 @@ RESCORED_CANDIDATES = 20
 
 router = APIRouter()
 
-_IMAGE = {"image_file": "binary", "image_base64": "string", "image_url": "string"}
+_IMAGE = image_fields()
 
 
 @router.post(
@@ -32,8 +32,7 @@ _IMAGE = {"image_file": "binary", "image_base64": "string", "image_url": "string
     openapi_extra=form_doc(
         {
             **_IMAGE,
-            "return_landmark": "integer",
-            "return_attributes": "string",
+            **ANALYSIS_FIELDS,
             "calculate_all": "integer",
             "face_rectangle": "string",
         }
@@ -61,7 +60,8 @@ def detect(
         calculate_all=bool(calculate_all),
     )
     body = {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)}
-    return reply(request, declare_unmeasured(params, body))
+    described = None if calculate_all else ctx.settings.attribute_faces  # the faces detect describes
+    return reply(request, declare_unmeasured(params, body, described))
 
 
 def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any]) -> FaceRecord | None:
@@ -87,14 +87,10 @@ def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, ou
     openapi_extra=form_doc(
         {
             "face_token1": "string",
-            "image_file1": "binary",
-            "image_base64_1": "string",
-            "image_url1": "string",
+            **image_fields("1"),
             "face_rectangle1": "string",
             "face_token2": "string",
-            "image_file2": "binary",
-            "image_base64_2": "string",
-            "image_url2": "string",
+            **image_fields("2"),
             "face_rectangle2": "string",
         }
     ),

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import declare_unmeasured, parse_analysis_params
+from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.engine_jobs import analyze_crop_job, analyze_job
@@ -69,7 +69,7 @@ def _analysis(
 @router.post(
     "/analyze",
     summary="Landmarks and attributes of up to 5 face tokens (computed from each token's kept face crop)",
-    openapi_extra=form_doc({"face_tokens": "string", "return_landmark": "integer", "return_attributes": "string"}),
+    openapi_extra=form_doc({"face_tokens": "string", **ANALYSIS_FIELDS}),
 )
 def analyze(
     request: Request,

@@ -27,13 +27,13 @@ from faceplus.api.facealbums import (
 )
 from faceplus.api.faces import new_token
 from faceplus.api.forms import Params, form_doc
-from faceplus.api.images import ImageInput, read_image
+from faceplus.api.images import ImageInput, image_fields, read_image
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumQuotaExceeded, AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 
 _ALBUM = {"facealbum_token": "string"}
-_IMAGE = {"image_file": "binary", "image_base64": "string", "image_url": "string"}
+_IMAGE = image_fields()
 #: face_tokens per updateface/deleteface call (Face++: 1 to 10).
 MAX_TOKENS = 10
 CREATE_NEW_GROUP = "CreateNewGroup"
@@ -299,7 +299,7 @@ def updateface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -
 @router.post(
     "/deleteface",
     summary="Remove 1-10 faces, or every face of one image_id, from the album",
-    openapi_extra=form_doc({**_ALBUM, "face_tokens": "string", "image_id": "string"}),
+    openapi_extra=form_doc({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"}),
 )
 def deleteface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)

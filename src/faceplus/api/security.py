@@ -7,7 +7,8 @@ origin only, no inline script or style, no plugins, not framable), ``X-Content-T
 
 ``/docs`` is Swagger UI from the assets the ``fastapi-offline`` package ships (Swagger UI 5, which reads the
 OpenAPI 3.1 schema FastAPI writes), started by a script file rather than FastAPI's inline one, so the docs
-work offline and under the same policy. ReDoc is not served: its styling needs inline styles.
+work offline and under the same policy. ``/redoc`` is ReDoc from the same package: its page alone may use inline
+styles (ReDoc styles itself at run time) and a blob: worker (its search index); scripts stay this origin's only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; font-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
+#: ``/redoc``'s policy: the same, plus the inline styles and the blob: search worker ReDoc makes at run time.
+REDOC_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+).replace("connect-src 'self'", "connect-src 'self'; worker-src blob:")
 HEADERS: tuple[tuple[bytes, bytes], ...] = tuple(
     (k.encode(), v.encode())
     for k, v in (
@@ -41,6 +46,22 @@ NO_STORE = (b"cache-control", b"no-store")
 
 DOCS_URL = "/docs"
 DOCS_ASSETS = "/docs-assets"
+REDOC_URL = "/redoc"
+
+_REDOC_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} - API reference</title>
+<link rel="icon" href="{assets}/favicon.png">
+</head>
+<body>
+<redoc spec-url="{openapi_url}"></redoc>
+<script src="{assets}/redoc.standalone.js"></script>
+</body>
+</html>
+"""
 
 _DOCS_HTML = """<!doctype html>
 <html lang="en">
@@ -92,6 +113,11 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         extra = list(HEADERS)
+        if scope.get("path") == REDOC_URL:
+            extra = [
+                (k, REDOC_CONTENT_SECURITY_POLICY.encode()) if k == b"content-security-policy" else (k, v)
+                for k, v in extra
+            ]
         if str(scope.get("path", "")).startswith(self.api_prefix):
             extra.append(NO_STORE)
         names = {k for k, _ in extra}
@@ -106,7 +132,7 @@ class SecurityHeadersMiddleware:
 
 
 def install_docs(app: FastAPI) -> None:
-    """Serve ``/docs`` from local assets (create the app with ``docs_url=None, redoc_url=None``)."""
+    """Serve ``/docs`` and ``/redoc`` from local assets (create the app with ``docs_url=None, redoc_url=None``)."""
     assets = swagger_assets()
     page = _DOCS_HTML.format(title=app.title, assets=DOCS_ASSETS, docs=DOCS_URL, openapi_url=app.openapi_url)
 
@@ -117,6 +143,12 @@ def install_docs(app: FastAPI) -> None:
     @app.get(f"{DOCS_URL}/init.js", include_in_schema=False)
     async def docs_init() -> Response:
         return Response(_DOCS_INIT, media_type="text/javascript")
+
+    reference = _REDOC_HTML.format(title=app.title, assets=DOCS_ASSETS, openapi_url=app.openapi_url)
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return HTMLResponse(reference)
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
 

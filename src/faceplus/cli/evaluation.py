@@ -87,7 +87,31 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
         last = n == len(steps) - 1
         result = evaluate(pairs, by_path, calibration, scores_out=args.scores if last else None)
         print(f"{label}: {result.summary()}")
+        if last and args.report:
+            page = _lfw_report(args, pairs, by_path, calibration, f"{label}: {result.summary()}")
+            print(f"report: {page}")
     return 0
+
+
+def _lfw_report(
+    args: argparse.Namespace, pairs: list[Pair], by_path: dict[str, np.ndarray], calibration: Calibration, result: str
+) -> Path:
+    """``--report``: the engine pipeline's pair confidences as ROC/DET curves with the shipped thresholds."""
+    import numpy as np
+
+    from faceplus.evaluation.lfw import pair_scores
+    from faceplus.evaluation.report import Report, Scores, write_report
+
+    scores = pair_scores(pairs, by_path, calibration)
+    same = np.array([p.same for p in pairs])
+    marked = Scores(scores[same], scores[~same], calibration.thresholds, higher_is_same=True, unit="confidence")
+    where = calibration.info.get("data", "?")
+    notes = [
+        f"faceplus eval lfw --root {args.root} --pairs {args.pairs}",
+        result,
+        f"Thresholds: the shipped calibration (fit on {where}). Pairs whose image has no face score 0.",
+    ]
+    return write_report(Path(args.report), Report(f"LFW verification: {Path(args.pairs).name}", marked, notes))
 
 
 def _eval_lfw_sface(
@@ -110,8 +134,11 @@ def _eval_lfw_sface(
     ]
     for label, options, default in steps:
         vectors = embeddings.vectors(**options)
-        result = evaluate(pairs, {p: vectors[index[p]] for p in images}, calibration, args.scores if default else None)
+        by_path = {p: vectors[index[p]] for p in images}
+        result = evaluate(pairs, by_path, calibration, args.scores if default else None)
         print(f"{label}: {result.summary()}")
+        if default and args.report:
+            print(f"report: {_lfw_report(args, pairs, by_path, calibration, f'{label}: {result.summary()}')}")
     return 0
 
 
@@ -382,6 +409,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, type=Path)
     p.add_argument("--pairs", required=True, type=Path)
     p.add_argument("--scores", type=Path, help="write fold,same,confidence per pair to this CSV")
+    p.add_argument("--report", type=Path, metavar="FOLDER", help="write an HTML report (ROC, DET) to this folder")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--cache", type=Path, help="reuse/store embeddings in this .npz")
     p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
@@ -433,6 +461,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         choices=("root", "utkface", "lfw"),
         default=["root"],
         help="held-out cohort: the --root folder's fit half (utkface: its old name) and/or lfw-dev's",
+    )
+    p.add_argument(
+        "--report", type=Path, metavar="FOLDER", help="write an HTML report (per-group FAR bars; ROC/DET with --lfw)"
     )
     p.set_defaults(func=_eval_far)
 

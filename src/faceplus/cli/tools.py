@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from faceplus.cli.interrupts import first_interrupt_only
 from faceplus.cli.server import where
 from faceplus.settings import LOCAL_TENANT
 
@@ -69,14 +70,15 @@ def cmd_index(args: argparse.Namespace) -> int:
             user_id_from_folder=args.user_id_from_folder,
         )
         try:
-            indexer.run(
-                root,
-                Engine(),
-                workers=args.workers,
-                progress=not args.quiet,
-                max_files=args.max_files,
-                exclude=_excluded(args.exclude, args.exclude_from),
-            )
+            with first_interrupt_only():  # a second Ctrl-C (uv run forwards one) must not break the clean-up
+                indexer.run(
+                    root,
+                    Engine(),
+                    workers=args.workers,
+                    progress=not args.quiet,
+                    max_files=args.max_files,
+                    exclude=_excluded(args.exclude, args.exclude_from),
+                )
         except KeyboardInterrupt:
             interrupted = True  # run() committed every finished file before this reached us
     finally:

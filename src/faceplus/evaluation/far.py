@@ -430,6 +430,13 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
                 print(lfw_ten_fold(args, fitted.norm))
             if args.save_cohort:
                 save_cohort_calibration(study, fitted, args, Path(args.save_cohort))
+    if getattr(args, "report", None):
+        from faceplus.evaluation.report import far_report
+
+        scores = calibration.scores(population.vectors, population.vectors)
+        rows = group_far(scores, population.people, np.arange(len(population.people)), thresholds)
+        lfw_pairs = (genuine, impostor) if args.lfw else None
+        print(f"report: {far_report(Path(args.report), Path(args.root), rows, lfw_pairs, calibration, args)}")
     return 0
 
 

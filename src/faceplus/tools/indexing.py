@@ -22,6 +22,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -312,17 +313,22 @@ class Indexer:
         pending: list[tuple[Path, FileKey, list[Face] | FaceplusError]] = []
         bar = tqdm(total=len(todo), unit="img", disable=not progress, desc=f"indexing into {self.faceset.outer_id}")
         try:
-            for image, result in engine.detect_many([str(p) for p, _ in todo], workers=workers):
-                pending.append((Path(image), keys[str(image)], result))
-                bar.update(1)
-                if len(pending) >= batch_size:
-                    batch, pending = pending, []
-                    self.commit(root, batch)
-                    bar.set_postfix(faces=self.summary.faces, errors=self.summary.errors, refresh=False)
+            # closed on Ctrl-C too, so that its worker processes stop before this process exits (else exit waits)
+            with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers)) as found:
+                for image, result in found:
+                    pending.append((Path(image), keys[str(image)], result))
+                    bar.update(1)
+                    if len(pending) >= batch_size:
+                        batch, pending = pending, []
+                        self.commit(root, batch)
+                        bar.set_postfix(faces=self.summary.faces, errors=self.summary.errors, refresh=False)
+            batch, pending = pending, []
+            self.commit(root, batch)  # the last, partial batch: counted before the bar draws its final line
+            bar.set_postfix(faces=self.summary.faces, errors=self.summary.errors, refresh=False)
         finally:
-            bar.close()
-            if pending:
+            if pending:  # interrupted: what was detected is still kept
                 self.commit(root, pending)
+            bar.close()
             self.summary.seconds = time.perf_counter() - start
             current = self.store.get_faceset(self.tenant, faceset_token=self.faceset.faceset_token)
             if current is not None:

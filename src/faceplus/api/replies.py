@@ -1,10 +1,15 @@
-"""Reply schemas written from Face++'s documented fields and types (Face++ v3 docs, FaceID/FaceAlbum/Dense Landmark
-docs as mirrored in FaceppSwift's Codable structs; docs/API.md and docs/LANDMARKS.md for what faceplus adds).
+"""Reply models of every Face++ route, written from Face++'s documented fields and types (Face++ v3 docs,
+FaceID/FaceAlbum/Dense Landmark docs as mirrored in FaceppSwift's Codable structs; docs/API.md and docs/LANDMARKS.md
+for what faceplus adds).
 
 Why pydantic in strict mode: a number must be a JSON number (an int where Face++ gives an int, never a bool or a
 string), a string a string. ``extra="allow"`` lets faceplus's documented extra fields through (unmeasured_attributes,
 thresholds' calibration, ...). ``Optional`` only where Face++ documents a field as sometimes absent, and then
 :class:`FaceppModel` insists it is ABSENT rather than ``null``, ``""`` or ``[]`` (``next`` on the last page).
+
+Two uses, so the documentation cannot drift from the replies: ``/openapi.json`` (and ``/docs``) types each route's
+reply with its model here (:mod:`faceplus.api.openapi_doc`), and the conformance test
+(tests/api/test_api_schema.py) validates every reply a real server sends against the same model.
 """
 
 from __future__ import annotations
@@ -507,7 +512,16 @@ class BizToken(Reply):
     expire_time: StrictInt
 
 
-#: route (without prefix) -> schema of its successful reply
+class LivenessVerify(Reply):
+    biz_token: StrictStr = Field(min_length=1)
+    result: Literal["PASS", "FAIL"]
+    result_message: StrictStr = Field(min_length=1)
+    liveness: dict[str, Any]
+    images: dict[str, Any] | None = None
+    verification: dict[str, Any] | None = None
+
+
+#: route -> model of its successful reply
 SCHEMAS: dict[str, type[Reply]] = {
     "/facepp/v3/detect": Detect,
     "/facepp/v3/compare": Compare,
@@ -544,6 +558,7 @@ SCHEMAS: dict[str, type[Reply]] = {
     "/imagepp/v1/facealbum/updateface": UpdateFace,
     "/imagepp/v1/facealbum/deleteface": DeleteFace,
     "/faceid/v3/sdk/get_biz_token": BizToken,
+    "/faceid/v3/sdk/verify": LivenessVerify,
 }
 
 
