@@ -18,7 +18,7 @@ from faceplus.api.auth import authenticate
 from .conftest import Api
 
 # Answered without a key on purpose: probes for orchestrators and the API documentation.
-PUBLIC = {"/healthz", "/readyz", "/docs", "/docs/init.js", "/openapi.json"}
+PUBLIC = {"/healthz", "/readyz", "/docs", "/docs/init.js", "/redoc", "/openapi.json"}
 
 
 def _needs_auth(dependant: Dependant) -> bool:
