@@ -133,3 +133,18 @@ def arcface_chips(rgb: np.ndarray, keypoints: Sequence[np.ndarray], size: int = 
     image = np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
     chips = [cv2.warpAffine(image, arcface_transform(k, size), (size, size), borderValue=0.0) for k in keypoints]
     return np.stack(chips) if chips else np.zeros((0, size, size, 3), np.uint8)
+
+
+def chip_batch(chips: np.ndarray, size: int) -> np.ndarray:
+    """``chips`` as a batch ``[N, size, size, 3]`` of uint8 (one chip becomes a batch of one); ValueError otherwise.
+
+    What every identity model checks before its network sees the chips.
+    """
+    chips = np.asarray(chips)
+    if chips.ndim == 3:
+        chips = chips[None]
+    if chips.shape[1:] != (size, size, 3):
+        raise ValueError(f"chips must be [N, {size}, {size}, 3], got {chips.shape}")
+    if chips.dtype != np.uint8:
+        raise ValueError(f"chips must be uint8, got {chips.dtype}")
+    return chips

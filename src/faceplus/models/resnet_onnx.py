@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from faceplus.chips import chip_batch
 from faceplus.convert.cache import cached_conversion
 from faceplus.models import runtime
 from faceplus.models.bundled import dlib_model
@@ -93,13 +94,7 @@ class OnnxFaceEmbedder:
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors [N, 128] float32 of uint8 chips [N, 150, 150, 3] (or one [150, 150, 3])."""
-        chips = np.asarray(chips)
-        if chips.ndim == 3:
-            chips = chips[None]
-        if chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
-            raise ValueError(f"chips must be [N, {CHIP_SIZE}, {CHIP_SIZE}, 3], got {chips.shape}")
-        if chips.dtype != np.uint8:
-            raise ValueError(f"chips must be uint8, got {chips.dtype}")
+        chips = chip_batch(chips, CHIP_SIZE)
         if len(chips) == 0:
             return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
         (out,) = self._session.run(None, {"chips": np.ascontiguousarray(chips)})

