@@ -26,6 +26,8 @@ from faceplus.store.base import Store
 from faceplus.workers import EnginePool, PoolLimits
 
 DATABASE_URL_ENV = "FACEPLUS_TEST_DATABASE_URL"
+#: lfw-dev people one of whose first photos shows a second face the default detector finds (see ``lfw_people``).
+TWO_FACE_PEOPLE = frozenset({"Abdullah_al-Attiyah"})
 
 
 def database_url() -> str:
@@ -122,10 +124,14 @@ def engine_pool(engine: Engine) -> Iterator[EnginePool]:
 
 @pytest.fixture(scope="session")
 def lfw_people(shared_data: Path) -> list[tuple[str, list[Path]]]:
-    """lfw-dev people with two or more photos, sorted by name: (name, photos)."""
+    """lfw-dev people with two or more photos, sorted by name: (name, photos); tests take a photo for one face.
+
+    Left out: people with a second, real face in a photo that the detector finds (Abdullah_al-Attiyah_0002: a man
+    at the right edge, 55 px).
+    """
     people = []
     for folder in sorted((shared_data / "lfw-dev").iterdir()):
-        if folder.is_dir():
+        if folder.is_dir() and folder.name not in TWO_FACE_PEOPLE:
             photos = sorted(folder.glob("*.jpg"))
             if len(photos) >= 2:
                 people.append((folder.name, photos))

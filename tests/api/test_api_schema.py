@@ -115,17 +115,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         """No access log on stderr."""
 
 
-def one_face_people(lfw_people: list[tuple[str, list[Path]]]) -> list[tuple[str, list[Path]]]:
-    """The first eight lfw-dev people with two photos whose photos show one face each: Abdullah_al-Attiyah_0002
-    also shows a man at its right edge (55 px), a face RetinaFace finds."""
-    return [(name, photos) for name, photos in lfw_people[:9] if name != "Abdullah_al-Attiyah"]
-
-
 @pytest.fixture(scope="module")
 def photo_host(tmp_path_factory: pytest.TempPathFactory, lfw_people) -> Iterator[tuple[str, Path]]:
     """A tiny HTTP server on 127.0.0.1 serving one lfw-dev photo, for ``image_url`` parameters."""
     folder = tmp_path_factory.mktemp("photos")
-    photo = one_face_people(lfw_people)[3][1][0]
+    photo = lfw_people[3][1][0]
     (folder / "face.jpg").write_bytes(photo.read_bytes())
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -175,7 +169,7 @@ def test_every_route_replies_in_facepp_shape(
     routes = _routes(served.base)
     assert "/facepp/v3/detect" in routes and "/imagepp/v1/facealbum/addimage" in routes
     c = Client(served.base, create_key(served.data_dir))
-    people = [photos for _, photos in one_face_people(lfw_people)]
+    people = [photos for _, photos in lfw_people[:8]]
     url, url_photo = photo_host
 
     tokens = _detect(c, people, shared_data / GROUP_PHOTO, url, url_photo)
