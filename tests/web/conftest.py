@@ -128,7 +128,7 @@ def screenshot(tab: object, name: str) -> Path:
 
 def doc_screenshot(tab: object, name: str) -> Path:
     """Write the visible part of the tab to docs/console/<name>.png (the docs' picture of that page), in 256
-    colours so the committed files stay small (about a third of the full-colour size)."""
+    colours (about a third of the full-colour size). Not committed: the pages show research-only photos."""
     from PIL import Image
 
     DOC_SHOTS.mkdir(exist_ok=True)
