@@ -284,7 +284,7 @@ def test_small_face_is_no_face_for_compare(make_api: Callable[..., Api], lfw_peo
     """compare and search detect the same way: a portrait shrunk until its face is under 48 px has no face."""
     image = Image.open(lfw_people[5][1][0]).convert("RGB")
     out = io.BytesIO()
-    image.resize((110, 110), Image.Resampling.LANCZOS).save(out, "PNG")
+    image.resize((90, 90), Image.Resampling.LANCZOS).save(out, "PNG")
     small = out.getvalue()
     everything = make_api(detect_min_face=0)
     everything.add_key("a")
