@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -119,8 +120,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(where(settings), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(settings))
-    return 0
+    stops: list[int] = []
+    # uvicorn shuts down on Ctrl-C, then raises each SIGINT it caught once more; under asyncio's own SIGINT handler
+    # the second one (a terminal and `uv run` each send one) became a KeyboardInterrupt traceback after a clean stop.
+    # A handler of our own keeps asyncio's off; the repeats land here, after the shutdown has finished.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stops.append(signum))
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(settings))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 130 if stops else 0
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
