@@ -113,7 +113,7 @@ def warm(engine: Any) -> dict[str, Any]:
 
     The detector chain runs on a 250 px image (LFW's size); landmarks and the embedder (with its flip batch) run
     on a given box of it, as for a detected face. Returns what ran, for the pool's status and its tests.
-    A pool's ``warmup`` job (the server's: :func:`faceplus.api.engine_jobs.warm_job`) calls this after its
+    A pool's ``warmup`` job (the server's: :func:`faceplus.jobs.detect.warm_job`) calls this after its
     module is imported: importing the job modules cost a worker's first call 3.6 s.
     """
     import numpy as np

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.api import routes_liveness
+from faceplus.api.routes import liveness as routes_liveness
 from faceplus.engine import Engine
 from faceplus.evaluation.liveness import Sequence_, build_bona_fide, jitter, person_photos
 from faceplus.liveness.checks import ACTIONS as ALL_ACTIONS

@@ -13,18 +13,30 @@ from typing import Any
 
 import pytest
 
-from faceplus.api import (
-    routes_dense,
-    routes_detect,
-    routes_erasure,
-    routes_face,
-    routes_facealbum,
-    routes_faceset,
-    routes_liveness,
-)
-from faceplus.api.analysis import ANALYSIS_FIELDS
 from faceplus.api.app import PREFIX
 from faceplus.api.replies import SCHEMAS
+from faceplus.api.routes import (
+    dense as routes_dense,
+)
+from faceplus.api.routes import (
+    detect as routes_detect,
+)
+from faceplus.api.routes import (
+    erasure as routes_erasure,
+)
+from faceplus.api.routes import (
+    face as routes_face,
+)
+from faceplus.api.routes import (
+    facealbum as routes_facealbum,
+)
+from faceplus.api.routes import (
+    faceset as routes_faceset,
+)
+from faceplus.api.routes import (
+    liveness as routes_liveness,
+)
+from faceplus.api.services.analysis import ANALYSIS_FIELDS
 
 from .conftest import Api
 

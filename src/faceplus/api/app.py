@@ -13,34 +13,52 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from faceplus.api import (
-    routes_admin,
-    routes_console,
-    routes_dense,
-    routes_detect,
-    routes_erasure,
-    routes_face,
-    routes_facealbum,
-    routes_faceset,
-    routes_health,
-    routes_liveness,
-)
 from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
-from faceplus.api.engine_jobs import warm_job
-from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
+from faceplus.api.headers import install_security
 from faceplus.api.images import UrlFetcher
 from faceplus.api.openapi_doc import install_openapi
 from faceplus.api.ratelimit import RateLimiter
-from faceplus.api.security import install_security
-from faceplus.api.tasks import TaskRunner
+from faceplus.api.routes import (
+    admin as routes_admin,
+)
+from faceplus.api.routes import (
+    console as routes_console,
+)
+from faceplus.api.routes import (
+    dense as routes_dense,
+)
+from faceplus.api.routes import (
+    detect as routes_detect,
+)
+from faceplus.api.routes import (
+    erasure as routes_erasure,
+)
+from faceplus.api.routes import (
+    face as routes_face,
+)
+from faceplus.api.routes import (
+    facealbum as routes_facealbum,
+)
+from faceplus.api.routes import (
+    faceset as routes_faceset,
+)
+from faceplus.api.routes import (
+    health as routes_health,
+)
+from faceplus.api.routes import (
+    liveness as routes_liveness,
+)
+from faceplus.api.services.erasure import sweep_lapsed
+from faceplus.api.services.tasks import TaskRunner
 from faceplus.engine import Engine
+from faceplus.jobs.detect import warm_job
 from faceplus.private_temp import PrivateTemp
 from faceplus.store.base import Store
 from faceplus.store.factory import open_store

@@ -9,7 +9,8 @@ user_data or any other value: ids are taken from an allow-list of field names on
 
 The entry is written after the reply has gone (the call's latency does not include it); a failure to write it
 is logged. Async tasks are recorded when submitted (their task_id and the objects they name) and again when they
-finish, as route ``task/<kind>`` with their outcome and the ids they changed (:class:`faceplus.api.tasks.TaskRunner`).
+finish, as route ``task/<kind>`` with their outcome and the ids they changed
+(:class:`faceplus.api.services.tasks.TaskRunner`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How routes run engine work: in the worker pool (the server's default) or inline, with Face++ errors.
 
-Routes call :meth:`EngineCalls.run` with a job from :mod:`faceplus.api.engine_jobs`. What can go wrong around
+Routes call :meth:`EngineCalls.run` with a job from :mod:`faceplus.jobs.detect`. What can go wrong around
 a job becomes a Face++ reply: a saturated pool answers ``403 CONCURRENCY_LIMIT_EXCEEDED`` at once (after a
 bounded wait), and a call whose HTTP client has gone is cancelled (its worker is kept when the job ends within
 ``engine_cancel_grace_s``, replaced otherwise). The client check is installed per request by

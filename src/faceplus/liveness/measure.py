@@ -1,6 +1,6 @@
 """The engine side of liveness: decode a capture and measure each frame (:class:`~.checks.FrameSignal`).
 
-Runs where engine work runs (a worker process, through :mod:`faceplus.api.liveness_jobs`; or in-process in the
+Runs where engine work runs (a worker process, through :mod:`faceplus.jobs.liveness`; or in-process in the
 eval and tests). Per frame: every face (dlib HOG with the engine's fallbacks), and for the largest one its
 embedding, eye status (:mod:`faceplus.analysis.eyes`), mouth status (:mod:`faceplus.analysis.mouth`) and head
 pose (:mod:`faceplus.analysis.headpose`). About 0.23 s per 640x480 frame on one CPU core.

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceplus.api.context import ApiContext
-from faceplus.api.engine_jobs import detect_job
 from faceplus.api.errors import ApiError, bad
 from faceplus.api.forms import Params
 from faceplus.api.images import ImageInput
-from faceplus.api.limits import facepp_min_face
+from faceplus.jobs.detect import detect_job
+from faceplus.jobs.min_face import facepp_min_face
 from faceplus.results import Box
 from faceplus.store.base import FaceRecord
 
@@ -67,7 +67,7 @@ def detect_and_store(
 ) -> Detection:
     """Decode, find (or take) the faces, describe the largest few, and store a token per face.
 
-    The engine work runs as one job (:func:`faceplus.api.engine_jobs.detect_job`), in a worker process
+    The engine work runs as one job (:func:`faceplus.jobs.detect.detect_job`), in a worker process
     unless the server runs inline.
     """
     found = ctx.engine_calls.run(

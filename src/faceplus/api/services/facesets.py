@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from faceplus.api.context import ApiContext
-from faceplus.api.erasure import after_removal
 from faceplus.api.errors import ApiError, bad, echo, missing, plain
 from faceplus.api.forms import Params, has_bad_chars
+from faceplus.api.services.erasure import after_removal
 from faceplus.identifiers import is_identifier
 from faceplus.store.base import FaceSetRecord, MembershipChange
 
@@ -111,7 +111,7 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
         change = ctx.store.remove_from_faceset(tenant, faceset.faceset_token, tokens)
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
-    after_removal(ctx, tenant, change.changed)  # faces that thereby ended are deleted now (api/erasure.py)
+    after_removal(ctx, tenant, change.changed)  # faces that thereby ended are deleted now (api/services/erasure.py)
     return {
         "faceset_token": faceset.faceset_token,
         "outer_id": faceset.outer_id,
@@ -138,7 +138,7 @@ def removal_tokens(ctx: ApiContext, params: Params) -> list[str] | None:
 def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any]) -> dict[str, Any]:
     """Carry out a queued async task (the parameters were validated when it was queued)."""
     if kind.startswith("facealbum_"):  # FaceAlbum tasks (addimage, groupface, searchimage)
-        from faceplus.api.facealbums import run_album_task
+        from faceplus.api.services.facealbums import run_album_task
 
         return run_album_task(ctx, tenant, kind, task_params)
     faceset = ctx.store.get_faceset(tenant, faceset_token=task_params["faceset_token"])

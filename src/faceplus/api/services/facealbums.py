@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from faceplus.api.context import ApiContext
-from faceplus.api.engine_jobs import detect_job
 from faceplus.api.errors import ApiError, plain
-from faceplus.api.faces import new_token
-from faceplus.api.limits import facepp_min_face
+from faceplus.api.services.faces import new_token
 from faceplus.errors import FaceplusError
+from faceplus.jobs.detect import detect_job
+from faceplus.jobs.min_face import facepp_min_face
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
 from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, link_calibration, pairwise_distances_block
 
@@ -285,7 +285,7 @@ def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: s
 
 
 def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Carry out a queued FaceAlbum task (called by :func:`faceplus.api.facesets.run_task`)."""
+    """Carry out a queued FaceAlbum task (called by :func:`faceplus.api.services.facesets.run_task`)."""
     token = params["facealbum_token"]
     if kind == KIND_GROUP:
         return group_faces(ctx, tenant, token, params["operation_type"])

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.erasure import erase
 from faceplus.api.errors import echo, missing, reply
-from faceplus.api.facesets import check_text, face_tokens
 from faceplus.api.forms import form_doc
+from faceplus.api.services.erasure import erase
+from faceplus.api.services.facesets import check_text, face_tokens
 
 router = APIRouter(prefix="/face")
 

@@ -7,15 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.engine_jobs import analyze_crop_job, analyze_job
 from faceplus.api.errors import ApiError, reply
-from faceplus.api.faces import face_by_token
-from faceplus.api.facesets import check_text, face_tokens
 from faceplus.api.forms import form_doc
+from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
+from faceplus.api.services.faces import face_by_token
+from faceplus.api.services.facesets import check_text, face_tokens
 from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
+from faceplus.jobs.detect import analyze_crop_job, analyze_job
 from faceplus.results import Box
 from faceplus.store.base import FaceCrop, FaceRecord
 

@@ -1,6 +1,6 @@
 """Face++ FaceAlbum routes (``/imagepp/v1/facealbum/...``): albums of photos whose faces are grouped by person.
 
-The rules live in :mod:`faceplus.api.facealbums`; here are the parameters, errors and reply shapes.
+The rules live in :mod:`faceplus.api.services.facealbums`; here are the parameters, errors and reply shapes.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import bad, echo, missing, plain, reply
-from faceplus.api.facealbums import (
+from faceplus.api.forms import Params, form_doc
+from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.services.facealbums import (
     ENTIRE,
     INCREMENTAL,
     KIND_ADD,
@@ -25,9 +27,7 @@ from faceplus.api.facealbums import (
     is_group,
     queue_with_image,
 )
-from faceplus.api.faces import new_token
-from faceplus.api.forms import Params, form_doc
-from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.services.faces import new_token
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumQuotaExceeded, AlbumRecord
 
 router = APIRouter(prefix="/facealbum")

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.erasure import after_removal, sweep_lapsed
 from faceplus.api.errors import plain, reply
-from faceplus.api.faces import new_token
-from faceplus.api.facesets import (
+from faceplus.api.forms import form_doc
+from faceplus.api.services.erasure import after_removal, sweep_lapsed
+from faceplus.api.services.faces import new_token
+from faceplus.api.services.facesets import (
     add_faces,
     added_reply,
     check_text,
@@ -19,7 +20,6 @@ from faceplus.api.facesets import (
     remove_faces,
     resolve_faceset,
 )
-from faceplus.api.forms import form_doc
 from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, NewMembers, OuterIdExists
 
 router = APIRouter(prefix="/faceset")
@@ -258,7 +258,7 @@ def delete(
     # The store checks emptiness again as it deletes: an addface between the look above and here keeps the FaceSet.
     if not ctx.store.delete_faceset(tenant, faceset.faceset_token, only_if_empty=check_empty):
         raise plain("FACESET_NOT_EMPTY")
-    sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/erasure.py)
+    sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/services/erasure.py)
     after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
     return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})
 

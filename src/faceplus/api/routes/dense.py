@@ -15,13 +15,13 @@ from fastapi.responses import JSONResponse
 
 from faceplus.analysis.dense_landmarks import PARTS, parse_parts
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.engine_jobs import dense_crop_job, dense_image_job
 from faceplus.api.errors import bad, missing, reply
-from faceplus.api.faces import face_by_token
 from faceplus.api.forms import form_doc
 from faceplus.api.images import image_fields, read_image
-from faceplus.api.limits import facepp_min_face
-from faceplus.api.routes_face import not_analyzable
+from faceplus.api.routes.face import not_analyzable
+from faceplus.api.services.faces import face_by_token
+from faceplus.jobs.detect import dense_crop_job, dense_image_job
+from faceplus.jobs.min_face import facepp_min_face
 
 router = APIRouter(prefix="/face")
 

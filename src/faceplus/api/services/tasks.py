@@ -27,11 +27,11 @@ from typing import Any
 from faceplus.api.audit import object_ids
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError
-from faceplus.api.facesets import run_task
+from faceplus.api.services.facesets import run_task
 from faceplus.store.base import TASK_LEASE_S, TaskRecord
 from faceplus.store.security import AuditEntry
 
-log = logging.getLogger("faceplus.api.tasks")
+log = logging.getLogger("faceplus.api.services.tasks")
 
 
 class TaskRunner:

@@ -7,14 +7,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, missing, plain, reply
-from faceplus.api.faces import FACESET_MODEL_MISMATCH, comparable, detect_and_store, face_by_token, parse_rectangle
-from faceplus.api.facesets import resolve_faceset
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import image_fields, image_names, read_image
+from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
+from faceplus.api.services.faces import (
+    FACESET_MODEL_MISMATCH,
+    comparable,
+    detect_and_store,
+    face_by_token,
+    parse_rectangle,
+)
+from faceplus.api.services.facesets import resolve_faceset
 from faceplus.store.base import FaceRecord, ModelMismatch
 
 #: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised

@@ -21,10 +21,10 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, bad, echo, missing, reply
-from faceplus.api.faces import comparable, detect_and_store, face_by_token, new_token
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import ImageInput, _base64
-from faceplus.api.liveness_jobs import decode_video_job, measure_frames_job
+from faceplus.api.services.faces import comparable, detect_and_store, face_by_token, new_token
+from faceplus.jobs.liveness import decode_video_job, measure_frames_job
 from faceplus.liveness.challenge import DEFAULT_ACTIONS, LIVENESS_TYPES, random_actions
 from faceplus.liveness.checks import ACTIONS, FrameSignal, Verdict, default_limits, evaluate
 from faceplus.liveness.measure import VideoLimits

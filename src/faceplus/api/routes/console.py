@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, reply
-from faceplus.api.faces import face_by_token
+from faceplus.api.services.faces import face_by_token
 from faceplus.thumbnails import face_thumbnail
 
 #: Not in /openapi.json: console internals, not part of the Face++ API a client is written against (docs/TOOLS.md).

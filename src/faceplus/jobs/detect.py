@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from faceplus.analysis.dense_landmarks import dense_landmarks
-from faceplus.api.analysis import describe_face
 from faceplus.api.errors import bad
-from faceplus.api.limits import big_enough, min_face_side
+from faceplus.api.services.analysis import describe_face
 from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
+from faceplus.jobs.min_face import big_enough, min_face_side
 from faceplus.results import Box, Face
 from faceplus.store.base import FaceCrop
 
@@ -61,7 +61,7 @@ def detect_job(
     ``describe_first`` None describes every face (Face++ ``calculate_all``); ``keep_crops`` adds each face's
     analysis region (:func:`faceplus.crops.make_crop`), so its token can be analyzed later. Detected faces
     smaller than Face++'s minimum (``min_face``: (pixels, divisor of the short side), see
-    :func:`faceplus.api.limits.min_face_side`) are dropped first, so no work is spent on them.
+    :func:`faceplus.jobs.min_face.min_face_side`) are dropped first, so no work is spent on them.
     """
     decoded = engine.load(data, param=param)
     if rectangle is not None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from faceplus.api.engine_jobs import detect_job, warm_job
 from faceplus.errors import UnsupportedImageFormat
+from faceplus.jobs.detect import detect_job, warm_job
 from faceplus.settings import Settings
 from faceplus.workers import WARM_STEPS, CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
 
