@@ -15,27 +15,7 @@ import pytest
 
 from faceplus.api.app import PREFIX
 from faceplus.api.replies import SCHEMAS
-from faceplus.api.routes import (
-    dense as routes_dense,
-)
-from faceplus.api.routes import (
-    detect as routes_detect,
-)
-from faceplus.api.routes import (
-    erasure as routes_erasure,
-)
-from faceplus.api.routes import (
-    face as routes_face,
-)
-from faceplus.api.routes import (
-    facealbum as routes_facealbum,
-)
-from faceplus.api.routes import (
-    faceset as routes_faceset,
-)
-from faceplus.api.routes import (
-    liveness as routes_liveness,
-)
+from faceplus.api.routes import dense, detect, erasure, face, facealbum, faceset, liveness
 from faceplus.api.services.analysis import ANALYSIS_FIELDS
 
 from .conftest import Api
@@ -168,10 +148,10 @@ def _fields_read(function: Callable[..., Any]) -> set[str]:
 def test_fields_a_route_reads_are_documented(spec: dict[str, Any]) -> None:
     """A field a route parses but /openapi.json does not list is a drift between the parser and the docs."""
     mounted = {
-        PREFIX: (routes_detect, routes_faceset, routes_face, routes_erasure),
-        "/imagepp/v1": (routes_facealbum,),
-        "/facepp/v1": (routes_dense,),
-        "/faceid/v3": (routes_liveness,),
+        PREFIX: (detect, faceset, face, erasure),
+        "/imagepp/v1": (facealbum,),
+        "/facepp/v1": (dense,),
+        "/faceid/v3": (liveness,),
     }
     seen, checked = set(), 0
     for prefix, modules in mounted.items():

@@ -1,11 +1,10 @@
-"""Engine jobs of the liveness routes (run in the worker pool like :mod:`faceplus.jobs.detect`).
-
-A verify's frames are measured in batches (one job per batch, batches in parallel across workers); a video is
-decoded in a worker too, so FFmpeg never runs in the process serving HTTP.
+"""The liveness jobs (FaceID verify): a verify's frames are measured in batches (one job per batch, batches in
+parallel across workers); a video is decoded in a worker too, so FFmpeg never runs in the process serving HTTP.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from faceplus.engine import Engine
@@ -13,12 +12,30 @@ from faceplus.liveness.checks import FrameSignal
 from faceplus.liveness.measure import VideoLimits, decode_video, measure_frames
 
 
-def measure_frames_job(engine: Engine, frames: list[bytes], times: list[float], params: list[str]) -> list[FrameSignal]:
-    """Per-frame liveness signals of a batch of encoded frames (errors name the frame's field)."""
-    return measure_frames(engine, frames, times, params)
+@dataclass(frozen=True)
+class MeasureFramesRequest:
+    """A batch of encoded frames, their times (ms) and the form field each came from (errors name it)."""
+
+    frames: tuple[bytes, ...]
+    times: tuple[float, ...]
+    params: tuple[str, ...]
 
 
-def decode_video_job(engine: Engine, data: bytes, limits: VideoLimits, folder: Path) -> tuple[list[bytes], list[float]]:
-    """The video's frames (JPEG, at most ``limits.max_frames``, spread evenly) and their times in ms; the file is
-    written in ``folder``, which the caller (the server process) makes for this upload and removes afterwards."""
-    return decode_video(data, limits, folder)
+@dataclass(frozen=True)
+class DecodeVideoRequest:
+    """A capture to decode into frames, within ``limits``, its file written in ``folder``."""
+
+    video: bytes
+    limits: VideoLimits
+    #: Made for this upload by the caller (the server process), which removes it afterwards.
+    folder: Path
+
+
+def measure_frames_job(engine: Engine, request: MeasureFramesRequest) -> list[FrameSignal]:
+    """Per-frame liveness signals of a batch of encoded frames."""
+    return measure_frames(engine, request.frames, request.times, request.params)
+
+
+def decode_video_job(engine: Engine, request: DecodeVideoRequest) -> tuple[list[bytes], list[float]]:
+    """The video's frames (JPEG, at most ``limits.max_frames``, spread evenly) and their times in ms."""
+    return decode_video(request.video, request.limits, request.folder)

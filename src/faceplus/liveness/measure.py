@@ -39,7 +39,6 @@ class VideoError(FaceplusError):
     """Not a video FFmpeg can decode (or one with no frames)."""
 
     code = "VIDEO_ERROR_UNSUPPORTED_FORMAT"
-    http_status = 400
 
 
 #: FFmpeg demuxers a capture may be read with (names as FFmpeg's ``format_whitelist`` matches them) and the only
@@ -65,7 +64,6 @@ class VideoTooLong(FaceplusError):
     """A video longer than the server allows."""
 
     code = "VIDEO_TOO_LONG"
-    http_status = 400
 
 
 @dataclass(frozen=True)

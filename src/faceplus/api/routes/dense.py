@@ -20,7 +20,7 @@ from faceplus.api.forms import form_doc
 from faceplus.api.images import image_fields, read_image
 from faceplus.api.routes.face import not_analyzable
 from faceplus.api.services.faces import face_by_token
-from faceplus.jobs.detect import dense_crop_job, dense_image_job
+from faceplus.jobs.dense import DenseCropRequest, DenseImageRequest, dense_crop_job, dense_image_job
 from faceplus.jobs.min_face import facepp_min_face
 
 router = APIRouter(prefix="/face")
@@ -54,14 +54,15 @@ def thousandlandmark(
         crop = ctx.store.get_crops(tenant, [face.face_token]).get(face.face_token)
         if crop is None:
             raise not_analyzable(face.face_token)
-        landmark = ctx.engine_calls.run(dense_crop_job, crop.data, crop.meta, parts)
+        landmark = ctx.engine_calls.run(dense_crop_job, DenseCropRequest(crop.data, crop.meta, tuple(parts)))
         out["face"] = {"landmark": landmark, "face_rectangle": face.face_rectangle}
         return reply(request, out)
     image = read_image(params, ctx.fetcher)
     if image is None:
         raise missing("face_token", "image_url", "image_file", "image_base64")
-    min_face = facepp_min_face(ctx.settings)  # Face++'s smallest face, applied in the worker
-    found = ctx.engine_calls.run(dense_image_job, image.data, image.param, parts, min_face)
+    # Face++'s smallest face, applied in the worker
+    dense = DenseImageRequest(image.data, image.param, tuple(parts), facepp_min_face(ctx.settings))
+    found = ctx.engine_calls.run(dense_image_job, dense)
     if found is not None:
         box, landmark = found
         out["face"] = {"landmark": landmark, "face_rectangle": box.to_facepp()}

@@ -15,7 +15,7 @@ from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, 
 from faceplus.api.services.faces import face_by_token
 from faceplus.api.services.facesets import check_text, face_tokens
 from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
-from faceplus.jobs.detect import analyze_crop_job, analyze_job
+from faceplus.jobs.analyze import AnalyzeCropRequest, AnalyzeRequest, analyze_crop_job, analyze_job
 from faceplus.results import Box
 from faceplus.store.base import FaceCrop, FaceRecord
 
@@ -59,10 +59,12 @@ def _analysis(
     if stored is not None:
         return stored
     if crop is not None:
-        return ctx.engine_calls.run(analyze_crop_job, crop.data, crop.meta, landmark, attributes)
+        request = AnalyzeCropRequest(crop.data, crop.meta, landmark, tuple(attributes))
+        return ctx.engine_calls.run(analyze_crop_job, request)
     image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
     if image is not None:
-        return ctx.engine_calls.run(analyze_job, image, Box(**face.face_rectangle), landmark, attributes)
+        box = Box(**face.face_rectangle)
+        return ctx.engine_calls.run(analyze_job, AnalyzeRequest(image, box, landmark, tuple(attributes)))
     raise not_analyzable(face.face_token)
 
 

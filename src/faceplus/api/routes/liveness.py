@@ -24,7 +24,7 @@ from faceplus.api.errors import ApiError, bad, echo, missing, reply
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import ImageInput, _base64
 from faceplus.api.services.faces import comparable, detect_and_store, face_by_token, new_token
-from faceplus.jobs.liveness import decode_video_job, measure_frames_job
+from faceplus.jobs.liveness import DecodeVideoRequest, MeasureFramesRequest, decode_video_job, measure_frames_job
 from faceplus.liveness.challenge import DEFAULT_ACTIONS, LIVENESS_TYPES, random_actions
 from faceplus.liveness.checks import ACTIONS, FrameSignal, Verdict, default_limits, evaluate
 from faceplus.liveness.measure import VideoLimits
@@ -148,7 +148,8 @@ def _measure(ctx: ApiContext, frames: list[bytes], times: list[float], names: li
     workers = max(1, min(len(batches), pool.limits.workers if pool is not None else 1))
 
     def run(part: slice) -> list[FrameSignal]:
-        return ctx.engine_calls.run(measure_frames_job, frames[part], times[part], names[part])
+        batch = MeasureFramesRequest(tuple(frames[part]), tuple(times[part]), tuple(names[part]))
+        return ctx.engine_calls.run(measure_frames_job, batch)
 
     if workers == 1:
         return [s for part in batches for s in run(part)]
@@ -222,7 +223,7 @@ def verify(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JS
     if video is not None:
         # the worker writes the file in a folder of its own, removed here even when the worker is killed
         with ctx.temp.upload_folder() as folder:
-            frames, times = ctx.engine_calls.run(decode_video_job, video, limits, folder)
+            frames, times = ctx.engine_calls.run(decode_video_job, DecodeVideoRequest(video, limits, folder))
         names = ["video_file"] * len(frames)
     signals = _measure(ctx, frames, times, names)
     verdict = evaluate(signals, token.actions.split(","), default_limits())

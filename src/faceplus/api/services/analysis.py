@@ -1,8 +1,8 @@
-"""Landmarks and attributes for detect / face/analyze: the one place the attribute models plug in.
+"""Landmarks and attributes for detect / face/analyze: the Face++ rules of what is asked and of the reply.
 
-:func:`describe_face` runs :class:`faceplus.attributes.FaceAnalyzer` through the engine. Two things keep a
-Face++ client working where no model measures what it asks for, without inventing a measurement
-(:func:`declare_unmeasured` puts them in the reply):
+The measuring runs in a job (:func:`faceplus.jobs.describe.describe_face`). Two things keep a Face++ client
+working where no model measures what it asks for, without inventing a measurement (:func:`declare_unmeasured`
+puts them in the reply):
 
 - ``return_attributes`` names Face++ has but no bundled model computes (``beauty``, ``skinstatus``,
   ``ethnicity``) do not fail the call: every face gets every attribute that is measured, and the reply lists
@@ -20,9 +20,6 @@ from typing import Any
 
 from faceplus.api.forms import Params
 from faceplus.attributes import split_attributes
-from faceplus.engine import Engine
-from faceplus.imaging import DecodedImage
-from faceplus.results import Face
 
 #: Attributes whose unmeasured (``None``) fields go on the wire as 0 and are declared in ``unmeasured_fields``.
 _FIELDS_DECLARED = ("eyestatus", "mouthstatus")
@@ -58,26 +55,6 @@ def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
     params.int("beauty_score_max", 100, 0, 100)
     measured, _ = _requested(params)
     return landmark, list(measured)
-
-
-def describe_face(
-    engine: Engine, decoded: DecodedImage, face: Face, return_landmark: int, return_attributes: list[str]
-) -> dict[str, Any]:
-    """Face++ ``landmark`` and ``attributes`` of one face, as far as faceplus computes them.
-
-    Returns a dict with at most the keys ``landmark`` ({name: {x, y}}) and ``attributes``
-    ({name: Face++ shape}); a key is absent when nothing was asked for. Unmeasured fields stay ``None``
-    here (and in the stored details); :func:`declare_unmeasured` turns them into the wire form.
-    """
-    if not return_landmark and not return_attributes:
-        return {}
-    engine.analyze(decoded, [face], return_attributes, return_landmark)
-    out: dict[str, Any] = {}
-    if return_landmark:
-        out["landmark"] = face.landmarks
-    if return_attributes:
-        out["attributes"] = face.attributes
-    return out
 
 
 def _fill_unmeasured(value: Any, path: str, found: dict[str, None]) -> Any:

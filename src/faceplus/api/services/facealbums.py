@@ -28,7 +28,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError, plain
 from faceplus.api.services.faces import new_token
 from faceplus.errors import FaceplusError
-from faceplus.jobs.detect import detect_job
+from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
 from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
 from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, link_calibration, pairwise_distances_block
@@ -70,9 +70,8 @@ def group_json(face: AlbumFace) -> dict[str, Any]:
 # -- adding images ----------------------------------------------------------------------------------
 def detect_faces(ctx: ApiContext, data: bytes, param: str) -> list[tuple[dict[str, int], np.ndarray]]:
     """(face_rectangle, embedding) of each face Face++ would report, largest first (engine work in a worker)."""
-    found = ctx.engine_calls.run(
-        detect_job, data, param, None, "face_rectangle", 0, [], 0, False, facepp_min_face(ctx.settings)
-    )
+    request = DetectRequest(data, param, min_face=facepp_min_face(ctx.settings))
+    found = ctx.engine_calls.run(detect_job, request)
     return [
         (face.box.to_facepp(), np.asarray(face.embedding, dtype=np.float32))
         for face in found
@@ -298,5 +297,5 @@ def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, An
         if kind == KIND_SEARCH:
             return search_image(ctx, tenant, token, data, params["param"])
     except FaceplusError as exc:  # the engine's refusal (bad image, ...) is the task's reported failure
-        raise ApiError(exc.http_status, exc.error_message) from None
+        raise ApiError.of(exc) from None
     raise ApiError(500, "INTERNAL_ERROR")

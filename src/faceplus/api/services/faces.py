@@ -10,7 +10,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError, bad
 from faceplus.api.forms import Params
 from faceplus.api.images import ImageInput
-from faceplus.jobs.detect import detect_job
+from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
 from faceplus.results import Box
 from faceplus.store.base import FaceRecord
@@ -70,18 +70,18 @@ def detect_and_store(
     The engine work runs as one job (:func:`faceplus.jobs.detect.detect_job`), in a worker process
     unless the server runs inline.
     """
-    found = ctx.engine_calls.run(
-        detect_job,
+    request = DetectRequest(
         image.data,
         image.param,
-        rectangle,
-        rectangle_param,
-        return_landmark,
-        return_attributes or [],
-        None if calculate_all else ctx.settings.attribute_faces,
-        ctx.settings.keep_face_crops,
-        facepp_min_face(ctx.settings),  # Face++'s smallest face (a given face_rectangle is kept whatever its size)
+        rectangle=rectangle,
+        rectangle_param=rectangle_param,
+        landmark=return_landmark,
+        attributes=tuple(return_attributes or ()),
+        describe_first=None if calculate_all else ctx.settings.attribute_faces,
+        keep_crops=ctx.settings.keep_face_crops,
+        min_face=facepp_min_face(ctx.settings),  # Face++'s smallest face (a given face_rectangle is kept whatever)
     )
+    found = ctx.engine_calls.run(detect_job, request)
     now = ctx.now()
     image_id = new_token()
     records = [
