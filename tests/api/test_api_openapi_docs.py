@@ -165,3 +165,36 @@ def test_fields_a_route_reads_are_documented(spec: dict[str, Any]) -> None:
                 checked += len(read)
     assert seen == set(_facepp_operations(spec))  # every Face++ route scanned
     assert checked >= 40  # the scan found the routes' reads
+
+
+def test_each_route_declares_its_form_once_for_parsing_and_docs() -> None:
+    """Every Face++ route reads its request through the same Form its /docs entry is written from."""
+    from faceplus.api.forms import Form
+
+    checked = 0
+    for module in (detect, faceset, face, erasure, facealbum, dense, liveness):
+        for route in module.router.routes:
+            forms = [d.call for d in route.dependant.dependencies if isinstance(d.call, Form)]
+            assert len(forms) == 1, route.path
+            assert route.openapi_extra == forms[0].openapi(), route.path
+            checked += 1
+    assert checked >= 35
+
+
+def test_a_form_refuses_a_field_it_does_not_declare() -> None:
+    """Reading an undeclared field (or an integer documented as text) is a bug the first test of the route finds."""
+    import re
+
+    from faceplus.api.forms import DeclaredParams, Form, Params, UndeclaredField
+
+    form = Form({"face_token": "string", "return_result_count": "integer"}, numbered=re.compile(r"frame_\d+"))
+    given = Params({"face_token": "t1", "return_result_count": "3", "outer_id": "o"}, {"frame_7": b"jpeg"})
+    params = DeclaredParams(given, form)
+    assert (params.str("face_token"), params.int("return_result_count", 1, 1, 5)) == ("t1", 3)
+    assert params.file("frame_7") == b"jpeg" and params.str("api_key") is None
+    with pytest.raises(UndeclaredField):
+        params.str("outer_id")
+    with pytest.raises(UndeclaredField):
+        params.int("face_token", 0, 0, 9)
+    with pytest.raises(UndeclaredField):
+        params.file("image_file")

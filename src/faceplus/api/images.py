@@ -254,7 +254,8 @@ def image_names(suffix: str = "") -> tuple[str, str, str]:
 
 
 def image_fields(suffix: str = "") -> dict[str, str]:
-    """The OpenAPI kinds of :func:`read_image`'s fields (``form_doc``), from the same names it reads."""
+    """The OpenAPI kinds of :func:`read_image`'s fields (for a route's :class:`~faceplus.api.forms.Form`), from the
+    same names it reads."""
     file_name, b64_name, url_name = image_names(suffix)
     return {file_name: "binary", b64_name: "string", url_name: "string"}
 

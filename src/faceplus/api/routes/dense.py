@@ -8,62 +8,49 @@ list of parts. The reply is ``{"face": {"landmark": {part: {name: {x, y}}}, "fac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.analysis.dense_landmarks import PARTS, parse_parts
-from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, missing, reply
-from faceplus.api.forms import form_doc
+from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_fields, read_image
-from faceplus.api.routes.face import not_analyzable
-from faceplus.api.services.faces import face_by_token
-from faceplus.jobs.dense import DenseCropRequest, DenseImageRequest, dense_crop_job, dense_image_job
-from faceplus.jobs.min_face import facepp_min_face
+from faceplus.api.services.dense import dense_of_image, dense_of_token
 
 router = APIRouter(prefix="/face")
+
+
+THOUSANDLANDMARK_FORM = Form(
+    {
+        "face_token": "string",
+        **image_fields(),
+        "return_landmark": "string",
+    },
+    docs={"return_landmark": f"all (the default), or comma-separated parts: {', '.join(PARTS)}."},
+)
 
 
 @router.post(
     "/thousandlandmark",
     summary="Dense facial landmarks of one face (a face_token, or the largest face of an image)",
-    openapi_extra=form_doc(
-        {
-            "face_token": "string",
-            **image_fields(),
-            "return_landmark": "string",
-        },
-        docs={"return_landmark": f"all (the default), or comma-separated parts: {', '.join(PARTS)}."},
-    ),
+    openapi_extra=THOUSANDLANDMARK_FORM.openapi(),
 )
 def thousandlandmark(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(THOUSANDLANDMARK_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     parts = parse_parts(params.str("return_landmark"))
     if parts is None:
         raise bad("return_landmark")
-    out: dict[str, Any] = {}
     token = params.str("face_token")
     if token is not None and token.strip():
-        face = face_by_token(ctx, tenant, token.strip())
-        crop = ctx.store.get_crops(tenant, [face.face_token]).get(face.face_token)
-        if crop is None:
-            raise not_analyzable(face.face_token)
-        landmark = ctx.engine_calls.run(dense_crop_job, DenseCropRequest(crop.data, crop.meta, tuple(parts)))
-        out["face"] = {"landmark": landmark, "face_rectangle": face.face_rectangle}
-        return reply(request, out)
+        return reply(request, dense_of_token(ctx, tenant, token.strip(), parts))
     image = read_image(params, ctx.fetcher)
     if image is None:
         raise missing("face_token", "image_url", "image_file", "image_base64")
-    # Face++'s smallest face, applied in the worker
-    dense = DenseImageRequest(image.data, image.param, tuple(parts), facepp_min_face(ctx.settings))
-    found = ctx.engine_calls.run(dense_image_job, dense)
-    if found is not None:
-        box, landmark = found
-        out["face"] = {"landmark": landmark, "face_rectangle": box.to_facepp()}
-    return reply(request, out)
+    return reply(request, dense_of_image(ctx, image, parts))

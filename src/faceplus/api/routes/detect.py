@@ -2,52 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
-from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import ApiError, missing, plain, reply
-from faceplus.api.forms import Params, form_doc
+from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.errors import missing, plain, reply
+from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_fields, image_names, read_image
 from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.services.faces import (
-    FACESET_MODEL_MISMATCH,
     comparable,
     detect_and_store,
     face_by_token,
     parse_rectangle,
 )
 from faceplus.api.services.facesets import resolve_faceset
-from faceplus.store.base import FaceRecord, ModelMismatch
-
-#: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised
-#: order can differ from the raw one only among faces at similar raw distances).
-RESCORED_CANDIDATES = 20
+from faceplus.api.services.search import compare_faces, search_faceset
+from faceplus.store.base import FaceRecord
 
 router = APIRouter()
 
 _IMAGE = image_fields()
 
 
+DETECT_FORM = Form(
+    {
+        **_IMAGE,
+        **ANALYSIS_FIELDS,
+        "calculate_all": "integer",
+        "face_rectangle": "string",
+    }
+)
+
+
 @router.post(
     "/detect",
     summary="Detect faces and issue a face_token for each",
-    openapi_extra=form_doc(
-        {
-            **_IMAGE,
-            **ANALYSIS_FIELDS,
-            "calculate_all": "integer",
-            "face_rectangle": "string",
-        }
-    ),
+    openapi_extra=DETECT_FORM.openapi(),
 )
 def detect(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(DETECT_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     landmark, attributes = parse_analysis_params(params)
@@ -87,53 +86,58 @@ def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, ou
     return found.main
 
 
+COMPARE_FORM = Form(
+    {
+        "face_token1": "string",
+        **image_fields("1"),
+        "face_rectangle1": "string",
+        "face_token2": "string",
+        **image_fields("2"),
+        "face_rectangle2": "string",
+    }
+)
+
+
 @router.post(
     "/compare",
     summary="Compare two faces (face tokens or the largest face of two images)",
-    openapi_extra=form_doc(
-        {
-            "face_token1": "string",
-            **image_fields("1"),
-            "face_rectangle1": "string",
-            "face_token2": "string",
-            **image_fields("2"),
-            "face_rectangle2": "string",
-        }
-    ),
+    openapi_extra=COMPARE_FORM.openapi(),
 )
 def compare(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(COMPARE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     out: dict[str, Any] = {}
     face1 = _face_or_image(ctx, tenant, params, "1", out)
     face2 = _face_or_image(ctx, tenant, params, "2", out)
     if face1 is not None and face2 is not None:
-        match = ctx.engine.match(face1.embedding, face2.embedding)
-        out.update(match.to_facepp())
+        out.update(compare_faces(ctx, face1, face2))
     return reply(request, out)
+
+
+SEARCH_FORM = Form(
+    {
+        "face_token": "string",
+        **_IMAGE,
+        "faceset_token": "string",
+        "outer_id": "string",
+        "return_result_count": "integer",
+        "face_rectangle": "string",
+    }
+)
 
 
 @router.post(
     "/search",
     summary="Find the most similar faces in a FaceSet",
-    openapi_extra=form_doc(
-        {
-            "face_token": "string",
-            **_IMAGE,
-            "faceset_token": "string",
-            "outer_id": "string",
-            "return_result_count": "integer",
-            "face_rectangle": "string",
-        }
-    ),
+    openapi_extra=SEARCH_FORM.openapi(),
 )
 def search(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(SEARCH_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     count = params.int("return_result_count", 1, 1, 5)
@@ -143,26 +147,5 @@ def search(
     out: dict[str, Any] = {}
     face = _face_or_image(ctx, tenant, params, "", out)
     if face is not None:
-        rescore = ctx.engine.rescores_search  # cohort-normalised: more candidates, re-ranked by their score
-        want = max(count, RESCORED_CANDIDATES) if rescore else count
-        mismatch = ApiError(400, f"{FACESET_MODEL_MISMATCH}: {faceset.faceset_token}")
-        try:
-            hits = ctx.store.search_faceset(
-                tenant, faceset.faceset_token, face.embedding, want, faceset.version, model=face.model
-            )
-        except ModelMismatch:
-            raise mismatch from None
-        # Scored as compare scores them, from the hits' vectors of the FaceSet's model (a member's own vector may
-        # still be the old model's while reembed runs).
-        found = ctx.store.faceset_vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
-        if found.model != face.model:  # switched between the search and this read
-            raise mismatch
-        embeddings = dict(zip(found.tokens, found.vectors, strict=True))
-        scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
-        user_ids = ctx.store.user_ids(tenant, [t for t, _ in scored])
-        out["results"] = [
-            {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
-        ]
-        out["thresholds"] = ctx.engine.thresholds  # compare's (FACEPLUS_COMPARE_CALIBRATION)
-        out["calibration"] = ctx.engine.calibration.calibrated_on
+        out.update(search_faceset(ctx, tenant, faceset, face, count))
     return reply(request, out)

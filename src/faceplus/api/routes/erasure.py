@@ -7,16 +7,21 @@ is reported in ``failure_detail`` exactly as a token that never existed (another
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import echo, missing, reply
-from faceplus.api.forms import form_doc
+from faceplus.api.forms import Form, Params
 from faceplus.api.services.erasure import erase
 from faceplus.api.services.facesets import check_text, face_tokens
 
 router = APIRouter(prefix="/face")
+
+
+ERASE_FACES_FORM = Form({"face_tokens": "string", "user_id": "string"})
 
 
 @router.post(
@@ -26,12 +31,12 @@ router = APIRouter(prefix="/face")
     "face crops and images, FaceAlbum faces and async tasks naming them; storage is scrubbed afterwards "
     "(docs/SECURITY.md). Reply: `face_erased`, `erased_face_tokens`, `facesets` that lost faces "
     "(`faceset_token`, `face_count`), `failure_detail` for tokens not found.",
-    openapi_extra=form_doc({"face_tokens": "string", "user_id": "string"}),
+    openapi_extra=ERASE_FACES_FORM.openapi(),
 )
 def erase_faces(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(ERASE_FACES_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     tokens = face_tokens(params, ctx.settings.removeface_max_tokens, required=False) or []

@@ -2,118 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.context import ApiContext
-from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import ApiError, reply
-from faceplus.api.forms import form_doc
+from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.errors import reply
+from faceplus.api.forms import Form, Params
 from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
+from faceplus.api.services.face_analysis import analyze_faces
 from faceplus.api.services.faces import face_by_token
 from faceplus.api.services.facesets import check_text, face_tokens
-from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
-from faceplus.jobs.analyze import AnalyzeCropRequest, AnalyzeRequest, analyze_crop_job, analyze_job
-from faceplus.results import Box
-from faceplus.store.base import FaceCrop, FaceRecord
 
 router = APIRouter(prefix="/face")
 
 
-#: face/analyze (and thousandlandmark by face_token) for a token whose pixels the server did not keep.
-NOT_ANALYZABLE = "FACE_NOT_ANALYZABLE"
-
-
-def not_analyzable(token: str) -> ApiError:
-    """400 ``FACE_NOT_ANALYZABLE: <token>``: nothing kept for this token can answer what was asked (docs/API.md)."""
-    return ApiError(400, f"{NOT_ANALYZABLE}: {token}")
-
-
-def _stored_answer(face: FaceRecord, landmark: int, attributes: list[str]) -> dict[str, Any] | None:
-    """What detect computed for this face, when that covers the request exactly (else None)."""
-    out: dict[str, Any] = {}
-    if landmark:
-        stored = face.details.get("landmark")
-        if not stored or len(stored) != LANDMARK_POINTS[landmark]:
-            return None
-        out["landmark"] = stored
-    if attributes:
-        kept = face.details.get("attributes", {})
-        keys = [RESPONSE_KEY.get(name, name) for name in attributes]
-        if any(key not in kept for key in keys):
-            return None
-        out["attributes"] = {key: kept[key] for key in keys}
-    return out
-
-
-def _analysis(
-    ctx: ApiContext, face: FaceRecord, crop: FaceCrop | None, landmark: int, attributes: list[str]
-) -> dict[str, Any]:
-    """The landmarks/attributes asked for: detect's own values when it computed them, else computed now from
-    the kept face crop (or the kept image, ``store_images``); 400 ``FACE_NOT_ANALYZABLE`` when neither is kept."""
-    if not landmark and not attributes:
-        return {}
-    stored = _stored_answer(face, landmark, attributes)
-    if stored is not None:
-        return stored
-    if crop is not None:
-        request = AnalyzeCropRequest(crop.data, crop.meta, landmark, tuple(attributes))
-        return ctx.engine_calls.run(analyze_crop_job, request)
-    image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
-    if image is not None:
-        box = Box(**face.face_rectangle)
-        return ctx.engine_calls.run(analyze_job, AnalyzeRequest(image, box, landmark, tuple(attributes)))
-    raise not_analyzable(face.face_token)
+ANALYZE_FORM = Form({"face_tokens": "string", **ANALYSIS_FIELDS})
 
 
 @router.post(
     "/analyze",
     summary="Landmarks and attributes of up to 5 face tokens (computed from each token's kept face crop)",
-    openapi_extra=form_doc({"face_tokens": "string", **ANALYSIS_FIELDS}),
+    openapi_extra=ANALYZE_FORM.openapi(),
 )
 def analyze(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(ANALYZE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     tokens = face_tokens(params, ctx.settings.analyze_max_tokens)
     assert tokens is not None
     landmark, attributes = parse_analysis_params(params)
-    found = ctx.store.get_faces(tenant, tokens, ctx.live_after())
-    for token in tokens:
-        if token not in found:
-            raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
-    unique = list(dict.fromkeys(tokens))
-    asked = bool(landmark or attributes)
-    need = [t for t in unique if asked and _stored_answer(found[t], landmark, attributes) is None]
-    crops = ctx.store.get_crops(tenant, need) if need else {}
-    if not ctx.settings.store_images:  # refuse before any work when a token cannot be answered
-        for token in need:
-            if token not in crops:
-                raise not_analyzable(token)
-    faces = [
-        {
-            "face_token": token,
-            "face_rectangle": found[token].face_rectangle,
-            **_analysis(ctx, found[token], crops.get(token), landmark, attributes),
-        }
-        for token in unique
-    ]
+    faces = analyze_faces(ctx, tenant, tokens, landmark, attributes)
     return reply(request, declare_unmeasured(params, {"faces": faces}))
+
+
+GETDETAIL_FORM = Form({"face_token": "string"})
 
 
 @router.post(
     "/getdetail",
     summary="A face token's rectangle, image, user_id and FaceSets",
-    openapi_extra=form_doc({"face_token": "string"}),
+    openapi_extra=GETDETAIL_FORM.openapi(),
 )
 def getdetail(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(GETDETAIL_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     face = face_by_token(ctx, tenant, params.required("face_token").strip())
@@ -138,15 +75,18 @@ def getdetail(
     )
 
 
+SETUSERID_FORM = Form({"face_token": "string", "user_id": "string"})
+
+
 @router.post(
     "/setuserid",
     summary="Attach a user_id (<=255 characters) to a face token",
-    openapi_extra=form_doc({"face_token": "string", "user_id": "string"}),
+    openapi_extra=SETUSERID_FORM.openapi(),
 )
 def setuserid(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(SETUSERID_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     token = params.required("face_token").strip()

@@ -5,15 +5,15 @@ The rules live in :mod:`faceplus.api.services.facealbums`; here are the paramete
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
-from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, echo, missing, plain, reply
-from faceplus.api.forms import Params, form_doc
+from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, image_fields, read_image
 from faceplus.api.services.facealbums import (
     ENTIRE,
@@ -63,8 +63,13 @@ def album_tokens(params: Params) -> list[str] | None:
     return tokens
 
 
-@router.post("/createalbum", summary="Create a FaceAlbum", openapi_extra=form_doc({}))
-def createalbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+CREATEALBUM_FORM = Form({})
+
+
+@router.post("/createalbum", summary="Create a FaceAlbum", openapi_extra=CREATEALBUM_FORM.openapi())
+def createalbum(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(CREATEALBUM_FORM)], ctx: Ctx
+) -> JSONResponse:
     token = new_token()
     try:
         ctx.store.create_album(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
@@ -73,12 +78,17 @@ def createalbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) 
     return reply(request, {"facealbum_token": token})
 
 
+DELETEALBUM_FORM = Form({**_ALBUM, "check_empty": "integer"})
+
+
 @router.post(
     "/deletealbum",
     summary="Delete a FaceAlbum with its faces (refused while it has faces when check_empty=1)",
-    openapi_extra=form_doc({**_ALBUM, "check_empty": "integer"}),
+    openapi_extra=DELETEALBUM_FORM.openapi(),
 )
-def deletealbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def deletealbum(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(DELETEALBUM_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     if params.flag("check_empty", 0) and album.face_count > 0:
         raise plain("FACEALBUM_NOT_EMPTY")
@@ -86,12 +96,17 @@ def deletealbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) 
     return reply(request, {"facealbum_token": album.facealbum_token})
 
 
+GETFACEALBUMS_FORM = Form({"start": "integer"})
+
+
 @router.post(
     "/getfacealbums",
     summary="This key's FaceAlbums, oldest first, a page at a time",
-    openapi_extra=form_doc({"start": "integer"}),
+    openapi_extra=GETFACEALBUMS_FORM.openapi(),
 )
-def getfacealbums(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def getfacealbums(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEALBUMS_FORM)], ctx: Ctx
+) -> JSONResponse:
     start = params.int("start", 1, 1, 9_999_999)
     page = ctx.settings.getfacesets_page
     found = ctx.store.list_albums(tenant, start - 1, page + 1)
@@ -101,12 +116,17 @@ def getfacealbums(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx
     return reply(request, out)
 
 
+GETALBUMDETAIL_FORM = Form({**_ALBUM, "start_token": "string"})
+
+
 @router.post(
     "/getalbumdetail",
     summary="An album's faces (token, group, image, rectangle), a page at a time from start_token",
-    openapi_extra=form_doc({**_ALBUM, "start_token": "string"}),
+    openapi_extra=GETALBUMDETAIL_FORM.openapi(),
 )
-def getalbumdetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def getalbumdetail(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETALBUMDETAIL_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     page = ctx.settings.getdetail_page
     start = params.str("start_token")
@@ -122,12 +142,17 @@ def getalbumdetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ct
     return reply(request, out)
 
 
+GETFACEDETAIL_FORM = Form({**_ALBUM, "face_token": "string"})
+
+
 @router.post(
     "/getfacedetail",
     summary="One face of an album: rectangle, image, group (and why it is ungrouped)",
-    openapi_extra=form_doc({**_ALBUM, "face_token": "string"}),
+    openapi_extra=GETFACEDETAIL_FORM.openapi(),
 )
-def getfacedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def getfacedetail(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEDETAIL_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     token = params.required("face_token").strip()
     found = ctx.store.album_faces(tenant, album.facealbum_token, tokens=[token])
@@ -140,12 +165,17 @@ def getfacedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx
     return reply(request, out)
 
 
+GETIMAGEDETAIL_FORM = Form({**_ALBUM, "image_id": "string"})
+
+
 @router.post(
     "/getimagedetail",
     summary="The face tokens an image added to the album",
-    openapi_extra=form_doc({**_ALBUM, "image_id": "string"}),
+    openapi_extra=GETIMAGEDETAIL_FORM.openapi(),
 )
-def getimagedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def getimagedetail(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETIMAGEDETAIL_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     image_id = params.required("image_id").strip()
     faces = ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id)
@@ -161,35 +191,50 @@ def getimagedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ct
     )
 
 
+ADDIMAGE_FORM = Form({**_ALBUM, **_IMAGE})
+
+
 @router.post(
     "/addimage",
     summary="Detect an image's faces and add them to the album (not grouped until groupface)",
-    openapi_extra=form_doc({**_ALBUM, **_IMAGE}),
+    openapi_extra=ADDIMAGE_FORM.openapi(),
 )
-def addimage(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def addimage(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(ADDIMAGE_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     image = required_image(ctx, params)
     return reply(request, add_image(ctx, tenant, album.facealbum_token, image.data, image.param))
 
 
+ADDIMAGEASYNC_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
+
+
 @router.post(
     "/addimageasync",
     summary="Queue an addimage; poll addimagetaskquery",
-    openapi_extra=form_doc({**_ALBUM, **_IMAGE, "callback_url": "string"}),
+    openapi_extra=ADDIMAGEASYNC_FORM.openapi(),
 )
-def addimageasync(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def addimageasync(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(ADDIMAGEASYNC_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     image = required_image(ctx, params)
     task_id = queue_with_image(ctx, tenant, KIND_ADD, album.facealbum_token, image.data, image.param)
     return reply(request, {"facealbum_token": album.facealbum_token, "task_id": task_id})
 
 
+GROUPFACE_FORM = Form({**_ALBUM, "operation_type": "string", "callback_url": "string"})
+
+
 @router.post(
     "/groupface",
     summary="Queue a grouping of the album's faces (incremental or entirefacealbum); poll groupfacetaskquery",
-    openapi_extra=form_doc({**_ALBUM, "operation_type": "string", "callback_url": "string"}),
+    openapi_extra=GROUPFACE_FORM.openapi(),
 )
-def groupface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def groupface(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GROUPFACE_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     mode = (params.str("operation_type") or INCREMENTAL).strip().lower()
     if mode not in (INCREMENTAL, ENTIRE):
@@ -199,12 +244,17 @@ def groupface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) ->
     return reply(request, {"facealbum_token": album.facealbum_token, "task_id": task_id})
 
 
+SEARCHIMAGE_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
+
+
 @router.post(
     "/searchimage",
     summary="Queue a search of the album for the people in an image; poll searchimagetaskquery",
-    openapi_extra=form_doc({**_ALBUM, **_IMAGE, "callback_url": "string"}),
+    openapi_extra=SEARCHIMAGE_FORM.openapi(),
 )
-def searchimage(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def searchimage(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(SEARCHIMAGE_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     image = required_image(ctx, params)
     task_id = queue_with_image(ctx, tenant, KIND_SEARCH, album.facealbum_token, image.data, image.param)
@@ -231,27 +281,47 @@ def _task_query(request: Request, tenant: str, params: Params, ctx: ApiContext, 
     return reply(request, out)
 
 
-@router.post("/addimagetaskquery", summary="An addimageasync task", openapi_extra=form_doc({"task_id": "string"}))
-def addimagetaskquery(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+ADDIMAGETASKQUERY_FORM = Form({"task_id": "string"})
+
+
+@router.post("/addimagetaskquery", summary="An addimageasync task", openapi_extra=ADDIMAGETASKQUERY_FORM.openapi())
+def addimagetaskquery(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(ADDIMAGETASKQUERY_FORM)], ctx: Ctx
+) -> JSONResponse:
     return _task_query(request, tenant, params, ctx, KIND_ADD)
 
 
-@router.post("/groupfacetaskquery", summary="A groupface task", openapi_extra=form_doc({"task_id": "string"}))
-def groupfacetaskquery(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+GROUPFACETASKQUERY_FORM = Form({"task_id": "string"})
+
+
+@router.post("/groupfacetaskquery", summary="A groupface task", openapi_extra=GROUPFACETASKQUERY_FORM.openapi())
+def groupfacetaskquery(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GROUPFACETASKQUERY_FORM)], ctx: Ctx
+) -> JSONResponse:
     return _task_query(request, tenant, params, ctx, KIND_GROUP)
 
 
-@router.post("/searchimagetaskquery", summary="A searchimage task", openapi_extra=form_doc({"task_id": "string"}))
-def searchimagetaskquery(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+SEARCHIMAGETASKQUERY_FORM = Form({"task_id": "string"})
+
+
+@router.post("/searchimagetaskquery", summary="A searchimage task", openapi_extra=SEARCHIMAGETASKQUERY_FORM.openapi())
+def searchimagetaskquery(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(SEARCHIMAGETASKQUERY_FORM)], ctx: Ctx
+) -> JSONResponse:
     return _task_query(request, tenant, params, ctx, KIND_SEARCH)
+
+
+FINDCANDIDATE_FORM = Form({**_ALBUM, "group_id": "string"})
 
 
 @router.post(
     "/findcandidate",
     summary="Groups that may be the same person as a group (to offer a merge)",
-    openapi_extra=form_doc({**_ALBUM, "group_id": "string"}),
+    openapi_extra=FINDCANDIDATE_FORM.openapi(),
 )
-def findcandidate(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def findcandidate(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(FINDCANDIDATE_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     group_id = params.required("group_id").strip()
     if not is_group(group_id):
@@ -260,12 +330,17 @@ def findcandidate(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx
     return reply(request, {"facealbum_token": album.facealbum_token, "candidate_groups": candidates})
 
 
+UPDATEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "new_group_id": "string"})
+
+
 @router.post(
     "/updateface",
     summary="Put 1-10 faces in a group, a new group (CreateNewGroup) or none (-1); they stay there",
-    openapi_extra=form_doc({**_ALBUM, "face_tokens": "string", "new_group_id": "string"}),
+    openapi_extra=UPDATEFACE_FORM.openapi(),
 )
-def updateface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def updateface(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(UPDATEFACE_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     tokens = album_tokens(params)
     if tokens is None:
@@ -296,12 +371,17 @@ def updateface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -
     return reply(request, out)
 
 
+DELETEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"})
+
+
 @router.post(
     "/deleteface",
     summary="Remove 1-10 faces, or every face of one image_id, from the album",
-    openapi_extra=form_doc({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"}),
+    openapi_extra=DELETEFACE_FORM.openapi(),
 )
-def deleteface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
+def deleteface(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(DELETEFACE_FORM)], ctx: Ctx
+) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     tokens = album_tokens(params)
     image_id = params.str("image_id") or params.str("Image_id")  # FaceppSwift sends "Image_id"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import plain, reply
-from faceplus.api.forms import form_doc
+from faceplus.api.forms import Form, Params
 from faceplus.api.services.erasure import after_removal, sweep_lapsed
 from faceplus.api.services.faces import new_token
 from faceplus.api.services.facesets import (
@@ -36,24 +38,27 @@ def _summary(fs: FaceSetRecord) -> dict[str, str]:
     }
 
 
+CREATE_FORM = Form(
+    {
+        "display_name": "string",
+        "outer_id": "string",
+        "tags": "string",
+        "user_data": "string",
+        "face_tokens": "string",
+        "force_merge": "integer",
+    }
+)
+
+
 @router.post(
     "/create",
     summary="Create a FaceSet (optionally with up to 5 face tokens)",
-    openapi_extra=form_doc(
-        {
-            "display_name": "string",
-            "outer_id": "string",
-            "tags": "string",
-            "user_data": "string",
-            "face_tokens": "string",
-            "force_merge": "integer",
-        }
-    ),
+    openapi_extra=CREATE_FORM.openapi(),
 )
 def create(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(CREATE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     display_name = check_text("display_name", params.str("display_name", "") or "")
@@ -80,15 +85,18 @@ def create(
     return reply(request, add_faces(ctx, tenant, faceset, tokens))
 
 
+ADDFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+
+
 @router.post(
     "/addface",
     summary="Add up to 5 face tokens to a FaceSet",
-    openapi_extra=form_doc({**_WHICH, "face_tokens": "string"}),
+    openapi_extra=ADDFACE_FORM.openapi(),
 )
 def addface(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(ADDFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
@@ -97,30 +105,36 @@ def addface(
     return reply(request, add_faces(ctx, tenant, faceset, tokens))
 
 
+REMOVEFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+
+
 @router.post(
     "/removeface",
     summary="Remove up to 1000 face tokens (or RemoveAllFaceTokens) from a FaceSet",
-    openapi_extra=form_doc({**_WHICH, "face_tokens": "string"}),
+    openapi_extra=REMOVEFACE_FORM.openapi(),
 )
 def removeface(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(REMOVEFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
     return reply(request, remove_faces(ctx, tenant, faceset, removal_tokens(ctx, params)))
 
 
+ASYNC_ADDFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+
+
 @router.post(
     "/async/addface",
     summary="Queue an addface; poll faceset/async/task_status",
-    openapi_extra=form_doc({**_WHICH, "face_tokens": "string"}),
+    openapi_extra=ASYNC_ADDFACE_FORM.openapi(),
 )
 def async_addface(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(ASYNC_ADDFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
@@ -130,15 +144,18 @@ def async_addface(
     return reply(request, {"task_id": task_id})
 
 
+ASYNC_REMOVEFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+
+
 @router.post(
     "/async/removeface",
     summary="Queue a removeface; poll faceset/async/task_status",
-    openapi_extra=form_doc({**_WHICH, "face_tokens": "string"}),
+    openapi_extra=ASYNC_REMOVEFACE_FORM.openapi(),
 )
 def async_removeface(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(ASYNC_REMOVEFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
@@ -148,15 +165,18 @@ def async_removeface(
     return reply(request, {"task_id": task_id})
 
 
+TASK_STATUS_FORM = Form({"task_id": "string"})
+
+
 @router.post(
     "/async/task_status",
     summary="Status of an async task: -1 failed, 0 running, 1 done (with the sync reply's fields)",
-    openapi_extra=form_doc({"task_id": "string"}),
+    openapi_extra=TASK_STATUS_FORM.openapi(),
 )
 def task_status(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(TASK_STATUS_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     task_id = params.required("task_id").strip()
@@ -171,17 +191,20 @@ def task_status(
     return reply(request, out)
 
 
+UPDATE_FORM = Form(
+    {**_WHICH, "new_outer_id": "string", "display_name": "string", "user_data": "string", "tags": "string"}
+)
+
+
 @router.post(
     "/update",
     summary="Change a FaceSet's outer_id, display_name, user_data or tags",
-    openapi_extra=form_doc(
-        {**_WHICH, "new_outer_id": "string", "display_name": "string", "user_data": "string", "tags": "string"}
-    ),
+    openapi_extra=UPDATE_FORM.openapi(),
 )
 def update(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(UPDATE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
@@ -207,15 +230,18 @@ def update(
     return reply(request, {"faceset_token": updated.faceset_token, "outer_id": updated.outer_id})
 
 
+GETDETAIL_FORM = Form({**_WHICH, "start": "integer"})
+
+
 @router.post(
     "/getdetail",
     summary="A FaceSet's fields and its face tokens, 100 a page",
-    openapi_extra=form_doc({**_WHICH, "start": "integer"}),
+    openapi_extra=GETDETAIL_FORM.openapi(),
 )
 def getdetail(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(GETDETAIL_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
@@ -235,15 +261,18 @@ def getdetail(
     return reply(request, out)
 
 
+DELETE_FORM = Form({**_WHICH, "check_empty": "integer"})
+
+
 @router.post(
     "/delete",
     summary="Delete a FaceSet (refused while it has faces unless check_empty=0)",
-    openapi_extra=form_doc({**_WHICH, "check_empty": "integer"}),
+    openapi_extra=DELETE_FORM.openapi(),
 )
 def delete(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(DELETE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, params)
@@ -263,15 +292,18 @@ def delete(
     return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})
 
 
+GETFACESETS_FORM = Form({"tags": "string", "start": "integer"})
+
+
 @router.post(
     "/getfacesets",
     summary="This key's FaceSets (filtered by tags), a page at a time",
-    openapi_extra=form_doc({"tags": "string", "start": "integer"}),
+    openapi_extra=GETFACESETS_FORM.openapi(),
 )
 def getfacesets(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(GETFACESETS_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     tags = parse_tags(params) or []

@@ -32,7 +32,7 @@ def _requested(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return split_attributes(params.str("return_attributes", "none") or "none")
 
 
-#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (``form_doc``).
+#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (for a route's Form).
 ANALYSIS_FIELDS = {
     "return_landmark": "integer",
     "return_attributes": "string",
