@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from faceplus.api.app import PREFIX
+from faceplus.api.parsing import ANALYSIS_FIELDS
 from faceplus.api.replies import SCHEMAS
 from faceplus.api.routes import dense, detect, erasure, face, facealbum, faceset, liveness
-from faceplus.api.services.analysis import ANALYSIS_FIELDS
 
 from .conftest import Api
 

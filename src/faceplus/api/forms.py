@@ -22,10 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, error_reply, missing
 from faceplus.api.field_docs import describe
-from faceplus.identifiers import has_forbidden_chars
-
-#: Control characters the text rule (faceplus.identifiers) lets a field hold: user_data may hold tabs and breaks.
-TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
 
 #: The sign-in fields: one value each per request, wherever they are sent (query string or body).
 CREDENTIALS = ("api_key", "api_secret")
@@ -45,11 +41,6 @@ for _digit in _HEX:
 _PLUS_TO_SPACE = bytes.maketrans(b"+", b" ")
 #: Shorter values are decoded by ``urllib`` (at most a few dozen escapes: cheaper than setting up arrays).
 SHORT_VALUE = 128
-
-
-def has_bad_chars(name: str, value: str) -> bool:
-    """Whether ``value`` holds a character Face++ refuses or a control character (field ``name``'s rule)."""
-    return has_forbidden_chars(value, TEXT_CONTROL_ALLOWED.get(name, frozenset()))
 
 
 class Params:

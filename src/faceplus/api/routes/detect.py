@@ -12,13 +12,15 @@ from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import missing, plain, reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_fields, image_names, read_image
-from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
-from faceplus.api.services.faces import (
-    comparable,
-    detect_and_store,
-    face_by_token,
+from faceplus.api.parsing import (
+    ANALYSIS_FIELDS,
+    faceset_names,
+    parse_analysis_params,
     parse_rectangle,
+    unmeasured_attributes,
 )
+from faceplus.api.services.analysis import declare_unmeasured
+from faceplus.api.services.faces import comparable, detect_and_store, face_by_token
 from faceplus.api.services.facesets import resolve_faceset
 from faceplus.api.services.search import compare_faces, search_faceset
 from faceplus.store.base import FaceRecord
@@ -66,7 +68,7 @@ def detect(
     )
     body = {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)}
     described = None if calculate_all else ctx.settings.attribute_faces  # the faces detect describes
-    return reply(request, declare_unmeasured(params, body, described))
+    return reply(request, declare_unmeasured(unmeasured_attributes(params), body, described))
 
 
 def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any]) -> FaceRecord | None:
@@ -141,7 +143,7 @@ def search(
     ctx: Ctx,
 ) -> JSONResponse:
     count = params.int("return_result_count", 1, 1, 5)
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")
     out: dict[str, Any] = {}

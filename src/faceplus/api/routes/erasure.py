@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import echo, missing, reply
 from faceplus.api.forms import Form, Params
+from faceplus.api.parsing import face_tokens
 from faceplus.api.services.erasure import erase
-from faceplus.api.services.facesets import check_text, face_tokens
+from faceplus.api.services.facesets import check_text
 
 router = APIRouter(prefix="/face")
 

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import reply
 from faceplus.api.forms import Form, Params
-from faceplus.api.services.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
+from faceplus.api.parsing import ANALYSIS_FIELDS, face_tokens, parse_analysis_params, unmeasured_attributes
+from faceplus.api.services.analysis import declare_unmeasured
 from faceplus.api.services.face_analysis import analyze_faces
 from faceplus.api.services.faces import face_by_token
-from faceplus.api.services.facesets import check_text, face_tokens
+from faceplus.api.services.facesets import check_text
 
 router = APIRouter(prefix="/face")
 
@@ -36,7 +37,7 @@ def analyze(
     assert tokens is not None
     landmark, attributes = parse_analysis_params(params)
     faces = analyze_faces(ctx, tenant, tokens, landmark, attributes)
-    return reply(request, declare_unmeasured(params, {"faces": faces}))
+    return reply(request, declare_unmeasured(unmeasured_attributes(params), {"faces": faces}))
 
 
 GETDETAIL_FORM = Form({"face_token": "string"})

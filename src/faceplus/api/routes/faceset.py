@@ -10,18 +10,10 @@ from fastapi.responses import JSONResponse
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import plain, reply
 from faceplus.api.forms import Form, Params
+from faceplus.api.parsing import face_tokens, faceset_names, parse_tags, removal_tokens
 from faceplus.api.services.erasure import after_removal, sweep_lapsed
 from faceplus.api.services.faces import new_token
-from faceplus.api.services.facesets import (
-    add_faces,
-    added_reply,
-    check_text,
-    face_tokens,
-    parse_tags,
-    removal_tokens,
-    remove_faces,
-    resolve_faceset,
-)
+from faceplus.api.services.facesets import add_faces, added_reply, check_text, remove_faces, resolve_faceset
 from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, NewMembers, OuterIdExists
 
 router = APIRouter(prefix="/faceset")
@@ -99,7 +91,7 @@ def addface(
     params: Annotated[Params, Depends(ADDFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     tokens = face_tokens(params, ctx.settings.addface_max_tokens)
     assert tokens is not None
     return reply(request, add_faces(ctx, tenant, faceset, tokens))
@@ -119,8 +111,9 @@ def removeface(
     params: Annotated[Params, Depends(REMOVEFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
-    return reply(request, remove_faces(ctx, tenant, faceset, removal_tokens(ctx, params)))
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
+    tokens = removal_tokens(params, ctx.settings.removeface_max_tokens)
+    return reply(request, remove_faces(ctx, tenant, faceset, tokens))
 
 
 ASYNC_ADDFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
@@ -137,7 +130,7 @@ def async_addface(
     params: Annotated[Params, Depends(ASYNC_ADDFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     tokens = face_tokens(params, ctx.settings.addface_max_tokens)
     assert ctx.tasks is not None
     task_id = ctx.tasks.submit(tenant, "addface", {"faceset_token": faceset.faceset_token, "face_tokens": tokens})
@@ -158,8 +151,8 @@ def async_removeface(
     params: Annotated[Params, Depends(ASYNC_REMOVEFACE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
-    tokens = removal_tokens(ctx, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
+    tokens = removal_tokens(params, ctx.settings.removeface_max_tokens)
     assert ctx.tasks is not None
     task_id = ctx.tasks.submit(tenant, "removeface", {"faceset_token": faceset.faceset_token, "face_tokens": tokens})
     return reply(request, {"task_id": task_id})
@@ -207,7 +200,7 @@ def update(
     params: Annotated[Params, Depends(UPDATE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     changes: dict[str, object] = {}
     if (new_outer_id := params.str("new_outer_id")) is not None:
         changes["outer_id"] = check_text("new_outer_id", new_outer_id)
@@ -244,7 +237,7 @@ def getdetail(
     params: Annotated[Params, Depends(GETDETAIL_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     start = params.int("start", 1, 1, 10_000)
     page = ctx.settings.getdetail_page
     tokens = ctx.store.faceset_tokens(tenant, faceset.faceset_token, start - 1, page)
@@ -275,7 +268,7 @@ def delete(
     params: Annotated[Params, Depends(DELETE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     check_empty = bool(params.flag("check_empty", 1))
     if check_empty and faceset.face_count > 0:
         raise plain("FACESET_NOT_EMPTY")

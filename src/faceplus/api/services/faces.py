@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceplus.api.context import ApiContext
-from faceplus.api.errors import ApiError, bad
-from faceplus.api.forms import Params
+from faceplus.api.errors import ApiError
 from faceplus.api.images import ImageInput
 from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
@@ -34,24 +33,6 @@ class Detection:
     def main(self) -> FaceRecord | None:
         """The largest face (the one compare and search use)."""
         return self.records[0] if self.records else None
-
-
-#: Smallest ``face_rectangle`` side (pixels): a smaller box holds too little of a face to describe or compare.
-MIN_RECTANGLE_SIDE = 16
-
-
-def parse_rectangle(params: Params, name: str) -> Box | None:
-    """Face++ ``face_rectangle``: "top,left,width,height" in pixels, each side at least ``MIN_RECTANGLE_SIDE``."""
-    raw = params.str(name)
-    if raw is None:
-        return None
-    try:
-        top, left, width, height = (int(v.strip()) for v in raw.split(","))
-    except ValueError:
-        raise bad(name) from None
-    if top < 0 or left < 0 or width < MIN_RECTANGLE_SIDE or height < MIN_RECTANGLE_SIDE:
-        raise bad(name)
-    return Box(left=left, top=top, width=width, height=height)
 
 
 def detect_and_store(

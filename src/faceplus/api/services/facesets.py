@@ -6,9 +6,8 @@ from typing import Any
 
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError, bad, echo, missing, plain
-from faceplus.api.forms import Params, has_bad_chars
 from faceplus.api.services.erasure import after_removal
-from faceplus.identifiers import is_identifier
+from faceplus.identifiers import has_forbidden_chars, is_identifier
 from faceplus.store.base import FaceSetRecord, MembershipChange
 
 REMOVE_ALL = "RemoveAllFaceTokens"
@@ -24,6 +23,15 @@ IDENTIFIER_FIELDS = frozenset({"outer_id", "new_outer_id", "user_id"})
 TAGS_MAX_CHARS = 255
 
 
+#: Control characters the text rule (faceplus.identifiers) lets a field hold: user_data may hold tabs and breaks.
+TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
+
+
+def has_bad_chars(name: str, value: str) -> bool:
+    """Whether ``value`` holds a character Face++ refuses or a control character (field ``name``'s rule)."""
+    return has_forbidden_chars(value, TEXT_CONTROL_ALLOWED.get(name, frozenset()))
+
+
 def check_text(name: str, value: str, *, lookup: bool = False) -> str:
     """Face++ text field rules: length limit, none of ^@,&=*'" and no control characters; an identifier to be
     stored must also pass :func:`faceplus.identifiers.is_identifier` (one spelling per visible string). 400
@@ -37,24 +45,8 @@ def check_text(name: str, value: str, *, lookup: bool = False) -> str:
     return value
 
 
-def parse_tags(params: Params) -> list[str] | None:
-    """The comma-separated ``tags`` (at most ``TAGS_MAX_CHARS`` in all), or None when absent."""
-    raw = params.str("tags")
-    if raw is None:
-        return None
-    if len(raw) > TAGS_MAX_CHARS:
-        raise bad("tags")
-    tags = [t.strip() for t in raw.split(",") if t.strip()]
-    if any(has_bad_chars("tags", t) for t in tags):
-        raise bad("tags")
-    return tags
-
-
-def resolve_faceset(ctx: ApiContext, tenant: str, params: Params) -> FaceSetRecord:
-    """The FaceSet named by ``faceset_token`` or ``outer_id`` (exactly one of them)."""
-    token, outer_id = params.str("faceset_token"), params.str("outer_id")
-    if token is not None and outer_id is not None:
-        raise plain("COEXISTENCE_ARGUMENTS")
+def resolve_faceset(ctx: ApiContext, tenant: str, token: str | None, outer_id: str | None) -> FaceSetRecord:
+    """The FaceSet named by ``faceset_token`` or ``outer_id`` (:func:`faceplus.api.parsing.faceset_names`)."""
     if token is not None:
         found = ctx.store.get_faceset(tenant, faceset_token=token.strip())
         if found is None:
@@ -66,17 +58,6 @@ def resolve_faceset(ctx: ApiContext, tenant: str, params: Params) -> FaceSetReco
             raise plain("INVALID_OUTER_ID")
         return found
     raise missing("faceset_token", "outer_id")
-
-
-def face_tokens(params: Params, limit: int, *, required: bool = True) -> list[str] | None:
-    tokens = params.token_list("face_tokens")
-    if tokens is None:
-        if required:
-            raise missing("face_tokens")
-        return None
-    if not tokens or len(tokens) > limit:
-        raise plain("INVALID_FACE_TOKENS_SIZE")
-    return tokens
 
 
 def _failures(change: MembershipChange) -> list[dict[str, str]]:
@@ -119,20 +100,6 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
         "face_count": change.face_count,
         "failure_detail": _failures(change),
     }
-
-
-def removal_tokens(ctx: ApiContext, params: Params) -> list[str] | None:
-    """``face_tokens`` for removeface: up to the limit, or ``RemoveAllFaceTokens`` in any letter case (None = all).
-
-    Face++ matches the keyword without regard to case; a token is 32 hex characters, so no token can be
-    mistaken for it.
-    """
-    raw = params.str("face_tokens")
-    if raw is not None and raw.strip().lower() == REMOVE_ALL.lower():
-        return None
-    tokens = face_tokens(params, ctx.settings.removeface_max_tokens)
-    assert tokens is not None
-    return tokens
 
 
 def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any]) -> dict[str, Any]:
