@@ -5,14 +5,14 @@ The rules live in :mod:`faceplus.api.services.facealbums`; here are the paramete
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import bad, echo, missing, plain, reply
+from faceplus.api.errors import bad, missing, plain, reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, image_fields, read_image
 from faceplus.api.services.facealbums import (
@@ -22,13 +22,22 @@ from faceplus.api.services.facealbums import (
     KIND_GROUP,
     KIND_SEARCH,
     add_image,
-    face_json,
+    album_by_token,
+    album_detail,
+    album_face_detail,
+    album_image_detail,
+    album_task_status,
+    create_album,
+    delete_album,
+    delete_album_faces,
     find_candidates,
     is_group,
+    list_albums,
+    queue_grouping,
     queue_with_image,
+    update_album_faces,
 )
-from faceplus.api.services.faces import new_token
-from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumQuotaExceeded, AlbumRecord
+from faceplus.store.albums import AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 
@@ -36,16 +45,11 @@ _ALBUM = {"facealbum_token": "string"}
 _IMAGE = image_fields()
 #: face_tokens per updateface/deleteface call (Face++: 1 to 10).
 MAX_TOKENS = 10
-CREATE_NEW_GROUP = "CreateNewGroup"
 
 
 def resolve_album(ctx: ApiContext, tenant: str, params: Params) -> AlbumRecord:
     """The tenant's album named by ``facealbum_token``, or 400 (MISSING_ARGUMENTS / INVALID_FACEALBUM_TOKEN)."""
-    token = params.required("facealbum_token").strip()
-    album = ctx.store.get_album(tenant, token)
-    if album is None:
-        raise plain("INVALID_FACEALBUM_TOKEN")
-    return album
+    return album_by_token(ctx, tenant, params.required("facealbum_token").strip())
 
 
 def required_image(ctx: ApiContext, params: Params) -> ImageInput:
@@ -70,12 +74,7 @@ CREATEALBUM_FORM = Form({})
 def createalbum(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(CREATEALBUM_FORM)], ctx: Ctx
 ) -> JSONResponse:
-    token = new_token()
-    try:
-        ctx.store.create_album(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
-    except AlbumQuotaExceeded:
-        raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
-    return reply(request, {"facealbum_token": token})
+    return reply(request, create_album(ctx, tenant))
 
 
 DELETEALBUM_FORM = Form({**_ALBUM, "check_empty": "integer"})
@@ -90,10 +89,7 @@ def deletealbum(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(DELETEALBUM_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    if params.flag("check_empty", 0) and album.face_count > 0:
-        raise plain("FACEALBUM_NOT_EMPTY")
-    ctx.store.delete_album(tenant, album.facealbum_token)
-    return reply(request, {"facealbum_token": album.facealbum_token})
+    return reply(request, delete_album(ctx, tenant, album, bool(params.flag("check_empty", 0))))
 
 
 GETFACEALBUMS_FORM = Form({"start": "integer"})
@@ -108,12 +104,7 @@ def getfacealbums(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEALBUMS_FORM)], ctx: Ctx
 ) -> JSONResponse:
     start = params.int("start", 1, 1, 9_999_999)
-    page = ctx.settings.getfacesets_page
-    found = ctx.store.list_albums(tenant, start - 1, page + 1)
-    out: dict[str, Any] = {"facealbums": [{"facealbum_token": a.facealbum_token} for a in found[:page]]}
-    if len(found) > page:  # absent on the last page
-        out["next"] = str(start + page)
-    return reply(request, out)
+    return reply(request, list_albums(ctx, tenant, start))
 
 
 GETALBUMDETAIL_FORM = Form({**_ALBUM, "start_token": "string"})
@@ -128,18 +119,7 @@ def getalbumdetail(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETALBUMDETAIL_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    page = ctx.settings.getdetail_page
-    start = params.str("start_token")
-    try:
-        faces = ctx.store.album_faces(
-            tenant, album.facealbum_token, start_token=start.strip() if start else None, limit=page + 1
-        )
-    except KeyError:
-        raise bad("start_token") from None
-    out: dict[str, Any] = {"facealbum_token": album.facealbum_token, "faces": [face_json(f) for f in faces[:page]]}
-    if len(faces) > page:  # the token of the first face of the next page; absent on the last page
-        out["next_token"] = faces[page].face_token
-    return reply(request, out)
+    return reply(request, album_detail(ctx, tenant, album, params.str("start_token")))
 
 
 GETFACEDETAIL_FORM = Form({**_ALBUM, "face_token": "string"})
@@ -155,14 +135,7 @@ def getfacedetail(
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     token = params.required("face_token").strip()
-    found = ctx.store.album_faces(tenant, album.facealbum_token, tokens=[token])
-    if not found:
-        raise plain(f"INVALID_FACE_TOKEN: {token}")
-    face = found[0]
-    out = {"facealbum_token": album.facealbum_token, **face_json(face)}
-    if face.group_id == GROUP_UNGROUPED and face.ungrouped_reason is not None:
-        out["ungrouped_reason"] = face.ungrouped_reason
-    return reply(request, out)
+    return reply(request, album_face_detail(ctx, tenant, album, token))
 
 
 GETIMAGEDETAIL_FORM = Form({**_ALBUM, "image_id": "string"})
@@ -178,17 +151,7 @@ def getimagedetail(
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     image_id = params.required("image_id").strip()
-    faces = ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id)
-    if not faces:
-        raise plain("INVALID_IMAGE_ID")
-    return reply(
-        request,
-        {
-            "facealbum_token": album.facealbum_token,
-            "image_id": image_id,
-            "face_tokens": ",".join(f.face_token for f in faces),
-        },
-    )
+    return reply(request, album_image_detail(ctx, tenant, album, image_id))
 
 
 ADDIMAGE_FORM = Form({**_ALBUM, **_IMAGE})
@@ -239,9 +202,7 @@ def groupface(
     mode = (params.str("operation_type") or INCREMENTAL).strip().lower()
     if mode not in (INCREMENTAL, ENTIRE):
         raise bad("operation_type")
-    assert ctx.tasks is not None
-    task_id = ctx.tasks.submit(tenant, KIND_GROUP, {"facealbum_token": album.facealbum_token, "operation_type": mode})
-    return reply(request, {"facealbum_token": album.facealbum_token, "task_id": task_id})
+    return reply(request, queue_grouping(ctx, tenant, album, mode))
 
 
 SEARCHIMAGE_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
@@ -264,21 +225,7 @@ def searchimage(
 def _task_query(request: Request, tenant: str, params: Params, ctx: ApiContext, kind: str) -> JSONResponse:
     """A FaceAlbum task's state: ``status`` 0 running, 1 done (with the result's fields), -1 failed."""
     task_id = params.required("task_id").strip()
-    task = ctx.store.get_task(tenant, task_id)
-    if task is None or task.kind != kind:
-        raise plain("INVALID_TASK_ID")
-    out: dict[str, Any] = {
-        "task_id": task.task_id,
-        "status": task.status,
-        "facealbum_token": task.params.get("facealbum_token", ""),
-    }
-    if task.status == 1 and task.result:
-        out.update(task.result)
-    elif task.status == -1:
-        reason = (task.result or {}).get("error_message", "INTERNAL_ERROR")
-        out["task_failure_message"] = reason  # FaceAlbum's documented field
-        out["task_failure_detail"] = reason  # the FaceSet tasks' field, for clients written against those
-    return reply(request, out)
+    return reply(request, album_task_status(ctx, tenant, task_id, kind))
 
 
 ADDIMAGETASKQUERY_FORM = Form({"task_id": "string"})
@@ -346,29 +293,7 @@ def updateface(
     if tokens is None:
         raise missing("face_tokens")
     target = params.required("new_group_id").strip()
-    present = {f.face_token for f in ctx.store.album_faces(tenant, album.facealbum_token, tokens=tokens)}
-    out: dict[str, Any] = {"facealbum_token": album.facealbum_token}
-    if target.lower() == CREATE_NEW_GROUP.lower():
-        target = ctx.store.new_album_group_ids(tenant, album.facealbum_token, 1)[0] if present else ""
-        if target:
-            out["group_id"] = target
-    elif target != GROUP_NOT_GROUPED:
-        if not target.isdigit() or not is_group(target):
-            raise bad("new_group_id")
-        if not any(f.group_id == target for f in ctx.store.album_faces(tenant, album.facealbum_token)):
-            raise plain("INVALID_GROUP_ID")
-    changed = (
-        ctx.store.set_album_groups(
-            tenant, album.facealbum_token, {t: (target, None) for t in tokens if t in present}, manual=True
-        )
-        if present
-        else []
-    )
-    out["face_tokens_success"] = ",".join(changed)
-    out["failure_detail"] = [
-        {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in present
-    ]
-    return reply(request, out)
+    return reply(request, update_album_faces(ctx, tenant, album, tokens, target))
 
 
 DELETEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"})
@@ -387,22 +312,6 @@ def deleteface(
     image_id = params.str("image_id") or params.str("Image_id")  # FaceppSwift sends "Image_id"
     if tokens is not None and image_id is not None:
         raise plain("COEXISTENCE_ARGUMENTS")
-    if tokens is None:
-        if image_id is None:
-            raise missing("face_tokens", "image_id")
-        tokens = [f.face_token for f in ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id.strip())]
-        if not tokens:
-            raise plain("INVALID_IMAGE_ID")
-    removed = ctx.store.delete_album_faces(tenant, album.facealbum_token, tokens)
-    gone = set(removed)
-    return reply(
-        request,
-        {
-            "facealbum_token": album.facealbum_token,
-            "face_removed_count": len(removed),
-            "face_removed_detail": removed,
-            "face_failure_detail": [
-                {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in gone
-            ],
-        },
-    )
+    if tokens is None and image_id is None:
+        raise missing("face_tokens", "image_id")
+    return reply(request, delete_album_faces(ctx, tenant, album, tokens, image_id))

@@ -8,26 +8,28 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import plain, reply
+from faceplus.api.errors import reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import face_tokens, faceset_names, parse_tags, removal_tokens
-from faceplus.api.services.erasure import after_removal, sweep_lapsed
 from faceplus.api.services.faces import new_token
-from faceplus.api.services.facesets import add_faces, added_reply, check_text, remove_faces, resolve_faceset
-from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, NewMembers, OuterIdExists
+from faceplus.api.services.facesets import (
+    add_faces,
+    check_text,
+    create_faceset,
+    delete_faceset,
+    faceset_detail,
+    list_facesets,
+    remove_faces,
+    resolve_faceset,
+    submit_task,
+    task_status_reply,
+    update_faceset,
+)
+from faceplus.store.base import FaceSetRecord
 
 router = APIRouter(prefix="/faceset")
 
 _WHICH = {"faceset_token": "string", "outer_id": "string"}
-
-
-def _summary(fs: FaceSetRecord) -> dict[str, str]:
-    return {
-        "faceset_token": fs.faceset_token,
-        "outer_id": fs.outer_id,
-        "display_name": fs.display_name,
-        "tags": ",".join(fs.tags),
-    }
 
 
 CREATE_FORM = Form(
@@ -59,22 +61,8 @@ def create(
     tags = parse_tags(params) or []
     force_merge = params.flag("force_merge", 0)
     tokens = face_tokens(params, ctx.settings.addface_max_tokens, required=False) or []
-    existing = ctx.store.get_faceset(tenant, outer_id=outer_id) if outer_id else None
-    if existing is not None:
-        if not force_merge:
-            raise plain("FACESET_EXIST")
-        faceset = existing
-    else:
-        faceset = FaceSetRecord(tenant, new_token(), outer_id, display_name, user_data, tags, ctx.now())
-        members = NewMembers(tokens, ctx.live_after(), ctx.settings.faceset_max_faces)
-        try:  # the FaceSet and its first faces in one transaction: after a crash it holds them or is absent
-            change = ctx.store.create_faceset(faceset, ctx.settings.max_facesets_per_key, members)
-        except OuterIdExists:
-            raise plain("FACESET_EXIST") from None
-        except FaceSetQuotaExceeded:
-            raise plain("FACESET_QUOTA_EXCEEDED") from None
-        return reply(request, added_reply(faceset, change))
-    return reply(request, add_faces(ctx, tenant, faceset, tokens))
+    new = FaceSetRecord(tenant, new_token(), outer_id, display_name, user_data, tags, ctx.now())
+    return reply(request, create_faceset(ctx, new, bool(force_merge), tokens))
 
 
 ADDFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
@@ -132,9 +120,7 @@ def async_addface(
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     tokens = face_tokens(params, ctx.settings.addface_max_tokens)
-    assert ctx.tasks is not None
-    task_id = ctx.tasks.submit(tenant, "addface", {"faceset_token": faceset.faceset_token, "face_tokens": tokens})
-    return reply(request, {"task_id": task_id})
+    return reply(request, submit_task(ctx, tenant, "addface", faceset, tokens))
 
 
 ASYNC_REMOVEFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
@@ -153,9 +139,7 @@ def async_removeface(
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     tokens = removal_tokens(params, ctx.settings.removeface_max_tokens)
-    assert ctx.tasks is not None
-    task_id = ctx.tasks.submit(tenant, "removeface", {"faceset_token": faceset.faceset_token, "face_tokens": tokens})
-    return reply(request, {"task_id": task_id})
+    return reply(request, submit_task(ctx, tenant, "removeface", faceset, tokens))
 
 
 TASK_STATUS_FORM = Form({"task_id": "string"})
@@ -173,15 +157,7 @@ def task_status(
     ctx: Ctx,
 ) -> JSONResponse:
     task_id = params.required("task_id").strip()
-    task = ctx.store.get_task(tenant, task_id)
-    if task is None:
-        raise plain("INVALID_TASK_ID")
-    out = {"task_id": task.task_id, "status": task.status}
-    if task.status == 1 and task.result:
-        out.update(task.result)
-    elif task.status == -1 and task.result:
-        out["task_failure_detail"] = task.result.get("error_message", "INTERNAL_ERROR")
-    return reply(request, out)
+    return reply(request, task_status_reply(ctx, tenant, task_id))
 
 
 UPDATE_FORM = Form(
@@ -209,18 +185,7 @@ def update(
             changes[name] = check_text(name, value)
     if (tags := parse_tags(params)) is not None:
         changes["tags"] = tags
-    if not changes:
-        raise plain("VOID_REQUEST")
-    new_outer = changes.get("outer_id")
-    if new_outer and new_outer != faceset.outer_id and ctx.store.get_faceset(tenant, outer_id=str(new_outer)):
-        raise plain("NEW_OUTER_ID_EXIST")
-    try:
-        updated = ctx.store.update_faceset(tenant, faceset.faceset_token, changes)
-    except OuterIdExists:
-        raise plain("NEW_OUTER_ID_EXIST") from None
-    except KeyError:
-        raise plain("INVALID_FACESET_TOKEN") from None
-    return reply(request, {"faceset_token": updated.faceset_token, "outer_id": updated.outer_id})
+    return reply(request, update_faceset(ctx, tenant, faceset, changes))
 
 
 GETDETAIL_FORM = Form({**_WHICH, "start": "integer"})
@@ -239,19 +204,7 @@ def getdetail(
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     start = params.int("start", 1, 1, 10_000)
-    page = ctx.settings.getdetail_page
-    tokens = ctx.store.faceset_tokens(tenant, faceset.faceset_token, start - 1, page)
-    following = start + len(tokens)
-    out = {
-        **_summary(faceset),
-        "user_data": faceset.user_data,
-        "face_count": faceset.face_count,
-        "face_tokens": tokens,
-    }
-    # Face++ leaves ``next`` out on the last page (clients loop ``while "next" in reply``); a string otherwise.
-    if tokens and following <= faceset.face_count:
-        out["next"] = str(following)
-    return reply(request, out)
+    return reply(request, faceset_detail(ctx, tenant, faceset, start))
 
 
 DELETE_FORM = Form({**_WHICH, "check_empty": "integer"})
@@ -270,19 +223,7 @@ def delete(
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     check_empty = bool(params.flag("check_empty", 1))
-    if check_empty and faceset.face_count > 0:
-        raise plain("FACESET_NOT_EMPTY")
-    members = (
-        ctx.store.faceset_tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
-        if ctx.settings.erase_on_remove
-        else []
-    )
-    # The store checks emptiness again as it deletes: an addface between the look above and here keeps the FaceSet.
-    if not ctx.store.delete_faceset(tenant, faceset.faceset_token, only_if_empty=check_empty):
-        raise plain("FACESET_NOT_EMPTY")
-    sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/services/erasure.py)
-    after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
-    return reply(request, {"faceset_token": faceset.faceset_token, "outer_id": faceset.outer_id})
+    return reply(request, delete_faceset(ctx, tenant, faceset, check_empty))
 
 
 GETFACESETS_FORM = Form({"tags": "string", "start": "integer"})
@@ -301,9 +242,4 @@ def getfacesets(
 ) -> JSONResponse:
     tags = parse_tags(params) or []
     start = params.int("start", 1, 1, 10**9)
-    page = ctx.settings.getfacesets_page
-    found = ctx.store.list_facesets(tenant, tags, start - 1, page + 1)
-    out: dict[str, object] = {"facesets": [_summary(fs) for fs in found[:page]]}
-    if len(found) > page:  # absent on the last page, as Face++ does
-        out["next"] = str(start + page)
-    return reply(request, out)
+    return reply(request, list_facesets(ctx, tenant, tags, start))
