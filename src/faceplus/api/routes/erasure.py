@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import echo, missing, reply
+from faceplus.api.errors import missing, reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import face_tokens
-from faceplus.api.services.erasure import erase
+from faceplus.api.services.erasure import erase_faces_reply
 from faceplus.api.services.facesets import check_text
 
 router = APIRouter(prefix="/face")
@@ -46,17 +46,4 @@ def erase_faces(
         user_id = check_text("user_id", user_id, lookup=True)
     if not tokens and not user_id:
         raise missing("face_tokens", "user_id")
-    result = erase(ctx, tenant, tokens, [user_id] if user_id else [])
-    erased = result.erased
-    gone = set(erased)
-    return reply(
-        request,
-        {
-            "face_erased": len(erased),
-            "erased_face_tokens": erased,
-            "facesets": [{"faceset_token": token, "face_count": count} for _, token, count, _ in result.facesets],
-            "failure_detail": [
-                {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in gone
-            ],
-        },
-    )
+    return reply(request, erase_faces_reply(ctx, tenant, tokens, user_id))

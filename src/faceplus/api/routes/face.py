@@ -13,7 +13,7 @@ from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import ANALYSIS_FIELDS, face_tokens, parse_analysis_params, unmeasured_attributes
 from faceplus.api.services.analysis import declare_unmeasured
 from faceplus.api.services.face_analysis import analyze_faces
-from faceplus.api.services.faces import face_by_token
+from faceplus.api.services.faces import face_detail, set_user_id
 from faceplus.api.services.facesets import check_text
 
 router = APIRouter(prefix="/face")
@@ -54,26 +54,7 @@ def getdetail(
     params: Annotated[Params, Depends(GETDETAIL_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    face = face_by_token(ctx, tenant, params.required("face_token").strip())
-    facesets = [
-        {
-            "faceset_token": fs.faceset_token,
-            "outer_id": fs.outer_id,
-            "display_name": fs.display_name,
-            "tags": ",".join(fs.tags),
-        }
-        for fs in ctx.store.facesets_of_face(tenant, face.face_token)
-    ]
-    return reply(
-        request,
-        {
-            "face_token": face.face_token,
-            "user_id": face.user_id,
-            "image_id": face.image_id,
-            "face_rectangle": face.face_rectangle,
-            "facesets": facesets,
-        },
-    )
+    return reply(request, face_detail(ctx, tenant, params.required("face_token").strip()))
 
 
 SETUSERID_FORM = Form({"face_token": "string", "user_id": "string"})
@@ -92,6 +73,4 @@ def setuserid(
 ) -> JSONResponse:
     token = params.required("face_token").strip()
     user_id = check_text("user_id", params.required("user_id"))
-    face = face_by_token(ctx, tenant, token)
-    ctx.store.set_user_id(tenant, face.face_token, user_id)
-    return reply(request, {"face_token": face.face_token, "user_id": user_id})
+    return reply(request, set_user_id(ctx, tenant, token, user_id))

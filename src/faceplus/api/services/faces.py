@@ -13,6 +13,7 @@ from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
 from faceplus.results import Box
 from faceplus.store.base import FaceRecord
+from faceplus.thumbnails import face_thumbnail
 
 
 def new_token() -> str:
@@ -108,3 +109,40 @@ def comparable(ctx: ApiContext, face: FaceRecord) -> FaceRecord:
 #: The error of a face (and FACESET_... of a FaceSet) whose embeddings are another identity model's than the engine's.
 FACE_MODEL_MISMATCH = "FACE_MODEL_MISMATCH"
 FACESET_MODEL_MISMATCH = "FACESET_MODEL_MISMATCH"
+
+
+def face_detail(ctx: ApiContext, tenant: str, token: str) -> dict[str, Any]:
+    """face/getdetail: a face token's rectangle, image, user_id and the FaceSets holding it."""
+    face = face_by_token(ctx, tenant, token)
+    facesets = [
+        {
+            "faceset_token": fs.faceset_token,
+            "outer_id": fs.outer_id,
+            "display_name": fs.display_name,
+            "tags": ",".join(fs.tags),
+        }
+        for fs in ctx.store.facesets_of_face(tenant, face.face_token)
+    ]
+    return {
+        "face_token": face.face_token,
+        "user_id": face.user_id,
+        "image_id": face.image_id,
+        "face_rectangle": face.face_rectangle,
+        "facesets": facesets,
+    }
+
+
+def set_user_id(ctx: ApiContext, tenant: str, token: str, user_id: str) -> dict[str, Any]:
+    """face/setuserid: ``user_id`` (already checked) attached to a live face of this tenant."""
+    face = face_by_token(ctx, tenant, token)
+    ctx.store.set_user_id(tenant, face.face_token, user_id)
+    return {"face_token": face.face_token, "user_id": user_id}
+
+
+def thumbnail_of(ctx: ApiContext, tenant: str, token: str, side: int) -> bytes:
+    """A JPEG of a live face of this tenant from its kept crop (the console's); 404 ``THUMBNAIL_NOT_KEPT``."""
+    face_by_token(ctx, tenant, token)  # this tenant's and live, else INVALID_FACE_TOKEN
+    crop = ctx.store.get_crops(tenant, [token]).get(token)
+    if crop is None:
+        raise ApiError(404, f"THUMBNAIL_NOT_KEPT: {token}")
+    return face_thumbnail(crop, side)
