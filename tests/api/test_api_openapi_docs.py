@@ -198,3 +198,15 @@ def test_a_form_refuses_a_field_it_does_not_declare() -> None:
         params.int("face_token", 0, 0, 9)
     with pytest.raises(UndeclaredField):
         params.file("image_file")
+
+
+def test_an_undocumented_alias_is_still_read(api: Api, spec: dict[str, Any], lfw_people) -> None:
+    """compare reads ``image_base641`` as ``image_base64_1`` (a Form alias): accepted, but not listed in /docs."""
+    import base64
+
+    photos = lfw_people[0][1]
+    token = api.detect_token(photos[0])
+    body = api.ok("compare", image_base641=base64.b64encode(photos[1].read_bytes()).decode(), face_token2=token)
+    assert body["confidence"] > body["thresholds"]["1e-3"] and len(body["faces1"]) == 1
+    schema = spec["paths"]["/facepp/v3/compare"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "image_base64_1" in schema["properties"] and "image_base641" not in schema["properties"]

@@ -277,7 +277,8 @@ class Form:
     ``openapi()`` is the route's OpenAPI ``requestBody`` (:func:`form_doc`); as a route dependency the form
     reads the request's :class:`Params` (:func:`read_params`) and hands the route a :class:`DeclaredParams`,
     which refuses (:class:`UndeclaredField`) a field the form does not declare. ``numbered`` names a family of
-    fields documented by its first member (liveness's ``frame_0``, ``frame_1``, ...).
+    fields documented by its first member (liveness's ``frame_0``, ``frame_1``, ...); ``aliases`` are other
+    spellings a client may send (``{name: kind}``), read like the fields but not documented.
     """
 
     def __init__(
@@ -286,11 +287,13 @@ class Form:
         description: str = "",
         docs: dict[str, str] | None = None,
         numbered: re.Pattern[str] | None = None,
+        aliases: dict[str, str] | None = None,
     ) -> None:
         self.fields = {**dict.fromkeys(CREDENTIALS, "string"), **fields}
         self.description = description
         self.docs = docs
         self.numbered = numbered
+        self.aliases = aliases or {}
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI ``requestBody`` of these fields (``openapi_extra`` of the route)."""
@@ -298,7 +301,7 @@ class Form:
 
     def check(self, name: str, kind: str | None = None) -> None:
         """Raise :class:`UndeclaredField` unless ``name`` is declared (as ``kind``, when given)."""
-        declared = self.fields.get(name)
+        declared = self.fields.get(name) or self.aliases.get(name)
         if declared is None and self.numbered is not None and self.numbered.fullmatch(name):
             declared = "binary"
         if declared is None or (kind is not None and declared != kind):

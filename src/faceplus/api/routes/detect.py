@@ -11,7 +11,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import missing, plain, reply
 from faceplus.api.forms import Form, Params
-from faceplus.api.images import image_fields, image_names, read_image
+from faceplus.api.images import image_aliases, image_fields, image_names, read_image
 from faceplus.api.parsing import (
     ANALYSIS_FIELDS,
     faceset_names,
@@ -96,7 +96,8 @@ COMPARE_FORM = Form(
         "face_token2": "string",
         **image_fields("2"),
         "face_rectangle2": "string",
-    }
+    },
+    aliases={**image_aliases("1"), **image_aliases("2")},
 )
 
 
