@@ -239,7 +239,7 @@ def create_app(
         timeout_s=settings.body_timeout_s,
         budget_bytes=settings.max_buffered_body_bytes,
     )
-    app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
+    app.add_middleware(AuditMiddleware)  # every call that writes data is recorded
     install_headers(app)  # docs routes and security headers, before the console's catch-all mount
     install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
     mount_console(app)

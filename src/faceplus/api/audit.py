@@ -1,4 +1,4 @@
-"""The audit trail (issue 14): one middleware records every authenticated call that creates, changes or erases data.
+"""The audit trail: one middleware records every authenticated call that creates, changes or erases data.
 
 Which calls: every authenticated API route except the read-only ones listed in :data:`READ_ONLY` (so a new
 route is audited unless someone declares it a read). Detect, compare and search are audited because they store

@@ -1,4 +1,4 @@
-"""Erasure (issue 14): the explicit erase (route and command line), and what removal and lapse do to a face.
+"""Erasure: the explicit erase (route and command line), and what removal and lapse do to a face.
 
 Face++ semantics, kept: a face token lives 72 hours from detection unless it is in a FaceSet
 (docs/FACEPP-API.md). So a token removed from its last FaceSet (removeface, or its FaceSet deleted) within
