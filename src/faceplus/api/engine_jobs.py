@@ -67,7 +67,7 @@ def detect_job(
 
     ``describe_first`` None describes every face (Face++ ``calculate_all``); ``keep_crops`` adds each face's
     analysis region (:func:`faceplus.crops.make_crop`), so its token can be analyzed later. Detected faces
-    smaller than Face++'s minimum (``min_face``: (pixels, divisor of the short side), see
+    smaller than the server's minimum (``min_face``: (pixels, divisor of the short side), see
     :func:`faceplus.api.limits.min_face_side`) are dropped first, so no work is spent on them; the reply counts
     them (``left_out``), so the caller can say so.
     """
@@ -149,7 +149,7 @@ def dense_image_job(
     engine: Engine, data: bytes, param: str, parts: list[str], min_face: tuple[int, int] = (0, 0)
 ) -> tuple[Box, dict[str, Any]] | None:
     """The largest face of an image and its Face++ dense landmarks (thousandlandmark); None without a face, or
-    when it is smaller than Face++'s minimum (``min_face``, as in :func:`detect_job`: checked on the decoded size,
+    when it is smaller than the server's minimum (``min_face``, as in :func:`detect_job`: checked on the decoded size,
     before the dense models run)."""
     decoded = engine.load(data, param=param)
     faces = engine.detect(decoded, embed=False, max_faces=1)
