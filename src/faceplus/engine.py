@@ -306,12 +306,13 @@ class Engine:
         """
         box = hit.box()
         found = self.landmarker.landmarks68(rgb, box)
+        if hit.style is not BoxStyle.FOREIGN:
+            five = found.landmarks5 if found.landmarks5 is not None else self.dlib.landmarks(rgb, box.corners, 5)
+            return five, found.points
+        fit_box = hog_style_box(found.points)
         landmarks68 = found.points
-        fit_box = box.corners
-        if hit.style is BoxStyle.FOREIGN:
-            fit_box = hog_style_box(landmarks68)
-            if found.source == "dlib68":  # the mesh frames its own crop: only dlib's predictor wants HOG's box
-                landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
+        if found.source == "dlib68":  # the mesh frames its own crop: only dlib's predictor wants HOG's box
+            landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
         return self.dlib.landmarks(rgb, fit_box, 5), landmarks68
 
     # -- embedding ----------------------------------------------------------------------------
