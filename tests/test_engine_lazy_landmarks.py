@@ -100,3 +100,16 @@ def test_detect_many_without_landmarks_gives_the_same_embeddings(engines, images
         assert [f.landmarks68 for f in faces] == [None] * len(full)
         for a, b in zip(faces, full, strict=True):
             assert np.array_equal(a.embedding, b.embedding)
+
+
+def test_a_callers_array_reused_before_the_landmarks_are_read_does_not_change_them(engines, images) -> None:
+    lazy, eager = engines
+    frame = lazy.load(images[-1]).rgb.copy()  # the group photo, as a caller's own frame buffer
+    full = eager.detect(frame.copy(), embed=False)
+    fast = lazy.detect(frame, embed=False)
+    given = lazy.face_at(frame, full[0].box, embed=False)
+    frame[:] = 0  # the caller reuses its buffer (the next video frame) before reading any landmark
+    assert len(fast) == len(full) > 1
+    for a, b in zip(fast, full, strict=True):
+        _same_landmarks(a, b)
+    _same_landmarks(given, eager.face_at(lazy.load(images[-1]).rgb, full[0].box, embed=False))

@@ -93,6 +93,17 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
     return (cx - half, cy - half, cx + half, cy + half)
 
 
+def _kept_pixels(image: ImageSource | DecodedImage, decoded: DecodedImage) -> np.ndarray:
+    """The pixels a face's landmark fit may read later: a copy where they are the caller's own array.
+
+    A caller may reuse its array (a video frame buffer) before reading landmarks fitted on first read; decoded
+    bytes, files and PIL images give the engine pixels nobody else holds.
+    """
+    if isinstance(image, np.ndarray) and np.may_share_memory(image, decoded.rgb):
+        return decoded.rgb.copy()
+    return decoded.rgb
+
+
 #: detect_many's error when its worker processes die. The usual cause: each worker (multiprocessing's "spawn")
 #: re-imports the calling script, and a script without a main guard then starts workers from inside a worker.
 WORKERS_DIED = (
@@ -224,7 +235,8 @@ class Engine:
         hits = sorted(self.find_boxes(decoded.rgb, min_face), key=lambda h: h.area, reverse=True)
         if max_faces is not None:
             hits = hits[:max_faces]
-        faces = [self._face(decoded.rgb, h) for h in hits]
+        pixels = _kept_pixels(image, decoded) if hits else decoded.rgb
+        faces = [self._face(pixels, h) for h in hits]
         if embed:
             self.embed_faces(decoded.rgb, faces)
         self.analyze(decoded, faces, names, landmark)
@@ -278,7 +290,9 @@ class Engine:
         """The face inside a given rectangle, skipping detection (Face++ ``face_rectangle``)."""
         decoded = self.load(image)
         keypoints = self.detectors.keypoints_at(decoded.rgb, box)
-        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN, keypoints))
+        face = self._face(
+            _kept_pixels(image, decoded), Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN, keypoints)
+        )
         if embed:
             self.embed_faces(decoded.rgb, [face])
         return face
