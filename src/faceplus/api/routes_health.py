@@ -2,7 +2,9 @@
 
 ``/healthz`` says the process answers HTTP; it does no other work, so it stays fast while every engine
 worker is busy. ``/readyz`` says whether this process can serve Face++ calls now: at least one engine worker
-has its models loaded and the store answers a read within a short time. It replies 503 otherwise.
+has its models loaded and the store answers a read within a short time. It replies 503 otherwise. It also says
+which calibration compare's thresholds come from (``calibration``: ``source`` is ``data folder``, written by
+``faceplus calibrate``, ``FACEPLUS_COMPARE_CALIBRATION`` or ``shipped``), the file by name only, no folder.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.context import get_ctx
+from faceplus.api.context import ApiContext, get_ctx
+from faceplus.calibration import calibration_source
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,5 +42,23 @@ async def readyz(request: Request) -> JSONResponse:
         "status": "ready" if ready else "not ready",
         "store": "ok" if store_ok else "unreachable",
         "engine": ctx.engine_calls.status(),
+        "calibration": served_calibration(ctx),
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def served_calibration(ctx: ApiContext) -> dict[str, str | None]:
+    """The calibration this server's compare and search score with: where it comes from, the file, what it was
+    measured on and for which identity model (the start lines of ``faceplus serve`` say the same)."""
+    engine = ctx.engine.settings
+    source = calibration_source(engine.compare_calibration, engine.embedder, ctx.settings.data_dir)
+    try:
+        calibration = ctx.engine.calibration
+    except (OSError, ValueError, TypeError, KeyError):  # serve refuses to start on one; an injected engine may not
+        return {"source": source.origin, "file": source.shown, "calibrated_on": None, "model_id": None}
+    return {
+        "source": source.origin,
+        "file": source.shown,
+        "calibrated_on": calibration.calibrated_on,
+        "model_id": calibration.embedder_model,
+    }
