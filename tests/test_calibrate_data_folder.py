@@ -26,8 +26,9 @@ from fastapi.testclient import TestClient
 
 from faceplus.api import create_app
 from faceplus.api.auth import new_key
-from faceplus.calibration import Calibration, default_calibration, shipped_calibration_file
+from faceplus.calibration import Calibration, CalibrationSource, default_calibration, shipped_calibration_file
 from faceplus.cli import main
+from faceplus.engine import Engine
 from faceplus.settings import ServerSettings, Settings, operator_calibration_file
 
 SMALL = ["--far", "1e-3", "--min-false-accepts", "1", "--workers", "1"]
@@ -98,6 +99,17 @@ def test_the_server_scores_with_the_data_folder_calibration_and_reports_it(calib
         reply = client.post("/facepp/v3/compare", data=fields, files=files)
         assert reply.status_code == 200, reply.text
         assert reply.json()["thresholds"] == own.thresholds
+
+
+def test_the_engine_uses_the_data_folder_calibration(calibrated: Calibrated, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``faceplus compare`` and other engine users: FACEPLUS_DATA_DIR's calibration, as serve without --data-dir."""
+    monkeypatch.setenv("FACEPLUS_DATA_DIR", str(calibrated.data))
+    engine = Engine(Settings())
+    assert engine.calibration_source == CalibrationSource("data folder", calibrated.written)
+    assert engine.thresholds == Calibration.load(calibrated.written).thresholds
+    shipped = Engine(Settings(compare_calibration="lfw"))
+    assert shipped.calibration_source is not None and shipped.calibration_source.origin == "shipped"
+    assert shipped.thresholds == default_calibration().thresholds
 
 
 def test_the_setting_lfw_keeps_the_shipped_thresholds_beside_an_operator_file(calibrated: Calibrated) -> None:
