@@ -88,7 +88,6 @@ def test_the_server_scores_with_the_data_folder_calibration_and_reports_it(calib
         assert ready["calibration"] == {
             "source": "data folder",
             "file": calibrated.written.name,
-            "calibrated_on": own.calibrated_on,
             "model_id": own.embedder_model,
         }
         record, secret = new_key("calibration")
@@ -118,7 +117,7 @@ def test_the_setting_lfw_keeps_the_shipped_thresholds_beside_an_operator_file(ca
         reported = client.get("/readyz").json()["calibration"]
     assert reported["source"] == "shipped"
     assert reported["file"] == f"faceplus/data/{shipped_calibration_file()}"
-    assert reported["calibrated_on"] == default_calibration().calibrated_on
+    assert reported["model_id"] == default_calibration().embedder_model
 
 
 def test_serve_prints_the_calibration_file_it_uses(calibrated: Calibrated, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@
 worker is busy. ``/readyz`` says whether this process can serve Face++ calls now: at least one engine worker
 has its models loaded and the store answers a read within a short time. It replies 503 otherwise. It also says
 which calibration compare's thresholds come from (``calibration``: ``source`` is ``data folder``, written by
-``faceplus calibrate``, ``FACEPLUS_COMPARE_CALIBRATION`` or ``shipped``), the file by name only, no folder.
+``faceplus calibrate``, ``FACEPLUS_COMPARE_CALIBRATION`` or ``shipped``), the file by name only, no folder, and
+nothing about whom it was measured on (the start lines of ``faceplus serve`` say that to the operator).
 """
 
 from __future__ import annotations
@@ -48,17 +49,12 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def served_calibration(ctx: ApiContext) -> dict[str, str | None]:
-    """The calibration this server's compare and search score with: where it comes from, the file, what it was
-    measured on and for which identity model (the start lines of ``faceplus serve`` say the same)."""
+    """The calibration this server's compare and search score with: where it comes from, the file, and the
+    identity model it was fit for (``faceplus serve``'s start lines also say what it was measured on)."""
     engine = ctx.engine.settings
     source = calibration_source(engine.compare_calibration, engine.embedder, ctx.settings.data_dir)
     try:
-        calibration = ctx.engine.calibration
+        model_id = ctx.engine.calibration.embedder_model
     except (OSError, ValueError, TypeError, KeyError):  # serve refuses to start on one; an injected engine may not
-        return {"source": source.origin, "file": source.shown, "calibrated_on": None, "model_id": None}
-    return {
-        "source": source.origin,
-        "file": source.shown,
-        "calibrated_on": calibration.calibrated_on,
-        "model_id": calibration.embedder_model,
-    }
+        model_id = None
+    return {"source": source.origin, "file": source.shown, "model_id": model_id}
