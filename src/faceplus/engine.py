@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
-from faceplus.calibration import Calibration, compare_calibration
+from faceplus.calibration import Calibration, CalibrationSource, calibration_source, compare_calibration
 from faceplus.detection import DetectorChain
 from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError, ignore_interrupts
@@ -176,16 +176,30 @@ class Engine:
     @cached_property
     def calibration(self) -> Calibration:
         """The one calibration this engine scores and reports with (compare, search, :attr:`thresholds`):
-        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``: the shipped file of this engine's
-        identity model, ``calibration.SHIPPED_CALIBRATIONS``).
+        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``auto``: the data folder's
+        ``calibration-<embedder>.json`` written by ``faceplus calibrate``, else the shipped file of this engine's
+        identity model, ``calibration.SHIPPED_CALIBRATIONS``; :attr:`calibration_source` says which).
 
         A calibration fit for another identity model is refused (:class:`~faceplus.calibration.CalibrationMismatch`,
         a ValueError, which ``faceplus serve`` reports at startup): another model's distances mean nothing against
         its thresholds.
         """
         setting = self.settings.compare_calibration
-        calibration = self._calibration or compare_calibration(setting, self.settings.embedder)
-        return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting}")
+        if self._calibration is not None:
+            return self._calibration.check(self.model_id, "the calibration given")
+        source = self.calibration_source
+        assert source is not None
+        shipped = "cohort" if setting == "cohort" else "lfw"
+        chosen = shipped if source.origin == "shipped" else str(source.path)
+        calibration = compare_calibration(chosen, self.settings.embedder)
+        return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting} ({source.path})")
+
+    @cached_property
+    def calibration_source(self) -> CalibrationSource | None:
+        """The file :attr:`calibration` is read from and why (``faceplus serve`` prints it); None for one given."""
+        if self._calibration is not None:
+            return None
+        return calibration_source(self.settings.compare_calibration, self.settings.embedder)
 
     @property
     def thresholds(self) -> dict[str, float]:
