@@ -117,10 +117,11 @@ class ImageLimits:
 class DetectionSettings:
     """How hard the engine looks for faces, and what that may cost per image (docs/ENGINE.md, "Cost bound").
 
-    ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces (the API applies Face++'s
-    own minimum, ``detect_min_face``). The fallback steps of the chain (after the primary finds nothing) scan at most
-    ``max_pixels`` pixels in all, MMOD at most ``mmod_max_pixels`` of them (0: MMOD left out: seconds a photo on
-    CPU, and it found no lfw-dev or group-photo face the other steps miss), and stop after ``budget_s``.
+    ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces (the API applies its own
+    minimum, ``detect_min_face``: 24 px, measured; 48 for Face++'s rule). The fallback steps of the chain (after the
+    primary finds nothing) scan at most ``max_pixels`` pixels in all, MMOD at most ``mmod_max_pixels`` of them (0:
+    MMOD left out: seconds a photo on CPU, and it found no lfw-dev or group-photo face the other steps miss), and
+    stop after ``budget_s``.
     """
 
     detector: str = setting("retinaface", "Primary detector: retinaface, blazeface or hog.", "engine")
@@ -183,9 +184,11 @@ class Settings:
         "engine",
     )
     compare_calibration: str = setting(
-        "lfw",
-        "Thresholds compare uses: lfw (shipped), cohort (cohort-normalised; its cohort derives from UTKFace, "
-        "non-commercial research only; docs/ENGINE.md) or a file from faceplus calibrate --out.",
+        "auto",
+        "Thresholds compare uses: auto (the data folder's calibration-<FACEPLUS_EMBEDDER>.json, written by "
+        "faceplus calibrate, when there is one, else lfw), lfw (shipped), cohort (cohort-normalised; its cohort "
+        "derives from UTKFace, non-commercial research only; docs/ENGINE.md) or a calibration file's path. "
+        "faceplus serve prints the file it uses; /readyz says it too.",
         "engine",
     )
 
@@ -215,6 +218,17 @@ def data_dir() -> Path:
     """The data folder: ``FACEPLUS_DATA_DIR`` or a per-user folder."""
     raw = os.environ.get(f"{PREFIX}DATA_DIR")
     return Path(raw) if raw else Path(user_data_dir("faceplus"))
+
+
+#: ``FACEPLUS_COMPARE_CALIBRATION``'s default: the data folder's own calibration when there is one, else shipped.
+AUTO_CALIBRATION = "auto"
+
+
+def operator_calibration_file(folder: Path, embedder: str) -> Path:
+    """Where ``faceplus calibrate`` writes an operator's thresholds for identity model ``embedder``, and where the
+    engine and server look for them first: in the data folder, never in the package (an upgrade or a checkout
+    would silently swap an operator's thresholds, and a calibration run would change the shipped ones)."""
+    return Path(folder) / f"calibration-{embedder}.json"
 
 
 # -- the server -------------------------------------------------------------------------------------
@@ -253,7 +267,11 @@ class ServerSettings:
         5, "Detect describes this many largest faces unless calculate_all=1 (Face++: 5).", "limits"
     )
     detect_min_face: int = setting(
-        48, "Detect, compare and search drop faces whose box is smaller than this (Face++: 48 px); 0: off.", "limits"
+        24,
+        "Detect, compare and search leave out faces whose box is smaller than this: the smallest size at which the "
+        "default detector stays precise (measured: docs/ENGINE.md, Smallest face); 48: Face++'s rule, for strict "
+        "parity; 0: off.",
+        "limits",
     )
     detect_min_face_divisor: int = setting(
         48, "...or smaller than the image's short side over this (Face++: 1/48); 0: off.", "limits"
@@ -395,6 +413,16 @@ class ServerSettings:
     def from_env(cls, **overrides: Any) -> ServerSettings:
         """Defaults, then ``FACEPLUS_<NAME>`` variables, then explicit ``overrides`` (None values ignored)."""
         return from_env(cls, **overrides)
+
+    def with_calibration_resolved(self) -> ServerSettings:
+        """These settings with ``FACEPLUS_COMPARE_CALIBRATION=auto`` made concrete for *this* data folder: its
+        ``calibration-<embedder>.json`` when there is one, else ``lfw`` (shipped). The server and its engine
+        workers then use the file of the data folder it serves, not ``FACEPLUS_DATA_DIR``'s."""
+        if self.engine.compare_calibration != AUTO_CALIBRATION:
+            return self
+        own = operator_calibration_file(self.data_dir, self.engine.embedder)
+        chosen = str(own) if own.is_file() else "lfw"
+        return replace(self, engine=replace(self.engine, compare_calibration=chosen))
 
 
 # -- the table in docs/SETTINGS.md ------------------------------------------------------------------

@@ -30,7 +30,7 @@ class DenseImageRequest:
     #: The form field the image came from (an undecodable image's error names it).
     param: str
     parts: tuple[str, ...]
-    #: Face++'s smallest face, as :attr:`faceplus.jobs.detect.DetectRequest.min_face`.
+    #: The server's smallest reported face, as :attr:`faceplus.jobs.detect.DetectRequest.min_face`.
     min_face: tuple[int, int] = (0, 0)
 
 
@@ -49,7 +49,7 @@ def dense_crop_job(engine: Engine, request: DenseCropRequest) -> dict[str, Any]:
 
 def dense_image_job(engine: Engine, request: DenseImageRequest) -> tuple[Box, dict[str, Any]] | None:
     """The largest face of an image and its Face++ dense landmarks; None without a face, or when it is smaller
-    than Face++'s minimum (checked on the decoded size, before the dense models run)."""
+    than the server's minimum (checked on the decoded size, before the dense models run)."""
     decoded = engine.load(request.image, param=request.param)
     faces = engine.detect(decoded, embed=False, max_faces=1)
     minimum = min_face_side(*request.min_face, decoded.width, decoded.height)

@@ -33,6 +33,13 @@ class FoundFace:
     crop: FaceCrop | None = None
 
 
+class FoundFaces(list[FoundFace]):
+    """The faces a detect job kept, and how many detected faces it left out as smaller than ``min_face`` px."""
+
+    left_out: int = 0
+    min_face: int = 0
+
+
 @dataclass(frozen=True)
 class DetectRequest:
     """What one detect asks of the engine."""
@@ -54,7 +61,8 @@ class DetectRequest:
     #: Whether each face's analysis region comes back (:func:`faceplus.crops.make_crop`), so its token can be
     #: analyzed later.
     keep_crops: bool = False
-    #: Face++'s smallest face: (pixels, divisor of the short side), see :func:`faceplus.jobs.min_face.min_face_side`.
+    #: The server's smallest reported face: (pixels, divisor of the short side), see
+    #: :func:`faceplus.jobs.min_face.min_face_side`.
     min_face: tuple[int, int] = (0, 0)
 
 
@@ -68,22 +76,28 @@ def warm_job(engine: Engine) -> dict[str, Any]:
     return report
 
 
-def detect_job(engine: Engine, request: DetectRequest) -> list[FoundFace]:
+def detect_job(engine: Engine, request: DetectRequest) -> FoundFaces:
     """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest.
 
-    Detected faces smaller than Face++'s minimum are dropped first, so no work is spent on them.
+    Detected faces smaller than the server's minimum are dropped first, so no work is spent on them; the reply
+    counts them (``left_out``), so the caller can say so.
     """
     decoded = engine.load(request.image, param=request.param)
     rectangle = request.rectangle
+    minimum = left_out = 0
     if rectangle is not None:
         if rectangle.right > decoded.width or rectangle.bottom > decoded.height:
             raise BadArgument("face_rectangle reaches outside the image", param=request.rectangle_param)
         faces = [engine.face_at(decoded, rectangle)]
     else:
         minimum = min_face_side(*request.min_face, decoded.width, decoded.height)
-        faces = [face for face in engine.detect(decoded) if big_enough(face.box, minimum)]
+        detected = engine.detect(decoded, embed=False)
+        faces = [face for face in detected if big_enough(face.box, minimum)]
+        left_out = len(detected) - len(faces)
+        if faces:
+            engine.embed_faces(decoded.rgb, faces)
     first = request.describe_first
-    return [
+    found = FoundFaces(
         FoundFace(
             face.box,
             face.embedding,
@@ -93,4 +107,6 @@ def detect_job(engine: Engine, request: DetectRequest) -> list[FoundFace]:
             make_crop(decoded, face) if request.keep_crops else None,
         )
         for i, face in enumerate(faces)
-    ]
+    )
+    found.left_out, found.min_face = left_out, minimum
+    return found

@@ -25,6 +25,9 @@ def new_token() -> str:
 class Detection:
     image_id: str
     records: list[FaceRecord]
+    #: Detected faces left out as smaller than ``min_face`` px (the server's smallest reported face, this photo).
+    left_out: int = 0
+    min_face: int = 0
 
     def faces_json(self) -> list[dict[str, Any]]:
         """Face++ ``faces[]``: token, rectangle, and whatever landmark/attributes were computed."""
@@ -61,7 +64,7 @@ def detect_and_store(
         attributes=tuple(return_attributes or ()),
         describe_first=None if calculate_all else ctx.settings.attribute_faces,
         keep_crops=ctx.settings.keep_face_crops,
-        min_face=facepp_min_face(ctx.settings),  # Face++'s smallest face (a given face_rectangle is kept whatever)
+        min_face=facepp_min_face(ctx.settings),  # the smallest reported face (a given face_rectangle is kept whatever)
     )
     found = ctx.engine_calls.run(detect_job, request)
     now = ctx.now()
@@ -84,7 +87,7 @@ def detect_and_store(
         ctx.store.add_faces(records)
     if ctx.settings.store_images:
         ctx.store.put_image(tenant, image_id, image.data, now)
-    return Detection(image_id, records)
+    return Detection(image_id, records, found.left_out, found.min_face)
 
 
 def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:
