@@ -121,7 +121,7 @@ def _created_key(tmp: Path, options: list[str]) -> str:
 
     store = open_store(_settings(options))
     try:
-        return max(store.list_keys(), key=lambda k: k.created).api_key
+        return max(store.keys.list(), key=lambda k: k.created).api_key
     finally:
         store.close()
 
@@ -148,9 +148,9 @@ def test_faceset_calibration_equals_the_folder_form_on_the_same_photos(
     # Same faces: the stored embedding of each photo's largest face is the folder form's embedding of it.
     store = open_store(_settings(indexed.options))
     try:
-        faceset = store.get_faceset(indexed.api_key, outer_id="album")
+        faceset = store.facesets.get(indexed.api_key, outer_id="album")
         assert faceset is not None
-        members = store.faceset_vectors(indexed.api_key, faceset.faceset_token)
+        members = store.facesets.vectors(indexed.api_key, faceset.faceset_token)
         sources = Ledger(store).sources(indexed.api_key, faceset.faceset_token)
     finally:
         store.close()
@@ -211,7 +211,7 @@ def _faceset_token(indexed: Indexed, outer_id: str) -> str:
 
     store = open_store(_settings(indexed.options))
     try:
-        faceset = store.get_faceset(indexed.api_key, outer_id=outer_id)
+        faceset = store.facesets.get(indexed.api_key, outer_id=outer_id)
         assert faceset is not None
         return faceset.faceset_token
     finally:
@@ -222,12 +222,12 @@ def _new_faceset(store: Any, tenant: str, outer_id: str, tokens: list[str]) -> N
     """A FaceSet ``outer_id`` of stored faces ``tokens`` (added 50 at a time, as the API allows)."""
     import time
 
-    from faceplus.store.base import FaceSetRecord
+    from faceplus.store import FaceSetRecord
 
     record = FaceSetRecord(tenant, secrets.token_hex(16), outer_id, outer_id, "", [], time.time())
-    store.create_faceset(record)
+    store.facesets.create(record)
     for start in range(0, len(tokens), 50):
-        change = store.add_to_faceset(tenant, record.faceset_token, tokens[start : start + 50], 0.0, 10_000)
+        change = store.facesets.add_faces(tenant, record.faceset_token, tokens[start : start + 50], 0.0, 10_000)
         assert not change.failures, change.failures
 
 
@@ -239,16 +239,16 @@ def test_faces_without_a_user_id_are_left_out_not_counted_as_impostors(
     1e-3 threshold to 0. A FaceSet of only the unlabelled copies is refused."""
     import time
 
-    from faceplus.store.base import FaceRecord
+    from faceplus.store import FaceRecord
     from faceplus.store.factory import open_store
     from faceplus.tools.indexing import Ledger
 
     tenant = indexed.api_key
     store = open_store(_settings(indexed.options))
     try:
-        album = store.get_faceset(tenant, outer_id="album")
+        album = store.facesets.get(tenant, outer_id="album")
         assert album is not None
-        members = store.faceset_vectors(tenant, album.faceset_token)
+        members = store.facesets.vectors(tenant, album.faceset_token)
         largest = {t for t, (_, number) in Ledger(store).sources(tenant, album.faceset_token).items() if number == 0}
         rows = [row for row, token in enumerate(members.tokens) if token in largest]  # one face per photo
         labelled = [members.tokens[row] for row in rows]
@@ -258,7 +258,7 @@ def test_faces_without_a_user_id_are_left_out_not_counted_as_impostors(
             FaceRecord(tenant, secrets.token_hex(16), members.vectors[row], box, "", now, model=members.model)
             for row in rows
         ]
-        store.add_faces(copies)
+        store.faces.add(copies)
         unlabelled = [c.face_token for c in copies]
         for outer_id, tokens in (("mixed", labelled + unlabelled), ("nolabels", unlabelled)):
             _new_faceset(store, tenant, outer_id, tokens)
@@ -505,7 +505,7 @@ def test_faceset_cohort_form_equals_the_folder_form(
     import stat
     import time
 
-    from faceplus.store.base import FaceRecord
+    from faceplus.store import FaceRecord
     from faceplus.store.factory import open_store
 
     tenant = indexed.api_key
@@ -518,7 +518,7 @@ def test_faceset_cohort_form_equals_the_folder_form(
             FaceRecord(tenant, secrets.token_hex(16), v.astype(np.float32), box, "", now, user_id=n)
             for n, v in zip(names, vectors, strict=True)
         ]
-        store.add_faces(faces)
+        store.faces.add(faces)
         _new_faceset(store, tenant, "population", [f.face_token for f in faces])
     finally:
         store.close()

@@ -113,9 +113,7 @@ def test_report_has_every_face_with_a_crop(album_faces, tmp_path: Path) -> None:
 def test_cluster_command_on_an_indexed_faceset_sets_user_ids(album: Path, tmp_path: Path, capsys) -> None:
     data = tmp_path / "data"
     assert (
-        faceplus_main(
-            ["index", str(album), "--faceset", "album", "--data-dir", str(data), "--workers", "1", "--quiet"]
-        )
+        faceplus_main(["index", str(album), "--faceset", "album", "--data-dir", str(data), "--workers", "1", "--quiet"])
         == 0
     )
     out = tmp_path / "report"
@@ -131,8 +129,8 @@ def test_cluster_command_on_an_indexed_faceset_sets_user_ids(album: Path, tmp_pa
     from faceplus.store.sqlite import SQLiteStore
 
     store = SQLiteStore.in_folder(data)
-    fs = store.get_faceset("local", outer_id="album")
-    ids = store.user_ids("local", store.faceset_vectors("local", fs.faceset_token).tokens)
+    fs = store.facesets.get("local", outer_id="album")
+    ids = store.faces.user_ids("local", store.facesets.vectors("local", fs.faceset_token).tokens)
     store.close()
     for group in report["groups"]:
         tokens = [f["face_token"] for f in group["faces"]]

@@ -53,6 +53,13 @@ def setting(default: Any, doc: str, group: str, *, env: str | None = None, facto
     return field(default=default, metadata=metadata)
 
 
+def default_of(cls: type, name: str) -> Any:
+    """The default a setting declares (no environment read): what a constructor lower down takes when not told,
+    so each default is written once, here."""
+    found = {f.name: f for f in fields(cls)}[name]
+    return found.default
+
+
 def env_name(f: Field) -> str:
     return PREFIX + (f.metadata.get("env") or f.name).upper()
 

@@ -20,7 +20,7 @@ from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
 from faceplus.results import Box, Face
-from faceplus.store.base import FaceCrop
+from faceplus.store import FaceCrop
 
 
 @dataclass

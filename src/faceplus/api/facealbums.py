@@ -30,7 +30,7 @@ from faceplus.api.errors import ApiError, plain
 from faceplus.api.faces import new_token
 from faceplus.api.limits import facepp_min_face
 from faceplus.errors import FaceplusError
-from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
+from faceplus.store import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
 from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, link_calibration, pairwise_distances_block
 
 #: Face++ ``ungrouped_reason`` for a face grouping found no similar face for (the only reason faceplus gives).
@@ -90,7 +90,7 @@ def add_image(
     """
     if image_id is not None:
         try:
-            added = ctx.store.album_faces(tenant, facealbum_token, image_id=image_id)
+            added = ctx.store.albums.faces(tenant, facealbum_token, image_id=image_id)
         except KeyError:
             raise plain("INVALID_FACEALBUM_TOKEN") from None
         if added:
@@ -100,7 +100,7 @@ def add_image(
     model = ctx.engine.model_id
     records = [AlbumFace(new_token(), image_id, rect, now, embedding, model=model) for rect, embedding in faces]
     try:
-        ctx.store.add_album_faces(tenant, facealbum_token, records, ctx.settings.facealbum_max_faces)
+        ctx.store.albums.add_faces(tenant, facealbum_token, records, ctx.settings.facealbum_max_faces)
     except KeyError:
         raise plain("INVALID_FACEALBUM_TOKEN") from None
     except AlbumFull:
@@ -189,7 +189,7 @@ def engine_model_faces(ctx: ApiContext, tenant: str, facealbum_token: str) -> li
     """The album's faces with embeddings of the engine's identity model: grouping, candidates and search never
     put two models' vectors side by side (faces added before a model upgrade keep their group and are left out;
     KeyError: no such album)."""
-    faces = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+    faces = ctx.store.albums.faces(tenant, facealbum_token, embeddings=True)
     return [f for f in faces if f.model == ctx.engine.model_id]
 
 
@@ -201,11 +201,11 @@ def group_faces(ctx: ApiContext, tenant: str, facealbum_token: str, mode: str) -
             faces,
             link_distance(ctx),
             mode,
-            lambda n: ctx.store.new_album_group_ids(tenant, facealbum_token, n),
+            lambda n: ctx.store.albums.new_group_ids(tenant, facealbum_token, n),
         )
         if plan:
-            ctx.store.set_album_groups(tenant, facealbum_token, plan, manual=False)
-        after = ctx.store.album_faces(tenant, facealbum_token)
+            ctx.store.albums.set_groups(tenant, facealbum_token, plan, manual=False)
+        after = ctx.store.albums.faces(tenant, facealbum_token)
     except KeyError:
         raise plain("INVALID_FACEALBUM_TOKEN") from None
     return {"facealbum_token": facealbum_token, "group_result": [group_json(f) for f in after]}
@@ -275,12 +275,12 @@ def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: s
     task_id. A task cut short (kill -9) reads the image again when it is run again."""
     assert ctx.tasks is not None
     upload_id = secrets.token_hex(16)
-    ctx.store.put_album_upload(tenant, upload_id, data, ctx.now())
+    ctx.store.albums.put_upload(tenant, upload_id, data, ctx.now())
     params = {"facealbum_token": facealbum_token, "upload_id": upload_id, "param": param}
     try:
         return ctx.tasks.submit(tenant, kind, params)
     except ApiError:
-        ctx.store.drop_album_upload(tenant, upload_id)
+        ctx.store.albums.drop_upload(tenant, upload_id)
         raise
 
 
@@ -289,7 +289,7 @@ def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, An
     token = params["facealbum_token"]
     if kind == KIND_GROUP:
         return group_faces(ctx, tenant, token, params["operation_type"])
-    data = ctx.store.get_album_upload(tenant, params["upload_id"])
+    data = ctx.store.albums.get_upload(tenant, params["upload_id"])
     if data is None:  # erased, or its task already finished (the store drops it with the outcome)
         raise plain("IMAGE_ERROR_UNSUPPORTED_FORMAT: " + params["param"])
     try:

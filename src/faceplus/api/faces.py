@@ -13,7 +13,7 @@ from faceplus.api.forms import Params
 from faceplus.api.images import ImageInput
 from faceplus.api.limits import facepp_min_face
 from faceplus.results import Box
-from faceplus.store.base import FaceRecord
+from faceplus.store import FaceRecord
 
 
 def new_token() -> str:
@@ -99,15 +99,15 @@ def detect_and_store(
         for face in found
     ]
     if records:
-        ctx.store.add_faces(records)
+        ctx.store.faces.add(records)
     if ctx.settings.store_images:
-        ctx.store.put_image(tenant, image_id, image.data, now)
+        ctx.store.faces.put_image(tenant, image_id, image.data, now)
     return Detection(image_id, records)
 
 
 def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:
     """A live face of this tenant, or 400 ``INVALID_FACE_TOKEN: <token>``."""
-    found = ctx.store.get_faces(tenant, [token], ctx.live_after())
+    found = ctx.store.faces.get(tenant, [token], ctx.live_after())
     if token not in found:
         raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
     return found[token]

@@ -9,7 +9,7 @@ from faceplus.api.erasure import after_removal
 from faceplus.api.errors import ApiError, bad, echo, missing, plain
 from faceplus.api.forms import Params, has_bad_chars
 from faceplus.identifiers import is_identifier
-from faceplus.store.base import FaceSetRecord, MembershipChange
+from faceplus.store import FaceSetRecord, MembershipChange
 
 REMOVE_ALL = "RemoveAllFaceTokens"
 
@@ -56,12 +56,12 @@ def resolve_faceset(ctx: ApiContext, tenant: str, params: Params) -> FaceSetReco
     if token is not None and outer_id is not None:
         raise plain("COEXISTENCE_ARGUMENTS")
     if token is not None:
-        found = ctx.store.get_faceset(tenant, faceset_token=token.strip())
+        found = ctx.store.facesets.get(tenant, faceset_token=token.strip())
         if found is None:
             raise plain("INVALID_FACESET_TOKEN")
         return found
     if outer_id is not None:
-        found = ctx.store.get_faceset(tenant, outer_id=outer_id)
+        found = ctx.store.facesets.get(tenant, outer_id=outer_id)
         if found is None:
             raise plain("INVALID_OUTER_ID")
         return found
@@ -86,7 +86,7 @@ def _failures(change: MembershipChange) -> list[dict[str, str]]:
 def add_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str]) -> dict[str, Any]:
     """Add tokens and reply in Face++'s addface shape (committed before it returns)."""
     try:
-        change = ctx.store.add_to_faceset(
+        change = ctx.store.facesets.add_faces(
             tenant, faceset.faceset_token, tokens, ctx.live_after(), ctx.settings.faceset_max_faces
         )
     except KeyError:
@@ -108,7 +108,7 @@ def added_reply(faceset: FaceSetRecord, change: MembershipChange) -> dict[str, A
 def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str] | None) -> dict[str, Any]:
     """Remove tokens (all when None) and reply in Face++'s removeface shape."""
     try:
-        change = ctx.store.remove_from_faceset(tenant, faceset.faceset_token, tokens)
+        change = ctx.store.facesets.remove_faces(tenant, faceset.faceset_token, tokens)
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
     after_removal(ctx, tenant, change.changed)  # faces that thereby ended are deleted now (api/erasure.py)
@@ -141,7 +141,7 @@ def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any
         from faceplus.api.facealbums import run_album_task
 
         return run_album_task(ctx, tenant, kind, task_params)
-    faceset = ctx.store.get_faceset(tenant, faceset_token=task_params["faceset_token"])
+    faceset = ctx.store.facesets.get(tenant, faceset_token=task_params["faceset_token"])
     if faceset is None:
         raise plain("INVALID_FACESET_TOKEN")
     if kind == "addface":

@@ -69,7 +69,7 @@ def _answer(request: Request, body: dict[str, Any]) -> JSONResponse:
 
 @router.post("/keys/list", summary="Every API key (never a secret), newest first")
 def list_keys(request: Request, who: Operator, ctx: Ctx) -> JSONResponse:
-    keys = sorted(ctx.store.list_keys(), key=lambda k: k.created, reverse=True)
+    keys = sorted(ctx.store.keys.list(), key=lambda k: k.created, reverse=True)
     return _answer(request, {"keys": [_key_json(k) for k in keys]})
 
 
@@ -79,13 +79,13 @@ def create_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) ->
     if len(name) > 200:
         raise ApiError(400, "BAD_ARGUMENTS: name")
     record, secret = new_key(name)
-    ctx.store.add_key(record)
+    ctx.store.keys.add(record)
     return _answer(request, {**_key_json(record), "api_secret": secret})
 
 
 @router.post("/keys/revoke", summary="Revoke an API key (it stops working at once)")
 def revoke_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) -> JSONResponse:
     target = params.required("target_api_key").strip()
-    if not ctx.store.revoke_key(target, time.time()):
+    if not ctx.store.keys.revoke(target, time.time()):
         raise ApiError(400, "INVALID_API_KEY: target_api_key")
     return _answer(request, {"api_key": target, "revoked": True})

@@ -37,7 +37,7 @@ def thumbnail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) ->
     token = params.required("face_token").strip()
     side = params.int("size", THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX)
     face_by_token(ctx, tenant, token)  # this tenant's and live, else INVALID_FACE_TOKEN
-    crop = ctx.store.get_crops(tenant, [token]).get(token)
+    crop = ctx.store.faces.crops(tenant, [token]).get(token)
     if crop is None:
         raise ApiError(404, f"THUMBNAIL_NOT_KEPT: {token}")
     return Response(face_thumbnail(crop, side), media_type="image/jpeg", headers=NO_STORE)

@@ -51,7 +51,7 @@ def thousandlandmark(
     token = params.str("face_token")
     if token is not None and token.strip():
         face = face_by_token(ctx, tenant, token.strip())
-        crop = ctx.store.get_crops(tenant, [face.face_token]).get(face.face_token)
+        crop = ctx.store.faces.crops(tenant, [face.face_token]).get(face.face_token)
         if crop is None:
             raise not_analyzable(face.face_token)
         landmark = ctx.engine_calls.run(dense_crop_job, crop.data, crop.meta, parts)

@@ -17,7 +17,7 @@ from faceplus.api.facesets import check_text, face_tokens
 from faceplus.api.forms import form_doc
 from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
 from faceplus.results import Box
-from faceplus.store.base import FaceCrop, FaceRecord
+from faceplus.store import FaceCrop, FaceRecord
 
 router = APIRouter(prefix="/face")
 
@@ -60,7 +60,7 @@ def _analysis(
         return stored
     if crop is not None:
         return ctx.engine_calls.run(analyze_crop_job, crop.data, crop.meta, landmark, attributes)
-    image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
+    image = ctx.store.faces.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
     if image is not None:
         return ctx.engine_calls.run(analyze_job, image, Box(**face.face_rectangle), landmark, attributes)
     raise not_analyzable(face.face_token)
@@ -80,14 +80,14 @@ def analyze(
     tokens = face_tokens(params, ctx.settings.analyze_max_tokens)
     assert tokens is not None
     landmark, attributes = parse_analysis_params(params)
-    found = ctx.store.get_faces(tenant, tokens, ctx.live_after())
+    found = ctx.store.faces.get(tenant, tokens, ctx.live_after())
     for token in tokens:
         if token not in found:
             raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
     unique = list(dict.fromkeys(tokens))
     asked = bool(landmark or attributes)
     need = [t for t in unique if asked and _stored_answer(found[t], landmark, attributes) is None]
-    crops = ctx.store.get_crops(tenant, need) if need else {}
+    crops = ctx.store.faces.crops(tenant, need) if need else {}
     if not ctx.settings.store_images:  # refuse before any work when a token cannot be answered
         for token in need:
             if token not in crops:
@@ -122,7 +122,7 @@ def getdetail(
             "display_name": fs.display_name,
             "tags": ",".join(fs.tags),
         }
-        for fs in ctx.store.facesets_of_face(tenant, face.face_token)
+        for fs in ctx.store.facesets.of_face(tenant, face.face_token)
     ]
     return reply(
         request,
@@ -150,5 +150,5 @@ def setuserid(
     token = params.required("face_token").strip()
     user_id = check_text("user_id", params.required("user_id"))
     face = face_by_token(ctx, tenant, token)
-    ctx.store.set_user_id(tenant, face.face_token, user_id)
+    ctx.store.faces.set_user_id(tenant, face.face_token, user_id)
     return reply(request, {"face_token": face.face_token, "user_id": user_id})

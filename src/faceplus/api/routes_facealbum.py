@@ -28,7 +28,7 @@ from faceplus.api.facealbums import (
 from faceplus.api.faces import new_token
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import ImageInput, image_fields, read_image
-from faceplus.store.albums import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumQuotaExceeded, AlbumRecord
+from faceplus.store import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumQuotaExceeded, AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 
@@ -42,7 +42,7 @@ CREATE_NEW_GROUP = "CreateNewGroup"
 def resolve_album(ctx: ApiContext, tenant: str, params: Params) -> AlbumRecord:
     """The tenant's album named by ``facealbum_token``, or 400 (MISSING_ARGUMENTS / INVALID_FACEALBUM_TOKEN)."""
     token = params.required("facealbum_token").strip()
-    album = ctx.store.get_album(tenant, token)
+    album = ctx.store.albums.get(tenant, token)
     if album is None:
         raise plain("INVALID_FACEALBUM_TOKEN")
     return album
@@ -67,7 +67,7 @@ def album_tokens(params: Params) -> list[str] | None:
 def createalbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     token = new_token()
     try:
-        ctx.store.create_album(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
+        ctx.store.albums.create(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
     except AlbumQuotaExceeded:
         raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
     return reply(request, {"facealbum_token": token})
@@ -82,7 +82,7 @@ def deletealbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) 
     album = resolve_album(ctx, tenant, params)
     if params.flag("check_empty", 0) and album.face_count > 0:
         raise plain("FACEALBUM_NOT_EMPTY")
-    ctx.store.delete_album(tenant, album.facealbum_token)
+    ctx.store.albums.delete(tenant, album.facealbum_token)
     return reply(request, {"facealbum_token": album.facealbum_token})
 
 
@@ -94,7 +94,7 @@ def deletealbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) 
 def getfacealbums(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     start = params.int("start", 1, 1, 9_999_999)
     page = ctx.settings.getfacesets_page
-    found = ctx.store.list_albums(tenant, start - 1, page + 1)
+    found = ctx.store.albums.list(tenant, start - 1, page + 1)
     out: dict[str, Any] = {"facealbums": [{"facealbum_token": a.facealbum_token} for a in found[:page]]}
     if len(found) > page:  # absent on the last page
         out["next"] = str(start + page)
@@ -111,7 +111,7 @@ def getalbumdetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ct
     page = ctx.settings.getdetail_page
     start = params.str("start_token")
     try:
-        faces = ctx.store.album_faces(
+        faces = ctx.store.albums.faces(
             tenant, album.facealbum_token, start_token=start.strip() if start else None, limit=page + 1
         )
     except KeyError:
@@ -130,7 +130,7 @@ def getalbumdetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ct
 def getfacedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     token = params.required("face_token").strip()
-    found = ctx.store.album_faces(tenant, album.facealbum_token, tokens=[token])
+    found = ctx.store.albums.faces(tenant, album.facealbum_token, tokens=[token])
     if not found:
         raise plain(f"INVALID_FACE_TOKEN: {token}")
     face = found[0]
@@ -148,7 +148,7 @@ def getfacedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx
 def getimagedetail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     image_id = params.required("image_id").strip()
-    faces = ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id)
+    faces = ctx.store.albums.faces(tenant, album.facealbum_token, image_id=image_id)
     if not faces:
         raise plain("INVALID_IMAGE_ID")
     return reply(
@@ -214,7 +214,7 @@ def searchimage(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) 
 def _task_query(request: Request, tenant: str, params: Params, ctx: ApiContext, kind: str) -> JSONResponse:
     """A FaceAlbum task's state: ``status`` 0 running, 1 done (with the result's fields), -1 failed."""
     task_id = params.required("task_id").strip()
-    task = ctx.store.get_task(tenant, task_id)
+    task = ctx.store.tasks.get(tenant, task_id)
     if task is None or task.kind != kind:
         raise plain("INVALID_TASK_ID")
     out: dict[str, Any] = {
@@ -271,19 +271,19 @@ def updateface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -
     if tokens is None:
         raise missing("face_tokens")
     target = params.required("new_group_id").strip()
-    present = {f.face_token for f in ctx.store.album_faces(tenant, album.facealbum_token, tokens=tokens)}
+    present = {f.face_token for f in ctx.store.albums.faces(tenant, album.facealbum_token, tokens=tokens)}
     out: dict[str, Any] = {"facealbum_token": album.facealbum_token}
     if target.lower() == CREATE_NEW_GROUP.lower():
-        target = ctx.store.new_album_group_ids(tenant, album.facealbum_token, 1)[0] if present else ""
+        target = ctx.store.albums.new_group_ids(tenant, album.facealbum_token, 1)[0] if present else ""
         if target:
             out["group_id"] = target
     elif target != GROUP_NOT_GROUPED:
         if not target.isdigit() or not is_group(target):
             raise bad("new_group_id")
-        if not any(f.group_id == target for f in ctx.store.album_faces(tenant, album.facealbum_token)):
+        if not any(f.group_id == target for f in ctx.store.albums.faces(tenant, album.facealbum_token)):
             raise plain("INVALID_GROUP_ID")
     changed = (
-        ctx.store.set_album_groups(
+        ctx.store.albums.set_groups(
             tenant, album.facealbum_token, {t: (target, None) for t in tokens if t in present}, manual=True
         )
         if present
@@ -310,10 +310,12 @@ def deleteface(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -
     if tokens is None:
         if image_id is None:
             raise missing("face_tokens", "image_id")
-        tokens = [f.face_token for f in ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id.strip())]
+        tokens = [
+            f.face_token for f in ctx.store.albums.faces(tenant, album.facealbum_token, image_id=image_id.strip())
+        ]
         if not tokens:
             raise plain("INVALID_IMAGE_ID")
-    removed = ctx.store.delete_album_faces(tenant, album.facealbum_token, tokens)
+    removed = ctx.store.albums.delete_faces(tenant, album.facealbum_token, tokens)
     gone = set(removed)
     return reply(
         request,

@@ -20,7 +20,7 @@ from faceplus.api.facesets import (
     resolve_faceset,
 )
 from faceplus.api.forms import form_doc
-from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, NewMembers, OuterIdExists
+from faceplus.store import FaceSetQuotaExceeded, FaceSetRecord, NewMembers, OuterIdExists
 
 router = APIRouter(prefix="/faceset")
 
@@ -62,7 +62,7 @@ def create(
     tags = parse_tags(params) or []
     force_merge = params.flag("force_merge", 0)
     tokens = face_tokens(params, ctx.settings.addface_max_tokens, required=False) or []
-    existing = ctx.store.get_faceset(tenant, outer_id=outer_id) if outer_id else None
+    existing = ctx.store.facesets.get(tenant, outer_id=outer_id) if outer_id else None
     if existing is not None:
         if not force_merge:
             raise plain("FACESET_EXIST")
@@ -71,7 +71,7 @@ def create(
         faceset = FaceSetRecord(tenant, new_token(), outer_id, display_name, user_data, tags, ctx.now())
         members = NewMembers(tokens, ctx.live_after(), ctx.settings.faceset_max_faces)
         try:  # the FaceSet and its first faces in one transaction: after a crash it holds them or is absent
-            change = ctx.store.create_faceset(faceset, ctx.settings.max_facesets_per_key, members)
+            change = ctx.store.facesets.create(faceset, ctx.settings.max_facesets_per_key, members)
         except OuterIdExists:
             raise plain("FACESET_EXIST") from None
         except FaceSetQuotaExceeded:
@@ -160,7 +160,7 @@ def task_status(
     ctx: Ctx,
 ) -> JSONResponse:
     task_id = params.required("task_id").strip()
-    task = ctx.store.get_task(tenant, task_id)
+    task = ctx.store.tasks.get(tenant, task_id)
     if task is None:
         raise plain("INVALID_TASK_ID")
     out = {"task_id": task.task_id, "status": task.status}
@@ -196,10 +196,10 @@ def update(
     if not changes:
         raise plain("VOID_REQUEST")
     new_outer = changes.get("outer_id")
-    if new_outer and new_outer != faceset.outer_id and ctx.store.get_faceset(tenant, outer_id=str(new_outer)):
+    if new_outer and new_outer != faceset.outer_id and ctx.store.facesets.get(tenant, outer_id=str(new_outer)):
         raise plain("NEW_OUTER_ID_EXIST")
     try:
-        updated = ctx.store.update_faceset(tenant, faceset.faceset_token, changes)
+        updated = ctx.store.facesets.update(tenant, faceset.faceset_token, changes)
     except OuterIdExists:
         raise plain("NEW_OUTER_ID_EXIST") from None
     except KeyError:
@@ -221,7 +221,7 @@ def getdetail(
     faceset = resolve_faceset(ctx, tenant, params)
     start = params.int("start", 1, 1, 10_000)
     page = ctx.settings.getdetail_page
-    tokens = ctx.store.faceset_tokens(tenant, faceset.faceset_token, start - 1, page)
+    tokens = ctx.store.facesets.tokens(tenant, faceset.faceset_token, start - 1, page)
     following = start + len(tokens)
     out = {
         **_summary(faceset),
@@ -251,12 +251,12 @@ def delete(
     if check_empty and faceset.face_count > 0:
         raise plain("FACESET_NOT_EMPTY")
     members = (
-        ctx.store.faceset_tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
+        ctx.store.facesets.tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
         if ctx.settings.erase_on_remove
         else []
     )
     # The store checks emptiness again as it deletes: an addface between the look above and here keeps the FaceSet.
-    if not ctx.store.delete_faceset(tenant, faceset.faceset_token, only_if_empty=check_empty):
+    if not ctx.store.facesets.delete(tenant, faceset.faceset_token, only_if_empty=check_empty):
         raise plain("FACESET_NOT_EMPTY")
     sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/erasure.py)
     after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
@@ -277,7 +277,7 @@ def getfacesets(
     tags = parse_tags(params) or []
     start = params.int("start", 1, 1, 10**9)
     page = ctx.settings.getfacesets_page
-    found = ctx.store.list_facesets(tenant, tags, start - 1, page + 1)
+    found = ctx.store.facesets.list(tenant, tags, start - 1, page + 1)
     out: dict[str, object] = {"facesets": [_summary(fs) for fs in found[:page]]}
     if len(found) > page:  # absent on the last page, as Face++ does
         out["next"] = str(start + page)

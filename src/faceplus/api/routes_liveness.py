@@ -28,7 +28,7 @@ from faceplus.api.liveness_jobs import decode_video_job, measure_frames_job
 from faceplus.liveness.challenge import DEFAULT_ACTIONS, LIVENESS_TYPES, random_actions
 from faceplus.liveness.checks import ACTIONS, FrameSignal, Verdict, default_limits, evaluate
 from faceplus.liveness.measure import VideoLimits
-from faceplus.store.base import BizTokenRecord, FaceRecord
+from faceplus.store import BizTokenRecord, FaceRecord
 
 router = APIRouter(prefix="/sdk")
 
@@ -94,7 +94,7 @@ def get_biz_token(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx
     now = ctx.now()
     actions = random_actions(count)
     token = BizTokenRecord(tenant, new_token(), ",".join(actions), face_token, now, now + ttl)
-    ctx.store.add_biz_token(token)
+    ctx.store.liveness.add(token)
     limits = default_limits()
     body: dict[str, Any] = {
         "biz_token": token.biz_token,
@@ -131,7 +131,7 @@ def _frames(params: Params, max_frames: int) -> tuple[list[bytes], list[float]]:
 
 def _take_token(ctx: ApiContext, tenant: str, biz_token: str) -> BizTokenRecord:
     """Use the token up (whatever the verify's outcome): unknown, used or expired tokens are refused."""
-    record = ctx.store.take_biz_token(tenant, biz_token, ctx.now())
+    record = ctx.store.liveness.take(tenant, biz_token, ctx.now())
     if record is None:
         raise ApiError(400, f"INVALID_BIZ_TOKEN: {echo(biz_token)}")
     if record.used is not None:
@@ -172,9 +172,9 @@ def _best_face(ctx: ApiContext, tenant: str, frame: bytes, signal: FrameSignal) 
         created=now,
         model=ctx.engine.model_id,
     )
-    ctx.store.add_faces([record])
+    ctx.store.faces.add([record])
     if ctx.settings.store_images:
-        ctx.store.put_image(tenant, record.image_id, frame, now)
+        ctx.store.faces.put_image(tenant, record.image_id, frame, now)
     return record
 
 

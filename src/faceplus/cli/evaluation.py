@@ -257,7 +257,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
     store = open_store(settings)  # as serve opens it: PostgreSQL when $FACEPLUS_DATABASE_URL is set
     try:
         tenant = _tenant(store, args.api_key)
-        faceset = store.get_faceset(tenant, outer_id=args.faceset) or store.get_faceset(
+        faceset = store.facesets.get(tenant, outer_id=args.faceset) or store.facesets.get(
             tenant, faceset_token=args.faceset
         )
         if faceset is None:

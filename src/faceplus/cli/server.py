@@ -65,7 +65,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     store = configured_store(args.data_dir)
     record, secret = new_key(name=args.name or "")
-    store.add_key(record)
+    store.keys.add(record)
     store.close()
     print(f"api_key:    {record.api_key}")
     print(f"api_secret: {secret}")
@@ -75,7 +75,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     store = configured_store(args.data_dir)
-    keys = store.list_keys()
+    keys = store.keys.list()
     store.close()
     if not keys:
         print("no keys; create one with: faceplus keys create")
@@ -88,7 +88,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     store = configured_store(args.data_dir)
-    ok = store.revoke_key(args.key, time.time())
+    ok = store.keys.revoke(args.key, time.time())
     store.close()
     if not ok:
         print(f"no live key {args.key}", file=sys.stderr)

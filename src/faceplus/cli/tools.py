@@ -34,7 +34,7 @@ def _tenant(store, api_key: str | None) -> str:
     """The tenant to work in: a live API key of this data folder, or the local tenant."""
     if not api_key:
         return LOCAL_TENANT
-    record = store.get_key(api_key)
+    record = store.keys.get(api_key)
     if record is None or record.revoked:
         raise SystemExit(f"no live api key {api_key} in this store (faceplus keys list)")
     return api_key

@@ -401,10 +401,10 @@ def faceset_sample(store: Any, tenant: str, faceset_token: str, max_faces: int =
     """
     from faceplus.tools.indexing import Ledger
 
-    members = store.faceset_vectors(tenant, faceset_token)
+    members = store.facesets.vectors(tenant, faceset_token)
     user_ids: dict[str, str] = {}
     for start in range(0, len(members.tokens), 500):
-        user_ids.update(store.user_ids(tenant, members.tokens[start : start + 500]))
+        user_ids.update(store.faces.user_ids(tenant, members.tokens[start : start + 500]))
     sources = Ledger(store).sources(tenant, faceset_token)
     keep, unlabelled, beside = [], 0, 0
     for row, token in enumerate(members.tokens):

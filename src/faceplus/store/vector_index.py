@@ -34,10 +34,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from faceplus.store.base import LEGACY_MODEL_ID, MembershipChange, ModelMismatch, Store
+from faceplus.settings import ServerSettings, default_of
+from faceplus.store.records import LEGACY_MODEL_ID, FaceSetVectors, MembershipChange, ModelMismatch
 
 log = logging.getLogger("faceplus.store.vector_index")
 
@@ -46,7 +48,7 @@ DIM = 128
 #: it is larger than this many rows and this fraction of the file's rows.
 FOLD_MIN_ROWS = 4096
 FOLD_FRACTION = 0.05
-#: Files in the index folder: owner only, like the rest of the data folder (store/sqlite.py).
+#: Files in the index folder: owner only, like the rest of the data folder (store/sqlite/database.py).
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 #: Extra exact candidates taken past k so float error in the fast distance formula cannot change the order.
@@ -55,10 +57,12 @@ _EXACT_MARGIN = 16
 
 @dataclass(frozen=True)
 class HnswParams:
-    threshold: int = 50_000
+    """The embedded index's HNSW parameters (threshold and ef_search are settings; their defaults are there)."""
+
+    threshold: int = default_of(ServerSettings, "hnsw_threshold")
     m: int = 16
     ef_construction: int = 100
-    ef_search: int = 64
+    ef_search: int = default_of(ServerSettings, "hnsw_ef_search")
 
 
 class VectorIndex:
@@ -546,20 +550,24 @@ class IndexFiles:
             self._collect(set())
 
 
+class VectorSource(Protocol):
+    """Where an :class:`IndexCache` reads a FaceSet's vectors (``FaceSetsStore.vectors``)."""
+
+    def vectors(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None = None) -> FaceSetVectors: ...
+
+
 class IndexCache:
     """Indexes per FaceSet, loaded on first search and kept current after writes.
 
-    With a ``folder`` (by default ``vector_index/`` next to an embedded store's database file), a FaceSet
+    ``source`` is where a FaceSet's vectors are read from (the embedded store's FaceSets facet). With a
+    ``folder`` (the embedded store passes ``vector_index/`` next to its database file), a FaceSet
     large enough for a graph is saved there and loaded back memory-mapped (see :class:`IndexFiles`).
     """
 
-    def __init__(self, store: Store, hnsw: HnswParams | None = None, folder: Path | None | bool = True) -> None:
-        self.store = store
-        self.hnsw = hnsw or HnswParams()
-        if folder is True:
-            path = getattr(store, "path", None)
-            folder = Path(path).parent / "vector_index" if path is not None else None
-        self.folder: Path | None = folder or None
+    def __init__(self, source: VectorSource, hnsw: HnswParams, folder: Path | None = None) -> None:
+        self.source = source
+        self.hnsw = hnsw
+        self.folder = folder
         # Imported here (store open, i.e. server start) so the first search after a restart does not pay for it:
         # 0.25 s of the 0.4 s that search took at 100k faces here (no bytecode cache: PYTHONDONTWRITEBYTECODE).
         import faiss  # noqa: F401
@@ -595,7 +603,7 @@ class IndexCache:
             if index is None or index.version < version:
                 index = self._saved(tenant, faceset_token, version)
                 if index is None:
-                    data = self.store.faceset_vectors(tenant, faceset_token)
+                    data = self.source.vectors(tenant, faceset_token)
                     files = self.files(tenant, faceset_token)
                     index = VectorIndex(data.tokens, data.vectors, data.version, self.hnsw, files, data.model)
                 self._entries[key] = index
@@ -630,7 +638,7 @@ class IndexCache:
     def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
         def add(index: VectorIndex) -> None:
             try:
-                data = self.store.faceset_vectors(tenant, faceset_token, change.changed)  # of the FaceSet's model
+                data = self.source.vectors(tenant, faceset_token, change.changed)  # of the FaceSet's model
             except KeyError:  # deleted meanwhile
                 data = None
             if data is None or data.model != index.model:  # changed model meanwhile: reloaded at the next search
@@ -666,7 +674,7 @@ class IndexCache:
                 return False
             index = self._entries.get(key) or VectorIndex.from_files(files, self.hnsw)
             try:
-                data = self.store.faceset_vectors(tenant, faceset_token)
+                data = self.source.vectors(tenant, faceset_token)
             except KeyError:  # the FaceSet is gone: so is its index
                 self._entries.pop(key, None)
                 files.delete()

@@ -310,10 +310,10 @@ def faces_from_faceset(
     """The FaceSet's faces with their user_ids (truth) and, where ``faceplus index`` put them there, their image.
 
     ``model``: the engine's identity model, whose calibration links the faces; a FaceSet of another is refused."""
-    faceset = store.get_faceset(tenant, outer_id=outer_id)
+    faceset = store.facesets.get(tenant, outer_id=outer_id)
     if faceset is None:
         raise SystemExit(f"no FaceSet with outer_id {outer_id!r} for tenant {tenant}")
-    vectors = store.faceset_vectors(tenant, faceset.faceset_token)
+    vectors = store.facesets.vectors(tenant, faceset.faceset_token)
     if model is not None and vectors.model != model:
         raise SystemExit(
             f"FaceSet {outer_id!r} holds embeddings of {vectors.model}, this engine runs {model}: "
@@ -322,7 +322,7 @@ def faces_from_faceset(
     sources = ledger.sources(tenant, faceset.faceset_token)
     records: dict[str, Any] = {}
     for start in range(0, len(vectors.tokens), 500):
-        records.update(store.get_faces(tenant, vectors.tokens[start : start + 500], 0.0))
+        records.update(store.faces.get(tenant, vectors.tokens[start : start + 500], 0.0))
     items = []
     for token, vector in zip(vectors.tokens, vectors.vectors, strict=True):
         record = records.get(token)
@@ -455,6 +455,6 @@ def set_user_ids(store: Any, tenant: str, result: ClusterResult) -> int:
             continue
         for i in members:
             if result.items[i].face_token:
-                store.set_user_id(tenant, result.items[i].face_token, names[k])
+                store.faces.set_user_id(tenant, result.items[i].face_token, names[k])
                 changed += 1
     return changed
