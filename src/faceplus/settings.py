@@ -315,7 +315,7 @@ class ServerSettings:
         "new ones are complete. One process per data folder or database should have it on.",
         "server",
     )
-    # issue 14 (docs/SECURITY.md): erasure and the audit trail
+    # erasure and the audit trail (docs/SECURITY.md)
     erase_on_remove: bool = setting(
         False,
         "Erase a face at once when it leaves its last FaceSet (removeface, FaceSet delete), whatever its age "

@@ -18,7 +18,9 @@ def measure_frames_job(engine: Engine, frames: list[bytes], times: list[float], 
     return measure_frames(engine, frames, times, params)
 
 
-def decode_video_job(engine: Engine, data: bytes, limits: VideoLimits, folder: Path) -> tuple[list[bytes], list[float]]:
+def decode_video_job(
+    engine: Engine, data: bytes, limits: VideoLimits, folder: Path
+) -> tuple[list[bytes], list[float]]:
     """The video's frames (JPEG, at most ``limits.max_frames``, spread evenly) and their times in ms; the file is
     written in ``folder``, which the caller (the server process) makes for this upload and removes afterwards."""
     return decode_video(data, limits, folder)

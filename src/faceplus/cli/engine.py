@@ -106,3 +106,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image2", type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
+

@@ -112,6 +112,7 @@ def _zero_and_remove(folder: Path) -> int:
 def cmd_rekey(args: argparse.Namespace) -> int:
     """Encrypt, re-encrypt or decrypt the embedded store's embeddings and crops; the server must be stopped."""
     from faceplus.settings import ServerSettings
+    from faceplus.store.factory import open_store
     from faceplus.store.sqlite import SQLiteStore
     from faceplus.store.sqlite.cipher import DataCipher, DataKeyError, new_key_text, rekey
 
@@ -129,10 +130,12 @@ def cmd_rekey(args: argparse.Namespace) -> int:
         new_text = args.new_key
     try:
         new = DataCipher.from_setting(new_text) if new_text else None
-        store = SQLiteStore.in_folder(settings.data_dir, settings.data_key)  # the old key: FACEPLUS_DATA_KEY
+        opened = open_store(settings, settings.data_dir)  # with the old key: FACEPLUS_DATA_KEY
     except DataKeyError as e:
         print(f"faceplus rekey: {e}", file=sys.stderr)
         return 2
+    assert isinstance(opened, SQLiteStore)  # a data folder opens as the embedded store
+    store = opened
     try:
         result = rekey(store.db.conn(), store.db.cipher, new)
         store.db.conn().execute("VACUUM")  # rewrite every page: no free page keeps an old value

@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 CONVERTER_VERSION = "keras-h5-to-onnx-1"
 
 
+
 def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     """TensorFlow's 'same' padding: (output size, pad before, pad after); the odd pixel goes after."""
     out = math.ceil(size / stride)

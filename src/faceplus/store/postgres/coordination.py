@@ -1,5 +1,4 @@
-"""Rate buckets and async-task leases as rows, so every worker sharing the database sees the same ones
-(mixed into :class:`faceplus.store.postgres.PostgresStore`)."""
+"""Rate buckets and async-task leases as rows, so every worker sharing the database sees the same ones."""
 
 from __future__ import annotations
 
