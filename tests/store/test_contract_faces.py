@@ -186,3 +186,46 @@ def test_reembed_switches_a_faceset_when_every_member_has_a_vector(store: Store)
     assert store.reembed.fold() == 2
     assert store.reembed.model_counts() == {"new": 2}
     assert store.reembed.facesets("new") == []
+
+
+def test_images_and_whole_store_export(store: Store) -> None:
+    tokens = _faces(store, "a", _vectors(3, seed=13))
+    store.faces.put_image("a", "img-1", b"jpeg-a", 1.0)
+    store.faces.put_image("b", "img-2", b"jpeg-b", 2.0)
+    assert store.faces.get_image("a", "img-1") == b"jpeg-a"
+    assert store.faces.get_image("b", "img-1") is None  # another tenant's image
+    assert sorted(store.faces.iter_images()) == [("a", "img-1", b"jpeg-a", 1.0), ("b", "img-2", b"jpeg-b", 2.0)]
+    batches = list(store.faces.iter_all(batch=2))
+    assert [len(b) for b in batches] == [2, 1]
+    assert [f.face_token for b in batches for f in b] == sorted(tokens)
+
+
+def test_a_finished_task_takes_its_album_upload_with_it(store: Store) -> None:
+    from faceplus.store import TaskRecord
+
+    store.albums.put_upload("a", "up1", b"jpeg", 1.0)
+    store.tasks.add(TaskRecord("a", "t1", "addimage", {"upload_id": "up1"}, 0, 1.0))
+    assert store.albums.get_upload("a", "up1") == b"jpeg"  # kept while the task may still run
+    store.tasks.finish("t1", 1, {})
+    assert store.albums.get_upload("a", "up1") is None
+
+
+def test_background_scrub_runs_and_is_awaited(store: Store) -> None:
+    from faceplus.store import SWEEP_TABLES
+
+    _faces(store, "a", _vectors(2, seed=17), created=1.0)
+    assert store.faces.sweep(created_before=50.0) == 2
+    store.erasure.scrub_soon(SWEEP_TABLES)
+    assert store.erasure.wait_scrubbed(60)
+    assert store.faces.get("a", ["a-f0", "a-f1"], float("-inf")) == {}
+
+
+def test_faces_without_a_crop_keep_their_model(store: Store) -> None:
+    vectors = _vectors(2, seed=19)
+    store.faces.add([FaceRecord("a", "bare", vectors[0], RECT, "img", 100.0, model="old")])  # no crop kept
+    _faces(store, "a", vectors[1:], model="old")
+    store.albums.create("a", "al", 1.0)
+    store.albums.add_faces("a", "al", [AlbumFace("af", "img", RECT, 1.0, vectors[0], model="old")], 10)
+    assert [f.face_token for f in store.reembed.faces_without_crop("new")] == ["bare"]
+    assert [f.face_token for f in store.reembed.pending("new", None, "", 10)] == ["a-f0"]  # only faces with a crop
+    assert store.reembed.album_model_counts() == {"old": 1}
