@@ -5,7 +5,7 @@ per-photo noise, like a face model's embeddings); queries are fresh noisy photos
 Ground truth is brute-force L2 in numpy. Each store holds one FaceSet of ``size`` faces and is searched
 the way the API searches it:
 
-- sqlite: the store's in-process per-FaceSet index (``SQLiteStore.search_index``, an ``IndexCache``: exact
+- sqlite: the store's in-process per-FaceSet index (``SQLiteStore.facesets.index``, an ``IndexCache``: exact
   numpy below 50k, faiss HNSW + exact re-rank above); then a restart phase: two fresh processes open the data
   folder at once and report the store open (faiss is imported there), their first search as the API makes it
   (FaceSet read + ``facesets.search``: the saved graph memory-mapped, no rebuild) and their RSS (anonymous, and
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceplus.store import FaceRecord, FaceSetRecord
+from faceplus.store import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord
 from faceplus.store.sqlite import SQLiteStore
 
 DIM = 128
@@ -221,19 +221,20 @@ def run_postgres(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, url: 
     out: dict[str, dict] = {}
     try:
         t0 = time.perf_counter()
-        store.facesets.create(FaceSetRecord(TENANT, FACESET, "", "", "", [], time.time()))
+        store.facesets.create(FaceSetRecord(TENANT, FACESET, "", "", "", [], time.time(), model=LEGACY_MODEL_ID))
         with store.connect() as conn:
             copy_members(conn, data)
-            with conn.transaction():
+            with conn.transaction():  # rows of one model, the FaceSet's (its search reads only those)
                 conn.execute(
-                    "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, created) "
-                    "SELECT tok, %s, emb, '{}', '', extract(epoch from now()) FROM staging",
-                    (TENANT,),
+                    "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, created, model) "
+                    "SELECT tok, %s, emb, '{}', '', extract(epoch from now()), %s FROM staging",
+                    (TENANT, LEGACY_MODEL_ID),
                 )
                 conn.execute(
-                    "INSERT INTO members(faceset_id, face_token, embedding) "
-                    "SELECT s.id, t.tok, t.emb FROM staging t, facesets s WHERE s.faceset_token = %s ORDER BY t.tok",
-                    (FACESET,),
+                    "INSERT INTO members(faceset_id, face_token, embedding, model) "
+                    "SELECT s.id, t.tok, t.emb, %s FROM staging t, facesets s WHERE s.faceset_token = %s "
+                    "ORDER BY t.tok",
+                    (LEGACY_MODEL_ID, FACESET),
                 )
                 conn.execute("UPDATE facesets SET face_count = %s, version = 1", (len(data),))
             conn.execute("VACUUM ANALYZE members")
