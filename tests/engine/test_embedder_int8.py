@@ -53,7 +53,7 @@ def pairs_and_chips(shared_data: Path, exact: Engine) -> tuple[list, dict[str, n
 
 def test_resnet_is_the_exact_model(exact: Engine, fast: Engine) -> None:
     """``resnet`` runs dlib's exact network and ``resnet-int8`` its quantization (the default is SFace:
-    tests/test_sface.py)."""
+    tests/engine/test_sface.py)."""
     assert exact.embedder.name == "resnet"
     assert EngineModels.for_settings(Settings(embedder="resnet")).make_embedder().name == "resnet"
     assert fast.embedder.name == "resnet-int8"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceplus.analysis.ibug68 import MESH_TO_IBUG68, REGIONS
+from faceplus.attributes.ibug68 import MESH_TO_IBUG68, REGIONS
 from faceplus.engine import Engine, EngineModels
 from faceplus.landmarks import Landmarker
 from faceplus.models.dlib_models import DlibModels

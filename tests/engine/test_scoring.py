@@ -25,7 +25,7 @@ PEOPLE = ("Aaron_Sorkin", "Ai_Sugiyama", "Alan_Greenspan", "Allyson_Felix")
 @pytest.fixture(scope="module", autouse=True)
 def resnet_embedder() -> Iterator[None]:
     """dlib's ResNet: the one model with a shipped cohort-normalised calibration, so all four kinds can be scored
-    (the scoring path is the model's own business only through its calibration; SFace's: tests/test_sface.py)."""
+    (the scoring path is the model's own business only through its calibration; SFace's: tests/engine/test_sface.py)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FACEPLUS_EMBEDDER", "resnet")
         yield

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from faceplus.analysis.dense_landmarks import dense_landmarks
 from faceplus.api.analysis import describe_face
 from faceplus.api.errors import bad
 from faceplus.api.limits import big_enough, min_face_side
+from faceplus.attributes.dense_landmarks import dense_landmarks
 from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
@@ -103,7 +103,7 @@ def analyze_crop_job(
     out = describe_face(engine, decoded, face, landmark, attributes)
     wanted = {"emotion", "smiling"} & set(attributes)
     if wanted and emotion_leaves_image(meta):
-        from faceplus.analysis import expression
+        from faceplus.attributes import expression
 
         canvas = emotion_canvas(decoded.rgb, meta)
         left, top, width, height = (int(v) for v in meta["box"])

@@ -19,10 +19,13 @@ blurred by a Gaussian of sigma 1 and of sigma 2 pixels (LFW's own faces score ~1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
+from faceplus.attributes.measurements import Measurements, measurement
+from faceplus.attributes.registry import attribute
 from faceplus.chips import BLUR, ChipSpec, face_chip
 
 CHIP_SIZE = BLUR.size
@@ -118,3 +121,14 @@ def blur_of_gray(gray: np.ndarray) -> Blur:
 def face_blur(rgb: np.ndarray, landmarks5: np.ndarray) -> Blur:
     """Blur scores of the face with dlib 5-point ``landmarks5`` in an RGB image."""
     return blur_of_gray(face_gray(rgb, landmarks5))
+
+
+@measurement
+def blur(m: Measurements) -> Blur:
+    """The face's blur (shared: ``facequality`` reads its blurness)."""
+    return face_blur(m.rgb, m.face.landmarks5)
+
+
+@attribute("blur", order=5)
+def blur_attribute(m: Measurements) -> dict[str, Any]:
+    return blur(m).to_facepp()

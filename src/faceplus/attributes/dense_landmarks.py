@@ -2,7 +2,7 @@
 
 Every part is a *measured* contour resampled evenly by arc length to Face++'s point count; nothing is drawn
 where no model looked. Sides follow Face++: "left" is the image's left (the subject's right, MediaPipe's
-low-numbered side and the iris model's ``"right"`` eye), as in :mod:`faceplus.analysis.facepp_landmarks`.
+low-numbered side and the iris model's ``"right"`` eye), as in :mod:`faceplus.attributes.facepp_landmarks`.
 docs/LANDMARKS.md lists how each point is derived. Left out, because no model here measures them:
 ``face.face_hairline_*`` (the mesh stops on the forehead, not at the hairline) and ``nose.left_nostril`` /
 ``nose.right_nostril`` (no mesh vertex is known to sit on a nostril's upper edge).
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from faceplus.analysis.facepp_landmarks import JAW_LEFT, MIRROR
+from faceplus.attributes.facepp_landmarks import JAW_LEFT, MIRROR
 from faceplus.models.iris import EyeResult
 
 #: Face++ ``return_landmark`` part names (``all`` asks for every one; Face++'s docs also spell mouth "mouse").

@@ -23,8 +23,13 @@ treat single-eye vectors as coarse; ``position_x_coordinate`` is the steadier me
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from faceplus.attributes.headpose import pose
+from faceplus.attributes.measurements import Measurements
+from faceplus.attributes.registry import attribute
 from faceplus.models.iris import EyeResult
 
 #: Contour rows (upper lid, lower lid) compared for the EAR; the width is rows 0 and 8 (the corners).
@@ -121,3 +126,13 @@ def eyegaze(mesh: np.ndarray, eyes: dict[str, EyeResult], rotation: np.ndarray) 
             "vector_z_component": round(float(v[2]), 3),
         }
     return out
+
+
+@attribute("eyestatus", order=6)
+def eyestatus_attribute(m: Measurements) -> dict[str, Any]:
+    return eyestatus(m.eyes)
+
+
+@attribute("eyegaze", order=9)
+def eyegaze_attribute(m: Measurements) -> dict[str, Any]:
+    return eyegaze(m.mesh, m.eyes, pose(m).rotation)

@@ -23,11 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from faceplus.analysis._headpose_reference import REFERENCE, REFERENCE_INDICES
-from faceplus.analysis.facepp_landmarks import MIRROR
+from faceplus.attributes._headpose_reference import REFERENCE, REFERENCE_INDICES
+from faceplus.attributes.facepp_landmarks import MIRROR
+from faceplus.attributes.measurements import Measurements, measurement
+from faceplus.attributes.registry import attribute
+from faceplus.results import Box, Face
 
 #: Mesh vertices on the face's midline (their own mirror partners).
 MIDLINE = (0, 1, 2, 4, 5, 6, 8, 9, 10, 13, 14, 17, 18, 151, 152, 164, 168, 175, 195, 197, 199, 200)
@@ -84,6 +88,39 @@ def head_pose(mesh: np.ndarray) -> HeadPose:
     _, rotation, _ = similarity_fit(REFERENCE, points[list(REFERENCE_INDICES)])
     pitch, roll, yaw = euler_angles(rotation)
     return HeadPose(pitch, roll, yaw, rotation)
+
+
+@measurement
+def pose(m: Measurements) -> HeadPose:
+    """Head pose averaged over the face and its mirror image.
+
+    The mesh network is not exactly mirror-symmetric (pitch moved by up to ~3 degrees between a face
+    and its mirror image); averaging the two fits cancels that bias, so a mirrored face gets exactly
+    the opposite yaw and roll and the same pitch. It costs one more mesh (~1.5 ms).
+    """
+    direct = head_pose(m.mesh)
+    width = m.rgb.shape[1]
+    box, lm = m.face.box, m.face.landmarks5
+    mirror_face = Face(
+        box=Box(width - box.right, box.top, box.width, box.height),
+        score=m.face.score,
+        detector=m.face.detector,
+        # dlib's 5 points are ordered by image side: mirroring swaps the two eyes' pairs.
+        landmarks5=np.column_stack([width - lm[:, 0], lm[:, 1]])[[2, 3, 0, 1, 4]],
+    )
+    mirror = Measurements(m.models, np.ascontiguousarray(m.rgb[:, ::-1]), mirror_face)
+    mirrored = head_pose(mirror.mesh)
+    return HeadPose(
+        pitch=(direct.pitch + mirrored.pitch) / 2,
+        roll=(direct.roll - mirrored.roll) / 2,
+        yaw=(direct.yaw - mirrored.yaw) / 2,
+        rotation=direct.rotation,
+    )
+
+
+@attribute("headpose", order=3)
+def headpose_attribute(m: Measurements) -> dict[str, Any]:
+    return pose(m).to_facepp()
 
 
 def _normalise(points: np.ndarray) -> np.ndarray:

@@ -9,7 +9,12 @@ things covering the mouth, so ``surgical_mask_or_respirator`` and ``other_occlus
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from faceplus.attributes.measurements import Measurements
+from faceplus.attributes.registry import attribute
 
 UPPER_INNER, LOWER_INNER, CORNER_RIGHT, CORNER_LEFT = 13, 14, 61, 291
 OPEN_AT = 0.08
@@ -35,3 +40,8 @@ def mouthstatus(mesh: np.ndarray) -> dict[str, float | None]:
         "close": round(100.0 - opened, 3),
         "open": round(opened, 3),
     }
+
+
+@attribute("mouthstatus", order=8)
+def mouthstatus_attribute(m: Measurements) -> dict[str, Any]:
+    return mouthstatus(m.mesh)

@@ -3,7 +3,7 @@
 The score is a predicted same-person distance turned into 0-100. Each face gets penalties (larger =
 worse, 0 for an ideal face):
 
-- ``blur``: blurness / 100 (see :mod:`faceplus.analysis.blur`);
+- ``blur``: blurness / 100 (see :mod:`faceplus.attributes.blur`);
 - ``yaw`` and ``pitch``: (angle / 45)^2 (roll is undone by the alignment, so it costs nothing);
 - ``detection``: how far BlazeFace's confidence falls below :data:`CONFIDENCE_FULL` (faces only another
   detector found count as :data:`CONFIDENCE_UNSCORED`: BlazeFace missed them).
@@ -31,8 +31,14 @@ docs/ATTRIBUTES.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from faceplus.attributes.blur import blur
+from faceplus.attributes.headpose import pose
+from faceplus.attributes.measurements import Measurements
+from faceplus.attributes.registry import attribute
 
 IOD_MIN = 10.0
 IOD_FULL = 36.0
@@ -102,3 +108,16 @@ def face_quality(inter_ocular_px: float, blurness: float, yaw: float, pitch: flo
     predicted = BASE + cost  # against an ideal photo of the same person
     value = 100.0 * size * float(np.clip(1.0 - cost / (zero_distance() - BASE), 0.0, 1.0))
     return Quality(value, size, predicted)
+
+
+@attribute("facequality", order=4)
+def facequality_attribute(m: Measurements) -> dict[str, Any]:
+    face, angles = m.face, pose(m)
+    score = face_quality(
+        inter_ocular(face.landmarks5),
+        blur(m).blurness,
+        angles.yaw,
+        angles.pitch,
+        detection_confidence(face.detector, face.score),
+    )
+    return score.to_facepp()

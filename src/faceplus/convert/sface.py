@@ -6,7 +6,7 @@ weights are int8 blocks that a ``DequantizeLinear`` (+ ``Reshape``) expands at e
 (with a free batch dimension), evaluate each ``DequantizeLinear`` and the ``Reshape`` of its output once in numpy,
 and store the result as an fp32 initializer under the weight's original name. The arithmetic is onnxruntime's
 own, ``float(q - zero_point) * scale`` in float32, so the folded graph's outputs stay within ~1e-6 of the
-shipped graph's (tests/test_sface.py measures it on real faces).
+shipped graph's (tests/engine/test_sface.py measures it on real faces).
 
 Loading and running the converted file is :mod:`faceplus.models.sface`; this module is imported only on a
 cache miss.
@@ -99,7 +99,7 @@ def fold_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
 def convert_sface(path: Path) -> bytes:
     """The shipped SFace file as a serialized fp32 ONNX model with one input, ``data`` [N, 3, 112, 112].
 
-    Deterministic: the same file gives the same bytes (the cache and tests/test_sface.py rely on it).
+    Deterministic: the same file gives the same bytes (the cache and tests/engine/test_sface.py rely on it).
     """
     model = fold_dequantize(strip_unused_inputs(onnx.load(str(path))))
     model.producer_name = "faceplus"

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceplus.analysis import quality
 from faceplus.attributes import (
     RESPONSE_KEY,
     SUPPORTED_ATTRIBUTES,
     UNSUPPORTED_ATTRIBUTES,
     FaceAnalyzer,
     parse_attributes,
+    quality,
 )
 from faceplus.engine import Engine
 from faceplus.errors import UnsupportedAttribute

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.analysis.blur import face_blur
+from faceplus.attributes.blur import face_blur
 from faceplus.engine import Engine
 
 LFW = [

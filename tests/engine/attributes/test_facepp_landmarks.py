@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.analysis.facepp_landmarks import landmarks83, landmarks106
+from faceplus.attributes.facepp_landmarks import landmarks83, landmarks106
 from faceplus.models.blazeface import BlazeFaceDetector
 from faceplus.models.facemesh import FaceMesh
 from faceplus.models.iris import IrisModel

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.analysis.headpose import REFERENCE, REFERENCE_INDICES, euler_angles, head_pose
 from faceplus.attributes import FaceAnalyzer
+from faceplus.attributes.headpose import REFERENCE, REFERENCE_INDICES, euler_angles, head_pose
 from faceplus.engine import Engine
 from faceplus.results import Box, Face
 

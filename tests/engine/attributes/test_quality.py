@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceplus.analysis import quality
+from faceplus.attributes import quality
 from faceplus.engine import Engine
 
 
