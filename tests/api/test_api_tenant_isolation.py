@@ -1,4 +1,4 @@
-"""Tenant isolation as a property (issue 14): random sequences of operations by two tenants on real LFW faces.
+"""Tenant isolation as a property: random sequences of operations by two tenants on real LFW faces.
 
 Tenant A builds FaceSets (create, addface, removeface, setuserid, delete); tenant B then aims random calls at
 A's face tokens, FaceSet tokens, outer_ids and user_ids (getdetail, analyze, setuserid, compare, search,

@@ -1,6 +1,6 @@
 """The detector chain's cost bound: a photo without a face is searched within a pixel budget, never upsampled.
 
-Issue 11: a 4096x4096 one-colour PNG once ran HOG at 8192x8192 and MMOD at full size (357 s, 17.7 GB).
+A past defect: a 4096x4096 one-colour PNG once ran HOG at 8192x8192 and MMOD at full size (357 s, 17.7 GB).
 These tests record the image sizes every dlib detector call sees; no timing assertions. The fallback tests run
 the BlazeFace chain (its HOG fallback scans the photo); the RetinaFace chain (the default) has no HOG step, and
 the pixels its network sees are checked in test_retinaface.py.
