@@ -317,7 +317,7 @@ def l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True))
 
 
 @dataclass(frozen=True)
@@ -382,7 +382,7 @@ class CohortNorm:
         ``strength`` scales the shift; serving uses 1, ``eval far --strength`` sweeps others.
         """
         shift = (np.asarray(density1) + np.asarray(density2)) / 2 - self.reference
-        return np.asarray(distance) - strength * shift
+        return np.asarray(np.asarray(distance) - strength * shift)
 
     def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Normalised distance of every row of ``a`` [n, d] to every row of ``b`` [m, d] (unit length first): [n, m]."""

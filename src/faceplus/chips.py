@@ -78,7 +78,7 @@ def scaled(landmarks: np.ndarray, scale: float) -> np.ndarray:
     """Points moved towards (``scale < 1``) or away from their centroid: the chip frames the face tighter or looser."""
     points = np.asarray(landmarks, dtype=np.float64)
     centre = points.mean(axis=0)
-    return (points - centre) * scale + centre
+    return np.asarray((points - centre) * scale + centre)
 
 
 # -- ArcFace-style chips (SFace) -----------------------------------------------------------------------

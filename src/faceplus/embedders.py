@@ -105,7 +105,8 @@ class DlibResnetFamily:
         """On lfw-dev, chips aligned on all 68 points matched better than dlib's 5-point chips (``faceplus eval
         lfw``): the fit over 68 points is less sensitive to one misplaced point."""
         alignment = alignment or self.settings.alignment
-        return face_chips(rgb, [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces], IDENTITY)
+        points = [f.landmarks68 if alignment == 68 and f.landmarks68 is not None else f.landmarks5 for f in faces]
+        return face_chips(rgb, points, IDENTITY)
 
     def load(self, threads: int | None = None) -> Embedder:
         return resnet_onnx.OnnxFaceEmbedder(threads, embedder=self.settings.embedder)

@@ -6,7 +6,7 @@ detector, then the others (:mod:`faceplus.detection`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -52,7 +52,7 @@ def _pool_detect(image: ImageSource, options: dict[str, Any]) -> list[Face] | Fa
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 length (NaN rows stay NaN)."""
-    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+    return np.asarray((vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32))
 
 
 def embeddings_from_descriptors(
@@ -235,7 +235,7 @@ class Engine:
 
     def detect_many(
         self, images: Iterable[ImageSource], *, workers: int = 1, progress: bool = False, **options: Any
-    ) -> Iterator[tuple[ImageSource, list[Face] | FaceplusError]]:
+    ) -> Generator[tuple[ImageSource, list[Face] | FaceplusError], None, None]:
         """Detect in many images, in order, each as ``(image, faces or the error it raised)``.
 
         With ``workers > 1`` a pool of processes (one engine and one onnxruntime thread each) shares the

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from platformdirs import user_cache_dir, user_data_dir
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PREFIX = "FACEPLUS_"
 GROUPS = ("limits", "engine", "server", "embedded store", "database")
@@ -53,7 +57,7 @@ def setting(default: Any, doc: str, group: str, *, env: str | None = None, facto
     return field(default=default, metadata=metadata)
 
 
-def env_name(f: Field) -> str:
+def env_name(f: Field[Any]) -> str:
     return PREFIX + (f.metadata.get("env") or f.name).upper()
 
 
@@ -79,14 +83,17 @@ def parse(name: str, raw: str, kind: type) -> Any:
         raise SettingError(f"{name}={raw!r} cannot be read: expected {expected}") from None
 
 
-def from_env(cls: type, environ: dict[str, str] | None = None, **overrides: Any) -> Any:
+T = TypeVar("T", bound="DataclassInstance")
+
+
+def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
     """``cls``'s defaults, then its ``FACEPLUS_*`` variables, then ``overrides`` (None values ignored)."""
     environ = os.environ if environ is None else environ
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):
         kind = hints[f.name]
-        if is_dataclass(kind):
+        if isinstance(kind, type) and is_dataclass(kind):
             values[f.name] = from_env(kind, environ)
             continue
         raw = environ.get(env_name(f))
@@ -308,7 +315,7 @@ class ServerSettings:
         "new ones are complete. One process per data folder or database should have it on.",
         "server",
     )
-    # issue 14 (docs/SECURITY.md): erasure and the audit trail
+    # security (docs/SECURITY.md): erasure and the audit trail
     erase_on_remove: bool = setting(
         False,
         "Erase a face at once when it leaves its last FaceSet (removeface, FaceSet delete), whatever its age "

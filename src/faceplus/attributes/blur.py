@@ -82,13 +82,13 @@ def _line_kernel(angle: float, taps: int) -> np.ndarray:
     dx, dy = np.cos(np.radians(angle)), np.sin(np.radians(angle))
     for t in np.linspace(-c, c, 4 * taps):
         kernel[int(round(c + t * dy)), int(round(c + t * dx))] = 1.0
-    return kernel / kernel.sum()
+    return np.asarray(kernel / kernel.sum())
 
 
 def _directional_gradient(gray: np.ndarray, angle: float) -> np.ndarray:
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
-    return np.abs(np.cos(np.radians(angle)) * gx + np.sin(np.radians(angle)) * gy)
+    return np.asarray(np.abs(np.cos(np.radians(angle)) * gx + np.sin(np.radians(angle)) * gy))
 
 
 def reblur_ratio(gray: np.ndarray, angle: float) -> float:

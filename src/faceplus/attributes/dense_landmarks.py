@@ -117,7 +117,7 @@ def dense_landmarks(mesh: np.ndarray, eyes: dict[str, EyeResult], parts: Sequenc
             if part.endswith("eyelid"):
                 out[part] = _named(f"{part}_", _eye_loop(contour, HALO_LOWER, HALO_UPPER, 32, 32))
             else:
-                points = _named(f"{part}_", _eye_loop(contour, LID_LOWER, LID_UPPER, 32, 31))
+                points: dict[str, Any] = _named(f"{part}_", _eye_loop(contour, LID_LOWER, LID_UPPER, 32, 31))
                 iris = np.asarray(eye.iris, np.float64)[:, :2]
                 points[f"{part}_pupil_center"] = _xy(iris[0])
                 points[f"{part}_pupil_radius"] = int(round(float(np.linalg.norm(iris[1:] - iris[0], axis=1).mean())))
@@ -128,13 +128,13 @@ def dense_landmarks(mesh: np.ndarray, eyes: dict[str, EyeResult], parts: Sequenc
             points |= _named("nose_midline_", _arc(xy[list(NOSE_MIDLINE)], 60, False))
             out[part] = points
         elif part == "mouth":
-            upper = np.concatenate(
+            upper_lip = np.concatenate(
                 [_arc(xy[list(LIP_OUTER_UPPER)], 32, False), _arc(xy[list(LIP_INNER_UPPER)][::-1], 32, False)]
             )
-            lower = np.concatenate(
+            lower_lip = np.concatenate(
                 [_arc(xy[list(LIP_OUTER_LOWER)], 32, False), _arc(xy[list(LIP_INNER_LOWER)][::-1], 32, False)]
             )
-            out[part] = _named("upper_lip_", upper) | _named("lower_lip_", lower)
+            out[part] = _named("upper_lip_", upper_lip) | _named("lower_lip_", lower_lip)
         elif part == "face":
             chin_to_left = tuple(reversed(JAW_LEFT))
             out[part] = _named("face_contour_left_", _arc(xy[list(chin_to_left)], 64, False)) | _named(

@@ -108,7 +108,7 @@ def gaze_vector(
     dz = -np.sqrt(max(radius**2 - float(dxy @ dxy), 0.0))
     direction = np.array([dxy[0], dxy[1], dz])
     direction /= np.linalg.norm(direction)
-    return direction * np.array([1.0, -1.0, -1.0])
+    return np.asarray(direction * np.array([1.0, -1.0, -1.0]))
 
 
 def eyegaze(mesh: np.ndarray, eyes: dict[str, EyeResult], rotation: np.ndarray) -> dict[str, dict[str, float]]:

@@ -69,7 +69,7 @@ _MOUTH_COMMON = {
     "mouth_lower_lip_top": (14,),
     "mouth_lower_lip_bottom": (17,),
 }
-SPEC_83 = {
+SPEC_83: dict[str, tuple[int, ...]] = {
     **_EYE,
     **_BROW_COMMON,
     "left_eyebrow_right_corner": (107, 55),
@@ -81,7 +81,7 @@ SPEC_83 = {
     "nose_contour_lower_middle": (2,),
     "nose_tip": (1,),
 }
-SPEC_106 = {
+SPEC_106: dict[str, tuple[int, ...]] = {
     **_EYE,
     **_BROW_COMMON,
     "left_eyebrow_upper_right_corner": (107,),

@@ -125,7 +125,7 @@ def headpose_attribute(m: Measurements) -> dict[str, Any]:
 
 def _normalise(points: np.ndarray) -> np.ndarray:
     centred = points - points.mean(0)
-    return centred / np.sqrt((centred**2).sum(1).mean())
+    return np.asarray(centred / np.sqrt((centred**2).sum(1).mean()))
 
 
 def build_reference(meshes: Sequence[np.ndarray], iterations: int = 5) -> np.ndarray:

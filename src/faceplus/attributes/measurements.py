@@ -26,10 +26,17 @@ if TYPE_CHECKING:
 class AttributeModels(Protocol):
     """The models measurements run on (:class:`faceplus.attributes.analyzer.FaceAnalyzer` loads them)."""
 
-    age_gender_model: AgeGenderModel
-    emotion_model: EmotionModel
-    mesh_model: FaceMesh
-    iris_model: IrisModel
+    @property
+    def age_gender_model(self) -> AgeGenderModel: ...
+
+    @property
+    def emotion_model(self) -> EmotionModel: ...
+
+    @property
+    def mesh_model(self) -> FaceMesh: ...
+
+    @property
+    def iris_model(self) -> IrisModel: ...
 
 
 T = TypeVar("T")
@@ -74,7 +81,8 @@ class Measurements:
     def emotions(self) -> np.ndarray:
         """fer's seven emotion probabilities, averaged with the mirror image's."""
         b = self.face.box
-        return self.models.emotion_model.predict_boxes(self.rgb, [(b.left, b.top, b.width, b.height)], flip_tta=True)[0]
+        boxes = [(b.left, b.top, b.width, b.height)]
+        return np.asarray(self.models.emotion_model.predict_boxes(self.rgb, boxes, flip_tta=True)[0])
 
     @cached_property
     def age_gender(self) -> AgeGender:

@@ -9,7 +9,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from faceplus.settings import DETECTORS, DetectionSettings, Settings
 
@@ -71,7 +71,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     primary = "hog1" if args.detector == "hog" else args.detector
     if "arcface" in embeddings.raw:
         return _eval_lfw_sface(args, pairs, images, embeddings, calibration, primary)
-    steps = [
+    steps: list[tuple[str, dict[str, Any]]] = [
         (
             f"{primary} only, 5-pt chip, no TTA",
             dict(alignment=5, flip_tta=False, normalize=False, fallback=False, primary=primary),
@@ -127,7 +127,7 @@ def _eval_lfw_sface(
     from faceplus.evaluation.lfw import evaluate
 
     index = embeddings.index()
-    steps = [
+    steps: list[tuple[str, dict[str, Any], bool]] = [
         ("flip TTA, detection fallback (not the engine's: for comparison)", dict(flip_tta=True), False),
         (f"{primary} only, one pass", dict(flip_tta=False, fallback=False, primary=primary), False),
         ("+ detection fallback (engine default)", dict(flip_tta=False), True),
@@ -221,7 +221,7 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(labels: list[str], vectors: np.ndarray, info: dict, args: argparse.Namespace) -> CalibrationRun:
+def _run(labels: list[str], vectors: np.ndarray, info: dict[str, Any], args: argparse.Namespace) -> CalibrationRun:
     """The raw fit, or with ``--cohort`` the cohort-normalised one, with the options given."""
     from faceplus.evaluation.calibrate import calibrate, calibrate_cohort
 
@@ -402,7 +402,7 @@ def _eval_liveness(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     primary = DetectionSettings.from_env().detector  # FACEPLUS_DETECTOR, as the engine itself reads it
     ev = sub.add_parser("eval", help="evaluate on a benchmark").add_subparsers(dest="benchmark", required=True)
     p = ev.add_parser("lfw", help="LFW 10-fold verification")

@@ -7,11 +7,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceplus.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from faceplus.store import Store
 
-def configured_store(data: Path | None):
+
+def configured_store(data: Path | None) -> Store:
     """The store ``serve`` would use: $FACEPLUS_DATABASE_URL when set, else the data folder (every command that
     touches stored data opens it this way, so the tools work on both backends)."""
     from faceplus.store.factory import open_store
@@ -132,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 130 if stops else 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve``, ``keys`` and ``migrate`` to the ``faceplus`` command line."""
     p = subparsers.add_parser("serve", help="serve the Face++ v3 API over HTTP")
     p.add_argument("--host", default="127.0.0.1")

@@ -202,7 +202,7 @@ class _GraphBuilder:
         elif activation in ("relu", "softmax"):
             target = name if force_name else f"{name}.{activation}"
             op = "Relu" if activation == "relu" else "Softmax"
-            attrs = {"axis": -1} if op == "Softmax" else {}
+            attrs: dict[str, Any] = {"axis": -1} if op == "Softmax" else {}
             self.nodes.append(helper.make_node(op, [source], [target], name=target, **attrs))
             name = target
         else:

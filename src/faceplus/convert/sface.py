@@ -105,4 +105,4 @@ def convert_sface(path: Path) -> bytes:
     model.producer_name = "faceplus"
     model.producer_version = CONVERTER_VERSION
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())

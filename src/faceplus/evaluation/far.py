@@ -71,7 +71,7 @@ class Embedded:
     @property
     def found(self) -> np.ndarray:
         """Per image: whether a face was found (its row is not NaN)."""
-        return ~np.isnan(self.vectors).any(1)
+        return np.asarray(~np.isnan(self.vectors).any(1))
 
 
 _engine = None
@@ -144,7 +144,7 @@ def embed_images(
         vectors, faces, detectors = [], [], []
         if workers <= 1:
             _init(detector)
-            results: Iterator = map(_embed, [str(root / p) for p in todo])
+            results: Iterator[Any] = map(_embed, [str(root / p) for p in todo])
             pool = None
         else:
             pool = ProcessPoolExecutor(
@@ -196,7 +196,7 @@ def enough_pairs(n: int, far: float, within: float = 3.0) -> bool:
 def pair_matrix(vectors: np.ndarray) -> np.ndarray:
     """All pairwise L2 distances of unit vectors (float32)."""
     v = vectors.astype(np.float32)
-    return np.sqrt(np.maximum(2.0 - 2.0 * (v @ v.T), 0.0))
+    return np.asarray(np.sqrt(np.maximum(2.0 - 2.0 * (v @ v.T), 0.0)))
 
 
 def upper_pairs(matrix: np.ndarray, rows: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
@@ -205,7 +205,7 @@ def upper_pairs(matrix: np.ndarray, rows: np.ndarray, labels: np.ndarray | None 
     keep = np.triu(np.ones(sub.shape, bool), 1)
     if labels is not None:
         keep &= labels[rows, None] != labels[None, rows]
-    return sub[keep]
+    return np.asarray(sub[keep])
 
 
 @dataclass(frozen=True)

@@ -163,9 +163,9 @@ def close_eyes(rgb: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
     around it (OpenCV Telea, radius 7 px, mask dilated by 9 px), then a dark 2 px lid line drawn along the lower
     lid from corner to corner (where a closed upper lid meets it)."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    for idx in (range(36, 42), range(42, 48)):
-        cv2.fillConvexPoly(mask, cv2.convexHull(landmarks68[list(idx)].astype(np.int32)), 255)
+    mask: np.ndarray = np.zeros(rgb.shape[:2], np.uint8)
+    for eye in (range(36, 42), range(42, 48)):
+        cv2.fillConvexPoly(mask, cv2.convexHull(landmarks68[list(eye)].astype(np.int32)), 255)
     mask = cv2.dilate(mask, np.ones((9, 9), np.uint8))
     out = cv2.inpaint(bgr, mask, 7, cv2.INPAINT_TELEA)
     for idx in ((36, 41, 40, 39), (42, 47, 46, 45)):
@@ -325,10 +325,10 @@ class Outcome:
     presentations: int = 0
     accepted: int = 0
     accepted_by_actions: int = 0  # accepted if only the action checks counted
-    failures: Counter = field(default_factory=Counter)
-    action_reasons: Counter = field(default_factory=Counter)
-    action_asked: Counter = field(default_factory=Counter)
-    action_ok: Counter = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    action_reasons: Counter[str] = field(default_factory=Counter)
+    action_asked: Counter[str] = field(default_factory=Counter)
+    action_ok: Counter[str] = field(default_factory=Counter)
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(
@@ -388,7 +388,7 @@ def closed_eyes_report(engine: Engine, lfw: Path, limits: Limits, verbose: bool)
     """The blink reading on *real* closed eyes: per photo of :data:`REAL_CLOSED_EYES`, 3 frames of the same
     person's facing photo with the most open eyes (dlib), the closed-eye photo (2 frames), the open one again (3);
     counted is whether a blink is found there (only the blink: other photos differ in mouth and light)."""
-    found: Counter = Counter()
+    found: Counter[tuple[str, str]] = Counter()
     results = []
     absolute_only = dataclasses.replace(limits, blink_ratio=0.0)
     for stem in REAL_CLOSED_EYES:
@@ -456,7 +456,7 @@ def bona_fide_report(
     single: dict[tuple[str, str], Outcome] = defaultdict(Outcome)
     ratios: dict[str, list[float]] = {"A": [], "B": []}
     built = 0
-    availability: Counter = Counter()
+    availability: Counter[str] = Counter()
     for name, photos in lfw_people(args.lfw, args.min_photos, args.max_photos):
         if built >= args.people and "per-action" not in args.parts:
             break

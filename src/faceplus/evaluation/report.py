@@ -28,9 +28,14 @@ Z95 = 1.96
 class GroupFar(Protocol):
     """One group's false accepts (``faceplus.evaluation.far.GroupFar``; not imported: far.py imports this module)."""
 
-    group: str
-    pairs: int
-    accepts: dict[str, int]
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def pairs(self) -> int: ...
+
+    @property
+    def accepts(self) -> dict[str, int]: ...
 
     def rate(self, far: str) -> float: ...
 
@@ -111,7 +116,7 @@ def _svg(figure: object) -> str:
 
 def _floor(values: np.ndarray, pairs: int) -> np.ndarray:
     """Rates on a log axis: a zero is drawn at half of one pair in ``pairs`` (the smallest rate measurable)."""
-    return np.maximum(values, 0.5 / max(pairs, 1))
+    return np.asarray(np.maximum(values, 0.5 / max(pairs, 1)))
 
 
 def _nominal(ax: object, name: str, colour: str) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceplus.attributes import REGISTRY
 from faceplus.attributes.eyes import eye_aspect_ratio
+from faceplus.attributes.registry import REGISTRY
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError, ImageFileTooLarge
 from faceplus.liveness.checks import FrameSignal

@@ -93,6 +93,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
+def _corners(box: np.ndarray) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) as Python floats."""
+    left, top, right, bottom = (float(v) for v in box)
+    return left, top, right, bottom
+
+
 @dataclass
 class RetinaFaceHit:
     """One face in image pixels: box corners (left, top, right, bottom), score, and 5x2 keypoints
@@ -157,7 +163,7 @@ class RetinaFaceDetector:
         boxes = np.hstack([centre - size / 2, centre + size / 2])
         points = anchor[:, None, :2] + offsets * _VARIANCE[0] * anchor[:, None, 2:]
         return [
-            RetinaFaceHit(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i].astype(np.float32))
+            RetinaFaceHit(_corners(boxes[i]), float(scores[i]), points[i].astype(np.float32))
             for i in nms(boxes, scores, self.nms_threshold)
         ]
 
@@ -167,6 +173,6 @@ class RetinaFaceDetector:
         hits = self.decode(self.tensor(small))
         if scale != 1.0:
             for hit in hits:
-                hit.box = tuple(v / scale for v in hit.box)
+                hit.box = _corners(np.asarray(hit.box) / scale)
                 hit.keypoints = hit.keypoints / scale
         return hits

@@ -34,8 +34,9 @@ from faceplus.errors import FaceplusError
 from faceplus.identifiers import is_identifier, to_identifier
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
-from faceplus.store.base import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, Store
+from faceplus.store.base import FaceRecord, FaceSetRecord, Store
 from faceplus.store.ledger import LedgerEntry
+from faceplus.store.reembedding import LEGACY_MODEL_ID
 
 #: Files the engine can decode (by name; the engine still checks the content).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -262,6 +263,7 @@ class Indexer:
             image_id = hashlib.sha256(f"{key.path}\0{key.size}\0{key.mtime_ns}".encode()).hexdigest()[:32]
             tokens = [face_token_for(self.tenant, self.faceset.faceset_token, key, n) for n in range(len(faces))]
             for token, face in zip(tokens, faces, strict=True):
+                assert face.embedding is not None  # faces without one were left out above
                 records.append(
                     FaceRecord(
                         tenant=self.tenant,
@@ -316,7 +318,7 @@ class Indexer:
             # closed on Ctrl-C too, so that its worker processes stop before this process exits (else exit waits)
             with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers)) as found:
                 for image, result in found:
-                    pending.append((Path(image), keys[str(image)], result))
+                    pending.append((Path(str(image)), keys[str(image)], result))
                     bar.update(1)
                     if len(pending) >= batch_size:
                         batch, pending = pending, []
