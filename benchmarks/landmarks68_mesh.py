@@ -29,7 +29,7 @@ import numpy as np
 from faceplus.attributes.ibug68 import MESH_TO_IBUG68, REGIONS, ibug68_from_mesh
 from faceplus.engine import Engine
 from faceplus.landmarks import MIN_PRESENCE, Landmarker, mesh_eye_points
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 DATA = Path("../shared/data")
 
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="print the nearest vertices on lfw-fit")
     parser.add_argument("--speed", type=int, metavar="N", help="only time both sources on N lfw-held faces")
     args = parser.parse_args()
-    engine = Engine(replace(Settings.from_env(), landmarks="dlib68"))
+    engine = Engine(replace(EngineSettings.from_env(), landmarks="dlib68"))
     if args.speed:
         speed(engine, args.speed)
         return

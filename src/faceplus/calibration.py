@@ -150,9 +150,9 @@ class Calibration:
 
 def shipped_calibration_file(embedder: str | None = None) -> str:
     """The name in ``faceplus.data`` of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``)."""
-    from faceplus.settings import EMBEDDERS, Settings
+    from faceplus.settings import EMBEDDERS, EngineSettings
 
-    embedder = embedder or Settings.from_env().embedder
+    embedder = embedder or EngineSettings.from_env().embedder
     if embedder not in SHIPPED_CALIBRATIONS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
     return SHIPPED_CALIBRATIONS[embedder]

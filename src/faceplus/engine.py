@@ -27,12 +27,12 @@ from faceplus.landmarks import Landmarker
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 _pool_engine: Engine | None = None
 
 
-def _init_pool_engine(settings: Settings) -> None:
+def _init_pool_engine(settings: EngineSettings) -> None:
     global _pool_engine
     ignore_interrupts()
     _pool_engine = Engine(settings)
@@ -108,7 +108,7 @@ class EngineModels:
     make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> EngineModels:
+    def for_settings(cls, settings: EngineSettings) -> EngineModels:
         """The bundled models, with the identity model ``settings.embedder`` names (``FACEPLUS_EMBEDDER``)."""
         return cls(make_embedder=identity_family(settings).load)
 
@@ -128,11 +128,11 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: EngineSettings | None = None,
         calibration: Calibration | None = None,
         models: EngineModels | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or EngineSettings.from_env()
         self._calibration = calibration
         #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
         self.identity: IdentityFamily = identity_family(self.settings)

@@ -158,7 +158,7 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
+class EngineSettings:
     """The engine's settings: image limits, detection, and how chips are embedded."""
 
     limits: ImageLimits = field(default_factory=ImageLimits)
@@ -197,7 +197,7 @@ class Settings:
     )
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls) -> EngineSettings:
         return from_env(cls)
 
 
@@ -229,7 +229,7 @@ def data_dir() -> Path:
 class ServerSettings:
     """The HTTP server's limits and switches, its stores', and (in ``engine``) the engine's."""
 
-    engine: Settings = field(default_factory=Settings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     # limits
     max_body_bytes: int = setting(
         8 * 1024 * 1024, "Largest request body (413 beyond it): two 2 MB images as base64 fit.", "limits"

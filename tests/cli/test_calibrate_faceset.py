@@ -22,7 +22,7 @@ from faceplus.calibration import Calibration
 from faceplus.cli import main
 from faceplus.evaluation.calibrate import needed_impostor_pairs, pair_counts
 from faceplus.evaluation.folder_embeddings import FolderEmbeddings, cache_path, model_id_of
-from faceplus.settings import DetectionSettings, ServerSettings, Settings
+from faceplus.settings import DetectionSettings, EngineSettings, ServerSettings
 
 #: 10 people x 6 photos: 150 same-person and 1,620 impostor pairs, enough for FAR 1e-3 with one false accept
 #: at the threshold (1,000 pairs), not for the defaults (10 false accepts: 10,000 pairs at 1e-3).
@@ -60,7 +60,7 @@ def folder_run(album: Path, tmp_path_factory: pytest.TempPathFactory) -> FolderR
 
 def _cache_file(cache: Path) -> Path:
     """The file embed_folder keeps ``--cache`` in: named after the primary detector and the identity model."""
-    embedder, detector = Settings.from_env().embedder, DetectionSettings.from_env().detector
+    embedder, detector = EngineSettings.from_env().embedder, DetectionSettings.from_env().detector
     return cache_path(cache, model_id_of(embedder), detector)
 
 
@@ -171,7 +171,7 @@ def test_faceset_calibration_equals_the_folder_form_on_the_same_photos(
     for cal in (faceset_cal, folder_cal):
         assert (cal.info["genuine_pairs"], cal.info["impostor_pairs"]) == (genuine, impostor) == (150, 1620)
         assert list(cal.threshold_distances) == ["1e-3"]
-        assert cal.model_id == model_id_of(Settings.from_env().embedder)  # the distances' model, checked on serving
+        assert cal.model_id == model_id_of(EngineSettings.from_env().embedder)  # the distances' model
     assert faceset_cal.threshold_distances["1e-3"] == pytest.approx(folder_cal.threshold_distances["1e-3"], abs=1e-5)
     assert faceset_cal.midpoint == pytest.approx(folder_cal.midpoint, abs=1e-4)
     assert faceset_cal.scale == pytest.approx(folder_cal.scale, abs=1e-4)

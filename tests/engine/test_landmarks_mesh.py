@@ -15,7 +15,7 @@ from faceplus.engine import Engine, EngineModels
 from faceplus.landmarks import Landmarker
 from faceplus.models.dlib_models import DlibModels
 from faceplus.results import Box
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 LFW = [
     "lfw-dev/AJ_Lamas/AJ_Lamas_0001.jpg",
@@ -39,16 +39,16 @@ class No68(DlibModels):
 
 @pytest.fixture(scope="module")
 def mesh_engine() -> Engine:
-    return Engine(replace(Settings(), landmarks="mesh"), models=EngineModels(dlib=No68()))
+    return Engine(replace(EngineSettings(), landmarks="mesh"), models=EngineModels(dlib=No68()))
 
 
 @pytest.fixture(scope="module")
 def dlib_engine(mesh_engine: Engine) -> Engine:
-    return Engine(replace(Settings(), landmarks="dlib68"))
+    return Engine(replace(EngineSettings(), landmarks="dlib68"))
 
 
 def test_default_source_is_the_mesh() -> None:
-    assert Settings().landmarks == "mesh"
+    assert EngineSettings().landmarks == "mesh"
     assert len(MESH_TO_IBUG68) == 68 and len(set(MESH_TO_IBUG68)) == 68
 
 

@@ -17,7 +17,7 @@ from faceplus.detection import DetectorChain
 from faceplus.models import retinaface
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.retinaface import RetinaFaceDetector, RetinaFaceHit, WeightsMismatch
-from faceplus.settings import DetectionSettings, Settings
+from faceplus.settings import DetectionSettings, EngineSettings
 
 LFW = [
     "lfw-dev/AJ_Lamas/AJ_Lamas_0001.jpg",
@@ -130,7 +130,7 @@ def test_cost_is_bounded_by_pixels_for_a_4096_photo(shared_data: Path) -> None:
     """The network sees at most retinaface_max_side^2 pixels of a 4096x4096 photo, and its face comes back in the
     photo's coordinates with its points (pixels counted, not time)."""
     settings = DetectionSettings(detector="retinaface", budget_s=600.0)
-    engine = Engine(Settings(detection=settings))
+    engine = Engine(EngineSettings(detection=settings))
     seen: list[tuple[int, ...]] = []
     det = engine.detectors._retinaface
     raw = det.raw
@@ -158,7 +158,7 @@ def test_cost_is_bounded_by_pixels_for_a_4096_photo(shared_data: Path) -> None:
 
 def test_engine_faces_carry_the_points_and_dlib_style_boxes(shared_data: Path) -> None:
     """RetinaFace's boxes reach dlib's landmark predictor re-boxed the way HOG draws them (as BlazeFace's do)."""
-    engine = Engine(Settings(detection=replace(DetectionSettings(), detector="retinaface")))
+    engine = Engine(EngineSettings(detection=replace(DetectionSettings(), detector="retinaface")))
     face = engine.detect(shared_data / LFW[0], embed=False)[0]
     assert face.detector in ("retinaface", "retinaface-box")
     assert face.keypoints is not None and face.keypoints.shape == (5, 2)

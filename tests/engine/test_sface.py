@@ -16,7 +16,7 @@ from faceplus.convert import sface as sface_convert
 from faceplus.engine import Engine
 from faceplus.models import runtime, sface
 from faceplus.models.bundled import ModelFileMismatch, package_dir
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 SFACE_ID = "sface-2021dec/fp32/fb143eea07838aa5"
 COUNT = 6  # the first people (by name) of lfw-dev with two or more photos: their first two photos each
@@ -24,7 +24,7 @@ COUNT = 6  # the first people (by name) of lfw-dev with two or more photos: thei
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    return Engine(Settings(embedder="sface"))
+    return Engine(EngineSettings(embedder="sface"))
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +161,8 @@ def test_the_default_engine_embeds_with_sface_and_reports_its_id(monkeypatch, lf
 
 def test_sface_runs_one_pass_whatever_the_flip_setting(lfw_faces: dict) -> None:
     decoded, face = person(lfw_faces, 2)[0]
-    one = Engine(Settings(embedder="sface", flip_tta=False))
-    flip = Engine(Settings(embedder="sface", flip_tta=True, alignment=5))
+    one = Engine(EngineSettings(embedder="sface", flip_tta=False))
+    flip = Engine(EngineSettings(embedder="sface", flip_tta=True, alignment=5))
     a = one.embed_chips(one.chips(decoded.rgb, [face]))
     b = flip.embed_chips(flip.chips(decoded.rgb, [face]))
     assert np.array_equal(a, b)
@@ -185,7 +185,7 @@ def test_same_person_pairs_pass_and_different_people_fail_at_the_shipped_thresho
 
 
 def test_resnet_stays_selectable_with_its_own_chips_model_and_thresholds(lfw_faces: dict) -> None:
-    resnet = Engine(Settings(embedder="resnet"))
+    resnet = Engine(EngineSettings(embedder="resnet"))
     assert resnet.model_id.startswith("dlib-resnet-v1/fp32/")
     assert resnet.identity.flip_tta and resnet.calibration is default_calibration("resnet")
     decoded, face = person(lfw_faces, 3)[0]
@@ -201,10 +201,10 @@ def test_the_engine_never_scores_sface_with_dlib_thresholds(engine: Engine) -> N
     assert dlib_fit.embedder_model.startswith("dlib-resnet-v1/")
     with pytest.raises(CalibrationMismatch, match="dlib-resnet-v1.*sface-2021dec"):
         _ = Engine(engine.settings, calibration=dlib_fit).calibration
-    cohort = Engine(Settings(embedder="sface", compare_calibration="cohort"))
+    cohort = Engine(EngineSettings(embedder="sface", compare_calibration="cohort"))
     with pytest.raises(CalibrationMismatch, match="FACEPLUS_COMPARE_CALIBRATION=cohort"):
         _ = cohort.calibration
     # a file written before ids were recorded says dlib in its embedder note: refused for SFace too
     legacy = compare_calibration("lfw", "resnet")
     legacy = type(legacy)(legacy.midpoint, legacy.scale, legacy.threshold_distances, {"embedder": "dlib-resnet-v1"})
-    assert not legacy.fits(SFACE_ID) and legacy.fits(Engine(Settings(embedder="resnet-int8")).model_id)
+    assert not legacy.fits(SFACE_ID) and legacy.fits(Engine(EngineSettings(embedder="resnet-int8")).model_id)

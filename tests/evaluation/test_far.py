@@ -12,7 +12,7 @@ from faceplus.calibration import CohortNorm
 from faceplus.cli import main
 from faceplus.evaluation.far import GroupFar, count_accepts, enough_pairs, group_far, pair_matrix, wilson
 from faceplus.evaluation.populations import parse_utkface_name, utkface_people
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 
 def test_utkface_file_names_agree_with_the_label_file(shared_data: Path) -> None:
@@ -51,7 +51,7 @@ def real(shared_data: Path) -> dict:
     each) and 60 UTKFace chips."""
     from faceplus.engine import Engine
 
-    engine = Engine(Settings(embedder="resnet"))
+    engine = Engine(EngineSettings(embedder="resnet"))
     lfw = shared_data / "lfw-dev"
     pairs = [
         ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"),
@@ -173,7 +173,7 @@ def test_shipped_cohort_calibration_in_compare(real: dict) -> None:
     shipped = compare_calibration("cohort")
     assert shipped.normalization and "non-commercial" in shipped.info["cohort"]
     assert compare_calibration("lfw") is default_calibration()
-    engine = Engine(Settings(embedder="resnet"), calibration=shipped)
+    engine = Engine(EngineSettings(embedder="resnet"), calibration=shipped)
     a, b, c, d = real["lfw"]
     ab, ba = engine.match(a, b), engine.match(b, a)
     assert ab == ba and ab.to_facepp()["calibration"] == shipped.calibrated_on

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceplus.settings import DETECTORS, DetectionSettings, Settings
+from faceplus.settings import DETECTORS, DetectionSettings, EngineSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def embedder_note() -> str:
     """What a calibration file records as its embedder: the ``FACEPLUS_*`` engine settings the fit embedded with
     (model, chip alignment, flip TTA), the ones serving must use for the thresholds to hold."""
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     if settings.embedder == "sface":
         return "sface-2021dec (onnx fp32), 5-pt ArcFace chip, one pass, unit length"
     model = {"resnet": "onnx", "resnet-int8": "onnx int8"}.get(settings.embedder, "onnx")
@@ -38,7 +38,7 @@ def embedder_model_id() -> str:
     another model's embeddings with it."""
     from faceplus.embedders import embedding_model
 
-    return embedding_model(Settings.from_env().embedder).id
+    return embedding_model(EngineSettings.from_env().embedder).id
 
 
 def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
@@ -46,7 +46,7 @@ def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
     ``FACEPLUS_FLIP_TTA`` for dlib's ResNet; one pass for SFace)."""
     from faceplus.embedders import identity_family
 
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     return embeddings.vectors(alignment=settings.alignment, flip_tta=identity_family(settings).flip_tta)
 
 
@@ -204,7 +204,7 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
         "command": _recorded_command(args),
         "data": root.name,
         "embedder": embedder_note(),
-        "model_id": model_id_of(Settings.from_env().embedder),  # the vectors embed_folder made
+        "model_id": model_id_of(EngineSettings.from_env().embedder),  # the vectors embed_folder made
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
@@ -291,7 +291,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
         "embedder": embedder_note(),
-        "model_id": model_id_of(Settings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
+        "model_id": model_id_of(EngineSettings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)

@@ -197,7 +197,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.calibration import compare_calibration
     from faceplus.engine import Engine
-    from faceplus.settings import Settings
+    from faceplus.settings import EngineSettings
     from faceplus.tools.clustering import (
         DEFAULT_FAR,
         eval_subset,
@@ -212,7 +212,7 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.tools.indexing import Ledger
 
     far = args.far or DEFAULT_FAR
-    calibration = link_calibration(compare_calibration(Settings.from_env().compare_calibration))
+    calibration = link_calibration(compare_calibration(EngineSettings.from_env().compare_calibration))
     if far not in calibration.threshold_distances:
         print(f"--far must be one of {', '.join(calibration.threshold_distances)}", file=sys.stderr)
         return 2

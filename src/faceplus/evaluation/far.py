@@ -81,9 +81,9 @@ def _settings(detector: str | None) -> Any:
     """``FACEPLUS_*`` engine settings, with ``detector`` as the primary detector if given."""
     from dataclasses import replace
 
-    from faceplus.settings import Settings
+    from faceplus.settings import EngineSettings
 
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     if detector:
         settings = replace(settings, detection=replace(settings.detection, detector=detector))
     return settings

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError
-from faceplus.identifiers import is_identifier, to_identifier
+from faceplus.identifiers import FORBIDDEN_TEXT, is_identifier, to_identifier
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
 from faceplus.store.base import FaceRecord, FaceSetRecord, Store
@@ -180,7 +180,7 @@ def ensure_faceset(store: Store, tenant: str, outer_id: str) -> FaceSetRecord:
     """The tenant's FaceSet with this outer_id, created if absent."""
     if not outer_id or len(outer_id) > 255 or not is_identifier(outer_id):
         raise ValueError(
-            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of ^@,&=*'\": "
+            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of {FORBIDDEN_TEXT}: "
             f"{outer_id!r}"
         )
     found = store.get_faceset(tenant, outer_id=outer_id)
