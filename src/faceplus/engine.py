@@ -24,6 +24,7 @@ from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError, ignore_interrupts
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.landmarks import Landmarker
+from faceplus.models import runtime
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
@@ -133,6 +134,7 @@ class Engine:
         models: EngineModels | None = None,
     ) -> None:
         self.settings = settings or EngineSettings.from_env()
+        runtime.configure(self.settings.runtime)  # onnxruntime threads, converted-model cache: per process
         self._calibration = calibration
         #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
         self.identity: IdentityFamily = identity_family(self.settings)

@@ -158,8 +158,25 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class RuntimeSettings:
+    """Where converted model files are cached and how many threads one onnxruntime session uses."""
+
+    ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
+    cache_dir: Path = setting(
+        "per-user folder",
+        "Folder for models converted to ONNX at first use (default: per-user cache).",
+        "engine",
+        factory=lambda: Path(user_cache_dir("faceplus")),
+    )
+
+    @classmethod
+    def from_env(cls) -> RuntimeSettings:
+        return from_env(cls)
+
+
+@dataclass(frozen=True)
 class EngineSettings:
-    """The engine's settings: image limits, detection, and how chips are embedded."""
+    """The engine's settings: image limits, detection, how chips are embedded, and the model runtime."""
 
     limits: ImageLimits = field(default_factory=ImageLimits)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
@@ -195,26 +212,11 @@ class EngineSettings:
         "non-commercial research only; docs/ENGINE.md) or a file from faceplus calibrate --out.",
         "engine",
     )
+    #: onnxruntime threads and the conversion cache: per process, applied by the engine (faceplus.models.runtime)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @classmethod
     def from_env(cls) -> EngineSettings:
-        return from_env(cls)
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Where converted model files are cached and how many threads one onnxruntime session uses."""
-
-    ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
-    cache_dir: Path = setting(
-        "per-user folder",
-        "Folder for models converted to ONNX at first use (default: per-user cache).",
-        "engine",
-        factory=lambda: Path(user_cache_dir("faceplus")),
-    )
-
-    @classmethod
-    def from_env(cls) -> RuntimeSettings:
         return from_env(cls)
 
 
@@ -417,8 +419,7 @@ def all_settings() -> list[tuple[str, str, Any, str]]:
                 continue
             rows.append((f.metadata["group"], env_name(f), f.metadata["shown"], f.metadata["doc"]))
 
-    for cls in (ServerSettings, RuntimeSettings):
-        walk(cls)
+    walk(ServerSettings)
     return rows
 
 

@@ -109,17 +109,15 @@ def test_pairs_keep_their_decisions_at_1e4(exact: Engine, fast: Engine, pairs_an
 def test_calibration_embeds_with_the_configured_embedder(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``faceplus calibrate`` / ``eval lfw`` embed with FACEPLUS_EMBEDDER (thresholds fit what serving scores),
-    and an int8 cache is a file of its own, never mixed with fp32 vectors."""
+    """Folder embeddings use the identity model they are given (the commands give FACEPLUS_EMBEDDER's: thresholds
+    fit what serving scores), and an int8 cache is a file of its own, never mixed with fp32 vectors."""
     from faceplus.evaluation.folder_embeddings import FolderEmbeddings, cache_path, embed_folder, model_id_of
 
     root = shared_data / "lfw-dev"
     photos = ["Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Aaron_Sorkin/Aaron_Sorkin_0002.jpg"]
     cache = tmp_path / "emb.npz"
-    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet")
-    exact = embed_folder(root, photos, workers=1, cache=cache, progress=False).vectors()
-    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
-    embedded = embed_folder(root, photos, workers=1, cache=cache, progress=False)
+    exact = embed_folder(root, photos, workers=1, cache=cache, progress=False, embedder="resnet").vectors()
+    embedded = embed_folder(root, photos, workers=1, cache=cache, progress=False, embedder="resnet-int8")
     fast = embedded.vectors()
     files = {e: cache_path(cache, model_id_of(e), "blazeface") for e in ("resnet", "resnet-int8")}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files.values())
@@ -131,6 +129,7 @@ def test_calibration_embeds_with_the_configured_embedder(
     # The fit uses the serving engine's chip too (one pass here), and the file says so.
     from faceplus.cli.evaluation import embedder_note, engine_vectors
 
+    monkeypatch.setenv("FACEPLUS_EMBEDDER", "resnet-int8")
     monkeypatch.setenv("FACEPLUS_FLIP_TTA", "0")
     assert embedder_note() == "dlib-resnet-v1 (onnx int8), 68-pt chip, one pass, unit length"
     one_pass = engine_vectors(embedded)

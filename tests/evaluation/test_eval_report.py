@@ -82,7 +82,7 @@ def test_far_report_has_group_bars_with_intervals(engine: Engine, shared_data: P
     people, matrix = [p for p, _ in kept], pair_matrix(np.array([v for _, v in kept]))
     calibration = default_calibration()
     rows = group_far(matrix, people, np.arange(len(people)), calibration.threshold_distances)
-    page = far_report(tmp_path, root, rows, None, calibration, object())
+    page = far_report(tmp_path, root, rows, None, calibration)
     html = page.read_text()
     shown = figures(html)
     assert set(shown) == {"groups"}  # no same-person pairs without --lfw: no curves, said in words

@@ -7,11 +7,15 @@ import os
 import re
 import sys
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceplus.settings import DETECTORS, DetectionSettings, EngineSettings
+
+#: The parts of ``eval liveness`` (faceplus.evaluation.liveness.run).
+LIVENESS_PARTS = ("nuaa", "bona-fide", "per-action", "closed-eyes")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,13 +56,12 @@ def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     from faceplus.calibration import default_calibration
-    from faceplus.evaluation.folder_embeddings import embed_folder
     from faceplus.evaluation.lfw import evaluate, read_pairs
 
     pairs = read_pairs(args.pairs)
     images = sorted({p.image1 for p in pairs} | {p.image2 for p in pairs})
     start = time.perf_counter()
-    embeddings = embed_folder(Path(args.root), images, workers=args.workers, cache=args.cache, detector=args.detector)
+    embeddings = _embed_folder(Path(args.root), images, args)
     print(f"embedded {len(images)} images in {time.perf_counter() - start:.0f} s")
     print(f"identity model: {embedder_model_id()} ({embedder_note()})")
     calibration = default_calibration()  # only ranks pairs: accuracy and TAR do not depend on its curve
@@ -195,11 +198,11 @@ def _recorded_command(args: argparse.Namespace) -> str:
 
 def _calibrate_folder(args: argparse.Namespace) -> int:
     from faceplus.evaluation.calibrate import folder_identities, image_list
-    from faceplus.evaluation.folder_embeddings import embed_folder, model_id_of
+    from faceplus.evaluation.folder_embeddings import model_id_of
 
     root = Path(args.root)
     images = image_list(root)
-    embeddings = embed_folder(root, images, workers=args.workers, cache=args.cache, detector=args.detector)
+    embeddings = _embed_folder(root, images, args)
     info = {
         "command": _recorded_command(args),
         "data": root.name,
@@ -390,16 +393,69 @@ def cmd_eval_attributes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_far(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.far import cmd_eval_far
+def _embed_folder(root: Path, images: list[str], args: argparse.Namespace) -> FolderEmbeddings:
+    """``embed_folder`` with the command's detector, cache and workers, and the identity model and landmark
+    source serving uses (``FACEPLUS_EMBEDDER``, ``FACEPLUS_LANDMARKS``)."""
+    from faceplus.evaluation.folder_embeddings import embed_folder
 
-    return cmd_eval_far(args)
+    settings = EngineSettings.from_env()
+    return embed_folder(
+        root,
+        images,
+        workers=args.workers,
+        cache=args.cache,
+        detector=args.detector,
+        embedder=settings.embedder,
+        landmarks=settings.landmarks,
+    )
+
+
+def _with_detector(detector: str) -> EngineSettings:
+    """The engine settings (``FACEPLUS_*``) with ``detector`` as the primary detector."""
+    settings = EngineSettings.from_env()
+    return replace(settings, detection=replace(settings.detection, detector=detector))
+
+
+def _eval_far(args: argparse.Namespace) -> int:
+    from faceplus.evaluation.far import FarOptions, cmd_eval_far
+
+    options = FarOptions(
+        root=args.root,
+        settings=_with_detector(args.detector),
+        min_age=args.min_age,
+        limit=args.limit,
+        cache=args.cache,
+        workers=args.workers,
+        also=args.also,
+        also_cache=args.also_cache,
+        lfw=args.lfw,
+        lfw_cache=args.lfw_cache,
+        heldout=args.heldout,
+        k=args.k,
+        per_group=args.per_group,
+        save_cohort=args.save_cohort,
+        strength=tuple(args.strength or ()),
+        pairs=args.pairs,
+        cohort=tuple(args.cohort),
+        report=args.report,
+    )
+    return cmd_eval_far(options)
 
 
 def _eval_liveness(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.liveness import run
+    from faceplus.evaluation.liveness import LivenessOptions, run
 
-    return run(args)
+    options = LivenessOptions(
+        nuaa=args.nuaa,
+        lfw=args.lfw,
+        people=args.people,
+        min_photos=args.min_photos,
+        max_photos=args.max_photos,
+        seed=args.seed,
+        parts=tuple(args.parts),
+        verbose=args.verbose,
+    )
+    return run(options, EngineSettings.from_env())
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -474,8 +530,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--min-photos", type=int, default=3, help="only LFW people with at least this many photos")
     p.add_argument("--max-photos", type=int, default=12, help="photos looked at per person")
     p.add_argument("--seed", type=int, default=16)
-    parts = ("nuaa", "bona-fide", "per-action", "closed-eyes")
-    p.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
+    p.add_argument("--parts", nargs="+", choices=LIVENESS_PARTS, default=list(LIVENESS_PARTS))
     p.add_argument("--verbose", action="store_true", help="one line per bona fide capture (frames of refused ones)")
     p.set_defaults(func=_eval_liveness)
 

@@ -173,16 +173,18 @@ def embed_folder(
     progress: bool = True,
     detector: str = "blazeface",
     embedder: str | None = None,
+    landmarks: str | None = None,
 ) -> FolderEmbeddings:
     """Embed the centre face of each image under ``root``; reuse ``cache`` for images already done.
 
-    ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
-    serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading),
-    and one landmark source (``FACEPLUS_LANDMARKS``, named unless the default).
+    ``detector`` is the primary detector; ``embedder`` the identity model and ``landmarks`` the landmark source
+    (defaults: the engine's; the commands pass ``FACEPLUS_EMBEDDER`` and ``FACEPLUS_LANDMARKS``, as serving uses
+    them, so a calibration fits the embeddings it will score). A cache file belongs to one detector and one
+    identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading), and one
+    landmark source (named unless the default).
     """
-    embedder = embedder or EngineSettings.from_env().embedder
-    landmarks = EngineSettings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
+    embedder = embedder or EngineSettings().embedder
+    landmarks = landmarks or EngineSettings().landmarks
     model_id = model_id_of(embedder)
     if cache:
         cache = cache_path(cache, model_id, detector, landmarks)

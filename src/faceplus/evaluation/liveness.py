@@ -11,7 +11,6 @@ action alone, per person) and ``closed-eyes`` (real closed eyes, :data:`REAL_CLO
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import random
@@ -36,6 +35,7 @@ from faceplus.liveness.checks import (
     find_action,
 )
 from faceplus.liveness.measure import measure_frames
+from faceplus.settings import EngineSettings
 
 #: NUAA's webcam ran at 20 frames/s; a file's last number is its frame index in the clip.
 NUAA_FPS = 20.0
@@ -447,7 +447,7 @@ def _describe(name: str, v: Verdict, seq: Sequence_, sources: dict[str, str], ve
 
 
 def bona_fide_report(
-    engine: Engine, args: argparse.Namespace, challenges: Sequence[Sequence[str]], limits: Limits
+    engine: Engine, args: LivenessOptions, challenges: Sequence[Sequence[str]], limits: Limits
 ) -> list[str]:
     """BPCER per half on captures of one drawn challenge per person (``bona-fide``), and each action alone for
     every person whose photos show it (``per-action``: many more people than full challenges allow)."""
@@ -554,8 +554,24 @@ def _rate(k: int, n: int) -> str:
     return f"{k}/{n} = {100.0 * k / n:.2f}%" if n else "n/a"
 
 
-def run(args: argparse.Namespace) -> int:
-    engine = Engine()
+@dataclass(frozen=True)
+class LivenessOptions:
+    """What ``faceplus eval liveness`` is asked (the command line parses into this: faceplus.cli.evaluation)."""
+
+    nuaa: Path
+    lfw: Path
+    parts: tuple[str, ...]  # of "nuaa", "bona-fide", "per-action", "closed-eyes"
+    people: int = 40  # bona fide captures to build (one per person)
+    min_photos: int = 3  # only LFW people with at least this many photos
+    max_photos: int = 12  # photos looked at per person
+    seed: int = 16
+    verbose: bool = False  # one line per bona fide capture (frames of refused ones)
+
+
+def run(args: LivenessOptions, settings: EngineSettings | None = None) -> int:
+    """APCER on NUAA's photo attacks, BPCER on bona fide captures built from LFW photos, with an engine of
+    ``settings`` (default: the built-in ones)."""
+    engine = Engine(settings or EngineSettings())
     limits = default_limits(engine.settings.embedder)
     challenges = all_challenges(3)
     lines: list[str] = []
