@@ -446,6 +446,32 @@ def _describe(name: str, v: Verdict, seq: Sequence_, sources: dict[str, str], ve
             print("    " + frame_line(i, f, best))
 
 
+def _check_each_action(
+    engine: Engine,
+    name: str,
+    person: PersonPhotos,
+    limits: Limits,
+    single: dict[tuple[str, str], Outcome],
+    ratios: list[float],
+    verbose: bool,
+) -> None:
+    """One capture per action the person's photos show, each checked alone (``per-action``); a blink capture is
+    checked again on P(closed) alone, and its closed/open eye aspect ratio kept in ``ratios``."""
+    half = half_of(name)
+    for action in ACTIONS:
+        if action not in person.peaks or action == "turn_right":  # turn_right is turn_left's mirror
+            continue
+        seq = build_bona_fide(person, [action], seed=zlib.crc32(f"{name}/{action}".encode()))
+        seq.signals = measure_frames(engine, seq.frames, seq.times)
+        v = check_all(seq, [[action]], limits, single[(action, half)])[0]
+        if action == "blink":
+            ratios.append(blink_ratio(seq.signals))
+            before = dataclasses.replace(limits, blink_ratio=0.0)
+            check_all(seq, [[action]], before, single[("blink, P(closed) alone", half)])
+        if not v.passed:
+            _describe(name, v, seq, {action: person.sources.get(action, "")}, verbose)
+
+
 def bona_fide_report(
     engine: Engine, args: LivenessOptions, challenges: Sequence[Sequence[str]], limits: Limits
 ) -> list[str]:
@@ -474,17 +500,7 @@ def bona_fide_report(
             built += 1
             _describe(name, v, seq, person.sources, args.verbose)
         if "per-action" in args.parts:
-            for action in ACTIONS:
-                if action in person.peaks and action != "turn_right":  # turn_right is turn_left's mirror
-                    seq = build_bona_fide(person, [action], seed=zlib.crc32(f"{name}/{action}".encode()))
-                    seq.signals = measure_frames(engine, seq.frames, seq.times)
-                    v = check_all(seq, [[action]], limits, single[(action, half)])[0]
-                    if action == "blink":
-                        ratios[half].append(blink_ratio(seq.signals))
-                        before = dataclasses.replace(limits, blink_ratio=0.0)
-                        check_all(seq, [[action]], before, single[("blink, P(closed) alone", half)])
-                    if not v.passed:
-                        _describe(name, v, seq, {action: person.sources.get(action, "")}, args.verbose)
+            _check_each_action(engine, name, person, limits, single, ratios[half], args.verbose)
     lines = []
     if "bona-fide" in args.parts:
         both = sum(full.values(), Outcome())
