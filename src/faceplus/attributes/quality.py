@@ -15,8 +15,8 @@ A same-person pair's L2 distance is modelled as ``BASE + w . (penalties(face1) +
 with ``w`` fitted by least squares on the same-person pairs of lfw-dev folds 0-4 (benchmarks/quality_lfw.py
 ``--fit``; folds are identity-disjoint, so folds 5-9 test it). A face's score is 100 where its
 penalties are 0 and 0 where this face, compared with an ideal photo of the same person, is predicted to
-land at :func:`zero_distance` (the engine's distance at a false-accept rate of 1e-4: half of such pairs
-would be rejected). It is then
+land at :func:`zero_distance` (the 1e-4 decision distance of dlib's ResNet, the model the weights were
+fitted on, whichever model the engine embeds with: half of such pairs would be rejected). It is then
 multiplied by a size factor LFW cannot measure (its faces are all ~45 px between the eyes), set by
 reasoning: 0 at :data:`IOD_MIN` px between the eye centres, 1 from :data:`IOD_FULL` (the aligned
 150-pixel chip needs about that much detail).
@@ -52,11 +52,16 @@ BASE = 0.2553
 WEIGHTS = {"blur": 0.0141, "yaw": 0.0093, "pitch": 0.0761, "detection": 0.0940}
 
 
+#: The identity model :data:`BASE` and :data:`WEIGHTS` were fitted on (dlib's ResNet): distances in its scale.
+FITTED_ON = "resnet"
+
+
 def zero_distance() -> float:
-    """The engine's L2 distance at a false-accept rate of 1e-4, read from the shipped calibration."""
+    """Where the score reaches 0: the 1e-4 decision distance of the model the weights were fitted on (its shipped
+    calibration), whichever model the engine embeds with; the score predicts a distance in that model's scale."""
     from faceplus.calibration import default_calibration
 
-    return default_calibration().threshold_distances["1e-4"]
+    return default_calibration(FITTED_ON).threshold_distances["1e-4"]
 
 
 #: Face++'s "good enough to compare" threshold: a face at this score, compared with an ideal photo of

@@ -80,3 +80,12 @@ def test_score_orders_penalties() -> None:
     assert set(good.to_facepp()) == {"value", "threshold"}
     assert quality.detection_confidence("hog1", 2.5) == quality.CONFIDENCE_UNSCORED
     assert quality.detection_confidence("blazeface", 0.8) == 0.8
+
+
+def test_the_zero_point_is_in_the_scale_the_weights_were_fitted_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BASE and WEIGHTS are ResNet distances: the score's zero is ResNet's 1e-4 distance (0.336, docs/ATTRIBUTES.md)
+    whatever FACEPLUS_EMBEDDER says. It was read from the environment's model: SFace's 1.076 under the SFace
+    default, a scale in which no penalty could bring a face near 0."""
+    for embedder in ("sface", "resnet", "resnet-int8"):
+        monkeypatch.setenv("FACEPLUS_EMBEDDER", embedder)
+        assert quality.zero_distance() == pytest.approx(0.3364, abs=1e-4)
