@@ -64,7 +64,8 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     embeddings = _embed_folder(Path(args.root), images, args)
     print(f"embedded {len(images)} images in {time.perf_counter() - start:.0f} s")
     print(f"identity model: {embedder_model_id()} ({embedder_note()})")
-    calibration = default_calibration()  # only ranks pairs: accuracy and TAR do not depend on its curve
+    # only ranks pairs: accuracy and TAR do not depend on its curve
+    calibration = default_calibration(EngineSettings.from_env().embedder)
     detectors: dict[str, int] = {}
     for d in embeddings.detector:
         detectors[d or "none"] = detectors.get(d or "none", 0) + 1
@@ -219,7 +220,8 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
     else:  # the file the engine reads for this identity model (FACEPLUS_EMBEDDER)
         from faceplus.calibration import shipped_calibration_file
 
-        out = Path(str(resources.files("faceplus.data").joinpath(shipped_calibration_file())))
+        shipped = shipped_calibration_file(EngineSettings.from_env().embedder)
+        out = Path(str(resources.files("faceplus.data").joinpath(shipped)))
     _write_and_report(run, out)
     return 0
 

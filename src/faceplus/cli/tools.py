@@ -212,7 +212,8 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.tools.indexing import Ledger
 
     far = args.far or DEFAULT_FAR
-    calibration = link_calibration(compare_calibration(EngineSettings.from_env().compare_calibration))
+    settings = EngineSettings.from_env()
+    calibration = link_calibration(compare_calibration(settings.compare_calibration, settings.embedder))
     if far not in calibration.threshold_distances:
         print(f"--far must be one of {', '.join(calibration.threshold_distances)}", file=sys.stderr)
         return 2

@@ -424,7 +424,7 @@ def cmd_eval_far(args: FarOptions) -> int:
             pooled = dict(matched=True, fit_on=("root", "lfw"))
             normalised = dict(k=args.k, cohort_from=cohort_from, per_group=args.per_group)
             steps: list[tuple[str, dict[str, Any]]] = [
-                ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration())),
+                ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration(args.settings.embedder))),
                 (f"2. raw distance, thresholds refit on the {lfw_name} fit half", dict(fit_on=("lfw",))),
                 (f"3. raw distance, fit on {lfw_name} + {root} same race x gender impostors (equal weight)", pooled),
                 (
