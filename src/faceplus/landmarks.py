@@ -40,10 +40,12 @@ def mesh_eye_points(landmarks5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Landmarks68:
-    """One face's 68 points and where they came from (``"mesh"`` or ``"dlib68"``)."""
+    """One face's 68 points and where they came from (``"mesh"`` or ``"dlib68"``), and dlib's 5 points in the same
+    box where they were fitted on the way (the mesh starts from their eye centres)."""
 
     points: np.ndarray
     source: str
+    landmarks5: np.ndarray | None = None
 
 
 class Landmarker:
@@ -68,8 +70,8 @@ class Landmarker:
         """The 68 iBUG points of the face in ``box`` (the detector's box, as the attribute analysis uses it)."""
         if not self.uses_mesh:
             return Landmarks68(self.dlib.landmarks(rgb, box.corners, 68), "dlib68")
-        eyes = mesh_eye_points(self.dlib.landmarks(rgb, box.corners, 5))
-        found = self.mesh.run(rgb, (box.left, box.top, box.width, box.height), eyes)
+        landmarks5 = self.dlib.landmarks(rgb, box.corners, 5)
+        found = self.mesh.run(rgb, (box.left, box.top, box.width, box.height), mesh_eye_points(landmarks5))
         if found.score < MIN_PRESENCE and self.source == "mesh-or-dlib68":
-            return Landmarks68(self.dlib.landmarks(rgb, box.corners, 68), "dlib68")
-        return Landmarks68(ibug68_from_mesh(found.points), "mesh")
+            return Landmarks68(self.dlib.landmarks(rgb, box.corners, 68), "dlib68", landmarks5)
+        return Landmarks68(ibug68_from_mesh(found.points), "mesh", landmarks5)

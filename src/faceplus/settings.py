@@ -207,9 +207,11 @@ class EngineSettings:
         "engine",
     )
     compare_calibration: str = setting(
-        "lfw",
-        "Thresholds compare uses: lfw (shipped), cohort (cohort-normalised; its cohort derives from UTKFace, "
-        "non-commercial research only; docs/ENGINE.md) or a file from faceplus calibrate --out.",
+        "auto",
+        "Thresholds compare uses: auto (the data folder's calibration-<FACEPLUS_EMBEDDER>.json, written by "
+        "faceplus calibrate, when there is one, else lfw), lfw (shipped), cohort (cohort-normalised; its cohort "
+        "derives from UTKFace, non-commercial research only; docs/ENGINE.md) or a calibration file's path. "
+        "faceplus serve prints the file it uses; /readyz says it too.",
         "engine",
     )
     #: onnxruntime threads and the conversion cache: per process, applied by the engine (faceplus.models.runtime)
@@ -224,6 +226,17 @@ def data_dir() -> Path:
     """The data folder: ``FACEPLUS_DATA_DIR`` or a per-user folder."""
     raw = os.environ.get(f"{PREFIX}DATA_DIR")
     return Path(raw) if raw else Path(user_data_dir("faceplus"))
+
+
+#: ``FACEPLUS_COMPARE_CALIBRATION``'s default: the data folder's own calibration when there is one, else shipped.
+AUTO_CALIBRATION = "auto"
+
+
+def operator_calibration_file(folder: Path, embedder: str) -> Path:
+    """Where ``faceplus calibrate`` writes an operator's thresholds for identity model ``embedder``, and where the
+    engine and server look for them first: in the data folder, never in the package (an upgrade or a checkout
+    would silently swap an operator's thresholds, and a calibration run would change the shipped ones)."""
+    return Path(folder) / f"calibration-{embedder}.json"
 
 
 # -- the server -------------------------------------------------------------------------------------
@@ -404,6 +417,16 @@ class ServerSettings:
     def from_env(cls, **overrides: Any) -> ServerSettings:
         """Defaults, then ``FACEPLUS_<NAME>`` variables, then explicit ``overrides`` (None values ignored)."""
         return from_env(cls, **overrides)
+
+    def with_calibration_resolved(self) -> ServerSettings:
+        """These settings with ``FACEPLUS_COMPARE_CALIBRATION=auto`` made concrete for *this* data folder: its
+        ``calibration-<embedder>.json`` when there is one, else ``lfw`` (shipped). The server and its engine
+        workers then use the file of the data folder it serves, not ``FACEPLUS_DATA_DIR``'s."""
+        if self.engine.compare_calibration != AUTO_CALIBRATION:
+            return self
+        own = operator_calibration_file(self.data_dir, self.engine.embedder)
+        chosen = str(own) if own.is_file() else "lfw"
+        return replace(self, engine=replace(self.engine, compare_calibration=chosen))
 
 
 # -- the table in docs/SETTINGS.md ------------------------------------------------------------------

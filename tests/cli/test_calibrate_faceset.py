@@ -24,22 +24,8 @@ from faceplus.evaluation.calibrate import needed_impostor_pairs, pair_counts
 from faceplus.evaluation.folder_embeddings import FolderEmbeddings, cache_path, model_id_of
 from faceplus.settings import DetectionSettings, EngineSettings, ServerSettings
 
-#: 10 people x 6 photos: 150 same-person and 1,620 impostor pairs, enough for FAR 1e-3 with one false accept
-#: at the threshold (1,000 pairs), not for the defaults (10 false accepts: 10,000 pairs at 1e-3).
-PEOPLE, PER_PERSON = 10, 6
+#: ``album`` (tests/conftest.py): 10 lfw-dev people x 6 photos.
 SMALL = ["--far", "1e-3", "--min-false-accepts", "1"]
-
-
-@pytest.fixture(scope="module")
-def album(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """lfw-dev people with 6+ photos, 6 each, as symlinks in one folder per person."""
-    root = tmp_path_factory.mktemp("calibration-album")
-    people = [f for f in sorted((shared_data / "lfw-dev").iterdir()) if len(list(f.glob("*.jpg"))) >= PER_PERSON]
-    for folder in people[:PEOPLE]:
-        (root / folder.name).mkdir()
-        for photo in sorted(folder.glob("*.jpg"))[:PER_PERSON]:
-            (root / folder.name / photo.name).symlink_to(photo)
-    return root
 
 
 @dataclass
@@ -162,7 +148,7 @@ def test_faceset_calibration_equals_the_folder_form_on_the_same_photos(
     }
     folder = folder_run.embeddings
     folder_vectors = folder.vectors()
-    assert sorted(stored) == sorted(folder.paths) and len(stored) == PEOPLE * PER_PERSON
+    assert sorted(stored) == sorted(folder.paths) and len(stored) == len(list(album.rglob("*.jpg")))
     gap = max(float(np.abs(stored[p] - folder_vectors[i]).max()) for i, p in enumerate(folder.paths))
     assert gap < 1e-5, gap
 
@@ -492,9 +478,12 @@ def test_a_normalised_fit_refuses_a_population_too_small(population: Population,
         code, _, err = _run(capsys, *base, "--cohort", "--cohort-k", "5", "--cohort-size", "65", *SMALL)
         assert code == 1 and "must leave identities for the pairs" in err, err
     assert not out.exists() and not out.with_name("refused.cohort.npz").exists()
-    # Without --out the folder form would overwrite the shipped raw calibration: refused.
-    code, _, err = _run(capsys, "calibrate", "--root", str(population.root), *COHORT, *SMALL)
-    assert code == 2 and "--cohort needs --out" in err, err
+    # Without --out it would go to the data folder (never the package): refused the same, nothing written there.
+    data = tmp_path / "data"
+    mine = ["calibrate", "--root", str(population.root), "--cache", str(population.cache), "--data-dir", str(data)]
+    code, _, err = _run(capsys, *mine, *COHORT, *SMALL)
+    assert code == 1 and "at least 200 faces" in err, err
+    assert not list(data.glob("calibration-*"))
 
 
 def test_faceset_cohort_form_equals_the_folder_form(

@@ -64,8 +64,9 @@ def test_plain_detect_never_loads_the_68_point_predictor(shared_data: Path) -> N
 def test_dlib68_source_still_runs_the_predictor(shared_data: Path, dlib_engine: Engine) -> None:
     decoded = dlib_engine.load(str(shared_data / LFW[0]))
     face = dlib_engine.detect(decoded, embed=False)[0]
+    landmarks68 = face.landmarks68  # fitted when first read
     assert "predictor68" in dlib_engine.dlib.__dict__
-    assert np.array_equal(face.landmarks68, dlib_engine.dlib.landmarks(decoded.rgb, face.box.corners, 68))
+    assert np.array_equal(landmarks68, dlib_engine.dlib.landmarks(decoded.rgb, face.box.corners, 68))
 
 
 @pytest.mark.parametrize("image", LFW)

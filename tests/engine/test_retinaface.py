@@ -30,6 +30,9 @@ LFW = [
 BACKGROUND = ("group-photos/images/2008_002506.jpg", 230)
 
 
+GROUP_PHOTO = "group-photos/images/2008_001322.jpg"
+
+
 @pytest.fixture(scope="module")
 def detector() -> RetinaFaceDetector:
     return RetinaFaceDetector()
@@ -93,6 +96,15 @@ def test_finds_the_centred_lfw_face_with_its_points(detector: RetinaFaceDetector
         assert hits[0].score > 0.9
         assert 60 < hits[0].box[2] - hits[0].box[0] < 160, "an LFW face is about 100 px wide"
         assert_points_in_order(hits[0])
+
+
+def test_input_tensor_is_bgr_minus_the_training_mean_channels_first(shared_data: Path) -> None:
+    for path in [*sorted((shared_data / "lfw-dev").glob("*/*.jpg"))[:3], shared_data / GROUP_PHOTO]:
+        rgb = rgb_of(path)
+        expected = (rgb[:, :, ::-1].astype(np.float32) - np.array([104, 117, 123], np.float32)).transpose(2, 0, 1)
+        tensor = RetinaFaceDetector.tensor(rgb)
+        assert tensor.dtype == np.float32 and tensor.flags.c_contiguous
+        assert np.array_equal(tensor, expected[None])
 
 
 def test_group_photos_recall_and_false_positives(detector: RetinaFaceDetector, shared_data: Path) -> None:

@@ -108,6 +108,43 @@ def test_fp32_graph_is_within_2e6_of_the_shipped_graph_on_real_faces(engine: Eng
     assert np.abs(ours - shipped).max() <= 2e-6 * np.linalg.norm(shipped, axis=1).max()
 
 
+def test_split_prelu_equals_prelu_for_every_slope_sign() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    slope = np.array([-0.8, 0.0, 0.25, 1.0, 1.12], np.float32).reshape(5, 1, 1)
+    graph = helper.make_graph(
+        [helper.make_node("PRelu", ["x", "slope"], ["y"], name="act")],
+        "prelu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 4, 4])],
+        [numpy_helper.from_array(slope, "slope")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    split = sface_convert.split_prelu(onnx.ModelProto.FromString(model.SerializeToString()))
+    assert [n.op_type for n in split.graph.node] == ["Relu", "Conv", "Relu", "Conv", "Add"]
+    assert [t.name for t in split.graph.initializer] == ["act_minus_one", "act_minus_slope"]
+    x = np.random.default_rng(0).normal(0, 10, (1, 5, 4, 4)).astype(np.float32)
+    x[0, :, 0, 0] = 0.0
+    expected = np.where(x >= 0, x, slope * x)
+    for candidate in (model, split):
+        out = runtime.session(candidate.SerializeToString(), 1).run(None, {"x": x})[0]
+        assert np.array_equal(out, expected)
+
+
+def test_the_converted_graph_has_no_prelu_and_matches_the_folded_prelu_graph_exactly(
+    engine: Engine, lfw_faces: dict
+) -> None:
+    chips = np.concatenate([engine.chips(d.rgb, [f]) for pairs in lfw_faces.values() for d, f in pairs])
+    x = chips.transpose(0, 3, 1, 2).astype(np.float32)
+    folded = sface_convert.fold_dequantize(sface_convert.strip_unused_inputs(onnx.load(str(sface.weights_path()))))
+    assert any(n.op_type == "PRelu" for n in folded.graph.node)
+    converted = onnx.ModelProto.FromString(sface_convert.convert_sface(sface.weights_path()))
+    assert not any(n.op_type == "PRelu" for n in converted.graph.node)
+    with_prelu = runtime.session(folded.SerializeToString(), 1).run(None, {"data": x})[0]
+    ours = sface.SFaceEmbedder(threads=1).embed(chips)
+    assert np.abs(ours - with_prelu).max() <= 1e-5
+
+
 def test_dequantize_is_exact_block_arithmetic() -> None:
     q = np.array([[-128, 0, 5, 127, 3]], np.int8)
     scale = np.array([[0.5, 2.0]], np.float32)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,9 +162,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.out and not Path(args.out).parent.is_dir():
         print(f"--out {args.out}: no folder {Path(args.out).parent}", file=sys.stderr)
         return 2
-    if args.cohort and args.root and not args.out:
-        print("--cohort needs --out FILE (the shipped calibration.json stays on raw distances)", file=sys.stderr)
-        return 2
     if any(v is not None and v < 1 for v in (args.cohort_k, args.cohort_size)):
         print("--cohort-k and --cohort-size must be at least 1", file=sys.stderr)
         return 2
@@ -215,15 +210,36 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
     run = _run(labels, engine_vectors(embeddings), info, args)
     if run.cohort is not None:
         run = _described(run, root.name)
-    if args.out:
-        out = Path(args.out)
-    else:  # the file the engine reads for this identity model (FACEPLUS_EMBEDDER)
-        from faceplus.calibration import shipped_calibration_file
-
-        shipped = shipped_calibration_file(EngineSettings.from_env().embedder)
-        out = Path(str(resources.files("faceplus.data").joinpath(shipped)))
+    out = _out(args)
     _write_and_report(run, out)
+    print(_how_to_serve(args, out))
     return 0
+
+
+def _how_to_serve(args: argparse.Namespace, out: Path) -> str:
+    """How the server comes to use ``out``: by itself from the data folder, or named in the setting."""
+    from faceplus.settings import ServerSettings
+
+    settings = ServerSettings.from_env(data_dir=args.data_dir)
+    if settings.with_calibration_resolved().engine.compare_calibration == str(out):
+        flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
+        return (
+            f"faceplus serve{flag} uses it from its next start (it prints the calibration it uses; "
+            "FACEPLUS_COMPARE_CALIBRATION=lfw goes back to the shipped thresholds)"
+        )
+    return f"to serve with it: FACEPLUS_COMPARE_CALIBRATION={out.resolve()} (compare; docs/ENGINE.md)"
+
+
+def _out(args: argparse.Namespace) -> Path:
+    """``--out``, else the data folder's calibration for FACEPLUS_EMBEDDER, the one ``faceplus serve`` (on that
+    folder) and the engine then use; never a file of the package, whose shipped thresholds stay as released."""
+    from faceplus.settings import ServerSettings, operator_calibration_file
+
+    if args.out:
+        return Path(args.out)
+    folder = ServerSettings.from_env(data_dir=args.data_dir).data_dir
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return operator_calibration_file(folder, EngineSettings.from_env().embedder)
 
 
 def _run(labels: list[str], vectors: np.ndarray, info: dict[str, Any], args: argparse.Namespace) -> CalibrationRun:
@@ -302,10 +318,9 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
     run = _run(sample.labels, sample.vectors, info, args)
     if run.cohort is not None:
         run = _described(run, f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces)")
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    out = Path(args.out) if args.out else Path(f"calibration-{safe}.json")
+    out = _out(args)
     _write_and_report(run, out)
-    print(f"to serve with it: FACEPLUS_COMPARE_CALIBRATION={out.resolve()} (compare; docs/ENGINE.md)")
+    print(_how_to_serve(args, out))
     return 0
 
 
@@ -545,8 +560,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--out",
         type=Path,
-        help="calibration file (default: --root: the one shipped in the package for FACEPLUS_EMBEDDER; "
-        "--faceset: calibration-<outer_id>.json here)",
+        help="calibration file (default: calibration-<FACEPLUS_EMBEDDER>.json in the data folder, which faceplus "
+        "serve on that folder uses from its next start; the package's shipped files are never written)",
     )
     p.add_argument("--far", nargs="+", metavar="RATE", help="rates to fit: 1e-3 1e-4 1e-5 (default: all three)")
     p.add_argument(
@@ -560,7 +575,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--cache", type=Path, help="--root: reuse/store embeddings in this .npz")
     p.add_argument("--detector", choices=DETECTORS, default=primary, help="--root: primary detector (%(default)s)")
     p.add_argument("--api-key", default=os.environ.get("FACEPLUS_API_KEY"), help="--faceset: the FaceSet's api key")
-    p.add_argument("--data-dir", type=Path, default=None, help="--faceset: data folder (default: as serve)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data folder: the FaceSet's, and where the calibration goes without --out (default: as serve)",
+    )
     p.add_argument("--max-faces", type=int, default=10_000, help="--faceset: at most this many faces (all pairs)")
     p.add_argument(
         "--cohort",

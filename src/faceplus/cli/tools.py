@@ -212,8 +212,9 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.tools.indexing import Ledger
 
     far = args.far or DEFAULT_FAR
-    settings = EngineSettings.from_env()
-    calibration = link_calibration(compare_calibration(settings.compare_calibration, settings.embedder))
+    engine_settings = EngineSettings.from_env()  # auto: the data folder's own calibration, as serve on it would use
+    own = compare_calibration(engine_settings.compare_calibration, engine_settings.embedder, args.data_dir)
+    calibration = link_calibration(own)
     if far not in calibration.threshold_distances:
         print(f"--far must be one of {', '.join(calibration.threshold_distances)}", file=sys.stderr)
         return 2

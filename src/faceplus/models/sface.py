@@ -28,7 +28,7 @@ CHIP_SIZE = 112
 DESCRIPTOR_SIZE = 128
 #: Must equal :data:`faceplus.convert.sface.CONVERTER_VERSION` (a test checks); kept here so loading a cached
 #: model does not import onnx.
-CONVERTER_VERSION = "sface-fp32-1"
+CONVERTER_VERSION = "sface-fp32-3"
 
 
 def weights_path(path: Path | None = None) -> Path:

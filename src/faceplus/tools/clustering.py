@@ -292,7 +292,9 @@ def faces_from_folder(root: Path, engine: Any, workers: int = 1, progress: bool 
 
     paths = image_files(root)
     items: list[FaceItem] = []
-    for image, result in engine.detect_many([str(p) for p in paths], workers=workers, progress=progress):
+    for image, result in engine.detect_many(
+        [str(p) for p in paths], workers=workers, progress=progress, landmarks=False
+    ):
         if isinstance(result, FaceplusError):
             print(f"{image}: {result.error_message}", file=sys.stderr)
             continue

@@ -316,7 +316,7 @@ class Indexer:
         bar = tqdm(total=len(todo), unit="img", disable=not progress, desc=f"indexing into {self.faceset.outer_id}")
         try:
             # closed on Ctrl-C too, so that its worker processes stop before this process exits (else exit waits)
-            with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers)) as found:
+            with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers, landmarks=False)) as found:
                 for image, result in found:
                     pending.append((Path(str(image)), keys[str(image)], result))
                     bar.update(1)
