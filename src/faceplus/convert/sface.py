@@ -112,7 +112,7 @@ def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
 
     For x >= 0 the second term is (+/-) 0 and the sum is x; for x < 0 the first is 0 and the second is
     slope * x. Every step is one rounding of the same product PRelu takes, so the outputs agree to float32
-    rounding (tests/test_sface.py); only the kernels differ (see the module's docstring for what that saves).
+    rounding (tests/engine/test_sface.py); only the kernels differ (see the module's docstring for what that saves).
     """
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
