@@ -60,12 +60,11 @@ def serve_console(folder: Path) -> Iterator[dict[str, str]]:
     secret = re.search(r"^api_secret:\s+(\S+)$", keys.stdout, re.M)
     assert key and secret, keys.stdout
     port = _free_port()
-    # The group photo's faces are 30-50 px: Face++'s 48 px minimum (DETECT_MIN_FACE) off to draw them all.
-    # Small pages so the console's paging is exercised with a few faces.
+    # The group photo's faces are 30-50 px: the default smallest reported face (DETECT_MIN_FACE, 24 px) keeps
+    # them all. Small pages so the console's paging is exercised with a few faces.
     env = {
         **os.environ,
         "FACEPLUS_RATE_LIMIT": "0",
-        "FACEPLUS_DETECT_MIN_FACE": "0",
         "FACEPLUS_GETDETAIL_PAGE": "4",
         "FACEPLUS_GETFACESETS_PAGE": "4",
     }
