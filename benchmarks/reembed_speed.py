@@ -24,7 +24,7 @@ import numpy as np
 
 from faceplus.crops import make_crop
 from faceplus.engine import Engine
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 from faceplus.store import FaceRecord
 from faceplus.store.sqlite import SQLiteStore
 from faceplus.tools.reembed import Reembedder
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     folders = sorted(p for p in (args.data / "lfw-dev").iterdir() if p.is_dir())
     photos = [sorted(f.glob("*.jpg"))[0] for f in folders[: args.faces]]
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     old = Engine(replace(settings, embedder="resnet"))
     new = Engine(replace(settings, embedder="resnet-int8"))
     new.main_face(str(photos[0]))  # load the models before timing

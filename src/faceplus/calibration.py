@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -24,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from faceplus.private_files import save_private_npz
+from faceplus.settings import AUTO_CALIBRATION, EngineSettings, operator_calibration_file
+from faceplus.settings import data_dir as default_data_dir
 
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
 CALIBRATION_FILE = "calibration.json"
@@ -133,7 +136,11 @@ class Calibration:
         return {far: round(float(self.confidence(d)), 3) for far, d in self.threshold_distances.items()}
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Written beside and renamed into place: a server starting meanwhile reads the old file or the new one."""
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(partial, path)
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
@@ -150,9 +157,9 @@ class Calibration:
 
 def shipped_calibration_file(embedder: str | None = None) -> str:
     """The name in ``faceplus.data`` of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``)."""
-    from faceplus.settings import EMBEDDERS, Settings
+    from faceplus.settings import EMBEDDERS, EngineSettings
 
-    embedder = embedder or Settings.from_env().embedder
+    embedder = embedder or EngineSettings.from_env().embedder
     if embedder not in SHIPPED_CALIBRATIONS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
     return SHIPPED_CALIBRATIONS[embedder]
@@ -184,15 +191,65 @@ def _shipped(name: str) -> Calibration:
 COHORT_CALIBRATION_FILE = "calibration-cohort.json"
 
 
-def compare_calibration(setting: str = "lfw", embedder: str | None = None) -> Calibration:
-    """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``lfw`` (default), ``cohort`` or a file.
+@dataclass(frozen=True)
+class CalibrationSource:
+    """Which calibration file compare scores with, and why: what ``faceplus serve`` prints at start and /readyz
+    answers, so an operator can see whether their own thresholds are the ones in use."""
 
-    ``lfw``: ``embedder``'s shipped file (:func:`default_calibration`). ``cohort``: cohort-normalised scores with
+    #: ``data folder`` (``faceplus calibrate``'s), ``FACEPLUS_COMPARE_CALIBRATION`` (a file named there) or
+    #: ``shipped`` (in the package).
+    origin: str
+    path: Path
+
+    @property
+    def shown(self) -> str:
+        """The file, without the server's folders for a client (``/readyz`` needs no key): the shipped file by
+        its place in the package, an operator's by its name."""
+        return f"faceplus/data/{self.path.name}" if self.origin == "shipped" else self.path.name
+
+
+def calibration_source(
+    setting: str = AUTO_CALIBRATION, embedder: str | None = None, data_dir: Path | None = None
+) -> CalibrationSource:
+    """The file ``FACEPLUS_COMPARE_CALIBRATION=setting`` means, in this order:
+
+    1. a path: that file (a path equal to the data folder's own file counts as ``data folder``);
+    2. ``cohort``: the shipped cohort-normalised file; ``lfw``: ``embedder``'s shipped file;
+    3. ``auto`` (default): ``data_dir``'s ``calibration-<embedder>.json`` (what ``faceplus calibrate`` writes) when
+       it exists, else ``embedder``'s shipped file.
+
+    ``data_dir`` defaults to ``FACEPLUS_DATA_DIR`` or the per-user folder, the one ``faceplus serve`` uses.
+    """
+    embedder = embedder or EngineSettings.from_env().embedder
+    own = operator_calibration_file(data_dir or default_data_dir(), embedder)
+    if setting == AUTO_CALIBRATION:
+        if own.is_file():
+            return CalibrationSource("data folder", own)
+        setting = "lfw"
+    if setting in ("", "lfw", "default", "cohort"):
+        name = COHORT_CALIBRATION_FILE if setting == "cohort" else shipped_calibration_file(embedder)
+        return CalibrationSource("shipped", Path(str(resources.files("faceplus.data").joinpath(name))))
+    path = Path(setting)
+    same = path.resolve() == own.resolve()
+    return CalibrationSource("data folder" if same else "FACEPLUS_COMPARE_CALIBRATION", path)
+
+
+def compare_calibration(
+    setting: str = AUTO_CALIBRATION, embedder: str | None = None, data_dir: Path | None = None
+) -> Calibration:
+    """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``auto`` (default), ``lfw``, ``cohort`` or a
+    file; :func:`calibration_source` says which file each means.
+
+    ``auto``: the data folder's own (``faceplus calibrate``), else as ``lfw``. ``lfw``: ``embedder``'s shipped file
+    (:func:`default_calibration`). ``cohort``: cohort-normalised scores with
     thresholds fit on LFW and UTKFace together, for dlib's ResNet only (see docs/ENGINE.md, "Demographic
     differentials"); its cohort is derived from UTKFace, which is for non-commercial research only. A file: what
     ``faceplus calibrate --out FILE`` wrote for an operator's own population. The engine checks that what it
     gets was fit for its model (:meth:`Calibration.check`).
     """
+    if setting == AUTO_CALIBRATION:
+        source = calibration_source(setting, embedder, data_dir)
+        setting = str(source.path) if source.origin == "data folder" else "lfw"
     if setting in ("", "lfw", "default"):
         return default_calibration(embedder)
     if setting == "cohort":
@@ -317,7 +374,7 @@ def l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True))
 
 
 @dataclass(frozen=True)
@@ -382,7 +439,7 @@ class CohortNorm:
         ``strength`` scales the shift; serving uses 1, ``eval far --strength`` sweeps others.
         """
         shift = (np.asarray(density1) + np.asarray(density2)) / 2 - self.reference
-        return np.asarray(distance) - strength * shift
+        return np.asarray(np.asarray(distance) - strength * shift)
 
     def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Normalised distance of every row of ``a`` [n, d] to every row of ``b`` [m, d] (unit length first): [n, m]."""

@@ -6,7 +6,7 @@ detector, then the others (:mod:`faceplus.detection`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -18,41 +18,48 @@ import numpy as np
 from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
-from faceplus.calibration import Calibration, compare_calibration
+from faceplus.calibration import Calibration, CalibrationSource, calibration_source, compare_calibration
 from faceplus.detection import DetectorChain
 from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError, ignore_interrupts
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.landmarks import Landmarker
+from faceplus.models import runtime
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 _pool_engine: Engine | None = None
 
 
-def _init_pool_engine(settings: Settings) -> None:
+def _init_pool_engine(settings: EngineSettings) -> None:
     global _pool_engine
     ignore_interrupts()
     _pool_engine = Engine(settings)
 
 
-def _detect_or_error(engine: Engine, image: ImageSource, options: dict[str, Any]) -> list[Face] | FaceplusError:
+def _detect_or_error(
+    engine: Engine, image: ImageSource, options: dict[str, Any], landmarks: bool = True
+) -> list[Face] | FaceplusError:
     try:
-        return engine.detect(image, **options)
+        faces = engine.detect(image, **options)
     except FaceplusError as exc:
         return exc
+    if not landmarks:
+        for face in faces:
+            face.drop_landmark_fit()
+    return faces
 
 
-def _pool_detect(image: ImageSource, options: dict[str, Any]) -> list[Face] | FaceplusError:
+def _pool_detect(image: ImageSource, options: dict[str, Any], landmarks: bool) -> list[Face] | FaceplusError:
     assert _pool_engine is not None
-    return _detect_or_error(_pool_engine, image, options)
+    return _detect_or_error(_pool_engine, image, options, landmarks)
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 length (NaN rows stay NaN)."""
-    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+    return np.asarray((vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32))
 
 
 def embeddings_from_descriptors(
@@ -87,6 +94,17 @@ def hog_style_box(landmarks68: np.ndarray) -> tuple[float, float, float, float]:
     return (cx - half, cy - half, cx + half, cy + half)
 
 
+def _kept_pixels(image: ImageSource | DecodedImage, decoded: DecodedImage) -> np.ndarray:
+    """The pixels a face's landmark fit may read later: a copy where they are the caller's own array.
+
+    A caller may reuse its array (a video frame buffer) before reading landmarks fitted on first read; decoded
+    bytes, files and PIL images give the engine pixels nobody else holds.
+    """
+    if isinstance(image, np.ndarray) and np.may_share_memory(image, decoded.rgb):
+        return decoded.rgb.copy()
+    return decoded.rgb
+
+
 #: detect_many's error when its worker processes die. The usual cause: each worker (multiprocessing's "spawn")
 #: re-imports the calling script, and a script without a main guard then starts workers from inside a worker.
 WORKERS_DIED = (
@@ -108,7 +126,7 @@ class EngineModels:
     make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> EngineModels:
+    def for_settings(cls, settings: EngineSettings) -> EngineModels:
         """The bundled models, with the identity model ``settings.embedder`` names (``FACEPLUS_EMBEDDER``)."""
         return cls(make_embedder=identity_family(settings).load)
 
@@ -128,11 +146,12 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: EngineSettings | None = None,
         calibration: Calibration | None = None,
         models: EngineModels | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or EngineSettings.from_env()
+        runtime.configure(self.settings.runtime)  # onnxruntime threads, converted-model cache: per process
         self._calibration = calibration
         #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
         self.identity: IdentityFamily = identity_family(self.settings)
@@ -159,16 +178,30 @@ class Engine:
     @cached_property
     def calibration(self) -> Calibration:
         """The one calibration this engine scores and reports with (compare, search, :attr:`thresholds`):
-        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``lfw``: the shipped file of this engine's
-        identity model, ``calibration.SHIPPED_CALIBRATIONS``).
+        the one given, else ``FACEPLUS_COMPARE_CALIBRATION`` (default ``auto``: the data folder's
+        ``calibration-<embedder>.json`` written by ``faceplus calibrate``, else the shipped file of this engine's
+        identity model, ``calibration.SHIPPED_CALIBRATIONS``; :attr:`calibration_source` says which).
 
         A calibration fit for another identity model is refused (:class:`~faceplus.calibration.CalibrationMismatch`,
         a ValueError, which ``faceplus serve`` reports at startup): another model's distances mean nothing against
         its thresholds.
         """
         setting = self.settings.compare_calibration
-        calibration = self._calibration or compare_calibration(setting, self.settings.embedder)
-        return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting}")
+        if self._calibration is not None:
+            return self._calibration.check(self.model_id, "the calibration given")
+        source = self.calibration_source
+        assert source is not None
+        shipped = "cohort" if setting == "cohort" else "lfw"
+        chosen = shipped if source.origin == "shipped" else str(source.path)
+        calibration = compare_calibration(chosen, self.settings.embedder)
+        return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting} ({source.path})")
+
+    @cached_property
+    def calibration_source(self) -> CalibrationSource | None:
+        """The file :attr:`calibration` is read from and why (``faceplus serve`` prints it); None for one given."""
+        if self._calibration is not None:
+            return None
+        return calibration_source(self.settings.compare_calibration, self.settings.embedder)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -218,7 +251,8 @@ class Engine:
         hits = sorted(self.find_boxes(decoded.rgb, min_face), key=lambda h: h.area, reverse=True)
         if max_faces is not None:
             hits = hits[:max_faces]
-        faces = [self._face(decoded.rgb, h) for h in hits]
+        pixels = _kept_pixels(image, decoded) if hits else decoded.rgb
+        faces = [self._face(pixels, h) for h in hits]
         if embed:
             self.embed_faces(decoded.rgb, faces)
         self.analyze(decoded, faces, names, landmark)
@@ -234,22 +268,32 @@ class Engine:
             )
 
     def detect_many(
-        self, images: Iterable[ImageSource], *, workers: int = 1, progress: bool = False, **options: Any
-    ) -> Iterator[tuple[ImageSource, list[Face] | FaceplusError]]:
+        self,
+        images: Iterable[ImageSource],
+        *,
+        workers: int = 1,
+        progress: bool = False,
+        landmarks: bool = True,
+        **options: Any,
+    ) -> Generator[tuple[ImageSource, list[Face] | FaceplusError], None, None]:
         """Detect in many images, in order, each as ``(image, faces or the error it raised)``.
 
         With ``workers > 1`` a pool of processes (one engine and one onnxruntime thread each) shares the
         work: on 2 cores that is faster than more threads in one process. A bad image yields its
-        :class:`~faceplus.errors.FaceplusError` and the batch goes on.
+        :class:`~faceplus.errors.FaceplusError` and the batch goes on. A face leaves a worker with its landmarks
+        fitted (they cannot be fitted later, away from the image); ``landmarks=False``: callers that read none
+        (indexing, clustering) get faces without them and skip that work.
         """
         images = list(images)
         if workers <= 1:
-            results: Iterable[list[Face] | FaceplusError] = (_detect_or_error(self, img, options) for img in images)
+            results: Iterable[list[Face] | FaceplusError] = (
+                _detect_or_error(self, img, options, landmarks) for img in images
+            )
         else:
             pool = ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_init_pool_engine, initargs=(self.settings,)
             )
-            results = pool.map(partial(_pool_detect, options=options), images, chunksize=4)
+            results = pool.map(partial(_pool_detect, options=options, landmarks=landmarks), images, chunksize=4)
         try:
             yield from zip(images, tqdm(results, total=len(images), disable=not progress, unit="img"), strict=True)
         except BrokenProcessPool as e:
@@ -262,33 +306,44 @@ class Engine:
         """The face inside a given rectangle, skipping detection (Face++ ``face_rectangle``)."""
         decoded = self.load(image)
         keypoints = self.detectors.keypoints_at(decoded.rgb, box)
-        face = self._face(decoded.rgb, Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN, keypoints))
+        face = self._face(
+            _kept_pixels(image, decoded), Detection(*box.corners, 0.0, "given", BoxStyle.GIVEN, keypoints)
+        )
         if embed:
             self.embed_faces(decoded.rgb, [face])
         return face
 
     def _face(self, rgb: np.ndarray, hit: Detection) -> Face:
-        """Landmarks for a detection; a foreign box (:class:`BoxStyle`) is first re-centred the way HOG draws it.
+        """A face for a detection, its landmarks left to be fitted when first read (:meth:`fit_landmarks`).
+
+        SFace aligns on the detector's key points, so detect + embed reads no landmarks; attributes, named
+        landmarks, crops, drawing and dlib's ResNet read them and get exactly what an eager fit gives.
+        """
+        return Face(
+            box=hit.box(),
+            score=hit.score,
+            detector=hit.detector,
+            box_style=hit.style,
+            keypoints=hit.keypoints,
+            landmark_fit=partial(self.fit_landmarks, rgb, hit),
+        )
+
+    def fit_landmarks(self, rgb: np.ndarray, hit: Detection) -> tuple[np.ndarray, np.ndarray]:
+        """dlib's 5 points and the 68 points of a detection; a foreign box (:class:`BoxStyle`) is first re-centred
+        the way HOG draws it.
 
         A given box (Face++ ``face_rectangle``) is used as it is: clients pass back boxes detect returned.
         """
         box = hit.box()
         found = self.landmarker.landmarks68(rgb, box)
+        if hit.style is not BoxStyle.FOREIGN:
+            five = found.landmarks5 if found.landmarks5 is not None else self.dlib.landmarks(rgb, box.corners, 5)
+            return five, found.points
+        fit_box = hog_style_box(found.points)
         landmarks68 = found.points
-        fit_box = box.corners
-        if hit.style is BoxStyle.FOREIGN:
-            fit_box = hog_style_box(landmarks68)
-            if found.source == "dlib68":  # the mesh frames its own crop: only dlib's predictor wants HOG's box
-                landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
-        return Face(
-            box=box,
-            score=hit.score,
-            detector=hit.detector,
-            landmarks5=self.dlib.landmarks(rgb, fit_box, 5),
-            landmarks68=landmarks68,
-            box_style=hit.style,
-            keypoints=hit.keypoints,
-        )
+        if found.source == "dlib68":  # the mesh frames its own crop: only dlib's predictor wants HOG's box
+            landmarks68 = self.dlib.landmarks(rgb, fit_box, 68)
+        return self.dlib.landmarks(rgb, fit_box, 5), landmarks68
 
     # -- embedding ----------------------------------------------------------------------------
     def chips(self, rgb: np.ndarray, faces: Sequence[Face], alignment: int | None = None) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Where a face's 68 landmarks come from: MediaPipe's mesh (Apache-2.0) or dlib's 68-point predictor.
 
 dlib's 68-point predictor was trained on iBUG 300-W, whose owners forbid commercial use. By default the 68
-points are read off MediaPipe's 468-point mesh (:mod:`faceplus.analysis.ibug68`) and the predictor file is
+points are read off MediaPipe's 468-point mesh (:mod:`faceplus.attributes.ibug68`) and the predictor file is
 never loaded; ``FACEPLUS_LANDMARKS`` chooses (:data:`faceplus.settings.LANDMARK_SOURCES`):
 
 - ``mesh``: always the mesh, also where it doubts a face is there (its points are still the best guess);
@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from faceplus.analysis.ibug68 import ibug68_from_mesh
+from faceplus.attributes.ibug68 import ibug68_from_mesh
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.facemesh import FaceMesh
 from faceplus.results import Box
@@ -40,10 +40,12 @@ def mesh_eye_points(landmarks5: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Landmarks68:
-    """One face's 68 points and where they came from (``"mesh"`` or ``"dlib68"``)."""
+    """One face's 68 points and where they came from (``"mesh"`` or ``"dlib68"``), and dlib's 5 points in the same
+    box where they were fitted on the way (the mesh starts from their eye centres)."""
 
     points: np.ndarray
     source: str
+    landmarks5: np.ndarray | None = None
 
 
 class Landmarker:
@@ -68,8 +70,8 @@ class Landmarker:
         """The 68 iBUG points of the face in ``box`` (the detector's box, as the attribute analysis uses it)."""
         if not self.uses_mesh:
             return Landmarks68(self.dlib.landmarks(rgb, box.corners, 68), "dlib68")
-        eyes = mesh_eye_points(self.dlib.landmarks(rgb, box.corners, 5))
-        found = self.mesh.run(rgb, (box.left, box.top, box.width, box.height), eyes)
+        landmarks5 = self.dlib.landmarks(rgb, box.corners, 5)
+        found = self.mesh.run(rgb, (box.left, box.top, box.width, box.height), mesh_eye_points(landmarks5))
         if found.score < MIN_PRESENCE and self.source == "mesh-or-dlib68":
-            return Landmarks68(self.dlib.landmarks(rgb, box.corners, 68), "dlib68")
-        return Landmarks68(ibug68_from_mesh(found.points), "mesh")
+            return Landmarks68(self.dlib.landmarks(rgb, box.corners, 68), "dlib68", landmarks5)
+        return Landmarks68(ibug68_from_mesh(found.points), "mesh", landmarks5)

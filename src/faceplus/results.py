@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -96,6 +97,32 @@ class Detection:
         )
 
 
+#: Fits a face's landmarks when first read: (dlib's 5 points, the 68 points) in image pixels.
+LandmarkFit = Callable[[], tuple[np.ndarray, np.ndarray | None]]
+
+
+class _FittedOnRead:
+    """A landmark field of :class:`Face` the engine may leave to be fitted on first read (:data:`LandmarkFit`).
+
+    Most work reads no landmarks (SFace aligns on the detector's five key points), and fitting them was a fifth of
+    a detect + embed; anything that does read them (attributes, named landmarks, crops, drawing, dlib's ResNet)
+    gets the very points an eager fit would have given, from the same image and box.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, face: Face | None, owner: type | None = None) -> Any:
+        if face is None:
+            return None  # the dataclass field's default
+        if face.__dict__.get("landmark_fit") is not None:
+            face.fit_landmarks()
+        return face.__dict__.get(self.slot)
+
+    def __set__(self, face: Face, value: np.ndarray | None) -> None:
+        face.__dict__[self.slot] = value
+
+
 @dataclass
 class Face:
     """One face: where it is, how sure the detector was, its landmarks, identity embedding and attributes."""
@@ -103,8 +130,10 @@ class Face:
     box: Box
     score: float
     detector: str
-    landmarks5: np.ndarray
-    landmarks68: np.ndarray | None = None
+    #: dlib's 5 points (eye corners, nose base), and the 68 iBUG points: fitted when first read where the engine
+    #: left them to ``landmark_fit``.
+    landmarks5: np.ndarray = _FittedOnRead()  # type: ignore[assignment]
+    landmarks68: np.ndarray | None = _FittedOnRead()  # type: ignore[assignment]
     embedding: np.ndarray | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     landmarks: dict[str, dict[str, float]] | None = None
@@ -114,6 +143,23 @@ class Face:
     #: image-left mouth corner, image-right mouth corner (faceplus.chips.KEYPOINT_ORDER). SFace's chip is aligned
     #: on them; None: derived from ``landmarks68`` (faceplus.chips.keypoints_from_68).
     keypoints: np.ndarray | None = None
+    #: Fits ``landmarks5`` and ``landmarks68`` on first read (holding the image until then); None once fitted.
+    landmark_fit: LandmarkFit | None = field(default=None, repr=False, compare=False)
+
+    def fit_landmarks(self) -> None:
+        """Fit the pending landmarks now (and let go of the image the fit holds); nothing if none are pending."""
+        fit, self.landmark_fit = self.landmark_fit, None
+        if fit is not None:
+            self.landmarks5, self.landmarks68 = fit()
+
+    def drop_landmark_fit(self) -> None:
+        """Give up the pending fit (landmarks stay None): for results sent where nobody reads them."""
+        self.landmark_fit = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. back from a worker process) with its landmarks fitted: the fit holds models and an image."""
+        self.fit_landmarks()
+        return self.__dict__
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (embedding as a list of floats)."""

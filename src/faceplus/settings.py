@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from platformdirs import user_cache_dir, user_data_dir
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PREFIX = "FACEPLUS_"
 GROUPS = ("limits", "engine", "server", "embedded store", "database")
@@ -60,7 +64,7 @@ def default_of(cls: type, name: str) -> Any:
     return found.default
 
 
-def env_name(f: Field) -> str:
+def env_name(f: Field[Any]) -> str:
     return PREFIX + (f.metadata.get("env") or f.name).upper()
 
 
@@ -86,14 +90,17 @@ def parse(name: str, raw: str, kind: type) -> Any:
         raise SettingError(f"{name}={raw!r} cannot be read: expected {expected}") from None
 
 
-def from_env(cls: type, environ: dict[str, str] | None = None, **overrides: Any) -> Any:
+T = TypeVar("T", bound="DataclassInstance")
+
+
+def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
     """``cls``'s defaults, then its ``FACEPLUS_*`` variables, then ``overrides`` (None values ignored)."""
     environ = os.environ if environ is None else environ
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):
         kind = hints[f.name]
-        if is_dataclass(kind):
+        if isinstance(kind, type) and is_dataclass(kind):
             values[f.name] = from_env(kind, environ)
             continue
         raw = environ.get(env_name(f))
@@ -124,10 +131,11 @@ class ImageLimits:
 class DetectionSettings:
     """How hard the engine looks for faces, and what that may cost per image (docs/ENGINE.md, "Cost bound").
 
-    ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces (the API applies Face++'s
-    own minimum, ``detect_min_face``). The fallback steps of the chain (after the primary finds nothing) scan at most
-    ``max_pixels`` pixels in all, MMOD at most ``mmod_max_pixels`` of them (0: MMOD left out: seconds a photo on
-    CPU, and it found no lfw-dev or group-photo face the other steps miss), and stop after ``budget_s``.
+    ``min_face`` (pixels) is below Face++'s 48 px so group photos keep their small faces (the API applies its own
+    minimum, ``detect_min_face``: 24 px, measured; 48 for Face++'s rule). The fallback steps of the chain (after the
+    primary finds nothing) scan at most ``max_pixels`` pixels in all, MMOD at most ``mmod_max_pixels`` of them (0:
+    MMOD left out: seconds a photo on CPU, and it found no lfw-dev or group-photo face the other steps miss), and
+    stop after ``budget_s``.
     """
 
     detector: str = setting("retinaface", "Primary detector: retinaface, blazeface or hog.", "engine")
@@ -158,8 +166,25 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The engine's settings: image limits, detection, and how chips are embedded."""
+class RuntimeSettings:
+    """Where converted model files are cached and how many threads one onnxruntime session uses."""
+
+    ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
+    cache_dir: Path = setting(
+        "per-user folder",
+        "Folder for models converted to ONNX at first use (default: per-user cache).",
+        "engine",
+        factory=lambda: Path(user_cache_dir("faceplus")),
+    )
+
+    @classmethod
+    def from_env(cls) -> RuntimeSettings:
+        return from_env(cls)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine's settings: image limits, detection, how chips are embedded, and the model runtime."""
 
     limits: ImageLimits = field(default_factory=ImageLimits)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
@@ -190,31 +215,18 @@ class Settings:
         "engine",
     )
     compare_calibration: str = setting(
-        "lfw",
-        "Thresholds compare uses: lfw (shipped), cohort (cohort-normalised; its cohort derives from UTKFace, "
-        "non-commercial research only; docs/ENGINE.md) or a file from faceplus calibrate --out.",
+        "auto",
+        "Thresholds compare uses: auto (the data folder's calibration-<FACEPLUS_EMBEDDER>.json, written by "
+        "faceplus calibrate, when there is one, else lfw), lfw (shipped), cohort (cohort-normalised; its cohort "
+        "derives from UTKFace, non-commercial research only; docs/ENGINE.md) or a calibration file's path. "
+        "faceplus serve prints the file it uses; /readyz says it too.",
         "engine",
     )
+    #: onnxruntime threads and the conversion cache: per process, applied by the engine (faceplus.models.runtime)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return from_env(cls)
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Where converted model files are cached and how many threads one onnxruntime session uses."""
-
-    ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
-    cache_dir: Path = setting(
-        "per-user folder",
-        "Folder for models converted to ONNX at first use (default: per-user cache).",
-        "engine",
-        factory=lambda: Path(user_cache_dir("faceplus")),
-    )
-
-    @classmethod
-    def from_env(cls) -> RuntimeSettings:
+    def from_env(cls) -> EngineSettings:
         return from_env(cls)
 
 
@@ -224,12 +236,23 @@ def data_dir() -> Path:
     return Path(raw) if raw else Path(user_data_dir("faceplus"))
 
 
+#: ``FACEPLUS_COMPARE_CALIBRATION``'s default: the data folder's own calibration when there is one, else shipped.
+AUTO_CALIBRATION = "auto"
+
+
+def operator_calibration_file(folder: Path, embedder: str) -> Path:
+    """Where ``faceplus calibrate`` writes an operator's thresholds for identity model ``embedder``, and where the
+    engine and server look for them first: in the data folder, never in the package (an upgrade or a checkout
+    would silently swap an operator's thresholds, and a calibration run would change the shipped ones)."""
+    return Path(folder) / f"calibration-{embedder}.json"
+
+
 # -- the server -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ServerSettings:
     """The HTTP server's limits and switches, its stores', and (in ``engine``) the engine's."""
 
-    engine: Settings = field(default_factory=Settings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     # limits
     max_body_bytes: int = setting(
         8 * 1024 * 1024, "Largest request body (413 beyond it): two 2 MB images as base64 fit.", "limits"
@@ -260,7 +283,11 @@ class ServerSettings:
         5, "Detect describes this many largest faces unless calculate_all=1 (Face++: 5).", "limits"
     )
     detect_min_face: int = setting(
-        48, "Detect, compare and search drop faces whose box is smaller than this (Face++: 48 px); 0: off.", "limits"
+        24,
+        "Detect, compare and search leave out faces whose box is smaller than this: the smallest size at which the "
+        "default detector stays precise (measured: docs/ENGINE.md, Smallest face); 48: Face++'s rule, for strict "
+        "parity; 0: off.",
+        "limits",
     )
     detect_min_face_divisor: int = setting(
         48, "...or smaller than the image's short side over this (Face++: 1/48); 0: off.", "limits"
@@ -403,6 +430,16 @@ class ServerSettings:
         """Defaults, then ``FACEPLUS_<NAME>`` variables, then explicit ``overrides`` (None values ignored)."""
         return from_env(cls, **overrides)
 
+    def with_calibration_resolved(self) -> ServerSettings:
+        """These settings with ``FACEPLUS_COMPARE_CALIBRATION=auto`` made concrete for *this* data folder: its
+        ``calibration-<embedder>.json`` when there is one, else ``lfw`` (shipped). The server and its engine
+        workers then use the file of the data folder it serves, not ``FACEPLUS_DATA_DIR``'s."""
+        if self.engine.compare_calibration != AUTO_CALIBRATION:
+            return self
+        own = operator_calibration_file(self.data_dir, self.engine.embedder)
+        chosen = str(own) if own.is_file() else "lfw"
+        return replace(self, engine=replace(self.engine, compare_calibration=chosen))
+
 
 # -- the table in docs/SETTINGS.md ------------------------------------------------------------------
 def all_settings() -> list[tuple[str, str, Any, str]]:
@@ -417,8 +454,7 @@ def all_settings() -> list[tuple[str, str, Any, str]]:
                 continue
             rows.append((f.metadata["group"], env_name(f), f.metadata["shown"], f.metadata["doc"]))
 
-    for cls in (ServerSettings, RuntimeSettings):
-        walk(cls)
+    walk(ServerSettings)
     return rows
 
 

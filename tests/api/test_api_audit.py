@@ -1,4 +1,4 @@
-"""The audit trail (issue 14): a scripted scenario leaves exactly the expected entries (writes only, with their ids
+"""The audit trail: a scripted scenario leaves exactly the expected entries (writes only, with their ids
 and outcome), never an image or an embedding; readable with ``faceplus audit``; pruned past the retention."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every route of the app refuses a missing key, a wrong secret and a revoked key (issue 14).
+"""Every route of the app refuses a missing key, a wrong secret and a revoked key.
 
 The routes are read from the app's router, so a route added later is covered without editing this file; only the
 public ones (health probes, the API docs, the console's static files) are exempt, by name.

@@ -1,4 +1,4 @@
-"""Face++ clients work unchanged: paging, attribute requests, numeric fields, error shapes and limits (issue 12).
+"""Face++ clients work unchanged: paging, attribute requests, numeric fields, error shapes and limits.
 
 Each test drives the app over HTTP (FastAPI's TestClient) the way a Face++ client library does, on real photos.
 """
@@ -260,11 +260,11 @@ def _sizes(body: dict[str, Any]) -> list[int]:
 
 
 def test_detect_drops_faces_below_facepp_minimum(make_api: Callable[..., Api], shared_data: Path) -> None:
-    """A group photo whose faces are 30-50 px: Face++'s 48 px minimum keeps only the big ones."""
+    """A group photo whose faces are 30-50 px: Face++'s 48 px rule (the parity setting) keeps only the big ones."""
     photo = (shared_data / "group-photos/images/2008_007676.jpg").read_bytes()
     everything = make_api(detect_min_face=0, detect_min_face_divisor=0)
     everything.add_key("a")
-    facepp = make_api()
+    facepp = make_api(detect_min_face=48)
     facepp.add_key("a")
     all_faces = everything.ok("detect", files={"image_file": photo})
     assert min(_sizes(all_faces)) < 48 <= max(_sizes(all_faces))  # the photo tests both sides of the limit
@@ -281,7 +281,8 @@ def test_detect_drops_faces_below_facepp_minimum(make_api: Callable[..., Api], s
 
 
 def test_small_face_is_no_face_for_compare(make_api: Callable[..., Api], lfw_people) -> None:
-    """compare and search detect the same way: a portrait shrunk until its face is under 48 px has no face."""
+    """compare and search detect the same way: under Face++'s 48 px rule (the parity setting), a portrait shrunk
+    until its face is under 48 px has no face."""
     image = Image.open(lfw_people[5][1][0]).convert("RGB")
     out = io.BytesIO()
     image.resize((90, 90), Image.Resampling.LANCZOS).save(out, "PNG")
@@ -291,7 +292,7 @@ def test_small_face_is_no_face_for_compare(make_api: Callable[..., Api], lfw_peo
     found = everything.ok("detect", files={"image_file": small})
     if not found["faces"] or max(_sizes(found)) >= 48:
         pytest.skip(f"the shrunk portrait's face is not between the engine's minimum and 48 px: {_sizes(found)}")
-    facepp = make_api()
+    facepp = make_api(detect_min_face=48)
     facepp.add_key("a")
     assert facepp.ok("detect", files={"image_file": small})["faces"] == []
     token = facepp.detect_token(lfw_people[5][1][1])

@@ -1,4 +1,4 @@
-"""Crashes lose nothing (issue 13): a real ``faceplus serve`` (SQLite, then PostgreSQL) is ``kill -9``-ed at random
+"""Crashes lose nothing: a real ``faceplus serve`` (SQLite, then PostgreSQL) is ``kill -9``-ed at random
 moments while clients run sync addface/removeface, async addface tasks and FaceSet create/delete; after each
 restart every acknowledged change is there exactly once, nothing unacknowledged is half there (a FaceSet's
 face_count always equals its listed faces, no token twice), SQLite's ``PRAGMA integrity_check`` is ok, search

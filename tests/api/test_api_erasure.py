@@ -1,4 +1,4 @@
-"""Erasure (issue 14): faces erased by token, by user_id, from the command line, by leaving their last FaceSet and by
+"""Erasure: faces erased by token, by user_id, from the command line, by leaving their last FaceSet and by
 lapsing are gone from every answer and from storage: no file of the data folder holds their embedding or crop bytes
 (SQLite), no row and no index page holds them (PostgreSQL, read page by page with pageinspect)."""
 

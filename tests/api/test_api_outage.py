@@ -1,4 +1,4 @@
-"""Database outages (issue 13): PostgreSQL stopped under a serving faceplus, and a SQLite data folder that fills up
+"""Database outages: PostgreSQL stopped under a serving faceplus, and a SQLite data folder that fills up
 or turns read-only. Calls answer 503 ``DATABASE_UNAVAILABLE`` at once (no 500, no hang), nothing is half-written,
 and faceplus recovers by itself when the database is back.
 

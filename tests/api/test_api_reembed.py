@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from faceplus.api import create_app
 from faceplus.crops import make_crop
 from faceplus.engine import Engine
-from faceplus.settings import ServerSettings, Settings
+from faceplus.settings import EngineSettings, ServerSettings
 from faceplus.store import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, ModelMismatch, Store
 from faceplus.tools.reembed import Reembedder
 
@@ -35,7 +35,7 @@ PEOPLE = 5
 
 @pytest.fixture(scope="module")
 def engine_b() -> Engine:
-    return Engine(replace(Settings.from_env(), embedder="resnet-int8"))
+    return Engine(replace(EngineSettings.from_env(), embedder="resnet-int8"))
 
 
 @pytest.fixture(scope="module")
@@ -509,7 +509,7 @@ def test_sface_from_a_kept_crop_is_the_vector_detect_gave(shared_data: Path) -> 
     from faceplus.imaging import load_image
     from faceplus.tools.reembed import embed_crop
 
-    engine = Engine(Settings(embedder="sface"))
+    engine = Engine(EngineSettings(embedder="sface"))
     for name in ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Bill_Clinton/Bill_Clinton_0010.jpg"):
         image = load_image(shared_data / "lfw-dev" / name, engine.settings.limits)
         face = engine.detect(image)[0]

@@ -1,4 +1,4 @@
-"""Encryption at rest of the embedded store (issue 14): with FACEPLUS_DATA_KEY, no file of the data folder holds a
+"""Encryption at rest of the embedded store: with FACEPLUS_DATA_KEY, no file of the data folder holds a
 plaintext embedding or face crop, and detect/search/compare/analyze (and FaceAlbum) still work; a wrong or missing
 key is refused at open with a clear error; a value moved to another row does not decrypt; ``faceplus rekey``
 encrypts a plaintext folder, changes the key and decrypts, leaving no old value behind.

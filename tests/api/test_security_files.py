@@ -1,5 +1,5 @@
 """Data at rest on the embedded store: owner-only modes of the data folder and its database files, and the
-SQLite pragmas that overwrite deleted rows and bound the WAL (issue 14)."""
+SQLite pragmas that overwrite deleted rows and bound the WAL."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ Playwright's own browser download does not work here, so the tests drive ``/usr/
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -22,7 +23,8 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("FACEPLUS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-#: Screenshots of each console page that docs/TOOLS.md shows (committed; rewritten by every run of the tests).
+#: Screenshots of each console page that docs/TOOLS.md shows, from FairFace photos only (committed; rewritten by
+#: ``pytest tests/web/test_console_docs.py --doc-screenshots``; without the option they go to artifacts/).
 DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 SERVER = [sys.executable, "-m", "faceplus"]
 CHROMIUM_ARGS = [
@@ -44,7 +46,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def console_server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[dict[str, str]]:
     """``faceplus serve`` in its own process on a fresh data folder, and a key made by ``faceplus keys create``."""
-    folder = tmp_path_factory.mktemp("console")
+    with serve_console(tmp_path_factory.mktemp("console")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve_console(folder: Path) -> Iterator[dict[str, str]]:
+    """``faceplus serve`` on ``folder``/data in its own process, with a key; stopped with Ctrl-C at the end."""
     data, log = folder / "data", folder / "server.log"
     keys = subprocess.run([*SERVER, "keys", "create", "--data-dir", str(data)], capture_output=True, text=True)
     assert keys.returncode == 0, keys.stderr
@@ -52,12 +60,11 @@ def console_server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) 
     secret = re.search(r"^api_secret:\s+(\S+)$", keys.stdout, re.M)
     assert key and secret, keys.stdout
     port = _free_port()
-    # The group photo's faces are 30-50 px: Face++'s 48 px minimum (DETECT_MIN_FACE) off to draw them all.
-    # Small pages so the console's paging is exercised with a few faces.
+    # The group photo's faces are 30-50 px: the default smallest reported face (DETECT_MIN_FACE, 24 px) keeps
+    # them all. Small pages so the console's paging is exercised with a few faces.
     env = {
         **os.environ,
         "FACEPLUS_RATE_LIMIT": "0",
-        "FACEPLUS_DETECT_MIN_FACE": "0",
         "FACEPLUS_GETDETAIL_PAGE": "4",
         "FACEPLUS_GETFACESETS_PAGE": "4",
     }
@@ -118,6 +125,60 @@ def page(browser, console_server: dict[str, str]) -> Iterator[object]:
     context.close()
 
 
+def goto(page, name: str) -> None:
+    """Open the console page ``name`` (its #fragment) and wait until it shows."""
+    page.goto(page.url.split("#")[0] + "#" + name)
+    page.wait_for_selector(f"#page-{name}:not([hidden])")
+
+
+def compare_photos(page, photo1: Path, photo2: Path) -> dict[str, str]:
+    """The Compare page on two photos: its verdict, confidence, threshold, rate and text, once the compared
+    faces' thumbnails are there."""
+    page.set_input_files("#compare-file1", str(photo1))
+    page.set_input_files("#compare-file2", str(photo2))
+    for n, photo in ((1, photo1), (2, photo2)):
+        page.wait_for_selector(f"#compare-canvas{n}[data-file='{photo.name}']")
+    page.click("#compare-run")
+    page.wait_for_selector("#compare-result:not([data-verdict=''])")
+    page.wait_for_selector("#compare-result .compared-faces img[data-loaded]:nth-child(1)", state="attached")
+    result = page.locator("#compare-result")
+    return {
+        "verdict": result.get_attribute("data-verdict"),
+        "confidence": result.get_attribute("data-confidence"),
+        "threshold": result.get_attribute("data-threshold"),
+        "far": result.get_attribute("data-far"),
+        "text": result.inner_text(),
+    }
+
+
+@contextlib.contextmanager
+def fake_camera(browser: object, y4m: Path) -> Iterator[object]:
+    """Another Chromium whose webcam plays ``y4m`` (the liveness page's camera), closed at the end."""
+    camera = browser.browser_type.launch(  # type: ignore[attr-defined]
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}",
+        ],
+    )
+    try:
+        yield camera
+    finally:
+        camera.close()
+
+
+def make_operator_secret(data_dir: str) -> str:
+    """``faceplus operator-secret`` on the server's data folder: the secret the Keys page asks for."""
+    made = subprocess.run(
+        [*SERVER, "operator-secret", "--data-dir", data_dir], capture_output=True, text=True, timeout=120
+    )
+    assert made.returncode == 0, made.stderr
+    return made.stdout.split("operator_secret:")[1].strip()
+
+
 def screenshot(tab: object, name: str) -> Path:
     """Write a full-page PNG of the tab to artifacts/ (gitignored) for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -126,16 +187,17 @@ def screenshot(tab: object, name: str) -> Path:
     return out
 
 
-def doc_screenshot(tab: object, name: str) -> Path:
-    """Write the visible part of the tab to docs/console/<name>.png (the docs' picture of that page), in 256
-    colours (about a third of the full-colour size). Not committed: the pages show research-only photos."""
+def doc_screenshot(tab: object, name: str, folder: Path) -> Path:
+    """Write the visible part of the tab to ``folder``/<name>.png (the docs' picture of that page) in 128 colours
+    (a quarter of the full-colour size; the console's flat colours survive it). Only pages showing FairFace
+    photos or none go to docs/console/ (docs/console/README.md)."""
     from PIL import Image
 
-    DOC_SHOTS.mkdir(exist_ok=True)
-    out = DOC_SHOTS / f"{name}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{name}.png"
     tab.screenshot(path=str(out), full_page=False)
     with Image.open(out) as shot:
-        small = shot.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+        small = shot.convert("RGB").quantize(128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     small.save(out, optimize=True)
     return out
 

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, doc_screenshot, screenshot
+from .conftest import fake_camera, screenshot
 
 PERSON = "Vladimir_Putin"
 FPS = 10
@@ -81,17 +81,7 @@ def test_liveness_page_with_a_fake_camera(browser, console_server, shared_data: 
     y4m = tmp_path / "camera.y4m"
     write_y4m(y4m, person.neutral, person.peaks, token["actions"])
 
-    camera = browser.browser_type.launch(
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}",
-        ],
-    )
-    try:
+    with fake_camera(browser, y4m) as camera:
         tab = camera.new_context(viewport={"width": 1280, "height": 900}).new_page()
         tab.set_default_timeout(120_000)
         tab.goto(console_server["base"] + "/")
@@ -108,12 +98,9 @@ def test_liveness_page_with_a_fake_camera(browser, console_server, shared_data: 
             tab.wait_for_selector(f"#liveness-prompt[data-action='{action}']")
         tab.wait_for_selector("#liveness-result:not([data-result=''])")
         screenshot(tab, "liveness")
-        doc_screenshot(tab, "liveness")
         result = tab.get_attribute("#liveness-result", "data-result")
         details = tab.text_content("#liveness-details")
         assert result == "PASS", (details, tab.text_content("#liveness-status"))
         reasons = [tab.get_attribute(f"#liveness-steps > li:nth-child({i + 1})", "data-reason") for i in range(3)]
         assert reasons == ["ok", "ok", "ok"]
         assert "same person as the reference" in details and "yes" in details
-    finally:
-        camera.close()

@@ -181,7 +181,8 @@ def create_app(
     """
     from faceplus.settings import ServerSettings
 
-    settings = settings or ServerSettings.from_env()
+    # FACEPLUS_COMPARE_CALIBRATION=auto: this data folder's calibration, in this process and its engine workers
+    settings = (settings or ServerSettings.from_env()).with_calibration_resolved()
     own_pool = engine_pool(settings) if pool is None else None
     ctx = build_context(settings, engine, store, pool or own_pool)
 

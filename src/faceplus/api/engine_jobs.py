@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from faceplus.analysis.dense_landmarks import dense_landmarks
 from faceplus.api.analysis import describe_face
 from faceplus.api.errors import bad
 from faceplus.api.limits import big_enough, min_face_side
+from faceplus.attributes.dense_landmarks import dense_landmarks
 from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage
@@ -32,6 +32,13 @@ class FoundFace:
     details: dict[str, Any] = field(default_factory=dict)
     #: The face region face/analyze needs later (:mod:`faceplus.crops`); None unless asked for.
     crop: FaceCrop | None = None
+
+
+class FoundFaces(list[FoundFace]):
+    """The faces a detect job kept, and how many detected faces it left out as smaller than ``min_face`` px."""
+
+    left_out: int = 0
+    min_face: int = 0
 
 
 def warm_job(engine: Engine) -> dict[str, Any]:
@@ -55,23 +62,29 @@ def detect_job(
     describe_first: int | None,
     keep_crops: bool = False,
     min_face: tuple[int, int] = (0, 0),
-) -> list[FoundFace]:
+) -> FoundFaces:
     """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest.
 
     ``describe_first`` None describes every face (Face++ ``calculate_all``); ``keep_crops`` adds each face's
     analysis region (:func:`faceplus.crops.make_crop`), so its token can be analyzed later. Detected faces
-    smaller than Face++'s minimum (``min_face``: (pixels, divisor of the short side), see
-    :func:`faceplus.api.limits.min_face_side`) are dropped first, so no work is spent on them.
+    smaller than the server's minimum (``min_face``: (pixels, divisor of the short side), see
+    :func:`faceplus.api.limits.min_face_side`) are dropped first, so no work is spent on them; the reply counts
+    them (``left_out``), so the caller can say so.
     """
     decoded = engine.load(data, param=param)
+    minimum = left_out = 0
     if rectangle is not None:
         if rectangle.right > decoded.width or rectangle.bottom > decoded.height:
             raise bad(rectangle_param)
         faces = [engine.face_at(decoded, rectangle)]
     else:
         minimum = min_face_side(*min_face, decoded.width, decoded.height)
-        faces = [face for face in engine.detect(decoded) if big_enough(face.box, minimum)]
-    return [
+        detected = engine.detect(decoded, embed=False)
+        faces = [face for face in detected if big_enough(face.box, minimum)]
+        left_out = len(detected) - len(faces)
+        if faces:
+            engine.embed_faces(decoded.rgb, faces)
+    found = FoundFaces(
         FoundFace(
             face.box,
             face.embedding,
@@ -81,7 +94,9 @@ def detect_job(
             make_crop(decoded, face) if keep_crops else None,
         )
         for i, face in enumerate(faces)
-    ]
+    )
+    found.left_out, found.min_face = left_out, minimum
+    return found
 
 
 def analyze_job(engine: Engine, data: bytes, box: Box, landmark: int, attributes: list[str]) -> dict[str, Any]:
@@ -103,7 +118,7 @@ def analyze_crop_job(
     out = describe_face(engine, decoded, face, landmark, attributes)
     wanted = {"emotion", "smiling"} & set(attributes)
     if wanted and emotion_leaves_image(meta):
-        from faceplus.analysis import expression
+        from faceplus.attributes import expression
 
         canvas = emotion_canvas(decoded.rgb, meta)
         left, top, width, height = (int(v) for v in meta["box"])
@@ -134,7 +149,7 @@ def dense_image_job(
     engine: Engine, data: bytes, param: str, parts: list[str], min_face: tuple[int, int] = (0, 0)
 ) -> tuple[Box, dict[str, Any]] | None:
     """The largest face of an image and its Face++ dense landmarks (thousandlandmark); None without a face, or
-    when it is smaller than Face++'s minimum (``min_face``, as in :func:`detect_job`: checked on the decoded size,
+    when it is smaller than the server's minimum (``min_face``, as in :func:`detect_job`: checked on the decoded size,
     before the dense models run)."""
     decoded = engine.load(data, param=param)
     faces = engine.detect(decoded, embed=False, max_faces=1)

@@ -25,6 +25,9 @@ def new_token() -> str:
 class Detection:
     image_id: str
     records: list[FaceRecord]
+    #: Detected faces left out as smaller than ``min_face`` px (the server's smallest reported face, this photo).
+    left_out: int = 0
+    min_face: int = 0
 
     def faces_json(self) -> list[dict[str, Any]]:
         """Face++ ``faces[]``: token, rectangle, and whatever landmark/attributes were computed."""
@@ -102,7 +105,7 @@ def detect_and_store(
         ctx.store.faces.add(records)
     if ctx.settings.store_images:
         ctx.store.faces.put_image(tenant, image_id, image.data, now)
-    return Detection(image_id, records)
+    return Detection(image_id, records, found.left_out, found.min_face)
 
 
 def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:

@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.analysis.dense_landmarks import PARTS, parse_parts
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.engine_jobs import dense_crop_job, dense_image_job
 from faceplus.api.errors import bad, missing, reply
@@ -22,6 +21,7 @@ from faceplus.api.forms import form_doc
 from faceplus.api.images import image_fields, read_image
 from faceplus.api.limits import facepp_min_face
 from faceplus.api.routes_face import not_analyzable
+from faceplus.attributes.dense_landmarks import PARTS, parse_parts
 
 router = APIRouter(prefix="/face")
 

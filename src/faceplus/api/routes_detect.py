@@ -11,7 +11,14 @@ from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_ana
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, missing, plain, reply
-from faceplus.api.faces import FACESET_MODEL_MISMATCH, comparable, detect_and_store, face_by_token, parse_rectangle
+from faceplus.api.faces import (
+    FACESET_MODEL_MISMATCH,
+    Detection,
+    comparable,
+    detect_and_store,
+    face_by_token,
+    parse_rectangle,
+)
 from faceplus.api.facesets import resolve_faceset
 from faceplus.api.forms import Params, form_doc
 from faceplus.api.images import image_fields, image_names, read_image
@@ -22,6 +29,26 @@ from faceplus.store import FaceRecord, ModelMismatch
 RESCORED_CANDIDATES = 20
 
 router = APIRouter()
+
+#: Response headers (faceplus extensions; the JSON body stays Face++'s) saying how many detected faces of a photo
+#: were left out as smaller than the server's smallest reported face, and that size in this photo (pixels), so a
+#: client (the console) can say why a face is missing. Compare adds the image's suffix: ``...-Left-Out-1``.
+LEFT_OUT_HEADER = "X-Faceplus-Faces-Left-Out"
+MIN_FACE_HEADER = "X-Faceplus-Min-Face"
+
+
+def left_out_headers(found: Detection, suffix: str = "") -> dict[str, str]:
+    """The left-out headers of one detected photo (none for a given face_rectangle: nothing is detected)."""
+    if not found.min_face:
+        return {}
+    end = f"-{suffix}" if suffix else ""
+    return {f"{LEFT_OUT_HEADER}{end}": str(found.left_out), f"{MIN_FACE_HEADER}{end}": str(found.min_face)}
+
+
+def _with_headers(response: JSONResponse, headers: dict[str, str]) -> JSONResponse:
+    response.headers.update(headers)
+    return response
+
 
 _IMAGE = image_fields()
 
@@ -61,11 +88,14 @@ def detect(
     )
     body = {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)}
     described = None if calculate_all else ctx.settings.attribute_faces  # the faces detect describes
-    return reply(request, declare_unmeasured(params, body, described))
+    return _with_headers(reply(request, declare_unmeasured(params, body, described)), left_out_headers(found))
 
 
-def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any]) -> FaceRecord | None:
-    """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found)."""
+def _face_or_image(
+    ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any], headers: dict[str, str]
+) -> FaceRecord | None:
+    """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found); an
+    image's left-out faces go to ``headers``."""
     token = params.str(f"face_token{suffix}")
     if token is not None:
         return comparable(ctx, face_by_token(ctx, tenant, token.strip()))
@@ -78,6 +108,7 @@ def _face_or_image(ctx: ApiContext, tenant: str, params: Params, suffix: str, ou
     found = detect_and_store(ctx, tenant, image, rectangle=rectangle, rectangle_param=rect_name)
     out[f"image_id{suffix}"] = found.image_id
     out[f"faces{suffix}"] = found.faces_json()
+    headers.update(left_out_headers(found, suffix))
     return found.main
 
 
@@ -102,12 +133,13 @@ def compare(
     ctx: Ctx,
 ) -> JSONResponse:
     out: dict[str, Any] = {}
-    face1 = _face_or_image(ctx, tenant, params, "1", out)
-    face2 = _face_or_image(ctx, tenant, params, "2", out)
+    headers: dict[str, str] = {}
+    face1 = _face_or_image(ctx, tenant, params, "1", out, headers)
+    face2 = _face_or_image(ctx, tenant, params, "2", out, headers)
     if face1 is not None and face2 is not None:
         match = ctx.engine.match(face1.embedding, face2.embedding)
         out.update(match.to_facepp())
-    return reply(request, out)
+    return _with_headers(reply(request, out), headers)
 
 
 @router.post(
@@ -135,7 +167,8 @@ def search(
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")
     out: dict[str, Any] = {}
-    face = _face_or_image(ctx, tenant, params, "", out)
+    headers: dict[str, str] = {}
+    face = _face_or_image(ctx, tenant, params, "", out, headers)
     if face is not None:
         rescore = ctx.engine.rescores_search  # cohort-normalised: more candidates, re-ranked by their score
         want = max(count, RESCORED_CANDIDATES) if rescore else count
@@ -159,4 +192,4 @@ def search(
         ]
         out["thresholds"] = ctx.engine.thresholds  # compare's (FACEPLUS_COMPARE_CALIBRATION)
         out["calibration"] = ctx.engine.calibration.calibrated_on
-    return reply(request, out)
+    return _with_headers(reply(request, out), headers)

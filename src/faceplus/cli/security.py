@@ -15,9 +15,13 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from faceplus.store import Store
 
 
-def _store(data: Path | None):
+def _store(data: Path | None) -> Store:
     from faceplus.settings import ServerSettings
     from faceplus.store.factory import open_store
 
@@ -153,7 +157,7 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``erase``, ``audit`` and ``rekey`` to the ``faceplus`` command line."""
     p = subparsers.add_parser(
         "erase", help="erase a face token, or every face of a user_id, immediately and completely (docs/SECURITY.md)"

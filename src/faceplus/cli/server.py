@@ -7,11 +7,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceplus.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from faceplus.store import Store
 
-def configured_store(data: Path | None):
+
+def configured_store(data: Path | None) -> Store:
     """The store ``serve`` would use: $FACEPLUS_DATABASE_URL when set, else the data folder (every command that
     touches stored data opens it this way, so the tools work on both backends)."""
     from faceplus.store.factory import open_store
@@ -27,6 +31,18 @@ def where(settings: ServerSettings) -> str:
         info = conninfo_to_dict(settings.database_url)
         return f"database: postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
     return f"data folder: {settings.data_dir}"
+
+
+def calibration_line(settings: ServerSettings, calibrated_on: str) -> str:
+    """Which thresholds compare and search will use, and where they come from (also in ``GET /readyz``)."""
+    from faceplus.calibration import calibration_source
+
+    source = calibration_source(settings.engine.compare_calibration, settings.engine.embedder, settings.data_dir)
+    how = {
+        "data folder": "this data folder's, from faceplus calibrate",
+        "shipped": "shipped; faceplus calibrate writes your own to the data folder",
+    }.get(source.origin, source.origin)
+    return f"calibration: {source.path} ({how}; measured on {calibrated_on})"
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -105,9 +121,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from faceplus.engine import Engine
     from faceplus.workers import warm
 
-    settings = ServerSettings.from_env(data_dir=args.data_dir)
+    settings = ServerSettings.from_env(data_dir=args.data_dir).with_calibration_resolved()
     try:  # a calibration file or its cohort missing, unreadable or of another model: say so now, not at a compare
-        Engine(settings.engine).calibration.cohort()
+        calibration = Engine(settings.engine).calibration
+        calibration.cohort()
     except (OSError, ValueError, TypeError, KeyError) as exc:
         print(f"FACEPLUS_COMPARE_CALIBRATION={settings.engine.compare_calibration}: {exc}", file=sys.stderr)
         return 2
@@ -118,6 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"faceplus Face++ v3 API on {base}/facepp/v3/  (docs: {base}/docs)", flush=True)
     print(f"web console: {base}/", flush=True)
     print(where(settings), flush=True)
+    print(calibration_line(settings, calibration.calibrated_on), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
     stops: list[int] = []
@@ -132,7 +150,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 130 if stops else 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve``, ``keys`` and ``migrate`` to the ``faceplus`` command line."""
     p = subparsers.add_parser("serve", help="serve the Face++ v3 API over HTTP")
     p.add_argument("--host", default="127.0.0.1")

@@ -6,7 +6,12 @@ weights are int8 blocks that a ``DequantizeLinear`` (+ ``Reshape``) expands at e
 (with a free batch dimension), evaluate each ``DequantizeLinear`` and the ``Reshape`` of its output once in numpy,
 and store the result as an fp32 initializer under the weight's original name. The arithmetic is onnxruntime's
 own, ``float(q - zero_point) * scale`` in float32, so the folded graph's outputs stay within ~1e-6 of the
-shipped graph's (tests/test_sface.py measures it on real faces).
+shipped graph's (tests/engine/test_sface.py measures it on real faces).
+
+Each per-channel ``PRelu`` is then spelled ``Relu(x) - slope * Relu(-x)`` with the products as 1x1 depthwise
+convolutions (:func:`split_prelu`): the same function, but onnxruntime 1.30's PRelu kernel broadcasting a
+[C, 1, 1] slope took more than half of a pass (18 of 33 ms per face on one thread, its profiler), and ops that
+stay in its blocked NCHWc layout need no reordering around them: 30 -> 14 ms of CPU per face (one thread).
 
 Loading and running the converted file is :mod:`faceplus.models.sface`; this module is imported only on a
 cache miss.
@@ -21,7 +26,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 #: Changes whenever the output of :func:`convert_sface` would change (the cache key includes it).
-CONVERTER_VERSION = "sface-fp32-1"
+CONVERTER_VERSION = "sface-fp32-3"
 INPUT = "data"
 BATCH = "N"
 
@@ -96,13 +101,57 @@ def fold_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _depthwise(x: str, weights: str, y: str, channels: int, name: str) -> onnx.NodeProto:
+    """A 1x1 depthwise ``Conv``: channel c of ``x`` times ``weights[c]`` (no bias)."""
+    return helper.make_node("Conv", [x, weights], [y], name=name, group=channels, kernel_shape=[1, 1])
+
+
+def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Every per-channel ``PRelu(x, slope)`` replaced by ``Relu(x) + (-slope) * Relu(-x)``, the two products as 1x1
+    depthwise convolutions: the same function, in ops onnxruntime keeps in its blocked (NCHWc) layout.
+
+    For x >= 0 the second term is (+/-) 0 and the sum is x; for x < 0 the first is 0 and the second is
+    slope * x. Every step is one rounding of the same product PRelu takes, so the outputs agree to float32
+    rounding (tests/engine/test_sface.py); only the kernels differ (see the module's docstring for what that saves).
+    """
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    added: list[onnx.TensorProto] = []
+    for node in graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        (x, slope_name), (y,), name = node.input, node.output, node.name or node.output[0]
+        slope = constants[slope_name].reshape(-1).astype(np.float32)
+        channels = len(slope)
+        added += [
+            numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{name}_minus_one"),
+            numpy_helper.from_array((-slope).reshape(channels, 1, 1, 1), f"{name}_minus_slope"),
+        ]
+        nodes += [
+            helper.make_node("Relu", [x], [f"{name}_positive"], name=f"{name}_relu"),
+            _depthwise(x, f"{name}_minus_one", f"{name}_flipped", channels, f"{name}_flip"),
+            helper.make_node("Relu", [f"{name}_flipped"], [f"{name}_negative"], name=f"{name}_flipped_relu"),
+            _depthwise(f"{name}_negative", f"{name}_minus_slope", f"{name}_sloped", channels, f"{name}_slope"),
+            helper.make_node("Add", [f"{name}_positive", f"{name}_sloped"], [y], name=f"{name}_add"),
+        ]
+    read = {x for n in nodes for x in n.input}
+    kept = [t for t in graph.initializer if t.name in read]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    return model
+
+
 def convert_sface(path: Path) -> bytes:
     """The shipped SFace file as a serialized fp32 ONNX model with one input, ``data`` [N, 3, 112, 112].
 
-    Deterministic: the same file gives the same bytes (the cache and tests/test_sface.py rely on it).
+    Deterministic: the same file gives the same bytes (the cache and tests/engine/test_sface.py rely on it).
     """
-    model = fold_dequantize(strip_unused_inputs(onnx.load(str(path))))
+    model = split_prelu(fold_dequantize(strip_unused_inputs(onnx.load(str(path)))))
     model.producer_name = "faceplus"
     model.producer_version = CONVERTER_VERSION
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())

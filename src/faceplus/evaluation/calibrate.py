@@ -178,7 +178,7 @@ class CalibrationRun:
 def _fit(
     vectors: np.ndarray,
     names: np.ndarray,
-    info: dict | None,
+    info: dict[str, Any] | None,
     levels: tuple[str, ...],
     shift: np.ndarray | None = None,
 ) -> Calibration:
@@ -242,7 +242,7 @@ def _found(labels: Sequence[str], vectors: np.ndarray) -> tuple[np.ndarray, np.n
 def calibrate(
     labels: Sequence[str],
     vectors: np.ndarray,
-    info: dict,
+    info: dict[str, Any],
     salts: int = 6,
     levels: Sequence[str] = FAR_LEVELS,
     min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS,
@@ -318,7 +318,7 @@ def check_cohort(names: Sequence[str], size: int, k: int) -> None:
 def calibrate_cohort(
     labels: Sequence[str],
     vectors: np.ndarray,
-    info: dict,
+    info: dict[str, Any],
     salts: int = 6,
     levels: Sequence[str] = FAR_LEVELS,
     min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS,

@@ -28,7 +28,7 @@ CHIP_SIZE = 112
 DESCRIPTOR_SIZE = 128
 #: Must equal :data:`faceplus.convert.sface.CONVERTER_VERSION` (a test checks); kept here so loading a cached
 #: model does not import onnx.
-CONVERTER_VERSION = "sface-fp32-1"
+CONVERTER_VERSION = "sface-fp32-3"
 
 
 def weights_path(path: Path | None = None) -> Path:
@@ -71,4 +71,4 @@ class SFaceEmbedder:
             return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
         data = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
         (out,) = self._session.run(None, {"data": data})
-        return out
+        return np.asarray(out)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError
-from faceplus.identifiers import is_identifier, to_identifier
+from faceplus.identifiers import FORBIDDEN_TEXT, is_identifier, to_identifier
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
 from faceplus.store import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, LedgerEntry, Store
@@ -89,7 +89,7 @@ class FileKey:
 
 
 class Ledger:
-    """The indexer's view of the store's ledger of finished files (:mod:`faceplus.store.ledger`).
+    """The indexer's view of the store's ledger of finished files (``store.ledger``).
 
     ``(tenant, faceset, path) -> size, mtime, status, face tokens``, kept by the store itself so that a folder
     can be indexed into either backend and resumed there.
@@ -178,7 +178,7 @@ def ensure_faceset(store: Store, tenant: str, outer_id: str) -> FaceSetRecord:
     """The tenant's FaceSet with this outer_id, created if absent."""
     if not outer_id or len(outer_id) > 255 or not is_identifier(outer_id):
         raise ValueError(
-            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of ^@,&=*'\": "
+            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of {FORBIDDEN_TEXT}: "
             f"{outer_id!r}"
         )
     found = store.facesets.get(tenant, outer_id=outer_id)
@@ -261,6 +261,7 @@ class Indexer:
             image_id = hashlib.sha256(f"{key.path}\0{key.size}\0{key.mtime_ns}".encode()).hexdigest()[:32]
             tokens = [face_token_for(self.tenant, self.faceset.faceset_token, key, n) for n in range(len(faces))]
             for token, face in zip(tokens, faces, strict=True):
+                assert face.embedding is not None  # faces without one were left out above
                 records.append(
                     FaceRecord(
                         tenant=self.tenant,
@@ -313,9 +314,9 @@ class Indexer:
         bar = tqdm(total=len(todo), unit="img", disable=not progress, desc=f"indexing into {self.faceset.outer_id}")
         try:
             # closed on Ctrl-C too, so that its worker processes stop before this process exits (else exit waits)
-            with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers)) as found:
+            with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers, landmarks=False)) as found:
                 for image, result in found:
-                    pending.append((Path(image), keys[str(image)], result))
+                    pending.append((Path(str(image)), keys[str(image)], result))
                     bar.update(1)
                     if len(pending) >= batch_size:
                         batch, pending = pending, []

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -59,7 +60,7 @@ class ReembedReport:
         return self.reembedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def embed_crop(engine: Engine, data: bytes, meta: dict, redetect: bool = False) -> tuple[np.ndarray, bool]:
+def embed_crop(engine: Engine, data: bytes, meta: dict[str, Any], redetect: bool = False) -> tuple[np.ndarray, bool]:
     """The engine's embedding of the kept crop's face, and whether detection found it again (``redetect``)."""
     decoded, stored = open_crop(data, meta)
     candidates = engine.detect(decoded, embed=False) if redetect else []

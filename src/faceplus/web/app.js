@@ -53,7 +53,16 @@ async function api(route, fields, creds, base = FACEPP) {
     throw new ApiFailure(response.status === 413 ? "REQUEST_ENTITY_TOO_LARGE" : "HTTP " + response.status, response.status);
   }
   if (!response.ok || body.error_message) throw new ApiFailure(body.error_message || "HTTP " + response.status, response.status);
+  Object.defineProperty(body, "leftOut", { value: (suffix) => leftOutOf(response, suffix) });
   return body;
+}
+
+/** What the server left out of a photo (faceplus headers beside Face++'s body): {count, side} or null. */
+function leftOutOf(response, suffix = "") {
+  const end = suffix ? "-" + suffix : "";
+  const count = response.headers.get("X-Faceplus-Faces-Left-Out" + end);
+  const side = response.headers.get("X-Faceplus-Min-Face" + end);
+  return count === null || side === null ? null : { count: Number(count), side: Number(side) };
 }
 
 const album = (route, fields) => api(route, fields, undefined, ALBUM);
@@ -72,16 +81,20 @@ async function loadLimits() {
 
 const megabytes = (bytes) => (bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, "") + " MB";
 
-/** Why a face may be missing: the smallest face this server reports in a photo of this size (Face++'s rule). */
-function smallestFace(img) {
+/** Why a face may be missing: the faces the server left out of this photo as too small (``left``, from the
+ * reply's headers), else the smallest face this server reports in a photo of this size. */
+function smallestFace(img, left) {
   const divisor = limits.detect_min_face_divisor;
   const short = img ? Math.min(img.naturalWidth, img.naturalHeight) : 0;
-  const side = Math.max(limits.detect_min_face || 0, divisor && short ? Math.floor(short / divisor) : 0);
-  if (side > 0) {
-    const rule = [limits.detect_min_face ? `at least ${limits.detect_min_face} px` : "", divisor ? `1/${divisor} of the photo's shorter side` : ""];
-    return `Faces smaller than ${side} pixels in this photo are left out (this server's rule, as Face++'s: ` +
-      `${rule.filter(Boolean).join(" and ")}; the operator sets FACEPLUS_DETECT_MIN_FACE).`;
+  const side = left ? left.side : Math.max(limits.detect_min_face || 0, divisor && short ? Math.floor(short / divisor) : 0);
+  const rule = [limits.detect_min_face ? `${limits.detect_min_face} px` : "", divisor ? `1/${divisor} of the photo's shorter side` : ""];
+  const why = `this server's smallest reported face: ${rule.filter(Boolean).join(" and ")}, set by the operator with ` +
+    `FACEPLUS_DETECT_MIN_FACE` + (limits.detect_min_face === 48 ? ", as Face++" : "; Face++ leaves out faces under 48 px");
+  if (left && left.count > 0) {
+    const n = left.count;
+    return `${n} face${n === 1 ? "" : "s"} smaller than ${side} pixels ${n === 1 ? "was" : "were"} left out (${why}).`;
   }
+  if (side > 0) return `Faces smaller than ${side} pixels in this photo are left out (${why}).`;
   return divisor ? `Faces smaller than 1/${divisor} of the photo's shorter side are left out.` : "";
 }
 
@@ -405,7 +418,7 @@ async function detect(file) {
     $("detect-status").textContent = n
       ? `${n} face${n === 1 ? "" : "s"} found in ${file.name} (${body.time_used} ms).`
       : `No face found in ${file.name}.`;
-    $("detect-note").textContent = [photo.note, smallestFace(photo.img)].filter(Boolean).join(" ");
+    $("detect-note").textContent = [photo.note, smallestFace(photo.img, body.leftOut())].filter(Boolean).join(" ");
   } catch (err) {
     $("detect-status").textContent = "Detect failed. " + err.message;
     $("detect-status").classList.add("error");
@@ -470,7 +483,8 @@ $("compare-run").addEventListener("click", async () => {
     if (body.confidence === undefined) {
       const missing = [body.faces1, body.faces2].map((f, i) => (f && f.length ? null : i ? "the second photo" : "the first photo")).filter(Boolean);
       out.dataset.verdict = "no-face";
-      out.textContent = `No face found in ${missing.join(" or ")}: nothing to compare. ${smallestFace(comparePhotos[body.faces1 && body.faces1.length ? 1 : 0].img)}`;
+      const which = body.faces1 && body.faces1.length ? 2 : 1;
+      out.textContent = `No face found in ${missing.join(" or ")}: nothing to compare. ${smallestFace(comparePhotos[which - 1].img, body.leftOut(String(which)))}`;
       $("compare-status").textContent = "";
       return;
     }
