@@ -184,6 +184,8 @@ def test_store_facets_are_small_and_composed() -> None:
     for facet in facets:
         public = [m for m in vars(facet) if not m.startswith("_") and callable(getattr(facet, m))]
         assert len(public) <= 12, f"{facet.__name__} has {len(public)} methods"
+        # a method named like a builtin type shadows it in the class's own annotations (``-> list[str]``)
+        assert not set(public) & {"list", "dict", "set", "tuple", "str", "int", "float", "bytes", "type"}, facet
     for package in ("faceplus.store.sqlite", "faceplus.store.postgres"):
         implemented = set()
         for info in pkgutil.iter_modules(importlib.import_module(package).__path__):

@@ -49,6 +49,6 @@ def test_racing_album_creates_never_pass_the_quota(store: Store) -> None:
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["created"] * quota + ["refused"] * (racers - quota)
-    assert len(store.albums.list("t", 0, 100)) == quota
+    assert len(store.albums.of_tenant("t", 0, 100)) == quota
     store.albums.create("t", "album-copied", time.time())  # no quota given (migrate): none checked
-    assert len(store.albums.list("t", 0, 100)) == quota + 1
+    assert len(store.albums.of_tenant("t", 0, 100)) == quota + 1

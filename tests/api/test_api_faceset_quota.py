@@ -47,7 +47,7 @@ def test_racing_creates_never_pass_the_quota(store: Store) -> None:
         for t in threads:
             t.join()
         assert sorted(outcomes) == ["created"] * quota + ["refused"] * (racers - quota)
-        assert len(store.facesets.list(tenant, [], 0, 100)) == quota
+        assert len(store.facesets.of_tenant(tenant, [], 0, 100)) == quota
     # no quota means none is checked (migrate copies FaceSets as they are)
     store.facesets.create(FaceSetRecord("t0", "fs-extra", "", "", "", [], time.time()))
-    assert len(store.facesets.list("t0", [], 0, 100)) == quota + 1
+    assert len(store.facesets.of_tenant("t0", [], 0, 100)) == quota + 1

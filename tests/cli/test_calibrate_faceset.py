@@ -107,7 +107,7 @@ def _created_key(tmp: Path, options: list[str]) -> str:
 
     store = open_store(_settings(options))
     try:
-        return max(store.keys.list(), key=lambda k: k.created).api_key
+        return max(store.keys.all(), key=lambda k: k.created).api_key
     finally:
         store.close()
 

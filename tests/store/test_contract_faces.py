@@ -68,8 +68,8 @@ def test_faceset_records_outer_id_and_tags(store: Store) -> None:
     store.facesets.create(FaceSetRecord("b", "s4", "out", "", "", [], 3.0))  # outer_ids are per tenant
     assert store.facesets.get("a", outer_id="out").faceset_token == "s1"
     assert store.facesets.get("b", faceset_token="s1") is None
-    assert [f.faceset_token for f in store.facesets.list("a", ["x"], 0, 10)] == ["s1", "s2"]
-    assert [f.faceset_token for f in store.facesets.list("a", ["x", "y"], 0, 10)] == ["s1"]
+    assert [f.faceset_token for f in store.facesets.of_tenant("a", ["x"], 0, 10)] == ["s1", "s2"]
+    assert [f.faceset_token for f in store.facesets.of_tenant("a", ["x", "y"], 0, 10)] == ["s1"]
     assert store.facesets.update("a", "s2", {"display_name": "Deux", "tags": ["z"]}).tags == ["z"]
     with pytest.raises(OuterIdExists):
         store.facesets.update("a", "s2", {"outer_id": "out"})
@@ -168,7 +168,7 @@ def test_albums_groups_quota_and_uploads(store: Store) -> None:
     store.albums.drop_upload("a", "up1")
     assert store.albums.get_upload("a", "up1") is None
     store.albums.delete("a", "al")
-    assert store.albums.list("a", 0, 10) == []
+    assert store.albums.of_tenant("a", 0, 10) == []
 
 
 def test_reembed_switches_a_faceset_when_every_member_has_a_vector(store: Store) -> None:

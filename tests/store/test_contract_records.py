@@ -11,7 +11,7 @@ def test_keys_add_get_list_revoke(store: Store) -> None:
     store.keys.add(ApiKeyRecord("k2", b"hash2", b"salt2", "scrypt", 2.0))
     assert store.keys.get("k1") == ApiKeyRecord("k1", b"hash1", b"salt1", "scrypt", 1.0, None, "first")
     assert store.keys.get("nope") is None
-    assert [k.api_key for k in store.keys.list()] == ["k1", "k2"]  # oldest first
+    assert [k.api_key for k in store.keys.all()] == ["k1", "k2"]  # oldest first
     assert store.keys.revoke("k1", 5.0)
     assert not store.keys.revoke("k1", 6.0)  # no longer a live key
     assert not store.keys.revoke("nope", 6.0)

@@ -99,7 +99,7 @@ def _snapshot(store: Store) -> dict:
         "faces": faces,
         "facesets": facesets,
         "order": [fs.faceset_token for fs in store.facesets.all()],
-        "keys": store.keys.list(),
+        "keys": store.keys.all(),
         "tasks": store.tasks.all(),
         "images": list(store.faces.iter_images()),
         "crops": {
@@ -121,7 +121,7 @@ def _snapshot(store: Store) -> dict:
                 for f in store.albums.faces(tenant, a.facealbum_token, embeddings=True)
             ]
             for tenant in ("ka", "kb")
-            for a in store.albums.list(tenant, 0, 100)
+            for a in store.albums.of_tenant(tenant, 0, 100)
         },  # fmt: skip
         "audit": [(e.time, e.api_key, e.route, e.object_ids, e.status, e.result) for e in store.audit.entries()],
     }

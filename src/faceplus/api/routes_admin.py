@@ -69,7 +69,7 @@ def _answer(request: Request, body: dict[str, Any]) -> JSONResponse:
 
 @router.post("/keys/list", summary="Every API key (never a secret), newest first")
 def list_keys(request: Request, who: Operator, ctx: Ctx) -> JSONResponse:
-    keys = sorted(ctx.store.keys.list(), key=lambda k: k.created, reverse=True)
+    keys = sorted(ctx.store.keys.all(), key=lambda k: k.created, reverse=True)
     return _answer(request, {"keys": [_key_json(k) for k in keys]})
 
 

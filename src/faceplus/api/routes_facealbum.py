@@ -94,7 +94,7 @@ def deletealbum(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) 
 def getfacealbums(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> JSONResponse:
     start = params.int("start", 1, 1, 9_999_999)
     page = ctx.settings.getfacesets_page
-    found = ctx.store.albums.list(tenant, start - 1, page + 1)
+    found = ctx.store.albums.of_tenant(tenant, start - 1, page + 1)
     out: dict[str, Any] = {"facealbums": [{"facealbum_token": a.facealbum_token} for a in found[:page]]}
     if len(found) > page:  # absent on the last page
         out["next"] = str(start + page)

@@ -277,7 +277,7 @@ def getfacesets(
     tags = parse_tags(params) or []
     start = params.int("start", 1, 1, 10**9)
     page = ctx.settings.getfacesets_page
-    found = ctx.store.facesets.list(tenant, tags, start - 1, page + 1)
+    found = ctx.store.facesets.of_tenant(tenant, tags, start - 1, page + 1)
     out: dict[str, object] = {"facesets": [_summary(fs) for fs in found[:page]]}
     if len(found) > page:  # absent on the last page, as Face++ does
         out["next"] = str(start + page)

@@ -91,7 +91,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     store = configured_store(args.data_dir)
-    keys = store.keys.list()
+    keys = store.keys.all()
     store.close()
     if not keys:
         print("no keys; create one with: faceplus keys create")

@@ -51,7 +51,7 @@ class KeysStore(ABC):
     def get(self, api_key: str) -> ApiKeyRecord | None: ...
 
     @abstractmethod
-    def list(self) -> list[ApiKeyRecord]: ...
+    def all(self) -> list[ApiKeyRecord]: ...
 
     @abstractmethod
     def revoke(self, api_key: str, when: float) -> bool:
@@ -118,7 +118,7 @@ class FaceSetsStore(ABC):
     ) -> FaceSetRecord | None: ...
 
     @abstractmethod
-    def list(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
+    def of_tenant(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
         """The tenant's FaceSets carrying every tag in ``tags``, oldest first."""
 
     @abstractmethod
@@ -224,7 +224,7 @@ class AlbumsStore(ABC):
         """The tenant's album with its current face_count, or None."""
 
     @abstractmethod
-    def list(self, tenant: str, offset: int, limit: int) -> list[AlbumRecord]:
+    def of_tenant(self, tenant: str, offset: int, limit: int) -> list[AlbumRecord]:
         """The tenant's albums, oldest first."""
 
     @abstractmethod

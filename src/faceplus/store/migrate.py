@@ -80,13 +80,13 @@ def _with_crops(store: Store, faces: list[FaceRecord]) -> int:
 
 
 def _tenants(store: Store) -> list[str]:
-    return sorted({k.api_key for k in store.keys.list()} | {fs.tenant for fs in store.facesets.all()})
+    return sorted({k.api_key for k in store.keys.all()} | {fs.tenant for fs in store.facesets.all()})
 
 
 def _albums(store: Store, tenant: str, page: int = 1000) -> list:
     albums: list = []
     while True:
-        chunk = store.albums.list(tenant, len(albums), page)
+        chunk = store.albums.of_tenant(tenant, len(albums), page)
         albums.extend(chunk)
         if len(chunk) < page:
             return albums
@@ -114,10 +114,10 @@ def migrate(
 ) -> MigrationReport:
     """Copy ``source`` into the empty ``target`` and verify it; raises :class:`MigrationError` on any mismatch."""
     say = progress or (lambda _msg: None)
-    if target.keys.list() or next(iter(target.faces.iter_all(1)), None) or target.facesets.all():
+    if target.keys.all() or next(iter(target.faces.iter_all(1)), None) or target.facesets.all():
         raise MigrationError("the target store is not empty; migrate into a fresh data folder or database")
 
-    keys = source.keys.list()
+    keys = source.keys.all()
     for key in keys:
         target.keys.add(key)
     say(f"{len(keys)} keys")
@@ -197,7 +197,7 @@ def _verify(source: Store, target: Store, facesets: list) -> None:
     for fs in facesets:
         if _members(source, fs.tenant, fs.faceset_token) != _members(target, fs.tenant, fs.faceset_token):
             raise MigrationError(f"FaceSet {fs.faceset_token} members differ after the copy")
-    if {k.api_key for k in source.keys.list()} != {k.api_key for k in target.keys.list()}:
+    if {k.api_key for k in source.keys.all()} != {k.api_key for k in target.keys.all()}:
         raise MigrationError("API keys differ after the copy")
     for fs in facesets:
         if source.ledger.entries(fs.tenant, fs.faceset_token) != target.ledger.entries(fs.tenant, fs.faceset_token):

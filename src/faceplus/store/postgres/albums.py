@@ -61,7 +61,7 @@ class PostgresAlbums(AlbumsStore):
         row = self.db.one(_ALBUM_SELECT + "WHERE a.tenant = %s AND a.facealbum_token = %s", (tenant, facealbum_token))
         return _album(row) if row else None
 
-    def list(self, tenant: str, offset: int, limit: int) -> list[AlbumRecord]:
+    def of_tenant(self, tenant: str, offset: int, limit: int) -> list[AlbumRecord]:
         rows = self.db.rows(
             _ALBUM_SELECT + "WHERE a.tenant = %s ORDER BY a.id LIMIT %s OFFSET %s", (tenant, limit, offset)
         )

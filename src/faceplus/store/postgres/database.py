@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -10,6 +10,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from faceplus.store.postgres.vectors import register_vector
+
+#: A statement's parameters: positional (``%s``) or named (``%(name)s``).
+Params = Sequence[Any] | Mapping[str, Any]
 
 #: Longest a call waits for a database connection (the database down or every connection busy); past it
 #: psycopg_pool.PoolTimeout, which the API answers with 503 DATABASE_UNAVAILABLE instead of hanging.
@@ -48,16 +51,16 @@ class PostgresDatabase:
         register_vector(conn)
         return conn
 
-    def rows(self, query: Any, params: Sequence[Any] = (), binary: bool = False) -> list[dict[str, Any]]:
+    def rows(self, query: Any, params: Params = (), binary: bool = False) -> list[dict[str, Any]]:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row, binary=binary) as cur:
             cur.execute(query, params)
             return cur.fetchall()
 
-    def one(self, query: Any, params: Sequence[Any] = (), binary: bool = False) -> dict[str, Any] | None:
+    def one(self, query: Any, params: Params = (), binary: bool = False) -> dict[str, Any] | None:
         rows = self.rows(query, params, binary)
         return rows[0] if rows else None
 
-    def exec(self, query: Any, params: Sequence[Any] = ()) -> int:
+    def exec(self, query: Any, params: Params = ()) -> int:
         with self.pool.connection() as conn:
             return conn.execute(query, params).rowcount
 

@@ -70,7 +70,7 @@ class PostgresFaceSets(FaceSetsStore):
         row = self.db.one(f"SELECT {FACESET_COLUMNS} FROM facesets WHERE tenant = %s AND {where}", (tenant, value))
         return faceset_record(row) if row else None
 
-    def list(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
+    def of_tenant(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
         rows = self.db.rows(f"SELECT {FACESET_COLUMNS} FROM facesets WHERE tenant = %s ORDER BY id", (tenant,))
         return tagged(rows, tags, offset, limit)
 

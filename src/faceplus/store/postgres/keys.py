@@ -24,7 +24,7 @@ class PostgresKeys(KeysStore):
         row = self.db.one("SELECT * FROM api_keys WHERE api_key = %s", (api_key,))
         return key_record(row) if row else None
 
-    def list(self) -> list[ApiKeyRecord]:
+    def all(self) -> list[ApiKeyRecord]:
         return [key_record(r) for r in self.db.rows("SELECT * FROM api_keys ORDER BY created")]
 
     def revoke(self, api_key: str, when: float) -> bool:

@@ -53,7 +53,7 @@ class SQLiteAlbums(AlbumsStore):
         )
         return AlbumRecord(*row) if row else None
 
-    def list(self, tenant: str, offset: int, limit: int) -> list[AlbumRecord]:
+    def of_tenant(self, tenant: str, offset: int, limit: int) -> list[AlbumRecord]:
         rows = self.db.conn().execute(
             _ALBUM_SELECT + "WHERE a.tenant = ? ORDER BY a.id LIMIT ? OFFSET ?", (tenant, limit, offset)
         )

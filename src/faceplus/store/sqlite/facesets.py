@@ -70,7 +70,7 @@ class SQLiteFaceSets(FaceSetsStore):
         )
         return faceset_record(row) if row else None
 
-    def list(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
+    def of_tenant(self, tenant: str, tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
         rows = self.db.conn().execute(f"SELECT {FACESET_COLUMNS} FROM facesets WHERE tenant = ? ORDER BY id", (tenant,))
         return tagged(rows, tags, offset, limit)
 

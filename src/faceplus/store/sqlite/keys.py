@@ -25,7 +25,7 @@ class SQLiteKeys(KeysStore):
         row = self.db.conn().execute("SELECT * FROM api_keys WHERE api_key = ?", (api_key,)).fetchone()
         return key_record(row) if row else None
 
-    def list(self) -> list[ApiKeyRecord]:
+    def all(self) -> list[ApiKeyRecord]:
         return [key_record(r) for r in self.db.conn().execute("SELECT * FROM api_keys ORDER BY created")]
 
     def revoke(self, api_key: str, when: float) -> bool:
