@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from faceplus.store.interfaces import Store
-from faceplus.store.records import AuditEntry, FaceRecord
+from faceplus.store.records import AlbumRecord, AuditEntry, FaceRecord, FaceSetRecord
 
 #: Audit entries read per page.
 _AUDIT_PAGE = 10_000
@@ -83,8 +83,8 @@ def _tenants(store: Store) -> list[str]:
     return sorted({k.api_key for k in store.keys.all()} | {fs.tenant for fs in store.facesets.all()})
 
 
-def _albums(store: Store, tenant: str, page: int = 1000) -> list:
-    albums: list = []
+def _albums(store: Store, tenant: str, page: int = 1000) -> list[AlbumRecord]:
+    albums: list[AlbumRecord] = []
     while True:
         chunk = store.albums.of_tenant(tenant, len(albums), page)
         albums.extend(chunk)
@@ -114,7 +114,8 @@ def migrate(
 ) -> MigrationReport:
     """Copy ``source`` into the empty ``target`` and verify it; raises :class:`MigrationError` on any mismatch."""
     say = progress or (lambda _msg: None)
-    if target.keys.all() or next(iter(target.faces.iter_all(1)), None) or target.facesets.all():
+    empty = not target.keys.all() and next(target.faces.iter_all(1), None) is None and not target.facesets.all()
+    if not empty:
         raise MigrationError("the target store is not empty; migrate into a fresh data folder or database")
 
     keys = source.keys.all()
@@ -186,7 +187,7 @@ def migrate(
     )
 
 
-def _verify(source: Store, target: Store, facesets: list) -> None:
+def _verify(source: Store, target: Store, facesets: list[FaceSetRecord]) -> None:
     theirs, ours = _face_models(source), _face_models(target)
     missing = set(theirs) - set(ours)
     if missing:
@@ -208,10 +209,10 @@ def _verify(source: Store, target: Store, facesets: list) -> None:
         if set(want) != set(got) or any(want[t].data != got[t].data for t in want):
             raise MigrationError(f"kept face crops of {tenant} differ after the copy")
         for album in _albums(source, tenant):
-            theirs = source.albums.faces(tenant, album.facealbum_token)
-            ours = target.albums.faces(tenant, album.facealbum_token)
-            if [(f.face_token, f.group_id, f.manual) for f in theirs] != [
-                (f.face_token, f.group_id, f.manual) for f in ours
+            source_faces = source.albums.faces(tenant, album.facealbum_token)
+            target_faces = target.albums.faces(tenant, album.facealbum_token)
+            if [(f.face_token, f.group_id, f.manual) for f in source_faces] != [
+                (f.face_token, f.group_id, f.manual) for f in target_faces
             ]:
                 raise MigrationError(f"FaceAlbum {album.facealbum_token} differs after the copy")
     if sum(1 for _ in _audit(source)) != sum(1 for _ in _audit(target)):

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from faceplus.store.interfaces import AlbumsStore
-from faceplus.store.postgres.database import PostgresDatabase
+from faceplus.store.postgres.database import PostgresDatabase, first
 from faceplus.store.postgres.vectors import as_vector
 from faceplus.store.records import AlbumFace, AlbumFull, AlbumQuotaExceeded, AlbumRecord
 
@@ -49,7 +49,7 @@ class PostgresAlbums(AlbumsStore):
         with self.db.pool.connection() as conn, conn.transaction():
             if max_albums is not None:
                 conn.execute(_ALBUM_QUOTA_LOCK, (tenant,))  # one creator per tenant: count and insert are one step
-                owned = conn.execute("SELECT count(*) FROM facealbums WHERE tenant = %s", (tenant,)).fetchone()
+                owned = first(conn.execute("SELECT count(*) FROM facealbums WHERE tenant = %s", (tenant,)))
                 if int(owned[0]) >= max_albums:
                     raise AlbumQuotaExceeded(tenant)
             conn.execute(
@@ -117,7 +117,8 @@ class PostgresAlbums(AlbumsStore):
             album = self._album_id(conn, tenant, facealbum_token)
             if tokens is not None and not tokens:
                 return []
-            where, args = ["album_id = %s"], [album]
+            where: list[str] = ["album_id = %s"]
+            args: list[object] = [album]
             if tokens is not None:
                 where.append("face_token = ANY(%s)")
                 args.append(list(tokens))
@@ -139,7 +140,7 @@ class PostgresAlbums(AlbumsStore):
                 query += " LIMIT %s"
                 args.append(int(limit))
             with conn.cursor(row_factory=dict_row, binary=True) as cur:
-                rows = cur.execute(query, args).fetchall()  # type: ignore[arg-type]
+                rows = cur.execute(query, args).fetchall()
         return [
             AlbumFace(
                 r["face_token"],
@@ -164,7 +165,7 @@ class PostgresAlbums(AlbumsStore):
             album = self._album_id(conn, tenant, facealbum_token, lock=True)
             for token, (group_id, reason) in groups.items():
                 cur = conn.execute(
-                    "UPDATE album_faces SET group_id = %s, ungrouped_reason = %s, manual = %s "  # type: ignore[arg-type]
+                    "UPDATE album_faces SET group_id = %s, ungrouped_reason = %s, manual = %s "
                     f"WHERE album_id = %s AND face_token = %s{pinned}",
                     (group_id, reason, manual, album, token),
                 )

@@ -21,6 +21,14 @@ POOL_WAIT_S = 5.0
 RECONNECT_GIVE_UP_S = 8.0
 
 
+def first(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The row a statement always returns (an aggregate; RETURNING of a row the transaction has locked)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
+
+
 class PostgresDatabase:
     """The pool every facet shares, and one-statement helpers on it; ``schema`` isolates one set of tables."""
 

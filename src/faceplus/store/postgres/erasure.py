@@ -20,7 +20,7 @@ from psycopg import sql
 
 from faceplus.store.erasure import ERASE_TABLES, tasks_naming
 from faceplus.store.interfaces import Erasure
-from faceplus.store.postgres.database import PostgresDatabase
+from faceplus.store.postgres.database import PostgresDatabase, first
 from faceplus.store.records import ErasureResult
 
 log = logging.getLogger("faceplus.store.postgres")
@@ -71,11 +71,13 @@ class PostgresErasure(Erasure):
                 )
             )
             for set_id in sorted(lost):  # the FaceSets locked above (no add could reach a locked face since)
-                row = conn.execute(
-                    "UPDATE facesets SET face_count = face_count - %s, version = version + 1 WHERE id = %s "
-                    "RETURNING tenant, faceset_token, face_count, version",
-                    (lost[set_id], set_id),
-                ).fetchone()
+                row = first(
+                    conn.execute(
+                        "UPDATE facesets SET face_count = face_count - %s, version = version + 1 WHERE id = %s "
+                        "RETURNING tenant, faceset_token, face_count, version",
+                        (lost[set_id], set_id),
+                    )
+                )
                 out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
             out.crops = conn.execute("DELETE FROM face_crops WHERE face_token = ANY(%(tokens)s)", args).rowcount
             images = conn.execute(
@@ -91,7 +93,7 @@ class PostgresErasure(Erasure):
                 ).fetchall()
                 doomed = tasks_naming(rows, out.erased)
                 out.tasks = conn.execute("DELETE FROM tasks WHERE task_id = ANY(%s)", (doomed,)).rowcount
-            if conn.execute("SELECT to_regclass('biz_tokens') IS NOT NULL").fetchone()[0]:
+            if first(conn.execute("SELECT to_regclass('biz_tokens') IS NOT NULL"))[0]:
                 conn.execute("DELETE FROM biz_tokens WHERE face_token = ANY(%(tokens)s)", args)
         return out
 

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from faceplus.store.interfaces import FaceSetsStore
-from faceplus.store.postgres.database import PostgresDatabase
+from faceplus.store.postgres.database import PostgresDatabase, first
 from faceplus.store.postgres.faces import LIVE
 from faceplus.store.postgres.schema import LOCK_FACESET_QUOTA, SCOPED_LOCK_KEY
 from faceplus.store.postgres.search import PostgresSearch
@@ -46,7 +46,7 @@ class PostgresFaceSets(FaceSetsStore):
                         (LOCK_FACESET_QUOTA, faceset.tenant),
                     )
                     count = conn.execute("SELECT count(*) FROM facesets WHERE tenant = %s", (faceset.tenant,))
-                    if int(count.fetchone()[0]) >= max_facesets:
+                    if int(first(count)[0]) >= max_facesets:
                         raise FaceSetQuotaExceeded(faceset.tenant)
                 conn.execute(
                     "INSERT INTO facesets(faceset_token, tenant, outer_id, display_name, user_data, tags, created, "

@@ -163,7 +163,7 @@ def migrate_schema(conn: psycopg.Connection, schema: str | None = None) -> int:
             if version <= current:
                 continue
             for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
             conn.execute(f"INSERT INTO schema_version VALUES (%s, {NOW})", (version,))
             current = version
     return current

@@ -14,7 +14,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from faceplus.store.postgres.database import PostgresDatabase
+from faceplus.store.postgres.database import PostgresDatabase, first
 from faceplus.store.postgres.schema import LOCK_HNSW, SCOPED_LOCK_KEY, hnsw_index_name
 from faceplus.store.postgres.vectors import EMBEDDING_DIM, as_vector
 from faceplus.store.records import ModelMismatch
@@ -170,7 +170,7 @@ class PostgresSearch:
         """Build one FaceSet's partial HNSW index (one builder at a time across workers); True when it is ready."""
         name = hnsw_index_name(faceset_id)
         with self.db.connect() as conn:
-            key = conn.execute(f"SELECT {SCOPED_LOCK_KEY}", (LOCK_HNSW, faceset_id)).fetchone()[0]
+            key = first(conn.execute(f"SELECT {SCOPED_LOCK_KEY}", (LOCK_HNSW, faceset_id)))[0]
             got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
             if not got or not got[0]:
                 return False

@@ -110,7 +110,8 @@ class SQLiteAlbums(AlbumsStore):
             album = self._album_id(db, tenant, facealbum_token)
             if tokens is not None and not tokens:
                 return []
-            where, args = ["album_id = ?"], [album]
+            where: list[str] = ["album_id = ?"]
+            args: list[object] = [album]
             if tokens is not None:
                 where.append(f"face_token IN ({','.join('?' * len(tokens))})")
                 args.extend(tokens)

@@ -121,7 +121,8 @@ class SQLiteFaceSets(FaceSetsStore):
         ).fetchone()
         if row is None:
             raise KeyError(faceset_token)
-        return row
+        found: sqlite3.Row = row
+        return found
 
     def add_faces(
         self, tenant: str, faceset_token: str, tokens: Sequence[str], live_after: float, max_faces: int
