@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -86,15 +86,15 @@ class VectorIndex:
         self.version = version
         self.model = model
         self.files = files
-        self._base = np.zeros((0, DIM), np.float32)
-        self._base_tok = np.zeros(0, "S1")
+        self._base: np.ndarray = np.zeros((0, DIM), np.float32)
+        self._base_tok: np.ndarray = np.zeros(0, "S1")
         self._base_norms: np.ndarray | None = None  # lazily, for exact search over a mapped base
         self._tail = np.zeros((0, DIM), np.float32)
         self._tail_tok: list[str] = []
-        self._alive = np.zeros(0, bool)
+        self._alive: np.ndarray = np.zeros(0, bool)
         self._count = 0
         self._rows: dict[str, int] | None = {}  # token -> row, built on first need after a load from file
-        self._hnsw = None  # faiss.IndexHNSWFlat over rows [0, graph_rows) (dead ones included)
+        self._hnsw: Any = None  # faiss.IndexHNSWFlat over rows [0, graph_rows) (dead ones included)
         self._graph_rows = 0
         self._mapped = False  # the graph is a read-only memory map of a file (faiss must not add to it)
         self._file_rows = 0  # rows in the saved graph file (0: nothing saved)
@@ -116,7 +116,8 @@ class VectorIndex:
         import faiss
 
         rows = int(graph.ntotal)
-        view = faiss.rev_swig_ptr(faiss.downcast_index(graph.storage).get_xb(), rows * DIM).reshape(rows, DIM)
+        storage: Any = faiss.downcast_index(graph.storage)
+        view = faiss.rev_swig_ptr(storage.get_xb(), rows * DIM).reshape(rows, DIM)
         view.flags.writeable = False
         index._base, index._base_tok = view, tokens
         index._alive = tokens != b""
@@ -151,7 +152,7 @@ class VectorIndex:
     def _vec(self, rows: np.ndarray) -> np.ndarray:
         nb = len(self._base)
         if not len(self._tail):
-            return self._base[rows]
+            return np.asarray(self._base[rows])
         out = np.empty((len(rows), DIM), np.float32)
         low = rows < nb
         out[low] = self._base[rows[low]]
@@ -220,7 +221,7 @@ class VectorIndex:
             self._base_tok = self._base_tok if tokens is None else np.concatenate([self._base_tok, tokens])
             self._tail, self._tail_tok, self._base_norms = np.zeros((0, DIM), np.float32), [], None
 
-    def _make_hnsw(self, vectors: np.ndarray):  # noqa: ANN202 (faiss has no type hints)
+    def _make_hnsw(self, vectors: np.ndarray) -> Any:  # faiss has no type hints
         """A new HNSW graph over ``vectors`` (the slow part: runs outside the lock)."""
         import faiss
 
@@ -311,7 +312,8 @@ class VectorIndex:
                 self._graph_rows = self._n
             dead = np.flatnonzero(~self._alive)
             if len(dead):
-                codes = faiss.rev_swig_ptr(faiss.downcast_index(self._hnsw.storage).get_xb(), self._n * DIM)
+                storage: Any = faiss.downcast_index(self._hnsw.storage)
+                codes = faiss.rev_swig_ptr(storage.get_xb(), self._n * DIM)
                 codes.reshape(self._n, DIM)[dead] = 0.0
                 self._base[dead] = 0.0
                 self._base_tok[dead] = b""
@@ -357,15 +359,15 @@ class VectorIndex:
         take = min(len(fast), k + _EXACT_MARGIN)
         rows = np.argpartition(fast, take - 1)[:take] if take < len(fast) else np.arange(len(fast))
         rows = rows[np.isfinite(fast[rows])]
-        return rows + start
+        return np.asarray(rows + start)
 
     def _hnsw_candidates(self, query: np.ndarray, k: int) -> np.ndarray:
         dead_fraction = 1.0 - self._count / self._n
         want = min(self._graph_rows, int(max(4 * k, 50) / max(1.0 - dead_fraction, 0.2)) + 1)
         self._hnsw.hnsw.efSearch = max(self.params.ef_search, want)
         _, ids = self._hnsw.search(query[None, :], want)
-        rows = ids[0][ids[0] >= 0]
-        return rows[self._alive[rows]]
+        rows: np.ndarray = ids[0][ids[0] >= 0]
+        return np.asarray(rows[self._alive[rows]])
 
     def _rerank(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[str, float]]:
         rows = np.sort(rows)  # deduplicated by hand: np.unique imports numpy.ma (~0.1 s) in the first search
@@ -425,7 +427,7 @@ class IndexFiles:
         finally:
             os.close(fd)
 
-    def _write(self, final: Path, write: Callable[[str], None]) -> None:
+    def _write(self, final: Path, write: Callable[[str], object]) -> None:
         """``write(temp path)``, fsync, rename to ``final``: the file appears whole or not at all."""
         temp = final.with_name(f"{final.name}.{secrets.token_hex(4)}.tmp")
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
@@ -441,7 +443,7 @@ class IndexFiles:
             temp.unlink(missing_ok=True)
             raise
 
-    def read_meta(self) -> dict | None:
+    def read_meta(self) -> dict[str, Any] | None:
         try:
             meta = json.loads(self.meta_path.read_text())
         except (OSError, ValueError):
@@ -452,7 +454,7 @@ class IndexFiles:
         meta = self.read_meta()
         return None if meta is None else int(meta["version"])
 
-    def write_graph(self, graph, tokens: np.ndarray) -> str:  # noqa: ANN001
+    def write_graph(self, graph: Any, tokens: np.ndarray) -> str:
         """Save a graph and its rows' tokens under a new name (nothing refers to it until :meth:`write_meta`)."""
         import faiss
 
@@ -516,7 +518,7 @@ class IndexFiles:
             if rest not in keep and rest not in ("json", "lock") and not rest.endswith(".tmp"):
                 path.unlink(missing_ok=True)
 
-    def load(self):  # noqa: ANN201
+    def load(self) -> tuple[dict[str, Any], Any, np.ndarray, list[str], np.ndarray] | None:
         """(meta, mapped graph, tokens, delta tokens, delta vectors), or None when missing or incomplete."""
         import faiss
 
@@ -587,7 +589,7 @@ class IndexCache:
         """The saved index when it is at ``version`` (or, unless ``exact``, newer); None when missing or stale."""
         files = self.files(tenant, faceset_token)
         saved = None if files is None else files.version()
-        if saved is None or saved < version or (exact and saved != version):
+        if files is None or saved is None or saved < version or (exact and saved != version):
             return None
         return VectorIndex.from_files(files, self.hnsw)
 
