@@ -58,10 +58,10 @@ DEFAULT = ("fp32", True)  # (model, flip TTA): what the engine runs
 def chip_engine():  # noqa: ANN201
     """The engine as ``faceplus eval lfw`` runs it (benchmark images are evaluated whatever their size)."""
     from faceplus.engine import Engine
-    from faceplus.settings import DetectionSettings, ImageLimits, Settings
+    from faceplus.settings import DetectionSettings, EngineSettings, ImageLimits
 
     limits = ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31)
-    return Engine(Settings(limits=limits, detection=DetectionSettings(min_face=20)))
+    return Engine(EngineSettings(limits=limits, detection=DetectionSettings(min_face=20)))
 
 
 def load_chips(cache: Path, keys: list[str]) -> dict[str, np.ndarray | None]:
@@ -177,14 +177,14 @@ def descriptors(embedder: SessionEmbedder, chips: np.ndarray, batch: int = 16) -
 def timing(embedders: dict[str, SessionEmbedder], chips: np.ndarray, runs: int) -> dict[tuple[str, bool, int], float]:
     """Median ms per face of ``Engine.embed_chips`` for each (model, flip TTA, faces per call), rounds interleaved."""
     from faceplus.engine import Engine, EngineModels
-    from faceplus.settings import Settings
+    from faceplus.settings import EngineSettings
 
     engine = chip_engine()
     rows: dict[tuple[str, bool, int], Callable[[np.ndarray], np.ndarray]] = {}
     for name, embedder in embedders.items():
         for tta in (True, False):
             models = EngineModels(dlib=engine.dlib, make_embedder=lambda e=embedder: e)
-            variant = Engine(Settings(flip_tta=tta), models=models)
+            variant = Engine(EngineSettings(flip_tta=tta), models=models)
             for batch in (1, 8):
                 rows[(name, tta, batch)] = variant.embed_chips
     for key, embed in rows.items():  # warm-up: first runs allocate
@@ -208,11 +208,11 @@ def detect_timing(paths: list[Path], rounds: int = 2, turn: int = 10) -> dict[tu
     The engines take turns every ``turn`` images, the order rotating, so all see the same load.
     """
     from faceplus.engine import Engine
-    from faceplus.settings import EMBEDDERS, Settings
+    from faceplus.settings import EMBEDDERS, EngineSettings
 
     blobs = [path.read_bytes() for path in paths]
     engines = {
-        (name, tta): Engine(Settings(embedder=name, flip_tta=tta)) for name in EMBEDDERS for tta in (True, False)
+        (name, tta): Engine(EngineSettings(embedder=name, flip_tta=tta)) for name in EMBEDDERS for tta in (True, False)
     }
     for engine in engines.values():
         engine.detect(blobs[0])

@@ -51,7 +51,7 @@ def main() -> None:
         with TestClient(create_app(settings)) as client:
             ctx = client.app.state.ctx  # type: ignore[attr-defined]
             record, secret = new_key("bench")
-            ctx.store.add_key(record)
+            ctx.store.keys.add(record)
             auth = {"api_key": record.api_key, "api_secret": secret}
 
             def post(route: str, files: dict | None = None, **fields: str) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def main() -> None:
                 print("  " + line)
 
             # the cluster command's rule on the same faces
-            faces = {f.face_token: f for f in ctx.store.album_faces(record.api_key, album, embeddings=True)}
+            faces = {f.face_token: f for f in ctx.store.albums.faces(record.api_key, album, embeddings=True)}
             items = [FaceItem("", {}, faces[t].embedding, face_token=t, truth=n) for t, n in main.items()]
             direct = run_clustering(items, default_calibration(), DEFAULT_FAR, "average")
             reference = score_clusters(direct.labels.tolist(), [it.truth for it in items])

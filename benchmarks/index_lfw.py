@@ -86,9 +86,9 @@ def main() -> int:
             print("  " + "\n  ".join(out.strip().splitlines()))
 
         store, ledger = SQLiteStore.in_folder(data), Ledger.in_folder(data)
-        faceset = store.get_faceset(key, outer_id="lfw")
+        faceset = store.facesets.get(key, outer_id="lfw")
         assert faceset is not None
-        members = Counter(store.faceset_vectors(key, faceset.faceset_token).tokens)
+        members = Counter(store.facesets.vectors(key, faceset.faceset_token).tokens)
         recorded = Counter(t for _, _, _, tokens in ledger.entries_rows(key, faceset.faceset_token) for t in tokens)
         ledger.close()
         store.close()

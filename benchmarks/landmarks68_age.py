@@ -19,7 +19,7 @@ import numpy as np
 
 from faceplus.engine import Engine
 from faceplus.landmarks import Landmarker
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 UTK = Path("../shared/data/utkface-dev")
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
     rows = list(csv.DictReader((UTK / "labels.csv").open()))[: args.limit]
-    engine = Engine(replace(Settings.from_env(), landmarks="dlib68"))
+    engine = Engine(replace(EngineSettings.from_env(), landmarks="dlib68"))
     model = engine.analyzer.age_gender_model
     mesh = Landmarker("mesh", engine.dlib, lambda: engine.analyzer.mesh_model)
     truth, ages = [], {"dlib68": [], "mesh": [], "dlib5": []}

@@ -23,7 +23,7 @@ from faceplus.calibration import default_calibration
 from faceplus.chips import IDENTITY, face_chips, five_from_68
 from faceplus.engine import Engine, embeddings_from_descriptors
 from faceplus.evaluation.lfw import evaluate, read_pairs
-from faceplus.settings import DetectionSettings, ImageLimits, Settings
+from faceplus.settings import DetectionSettings, EngineSettings, ImageLimits
 
 LFW = Path("../shared/data/lfw-dev")
 SOURCES = ("dlib68", "mesh")
@@ -31,7 +31,7 @@ VARIANTS = ("68-pt chip", "5-from-68 chip")
 
 
 def engines() -> dict[str, Engine]:
-    base = Settings(
+    base = EngineSettings(
         limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
         detection=DetectionSettings(min_face=20),
     )

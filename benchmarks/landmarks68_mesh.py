@@ -1,4 +1,4 @@
-"""How far the mesh's 68 iBUG points (faceplus.analysis.ibug68) sit from dlib's 68-point predictor's, per region.
+"""How far the mesh's 68 iBUG points (faceplus.attributes.ibug68) sit from dlib's 68-point predictor's, per region.
 
 For each face (the engine's detection with dlib's landmarks, then the mesh started the way the engine starts
 it) the distance of each mesh point from dlib's, in units of dlib's outer eye-corner distance (points 36-45,
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from faceplus.analysis.ibug68 import MESH_TO_IBUG68, REGIONS, ibug68_from_mesh
+from faceplus.attributes.ibug68 import MESH_TO_IBUG68, REGIONS, ibug68_from_mesh
 from faceplus.engine import Engine
 from faceplus.landmarks import MIN_PRESENCE, Landmarker, mesh_eye_points
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 DATA = Path("../shared/data")
 
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="print the nearest vertices on lfw-fit")
     parser.add_argument("--speed", type=int, metavar="N", help="only time both sources on N lfw-held faces")
     args = parser.parse_args()
-    engine = Engine(replace(Settings.from_env(), landmarks="dlib68"))
+    engine = Engine(replace(EngineSettings.from_env(), landmarks="dlib68"))
     if args.speed:
         speed(engine, args.speed)
         return

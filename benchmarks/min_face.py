@@ -37,7 +37,7 @@ from faceplus.engine import Engine
 from faceplus.evaluation.lfw import Pair, read_pairs
 from faceplus.imaging import load_image
 from faceplus.results import Box, Face
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 DATA = Path(os.environ.get("FACEPLUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 FOUND_IOU = 0.4
@@ -46,7 +46,7 @@ SEE_ALL = 8  # the engine's min_face for this benchmark: below every size measur
 
 
 def engine_seeing_all() -> Engine:
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     return Engine(replace(settings, detection=replace(settings.detection, min_face=SEE_ALL)))
 
 

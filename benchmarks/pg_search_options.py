@@ -44,7 +44,7 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from faceplus.store.base import FaceSetRecord  # noqa: E402
+from faceplus.store import FaceSetRecord  # noqa: E402
 from search_scale import DIM, clustered, copy_members, exact_top  # noqa: E402
 
 TENANT = "bench"
@@ -129,7 +129,7 @@ class Bench:
     # -- load -----------------------------------------------------------------------------------
     def load(self, data: np.ndarray, faceset: str) -> int:
         """``data`` as a new FaceSet's members (no face rows: the members' foreign key is dropped); its id."""
-        self.store.create_faceset(FaceSetRecord(TENANT, faceset, "", "", "", [], time.time()))
+        self.store.facesets.create(FaceSetRecord(TENANT, faceset, "", "", "", [], time.time()))
         with self.store.connect() as conn:
             conn.execute("ALTER TABLE members DROP CONSTRAINT IF EXISTS members_face_token_fkey")
             copy_members(conn, data)
@@ -153,7 +153,7 @@ class Bench:
         name = f"pgopt_{option.name}"
         where = sql.SQL(" WHERE faceset_id = {}").format(sql.Literal(self.set_id)) if option.partial else sql.SQL("")
         with self.store.connect() as conn:
-            memory = self.store.build_memory_mb(rows)
+            memory = self.store.hnsw.build_memory_mb(rows)
             conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory}MB")))
             t0 = time.perf_counter()
             conn.execute(
@@ -325,11 +325,11 @@ def run_rounds(
 
 
 def store_call(bench: Bench, ef: int, candidates: int) -> Callable[[np.ndarray], list[str]]:
-    """``PostgresStore.search_faceset`` itself, at ``ef_search`` ``ef`` and ``candidates`` (50 by default)."""
+    """``PostgresStore.facesets.search`` itself, at ``ef_search`` ``ef`` and ``candidates`` (50 by default)."""
 
     def search(q: np.ndarray) -> list[str]:
-        bench.store.ef_search, bench.store.candidates = ef, candidates
-        return [t for t, _ in bench.store.search_faceset(TENANT, FACESET, q, K)]
+        bench.store.hnsw.ef_search, bench.store.hnsw.candidates = ef, candidates
+        return [t for t, _ in bench.store.facesets.search(TENANT, FACESET, q, K)]
 
     return search
 
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the timed queries are split in")
     parser.add_argument("--analyze", type=int, default=20, help="queries per point run under EXPLAIN ANALYZE")
     parser.add_argument(
-        "--store-calls", default="200:50,40:50", help="ef_search:candidates of the store's own calls (search_faceset)"
+        "--store-calls", default="200:50,40:50", help="ef_search:candidates of the store's own calls (facesets.search)"
     )
     parser.add_argument("--strangers", type=int, default=100, help="timed queries of people not in the FaceSet")
     parser.add_argument("--spread", type=float, default=0.35, help="per-photo noise norm (search_scale.py)")

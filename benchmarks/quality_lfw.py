@@ -2,7 +2,7 @@
 
 For every image of ``pairs-dev.txt`` the engine finds the face nearest the centre (as the LFW eval
 does), embeds it (flip TTA, unit length) and measures what the quality model reads
-(:func:`faceplus.analysis.quality.penalties`): eye distance, blurness, yaw, pitch, BlazeFace's
+(:func:`faceplus.attributes.quality.penalties`): eye distance, blurness, yaw, pitch, BlazeFace's
 confidence, and (to show it does not help here) the length of the raw ResNet descriptor before
 normalisation. pairs-dev.txt's folds are identity-disjoint: the
 model's weights are fitted on same-person pairs of folds 0-4 (``--fit``: least squares of the pair's
@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from faceplus.analysis import quality
-from faceplus.analysis.blur import face_blur
-from faceplus.attributes import FaceAnalyzer
+from faceplus.attributes import FaceAnalyzer, quality
+from faceplus.attributes.blur import face_blur
 from faceplus.engine import Engine, NoFaceFound, normalize
 from faceplus.evaluation.lfw import read_pairs
 from faceplus.tools.clustering import link_calibration

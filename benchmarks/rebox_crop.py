@@ -1,4 +1,4 @@
-"""HOG re-boxing crop geometry (issue 15): does a smaller crop give the same boxes, faster?
+"""HOG re-boxing crop geometry: does a smaller crop give the same boxes, faster?
 
     uv run python benchmarks/rebox_crop.py [--images 4033] [--variant 130:2 --variant 90.28:2 ...]
 

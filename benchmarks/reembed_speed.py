@@ -24,8 +24,8 @@ import numpy as np
 
 from faceplus.crops import make_crop
 from faceplus.engine import Engine
-from faceplus.settings import Settings
-from faceplus.store.base import FaceRecord
+from faceplus.settings import EngineSettings
+from faceplus.store import FaceRecord
 from faceplus.store.sqlite import SQLiteStore
 from faceplus.tools.reembed import Reembedder
 
@@ -51,7 +51,7 @@ def build(folder: Path, engine: Engine, photos: list[Path]) -> None:
                     model=engine.model_id,
                 )
             )
-    store.add_faces(records)
+    store.faces.add(records)
     store.close()
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     folders = sorted(p for p in (args.data / "lfw-dev").iterdir() if p.is_dir())
     photos = [sorted(f.glob("*.jpg"))[0] for f in folders[: args.faces]]
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     old = Engine(replace(settings, embedder="resnet"))
     new = Engine(replace(settings, embedder="resnet-int8"))
     new.main_face(str(photos[0]))  # load the models before timing
@@ -78,7 +78,7 @@ def main() -> None:
             rates[label] = report.rate
             worst = 0.0
             if not redetect:
-                faces = {f.face_token: f for batch in store.iter_faces() for f in batch}
+                faces = {f.face_token: f for batch in store.faces.iter_all() for f in batch}
                 for n, photo in enumerate(photos[:20]):
                     face = faces.get(f"f{n:05d}")
                     if face is not None:

@@ -40,7 +40,7 @@ def main() -> None:
         settings = ServerSettings(data_dir=Path(tmp), rate_limit=0.0)
         with TestClient(create_app(settings)) as client:
             record, secret = new_key("bench")
-            client.app.state.ctx.store.add_key(record)  # type: ignore[attr-defined]
+            client.app.state.ctx.store.keys.add(record)  # type: ignore[attr-defined]
             auth = {"api_key": record.api_key, "api_secret": secret}
 
             def post(route: str, files: dict | None = None, **fields: str) -> dict:

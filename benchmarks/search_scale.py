@@ -5,13 +5,13 @@ per-photo noise, like a face model's embeddings); queries are fresh noisy photos
 Ground truth is brute-force L2 in numpy. Each store holds one FaceSet of ``size`` faces and is searched
 the way the API searches it:
 
-- sqlite: the store's in-process per-FaceSet index (``SQLiteStore.search_index``, an ``IndexCache``: exact
+- sqlite: the store's in-process per-FaceSet index (``SQLiteStore.facesets.index``, an ``IndexCache``: exact
   numpy below 50k, faiss HNSW + exact re-rank above); then a restart phase: two fresh processes open the data
   folder at once and report the store open (faiss is imported there), their first search as the API makes it
-  (FaceSet read + ``search_faceset``: the saved graph memory-mapped, no rebuild) and their RSS (anonymous, and
+  (FaceSet read + ``facesets.search``: the saved graph memory-mapped, no rebuild) and their RSS (anonymous, and
   file-backed pages shared through the page cache); the first restart finds the data folder evicted from the
   page cache (as after a reboot), the second finds it warm (a process restart);
-- postgres: ``PostgresStore.search_faceset`` (exact ``ORDER BY embedding <-> q`` below the threshold,
+- postgres: ``PostgresStore.facesets.search`` (exact ``ORDER BY embedding <-> q`` below the threshold,
   the FaceSet's partial HNSW index + re-rank above); both of its paths are timed at every size.
 
     uv run python benchmarks/search_scale.py --sizes 100000 --database-url postgresql://...
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceplus.store.base import FaceRecord, FaceSetRecord
+from faceplus.store import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord
 from faceplus.store.sqlite import SQLiteStore
 
 DIM = 128
@@ -90,9 +90,9 @@ def measure(search: Callable[[np.ndarray], list[str]], queries: np.ndarray, trut
 # -- sqlite ---------------------------------------------------------------------------------------
 def run_sqlite(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder: Path) -> dict[str, dict]:
     store = SQLiteStore.in_folder(folder)
-    kept = store.get_faceset(TENANT, faceset_token=FACESET)
+    kept = store.facesets.get(TENANT, faceset_token=FACESET)
     if kept is not None:  # a kept --data-dir: only the restart phase (the load and build take ~25 min at 1M here)
-        files = store.search_index.files(TENANT, FACESET)
+        files = store.facesets.index.files(TENANT, FACESET)
         saved = None if files is None else files.version()
         store.close()
         if kept.face_count != len(data) or saved != kept.version:
@@ -103,14 +103,14 @@ def run_sqlite(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, folder:
     t0 = time.perf_counter()
     for start in range(0, len(data), 10_000):
         chunk = data[start : start + 10_000]
-        store.add_faces([FaceRecord(TENANT, token(start + i), v, {}, "", now) for i, v in enumerate(chunk)])
-    store.create_faceset(FaceSetRecord(TENANT, FACESET, "", "", "", [], now))
+        store.faces.add([FaceRecord(TENANT, token(start + i), v, {}, "", now) for i, v in enumerate(chunk)])
+    store.facesets.create(FaceSetRecord(TENANT, FACESET, "", "", "", [], now))
     for start in range(0, len(data), 10_000):
         tokens = [token(i) for i in range(start, min(start + 10_000, len(data)))]
-        store.add_to_faceset(TENANT, FACESET, tokens, 0.0, len(data) + 1)
+        store.facesets.add_faces(TENANT, FACESET, tokens, 0.0, len(data) + 1)
     load = time.perf_counter() - t0
-    cache = store.search_index
-    version = store.get_faceset(TENANT, faceset_token=FACESET).version  # type: ignore[union-attr]
+    cache = store.facesets.index
+    version = store.facesets.get(TENANT, faceset_token=FACESET).version  # type: ignore[union-attr]
     t0 = time.perf_counter()
     cache.search(TENANT, FACESET, version, queries[0], 5)  # loads the FaceSet, starts the HNSW build when large
     first = time.perf_counter() - t0
@@ -166,13 +166,13 @@ def _restarted_worker(folder: str, query: np.ndarray, hold: float, out) -> None:
     store = SQLiteStore.in_folder(folder)  # the server opens its store at start (faiss is imported here)
     opened = time.perf_counter() - t0
     t0 = time.perf_counter()
-    faceset = store.get_faceset(TENANT, faceset_token=FACESET)  # the request reads the FaceSet, then searches
+    faceset = store.facesets.get(TENANT, faceset_token=FACESET)  # the request reads the FaceSet, then searches
     read = time.perf_counter() - t0
-    store.search_faceset(TENANT, FACESET, query, 5, faceset.version)  # type: ignore[union-attr]
+    store.facesets.search(TENANT, FACESET, query, 5, faceset.version)  # type: ignore[union-attr]
     first = time.perf_counter() - t0
-    index = store.search_index._entries[(TENANT, FACESET)]
+    index = store.facesets.index._entries[(TENANT, FACESET)]
     for _ in range(20):
-        store.search_faceset(TENANT, FACESET, query, 5, faceset.version)  # type: ignore[union-attr]
+        store.facesets.search(TENANT, FACESET, query, 5, faceset.version)  # type: ignore[union-attr]
     time.sleep(hold)  # all workers are up: measure while they share the mapped file
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     mb = {k: int(status[k].split()[0]) / 1024 for k in ("VmRSS", "RssAnon", "RssFile") if k in status}
@@ -221,26 +221,27 @@ def run_postgres(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, url: 
     out: dict[str, dict] = {}
     try:
         t0 = time.perf_counter()
-        store.create_faceset(FaceSetRecord(TENANT, FACESET, "", "", "", [], time.time()))
+        store.facesets.create(FaceSetRecord(TENANT, FACESET, "", "", "", [], time.time(), model=LEGACY_MODEL_ID))
         with store.connect() as conn:
             copy_members(conn, data)
-            with conn.transaction():
+            with conn.transaction():  # rows of one model, the FaceSet's (its search reads only those)
                 conn.execute(
-                    "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, created) "
-                    "SELECT tok, %s, emb, '{}', '', extract(epoch from now()) FROM staging",
-                    (TENANT,),
+                    "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, created, model) "
+                    "SELECT tok, %s, emb, '{}', '', extract(epoch from now()), %s FROM staging",
+                    (TENANT, LEGACY_MODEL_ID),
                 )
                 conn.execute(
-                    "INSERT INTO members(faceset_id, face_token, embedding) "
-                    "SELECT s.id, t.tok, t.emb FROM staging t, facesets s WHERE s.faceset_token = %s ORDER BY t.tok",
-                    (FACESET,),
+                    "INSERT INTO members(faceset_id, face_token, embedding, model) "
+                    "SELECT s.id, t.tok, t.emb, %s FROM staging t, facesets s WHERE s.faceset_token = %s "
+                    "ORDER BY t.tok",
+                    (LEGACY_MODEL_ID, FACESET),
                 )
                 conn.execute("UPDATE facesets SET face_count = %s, version = 1", (len(data),))
             conn.execute("VACUUM ANALYZE members")
         load = time.perf_counter() - t0
 
         def search(q: np.ndarray) -> list[str]:
-            return [t for t, _ in store.search_faceset(TENANT, FACESET, q, 5)]
+            return [t for t, _ in store.facesets.search(TENANT, FACESET, q, 5)]
 
         exact = measure(search, queries[: min(len(queries), 50)], truth[: min(len(queries), 50)])
         out["postgres exact (ORDER BY <->)"] = {**exact, "load_s": load, "build_s": 0.0}
@@ -248,10 +249,10 @@ def run_postgres(data: np.ndarray, queries: np.ndarray, truth: np.ndarray, url: 
             t0 = time.perf_counter()
             store.maintain()  # builds the FaceSet's partial HNSW index, as the workers' maintenance loop does
             build = time.perf_counter() - t0
-            plan = store.explain_search(TENANT, FACESET, queries[0])
+            plan = store.hnsw.explain_search(TENANT, FACESET, queries[0])
             assert "members_hnsw_" in plan, plan
-            for ef in sorted({store.ef_search, 100, 400}):
-                store.ef_search = ef
+            for ef in sorted({store.hnsw.ef_search, 100, 400}):
+                store.hnsw.ef_search = ef
                 res = measure(search, queries, truth)
                 out[f"postgres partial HNSW ef={ef}"] = {**res, "load_s": load, "build_s": build}
     finally:

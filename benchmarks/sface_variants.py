@@ -43,10 +43,10 @@ _engine = None
 def _init() -> None:
     global _engine
     from faceplus.engine import Engine
-    from faceplus.settings import DetectionSettings, ImageLimits, Settings
+    from faceplus.settings import DetectionSettings, EngineSettings, ImageLimits
 
     _engine = Engine(
-        Settings(
+        EngineSettings(
             limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
             detection=DetectionSettings(min_face=20),
         )

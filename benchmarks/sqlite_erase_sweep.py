@@ -5,14 +5,14 @@ Both hold SQLite's single write lock while they run (every other tenant's write 
 
 - **erase**: erasing ``--tokens`` face tokens from a store holding ``--tasks`` async task rows (each naming a
   few tokens, some of them erased). Old shape: one ``DELETE FROM tasks ... instr(params, token)`` per erased
-  token (a full scan of the tasks each time). New: :meth:`SQLiteStore.erase_faces` as it is now (one pass).
+  token (a full scan of the tasks each time). New: ``SQLiteStore.erasure.erase`` as it is now (one pass).
 - **sweep**: the TTL sweep of a store holding ``--images`` kept images whose faces lapsed together with
   ``--kept`` faces still in a FaceSet (their images stay). Old shape: the same statements without the
   ``faces(image_id)`` index (dropped inside the transaction: each image scanned every face). New: with it.
 
 - **erase on PostgreSQL** (``--database-url``, a scratch schema dropped at the end): the same data. Old shape:
   one ``DELETE FROM tasks ... EXISTS (unnest(tokens) ... strpos)`` (every token against every task), while the
-  erasure holds its face and FaceSet locks. New: :meth:`PostgresStore.erase_faces` as it is now.
+  erasure holds its face and FaceSet locks. New: ``PostgresStore.erasure.erase`` as it is now.
 
 Each old shape runs inside a transaction that is rolled back, so both shapes see the same rows; each side is
 checked to delete the same rows. Data is synthetic (random embeddings; no images decoded).
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceplus.store.base import FaceRecord, FaceSetRecord, Store
+from faceplus.store import FaceRecord, FaceSetRecord, Store
 from faceplus.store.sqlite import SQLiteStore
 
 TENANT = "bench"
@@ -68,7 +68,7 @@ def erase_faces(store: Store, n_tokens: int) -> list[str]:
         FaceRecord(TENANT, secrets.token_hex(16), rng.normal(size=128).astype(np.float32), {}, "img", time.time())
         for _ in range(n_tokens * 4)
     ]
-    store.add_faces(faces)
+    store.faces.add(faces)
     return [f.face_token for f in faces]
 
 
@@ -76,9 +76,9 @@ def bench_erase(folder: Path, n_tasks: int, n_tokens: int) -> tuple[float, float
     store = SQLiteStore.in_folder(folder / "erase")
     tokens = erase_faces(store, n_tokens)
     erased = tokens[:n_tokens]
-    with store._write() as db:
+    with store.db.write() as db:
         db.executemany("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)", task_rows(n_tasks, tokens))
-    db = store._conn()
+    db = store.db.conn()
     # old shape, rolled back
     db.execute("BEGIN IMMEDIATE")
     t0 = time.perf_counter()
@@ -91,7 +91,7 @@ def bench_erase(folder: Path, n_tasks: int, n_tokens: int) -> tuple[float, float
     old_s = time.perf_counter() - t0
     db.execute("ROLLBACK")
     t0 = time.perf_counter()
-    result = store.erase_faces(TENANT, erased)
+    result = store.erasure.erase(TENANT, erased)
     new_s = time.perf_counter() - t0
     store.close()
     return old_s, new_s, old_deleted, result.tasks
@@ -124,7 +124,7 @@ def bench_erase_postgres(url: str, n_tasks: int, n_tokens: int) -> tuple[float, 
             old_s = time.perf_counter() - t0
             conn.execute("ROLLBACK")
         t0 = time.perf_counter()
-        result = store.erase_faces(TENANT, erased)
+        result = store.erasure.erase(TENANT, erased)
         new_s = time.perf_counter() - t0
     finally:
         store.close()
@@ -138,7 +138,7 @@ def bench_sweep(folder: Path, n_images: int, n_kept: int) -> tuple[float, float,
     rng = np.random.default_rng(2)
     long_ago = time.time() - 10 * 86400
     image_ids = [secrets.token_hex(16) for _ in range(n_images)]
-    with store._write() as db:
+    with store.db.write() as db:
         db.executemany(
             "INSERT INTO images VALUES (?, ?, ?, ?)",
             [(i, TENANT, b"\xff\xd8 not decoded", long_ago) for i in image_ids],
@@ -147,13 +147,13 @@ def bench_sweep(folder: Path, n_images: int, n_kept: int) -> tuple[float, float,
         FaceRecord(TENANT, secrets.token_hex(16), rng.normal(size=128).astype(np.float32), {}, image_ids[i], long_ago)
         for i in range(n_images)
     ]
-    store.add_faces(faces)
-    store.create_faceset(FaceSetRecord(TENANT, "fs", "", "", "", [], long_ago))
+    store.faces.add(faces)
+    store.facesets.create(FaceSetRecord(TENANT, "fs", "", "", "", [], long_ago))
     kept = [f.face_token for f in faces[:n_kept]]
     for start in range(0, len(kept), 1000):
-        store.add_to_faceset(TENANT, "fs", kept[start : start + 1000], 0.0, 10**9)
+        store.facesets.add_faces(TENANT, "fs", kept[start : start + 1000], 0.0, 10**9)
     cutoff = time.time() - 86400
-    db = store._conn()
+    db = store.db.conn()
     statements = (
         "DELETE FROM faces WHERE created < ? AND NOT EXISTS "
         "(SELECT 1 FROM members m WHERE m.face_token = faces.face_token)",
@@ -168,7 +168,7 @@ def bench_sweep(folder: Path, n_images: int, n_kept: int) -> tuple[float, float,
     db.execute("ROLLBACK")
     before = db.execute("SELECT count(*) FROM images").fetchone()[0]
     t0 = time.perf_counter()
-    store.sweep_faces(cutoff)
+    store.faces.sweep(cutoff)
     new_s = time.perf_counter() - t0
     new_images = before - db.execute("SELECT count(*) FROM images").fetchone()[0]
     store.close()

@@ -115,7 +115,7 @@ def run_pool(paths: list[Path], workers: int, overrides: dict[str, str]) -> tupl
     return time.perf_counter() - start, faces
 
 
-#: Issue 15's goal: the best row at least this many times face_recognition's images/s, same images, same run.
+#: The throughput goal: the best row at least this many times face_recognition's images/s, same images, same run.
 GOAL = 10.0
 
 STAGES = ("decode", "detect", "landmarks", "chips", "embed")

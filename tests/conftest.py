@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from faceplus.store import Store
+from store.backends import PostgresSchemas, database_url, drop_schemas, schema_url
 
 DATA = Path(os.environ.get("FACEPLUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 _OWN_DATA_DIR: list[str] = []
@@ -42,6 +47,28 @@ def shared_data() -> Path:
     return DATA
 
 
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A URL on a fresh, empty schema of the test server (dropped afterwards)."""
+    url = database_url()
+    schema = f"test_{secrets.token_hex(6)}"
+    yield schema_url(url, schema)
+    drop_schemas(url, [schema])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A bare store of each backend (no app): SQLite in ``tmp_path``, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        from faceplus.store.sqlite import SQLiteStore
+
+        opened: Store = SQLiteStore.in_folder(tmp_path)
+        yield opened
+        opened.close()
+        return
+    schemas = PostgresSchemas(database_url())
+    yield schemas.open(tmp_path)
+    schemas.close()
 #: ``album``: 10 lfw-dev people x 6 photos: 150 same-person and 1,620 impostor pairs, enough for FAR 1e-3 with one
 #: false accept at the threshold (1,000 pairs), not for the defaults (10 false accepts: 10,000 pairs at 1e-3).
 ALBUM_PEOPLE, ALBUM_PER_PERSON = 10, 6

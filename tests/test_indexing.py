@@ -67,17 +67,17 @@ def full_run(album, engine: Engine, tmp_path_factory: pytest.TempPathFactory):
 
 def members(store: SQLiteStore, tenant: str = "local", outer_id: str = "album") -> dict[str, str]:
     """face_token -> user_id of every face in the FaceSet."""
-    fs = store.get_faceset(tenant, outer_id=outer_id)
+    fs = store.facesets.get(tenant, outer_id=outer_id)
     assert fs is not None
-    tokens = store.faceset_vectors(tenant, fs.faceset_token).tokens
+    tokens = store.facesets.vectors(tenant, fs.faceset_token).tokens
     assert len(tokens) == len(set(tokens)) == fs.face_count
-    return store.user_ids(tenant, tokens)
+    return store.faces.user_ids(tenant, tokens)
 
 
 def faces_seen(store: SQLiteStore) -> list[tuple[str, tuple[int, ...]]]:
     """(user_id, face rectangle) of every FaceSet member, sorted: equal for two runs that stored the same faces."""
     tokens = list(members(store))
-    faces = store.get_faces("local", tokens, 0.0)
+    faces = store.faces.get("local", tokens, 0.0)
     return sorted((f.user_id, tuple(f.face_rectangle.values())) for f in faces.values())
 
 
@@ -100,9 +100,9 @@ def test_summary_counts_and_user_ids(album, full_run) -> None:
 def test_indexed_faces_are_searchable_by_person(album, full_run, engine: Engine) -> None:
     _, people = album
     _, store, _ = full_run
-    fs = store.get_faceset("local", outer_id="album")
-    vectors = store.faceset_vectors("local", fs.faceset_token)
-    ids = store.user_ids("local", vectors.tokens)
+    fs = store.facesets.get("local", outer_id="album")
+    vectors = store.facesets.vectors("local", fs.faceset_token)
+    ids = store.faces.user_ids("local", vectors.tokens)
     for name, photos in people.items():
         probe = engine.main_face(photos[0]).embedding
         distances = np.linalg.norm(vectors.vectors - probe, axis=1)
@@ -139,7 +139,7 @@ def test_crash_between_store_and_ledger_adds_no_duplicate(album, full_run, engin
     monkeypatch.setattr(Ledger, "record", record_then_die)
     with pytest.raises(KeyboardInterrupt):
         index_folder(root, store, ledger, "album", engine, progress=False)
-    stored = store.get_faceset("local", outer_id="album").face_count
+    stored = store.facesets.get("local", outer_id="album").face_count
     assert 0 < stored < reference.faces  # the first batch's faces reached the store, the ledger knows nothing
     monkeypatch.setattr(Ledger, "record", real_record)
     rerun = index_folder(root, store, ledger, "album", engine, progress=False)
@@ -162,8 +162,8 @@ def test_changed_file_replaces_its_faces(album, engine: Engine, tmp_path: Path) 
     os.utime(target, ns=(1, 1))
     after = index_folder(copy, store, ledger, "album", engine, progress=False)
     assert after.images == 1 and after.skipped == before.images + before.errors - 1
-    fs = store.get_faceset("local", outer_id="album")
-    vectors = store.faceset_vectors("local", fs.faceset_token)
+    fs = store.facesets.get("local", outer_id="album")
+    vectors = store.facesets.vectors("local", fs.faceset_token)
     assert fs.face_count == len(vectors.tokens) == before.face_count - before_faces_of(photos[0], engine) + after.faces
     store.close()
 

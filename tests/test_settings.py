@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faceplus.settings import ServerSettings, SettingError, Settings, all_settings, from_env, settings_table
+from faceplus.settings import EngineSettings, ServerSettings, SettingError, all_settings, from_env, settings_table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "SETTINGS.md"
 
@@ -18,7 +18,7 @@ def test_booleans_read_one_way_everywhere(raw: str, value: bool) -> None:
     server = from_env(ServerSettings, env)
     assert server.store_images is value
     assert server.engine.flip_tta is value and server.engine.detection.fallback is value
-    assert from_env(Settings, env).flip_tta is value
+    assert from_env(EngineSettings, env).flip_tta is value
 
 
 @pytest.mark.parametrize(

@@ -111,8 +111,7 @@ FORBIDDEN_IN_API = (
     "faceplus.models",
     "faceplus.store.sqlite",
     "faceplus.store.postgres",
-    "faceplus.store.vector_index",  # search is the store's (Store.search_faceset)
-    "faceplus.store.local",
+    "faceplus.store.vector_index",  # search is the store's (store.facesets.search)
     "faceplus.detection",
 )
 FORBIDDEN_DRIVERS = {"sqlite3", "psycopg", "psycopg_pool", "dlib", "onnxruntime", "faiss", "cv2", "tflite2onnx"}
@@ -131,6 +130,29 @@ def test_the_api_package_imports_no_model_driver_or_backend() -> None:
     assert not offences, "\n".join(offences)
 
 
+#: The store modules the api may import: the interfaces, the records, the factory and the erasure rules.
+STORE_INTERFACE = {
+    "faceplus.store",
+    "faceplus.store.interfaces",
+    "faceplus.store.records",
+    "faceplus.store.factory",
+    "faceplus.store.erasure",
+}
+
+
+def test_the_api_reaches_the_store_only_through_its_interface() -> None:
+    mods = modules()
+    known = set(mods)
+    offences = [
+        f"{name} imports {target}"
+        for name, path in mods.items()
+        if name.startswith("faceplus.api")
+        for target in imported(name, path, known)
+        if target.startswith("faceplus.store") and target not in STORE_INTERFACE
+    ]
+    assert not offences, "\n".join(offences)
+
+
 def test_the_api_never_branches_on_the_backend() -> None:
     """Search, rate limits, task leases and scrubbing are store operations: no ``store.shared`` in the API."""
     offences = []
@@ -143,11 +165,42 @@ def test_the_api_never_branches_on_the_backend() -> None:
     assert not offences, "\n".join(offences)
 
 
+def test_store_facets_are_small_and_composed() -> None:
+    """Each facet interface has a dozen methods or fewer; each backend class implements one facet (its only base:
+    no mixin chains), and a backend store is a ``Store`` composed of them."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from faceplus.store import interfaces
+    from faceplus.store.interfaces import Store
+
+    facets = {
+        cls
+        for cls in vars(interfaces).values()
+        if inspect.isclass(cls) and cls.__module__ == interfaces.__name__ and cls is not Store
+    }
+    assert len(facets) >= 8
+    for facet in facets:
+        public = [m for m in vars(facet) if not m.startswith("_") and callable(getattr(facet, m))]
+        assert len(public) <= 12, f"{facet.__name__} has {len(public)} methods"
+        # a method named like a builtin type shadows it in the class's own annotations (``-> list[str]``)
+        assert not set(public) & {"list", "dict", "set", "tuple", "str", "int", "float", "bytes", "type"}, facet
+    for package in ("faceplus.store.sqlite", "faceplus.store.postgres"):
+        implemented = set()
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            module = importlib.import_module(f"{package}.{info.name}")
+            for cls in vars(module).values():
+                if inspect.isclass(cls) and cls.__module__ == module.__name__ and set(cls.__mro__) & facets:
+                    assert len(cls.__bases__) == 1 and cls.__bases__[0] in facets | {Store}, cls
+                    implemented |= set(cls.__mro__) & facets
+        assert implemented == facets, f"{package} lacks {facets - implemented}"
+
+
 WEB_FRAMEWORKS = {"fastapi", "starlette"}
 STORE_BACKENDS = (
     "faceplus.store.sqlite",
     "faceplus.store.postgres",
-    "faceplus.store.local",
     "faceplus.store.vector_index",
 )
 MODELS = ("faceplus.models", "faceplus.detection", "faceplus.embedders", "faceplus.landmarks")

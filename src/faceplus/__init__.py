@@ -20,16 +20,16 @@ _WHERE = {
     "Box": "faceplus.results",
     "Face": "faceplus.results",
     "Match": "faceplus.results",
-    "Settings": "faceplus.settings",
+    "EngineSettings": "faceplus.settings",
 }
 
-__all__ = ["Box", "Engine", "Face", "FaceplusError", "ImageError", "Match", "NoFaceFound", "Settings"]
+__all__ = ["Box", "Engine", "Face", "FaceplusError", "ImageError", "Match", "NoFaceFound", "EngineSettings"]
 
 if TYPE_CHECKING:
     from faceplus.engine import Engine, NoFaceFound
     from faceplus.errors import FaceplusError, ImageError
     from faceplus.results import Box, Face, Match
-    from faceplus.settings import Settings
+    from faceplus.settings import EngineSettings
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from faceplus.private_files import save_private_npz
-from faceplus.settings import AUTO_CALIBRATION, Settings, operator_calibration_file
+from faceplus.settings import AUTO_CALIBRATION, EngineSettings, operator_calibration_file
 from faceplus.settings import data_dir as default_data_dir
 
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
@@ -157,9 +157,9 @@ class Calibration:
 
 def shipped_calibration_file(embedder: str | None = None) -> str:
     """The name in ``faceplus.data`` of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``)."""
-    from faceplus.settings import EMBEDDERS, Settings
+    from faceplus.settings import EMBEDDERS, EngineSettings
 
-    embedder = embedder or Settings.from_env().embedder
+    embedder = embedder or EngineSettings.from_env().embedder
     if embedder not in SHIPPED_CALIBRATIONS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
     return SHIPPED_CALIBRATIONS[embedder]
@@ -220,7 +220,7 @@ def calibration_source(
 
     ``data_dir`` defaults to ``FACEPLUS_DATA_DIR`` or the per-user folder, the one ``faceplus serve`` uses.
     """
-    embedder = embedder or Settings.from_env().embedder
+    embedder = embedder or EngineSettings.from_env().embedder
     own = operator_calibration_file(data_dir or default_data_dir(), embedder)
     if setting == AUTO_CALIBRATION:
         if own.is_file():
@@ -374,7 +374,7 @@ def l2_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.asarray(v / np.linalg.norm(v, axis=1, keepdims=True))
 
 
 @dataclass(frozen=True)
@@ -439,7 +439,7 @@ class CohortNorm:
         ``strength`` scales the shift; serving uses 1, ``eval far --strength`` sweeps others.
         """
         shift = (np.asarray(density1) + np.asarray(density2)) / 2 - self.reference
-        return np.asarray(distance) - strength * shift
+        return np.asarray(np.asarray(distance) - strength * shift)
 
     def distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Normalised distance of every row of ``a`` [n, d] to every row of ``b`` [m, d] (unit length first): [n, m]."""

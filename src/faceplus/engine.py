@@ -6,7 +6,7 @@ detector, then the others (:mod:`faceplus.detection`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -24,15 +24,16 @@ from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError, ignore_interrupts
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.landmarks import Landmarker
+from faceplus.models import runtime
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 _pool_engine: Engine | None = None
 
 
-def _init_pool_engine(settings: Settings) -> None:
+def _init_pool_engine(settings: EngineSettings) -> None:
     global _pool_engine
     ignore_interrupts()
     _pool_engine = Engine(settings)
@@ -58,7 +59,7 @@ def _pool_detect(image: ImageSource, options: dict[str, Any], landmarks: bool) -
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 length (NaN rows stay NaN)."""
-    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+    return np.asarray((vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32))
 
 
 def embeddings_from_descriptors(
@@ -125,7 +126,7 @@ class EngineModels:
     make_analyzer: Callable[[], FaceAnalyzer] = FaceAnalyzer  # the attribute models (faceplus.attributes)
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> EngineModels:
+    def for_settings(cls, settings: EngineSettings) -> EngineModels:
         """The bundled models, with the identity model ``settings.embedder`` names (``FACEPLUS_EMBEDDER``)."""
         return cls(make_embedder=identity_family(settings).load)
 
@@ -145,11 +146,12 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: EngineSettings | None = None,
         calibration: Calibration | None = None,
         models: EngineModels | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or EngineSettings.from_env()
+        runtime.configure(self.settings.runtime)  # onnxruntime threads, converted-model cache: per process
         self._calibration = calibration
         #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
         self.identity: IdentityFamily = identity_family(self.settings)
@@ -273,7 +275,7 @@ class Engine:
         progress: bool = False,
         landmarks: bool = True,
         **options: Any,
-    ) -> Iterator[tuple[ImageSource, list[Face] | FaceplusError]]:
+    ) -> Generator[tuple[ImageSource, list[Face] | FaceplusError], None, None]:
         """Detect in many images, in order, each as ``(image, faces or the error it raised)``.
 
         With ``workers > 1`` a pool of processes (one engine and one onnxruntime thread each) shares the

@@ -6,6 +6,8 @@ They carry no HTTP status: the engine and the jobs know what went wrong, the API
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FaceplusError(Exception):
     """Base of every error faceplus raises on purpose; ``code`` is the Face++ error string."""
@@ -16,7 +18,7 @@ class FaceplusError(Exception):
         super().__init__(message)
         self.param = param
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with ``param`` (errors cross from engine worker processes to the server)."""
         return (_rebuild, (type(self), str(self), self.param))
 

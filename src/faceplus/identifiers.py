@@ -18,7 +18,8 @@ from __future__ import annotations
 import unicodedata
 
 #: Characters Face++ refuses in outer_id, display_name, tags, user_data and user_id.
-FORBIDDEN_CHARS = frozenset("^@,&=*'\"")
+FORBIDDEN_TEXT = "^@,&=*'\""
+FORBIDDEN_CHARS = frozenset(FORBIDDEN_TEXT)
 #: Control characters (C0, DEL, C1): refused in those fields too (user_data may hold tabs and line breaks).
 CONTROL_CHARS = frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
 #: Unicode general categories refused in identifiers: control, format, surrogate, private use, unassigned,

@@ -92,8 +92,8 @@ def _decode_encoded(data: bytes, limits: ImageLimits, param: str | None) -> Deco
             if fmt == "GIF":
                 image.seek(0)
             image.load()
-            image = _upright(image)
-            rgb = _to_rgb(image)
+            upright = _upright(image)
+            rgb = _to_rgb(upright)
     except (UnidentifiedImageError, SyntaxError) as exc:
         raise UnsupportedImageFormat("not an image, or a format we do not read", param=param) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

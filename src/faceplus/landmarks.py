@@ -1,7 +1,7 @@
 """Where a face's 68 landmarks come from: MediaPipe's mesh (Apache-2.0) or dlib's 68-point predictor.
 
 dlib's 68-point predictor was trained on iBUG 300-W, whose owners forbid commercial use. By default the 68
-points are read off MediaPipe's 468-point mesh (:mod:`faceplus.analysis.ibug68`) and the predictor file is
+points are read off MediaPipe's 468-point mesh (:mod:`faceplus.attributes.ibug68`) and the predictor file is
 never loaded; ``FACEPLUS_LANDMARKS`` chooses (:data:`faceplus.settings.LANDMARK_SOURCES`):
 
 - ``mesh``: always the mesh, also where it doubts a face is there (its points are still the best guess);
@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from faceplus.analysis.ibug68 import ibug68_from_mesh
+from faceplus.attributes.ibug68 import ibug68_from_mesh
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.facemesh import FaceMesh
 from faceplus.results import Box

@@ -23,7 +23,7 @@ def save_private_npz(path: Path | str, **arrays: np.ndarray) -> None:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, allow_pickle=False, **arrays)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -133,7 +133,7 @@ class Face:
     #: dlib's 5 points (eye corners, nose base), and the 68 iBUG points: fitted when first read where the engine
     #: left them to ``landmark_fit``.
     landmarks5: np.ndarray = _FittedOnRead()  # type: ignore[assignment]
-    landmarks68: np.ndarray | None = _FittedOnRead()
+    landmarks68: np.ndarray | None = _FittedOnRead()  # type: ignore[assignment]
     embedding: np.ndarray | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     landmarks: dict[str, dict[str, float]] | None = None

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from platformdirs import user_cache_dir, user_data_dir
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PREFIX = "FACEPLUS_"
 GROUPS = ("limits", "engine", "server", "embedded store", "database")
@@ -53,7 +57,14 @@ def setting(default: Any, doc: str, group: str, *, env: str | None = None, facto
     return field(default=default, metadata=metadata)
 
 
-def env_name(f: Field) -> str:
+def default_of(cls: type, name: str) -> Any:
+    """The default a setting declares (no environment read): what a constructor lower down takes when not told,
+    so each default is written once, here."""
+    found = {f.name: f for f in fields(cls)}[name]
+    return found.default
+
+
+def env_name(f: Field[Any]) -> str:
     return PREFIX + (f.metadata.get("env") or f.name).upper()
 
 
@@ -79,14 +90,17 @@ def parse(name: str, raw: str, kind: type) -> Any:
         raise SettingError(f"{name}={raw!r} cannot be read: expected {expected}") from None
 
 
-def from_env(cls: type, environ: dict[str, str] | None = None, **overrides: Any) -> Any:
+T = TypeVar("T", bound="DataclassInstance")
+
+
+def from_env(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
     """``cls``'s defaults, then its ``FACEPLUS_*`` variables, then ``overrides`` (None values ignored)."""
     environ = os.environ if environ is None else environ
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):
         kind = hints[f.name]
-        if is_dataclass(kind):
+        if isinstance(kind, type) and is_dataclass(kind):
             values[f.name] = from_env(kind, environ)
             continue
         raw = environ.get(env_name(f))
@@ -152,8 +166,25 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The engine's settings: image limits, detection, and how chips are embedded."""
+class RuntimeSettings:
+    """Where converted model files are cached and how many threads one onnxruntime session uses."""
+
+    ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
+    cache_dir: Path = setting(
+        "per-user folder",
+        "Folder for models converted to ONNX at first use (default: per-user cache).",
+        "engine",
+        factory=lambda: Path(user_cache_dir("faceplus")),
+    )
+
+    @classmethod
+    def from_env(cls) -> RuntimeSettings:
+        return from_env(cls)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The engine's settings: image limits, detection, how chips are embedded, and the model runtime."""
 
     limits: ImageLimits = field(default_factory=ImageLimits)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
@@ -191,26 +222,11 @@ class Settings:
         "faceplus serve prints the file it uses; /readyz says it too.",
         "engine",
     )
+    #: onnxruntime threads and the conversion cache: per process, applied by the engine (faceplus.models.runtime)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        return from_env(cls)
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Where converted model files are cached and how many threads one onnxruntime session uses."""
-
-    ort_threads: int = setting(1, "onnxruntime threads per session (per engine process).", "engine")
-    cache_dir: Path = setting(
-        "per-user folder",
-        "Folder for models converted to ONNX at first use (default: per-user cache).",
-        "engine",
-        factory=lambda: Path(user_cache_dir("faceplus")),
-    )
-
-    @classmethod
-    def from_env(cls) -> RuntimeSettings:
+    def from_env(cls) -> EngineSettings:
         return from_env(cls)
 
 
@@ -236,7 +252,7 @@ def operator_calibration_file(folder: Path, embedder: str) -> Path:
 class ServerSettings:
     """The HTTP server's limits and switches, its stores', and (in ``engine``) the engine's."""
 
-    engine: Settings = field(default_factory=Settings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     # limits
     max_body_bytes: int = setting(
         8 * 1024 * 1024, "Largest request body (413 beyond it): two 2 MB images as base64 fit.", "limits"
@@ -326,7 +342,7 @@ class ServerSettings:
         "new ones are complete. One process per data folder or database should have it on.",
         "server",
     )
-    # issue 14 (docs/SECURITY.md): erasure and the audit trail
+    # erasure and the audit trail (docs/SECURITY.md)
     erase_on_remove: bool = setting(
         False,
         "Erase a face at once when it leaves its last FaceSet (removeface, FaceSet delete), whatever its age "
@@ -438,8 +454,7 @@ def all_settings() -> list[tuple[str, str, Any, str]]:
                 continue
             rows.append((f.metadata["group"], env_name(f), f.metadata["shown"], f.metadata["doc"]))
 
-    for cls in (ServerSettings, RuntimeSettings):
-        walk(cls)
+    walk(ServerSettings)
     return rows
 
 

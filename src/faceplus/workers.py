@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 
 log = logging.getLogger("faceplus.workers")
 
@@ -140,7 +140,7 @@ def is_warm(report: dict[str, Any] | None) -> bool:
 
 
 def _worker_main(
-    conn: Connection, settings: Settings, max_rss_bytes: int, warmup: Callable[[Any], dict[str, Any]] | None
+    conn: Connection, settings: EngineSettings, max_rss_bytes: int, warmup: Callable[[Any], dict[str, Any]] | None
 ) -> None:
     """A worker's life: load the engine, run ``warmup`` (default :func:`warm`), say ready with its report, then
     answer jobs until told to stop or too big."""
@@ -177,7 +177,7 @@ class _Worker:
     """One process and the parent's end of its pipe."""
 
     def __init__(
-        self, settings: Settings, max_rss_bytes: int, warmup: Callable[[Any], dict[str, Any]] | None = None
+        self, settings: EngineSettings, max_rss_bytes: int, warmup: Callable[[Any], dict[str, Any]] | None = None
     ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
@@ -219,7 +219,7 @@ class EnginePool:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: EngineSettings,
         limits: PoolLimits | None = None,
         warmup: Callable[[Any], dict[str, Any]] | None = None,
     ) -> None:

@@ -7,7 +7,6 @@ Every test that builds apps through ``make_api`` runs on both stores: the embedd
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -22,83 +21,11 @@ from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.engine import Engine
 from faceplus.settings import ServerSettings
-from faceplus.store.base import Store
 from faceplus.workers import EnginePool, PoolLimits
+from store.backends import PostgresSchemas, database_url, drop_schemas, schema_url  # noqa: F401 (the api tests import them from here)
 
-DATABASE_URL_ENV = "FACEPLUS_TEST_DATABASE_URL"
 #: lfw-dev people one of whose first photos shows a second face the default detector finds (see ``lfw_people``).
 TWO_FACE_PEOPLE = frozenset({"Abdullah_al-Attiyah"})
-
-
-def database_url() -> str:
-    """The test PostgreSQL server, or skip with the reason."""
-    url = os.environ.get(DATABASE_URL_ENV, "")
-    if not url:
-        pytest.skip(f"postgres backend: {DATABASE_URL_ENV} is unset (run .ci/postgres.sh, then source its env file)")
-    return url
-
-
-def drop_schemas(url: str, schemas: list[str]) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        for schema in schemas:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def schema_url(url: str, schema: str) -> str:
-    """``url`` with ``search_path`` set to ``schema`` (created here), as a user would confine a deployment."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}%2Cpublic"
-
-
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    """A URL on a fresh, empty schema of the test server (dropped afterwards)."""
-    url = database_url()
-    schema = f"test_{secrets.token_hex(6)}"
-    yield schema_url(url, schema)
-    drop_schemas(url, [schema])
-
-
-class PostgresSchemas:
-    """Fresh schemas on the test server, one per data folder (so a "restart" reopens the same rows)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.by_folder: dict[Path, str] = {}
-        self.stores: list[Store] = []
-
-    def open(self, folder: Path, **options: Any) -> Store:
-        from faceplus.store.postgres import PostgresStore
-
-        schema = self.by_folder.setdefault(folder, f"test_{secrets.token_hex(6)}")
-        store = PostgresStore(self.url, schema=schema, pool_size=4, **options)
-        self.stores.append(store)
-        return store
-
-    def close(self) -> None:
-        for store in self.stores:
-            store.close()
-        drop_schemas(self.url, list(self.by_folder.values()))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A bare store of each backend (no app): SQLite in ``tmp_path``, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        from faceplus.store.sqlite import SQLiteStore
-
-        opened: Store = SQLiteStore.in_folder(tmp_path)
-        yield opened
-        opened.close()
-        return
-    schemas = PostgresSchemas(database_url())
-    yield schemas.open(tmp_path)
-    schemas.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -149,7 +76,7 @@ class Api:
 
     def add_key(self, label: str) -> dict[str, str]:
         record, secret = new_key(label)
-        self.ctx.store.add_key(record)
+        self.ctx.store.keys.add(record)
         self.keys[label] = {"api_key": record.api_key, "api_secret": secret}
         return self.keys[label]
 

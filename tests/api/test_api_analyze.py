@@ -105,7 +105,7 @@ def test_without_kept_crops_analyze_refuses_what_it_cannot_compute(make_api, lfw
     off.add_key("a")
     photo = lfw_people[40][1][0].read_bytes()
     bare = off.ok("detect", files={"image_file": photo})["faces"][0]["face_token"]
-    assert off.ctx.store.get_crops(off.keys["a"]["api_key"], [bare]) == {}
+    assert off.ctx.store.faces.crops(off.keys["a"]["api_key"], [bare]) == {}
     assert (
         off.error("face/analyze", 400, face_tokens=bare, return_attributes="gender") == f"FACE_NOT_ANALYZABLE: {bare}"
     )
@@ -129,7 +129,7 @@ def test_crop_lives_exactly_as_long_as_its_token(make_api, lfw_people) -> None:
     kept, removed, in_deleted_set, alone = (
         short.ok("detect", files={"image_file": p})["faces"][0]["face_token"] for p in photos
     )
-    assert set(store.get_crops(tenant, [kept, removed, in_deleted_set, alone])) == {
+    assert set(store.faces.crops(tenant, [kept, removed, in_deleted_set, alone])) == {
         kept,
         removed,
         in_deleted_set,
@@ -139,30 +139,30 @@ def test_crop_lives_exactly_as_long_as_its_token(make_api, lfw_people) -> None:
     short.ok("faceset/create", outer_id="goes", face_tokens=in_deleted_set)
     # Still within their lifetime: leaving a FaceSet does not end a token.
     short.ok("faceset/removeface", outer_id="keeps", face_tokens=removed)
-    assert removed in store.get_crops(tenant, [removed])
+    assert removed in store.faces.crops(tenant, [removed])
     short.ok("faceset/addface", outer_id="keeps", face_tokens=removed)
     # Every token is now past its 72 hours: only FaceSet membership keeps it.
     real_now = time.time
     short.ctx.now = lambda: real_now() + short.settings.face_token_ttl_s + 60  # type: ignore[method-assign]
     short.ok("faceset/removeface", outer_id="keeps", face_tokens=removed)
-    assert store.get_crops(tenant, [removed]) == {}
+    assert store.faces.crops(tenant, [removed]) == {}
     assert short.error("face/analyze", 400, face_tokens=removed) == f"INVALID_FACE_TOKEN: {removed}"
     short.ok("faceset/delete", outer_id="goes", check_empty=0)
-    assert store.get_crops(tenant, [in_deleted_set]) == {}
-    assert kept in store.get_crops(tenant, [kept])
+    assert store.faces.crops(tenant, [in_deleted_set]) == {}
+    assert kept in store.faces.crops(tenant, [kept])
     assert short.ok("face/analyze", face_tokens=kept, return_attributes="age")["faces"][0]["attributes"]["age"]
-    assert store.get_crops(tenant, [alone]) == {}  # lapsed too, gone with the first removal's clean-up
+    assert store.faces.crops(tenant, [alone]) == {}  # lapsed too, gone with the first removal's clean-up
     # The sweep deletes lapsed face rows and, with them, their crops.
     fresh = short.ok("detect", files={"image_file": photos[0]})["faces"][0]["face_token"]
-    assert fresh in store.get_crops(tenant, [fresh])
-    assert store.sweep_faces(short.ctx.now() + 1) >= 1
-    assert store.get_crops(tenant, [fresh]) == {}
-    assert set(store.get_crops(tenant, [kept, removed, in_deleted_set, alone, fresh])) == {kept}
+    assert fresh in store.faces.crops(tenant, [fresh])
+    assert store.faces.sweep(short.ctx.now() + 1) >= 1
+    assert store.faces.crops(tenant, [fresh]) == {}
+    assert set(store.faces.crops(tenant, [kept, removed, in_deleted_set, alone, fresh])) == {kept}
 
 
 def test_other_tenants_crops_are_not_visible(api: Api, lfw_people) -> None:
     token = _detect(api, lfw_people[70][1][0].read_bytes())["faces"][0]["face_token"]
-    assert api.ctx.store.get_crops(api.keys["b"]["api_key"], [token]) == {}
+    assert api.ctx.store.faces.crops(api.keys["b"]["api_key"], [token]) == {}
     assert api.error("face/analyze", 400, "b", face_tokens=token, return_attributes="age") == (
         f"INVALID_FACE_TOKEN: {token}"
     )

@@ -1,4 +1,4 @@
-"""The audit trail (issue 14): a scripted scenario leaves exactly the expected entries (writes only, with their ids
+"""The audit trail: a scripted scenario leaves exactly the expected entries (writes only, with their ids
 and outcome), never an image or an embedding; readable with ``faceplus audit``; pruned past the retention."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_scripted_scenario_is_recorded(
     api.ok("faceset/create", "b", outer_id="theirs")
 
     key = api.keys["a"]["api_key"]
-    entries = api.ctx.store.audit_entries(since=start, api_key=key)
+    entries = api.ctx.store.audit.entries(since=start, api_key=key)
     assert [(e.route, e.status, e.result) for e in entries] == [
         ("/facepp/v3/detect", 200, "ok"),
         ("/facepp/v3/faceset/create", 200, "ok"),
@@ -55,7 +55,7 @@ def test_scripted_scenario_is_recorded(
     }
     assert entries[2].object_ids == {"face_tokens": [token], "user_ids": ["dora"]}
     assert entries[5].object_ids["face_tokens"] == [token]
-    others = api.ctx.store.audit_entries(since=start, api_key=api.keys["b"]["api_key"])
+    others = api.ctx.store.audit.entries(since=start, api_key=api.keys["b"]["api_key"])
     assert [e.route for e in others] == ["/facepp/v3/faceset/create"]
 
     # never an image or an embedding: no window of either appears in any entry
@@ -66,8 +66,8 @@ def test_scripted_scenario_is_recorded(
         set(e.object_ids) <= {"face_tokens", "faceset_tokens", "outer_ids", "user_ids", "image_ids"} for e in entries
     )
     face = api.detect_token(lfw_people[1][1][0])
-    vector = api.ctx.store.get_faces(key, [face], float("-inf"))[face].embedding
-    raw = json.dumps([e.object_ids for e in api.ctx.store.audit_entries(since=start)])
+    vector = api.ctx.store.faces.get(key, [face], float("-inf"))[face].embedding
+    raw = json.dumps([e.object_ids for e in api.ctx.store.audit.entries(since=start)])
     assert f"{float(np.float32(vector[0])):.6f}"[:8] not in raw
 
     store = api.ctx.store
@@ -78,8 +78,8 @@ def test_scripted_scenario_is_recorded(
     assert [line["route"] for line in lines][:6] == [e.route for e in entries]
 
     assert prune_audit_log(api.ctx) == 0  # within a year: kept
-    assert store.prune_audit(time.time() + 1) >= 8
-    assert store.audit_entries(since=start) == []
+    assert store.audit.prune(time.time() + 1) >= 8
+    assert store.audit.entries(since=start) == []
 
 
 def test_async_tasks_are_recorded_when_submitted_and_when_they_finish(make_api: Callable[..., Api], lfw_people) -> None:
@@ -91,7 +91,7 @@ def test_async_tasks_are_recorded_when_submitted_and_when_they_finish(make_api: 
     done = api.ok("faceset/async/addface", outer_id="audited-async", face_tokens=",".join(tokens))["task_id"]
     removed = api.ok("faceset/async/removeface", outer_id="audited-async", face_tokens="no-such-token")["task_id"]
     assert api.ctx.tasks.wait_idle(30)
-    entries = api.ctx.store.audit_entries(since=start, api_key=api.keys["a"]["api_key"])
+    entries = api.ctx.store.audit.entries(since=start, api_key=api.keys["a"]["api_key"])
     finished = {e.object_ids["task_ids"][0]: e for e in entries if e.route == "task/addface"}
     submitted = [e for e in entries if e.route == "/facepp/v3/faceset/async/addface"]
     assert len(submitted) == 1 and set(finished) == {done}
@@ -113,7 +113,7 @@ def test_a_refused_request_writes_a_bounded_entry(make_api: Callable[..., Api]) 
     fields = ("face_tokens", "faceset_token", "user_id", "image_id", "task_id", "biz_token", "face_token1", "outer_id")
     r = api.client.post("/facepp/v3/faceset/addface", data={**api.keys["a"], **dict.fromkeys(fields, many)})
     assert r.status_code == 400, r.text
-    (entry,) = api.ctx.store.audit_entries(since=start, api_key=api.keys["a"]["api_key"])
+    (entry,) = api.ctx.store.audit.entries(since=start, api_key=api.keys["a"]["api_key"])
     size = len(json.dumps(entry.object_ids))
     assert size < 16 * 1024, f"one refused request wrote {size} bytes of ids to the audit trail"
     assert entry.status == 400 and len(entry.object_ids["outer_ids"]) >= 1

@@ -1,4 +1,4 @@
-"""Every route of the app refuses a missing key, a wrong secret and a revoked key (issue 14).
+"""Every route of the app refuses a missing key, a wrong secret and a revoked key.
 
 The routes are read from the app's router, so a route added later is covered without editing this file; only the
 public ones (health probes, the API docs, the console's static files) are exempt, by name.
@@ -121,7 +121,7 @@ def test_revoked_key_is_refused(auth_api: Api, protected: list[tuple[str, str]])
     key = auth_api.keys["revoked"]
     # signed in once, so a cached successful check exists and must not outlive the revocation
     assert auth_api.ok("faceset/getfacesets", as_key="revoked")["facesets"] == []
-    assert auth_api.ctx.store.revoke_key(key["api_key"], time.time())
+    assert auth_api.ctx.store.keys.revoke(key["api_key"], time.time())
     revoked = {(method, path): call(auth_api, method, path, **key) for method, path in protected}
     assert all(got == (401, "AUTHENTICATION_ERROR") for got in revoked.values()), revoked
     assert auth_api.ok("faceset/getfacesets", as_key="a")["facesets"] == []  # other keys unaffected

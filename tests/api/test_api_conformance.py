@@ -1,4 +1,4 @@
-"""Face++ clients work unchanged: paging, attribute requests, numeric fields, error shapes and limits (issue 12).
+"""Face++ clients work unchanged: paging, attribute requests, numeric fields, error shapes and limits.
 
 Each test drives the app over HTTP (FastAPI's TestClient) the way a Face++ client library does, on real photos.
 """

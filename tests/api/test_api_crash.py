@@ -1,4 +1,4 @@
-"""Crashes lose nothing (issue 13): a real ``faceplus serve`` (SQLite, then PostgreSQL) is ``kill -9``-ed at random
+"""Crashes lose nothing: a real ``faceplus serve`` (SQLite, then PostgreSQL) is ``kill -9``-ed at random
 moments while clients run sync addface/removeface, async addface tasks and FaceSet create/delete; after each
 restart every acknowledged change is there exactly once, nothing unacknowledged is half there (a FaceSet's
 face_count always equals its listed faces, no token twice), SQLite's ``PRAGMA integrity_check`` is ok, search
@@ -335,10 +335,10 @@ def test_kill_9_of_index_resumes_without_duplicates(tmp_path: Path, lfw_people, 
 
     store = open_store(ServerSettings(data_dir=data))
     try:
-        faceset = store.get_faceset(LOCAL_TENANT, outer_id="people")
+        faceset = store.facesets.get(LOCAL_TENANT, outer_id="people")
         assert faceset is not None
-        members = store.faceset_tokens(LOCAL_TENANT, faceset.faceset_token, 0, 10_000)
-        entries = store.ledger_entries(LOCAL_TENANT, faceset.faceset_token)
+        members = store.facesets.tokens(LOCAL_TENANT, faceset.faceset_token, 0, 10_000)
+        entries = store.ledger.entries(LOCAL_TENANT, faceset.faceset_token)
         assert len(entries) == total
         ledger_tokens = [t for entry in entries.values() for t in entry.tokens]
         assert len(members) == len(set(members)) == faceset.face_count

@@ -1,4 +1,4 @@
-"""Erasure (issue 14): faces erased by token, by user_id, from the command line, by leaving their last FaceSet and by
+"""Erasure: faces erased by token, by user_id, from the command line, by leaving their last FaceSet and by
 lapsing are gone from every answer and from storage: no file of the data folder holds their embedding or crop bytes
 (SQLite), no row and no index page holds them (PostgreSQL, read page by page with pageinspect)."""
 
@@ -22,10 +22,10 @@ CHUNK = 32  # a 32-byte window of an embedding or a crop cannot occur by chance
 def needles(api: Api, tenant_label: str, token: str) -> list[bytes]:
     """Byte windows of the face's embedding (float32, as both stores write it) and of its kept crop."""
     tenant = api.keys[tenant_label]["api_key"]
-    face = api.ctx.store.get_faces(tenant, [token], float("-inf"))[token]
+    face = api.ctx.store.faces.get(tenant, [token], float("-inf"))[token]
     raw = np.asarray(face.embedding, dtype="<f4").tobytes()
     out = [raw[i : i + CHUNK] for i in range(0, len(raw), CHUNK)]
-    crop = api.ctx.store.get_crops(tenant, [token]).get(token)
+    crop = api.ctx.store.faces.crops(tenant, [token]).get(token)
     if crop is not None:
         middle = len(crop.data) // 2
         out.append(crop.data[middle : middle + CHUNK])
@@ -95,7 +95,7 @@ def settle(api: Api) -> None:
     """Wait for queued tasks and background scrubs (VACUUM on PostgreSQL)."""
     assert api.ctx.tasks is not None
     api.ctx.tasks.wait_idle(60)
-    assert api.ctx.store.wait_scrubbed(120)
+    assert api.ctx.store.erasure.wait_scrubbed(120)
 
 
 def assert_gone(api: Api, label: str, token: str, patterns: list[bytes], probe: Path) -> None:
@@ -108,7 +108,7 @@ def assert_gone(api: Api, label: str, token: str, patterns: list[bytes], probe: 
     assert api.error("compare", 400, label, files={"image_file2": probe.read_bytes()}, face_token1=token).startswith(
         "INVALID_FACE_TOKEN"
     )
-    assert api.ctx.store.get_faces(api.keys[label]["api_key"], [token], float("-inf")) == {}  # the row, not just lapsed
+    assert api.ctx.store.faces.get(api.keys[label]["api_key"], [token], float("-inf")) == {}  # the row, not just lapsed
     assert found_in_storage(api, patterns) == {}
     if api.ctx.store.shared:
         assert pg_rows(api, [token]) == {"faces": 0, "members": 0, "face_crops": 0, "album_faces": 0, "tasks": 0}

@@ -48,7 +48,7 @@ def test_authentication(api: Api) -> None:
 def test_revoked_key_stops_at_once(api: Api) -> None:
     key = api.add_key("short-lived")
     api.ok("faceset/getfacesets", as_key="short-lived")
-    assert api.ctx.store.revoke_key(key["api_key"], time.time())
+    assert api.ctx.store.keys.revoke(key["api_key"], time.time())
     assert api.error("faceset/getfacesets", 401, as_key="short-lived") == "AUTHENTICATION_ERROR"
 
 
@@ -201,7 +201,7 @@ def test_face_tokens_lapse_unless_in_a_faceset(make_api, lfw_people) -> None:
         assert added["failure_detail"] == [{"face_token": dropped, "reason": "INVALID_FACE_TOKEN"}]
         assert lapsing.ok("face/getdetail", face_token=kept)["face_token"] == kept
         assert sweep(lapsing.ctx) == sum(d["face_num"] for d in detections) - 1
-        assert lapsing.ctx.store.get_faces(lapsing.keys["a"]["api_key"], [kept, dropped], float("-inf")).keys() == {
+        assert lapsing.ctx.store.faces.get(lapsing.keys["a"]["api_key"], [kept, dropped], float("-inf")).keys() == {
             kept
         }
     finally:
@@ -210,8 +210,8 @@ def test_face_tokens_lapse_unless_in_a_faceset(make_api, lfw_people) -> None:
 
 def test_no_raw_image_is_stored_by_default(api: Api, lfw_people) -> None:
     detected = api.ok("detect", files={"image_file": lfw_people[90][1][0].read_bytes()})
-    assert api.ctx.store.get_image(api.keys["a"]["api_key"], detected["image_id"]) is None
-    assert list(api.ctx.store.iter_images()) == []
+    assert api.ctx.store.faces.get_image(api.keys["a"]["api_key"], detected["image_id"]) is None
+    assert list(api.ctx.store.faces.iter_images()) == []
 
 
 def test_store_images_setting_keeps_them_for_analyze(make_api, lfw_people) -> None:
@@ -219,7 +219,7 @@ def test_store_images_setting_keeps_them_for_analyze(make_api, lfw_people) -> No
     keeping.add_key("a")
     photo = lfw_people[90][1][0]
     detected = keeping.ok("detect", files={"image_file": photo.read_bytes()})
-    assert keeping.ctx.store.get_image(keeping.keys["a"]["api_key"], detected["image_id"]) == photo.read_bytes()
+    assert keeping.ctx.store.faces.get_image(keeping.keys["a"]["api_key"], detected["image_id"]) == photo.read_bytes()
     token = detected["faces"][0]["face_token"]
     analyzed = keeping.ok("face/analyze", face_tokens=token, return_landmark=1)
     assert analyzed["faces"][0]["face_rectangle"] == detected["faces"][0]["face_rectangle"]

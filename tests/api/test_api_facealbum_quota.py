@@ -11,8 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from faceplus.store.albums import AlbumQuotaExceeded
-from faceplus.store.base import Store
+from faceplus.store import AlbumQuotaExceeded, Store
 
 from .conftest import Api
 from .test_api_facealbum import error, ok
@@ -39,7 +38,7 @@ def test_racing_album_creates_never_pass_the_quota(store: Store) -> None:
     def create(n: int) -> None:
         start.wait()
         try:
-            store.create_album("t", f"album-{n}", time.time(), max_albums=quota)
+            store.albums.create("t", f"album-{n}", time.time(), max_albums=quota)
             outcomes.append("created")
         except AlbumQuotaExceeded:
             outcomes.append("refused")
@@ -50,6 +49,6 @@ def test_racing_album_creates_never_pass_the_quota(store: Store) -> None:
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["created"] * quota + ["refused"] * (racers - quota)
-    assert len(store.list_albums("t", 0, 100)) == quota
-    store.create_album("t", "album-copied", time.time())  # no quota given (migrate): none checked
-    assert len(store.list_albums("t", 0, 100)) == quota + 1
+    assert len(store.albums.of_tenant("t", 0, 100)) == quota
+    store.albums.create("t", "album-copied", time.time())  # no quota given (migrate): none checked
+    assert len(store.albums.of_tenant("t", 0, 100)) == quota + 1

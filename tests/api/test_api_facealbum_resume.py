@@ -59,12 +59,12 @@ def test_cut_async_addimage_finishes_when_taken_over(
 
         monkeypatch.setattr(facealbums, "detect_faces", cut_detect)
     else:
-        real_finish = api.ctx.store.finish_task
+        real_finish = api.ctx.store.tasks.finish
 
         def cut_finish(*args: object, **kwargs: object) -> None:
             raise Cut
 
-        monkeypatch.setattr(api.ctx.store, "finish_task", cut_finish)
+        monkeypatch.setattr(api.ctx.store.tasks, "finish", cut_finish)
     task_id = ok(api, "addimageasync", files={"image_file": photo}, facealbum_token=album)["task_id"]
     assert api.ctx.tasks.wait_idle(120)
     assert ok(api, "addimagetaskquery", task_id=task_id)["status"] == 0  # acknowledged, not finished
@@ -73,7 +73,7 @@ def test_cut_async_addimage_finishes_when_taken_over(
     monkeypatch.undo()
     monkeypatch.setattr(tasks, "TASK_LEASE_S", LEASE_S)
     if cut_at == "finish":
-        assert api.ctx.store.finish_task == real_finish
+        assert api.ctx.store.tasks.finish == real_finish
 
     done = take_over(api, task_id)
     assert done["status"] == 1, done
@@ -82,5 +82,5 @@ def test_cut_async_addimage_finishes_when_taken_over(
     assert [f["face_token"] for f in faces] == [done["faces"][0]["face_token"]]  # once, not twice
     if cut_at == "finish":
         assert faces[0]["face_token"] == cut_faces[0]["face_token"]
-    upload_id = api.ctx.store.get_task(api.keys["a"]["api_key"], task_id).params["upload_id"]
-    assert api.ctx.store.get_album_upload(api.keys["a"]["api_key"], upload_id) is None  # gone with the outcome
+    upload_id = api.ctx.store.tasks.get(api.keys["a"]["api_key"], task_id).params["upload_id"]
+    assert api.ctx.store.albums.get_upload(api.keys["a"]["api_key"], upload_id) is None  # gone with the outcome

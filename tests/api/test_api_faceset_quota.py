@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from faceplus.store import FaceSetQuotaExceeded, FaceSetRecord, SQLiteStore, Store
+from faceplus.store import FaceSetQuotaExceeded, FaceSetRecord, Store
+from faceplus.store.sqlite import SQLiteStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -35,7 +36,7 @@ def test_racing_creates_never_pass_the_quota(store: Store) -> None:
             start.wait()
             try:
                 record = FaceSetRecord(tenant, f"{tenant}-fs{n}", "", "", "", [], time.time())
-                store.create_faceset(record, max_facesets=quota)
+                store.facesets.create(record, max_facesets=quota)
                 outcomes.append("created")
             except FaceSetQuotaExceeded:
                 outcomes.append("refused")
@@ -46,7 +47,7 @@ def test_racing_creates_never_pass_the_quota(store: Store) -> None:
         for t in threads:
             t.join()
         assert sorted(outcomes) == ["created"] * quota + ["refused"] * (racers - quota)
-        assert len(store.list_facesets(tenant, [], 0, 100)) == quota
+        assert len(store.facesets.of_tenant(tenant, [], 0, 100)) == quota
     # no quota means none is checked (migrate copies FaceSets as they are)
-    store.create_faceset(FaceSetRecord("t0", "fs-extra", "", "", "", [], time.time()))
-    assert len(store.list_facesets("t0", [], 0, 100)) == quota + 1
+    store.facesets.create(FaceSetRecord("t0", "fs-extra", "", "", "", [], time.time()))
+    assert len(store.facesets.of_tenant("t0", [], 0, 100)) == quota + 1

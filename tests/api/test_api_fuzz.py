@@ -1,4 +1,4 @@
-"""Property-based fuzzing (issue 13): for every route the app declares, hypothesis draws form bodies from the
+"""Property-based fuzzing: for every route the app declares, hypothesis draws form bodies from the
 route's own OpenAPI form fields (text, integer-ish and file values, valid references mixed with junk), and
 every reply must be a 200 or a Face++ 4xx ``error_message``; the serving process's memory stays flat.
 

@@ -1,4 +1,4 @@
-"""Bad input never reaches a 500 (issue 13): every hostile input of ``hostile_inputs`` goes to every route field
+"""Bad input never reaches a 500: every hostile input of ``hostile_inputs`` goes to every route field
 that takes it, and every reply must be a 200 or a Face++ ``error_message`` with a 4xx, within a bounded time.
 
 Routes are enumerated from the app's router (``/facepp/v3``, ``/facepp/v1``, ``/imagepp/v1``, ``/faceid``), and
@@ -28,7 +28,7 @@ ROUTE_PREFIXES = ("/facepp/v3/", "/facepp/v1/", "/imagepp/v1/", "/faceid/")
 #: Longest any single reply may take (a hang fails the test instead of stalling it).
 REPLY_BOUND_S = 60.0
 AUTH = ("api_key", "api_secret")
-#: Megabyte texts that cost about a second of server CPU each (see the report in issue 13): one field per route.
+#: Megabyte texts that cost about a second of server CPU each (measured when it was written): one field per route.
 ONCE_PER_ROUTE = {"megabyte-commas", "megabyte-unicode"}
 #: Text bodies larger than this are sent as multipart (see Checker.post).
 URLENCODED_MAX = 64 * 1024

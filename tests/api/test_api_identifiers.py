@@ -69,7 +69,7 @@ def test_look_alike_user_ids_are_refused_and_erasure_finds_old_ones(ids_api: Api
         assert api.error("face/setuserid", 400, face_token=other, user_id=user_id) == "BAD_ARGUMENTS: user_id", name
     assert api.ok("face/getdetail", face_token=other).get("user_id", "") == ""
     # a look-alike stored before the rule (written as an older server did) is still erasable by its spelling
-    api.ctx.store.set_user_id(api.keys["a"]["api_key"], legacy, "ali\u200bce")
+    api.ctx.store.faces.set_user_id(api.keys["a"]["api_key"], legacy, "ali\u200bce")
     erased = api.ok("face/erase", user_id="ali\u200bce")
     assert erased["erased_face_tokens"] == [legacy]
     erased = api.ok("face/erase", user_id="alice")

@@ -1,4 +1,4 @@
-"""Database outages (issue 13): PostgreSQL stopped under a serving faceplus, and a SQLite data folder that fills up
+"""Database outages: PostgreSQL stopped under a serving faceplus, and a SQLite data folder that fills up
 or turns read-only. Calls answer 503 ``DATABASE_UNAVAILABLE`` at once (no 500, no hang), nothing is half-written,
 and faceplus recovers by itself when the database is back.
 
@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.settings import ServerSettings
-from faceplus.store.postgres import POOL_WAIT_S
+from faceplus.store.postgres.database import POOL_WAIT_S
 
 from .test_api_crash import create_key_env
 from .test_api_http import ServerProcess
@@ -168,7 +168,7 @@ def disk_api(small_disk: Path, engine, engine_pool) -> Iterator[tuple[TestClient
     app = create_app(ServerSettings(data_dir=small_disk / "data"), engine=engine, pool=engine_pool)
     with TestClient(app) as client:
         record, secret = new_key("disk")
-        app.state.ctx.store.add_key(record)
+        app.state.ctx.store.keys.add(record)
         yield client, {"api_key": record.api_key, "api_secret": secret}
 
 
@@ -223,7 +223,7 @@ def test_read_only_data_folder_refuses_writes_cleanly(small_disk: Path, engine, 
     app = create_app(ServerSettings(data_dir=data), engine=engine, pool=engine_pool)
     with TestClient(app) as client:
         record, secret = new_key("ro")
-        app.state.ctx.store.add_key(record)
+        app.state.ctx.store.keys.add(record)
         key = {"api_key": record.api_key, "api_secret": secret}
         token = _post(client, key, "detect", files={"image_file": photo}).json()["faces"][0]["face_token"]
         assert _post(client, key, "faceset/create", outer_id="kept", face_tokens=token).status_code == 200

@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from faceplus.api import create_app
 from faceplus.crops import make_crop
 from faceplus.engine import Engine
-from faceplus.settings import ServerSettings, Settings
-from faceplus.store.base import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, ModelMismatch, Store
+from faceplus.settings import EngineSettings, ServerSettings
+from faceplus.store import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, ModelMismatch, Store
 from faceplus.tools.reembed import Reembedder
 
 from .conftest import Api, database_url, drop_schemas, schema_url
@@ -35,7 +35,7 @@ PEOPLE = 5
 
 @pytest.fixture(scope="module")
 def engine_b() -> Engine:
-    return Engine(replace(Settings.from_env(), embedder="resnet-int8"))
+    return Engine(replace(EngineSettings.from_env(), embedder="resnet-int8"))
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +77,15 @@ def test_a_model_change_is_refused_clearly_until_reembed_moves_every_face(
     before = {name: top_user(api, photos[2], faceset, keys) for name, photos in people}
     assert before == {name: name for name, _ in people}
     store = api.ctx.store
-    faces_before = sorted(f.face_token for batch in store.iter_faces() for f in batch)
+    faces_before = sorted(f.face_token for batch in store.faces.iter_all() for f in batch)
     model_a = api.ctx.engine.model_id
-    assert store.model_counts() == {model_a: len(faces_before)}
+    assert store.reembed.model_counts() == {model_a: len(faces_before)}
 
     report = Reembedder(store, engine_b, progress=False, batch=4).run()
 
-    faces_after = sorted(f.face_token for batch in store.iter_faces() for f in batch)
+    faces_after = sorted(f.face_token for batch in store.faces.iter_all() for f in batch)
     assert faces_after == faces_before  # every face present, once
-    assert store.model_counts() == {engine_b.model_id: len(faces_before) - 1, model_a: 1}
+    assert store.reembed.model_counts() == {engine_b.model_id: len(faces_before) - 1, model_a: 1}
     assert report.reembedded == len(faces_before) - 1 and not report.failed
     assert [(f.face_token, f.model) for f in report.without_crop] == [(no_crop, model_a)]
     assert report.switched == [(keys["api_key"], faceset)]
@@ -132,25 +132,25 @@ def test_search_reads_only_the_facesets_model_and_switches_in_one_step(
     rng = np.random.default_rng(7)
     old, new = _unit(rng, 6), _unit(rng, 6)
     now = time.time()
-    store.add_faces([FaceRecord("t", f"f{i}", old[i], {}, "img", now, model="model-a") for i in range(6)])
-    store.add_faces([FaceRecord("t", "intruder", new[0], {}, "img", now, model="model-b")])
-    store.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now, model="model-a"))
-    store.add_to_faceset("t", "fs", [*(f"f{i}" for i in range(6)), "intruder"], 0.0, 100)
+    store.faces.add([FaceRecord("t", f"f{i}", old[i], {}, "img", now, model="model-a") for i in range(6)])
+    store.faces.add([FaceRecord("t", "intruder", new[0], {}, "img", now, model="model-b")])
+    store.facesets.create(FaceSetRecord("t", "fs", "", "", "", [], now, model="model-a"))
+    store.facesets.add_faces("t", "fs", [*(f"f{i}" for i in range(6)), "intruder"], 0.0, 100)
     # The face of model B is a member, but a search of model A never sees it (its vector is another space's).
-    hits = store.search_faceset("t", "fs", new[0], 7, model="model-a")
+    hits = store.facesets.search("t", "fs", new[0], 7, model="model-a")
     assert "intruder" not in {t for t, _ in hits} and len(hits) == 6
     with pytest.raises(ModelMismatch):
-        store.search_faceset("t", "fs", new[0], 1, model="model-b")
-    assert store.faceset_vectors("t", "fs").tokens == [f"f{i}" for i in range(6)]
+        store.facesets.search("t", "fs", new[0], 1, model="model-b")
+    assert store.facesets.vectors("t", "fs").tokens == [f"f{i}" for i in range(6)]
 
     # New vectors wait beside the old: searches read the old ones until the switch.
-    store.put_reembedded("model-b", {f"f{i}": new[i] for i in range(1, 6)})
-    assert store.search_faceset("t", "fs", old[2], 1, model="model-a")[0][0] == "f2"
-    assert store.switch_faceset("t", "fs", "model-b") is True  # f0 has no crop: it cannot hold the FaceSet back
-    hits = store.search_faceset("t", "fs", new[3], 10, model="model-b")
+    store.reembed.put("model-b", {f"f{i}": new[i] for i in range(1, 6)})
+    assert store.facesets.search("t", "fs", old[2], 1, model="model-a")[0][0] == "f2"
+    assert store.reembed.switch_faceset("t", "fs", "model-b") is True  # f0 has no crop: it cannot hold the FaceSet back
+    hits = store.facesets.search("t", "fs", new[3], 10, model="model-b")
     assert hits[0][0] == "f3" and {t for t, _ in hits} == {"intruder", "f1", "f2", "f3", "f4", "f5"}  # no f0
     with pytest.raises(ModelMismatch):
-        store.search_faceset("t", "fs", old[0], 1, model="model-a")
+        store.facesets.search("t", "fs", old[0], 1, model="model-a")
 
 
 def test_a_faceset_switches_once_every_member_with_a_crop_has_its_new_vector(make_api: Callable[..., Api]) -> None:
@@ -159,32 +159,32 @@ def test_a_faceset_switches_once_every_member_with_a_crop_has_its_new_vector(mak
     old, new = _unit(rng, 4), _unit(rng, 4)
     now = time.time()
     crop = make_crop_stub()
-    store.add_faces([FaceRecord("t", f"g{i}", old[i], {}, "img", now, crop=crop, model="model-a") for i in range(4)])
-    store.create_faceset(FaceSetRecord("t", "gs", "", "", "", [], now))
-    store.add_to_faceset("t", "gs", [f"g{i}" for i in range(4)], 0.0, 100)
-    assert store.get_faceset("t", faceset_token="gs").model == "model-a"  # an empty FaceSet takes its faces' model
-    assert [f.face_token for f in store.reembed_pending("model-b", ("t", "gs"), "", 10)] == [f"g{i}" for i in range(4)]
-    store.put_reembedded("model-b", {f"g{i}": new[i] for i in range(3)})
-    version = store.get_faceset("t", faceset_token="gs").version
-    assert store.switch_faceset("t", "gs", "model-b") is False  # g3 is not ready
-    assert store.search_faceset("t", "gs", old[1], 1, model="model-a")[0] == ("g1", pytest.approx(0.0, abs=1e-5))
-    store.put_reembedded("model-b", {"g3": new[3]})
-    assert store.switch_faceset("t", "gs", "model-b") is True
-    after = store.get_faceset("t", faceset_token="gs")
+    store.faces.add([FaceRecord("t", f"g{i}", old[i], {}, "img", now, crop=crop, model="model-a") for i in range(4)])
+    store.facesets.create(FaceSetRecord("t", "gs", "", "", "", [], now))
+    store.facesets.add_faces("t", "gs", [f"g{i}" for i in range(4)], 0.0, 100)
+    assert store.facesets.get("t", faceset_token="gs").model == "model-a"  # an empty FaceSet takes its faces' model
+    assert [f.face_token for f in store.reembed.pending("model-b", ("t", "gs"), "", 10)] == [f"g{i}" for i in range(4)]
+    store.reembed.put("model-b", {f"g{i}": new[i] for i in range(3)})
+    version = store.facesets.get("t", faceset_token="gs").version
+    assert store.reembed.switch_faceset("t", "gs", "model-b") is False  # g3 is not ready
+    assert store.facesets.search("t", "gs", old[1], 1, model="model-a")[0] == ("g1", pytest.approx(0.0, abs=1e-5))
+    store.reembed.put("model-b", {"g3": new[3]})
+    assert store.reembed.switch_faceset("t", "gs", "model-b") is True
+    after = store.facesets.get("t", faceset_token="gs")
     assert after.model == "model-b" and after.version == version + 1
-    assert store.search_faceset("t", "gs", new[3], 1, model="model-b")[0] == ("g3", pytest.approx(0.0, abs=1e-5))
+    assert store.facesets.search("t", "gs", new[3], 1, model="model-b")[0] == ("g3", pytest.approx(0.0, abs=1e-5))
     with pytest.raises(ModelMismatch):
-        store.search_faceset("t", "gs", old[3], 1, model="model-a")
-    assert store.fold_reembedded() == 4
-    faces = store.get_faces("t", [f"g{i}" for i in range(4)], 0.0)
+        store.facesets.search("t", "gs", old[3], 1, model="model-a")
+    assert store.reembed.fold() == 4
+    faces = store.faces.get("t", [f"g{i}" for i in range(4)], 0.0)
     assert all(f.model == "model-b" for f in faces.values())
     np.testing.assert_allclose(faces["g2"].embedding, new[2], atol=1e-6)
-    assert store.reembed_facesets("model-b") == []
+    assert store.reembed.facesets("model-b") == []
 
 
 def make_crop_stub():
     """A kept crop as the store sees it (bytes and meta); these tests never decode it."""
-    from faceplus.store.base import FaceCrop
+    from faceplus.store import FaceCrop
 
     return FaceCrop(b"\x89PNG stub", {"left": 0, "top": 0})
 
@@ -232,18 +232,18 @@ def _enrol(store: Store, engine: Engine, people: list[tuple[str, list[Path]]]) -
                     model=engine.model_id,
                 )
             )
-    store.add_faces(records)
-    store.create_faceset(FaceSetRecord("t", "fs", "people", "", "", [], now, model=engine.model_id))
-    store.add_to_faceset("t", "fs", [r.face_token for r in records], 0.0, 1000)
+    store.faces.add(records)
+    store.facesets.create(FaceSetRecord("t", "fs", "people", "", "", [], now, model=engine.model_id))
+    store.facesets.add_faces("t", "fs", [r.face_token for r in records], 0.0, 1000)
     return {r.face_token: r.user_id for r in records}
 
 
 def _search_people(store: Store, engine: Engine, people: list[tuple[str, list[Path]]]) -> dict[str, str]:
-    users = store.user_ids("t", [f.face_token for batch in store.iter_faces() for f in batch])
+    users = store.faces.user_ids("t", [f.face_token for batch in store.faces.iter_all() for f in batch])
     out = {}
     for name, photos in people:
         query = engine.main_face(str(photos[2])).embedding
-        out[name] = users[store.search_faceset("t", "fs", query, 1, model=engine.model_id)[0][0]]
+        out[name] = users[store.facesets.search("t", "fs", query, 1, model=engine.model_id)[0][0]]
     return out
 
 
@@ -260,7 +260,7 @@ def test_reembed_killed_with_sigkill_resumes_and_completes(
     enrolled = _enrol(store, engine, people)
     assert _search_people(store, engine, people) == {name: name for name, _ in people}
     target = engine_b.model_id
-    total = len(store.reembed_pending(target, None, "", 1000))
+    total = len(store.reembed.pending(target, None, "", 1000))
     assert total == len(enrolled)
 
     run = _reembed_cli(env, "--batch", "1")
@@ -268,14 +268,14 @@ def test_reembed_killed_with_sigkill_resumes_and_completes(
     left = total
     while left == total and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-        left = len(store.reembed_pending(target, None, "", 1000))
+        left = len(store.reembed.pending(target, None, "", 1000))
     os.kill(run.pid, signal.SIGKILL)
     run.wait(30)
     assert run.returncode == -signal.SIGKILL, run.stdout.read() if run.stdout else ""
-    left = len(store.reembed_pending(target, None, "", 1000))
+    left = len(store.reembed.pending(target, None, "", 1000))
     assert 0 < left < total, f"the kill did not land mid-run ({left} of {total} left)"
     # Killed mid-run: the FaceSet still answers from its old vectors, for model A only.
-    assert store.get_faceset("t", faceset_token="fs").model == engine.model_id
+    assert store.facesets.get("t", faceset_token="fs").model == engine.model_id
     assert _search_people(store, engine, people) == {name: name for name, _ in people}
 
     rerun = _reembed_cli(env)
@@ -283,9 +283,9 @@ def test_reembed_killed_with_sigkill_resumes_and_completes(
     assert rerun.returncode == 0, out
     assert f"{left} faces re-embedded" in out and "faces/s" in out
     assert "FaceSets switched to" in out and ": 1;" in out
-    assert store.model_counts() == {target: total}
-    assert sorted(f.face_token for batch in store.iter_faces() for f in batch) == sorted(enrolled)
-    assert store.get_faceset("t", faceset_token="fs").model == target
+    assert store.reembed.model_counts() == {target: total}
+    assert sorted(f.face_token for batch in store.faces.iter_all() for f in batch) == sorted(enrolled)
+    assert store.facesets.get("t", faceset_token="fs").model == target
     assert _search_people(store, engine_b, people) == {name: name for name, _ in people}
     with pytest.raises(ModelMismatch):
         _search_people(store, engine, people)
@@ -305,10 +305,10 @@ def test_the_server_reembeds_in_the_background_when_asked(
     )
     with TestClient(create_app(settings, engine=engine_b, store=store)):
         deadline = time.monotonic() + 120
-        while store.model_counts() != {engine_b.model_id: len(enrolled)} and time.monotonic() < deadline:
+        while store.reembed.model_counts() != {engine_b.model_id: len(enrolled)} and time.monotonic() < deadline:
             time.sleep(0.2)
-    assert store.model_counts() == {engine_b.model_id: len(enrolled)}
-    assert store.get_faceset("t", faceset_token="fs").model == engine_b.model_id
+    assert store.reembed.model_counts() == {engine_b.model_id: len(enrolled)}
+    assert store.facesets.get("t", faceset_token="fs").model == engine_b.model_id
     assert _search_people(store, engine_b, people[:3]) == {name: name for name, _ in people[:3]}
 
 
@@ -316,13 +316,12 @@ def test_the_server_reembeds_in_the_background_when_asked(
 def test_an_existing_data_folder_upgrades_with_its_rows_labelled_dlibs_fp32(tmp_path: Path) -> None:
     import sqlite3
 
-    from faceplus.store import sqlite as sqlite_store
     from faceplus.store.sqlite import SQLiteStore
-    from faceplus.store.sqlite_albums import ALBUM_SCHEMA
+    from faceplus.store.sqlite.schema import ALBUM_SCHEMA, BASE_SCHEMA
 
     path = tmp_path / "faceplus.sqlite3"
     conn = sqlite3.connect(path)
-    conn.executescript(sqlite_store._SCHEMA)  # the first shipped tables: no model anywhere
+    conn.executescript(BASE_SCHEMA)  # the first shipped tables: no model anywhere
     conn.executescript(ALBUM_SCHEMA)
     vector = (np.ones(128) / np.sqrt(128)).astype(np.float32)
     conn.execute(
@@ -338,10 +337,10 @@ def test_an_existing_data_folder_upgrades_with_its_rows_labelled_dlibs_fp32(tmp_
     conn.close()
     store = SQLiteStore(path)
     try:
-        assert store.model_counts() == {LEGACY_MODEL_ID: 1}
-        assert store.get_faceset("t", faceset_token="fs").model == LEGACY_MODEL_ID
-        assert store.search_faceset("t", "fs", vector, 1, model=LEGACY_MODEL_ID)[0][0] == "old"
-        assert [f.face_token for f in store.faces_without_crop("other")] == ["old"]
+        assert store.reembed.model_counts() == {LEGACY_MODEL_ID: 1}
+        assert store.facesets.get("t", faceset_token="fs").model == LEGACY_MODEL_ID
+        assert store.facesets.search("t", "fs", vector, 1, model=LEGACY_MODEL_ID)[0][0] == "old"
+        assert [f.face_token for f in store.reembed.faces_without_crop("other")] == ["old"]
     finally:
         store.close()
     from faceplus.models.resnet_onnx import embedding_model
@@ -354,8 +353,8 @@ def test_an_existing_database_upgrades_with_its_rows_labelled_dlibs_fp32(
 ) -> None:
     import psycopg
 
-    from faceplus.store import postgres_schema
     from faceplus.store.postgres import PostgresStore
+    from faceplus.store.postgres import schema as postgres_schema
 
     first = [m for m in postgres_schema.MIGRATIONS if m[0] < 8]
     with monkeypatch.context() as patch:  # a database as the release before model ids left it
@@ -375,16 +374,16 @@ def test_an_existing_database_upgrades_with_its_rows_labelled_dlibs_fp32(
     store = PostgresStore(pg_schema_url)
     try:
         assert store.schema_version == 8
-        assert store.model_counts() == {LEGACY_MODEL_ID: 1}
-        assert store.get_faceset("t", faceset_token="fs").model == LEGACY_MODEL_ID
+        assert store.reembed.model_counts() == {LEGACY_MODEL_ID: 1}
+        assert store.facesets.get("t", faceset_token="fs").model == LEGACY_MODEL_ID
         query = np.full(128, 0.1, np.float32)
-        assert store.search_faceset("t", "fs", query, 1, model=LEGACY_MODEL_ID)[0][0] == "old"
+        assert store.facesets.search("t", "fs", query, 1, model=LEGACY_MODEL_ID)[0][0] == "old"
     finally:
         store.close()
 
 
 def test_migrate_carries_model_ids_both_ways(tmp_path: Path, pg_schema_url: str) -> None:
-    from faceplus.store.albums import AlbumFace
+    from faceplus.store import AlbumFace
     from faceplus.store.migrate import migrate
     from faceplus.store.postgres import PostgresStore
     from faceplus.store.sqlite import SQLiteStore
@@ -394,22 +393,22 @@ def test_migrate_carries_model_ids_both_ways(tmp_path: Path, pg_schema_url: str)
     source = SQLiteStore.in_folder(tmp_path / "a")
     now = time.time()
     models = ["model-a", "model-a", "model-b", "model-b"]
-    source.add_faces([FaceRecord("t", f"m{i}", vectors[i], {}, "img", now, model=models[i]) for i in range(4)])
-    source.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now, model="model-b"))
-    source.add_to_faceset("t", "fs", ["m0", "m2", "m3"], 0.0, 10)
-    source.create_album("t", "album", now)
-    source.add_album_faces("t", "album", [AlbumFace("af", "img", {}, now, vectors[0], model="model-b")], 10)
+    source.faces.add([FaceRecord("t", f"m{i}", vectors[i], {}, "img", now, model=models[i]) for i in range(4)])
+    source.facesets.create(FaceSetRecord("t", "fs", "", "", "", [], now, model="model-b"))
+    source.facesets.add_faces("t", "fs", ["m0", "m2", "m3"], 0.0, 10)
+    source.albums.create("t", "album", now)
+    source.albums.add_faces("t", "album", [AlbumFace("af", "img", {}, now, vectors[0], model="model-b")], 10)
     target = PostgresStore(pg_schema_url)
     back = SQLiteStore.in_folder(tmp_path / "b")
     try:
         migrate(source, target)
         migrate(target, back)
         for store in (target, back):
-            got = {f.face_token: f.model for batch in store.iter_faces() for f in batch}
+            got = {f.face_token: f.model for batch in store.faces.iter_all() for f in batch}
             assert got == {f"m{i}": models[i] for i in range(4)}
-            assert store.get_faceset("t", faceset_token="fs").model == "model-b"
-            assert [f.model for f in store.album_faces("t", "album")] == ["model-b"]
-            assert store.faceset_vectors("t", "fs").tokens == ["m2", "m3"]  # model B's members only
+            assert store.facesets.get("t", faceset_token="fs").model == "model-b"
+            assert [f.model for f in store.albums.faces("t", "album")] == ["model-b"]
+            assert store.facesets.vectors("t", "fs").tokens == ["m2", "m3"]  # model B's members only
     finally:
         for store in (source, target, back):
             store.close()
@@ -419,13 +418,13 @@ def test_shadow_vectors_are_encrypted_at_rest_and_rekeyed(tmp_path: Path) -> Non
     import sqlite3
 
     from faceplus.store.sqlite import SQLiteStore
-    from faceplus.store.sqlite_cipher import MAGIC, DataCipher, new_key_text, rekey
+    from faceplus.store.sqlite.cipher import MAGIC, DataCipher, new_key_text, rekey
 
     key, other = new_key_text(), new_key_text()
     store = SQLiteStore.in_folder(tmp_path, data_key=key)
     vector = _unit(np.random.default_rng(5), 1)[0]
-    store.add_faces([FaceRecord("t", "s0", vector, {}, "img", time.time(), crop=make_crop_stub(), model="model-a")])
-    store.put_reembedded("model-b", {"s0": vector[::-1].copy()})
+    store.faces.add([FaceRecord("t", "s0", vector, {}, "img", time.time(), crop=make_crop_stub(), model="model-a")])
+    store.reembed.put("model-b", {"s0": vector[::-1].copy()})
     raw = sqlite3.connect(tmp_path / "faceplus.sqlite3")
     (blob,) = raw.execute("SELECT embedding FROM reembeds").fetchone()
     assert bytes(blob).startswith(MAGIC) and vector[::-1].tobytes() not in bytes(blob)
@@ -436,10 +435,10 @@ def test_shadow_vectors_are_encrypted_at_rest_and_rekeyed(tmp_path: Path) -> Non
     assert result.tables["reembeds"] == 1
     store = SQLiteStore.in_folder(tmp_path, data_key=other)
     try:
-        assert store.fold_reembedded() == 1
+        assert store.reembed.fold() == 1
         (blob,) = raw.execute("SELECT embedding FROM faces").fetchone()
         assert bytes(blob).startswith(MAGIC)
-        face = store.get_faces("t", ["s0"], 0.0)["s0"]
+        face = store.faces.get("t", ["s0"], 0.0)["s0"]
         assert face.model == "model-b"
         np.testing.assert_array_equal(face.embedding, vector[::-1])
     finally:
@@ -454,15 +453,15 @@ def test_an_indexed_postgres_faceset_never_returns_another_models_member(pg_sche
     try:
         vectors = _unit(np.random.default_rng(13), 2501)
         now = time.time()
-        store.add_faces([FaceRecord("t", f"h{i:04d}", vectors[i], {}, "", now, model="model-a") for i in range(2500)])
-        store.add_faces([FaceRecord("t", "other", vectors[2500], {}, "", now, model="model-b")])
-        store.create_faceset(FaceSetRecord("t", "big", "", "", "", [], now, model="model-a"))
-        store.add_to_faceset("t", "big", [*(f"h{i:04d}" for i in range(2500)), "other"], 0.0, 3000)
+        store.faces.add([FaceRecord("t", f"h{i:04d}", vectors[i], {}, "", now, model="model-a") for i in range(2500)])
+        store.faces.add([FaceRecord("t", "other", vectors[2500], {}, "", now, model="model-b")])
+        store.facesets.create(FaceSetRecord("t", "big", "", "", "", [], now, model="model-a"))
+        store.facesets.add_faces("t", "big", [*(f"h{i:04d}" for i in range(2500)), "other"], 0.0, 3000)
         store.maintain()  # builds the FaceSet's HNSW index
-        assert "members_hnsw_" in store.explain_search("t", "big", vectors[2500])
-        hits = store.search_faceset("t", "big", vectors[2500], 5, model="model-a")
+        assert "members_hnsw_" in store.hnsw.explain_search("t", "big", vectors[2500])
+        hits = store.facesets.search("t", "big", vectors[2500], 5, model="model-a")
         assert len(hits) == 5 and "other" not in {t for t, _ in hits}
-        assert store.search_faceset("t", "big", vectors[7], 1, model="model-a")[0][0] == "h0007"
+        assert store.facesets.search("t", "big", vectors[7], 1, model="model-a")[0][0] == "h0007"
     finally:
         store.close()
 
@@ -478,25 +477,28 @@ def test_a_saved_sqlite_index_is_of_one_model_and_a_switch_replaces_it(tmp_path:
     store = SQLiteStore.in_folder(tmp_path, hnsw=params)
     now = time.time()
     crop = make_crop_stub()
-    store.add_faces(
+    store.faces.add(
         [FaceRecord("t", t, old[i], {}, "img", now, crop=crop, model="model-a") for i, t in enumerate(tokens)]
     )
-    store.create_faceset(FaceSetRecord("t", "fs", "", "", "", [], now))
-    store.add_to_faceset("t", "fs", tokens, 0.0, 100)
-    assert store.search_faceset("t", "fs", old[5], 1, model="model-a")[0][0] == "s05"
-    assert store.search_index.wait_until_indexed("t", "fs", timeout=60)  # the graph of model A, saved
-    assert store.search_index.files("t", "fs").read_meta()["model"] == "model-a"
-    store.put_reembedded("model-b", dict(zip(tokens, new, strict=True)))
-    assert store.switch_faceset("t", "fs", "model-b")
+    store.facesets.create(FaceSetRecord("t", "fs", "", "", "", [], now))
+    store.facesets.add_faces("t", "fs", tokens, 0.0, 100)
+    assert store.facesets.search("t", "fs", old[5], 1, model="model-a")[0][0] == "s05"
+    assert store.facesets.index.wait_until_indexed("t", "fs", timeout=60)  # the graph of model A, saved
+    assert store.facesets.index.files("t", "fs").read_meta()["model"] == "model-a"
+    store.reembed.put("model-b", dict(zip(tokens, new, strict=True)))
+    assert store.reembed.switch_faceset("t", "fs", "model-b")
     store.close()
 
     restarted = SQLiteStore.in_folder(tmp_path, hnsw=params)  # the saved file is model A's and older: not used
     try:
-        assert restarted.search_faceset("t", "fs", new[9], 1, model="model-b")[0] == ("s09", pytest.approx(0, abs=1e-5))
+        assert restarted.facesets.search("t", "fs", new[9], 1, model="model-b")[0] == (
+            "s09",
+            pytest.approx(0, abs=1e-5),
+        )
         with pytest.raises(ModelMismatch):
-            restarted.search_faceset("t", "fs", old[9], 1, model="model-a")
-        assert restarted.search_index.wait_until_indexed("t", "fs", timeout=60)
-        assert restarted.search_index.files("t", "fs").read_meta()["model"] == "model-b"
+            restarted.facesets.search("t", "fs", old[9], 1, model="model-a")
+        assert restarted.facesets.index.wait_until_indexed("t", "fs", timeout=60)
+        assert restarted.facesets.index.files("t", "fs").read_meta()["model"] == "model-b"
     finally:
         restarted.close()
 
@@ -507,7 +509,7 @@ def test_sface_from_a_kept_crop_is_the_vector_detect_gave(shared_data: Path) -> 
     from faceplus.imaging import load_image
     from faceplus.tools.reembed import embed_crop
 
-    engine = Engine(Settings(embedder="sface"))
+    engine = Engine(EngineSettings(embedder="sface"))
     for name in ("Aaron_Sorkin/Aaron_Sorkin_0001.jpg", "Bill_Clinton/Bill_Clinton_0010.jpg"):
         image = load_image(shared_data / "lfw-dev" / name, engine.settings.limits)
         face = engine.detect(image)[0]

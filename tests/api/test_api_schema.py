@@ -1,4 +1,4 @@
-"""Conformance over real HTTP (issue 12): one scenario through every route a ``faceplus serve`` process serves.
+"""Conformance over real HTTP: one scenario through every route a ``faceplus serve`` process serves.
 
 Every reply is checked against a schema written from Face++'s documented fields and types (faceplus.api.replies: the
 models /openapi.json documents each reply with): required fields present, ints where Face++ sends ints, strings

@@ -60,4 +60,4 @@ def test_two_different_api_keys_are_refused_and_the_log_and_audit_agree(served: 
 
 
 def _audited(api: Api, outer_id: str) -> list:
-    return [e for e in api.ctx.store.audit_entries() if outer_id in e.object_ids.get("outer_ids", [])]
+    return [e for e in api.ctx.store.audit.entries() if outer_id in e.object_ids.get("outer_ids", [])]

@@ -1,4 +1,4 @@
-"""Authentication throttling and timing (issue 14): failed sign-ins are limited per api_key and per client address
+"""Authentication throttling and timing: failed sign-ins are limited per api_key and per client address
 with 403 CONCURRENCY_LIMIT_EXCEEDED, and a wrong secret costs the same whether the key exists or not."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Encryption at rest of the embedded store (issue 14): with FACEPLUS_DATA_KEY, no file of the data folder holds a
+"""Encryption at rest of the embedded store: with FACEPLUS_DATA_KEY, no file of the data folder holds a
 plaintext embedding or face crop, and detect/search/compare/analyze (and FaceAlbum) still work; a wrong or missing
 key is refused at open with a clear error; a value moved to another row does not decrypt; ``faceplus rekey``
 encrypts a plaintext folder, changes the key and decrypts, leaving no old value behind.
@@ -20,7 +20,7 @@ from faceplus.cli import main as cli_main
 from faceplus.settings import ServerSettings
 from faceplus.store.factory import open_store
 from faceplus.store.sqlite import SQLiteStore
-from faceplus.store.sqlite_cipher import DataKeyError, new_key_text
+from faceplus.store.sqlite.cipher import DataKeyError, new_key_text
 
 from .conftest import Api
 
@@ -42,11 +42,11 @@ def needles(api: Api, token: str, album: str | None = None) -> list[bytes]:
     tenant = api.keys["a"]["api_key"]
     store = api.ctx.store
     if album is not None:
-        (face,) = store.album_faces(tenant, album, tokens=[token], embeddings=True)
+        (face,) = store.albums.faces(tenant, album, tokens=[token], embeddings=True)
         return windows(np.asarray(face.embedding, dtype="<f4").tobytes())
-    face = store.get_faces(tenant, [token], float("-inf"))[token]
+    face = store.faces.get(tenant, [token], float("-inf"))[token]
     out = windows(np.asarray(face.embedding, dtype="<f4").tobytes())
-    crop = store.get_crops(tenant, [token])[token]
+    crop = store.faces.crops(tenant, [token])[token]
     middle = len(crop.data) // 2  # past the PNG header every crop shares
     out += windows(crop.data[middle : middle + 4 * CHUNK])
     return out
@@ -127,8 +127,8 @@ def test_no_plaintext_embedding_or_crop_on_disk_with_a_key(
     # and what the encrypted store decrypts is exactly what the engine computed (the same photo, no key)
     tenant, plain_tenant = api.keys["a"]["api_key"], plain.keys["a"]["api_key"]
     for name in ("x0", "x1", "y0"):
-        ours = api.ctx.store.get_faces(tenant, [faces[name]], float("-inf"))[faces[name]].embedding
-        theirs = plain.ctx.store.get_faces(plain_tenant, [plain_faces[name]], float("-inf"))[plain_faces[name]]
+        ours = api.ctx.store.faces.get(tenant, [faces[name]], float("-inf"))[faces[name]].embedding
+        theirs = plain.ctx.store.faces.get(plain_tenant, [plain_faces[name]], float("-inf"))[plain_faces[name]]
         np.testing.assert_allclose(ours, theirs.embedding, atol=1e-6)
 
 
@@ -163,9 +163,9 @@ def test_a_value_moved_to_another_row_does_not_decrypt(
     store = SQLiteStore(copy, key)
     try:
         tenant = api.keys["a"]["api_key"]
-        assert faces["x0"] in store.get_faces(tenant, [faces["x0"]], float("-inf"))
+        assert faces["x0"] in store.faces.get(tenant, [faces["x0"]], float("-inf"))
         with pytest.raises(DataKeyError, match="does not decrypt"):
-            store.get_faces(tenant, [faces["y0"]], float("-inf"))
+            store.faces.get(tenant, [faces["y0"]], float("-inf"))
     finally:
         store.close()
 

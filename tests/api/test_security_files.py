@@ -1,5 +1,5 @@
 """Data at rest on the embedded store: owner-only modes of the data folder and its database files, and the
-SQLite pragmas that overwrite deleted rows and bound the WAL (issue 14)."""
+SQLite pragmas that overwrite deleted rows and bound the WAL."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from faceplus.api import create_app
 from faceplus.api.auth import new_key
 from faceplus.engine import Engine
 from faceplus.settings import ServerSettings
-from faceplus.store.base import FaceRecord
-from faceplus.store.sqlite import JOURNAL_SIZE_LIMIT, SQLiteStore
+from faceplus.store import FaceRecord
+from faceplus.store.sqlite import SQLiteStore
+from faceplus.store.sqlite.database import JOURNAL_SIZE_LIMIT
 from faceplus.tools.indexing import Ledger
 
 
@@ -41,7 +42,7 @@ def test_served_data_folder_is_owner_only(open_umask, tmp_path: Path, engine: En
     client = TestClient(create_app(ServerSettings(data_dir=folder, rate_limit=0.0), engine=engine))
     with client:
         record, secret = new_key("a")
-        client.app.state.ctx.store.add_key(record)  # type: ignore[attr-defined]
+        client.app.state.ctx.store.keys.add(record)  # type: ignore[attr-defined]
         auth = {"api_key": record.api_key, "api_secret": secret}
         r = client.post("/facepp/v3/detect", data=auth, files={"image_file": lfw_people[0][1][0].read_bytes()})
         assert r.status_code == 200 and r.json()["face_num"] == 1
@@ -59,7 +60,7 @@ def test_served_data_folder_is_owner_only(open_umask, tmp_path: Path, engine: En
 def test_loose_files_of_an_older_install_are_tightened(open_umask, tmp_path: Path) -> None:
     folder = tmp_path / "data"
     store = SQLiteStore.in_folder(folder)
-    store.add_key(new_key("a")[0])
+    store.keys.add(new_key("a")[0])
     store.close()
     folder.chmod(0o755)
     for path in folder.iterdir():
@@ -97,7 +98,7 @@ def test_every_connection_overwrites_deletions_and_bounds_the_wal(tmp_path: Path
     seen: list[tuple[int, int]] = []
 
     def pragmas() -> None:
-        conn = store._conn()
+        conn = store.db.conn()
         seen.append(
             (
                 conn.execute("PRAGMA secure_delete").fetchone()[0],
@@ -119,12 +120,12 @@ def test_deleted_embedding_bytes_leave_the_database_file(tmp_path: Path) -> None
     """A swept face's embedding is overwritten in the main file once the WAL is checkpointed."""
     store = SQLiteStore.in_folder(tmp_path)
     vector = np.random.default_rng(14).standard_normal(128).astype(np.float32)
-    store.add_faces([FaceRecord("t", "f" * 32, vector, {"top": 0, "left": 0, "width": 9, "height": 9}, "i", 1.0)])
+    store.faces.add([FaceRecord("t", "f" * 32, vector, {"top": 0, "left": 0, "width": 9, "height": 9}, "i", 1.0)])
     db = tmp_path / "faceplus.sqlite3"
-    store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert db.read_bytes().count(vector.tobytes()) == 1  # the scan finds it while it is stored
-    assert store.sweep_faces(2.0) == 1
-    store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert store.faces.sweep(2.0) == 1
+    store.db.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     assert vector.tobytes() not in db.read_bytes()
     assert (

@@ -1,4 +1,4 @@
-"""Security headers on the console, the API and the docs, and docs served without a CDN (issue 14)."""
+"""Security headers on the console, the API and the docs, and docs served without a CDN."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bounded input (issue 14): documented text limits, control characters and NUL refused with Face++ errors (never
+"""Bounded input: documented text limits, control characters and NUL refused with Face++ errors (never
 a 500, PostgreSQL included), echoed values cut short, tags bounded and a smallest face_rectangle."""
 
 from __future__ import annotations

@@ -52,9 +52,9 @@ def test_index_and_cluster_work_on_postgres_and_resume(pg_env: str, shared_data:
 
     store = PostgresStore(pg_env)
     try:
-        faceset = store.get_faceset("local", outer_id="pgalbum")
+        faceset = store.facesets.get("local", outer_id="pgalbum")
         assert faceset is not None
-        members = store.faceset_tokens("local", faceset.faceset_token, 0, 10_000)
+        members = store.facesets.tokens("local", faceset.faceset_token, 0, 10_000)
         ledger = Ledger(store).entries("local", faceset.faceset_token)
         ledger_tokens = [t for _, _, tokens in ledger.values() for t in tokens]
         assert len(members) == len(set(members)) == len(ledger_tokens) >= photos - 1  # one token per face, once

@@ -1,4 +1,4 @@
-"""The console and the docs in a real browser under the server's Content-Security-Policy (issue 14): nothing is
+"""The console and the docs in a real browser under the server's Content-Security-Policy: nothing is
 blocked that the pages need, the docs render offline, and stored HTML is shown as text, never run."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 from faceplus.errors import BadArgument, UnsupportedImageFormat
 from faceplus.jobs.detect import DetectRequest, detect_job, warm_job
 from faceplus.results import Box
-from faceplus.settings import Settings
+from faceplus.settings import EngineSettings
 from faceplus.workers import WARM_STEPS, CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
 
 from .pool_jobs import fail_job, grow_job, pid_job, sleep_job
@@ -25,7 +25,7 @@ def pool() -> Iterator[EnginePool]:
     limits = PoolLimits(
         workers=1, queue_timeout_s=0.5, max_waiting=1, call_timeout_s=60.0, max_rss_mb=2048, cancel_grace_s=2.0
     )
-    with EnginePool(Settings(), limits) as started:
+    with EnginePool(EngineSettings(), limits) as started:
         yield started
 
 
@@ -122,7 +122,7 @@ def test_every_worker_has_run_its_models_before_the_pool_is_ready() -> None:
     """A worker joins the pool only after running the detector chain, both landmark models and the embedder once
     (not just loading them), so the first burst after start does not pay onnxruntime's first-run cost."""
     limits = PoolLimits(workers=2, queue_timeout_s=30.0)
-    pool = EnginePool(Settings(), limits, warmup=warm_job)  # as the server builds it (api/app.py)
+    pool = EnginePool(EngineSettings(), limits, warmup=warm_job)  # as the server builds it (api/app.py)
     try:
         pool.start(wait=False)
         deadline = time.monotonic() + 300

@@ -31,7 +31,7 @@ from faceplus.api.services.tasks import TaskRunner
 from faceplus.engine import Engine
 from faceplus.jobs.detect import warm_job
 from faceplus.private_temp import PrivateTemp
-from faceplus.store.base import Store
+from faceplus.store import Store
 from faceplus.store.factory import open_store
 from faceplus.workers import EnginePool, PoolLimits
 
@@ -204,7 +204,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
             await run_in_threadpool(ctx.tasks.shutdown)
-            await asyncio.to_thread(ctx.store.wait_scrubbed, 600)
+            await asyncio.to_thread(ctx.store.erasure.wait_scrubbed, 600)
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
             ctx.temp.close()

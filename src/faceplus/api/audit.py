@@ -25,8 +25,7 @@ import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.context import ApiContext
-from faceplus.store.base import Store
-from faceplus.store.security import AuditEntry
+from faceplus.store import AuditEntry, Store
 
 log = logging.getLogger("faceplus.api.audit")
 
@@ -190,7 +189,7 @@ class AuditMiddleware:
         )
         store: Store = scope["app"].state.ctx.store
         try:
-            await anyio.to_thread.run_sync(store.add_audit, entry)
+            await anyio.to_thread.run_sync(store.audit.add, entry)
         except Exception:
             log.exception("could not record the audit entry of %s by %s", entry.route, tenant)
 
@@ -200,4 +199,4 @@ def prune_audit_log(ctx: ApiContext) -> int:
     days = ctx.settings.audit_retention_days
     if days <= 0:
         return 0
-    return ctx.store.prune_audit(time.time() - days * 86400.0)
+    return ctx.store.audit.prune(time.time() - days * 86400.0)

@@ -21,7 +21,7 @@ from fastapi import Depends, Request
 
 from faceplus.api.errors import ApiError, missing
 from faceplus.api.forms import Params, read_params
-from faceplus.store.base import ApiKeyRecord
+from faceplus.store import ApiKeyRecord
 
 KDF = "scrypt:n=16384,r=8,p=1"
 _PROCESS_KEY = secrets.token_bytes(32)
@@ -240,7 +240,7 @@ def authenticate(request: Request, params: Params = Depends(read_params)) -> str
     if not secret:
         raise missing("api_secret")
     address = request.client.host if request.client else ""  # the peer, or a trusted proxy's client (SECURITY.md)
-    if not ctx.verifier.sign_in(api_key, ctx.store.get_key(api_key), secret, address):
+    if not ctx.verifier.sign_in(api_key, ctx.store.keys.get(api_key), secret, address):
         raise ApiError(401, "AUTHENTICATION_ERROR")
     if not ctx.limiter.allow(api_key):
         raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")

@@ -15,7 +15,7 @@ from faceplus.api.images import UrlFetcher
 from faceplus.api.ratelimit import RateLimiter
 from faceplus.engine import Engine
 from faceplus.private_temp import PrivateTemp
-from faceplus.store.base import Store
+from faceplus.store import Store
 
 if TYPE_CHECKING:
     from faceplus.settings import ServerSettings

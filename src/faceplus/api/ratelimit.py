@@ -1,12 +1,12 @@
 """A per-key token bucket: ``rate`` requests per second with a burst of one second's worth.
 
-The buckets are the store's (:meth:`faceplus.store.base.Store.take_rate_token`): in process memory for the
+The buckets are the store's (:meth:`faceplus.store.interfaces.Coordination.take_rate_token`): in process memory for the
 embedded store, rows of the database for PostgreSQL, so the cap holds across any number of workers.
 """
 
 from __future__ import annotations
 
-from faceplus.store.base import Store
+from faceplus.store import Store
 
 
 class RateLimiter:
@@ -19,4 +19,4 @@ class RateLimiter:
         """Take one token from ``key``'s bucket; False when it is empty (rate 0 disables the cap)."""
         if self.rate <= 0:
             return True
-        return self.store.take_rate_token(key, self.rate, self.burst)
+        return self.store.coordination.take_rate_token(key, self.rate, self.burst)

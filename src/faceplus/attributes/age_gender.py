@@ -10,10 +10,10 @@ from faceplus.attributes.registry import attribute
 
 
 @attribute("gender", order=0)
-def gender(m: Measurements) -> dict[str, Any]:
+def gender_attribute(m: Measurements) -> dict[str, Any]:
     return {"value": m.age_gender.gender}
 
 
 @attribute("age", order=1)
-def age(m: Measurements) -> dict[str, Any]:
+def age_attribute(m: Measurements) -> dict[str, Any]:
     return {"value": int(round(m.age_gender.age))}

@@ -7,8 +7,8 @@ from functools import cached_property
 
 import numpy as np
 
-from faceplus.analysis import headpose
-from faceplus.analysis.facepp_landmarks import landmarks83, landmarks106
+from faceplus.attributes import headpose
+from faceplus.attributes.facepp_landmarks import landmarks83, landmarks106
 from faceplus.attributes.measurements import Measurements
 from faceplus.attributes.registry import REGISTRY, parse_attributes, supported
 from faceplus.errors import UnsupportedAttribute
@@ -54,7 +54,7 @@ class FaceAnalyzer:
     # -- the public surface ---------------------------------------------------------------------
     def head_pose(self, rgb: np.ndarray, face: Face) -> headpose.HeadPose:
         """Pitch, roll and yaw in degrees (the ``headpose`` attribute), mirror-averaged."""
-        return self.measure(rgb, face).pose
+        return headpose.pose(self.measure(rgb, face))
 
     def mesh468(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The raw (468, 3) MediaPipe mesh in image pixels (an extension beyond Face++'s landmarks)."""

@@ -2,19 +2,19 @@
 
 Several attributes share a measurement (the 468-point mesh feeds head pose, mouth status, eye status and gaze;
 the emotion probabilities feed both ``emotion`` and ``smiling``); :class:`Measurements` computes each on first
-use and keeps it for the others.
+use and keeps it for the others. The model outputs are its properties; a measurement that belongs to one
+attribute module (head pose, blur) is a function there decorated with :func:`measurement`, cached the same way.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from functools import cached_property, wraps
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
-from faceplus.analysis import blur as blur_mod
-from faceplus.analysis import headpose
-from faceplus.results import Box, Face
+from faceplus.results import Face
 
 if TYPE_CHECKING:
     from faceplus.models.age_gender import AgeGender, AgeGenderModel
@@ -26,10 +26,33 @@ if TYPE_CHECKING:
 class AttributeModels(Protocol):
     """The models measurements run on (:class:`faceplus.attributes.analyzer.FaceAnalyzer` loads them)."""
 
-    age_gender_model: AgeGenderModel
-    emotion_model: EmotionModel
-    mesh_model: FaceMesh
-    iris_model: IrisModel
+    @property
+    def age_gender_model(self) -> AgeGenderModel: ...
+
+    @property
+    def emotion_model(self) -> EmotionModel: ...
+
+    @property
+    def mesh_model(self) -> FaceMesh: ...
+
+    @property
+    def iris_model(self) -> IrisModel: ...
+
+
+T = TypeVar("T")
+
+
+def measurement(compute: Callable[[Measurements], T]) -> Callable[[Measurements], T]:
+    """Make ``compute(m)`` a shared measurement: computed on first use for ``m``'s face, then kept in ``m``."""
+
+    @wraps(compute)
+    def cached(m: Measurements) -> T:
+        if compute not in m.computed:
+            m.computed[compute] = compute(m)
+        value: T = m.computed[compute]
+        return value
+
+    return cached
 
 
 class Measurements:
@@ -39,6 +62,7 @@ class Measurements:
         self.models = models
         self.rgb = rgb
         self.face = face
+        self.computed: dict[Callable[[Measurements], Any], Any] = {}
 
     @cached_property
     def mesh(self) -> np.ndarray:
@@ -54,41 +78,11 @@ class Measurements:
         return self.models.iris_model.eyes(self.rgb, self.mesh)
 
     @cached_property
-    def pose(self) -> headpose.HeadPose:
-        """Head pose averaged over the face and its mirror image.
-
-        The mesh network is not exactly mirror-symmetric (pitch moved by up to ~3 degrees between a face
-        and its mirror image); averaging the two fits cancels that bias, so a mirrored face gets exactly
-        the opposite yaw and roll and the same pitch. It costs one more mesh (~1.5 ms).
-        """
-        direct = headpose.head_pose(self.mesh)
-        width = self.rgb.shape[1]
-        box, lm = self.face.box, self.face.landmarks5
-        mirror_face = Face(
-            box=Box(width - box.right, box.top, box.width, box.height),
-            score=self.face.score,
-            detector=self.face.detector,
-            # dlib's 5 points are ordered by image side: mirroring swaps the two eyes' pairs.
-            landmarks5=np.column_stack([width - lm[:, 0], lm[:, 1]])[[2, 3, 0, 1, 4]],
-        )
-        mirror = Measurements(self.models, np.ascontiguousarray(self.rgb[:, ::-1]), mirror_face)
-        mirrored = headpose.head_pose(mirror.mesh)
-        return headpose.HeadPose(
-            pitch=(direct.pitch + mirrored.pitch) / 2,
-            roll=(direct.roll - mirrored.roll) / 2,
-            yaw=(direct.yaw - mirrored.yaw) / 2,
-            rotation=direct.rotation,
-        )
-
-    @cached_property
-    def blur(self) -> blur_mod.Blur:
-        return blur_mod.face_blur(self.rgb, self.face.landmarks5)
-
-    @cached_property
     def emotions(self) -> np.ndarray:
         """fer's seven emotion probabilities, averaged with the mirror image's."""
         b = self.face.box
-        return self.models.emotion_model.predict_boxes(self.rgb, [(b.left, b.top, b.width, b.height)], flip_tta=True)[0]
+        boxes = [(b.left, b.top, b.width, b.height)]
+        return np.asarray(self.models.emotion_model.predict_boxes(self.rgb, boxes, flip_tta=True)[0])
 
     @cached_property
     def age_gender(self) -> AgeGender:

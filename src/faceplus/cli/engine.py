@@ -91,7 +91,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("detect", help="find faces, landmarks and embeddings in images")
     p.add_argument("images", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -6,10 +6,14 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from faceplus.settings import DETECTORS, DetectionSettings, Settings
+from faceplus.settings import DETECTORS, DetectionSettings, EngineSettings
+
+#: The parts of ``eval liveness`` (faceplus.evaluation.liveness.run).
+LIVENESS_PARTS = ("nuaa", "bona-fide", "per-action", "closed-eyes")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
 def embedder_note() -> str:
     """What a calibration file records as its embedder: the ``FACEPLUS_*`` engine settings the fit embedded with
     (model, chip alignment, flip TTA), the ones serving must use for the thresholds to hold."""
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     if settings.embedder == "sface":
         return "sface-2021dec (onnx fp32), 5-pt ArcFace chip, one pass, unit length"
     model = {"resnet": "onnx", "resnet-int8": "onnx int8"}.get(settings.embedder, "onnx")
@@ -36,7 +40,7 @@ def embedder_model_id() -> str:
     another model's embeddings with it."""
     from faceplus.embedders import embedding_model
 
-    return embedding_model(Settings.from_env().embedder).id
+    return embedding_model(EngineSettings.from_env().embedder).id
 
 
 def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
@@ -44,22 +48,22 @@ def engine_vectors(embeddings: FolderEmbeddings) -> np.ndarray:
     ``FACEPLUS_FLIP_TTA`` for dlib's ResNet; one pass for SFace)."""
     from faceplus.embedders import identity_family
 
-    settings = Settings.from_env()
+    settings = EngineSettings.from_env()
     return embeddings.vectors(alignment=settings.alignment, flip_tta=identity_family(settings).flip_tta)
 
 
 def cmd_eval_lfw(args: argparse.Namespace) -> int:
     from faceplus.calibration import default_calibration
-    from faceplus.evaluation.folder_embeddings import embed_folder
     from faceplus.evaluation.lfw import evaluate, read_pairs
 
     pairs = read_pairs(args.pairs)
     images = sorted({p.image1 for p in pairs} | {p.image2 for p in pairs})
     start = time.perf_counter()
-    embeddings = embed_folder(Path(args.root), images, workers=args.workers, cache=args.cache, detector=args.detector)
+    embeddings = _embed_folder(Path(args.root), images, args)
     print(f"embedded {len(images)} images in {time.perf_counter() - start:.0f} s")
     print(f"identity model: {embedder_model_id()} ({embedder_note()})")
-    calibration = default_calibration()  # only ranks pairs: accuracy and TAR do not depend on its curve
+    # only ranks pairs: accuracy and TAR do not depend on its curve
+    calibration = default_calibration(EngineSettings.from_env().embedder)
     detectors: dict[str, int] = {}
     for d in embeddings.detector:
         detectors[d or "none"] = detectors.get(d or "none", 0) + 1
@@ -69,7 +73,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     primary = "hog1" if args.detector == "hog" else args.detector
     if "arcface" in embeddings.raw:
         return _eval_lfw_sface(args, pairs, images, embeddings, calibration, primary)
-    steps = [
+    steps: list[tuple[str, dict[str, Any]]] = [
         (
             f"{primary} only, 5-pt chip, no TTA",
             dict(alignment=5, flip_tta=False, normalize=False, fallback=False, primary=primary),
@@ -125,7 +129,7 @@ def _eval_lfw_sface(
     from faceplus.evaluation.lfw import evaluate
 
     index = embeddings.index()
-    steps = [
+    steps: list[tuple[str, dict[str, Any], bool]] = [
         ("flip TTA, detection fallback (not the engine's: for comparison)", dict(flip_tta=True), False),
         (f"{primary} only, one pass", dict(flip_tta=False, fallback=False, primary=primary), False),
         ("+ detection fallback (engine default)", dict(flip_tta=False), True),
@@ -190,16 +194,16 @@ def _recorded_command(args: argparse.Namespace) -> str:
 
 def _calibrate_folder(args: argparse.Namespace) -> int:
     from faceplus.evaluation.calibrate import folder_identities, image_list
-    from faceplus.evaluation.folder_embeddings import embed_folder, model_id_of
+    from faceplus.evaluation.folder_embeddings import model_id_of
 
     root = Path(args.root)
     images = image_list(root)
-    embeddings = embed_folder(root, images, workers=args.workers, cache=args.cache, detector=args.detector)
+    embeddings = _embed_folder(root, images, args)
     info = {
         "command": _recorded_command(args),
         "data": root.name,
         "embedder": embedder_note(),
-        "model_id": model_id_of(Settings.from_env().embedder),  # the vectors embed_folder made
+        "model_id": model_id_of(EngineSettings.from_env().embedder),  # the vectors embed_folder made
         "date": time.strftime("%Y-%m-%d"),
     }
     labels = folder_identities(embeddings.paths)
@@ -235,10 +239,10 @@ def _out(args: argparse.Namespace) -> Path:
         return Path(args.out)
     folder = ServerSettings.from_env(data_dir=args.data_dir).data_dir
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return operator_calibration_file(folder, Settings.from_env().embedder)
+    return operator_calibration_file(folder, EngineSettings.from_env().embedder)
 
 
-def _run(labels: list[str], vectors: np.ndarray, info: dict, args: argparse.Namespace) -> CalibrationRun:
+def _run(labels: list[str], vectors: np.ndarray, info: dict[str, Any], args: argparse.Namespace) -> CalibrationRun:
     """The raw fit, or with ``--cohort`` the cohort-normalised one, with the options given."""
     from faceplus.evaluation.calibrate import calibrate, calibrate_cohort
 
@@ -274,7 +278,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
     store = open_store(settings)  # as serve opens it: PostgreSQL when $FACEPLUS_DATABASE_URL is set
     try:
         tenant = _tenant(store, args.api_key)
-        faceset = store.get_faceset(tenant, outer_id=args.faceset) or store.get_faceset(
+        faceset = store.facesets.get(tenant, outer_id=args.faceset) or store.facesets.get(
             tenant, faceset_token=args.faceset
         )
         if faceset is None:
@@ -308,7 +312,7 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
         # What compare replies show every client: no outer_id (another tenant's name), only what it measured.
         "calibrated_on": f"an operator FaceSet's user_ids ({people} people, {len(sample.labels)} faces, {date})",
         "embedder": embedder_note(),
-        "model_id": model_id_of(Settings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
+        "model_id": model_id_of(EngineSettings.from_env().embedder),  # the engine's, whose vectors the FaceSet holds
         "date": date,
     }
     run = _run(sample.labels, sample.vectors, info, args)
@@ -406,19 +410,72 @@ def cmd_eval_attributes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_far(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.far import cmd_eval_far
+def _embed_folder(root: Path, images: list[str], args: argparse.Namespace) -> FolderEmbeddings:
+    """``embed_folder`` with the command's detector, cache and workers, and the identity model and landmark
+    source serving uses (``FACEPLUS_EMBEDDER``, ``FACEPLUS_LANDMARKS``)."""
+    from faceplus.evaluation.folder_embeddings import embed_folder
 
-    return cmd_eval_far(args)
+    settings = EngineSettings.from_env()
+    return embed_folder(
+        root,
+        images,
+        workers=args.workers,
+        cache=args.cache,
+        detector=args.detector,
+        embedder=settings.embedder,
+        landmarks=settings.landmarks,
+    )
+
+
+def _with_detector(detector: str) -> EngineSettings:
+    """The engine settings (``FACEPLUS_*``) with ``detector`` as the primary detector."""
+    settings = EngineSettings.from_env()
+    return replace(settings, detection=replace(settings.detection, detector=detector))
+
+
+def _eval_far(args: argparse.Namespace) -> int:
+    from faceplus.evaluation.far import FarOptions, cmd_eval_far
+
+    options = FarOptions(
+        root=args.root,
+        settings=_with_detector(args.detector),
+        min_age=args.min_age,
+        limit=args.limit,
+        cache=args.cache,
+        workers=args.workers,
+        also=args.also,
+        also_cache=args.also_cache,
+        lfw=args.lfw,
+        lfw_cache=args.lfw_cache,
+        heldout=args.heldout,
+        k=args.k,
+        per_group=args.per_group,
+        save_cohort=args.save_cohort,
+        strength=tuple(args.strength or ()),
+        pairs=args.pairs,
+        cohort=tuple(args.cohort),
+        report=args.report,
+    )
+    return cmd_eval_far(options)
 
 
 def _eval_liveness(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.liveness import run
+    from faceplus.evaluation.liveness import LivenessOptions, run
 
-    return run(args)
+    options = LivenessOptions(
+        nuaa=args.nuaa,
+        lfw=args.lfw,
+        people=args.people,
+        min_photos=args.min_photos,
+        max_photos=args.max_photos,
+        seed=args.seed,
+        parts=tuple(args.parts),
+        verbose=args.verbose,
+    )
+    return run(options, EngineSettings.from_env())
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     primary = DetectionSettings.from_env().detector  # FACEPLUS_DETECTOR, as the engine itself reads it
     ev = sub.add_parser("eval", help="evaluate on a benchmark").add_subparsers(dest="benchmark", required=True)
     p = ev.add_parser("lfw", help="LFW 10-fold verification")
@@ -490,8 +547,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-photos", type=int, default=3, help="only LFW people with at least this many photos")
     p.add_argument("--max-photos", type=int, default=12, help="photos looked at per person")
     p.add_argument("--seed", type=int, default=16)
-    parts = ("nuaa", "bona-fide", "per-action", "closed-eyes")
-    p.add_argument("--parts", nargs="+", choices=parts, default=list(parts))
+    p.add_argument("--parts", nargs="+", choices=LIVENESS_PARTS, default=list(LIVENESS_PARTS))
     p.add_argument("--verbose", action="store_true", help="one line per bona fide capture (frames of refused ones)")
     p.set_defaults(func=_eval_liveness)
 

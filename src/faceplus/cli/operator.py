@@ -26,7 +26,7 @@ def cmd_operator_secret(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``operator-secret`` to the ``faceplus`` command line."""
     p = subparsers.add_parser(
         "operator-secret", help="make the secret the web console's Keys page asks for (or --off to remove it)"

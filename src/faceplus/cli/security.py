@@ -15,9 +15,13 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from faceplus.store import Store
 
 
-def _store(data: Path | None):
+def _store(data: Path | None) -> Store:
     from faceplus.settings import ServerSettings
     from faceplus.store.factory import open_store
 
@@ -25,19 +29,21 @@ def _store(data: Path | None):
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from faceplus.store.security import ERASE_TABLES, AuditEntry
+    from faceplus.store import ERASE_TABLES, AuditEntry
 
     store = _store(args.data_dir)
     try:
         tokens = [args.face_token] if args.face_token else []
         users = [args.user_id] if args.user_id else []
-        result = store.erase_faces(args.api_key, tokens, users)
+        result = store.erasure.erase(args.api_key, tokens, users)
         if result.erased:
-            store.scrub(ERASE_TABLES)  # before reporting: the bytes are gone from the data folder when we say so
+            store.erasure.scrub(
+                ERASE_TABLES
+            )  # before reporting: the bytes are gone from the data folder when we say so
         ids = {"face_tokens": result.erased, "faceset_tokens": sorted({f[1] for f in result.facesets})}
         if users:
             ids["user_ids"] = users
-        store.add_audit(
+        store.audit.add(
             AuditEntry(time.time(), args.api_key or "*", "cli:erase", ids, 200, "ok" if result.erased else "none")
         )
     finally:
@@ -66,7 +72,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     store = _store(args.data_dir)
     try:
         since = _since(args.since) if args.since else None
-        entries = store.audit_entries(since=since, api_key=args.api_key, limit=args.limit)
+        entries = store.audit.entries(since=since, api_key=args.api_key, limit=args.limit)
     finally:
         store.close()
     for e in entries:
@@ -110,8 +116,9 @@ def _zero_and_remove(folder: Path) -> int:
 def cmd_rekey(args: argparse.Namespace) -> int:
     """Encrypt, re-encrypt or decrypt the embedded store's embeddings and crops; the server must be stopped."""
     from faceplus.settings import ServerSettings
+    from faceplus.store.factory import open_store
     from faceplus.store.sqlite import SQLiteStore
-    from faceplus.store.sqlite_cipher import DataCipher, DataKeyError, new_key_text, rekey
+    from faceplus.store.sqlite.cipher import DataCipher, DataKeyError, new_key_text, rekey
 
     settings = ServerSettings.from_env(data_dir=args.data_dir)
     if settings.database_url:
@@ -127,14 +134,16 @@ def cmd_rekey(args: argparse.Namespace) -> int:
         new_text = args.new_key
     try:
         new = DataCipher.from_setting(new_text) if new_text else None
-        store = SQLiteStore.in_folder(settings.data_dir, settings.data_key)  # the old key: FACEPLUS_DATA_KEY
+        opened = open_store(settings, settings.data_dir)  # with the old key: FACEPLUS_DATA_KEY
     except DataKeyError as e:
         print(f"faceplus rekey: {e}", file=sys.stderr)
         return 2
+    assert isinstance(opened, SQLiteStore)  # a data folder opens as the embedded store
+    store = opened
     try:
-        result = rekey(store._conn(), store.cipher, new)
-        store._conn().execute("VACUUM")  # rewrite every page: no free page keeps an old value
-        store.scrub()  # and the WAL's old page versions go too
+        result = rekey(store.db.conn(), store.db.cipher, new)
+        store.db.conn().execute("VACUUM")  # rewrite every page: no free page keeps an old value
+        store.erasure.scrub()  # and the WAL's old page versions go too
     finally:
         store.close()
     index_files = settings.data_dir / "vector_index"
@@ -148,7 +157,7 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``erase``, ``audit`` and ``rekey`` to the ``faceplus`` command line."""
     p = subparsers.add_parser(
         "erase", help="erase a face token, or every face of a user_id, immediately and completely (docs/SECURITY.md)"

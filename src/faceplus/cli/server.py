@@ -7,11 +7,15 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceplus.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from faceplus.store import Store
 
-def configured_store(data: Path | None):
+
+def configured_store(data: Path | None) -> Store:
     """The store ``serve`` would use: $FACEPLUS_DATABASE_URL when set, else the data folder (every command that
     touches stored data opens it this way, so the tools work on both backends)."""
     from faceplus.store.factory import open_store
@@ -77,7 +81,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     store = configured_store(args.data_dir)
     record, secret = new_key(name=args.name or "")
-    store.add_key(record)
+    store.keys.add(record)
     store.close()
     print(f"api_key:    {record.api_key}")
     print(f"api_secret: {secret}")
@@ -87,7 +91,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     store = configured_store(args.data_dir)
-    keys = store.list_keys()
+    keys = store.keys.all()
     store.close()
     if not keys:
         print("no keys; create one with: faceplus keys create")
@@ -100,7 +104,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     store = configured_store(args.data_dir)
-    ok = store.revoke_key(args.key, time.time())
+    ok = store.keys.revoke(args.key, time.time())
     store.close()
     if not ok:
         print(f"no live key {args.key}", file=sys.stderr)
@@ -146,7 +150,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 130 if stops else 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``serve``, ``keys`` and ``migrate`` to the ``faceplus`` command line."""
     p = subparsers.add_parser("serve", help="serve the Face++ v3 API over HTTP")
     p.add_argument("--host", default="127.0.0.1")

@@ -8,13 +8,18 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceplus.cli.interrupts import first_interrupt_only
 from faceplus.cli.server import where
 from faceplus.settings import LOCAL_TENANT
 
+if TYPE_CHECKING:
+    from faceplus.store import Store
+    from faceplus.tools.reembed import ReembedReport
 
-def _open_store(data_dir: Path | None):
+
+def _open_store(data_dir: Path | None) -> tuple[str, Store]:
     """The store ``serve`` uses (PostgreSQL when $FACEPLUS_DATABASE_URL is set) and where it is, for the summary.
 
     An older version's ledger file in the data folder is moved into the store on the way.
@@ -30,11 +35,11 @@ def _open_store(data_dir: Path | None):
     return where(settings), store
 
 
-def _tenant(store, api_key: str | None) -> str:
+def _tenant(store: Store, api_key: str | None) -> str:
     """The tenant to work in: a live API key of this data folder, or the local tenant."""
     if not api_key:
         return LOCAL_TENANT
-    record = store.get_key(api_key)
+    record = store.keys.get(api_key)
     if record is None or record.revoked:
         raise SystemExit(f"no live api key {api_key} in this store (faceplus keys list)")
     return api_key
@@ -122,7 +127,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def report_lines(report) -> list[str]:  # noqa: ANN001 (a ReembedReport; imported lazily)
+def report_lines(report: ReembedReport) -> list[str]:
     lines = [
         f"{report.reembedded} faces re-embedded in {report.seconds:.1f} s ({report.rate:.1f} faces/s)"
         + (f"; {report.redetected} found again by detection" if report.redetected else ""),
@@ -142,7 +147,7 @@ def report_lines(report) -> list[str]:  # noqa: ANN001 (a ReembedReport; importe
     return lines
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``index`` and ``cluster`` to the ``faceplus`` command line."""
     workers = max(1, min(4, os.cpu_count() or 1))
     p = subparsers.add_parser("index", help="detect and embed every face in a folder and add them to a FaceSet")
@@ -192,7 +197,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.calibration import compare_calibration
     from faceplus.engine import Engine
-    from faceplus.settings import Settings
+    from faceplus.settings import EngineSettings
     from faceplus.tools.clustering import (
         DEFAULT_FAR,
         eval_subset,
@@ -207,7 +212,7 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     from faceplus.tools.indexing import Ledger
 
     far = args.far or DEFAULT_FAR
-    engine_settings = Settings.from_env()  # auto: the data folder's own calibration, as serve on it would use
+    engine_settings = EngineSettings.from_env()  # auto: the data folder's own calibration, as serve on it would use
     own = compare_calibration(engine_settings.compare_calibration, engine_settings.embedder, args.data_dir)
     calibration = link_calibration(own)
     if far not in calibration.threshold_distances:

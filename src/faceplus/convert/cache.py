@@ -1,10 +1,10 @@
 """A cache for models we convert from bundled weights (e.g. dlib .dat -> ONNX).
 
-A converted file is keyed by the source file's size, mtime and content hash plus the converter's
-own version string, so installing another version of the source package, or changing the
-converter, rebuilds it. The cache lives in the user's cache folder (``FACEPLUS_CACHE_DIR``
-overrides it) and is written atomically, so two processes converting at once cannot leave a
-half-written model behind.
+A converted file is keyed by the source file's size, mtime and content hash plus the converter's own version
+string, so installing another version of the source package, or changing the converter, rebuilds it. The cache
+lives in the runtime settings' ``cache_dir`` (the user's cache folder unless ``FACEPLUS_CACHE_DIR`` says
+otherwise; :mod:`faceplus.models.runtime`) and is written atomically, so two processes converting at once cannot
+leave a half-written model behind.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from faceplus.settings import RuntimeSettings
+from faceplus.models import runtime
 
 
 def cache_dir() -> Path:
     """The folder holding converted models."""
-    path = RuntimeSettings.from_env().cache_dir / "models"
+    path = runtime.current().cache_dir / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -51,7 +51,7 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def int(self) -> int:
+    def read_int(self) -> int:
         head = self.data[self.pos]
         size = head & 0x0F
         if size > 8:
@@ -60,18 +60,18 @@ class _Reader:
         self.pos += 1 + size
         return -value if head & 0x80 else value
 
-    def float(self) -> float:
-        mantissa, exponent = self.int(), self.int()
+    def read_float(self) -> float:
+        mantissa, exponent = self.read_int(), self.read_int()
         special = {32000: np.inf, 32001: -np.inf, 32002: np.nan}
         return float(special[exponent]) if exponent in special else float(mantissa * 2.0**exponent)
 
-    def str(self) -> str:
-        size = self.int()
+    def read_str(self) -> str:
+        size = self.read_int()
         text = self.data[self.pos : self.pos + size]
         self.pos += size
         return text.decode("latin-1")
 
-    def bool(self) -> bool:
+    def read_bool(self) -> bool:
         char = self.data[self.pos : self.pos + 1]
         self.pos += 1
         if char not in (b"0", b"1"):
@@ -80,7 +80,7 @@ class _Reader:
 
     def tensor(self) -> np.ndarray:
         self.expect_version(2, "tensor")
-        shape = tuple(self.int() for _ in range(4))
+        shape = tuple(self.read_int() for _ in range(4))
         count = int(np.prod(shape))
         values = np.frombuffer(self.data, "<f4", count, self.pos).reshape(shape)
         self.pos += 4 * count
@@ -88,10 +88,10 @@ class _Reader:
 
     def alias(self) -> tuple[int, int, int, int]:
         self.expect_version(1, "alias_tensor")
-        return (self.int(), self.int(), self.int(), self.int())
+        return (self.read_int(), self.read_int(), self.read_int(), self.read_int())
 
     def expect_version(self, expected: int, what: str) -> None:
-        version = self.int()
+        version = self.read_int()
         if version != expected:
             raise DlibFormatError(f"{what}: version {version}, expected {expected}")
 
@@ -105,40 +105,40 @@ class Layer:
 
 
 def _read_details(r: _Reader) -> Layer:
-    kind = r.str()
+    kind = r.read_str()
     if kind == "con_4":
         params = r.tensor().reshape(-1)
-        n, nr, nc, sy, sx, py, px = (r.int() for _ in range(7))
+        n, nr, nc, sy, sx, py, px = (r.read_int() for _ in range(7))
         fshape, bshape = r.alias(), r.alias()
         for _ in range(4):
-            r.float()  # learning-rate / weight-decay multipliers
+            r.read_float()  # learning-rate / weight-decay multipliers
         size = int(np.prod(fshape))
-        weights = params[:size].reshape(fshape)  # (num_filters, k, nr, nc) == ONNX OIHW
+        weights: np.ndarray = params[:size].reshape(fshape)  # (num_filters, k, nr, nc) == ONNX OIHW
         bias = params[size : size + int(np.prod(bshape))]
-        if weights.shape[0] != n or weights.shape[2:] != (nr, nc):
+        if weights.shape[0] != n or tuple(weights.shape[2:]) != (nr, nc):
             raise DlibFormatError(f"con_4 filter shape {fshape} vs num_filters={n}, {nr}x{nc}")
         return Layer(kind, dict(weights=weights, bias=bias, stride=(sy, sx), pad=(py, px)))
     if kind == "affine_":
         params = r.tensor().reshape(-1)
         gshape, bshape = r.alias(), r.alias()
-        mode = r.int()
+        mode = r.read_int()
         if mode != 0:
             raise DlibFormatError("only CONV_MODE affine_ layers are supported")
         size = int(np.prod(gshape))
         return Layer(kind, dict(gamma=params[:size], beta=params[size : size + int(np.prod(bshape))]))
     if kind in ("max_pool_2", "avg_pool_2"):
-        nr, nc, sy, sx, py, px = (r.int() for _ in range(6))
+        nr, nc, sy, sx, py, px = (r.read_int() for _ in range(6))
         return Layer(kind, dict(window=(nr, nc), stride=(sy, sx), pad=(py, px)))
     if kind == "fc_2":
-        num_outputs, num_inputs = r.int(), r.int()
+        num_outputs, num_inputs = r.read_int(), r.read_int()
         params = r.tensor().reshape(-1)
         wshape, _bshape = r.alias(), r.alias()
-        bias_mode = r.int()  # dlib's fc_bias_mode: FC_HAS_BIAS = 0, FC_NO_BIAS = 1
+        bias_mode = r.read_int()  # dlib's fc_bias_mode: FC_HAS_BIAS = 0, FC_NO_BIAS = 1
         for _ in range(4):
-            r.float()
-        weights = params[: int(np.prod(wshape))].reshape(num_inputs, num_outputs)
-        bias = params[weights.size : weights.size + num_outputs] if bias_mode == 0 else None
-        return Layer(kind, dict(weights=weights, bias=bias))
+            r.read_float()
+        fc_weights: np.ndarray = params[: int(np.prod(wshape))].reshape(num_inputs, num_outputs)
+        fc_bias = params[fc_weights.size : fc_weights.size + num_outputs] if bias_mode == 0 else None
+        return Layer(kind, dict(weights=fc_weights, bias=fc_bias))
     if kind in ("relu_", "add_prev_"):
         return Layer(kind)
     raise DlibFormatError(f"unsupported dlib layer {kind!r}")
@@ -162,34 +162,34 @@ def parse_dlib_net(data: bytes) -> DlibNet:
     """Parse a serialized ``loss_metric`` network over ``input_rgb_image_sized``."""
     r = _Reader(data)
     r.expect_version(1, "add_loss_layer")
-    loss = r.str()
+    loss = r.read_str()
     if loss != "loss_metric_2":
         raise DlibFormatError(f"unsupported loss {loss!r}")
-    r.float(), r.float()  # margin, distance threshold
+    r.read_float(), r.read_float()  # margin, distance threshold
     versions: list[int] = []
     while True:
-        versions.append(r.int())
+        versions.append(r.read_int())
         if versions[-1] == 3:  # the add_layer sitting on the input layer
             break
         if versions[-1] not in (1, 2) or len(versions) > 10_000:
             raise DlibFormatError(f"unexpected layer version {versions[-1]}")
-    input_kind = r.str()
+    input_kind = r.read_str()
     if input_kind != "input_rgb_image_sized":
         raise DlibFormatError(f"unsupported input layer {input_kind!r}")
-    means = (r.float(), r.float(), r.float())
-    size = (r.int(), r.int())
+    means = (r.read_float(), r.read_float(), r.read_float())
+    size = (r.read_int(), r.read_int())
     stack: list[Layer | None] = []
     for version in reversed(versions):
         if version == 1:
             stack.append(None)
             continue
         stack.append(_read_details(r))
-        r.bool(), r.bool(), r.bool()
+        r.read_bool(), r.read_bool(), r.read_bool()
         r.tensor(), r.tensor()
         if version == 2:
             r.tensor()
         else:
-            r.tensor(), r.int()
+            r.tensor(), r.read_int()
     if r.pos != len(data):
         raise DlibFormatError(f"{len(data) - r.pos} trailing bytes")
     return DlibNet(loss, input_kind, means, size, stack)
@@ -303,7 +303,8 @@ def _pad_to(g: _Graph, x: str, shape: tuple[int, int, int]) -> str:
 
 def _add_prev(g: _Graph, x: str, other: str) -> str:
     """dlib's ``add_prev_``: the sum over the larger of both shapes, missing values being 0."""
-    shape = tuple(max(a, b) for a, b in zip(g.shapes[x], g.shapes[other], strict=True))
+    a, b = g.shapes[x], g.shapes[other]
+    shape = (max(a[0], b[0]), max(a[1], b[1]), max(a[2], b[2]))
     return g.node("Add", [_pad_to(g, x, shape), _pad_to(g, other, shape)], shape)
 
 
@@ -385,4 +386,5 @@ def convert_dlib_resnet(dat_path: Path) -> bytes:
     Input ``chips``: uint8 [N, 150, 150, 3] RGB; output ``descriptors``: float32 [N, 128].
     """
     net = parse_dlib_net(Path(dat_path).read_bytes())
-    return build_onnx(net).SerializeToString()
+    serialized: bytes = build_onnx(net).SerializeToString()
+    return serialized

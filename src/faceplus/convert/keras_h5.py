@@ -24,7 +24,6 @@ from onnx import TensorProto, helper, numpy_helper
 CONVERTER_VERSION = "keras-h5-to-onnx-1"
 
 
-
 def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     """TensorFlow's 'same' padding: (output size, pad before, pad after); the odd pixel goes after."""
     out = math.ceil(size / stride)
@@ -105,94 +104,110 @@ class _GraphBuilder:
                 raise ValueError(f"layer {name!r}: only channels_last is supported")
             if list(config.get("dilation_rate", [1, 1])) != [1, 1]:
                 raise ValueError(f"layer {name!r}: dilation is not supported")
-        if kind == "Conv2D":
-            bias = self.weight(name, "bias") if config["use_bias"] else None
-            out = self.conv(name, inputs[0], self.weight(name, "kernel"), bias, config["strides"], config["padding"])
-            return self._activation(name, out, config.get("activation", "linear"))
-        if kind == "SeparableConv2D":
-            if config.get("depth_multiplier", 1) != 1:
-                raise ValueError(f"layer {name!r}: depth_multiplier != 1 is not supported")
-            depthwise = self.weight(name, "depthwise_kernel")
-            channels = self.shapes[inputs[0]][0]
-            mid = self.conv(
-                f"{name}.depthwise",
-                inputs[0],
-                depthwise,
-                None,
-                config["strides"],
-                config["padding"],
-                group=channels,
-            )
-            bias = self.weight(name, "bias") if config["use_bias"] else None
-            out = self.conv(name, mid, self.weight(name, "pointwise_kernel"), bias, [1, 1], "valid")
-            return self._activation(name, out, config.get("activation", "linear"))
-        if kind == "BatchNormalization":
-            if config.get("axis", -1) not in (-1, 3):
-                raise ValueError(f"layer {name!r}: only channel-axis batch norm is supported")
-            channels = self.shapes[inputs[0]][0]
-            ones, zeros = np.ones(channels, np.float32), np.zeros(channels, np.float32)
-            gamma = self.weight(name, "gamma") if config.get("scale", True) else ones
-            beta = self.weight(name, "beta") if config.get("center", True) else zeros
-            params = [
-                self.constant(f"{name}.gamma", gamma),
-                self.constant(f"{name}.beta", beta),
-                self.constant(f"{name}.mean", self.weight(name, "moving_mean")),
-                self.constant(f"{name}.var", self.weight(name, "moving_variance")),
-            ]
-            self.nodes.append(
-                helper.make_node(
-                    "BatchNormalization",
-                    [inputs[0], *params],
-                    [name],
-                    name=name,
-                    epsilon=float(config["epsilon"]),
-                )
-            )
-            self.shapes[name] = self.shapes[inputs[0]]
-            return name
         if kind == "Activation":
             return self._activation(name, inputs[0], config["activation"], force_name=True)
-        if kind == "MaxPooling2D":
-            channels, height, width = self.shapes[inputs[0]]
-            (kh, kw), strides = config["pool_size"], config["strides"] or config["pool_size"]
-            if config["padding"] == "same":
-                out_h, top, bottom = _same_pads(height, kh, strides[0])
-                out_w, left, right = _same_pads(width, kw, strides[1])
-            else:
-                out_h, out_w = (height - kh) // strides[0] + 1, (width - kw) // strides[1] + 1
-                top = bottom = left = right = 0
-            # ONNX MaxPool ignores padded cells, as TensorFlow does.
-            self.nodes.append(
-                helper.make_node(
-                    "MaxPool",
-                    inputs,
-                    [name],
-                    name=name,
-                    kernel_shape=[kh, kw],
-                    strides=list(strides),
-                    pads=[top, left, bottom, right],
-                )
-            )
-            self.shapes[name] = (channels, out_h, out_w)
-            return name
-        if kind == "Add":
-            shapes = {self.shapes[i] for i in inputs}
-            if len(shapes) != 1:
-                raise ValueError(f"layer {name!r} adds tensors of different shapes {shapes}")
-            out = inputs[0]
-            for index, other in enumerate(inputs[1:]):
-                target = name if index == len(inputs) - 2 else f"{name}.{index}"
-                self.nodes.append(helper.make_node("Add", [out, other], [target], name=target))
-                out = target
-            self.shapes[name] = self.shapes[inputs[0]]
-            return name
-        if kind == "GlobalAveragePooling2D":
-            pooled = f"{name}.pool"
-            self.nodes.append(helper.make_node("GlobalAveragePool", inputs, [pooled], name=pooled))
-            self.nodes.append(helper.make_node("Flatten", [pooled], [name], name=name, axis=1))
-            self.shapes[name] = (self.shapes[inputs[0]][0], 1, 1)
-            return name
+        emit = {
+            "Conv2D": self._conv2d,
+            "SeparableConv2D": self._separable_conv2d,
+            "BatchNormalization": self._batch_norm,
+            "MaxPooling2D": self._max_pool,
+            "Add": self._add,
+            "GlobalAveragePooling2D": self._global_average_pool,
+        }.get(kind)
+        if emit is not None:
+            return emit(name, config, inputs)
         raise ValueError(f"unsupported Keras layer {kind} ({name!r})")
+
+    def _conv2d(self, name: str, config: dict[str, Any], inputs: list[str]) -> str:
+        bias = self.weight(name, "bias") if config["use_bias"] else None
+        out = self.conv(name, inputs[0], self.weight(name, "kernel"), bias, config["strides"], config["padding"])
+        return self._activation(name, out, config.get("activation", "linear"))
+
+    def _separable_conv2d(self, name: str, config: dict[str, Any], inputs: list[str]) -> str:
+        if config.get("depth_multiplier", 1) != 1:
+            raise ValueError(f"layer {name!r}: depth_multiplier != 1 is not supported")
+        depthwise = self.weight(name, "depthwise_kernel")
+        channels = self.shapes[inputs[0]][0]
+        mid = self.conv(
+            f"{name}.depthwise",
+            inputs[0],
+            depthwise,
+            None,
+            config["strides"],
+            config["padding"],
+            group=channels,
+        )
+        bias = self.weight(name, "bias") if config["use_bias"] else None
+        out = self.conv(name, mid, self.weight(name, "pointwise_kernel"), bias, [1, 1], "valid")
+        return self._activation(name, out, config.get("activation", "linear"))
+
+    def _batch_norm(self, name: str, config: dict[str, Any], inputs: list[str]) -> str:
+        if config.get("axis", -1) not in (-1, 3):
+            raise ValueError(f"layer {name!r}: only channel-axis batch norm is supported")
+        channels = self.shapes[inputs[0]][0]
+        ones, zeros = np.ones(channels, np.float32), np.zeros(channels, np.float32)
+        gamma = self.weight(name, "gamma") if config.get("scale", True) else ones
+        beta = self.weight(name, "beta") if config.get("center", True) else zeros
+        params = [
+            self.constant(f"{name}.gamma", gamma),
+            self.constant(f"{name}.beta", beta),
+            self.constant(f"{name}.mean", self.weight(name, "moving_mean")),
+            self.constant(f"{name}.var", self.weight(name, "moving_variance")),
+        ]
+        self.nodes.append(
+            helper.make_node(
+                "BatchNormalization",
+                [inputs[0], *params],
+                [name],
+                name=name,
+                epsilon=float(config["epsilon"]),
+            )
+        )
+        self.shapes[name] = self.shapes[inputs[0]]
+        return name
+
+    def _max_pool(self, name: str, config: dict[str, Any], inputs: list[str]) -> str:
+        channels, height, width = self.shapes[inputs[0]]
+        (kh, kw), strides = config["pool_size"], config["strides"] or config["pool_size"]
+        if config["padding"] == "same":
+            out_h, top, bottom = _same_pads(height, kh, strides[0])
+            out_w, left, right = _same_pads(width, kw, strides[1])
+        else:
+            out_h, out_w = (height - kh) // strides[0] + 1, (width - kw) // strides[1] + 1
+            top = bottom = left = right = 0
+        # ONNX MaxPool ignores padded cells, as TensorFlow does.
+        self.nodes.append(
+            helper.make_node(
+                "MaxPool",
+                inputs,
+                [name],
+                name=name,
+                kernel_shape=[kh, kw],
+                strides=list(strides),
+                pads=[top, left, bottom, right],
+            )
+        )
+        self.shapes[name] = (channels, out_h, out_w)
+        return name
+
+    def _add(self, name: str, config: dict[str, Any], inputs: list[str]) -> str:
+        shapes = {self.shapes[i] for i in inputs}
+        if len(shapes) != 1:
+            raise ValueError(f"layer {name!r} adds tensors of different shapes {shapes}")
+        out = inputs[0]
+        for index, other in enumerate(inputs[1:]):
+            target = name if index == len(inputs) - 2 else f"{name}.{index}"
+            self.nodes.append(helper.make_node("Add", [out, other], [target], name=target))
+            out = target
+        self.shapes[name] = self.shapes[inputs[0]]
+        return name
+
+    def _global_average_pool(self, name: str, config: dict[str, Any], inputs: list[str]) -> str:
+        pooled = f"{name}.pool"
+        self.nodes.append(helper.make_node("GlobalAveragePool", inputs, [pooled], name=pooled))
+        self.nodes.append(helper.make_node("Flatten", [pooled], [name], name=name, axis=1))
+        self.shapes[name] = (self.shapes[inputs[0]][0], 1, 1)
+        return name
 
     def _activation(self, name: str, source: str, activation: str, force_name: bool = False) -> str:
         if activation == "linear":
@@ -202,7 +217,7 @@ class _GraphBuilder:
         elif activation in ("relu", "softmax"):
             target = name if force_name else f"{name}.{activation}"
             op = "Relu" if activation == "relu" else "Softmax"
-            attrs = {"axis": -1} if op == "Softmax" else {}
+            attrs: dict[str, Any] = {"axis": -1} if op == "Softmax" else {}
             self.nodes.append(helper.make_node(op, [source], [target], name=target, **attrs))
             name = target
         else:

@@ -52,7 +52,7 @@ def _prepare(fp32: Path, out: Path) -> None:
     quant_pre_process(str(fp32), str(out), skip_optimization=True, skip_symbolic_shape=True)
 
 
-class _ChipReader(CalibrationDataReader):
+class _ChipReader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no types
     """Chips and their mirror images (the engine embeds both), in batches."""
 
     def __init__(self, chips: np.ndarray, batch: int) -> None:

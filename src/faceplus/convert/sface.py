@@ -6,7 +6,7 @@ weights are int8 blocks that a ``DequantizeLinear`` (+ ``Reshape``) expands at e
 (with a free batch dimension), evaluate each ``DequantizeLinear`` and the ``Reshape`` of its output once in numpy,
 and store the result as an fp32 initializer under the weight's original name. The arithmetic is onnxruntime's
 own, ``float(q - zero_point) * scale`` in float32, so the folded graph's outputs stay within ~1e-6 of the
-shipped graph's (tests/test_sface.py measures it on real faces).
+shipped graph's (tests/engine/test_sface.py measures it on real faces).
 
 Each per-channel ``PRelu`` is then spelled ``Relu(x) - slope * Relu(-x)`` with the products as 1x1 depthwise
 convolutions (:func:`split_prelu`): the same function, but onnxruntime 1.30's PRelu kernel broadcasting a
@@ -112,7 +112,7 @@ def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
 
     For x >= 0 the second term is (+/-) 0 and the sum is x; for x < 0 the first is 0 and the second is
     slope * x. Every step is one rounding of the same product PRelu takes, so the outputs agree to float32
-    rounding (tests/test_sface.py); only the kernels differ (see the module's docstring for what that saves).
+    rounding (tests/engine/test_sface.py); only the kernels differ (see the module's docstring for what that saves).
     """
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -148,10 +148,10 @@ def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
 def convert_sface(path: Path) -> bytes:
     """The shipped SFace file as a serialized fp32 ONNX model with one input, ``data`` [N, 3, 112, 112].
 
-    Deterministic: the same file gives the same bytes (the cache and tests/test_sface.py rely on it).
+    Deterministic: the same file gives the same bytes (the cache and tests/engine/test_sface.py rely on it).
     """
     model = split_prelu(fold_dequantize(strip_unused_inputs(onnx.load(str(path)))))
     model.producer_name = "faceplus"
     model.producer_version = CONVERTER_VERSION
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())

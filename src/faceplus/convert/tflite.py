@@ -56,4 +56,4 @@ def convert_tflite(source: Path) -> bytes:
         model = onnx.load(out)
     split_prelu(model)
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    return bytes(model.SerializeToString())

@@ -58,11 +58,11 @@ def expected_age(probs: np.ndarray) -> np.ndarray:
 def median_age(probs: np.ndarray) -> np.ndarray:
     """The median of the age distribution (minimises absolute error if the probabilities were calibrated)."""
     cumulative = np.cumsum(probs.astype(np.float64), axis=1)
-    return _WEIGHTS[(cumulative < 0.5 * cumulative[:, -1:]).sum(axis=1)]
+    return np.asarray(_WEIGHTS[(cumulative < 0.5 * cumulative[:, -1:]).sum(axis=1)])
 
 
 def argmax_age(probs: np.ndarray) -> np.ndarray:
-    return _WEIGHTS[probs.argmax(axis=1)]
+    return np.asarray(_WEIGHTS[probs.argmax(axis=1)])
 
 
 def _scores(ages: np.ndarray, males: np.ndarray, true_age: np.ndarray, true_male: np.ndarray) -> dict[str, Any]:

@@ -178,7 +178,7 @@ class CalibrationRun:
 def _fit(
     vectors: np.ndarray,
     names: np.ndarray,
-    info: dict | None,
+    info: dict[str, Any] | None,
     levels: tuple[str, ...],
     shift: np.ndarray | None = None,
 ) -> Calibration:
@@ -242,7 +242,7 @@ def _found(labels: Sequence[str], vectors: np.ndarray) -> tuple[np.ndarray, np.n
 def calibrate(
     labels: Sequence[str],
     vectors: np.ndarray,
-    info: dict,
+    info: dict[str, Any],
     salts: int = 6,
     levels: Sequence[str] = FAR_LEVELS,
     min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS,
@@ -318,7 +318,7 @@ def check_cohort(names: Sequence[str], size: int, k: int) -> None:
 def calibrate_cohort(
     labels: Sequence[str],
     vectors: np.ndarray,
-    info: dict,
+    info: dict[str, Any],
     salts: int = 6,
     levels: Sequence[str] = FAR_LEVELS,
     min_false_accepts: int = DEFAULT_MIN_FALSE_ACCEPTS,
@@ -401,10 +401,10 @@ def faceset_sample(store: Any, tenant: str, faceset_token: str, max_faces: int =
     """
     from faceplus.tools.indexing import Ledger
 
-    members = store.faceset_vectors(tenant, faceset_token)
+    members = store.facesets.vectors(tenant, faceset_token)
     user_ids: dict[str, str] = {}
     for start in range(0, len(members.tokens), 500):
-        user_ids.update(store.user_ids(tenant, members.tokens[start : start + 500]))
+        user_ids.update(store.faces.user_ids(tenant, members.tokens[start : start + 500]))
     sources = Ledger(store).sources(tenant, faceset_token)
     keep, unlabelled, beside = [], 0, 0
     for row, token in enumerate(members.tokens):

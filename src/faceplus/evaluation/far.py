@@ -14,7 +14,6 @@ score normalisation is built from one half of the folder and everything is count
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +29,7 @@ from faceplus.calibration import FAR_LEVELS, Calibration, CohortNorm, fit_calibr
 from faceplus.evaluation.folder_embeddings import cache_path, check_model
 from faceplus.evaluation.populations import TERMS, Person, groups, is_race_gender, labelled_people, spread
 from faceplus.private_files import save_private_npz
+from faceplus.settings import EngineSettings
 
 
 # -- embedding (the compare pipeline) ------------------------------------------------------------
@@ -71,37 +71,24 @@ class Embedded:
     @property
     def found(self) -> np.ndarray:
         """Per image: whether a face was found (its row is not NaN)."""
-        return ~np.isnan(self.vectors).any(1)
+        return np.asarray(~np.isnan(self.vectors).any(1))
 
 
 _engine = None
 
 
-def _settings(detector: str | None) -> Any:
-    """``FACEPLUS_*`` engine settings, with ``detector`` as the primary detector if given."""
-    from dataclasses import replace
-
-    from faceplus.settings import Settings
-
-    settings = Settings.from_env()
-    if detector:
-        settings = replace(settings, detection=replace(settings.detection, detector=detector))
-    return settings
-
-
-def _engine_of(detector: str | None) -> tuple[str, str]:
+def _engine_of(settings: EngineSettings) -> tuple[str, str]:
     """The model id and primary detector of the engine that embeds (nothing loaded)."""
     from faceplus.engine import Engine
 
-    settings = _settings(detector)
     return Engine(settings).model_id, settings.detection.detector
 
 
-def _init(detector: str | None) -> None:
+def _init(settings: EngineSettings) -> None:
     global _engine
     from faceplus.engine import Engine
 
-    _engine = Engine(_settings(detector))
+    _engine = Engine(settings)
 
 
 def _embed(path: str) -> tuple[np.ndarray | None, int, str]:
@@ -121,17 +108,18 @@ def embed_images(
     relpaths: Iterable[str],
     cache: Path | None = None,
     workers: int = 1,
-    detector: str | None = None,
+    settings: EngineSettings | None = None,
     progress: bool = True,
 ) -> Embedded:
-    """Embed each image's largest face with the engine; reuse and extend ``cache`` (.npz) if given.
+    """Embed each image's largest face with an engine of ``settings``; reuse and extend ``cache`` (.npz) if given.
 
-    The engine is ``FACEPLUS_*``'s; the cache is one file per identity model, primary detector and landmark
+    The cache is one file per identity model, primary detector and landmark
     source (:func:`~faceplus.evaluation.folder_embeddings.cache_path`), so two models' vectors never mix.
     """
-    model_id, primary = _engine_of(detector)
+    settings = settings or EngineSettings()
+    model_id, primary = _engine_of(settings)
     if cache:
-        cache = cache_path(cache, model_id, primary, _settings(detector).landmarks)
+        cache = cache_path(cache, model_id, primary, settings.landmarks)
     relpaths = list(dict.fromkeys(relpaths))
     done = (
         Embedded.load(cache, model_id)
@@ -143,12 +131,12 @@ def embed_images(
     if todo:
         vectors, faces, detectors = [], [], []
         if workers <= 1:
-            _init(detector)
-            results: Iterator = map(_embed, [str(root / p) for p in todo])
+            _init(settings)
+            results: Iterator[Any] = map(_embed, [str(root / p) for p in todo])
             pool = None
         else:
             pool = ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_init, initargs=(detector,)
+                workers, mp_context=get_context("spawn"), initializer=_init, initargs=(settings,)
             )
             results = pool.map(_embed, [str(root / p) for p in todo], chunksize=8)
         try:
@@ -196,7 +184,7 @@ def enough_pairs(n: int, far: float, within: float = 3.0) -> bool:
 def pair_matrix(vectors: np.ndarray) -> np.ndarray:
     """All pairwise L2 distances of unit vectors (float32)."""
     v = vectors.astype(np.float32)
-    return np.sqrt(np.maximum(2.0 - 2.0 * (v @ v.T), 0.0))
+    return np.asarray(np.sqrt(np.maximum(2.0 - 2.0 * (v @ v.T), 0.0)))
 
 
 def upper_pairs(matrix: np.ndarray, rows: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
@@ -205,7 +193,7 @@ def upper_pairs(matrix: np.ndarray, rows: np.ndarray, labels: np.ndarray | None 
     keep = np.triu(np.ones(sub.shape, bool), 1)
     if labels is not None:
         keep &= labels[rows, None] != labels[None, rows]
-    return sub[keep]
+    return np.asarray(sub[keep])
 
 
 @dataclass(frozen=True)
@@ -311,7 +299,7 @@ def load_population(
     limit: int | None = None,
     cache: Path | None = None,
     workers: int | None = None,
-    detector: str | None = None,
+    settings: EngineSettings | None = None,
 ) -> Population:
     """Read the folder's labels, embed its adults (at most ``limit``, spread evenly), print what was found."""
     people, malformed, kind = labelled_people(root)
@@ -323,7 +311,7 @@ def load_population(
         f"{root}: {len(people)} images with {kind} labels ({malformed} did not parse); "
         f"{len(adults)} aged {min_age}+{age}{of}"
     )
-    embedded = embed_images(root, [p.path for p in chosen], cache, workers or 1, detector)
+    embedded = embed_images(root, [p.path for p in chosen], cache, workers or 1, settings)
     print(embedding_summary(embedded))
     found = embedded.found
     kept = [p for p, f in zip(chosen, found, strict=True) if f]
@@ -332,7 +320,7 @@ def load_population(
 
 
 def lfw_source(
-    root: Path, cache: Path | None, workers: int | None, detector: str, limit: int | None = None
+    root: Path, cache: Path | None, workers: int | None, settings: EngineSettings, limit: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """lfw-dev's unit embeddings (faces found) and identity names, via the helpers ``eval lfw`` uses.
 
@@ -346,7 +334,15 @@ def lfw_source(
         identities = sorted(set(folder_identities(images)))[:: math.ceil(len(images) / max(limit, 1))]
         kept = set(identities)
         images = [p for p, n in zip(images, folder_identities(images), strict=True) if n in kept]
-    embeddings = embed_folder(root, images, workers=workers, cache=cache, detector=detector)
+    embeddings = embed_folder(
+        root,
+        images,
+        workers=workers,
+        cache=cache,
+        detector=settings.detection.detector,
+        embedder=settings.embedder,
+        landmarks=settings.landmarks,
+    )
     vectors = embeddings.vectors()
     found = ~np.isnan(vectors).any(1)
     names = np.array(folder_identities(embeddings.paths))
@@ -354,21 +350,46 @@ def lfw_source(
 
 
 # -- the command -----------------------------------------------------------------------------------
-def cmd_eval_far(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class FarOptions:
+    """What ``faceplus eval far`` is asked (the command line parses into this: faceplus.cli.evaluation)."""
+
+    root: Path
+    #: the engine that embeds and whose calibration is measured (the primary detector already chosen)
+    settings: EngineSettings = field(default_factory=EngineSettings)
+    min_age: int = 0
+    limit: int | None = None
+    cache: Path | None = None
+    workers: int | None = None
+    also: Path | None = None
+    also_cache: Path | None = None
+    lfw: Path | None = None
+    lfw_cache: Path | None = None
+    heldout: bool = False
+    k: int = 25
+    per_group: int = 100
+    save_cohort: Path | None = None
+    strength: tuple[float, ...] = ()
+    pairs: Path | None = None
+    cohort: tuple[str, ...] = ("root",)
+    report: Path | None = None
+
+
+def cmd_eval_far(args: FarOptions) -> int:
     """``faceplus eval far``: per-group tables at the serving thresholds, then (with --lfw) per source, held out."""
     from faceplus.calibration import default_calibration
     from faceplus.engine import Engine
     from faceplus.evaluation.calibrate import NotEnoughPairs
 
     cohort_from = tuple(dict.fromkeys("root" if c == "utkface" else c for c in args.cohort))
-    population = load_population(Path(args.root), args.min_age, args.limit, args.cache, args.workers, args.detector)
+    population = load_population(Path(args.root), args.min_age, args.limit, args.cache, args.workers, args.settings)
     others = []
     if args.also:
         print()
         others.append(
-            load_population(Path(args.also), args.min_age, args.limit, args.also_cache, args.workers, args.detector)
+            load_population(Path(args.also), args.min_age, args.limit, args.also_cache, args.workers, args.settings)
         )
-    calibration = Engine(_settings(args.detector)).calibration  # what compare serves (FACEPLUS_COMPARE_CALIBRATION)
+    calibration = Engine(args.settings).calibration  # what compare serves (FACEPLUS_COMPARE_CALIBRATION)
     thresholds = calibration.threshold_distances
     where = calibration.info.get("data", "?")
     fars = tuple(thresholds)
@@ -379,7 +400,7 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
         print()
         print(format_table(f"Serving thresholds ({calibration.calibrated_on}) on {pop.name}:", rows, fars))
     if args.lfw:
-        lfw_vectors, names = lfw_source(Path(args.lfw), args.lfw_cache, args.workers, args.detector, args.limit)
+        lfw_vectors, names = lfw_source(Path(args.lfw), args.lfw_cache, args.workers, args.settings, args.limit)
         genuine, impostor = _pairs(calibration.scores(lfw_vectors, lfw_vectors), names)
         lfw = GroupFar("all cross-identity pairs", len(impostor), count_accepts(impostor, thresholds))
         print()
@@ -403,7 +424,7 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
             pooled = dict(matched=True, fit_on=("root", "lfw"))
             normalised = dict(k=args.k, cohort_from=cohort_from, per_group=args.per_group)
             steps: list[tuple[str, dict[str, Any]]] = [
-                ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration())),
+                ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration(args.settings.embedder))),
                 (f"2. raw distance, thresholds refit on the {lfw_name} fit half", dict(fit_on=("lfw",))),
                 (f"3. raw distance, fit on {lfw_name} + {root} same race x gender impostors (equal weight)", pooled),
                 (
@@ -421,7 +442,7 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
             if args.strength:
                 print()
                 print('Step 4 with its shift scaled by "strength" (1 = step 4): held-out FAR/nominal at "1e-4"')
-                print(strength_sweep(study, args.strength, **normalised, fit_on=("lfw",)))
+                print(strength_sweep(study, list(args.strength), **normalised, fit_on=("lfw",)))
             fitted = fit_half(
                 study, False, k=args.k, cohort_from=cohort_from, per_group=args.per_group, fit_on=("lfw",)
             )
@@ -430,13 +451,13 @@ def cmd_eval_far(args: argparse.Namespace) -> int:
                 print(lfw_ten_fold(args, fitted.norm))
             if args.save_cohort:
                 save_cohort_calibration(study, fitted, args, Path(args.save_cohort))
-    if getattr(args, "report", None):
+    if args.report:
         from faceplus.evaluation.report import far_report
 
         scores = calibration.scores(population.vectors, population.vectors)
         rows = group_far(scores, population.people, np.arange(len(population.people)), thresholds)
         lfw_pairs = (genuine, impostor) if args.lfw else None
-        print(f"report: {far_report(Path(args.report), Path(args.root), rows, lfw_pairs, calibration, args)}")
+        print(f"report: {far_report(Path(args.report), Path(args.root), rows, lfw_pairs, calibration, args.lfw)}")
     return 0
 
 
@@ -659,15 +680,22 @@ def format_result(result: StudyResult) -> str:
     return "\n\n".join(parts) + f"\nTAR on {result.genuine:,} held-out lfw-dev same-person pairs: {tar}"
 
 
-def lfw_ten_fold(args: argparse.Namespace, norm: CohortNorm | None) -> str:
+def lfw_ten_fold(args: FarOptions, norm: CohortNorm | None) -> str:
     """LFW 10-fold accuracy on ``args.pairs``, raw and cohort-normalised (the cohort holds no LFW face)."""
     from faceplus.evaluation.folder_embeddings import embed_folder
     from faceplus.evaluation.lfw import read_pairs, ten_fold
 
+    assert args.pairs is not None and args.lfw is not None
     pairs = read_pairs(args.pairs)
     images = sorted({p.image1 for p in pairs} | {p.image2 for p in pairs})
     embeddings = embed_folder(
-        Path(args.lfw), images, workers=args.workers, cache=args.lfw_cache, detector=args.detector
+        Path(args.lfw),
+        images,
+        workers=args.workers,
+        cache=args.lfw_cache,
+        detector=args.settings.detection.detector,
+        embedder=args.settings.embedder,
+        landmarks=args.settings.landmarks,
     )
     vectors = embeddings.vectors()
     index = embeddings.index()
@@ -688,7 +716,7 @@ def lfw_ten_fold(args: argparse.Namespace, norm: CohortNorm | None) -> str:
     return "\n".join(lines)
 
 
-def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespace, out: Path) -> Calibration:
+def save_cohort_calibration(study: Study, fitted: Fitted, args: FarOptions, out: Path) -> Calibration:
     """Fit step 4 on the first halves only and write it (``out`` and ``<out stem>.cohort.npz`` beside it: a
     calibration's own cohort, so writing one never replaces another's).
 
@@ -710,7 +738,7 @@ def save_cohort_calibration(study: Study, fitted: Fitted, args: argparse.Namespa
         "command": "faceplus eval far " + " ".join(sys.argv[3:]),
         "cohort": f"{len(fitted.norm.vectors)} {root.name} faces (<= {args.per_group} per race x gender, first half); "
         + TERMS[root.kind],
-        "model_id": _engine_of(args.detector)[0],  # the identity model whose distances these thresholds are in
+        "model_id": _engine_of(args.settings)[0],  # the identity model whose distances these thresholds are in
         "date": time.strftime("%Y-%m-%d"),
     }
     normalization = {

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from faceplus.private_files import save_private_npz
-from faceplus.settings import DetectionSettings, ImageLimits, Settings
+from faceplus.settings import DetectionSettings, EngineSettings, ImageLimits
 
 #: Raw embeddings kept per image for dlib's ResNet: chip aligned on 5 or 68 points, plain or mirrored.
 VARIANTS = ("a5", "a5_flip", "a68", "a68_flip")
@@ -30,7 +30,7 @@ def variants(embedder: str) -> tuple[str, ...]:
     """The raw embeddings kept per image for ``embedder``: each of its family's chips, plain and mirrored."""
     from faceplus.embedders import identity_family
 
-    names = identity_family(Settings(embedder=embedder)).chip_variants
+    names = identity_family(EngineSettings(embedder=embedder)).chip_variants
     return tuple(v for name in names for v in (name, f"{name}_flip"))
 
 
@@ -115,7 +115,7 @@ def model_id_of(embedder: str) -> str:
 
     from faceplus.engine import Engine
 
-    return Engine(replace(Settings(), embedder=embedder)).model_id
+    return Engine(replace(EngineSettings(), embedder=embedder)).model_id
 
 
 def cache_path(cache: Path, model_id: str, detector: str | None = None, landmarks: str | None = None) -> Path:
@@ -126,7 +126,7 @@ def cache_path(cache: Path, model_id: str, detector: str | None = None, landmark
     A landmark source other than the default (``FACEPLUS_LANDMARKS``: the chips are aligned on its points) is
     named too, so dlib68- and mesh-aligned vectors never mix.
     """
-    source = [landmarks] if landmarks and landmarks != Settings().landmarks else []
+    source = [landmarks] if landmarks and landmarks != EngineSettings().landmarks else []
     parts = [cache.stem, *([detector] if detector else []), model_id.replace("/", "-"), *source]
     return cache.with_name("-".join(parts) + cache.suffix)
 
@@ -139,7 +139,7 @@ def _init_worker(detector: str, embedder: str, landmarks: str) -> None:
     from faceplus.engine import Engine
 
     # Benchmark images are evaluated whatever their size.
-    settings = Settings(
+    settings = EngineSettings(
         limits=ImageLimits(min_side=1, max_side=100_000, max_bytes=1 << 31),
         detection=DetectionSettings(detector=detector, min_face=20),
         embedder=embedder,
@@ -173,16 +173,18 @@ def embed_folder(
     progress: bool = True,
     detector: str = "blazeface",
     embedder: str | None = None,
+    landmarks: str | None = None,
 ) -> FolderEmbeddings:
     """Embed the centre face of each image under ``root``; reuse ``cache`` for images already done.
 
-    ``detector`` is the primary detector; ``embedder`` the identity model (default: ``FACEPLUS_EMBEDDER``, as
-    serving uses it, so a calibration fits the embeddings it will score). A cache file belongs to one detector
-    and one identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading),
-    and one landmark source (``FACEPLUS_LANDMARKS``, named unless the default).
+    ``detector`` is the primary detector; ``embedder`` the identity model and ``landmarks`` the landmark source
+    (defaults: the engine's; the commands pass ``FACEPLUS_EMBEDDER`` and ``FACEPLUS_LANDMARKS``, as serving uses
+    them, so a calibration fits the embeddings it will score). A cache file belongs to one detector and one
+    identity model (:func:`cache_path`: both are in its name, and the model id is checked on reading), and one
+    landmark source (named unless the default).
     """
-    embedder = embedder or Settings.from_env().embedder
-    landmarks = Settings.from_env().landmarks  # FACEPLUS_LANDMARKS, as serving reads it
+    embedder = embedder or EngineSettings().embedder
+    landmarks = landmarks or EngineSettings().landmarks
     model_id = model_id_of(embedder)
     if cache:
         cache = cache_path(cache, model_id, detector, landmarks)

@@ -11,7 +11,6 @@ action alone, per person) and ``closed-eyes`` (real closed eyes, :data:`REAL_CLO
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import random
@@ -36,6 +35,7 @@ from faceplus.liveness.checks import (
     find_action,
 )
 from faceplus.liveness.measure import measure_frames
+from faceplus.settings import EngineSettings
 
 #: NUAA's webcam ran at 20 frames/s; a file's last number is its frame index in the clip.
 NUAA_FPS = 20.0
@@ -163,9 +163,9 @@ def close_eyes(rgb: np.ndarray, landmarks68: np.ndarray) -> np.ndarray:
     around it (OpenCV Telea, radius 7 px, mask dilated by 9 px), then a dark 2 px lid line drawn along the lower
     lid from corner to corner (where a closed upper lid meets it)."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    for idx in (range(36, 42), range(42, 48)):
-        cv2.fillConvexPoly(mask, cv2.convexHull(landmarks68[list(idx)].astype(np.int32)), 255)
+    mask: np.ndarray = np.zeros(rgb.shape[:2], np.uint8)
+    for eye in (range(36, 42), range(42, 48)):
+        cv2.fillConvexPoly(mask, cv2.convexHull(landmarks68[list(eye)].astype(np.int32)), 255)
     mask = cv2.dilate(mask, np.ones((9, 9), np.uint8))
     out = cv2.inpaint(bgr, mask, 7, cv2.INPAINT_TELEA)
     for idx in ((36, 41, 40, 39), (42, 47, 46, 45)):
@@ -325,10 +325,10 @@ class Outcome:
     presentations: int = 0
     accepted: int = 0
     accepted_by_actions: int = 0  # accepted if only the action checks counted
-    failures: Counter = field(default_factory=Counter)
-    action_reasons: Counter = field(default_factory=Counter)
-    action_asked: Counter = field(default_factory=Counter)
-    action_ok: Counter = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    action_reasons: Counter[str] = field(default_factory=Counter)
+    action_asked: Counter[str] = field(default_factory=Counter)
+    action_ok: Counter[str] = field(default_factory=Counter)
 
     def __add__(self, other: Outcome) -> Outcome:
         return Outcome(
@@ -388,7 +388,7 @@ def closed_eyes_report(engine: Engine, lfw: Path, limits: Limits, verbose: bool)
     """The blink reading on *real* closed eyes: per photo of :data:`REAL_CLOSED_EYES`, 3 frames of the same
     person's facing photo with the most open eyes (dlib), the closed-eye photo (2 frames), the open one again (3);
     counted is whether a blink is found there (only the blink: other photos differ in mouth and light)."""
-    found: Counter = Counter()
+    found: Counter[tuple[str, str]] = Counter()
     results = []
     absolute_only = dataclasses.replace(limits, blink_ratio=0.0)
     for stem in REAL_CLOSED_EYES:
@@ -446,8 +446,34 @@ def _describe(name: str, v: Verdict, seq: Sequence_, sources: dict[str, str], ve
             print("    " + frame_line(i, f, best))
 
 
+def _check_each_action(
+    engine: Engine,
+    name: str,
+    person: PersonPhotos,
+    limits: Limits,
+    single: dict[tuple[str, str], Outcome],
+    ratios: list[float],
+    verbose: bool,
+) -> None:
+    """One capture per action the person's photos show, each checked alone (``per-action``); a blink capture is
+    checked again on P(closed) alone, and its closed/open eye aspect ratio kept in ``ratios``."""
+    half = half_of(name)
+    for action in ACTIONS:
+        if action not in person.peaks or action == "turn_right":  # turn_right is turn_left's mirror
+            continue
+        seq = build_bona_fide(person, [action], seed=zlib.crc32(f"{name}/{action}".encode()))
+        seq.signals = measure_frames(engine, seq.frames, seq.times)
+        v = check_all(seq, [[action]], limits, single[(action, half)])[0]
+        if action == "blink":
+            ratios.append(blink_ratio(seq.signals))
+            before = dataclasses.replace(limits, blink_ratio=0.0)
+            check_all(seq, [[action]], before, single[("blink, P(closed) alone", half)])
+        if not v.passed:
+            _describe(name, v, seq, {action: person.sources.get(action, "")}, verbose)
+
+
 def bona_fide_report(
-    engine: Engine, args: argparse.Namespace, challenges: Sequence[Sequence[str]], limits: Limits
+    engine: Engine, args: LivenessOptions, challenges: Sequence[Sequence[str]], limits: Limits
 ) -> list[str]:
     """BPCER per half on captures of one drawn challenge per person (``bona-fide``), and each action alone for
     every person whose photos show it (``per-action``: many more people than full challenges allow)."""
@@ -456,7 +482,7 @@ def bona_fide_report(
     single: dict[tuple[str, str], Outcome] = defaultdict(Outcome)
     ratios: dict[str, list[float]] = {"A": [], "B": []}
     built = 0
-    availability: Counter = Counter()
+    availability: Counter[str] = Counter()
     for name, photos in lfw_people(args.lfw, args.min_photos, args.max_photos):
         if built >= args.people and "per-action" not in args.parts:
             break
@@ -474,17 +500,7 @@ def bona_fide_report(
             built += 1
             _describe(name, v, seq, person.sources, args.verbose)
         if "per-action" in args.parts:
-            for action in ACTIONS:
-                if action in person.peaks and action != "turn_right":  # turn_right is turn_left's mirror
-                    seq = build_bona_fide(person, [action], seed=zlib.crc32(f"{name}/{action}".encode()))
-                    seq.signals = measure_frames(engine, seq.frames, seq.times)
-                    v = check_all(seq, [[action]], limits, single[(action, half)])[0]
-                    if action == "blink":
-                        ratios[half].append(blink_ratio(seq.signals))
-                        before = dataclasses.replace(limits, blink_ratio=0.0)
-                        check_all(seq, [[action]], before, single[("blink, P(closed) alone", half)])
-                    if not v.passed:
-                        _describe(name, v, seq, {action: person.sources.get(action, "")}, args.verbose)
+            _check_each_action(engine, name, person, limits, single, ratios[half], args.verbose)
     lines = []
     if "bona-fide" in args.parts:
         both = sum(full.values(), Outcome())
@@ -554,8 +570,24 @@ def _rate(k: int, n: int) -> str:
     return f"{k}/{n} = {100.0 * k / n:.2f}%" if n else "n/a"
 
 
-def run(args: argparse.Namespace) -> int:
-    engine = Engine()
+@dataclass(frozen=True)
+class LivenessOptions:
+    """What ``faceplus eval liveness`` is asked (the command line parses into this: faceplus.cli.evaluation)."""
+
+    nuaa: Path
+    lfw: Path
+    parts: tuple[str, ...]  # of "nuaa", "bona-fide", "per-action", "closed-eyes"
+    people: int = 40  # bona fide captures to build (one per person)
+    min_photos: int = 3  # only LFW people with at least this many photos
+    max_photos: int = 12  # photos looked at per person
+    seed: int = 16
+    verbose: bool = False  # one line per bona fide capture (frames of refused ones)
+
+
+def run(args: LivenessOptions, settings: EngineSettings | None = None) -> int:
+    """APCER on NUAA's photo attacks, BPCER on bona fide captures built from LFW photos, with an engine of
+    ``settings`` (default: the built-in ones)."""
+    engine = Engine(settings or EngineSettings())
     limits = default_limits(engine.settings.embedder)
     challenges = all_challenges(3)
     lines: list[str] = []

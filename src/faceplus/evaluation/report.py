@@ -28,9 +28,14 @@ Z95 = 1.96
 class GroupFar(Protocol):
     """One group's false accepts (``faceplus.evaluation.far.GroupFar``; not imported: far.py imports this module)."""
 
-    group: str
-    pairs: int
-    accepts: dict[str, int]
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def pairs(self) -> int: ...
+
+    @property
+    def accepts(self) -> dict[str, int]: ...
 
     def rate(self, far: str) -> float: ...
 
@@ -111,7 +116,7 @@ def _svg(figure: object) -> str:
 
 def _floor(values: np.ndarray, pairs: int) -> np.ndarray:
     """Rates on a log axis: a zero is drawn at half of one pair in ``pairs`` (the smallest rate measurable)."""
-    return np.maximum(values, 0.5 / max(pairs, 1))
+    return np.asarray(np.maximum(values, 0.5 / max(pairs, 1)))
 
 
 def _nominal(ax: object, name: str, colour: str) -> None:
@@ -261,7 +266,7 @@ def far_report(
     rows: Sequence[GroupFar],
     lfw_pairs: tuple[np.ndarray, np.ndarray] | None,
     calibration: Calibration,
-    args: object,
+    lfw: Path | None = None,
 ) -> Path:
     """``faceplus eval far --report``: per-group false accepts on ``root`` (UTKFace) as bars with intervals; with
     ``--lfw``, that set's same- and different-person pair distances as ROC/DET curves with the thresholds."""
@@ -269,14 +274,14 @@ def far_report(
     scores = Scores(genuine, impostor, calibration.threshold_distances, higher_is_same=False, unit="score")
     where = getattr(calibration, "calibrated_on", None) or calibration.info.get("data", "?")
     notes = [
-        f"faceplus eval far --root {root}" + (f" --lfw {getattr(args, 'lfw', '')}" if lfw_pairs is not None else ""),
+        f"faceplus eval far --root {root}" + (f" --lfw {lfw}" if lfw_pairs is not None else ""),
         f"Thresholds: the serving calibration ({where}), as the scores compare ranks by (a distance, or a "
         "cohort-normalised one; accept at or below).",
         f"Per group: every pair of two {root.name} images is an impostor pair; intervals are Wilson 95% (pairs share "
         "images, so the true uncertainty is larger).",
     ]
     if lfw_pairs is not None:
-        notes.append(f"Curves: the same- and different-person pairs of {Path(str(getattr(args, 'lfw', ''))).name}.")
+        notes.append(f"Curves: the same- and different-person pairs of {Path(str(lfw)).name}.")
     report = Report(
         f"False accepts per group: {root.name}", scores, notes, rows, f"False accepts per group ({root.name})"
     )

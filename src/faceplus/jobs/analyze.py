@@ -49,7 +49,7 @@ def analyze_crop_job(engine: Engine, request: AnalyzeCropRequest) -> dict[str, A
     out = describe_face(engine, decoded, face, request.landmark, attributes)
     wanted = {"emotion", "smiling"} & set(attributes)
     if wanted and emotion_leaves_image(meta):
-        from faceplus.analysis import expression
+        from faceplus.attributes import expression
 
         canvas = emotion_canvas(decoded.rgb, meta)
         left, top, width, height = (int(v) for v in meta["box"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from faceplus.analysis.dense_landmarks import dense_landmarks
+from faceplus.attributes.dense_landmarks import dense_landmarks
 from faceplus.crops import open_crop
 from faceplus.engine import Engine
 from faceplus.imaging import DecodedImage

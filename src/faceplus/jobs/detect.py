@@ -19,7 +19,7 @@ from faceplus.errors import BadArgument
 from faceplus.jobs.describe import describe_face
 from faceplus.jobs.min_face import big_enough, min_face_side
 from faceplus.results import Box
-from faceplus.store.base import FaceCrop
+from faceplus.store import FaceCrop
 
 
 @dataclass

@@ -30,11 +30,3 @@ def random_actions(count: int = DEFAULT_ACTIONS) -> list[str]:
     if not 1 <= count <= len(ACTIONS):
         raise ValueError(f"count must be 1-{len(ACTIONS)}")
     return list(secrets.choice(all_challenges(count)))
-
-
-def parse_actions(value: str) -> list[str]:
-    """Stored form (comma-separated) back to a list; unknown names raise ValueError."""
-    actions = [a for a in value.split(",") if a]
-    if not actions or any(a not in ACTIONS for a in actions):
-        raise ValueError(f"bad actions {value!r}")
-    return actions

@@ -12,7 +12,7 @@ time order). :func:`evaluate` checks, in this order, and reports *every* failure
 4. the actions, in the token's order, each completed within ``action_window_ms`` of the previous one's end
    (the first: of the capture's start), with no other deliberate action (mouth, turn, nod) done meanwhile.
 
-Action patterns (angles in degrees, conventions of :mod:`faceplus.analysis.headpose`; probabilities 0-1). Eye and
+Action patterns (angles in degrees, conventions of :mod:`faceplus.attributes.headpose`; probabilities 0-1). Eye and
 mouth states count only on frames turned less than ``turn_yaw`` (on LFW photos turned further, the mesh read
 closed mouths as open):
 

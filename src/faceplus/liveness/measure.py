@@ -2,8 +2,8 @@
 
 Runs where engine work runs (a worker process, through :mod:`faceplus.jobs.liveness`; or in-process in the
 eval and tests). Per frame: every face (dlib HOG with the engine's fallbacks), and for the largest one its
-embedding, eye status (:mod:`faceplus.analysis.eyes`), mouth status (:mod:`faceplus.analysis.mouth`) and head
-pose (:mod:`faceplus.analysis.headpose`). About 0.23 s per 640x480 frame on one CPU core.
+embedding, eye status (:mod:`faceplus.attributes.eyes`), mouth status (:mod:`faceplus.attributes.mouth`) and head
+pose (:mod:`faceplus.attributes.headpose`). About 0.23 s per 640x480 frame on one CPU core.
 
 Videos are decoded with OpenCV's FFmpeg build (``cv2.VideoCapture`` on a file), real video containers only:
 MP4/MOV (ISO BMFF), WebM/Matroska and AVI, recognised by their first bytes (:func:`sniff_container`), with any codec
@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceplus.analysis.eyes import eye_aspect_ratio
-from faceplus.attributes import REGISTRY
+from faceplus.attributes.eyes import eye_aspect_ratio
+from faceplus.attributes.registry import REGISTRY
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError, ImageFileTooLarge
 from faceplus.liveness.checks import FrameSignal

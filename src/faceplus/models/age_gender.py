@@ -82,7 +82,7 @@ class AgeGenderModel:
             # and gender accuracy 86.30% -> 86.06% (noise): the engine flips age chips only.
             mirrored = np.ascontiguousarray(inputs[:, :, :, ::-1])
             probs = (probs + sess.run(None, {name: mirrored})[0]) / 2
-        return probs
+        return np.asarray(probs)
 
     def probabilities(
         self, age_chips: np.ndarray, gender_chips: np.ndarray, flip_tta: bool = True
@@ -129,7 +129,7 @@ class AgeGenderModel:
         """The ``[81]`` age distribution averaged over chips from each 5-point set at each scale, and mirrors."""
         image = np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8)
         chips = np.stack([face_chip(image, scaled(points, scale), AGE) for points in landmark_sets for scale in scales])
-        return self._run(self._age, chips, flip_tta=True).mean(axis=0)
+        return np.asarray(self._run(self._age, chips, flip_tta=True).mean(axis=0))
 
     def estimate(self, rgb: np.ndarray, landmarks5: np.ndarray, landmarks68: np.ndarray | None = None) -> AgeGender:
         """The engine's estimate for one face: gender as ``predict()`` gives it, age with test-time views.

@@ -30,7 +30,7 @@ _MODELS = {
 
 
 @dataclass
-class Detection:
+class BlazeFaceHit:
     """One face: ``box`` is (left, top, width, height) in pixels; ``keypoints`` is 6x2 pixels.
 
     Keypoints in :data:`KEYPOINT_NAMES` order: subject's right eye, left eye, nose tip, mouth centre,
@@ -169,7 +169,7 @@ class BlazeFaceDetector:
         valid = np.all(data[:, 2:4] > data[:, 0:2], axis=1)
         return weighted_nms(data[valid], scores[valid], self.nms_threshold)
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
+    def detect(self, rgb: np.ndarray) -> list[BlazeFaceHit]:
         """Faces in an RGB uint8 HxWx3 image, in image pixels, highest score first."""
         tensor, scale, offset = self.letterbox_nchw(rgb)
         results = []
@@ -177,5 +177,5 @@ class BlazeFaceDetector:
             pts = (data.reshape(-1, 2) * self.input_size - offset) / scale
             (x0, y0), (x1, y1) = pts[0], pts[1]
             box = (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
-            results.append(Detection(box=box, score=score, keypoints=pts[2:].astype(np.float32)))
+            results.append(BlazeFaceHit(box=box, score=score, keypoints=pts[2:].astype(np.float32)))
         return results

@@ -125,11 +125,11 @@ class EmotionModel:
         if flip_tta:
             mirrored = np.ascontiguousarray(inputs[:, :, :, ::-1])
             probs = (probs + self._session.run(None, {self._input: mirrored})[0]) / 2
-        return probs
+        return np.asarray(probs)
 
     def predict(self, gray64: np.ndarray, flip_tta: bool = True) -> np.ndarray:
         """One 64x64 gray face (values 0-255, uint8 or float) -> ``(7,)`` probabilities."""
-        return self.predict_many(np.asarray(gray64)[None], flip_tta=flip_tta)[0]
+        return np.asarray(self.predict_many(np.asarray(gray64)[None], flip_tta=flip_tta)[0])
 
     def predict_boxes(self, image: np.ndarray, boxes: Sequence[Box], flip_tta: bool = True) -> np.ndarray:
         """Probabilities for each ``(left, top, width, height)`` face box of an RGB image."""

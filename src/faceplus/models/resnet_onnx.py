@@ -98,4 +98,4 @@ class OnnxFaceEmbedder:
         if len(chips) == 0:
             return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
         (out,) = self._session.run(None, {"chips": np.ascontiguousarray(chips)})
-        return out
+        return np.asarray(out)

@@ -95,6 +95,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
+def _corners(box: np.ndarray) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) as Python floats."""
+    left, top, right, bottom = (float(v) for v in box)
+    return left, top, right, bottom
+
+
 @dataclass
 class RetinaFaceHit:
     """One face in image pixels: box corners (left, top, right, bottom), score, and 5x2 keypoints
@@ -140,9 +146,12 @@ class RetinaFaceDetector:
         """The network's 1x3xHxW input: BGR minus the training mean (biubug6's preprocessing).
 
         OpenCV's blob does the channel swap, float32 subtraction and transpose in one pass: the same numbers as
-        ``rgb[:, :, ::-1].astype(np.float32) - _MEAN_BGR`` transposed (tests/test_retinaface.py), in 60% of the time.
+        ``rgb[:, :, ::-1].astype(np.float32) - _MEAN_BGR`` transposed (tests/engine/test_retinaface.py), in 60% of
+        the time.
         """
-        return cv2.dnn.blobFromImage(rgb, 1.0, None, mean=_MEAN_BGR_SCALAR, swapRB=True, crop=False)
+        # size None (the image's own) is missing from OpenCV's stubs
+        blob = cv2.dnn.blobFromImage(rgb, 1.0, None, mean=_MEAN_BGR_SCALAR, swapRB=True, crop=False)  # type: ignore[call-overload]
+        return np.asarray(blob)
 
     def raw(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(loc Nx4, face score N, landmark offsets Nx10) for one prepared input."""
@@ -162,7 +171,7 @@ class RetinaFaceDetector:
         boxes = np.hstack([centre - size / 2, centre + size / 2])
         points = anchor[:, None, :2] + offsets * _VARIANCE[0] * anchor[:, None, 2:]
         return [
-            RetinaFaceHit(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i].astype(np.float32))
+            RetinaFaceHit(_corners(boxes[i]), float(scores[i]), points[i].astype(np.float32))
             for i in nms(boxes, scores, self.nms_threshold)
         ]
 
@@ -172,6 +181,6 @@ class RetinaFaceDetector:
         hits = self.decode(self.tensor(small))
         if scale != 1.0:
             for hit in hits:
-                hit.box = tuple(v / scale for v in hit.box)
+                hit.box = _corners(np.asarray(hit.box) / scale)
                 hit.keypoints = hit.keypoints / scale
         return hits

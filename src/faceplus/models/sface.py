@@ -71,4 +71,4 @@ class SFaceEmbedder:
             return np.zeros((0, DESCRIPTOR_SIZE), dtype=np.float32)
         data = np.ascontiguousarray(chips.transpose(0, 3, 1, 2), dtype=np.float32)
         (out,) = self._session.run(None, {"data": data})
-        return out
+        return np.asarray(out)

@@ -48,11 +48,11 @@ def model_session(name: str) -> ort.InferenceSession:
 def run_nhwc(sess: ort.InferenceSession, tensor: np.ndarray) -> list[np.ndarray]:
     """Run a converted model on an HxWx3 float32 tensor (tflite2onnx makes the input NCHW)."""
     batch = np.ascontiguousarray(tensor.transpose(2, 0, 1)[None], dtype=np.float32)
-    return sess.run(None, {sess.get_inputs()[0].name: batch})
+    return list(sess.run(None, {sess.get_inputs()[0].name: batch}))
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0))))
 
 
 @dataclass(frozen=True)

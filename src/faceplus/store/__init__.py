@@ -1,27 +1,97 @@
-"""Storage behind one interface (:class:`Store`), the embedded SQLite backend, and the per-FaceSet vector index."""
+"""Storage behind one interface: a :class:`Store` of small facets (:mod:`faceplus.store.interfaces`).
 
-from faceplus.store.base import (
+Two backends implement every facet: the embedded one (:mod:`faceplus.store.sqlite`, a SQLite file in the data
+folder, searched through the in-process :mod:`faceplus.store.vector_index`) and the server one
+(:mod:`faceplus.store.postgres`, PostgreSQL + pgvector shared by any number of server processes).
+:func:`open_store` is the one entrance from the settings to either. Importing this package loads no backend.
+"""
+
+from faceplus.store.erasure import ERASE_TABLES, SWEEP_TABLES
+from faceplus.store.factory import StoreLocationError, configured_location, is_database_url, open_store
+from faceplus.store.interfaces import (
+    AlbumsStore,
+    AuditLog,
+    Coordination,
+    Erasure,
+    FaceSetsStore,
+    FacesStore,
+    KeysStore,
+    Ledger,
+    Liveness,
+    Reembedding,
+    Store,
+    TasksStore,
+)
+from faceplus.store.records import (
+    GROUP_NOT_GROUPED,
+    GROUP_UNGROUPED,
+    LEGACY_MODEL_ID,
+    TASK_LEASE_S,
+    AlbumFace,
+    AlbumFull,
+    AlbumQuotaExceeded,
+    AlbumRecord,
+    ApiKeyRecord,
+    AuditEntry,
+    BizTokenRecord,
+    ErasureResult,
+    FaceCrop,
     FaceRecord,
     FaceSetQuotaExceeded,
     FaceSetRecord,
+    FaceSetVectors,
+    LedgerEntry,
     MembershipChange,
+    ModelMismatch,
+    NewMembers,
     OuterIdExists,
-    Store,
+    StoredFace,
+    StoreError,
     TaskRecord,
 )
-from faceplus.store.sqlite import SQLiteStore
-from faceplus.store.vector_index import HnswParams, IndexCache, VectorIndex
 
 __all__ = [
+    "ERASE_TABLES",
+    "GROUP_NOT_GROUPED",
+    "GROUP_UNGROUPED",
+    "LEGACY_MODEL_ID",
+    "SWEEP_TABLES",
+    "TASK_LEASE_S",
+    "AlbumFace",
+    "AlbumFull",
+    "AlbumQuotaExceeded",
+    "AlbumRecord",
+    "AlbumsStore",
+    "ApiKeyRecord",
+    "AuditEntry",
+    "AuditLog",
+    "BizTokenRecord",
+    "Coordination",
+    "Erasure",
+    "ErasureResult",
+    "FaceCrop",
     "FaceRecord",
     "FaceSetQuotaExceeded",
     "FaceSetRecord",
-    "HnswParams",
-    "IndexCache",
+    "FaceSetVectors",
+    "FaceSetsStore",
+    "FacesStore",
+    "KeysStore",
+    "Ledger",
+    "LedgerEntry",
+    "Liveness",
     "MembershipChange",
+    "ModelMismatch",
+    "NewMembers",
     "OuterIdExists",
-    "SQLiteStore",
+    "Reembedding",
     "Store",
+    "StoreError",
+    "StoreLocationError",
+    "StoredFace",
     "TaskRecord",
-    "VectorIndex",
+    "TasksStore",
+    "configured_location",
+    "is_database_url",
+    "open_store",
 ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from faceplus.settings import SettingError
-from faceplus.store.base import Store
+from faceplus.store.interfaces import Store
 
 if TYPE_CHECKING:
     from faceplus.settings import ServerSettings

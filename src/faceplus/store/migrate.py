@@ -21,8 +21,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from faceplus.store.base import FaceRecord, Store
-from faceplus.store.security import AuditEntry
+from faceplus.store.interfaces import Store
+from faceplus.store.records import AlbumRecord, AuditEntry, FaceRecord, FaceSetRecord
 
 #: Audit entries read per page.
 _AUDIT_PAGE = 10_000
@@ -50,19 +50,19 @@ class MigrationReport:
 def _members(store: Store, tenant: str, faceset_token: str, page: int = 10_000) -> list[str]:
     tokens: list[str] = []
     while True:
-        chunk = store.faceset_tokens(tenant, faceset_token, len(tokens), page)
+        chunk = store.facesets.tokens(tenant, faceset_token, len(tokens), page)
         tokens.extend(chunk)
         if len(chunk) < page:
             return tokens
 
 
 def _face_tokens(store: Store) -> list[str]:
-    return [f.face_token for batch in store.iter_faces() for f in batch]
+    return [f.face_token for batch in store.faces.iter_all() for f in batch]
 
 
 def _face_models(store: Store) -> dict[str, str]:
     """Each face token's identity model."""
-    return {f.face_token: f.model for batch in store.iter_faces() for f in batch}
+    return {f.face_token: f.model for batch in store.faces.iter_all() for f in batch}
 
 
 def _with_crops(store: Store, faces: list[FaceRecord]) -> int:
@@ -72,7 +72,7 @@ def _with_crops(store: Store, faces: list[FaceRecord]) -> int:
         by_tenant[face.tenant].append(face)
     found = 0
     for tenant, group in by_tenant.items():
-        crops = store.get_crops(tenant, [f.face_token for f in group])
+        crops = store.faces.crops(tenant, [f.face_token for f in group])
         for face in group:
             face.crop = crops.get(face.face_token)
             found += face.crop is not None
@@ -80,13 +80,13 @@ def _with_crops(store: Store, faces: list[FaceRecord]) -> int:
 
 
 def _tenants(store: Store) -> list[str]:
-    return sorted({k.api_key for k in store.list_keys()} | {fs.tenant for fs in store.all_facesets()})
+    return sorted({k.api_key for k in store.keys.all()} | {fs.tenant for fs in store.facesets.all()})
 
 
-def _albums(store: Store, tenant: str, page: int = 1000) -> list:
-    albums: list = []
+def _albums(store: Store, tenant: str, page: int = 1000) -> list[AlbumRecord]:
+    albums: list[AlbumRecord] = []
     while True:
-        chunk = store.list_albums(tenant, len(albums), page)
+        chunk = store.albums.of_tenant(tenant, len(albums), page)
         albums.extend(chunk)
         if len(chunk) < page:
             return albums
@@ -101,7 +101,7 @@ def _audit(store: Store) -> Iterator[AuditEntry]:
     since: float | None = None
     skip = 0
     while True:
-        page = store.audit_entries(since=since, limit=skip + _AUDIT_PAGE)
+        page = store.audit.entries(since=since, limit=skip + _AUDIT_PAGE)
         yield from page[skip:]
         if len(page) < skip + _AUDIT_PAGE:
             return
@@ -114,28 +114,29 @@ def migrate(
 ) -> MigrationReport:
     """Copy ``source`` into the empty ``target`` and verify it; raises :class:`MigrationError` on any mismatch."""
     say = progress or (lambda _msg: None)
-    if target.list_keys() or next(iter(target.iter_faces(1)), None) or target.all_facesets():
+    empty = not target.keys.all() and next(target.faces.iter_all(1), None) is None and not target.facesets.all()
+    if not empty:
         raise MigrationError("the target store is not empty; migrate into a fresh data folder or database")
 
-    keys = source.list_keys()
+    keys = source.keys.all()
     for key in keys:
-        target.add_key(key)
+        target.keys.add(key)
     say(f"{len(keys)} keys")
 
     faces = crops = 0
-    for chunk in source.iter_faces(batch):
+    for chunk in source.faces.iter_all(batch):
         crops += _with_crops(source, chunk)
-        target.add_faces(chunk)
+        target.faces.add(chunk)
         faces += len(chunk)
         say(f"{faces} faces ({crops} kept crops)")
 
-    facesets = source.all_facesets()
+    facesets = source.facesets.all()
     members = 0
     for fs in facesets:
-        target.create_faceset(fs)
+        target.facesets.create(fs)
         tokens = _members(source, fs.tenant, fs.faceset_token)
         for start in range(0, len(tokens), batch):
-            change = target.add_to_faceset(
+            change = target.facesets.add_faces(
                 fs.tenant, fs.faceset_token, tokens[start : start + batch], float("-inf"), len(tokens) + 1
             )
             if change.failures:
@@ -144,36 +145,36 @@ def migrate(
     say(f"{len(facesets)} FaceSets, {members} memberships")
     ledger = 0
     for fs in facesets:
-        entries = source.ledger_entries(fs.tenant, fs.faceset_token)
+        entries = source.ledger.entries(fs.tenant, fs.faceset_token)
         if entries:
-            target.ledger_record(fs.tenant, fs.faceset_token, list(entries.values()), time.time())
+            target.ledger.record(fs.tenant, fs.faceset_token, list(entries.values()), time.time())
             ledger += len(entries)
 
-    tasks = source.all_tasks()
+    tasks = source.tasks.all()
     for task in tasks:
-        target.add_task(task)
+        target.tasks.add(task)
     images = 0
-    for tenant, image_id, data, created in source.iter_images():
-        target.put_image(tenant, image_id, data, created)
+    for tenant, image_id, data, created in source.faces.iter_images():
+        target.faces.put_image(tenant, image_id, data, created)
         images += 1
 
     albums = album_faces = 0
     for tenant in _tenants(source):
         for album in _albums(source, tenant):
-            target.create_album(tenant, album.facealbum_token, album.created)
-            faces_in = source.album_faces(tenant, album.facealbum_token, embeddings=True)
+            target.albums.create(tenant, album.facealbum_token, album.created)
+            faces_in = source.albums.faces(tenant, album.facealbum_token, embeddings=True)
             if faces_in:
-                target.add_album_faces(tenant, album.facealbum_token, faces_in, len(faces_in))
+                target.albums.add_faces(tenant, album.facealbum_token, faces_in, len(faces_in))
             used = [int(f.group_id) for f in faces_in if f.group_id.isdigit()]
             if used and max(used) > 0:
-                target.new_album_group_ids(tenant, album.facealbum_token, max(used))  # the next new group id
+                target.albums.new_group_ids(tenant, album.facealbum_token, max(used))  # the next new group id
             albums += 1
             album_faces += len(faces_in)
     say(f"{albums} FaceAlbums, {album_faces} album faces")
 
     audit = 0
     for entry in _audit(source):
-        target.add_audit(
+        target.audit.add(
             AuditEntry(entry.time, entry.api_key, entry.route, entry.object_ids, entry.status, entry.result)
         )
         audit += 1
@@ -186,7 +187,7 @@ def migrate(
     )
 
 
-def _verify(source: Store, target: Store, facesets: list) -> None:
+def _verify(source: Store, target: Store, facesets: list[FaceSetRecord]) -> None:
     theirs, ours = _face_models(source), _face_models(target)
     missing = set(theirs) - set(ours)
     if missing:
@@ -197,21 +198,21 @@ def _verify(source: Store, target: Store, facesets: list) -> None:
     for fs in facesets:
         if _members(source, fs.tenant, fs.faceset_token) != _members(target, fs.tenant, fs.faceset_token):
             raise MigrationError(f"FaceSet {fs.faceset_token} members differ after the copy")
-    if {k.api_key for k in source.list_keys()} != {k.api_key for k in target.list_keys()}:
+    if {k.api_key for k in source.keys.all()} != {k.api_key for k in target.keys.all()}:
         raise MigrationError("API keys differ after the copy")
     for fs in facesets:
-        if source.ledger_entries(fs.tenant, fs.faceset_token) != target.ledger_entries(fs.tenant, fs.faceset_token):
+        if source.ledger.entries(fs.tenant, fs.faceset_token) != target.ledger.entries(fs.tenant, fs.faceset_token):
             raise MigrationError(f"FaceSet {fs.faceset_token}: faceplus index's ledger differs after the copy")
     for tenant in _tenants(source):
-        tokens = [f.face_token for batch in source.iter_faces() for f in batch if f.tenant == tenant]
-        want, got = source.get_crops(tenant, tokens), target.get_crops(tenant, tokens)
+        tokens = [f.face_token for batch in source.faces.iter_all() for f in batch if f.tenant == tenant]
+        want, got = source.faces.crops(tenant, tokens), target.faces.crops(tenant, tokens)
         if set(want) != set(got) or any(want[t].data != got[t].data for t in want):
             raise MigrationError(f"kept face crops of {tenant} differ after the copy")
         for album in _albums(source, tenant):
-            theirs = source.album_faces(tenant, album.facealbum_token)
-            ours = target.album_faces(tenant, album.facealbum_token)
-            if [(f.face_token, f.group_id, f.manual) for f in theirs] != [
-                (f.face_token, f.group_id, f.manual) for f in ours
+            source_faces = source.albums.faces(tenant, album.facealbum_token)
+            target_faces = target.albums.faces(tenant, album.facealbum_token)
+            if [(f.face_token, f.group_id, f.manual) for f in source_faces] != [
+                (f.face_token, f.group_id, f.manual) for f in target_faces
             ]:
                 raise MigrationError(f"FaceAlbum {album.facealbum_token} differs after the copy")
     if sum(1 for _ in _audit(source)) != sum(1 for _ in _audit(target)):

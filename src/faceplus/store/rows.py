@@ -7,11 +7,12 @@ rectangles, details, task params and results) are text in both databases.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from faceplus.store.base import ApiKeyRecord, FaceRecord, FaceSetRecord, TaskRecord
+from faceplus.store.records import ApiKeyRecord, AuditEntry, BizTokenRecord, FaceRecord, FaceSetRecord, TaskRecord
 
 #: The columns :func:`faceset_record` reads, in the order both schemas declare them.
 FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version, model"
@@ -19,6 +20,23 @@ FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tag
 
 class Row(Protocol):
     def __getitem__(self, column: str) -> Any: ...
+
+
+def tagged(rows: Iterable[Row], tags: Sequence[str], offset: int, limit: int) -> list[FaceSetRecord]:
+    """The page ``[offset, offset + limit)`` of the FaceSets among ``rows`` carrying every tag in ``tags``."""
+    wanted = set(tags)
+    return [fs for fs in map(faceset_record, rows) if wanted <= set(fs.tags)][offset : offset + limit]
+
+
+#: The FaceSet fields ``FaceSetsStore.update`` may change.
+UPDATABLE = frozenset({"outer_id", "display_name", "user_data", "tags"})
+
+
+def faceset_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """The column values of an update (tags as JSON text); ValueError for a field that cannot change."""
+    if not set(changes) <= UPDATABLE:
+        raise ValueError(f"cannot change {set(changes) - UPDATABLE}")
+    return {k: json.dumps(v) if k == "tags" else v for k, v in changes.items()}
 
 
 def faceset_record(row: Row) -> FaceSetRecord:
@@ -72,4 +90,16 @@ def key_record(row: Row) -> ApiKeyRecord:
         row["created"],
         row["revoked"],
         row["name"],
+    )
+
+
+def audit_entry(row: Row) -> AuditEntry:
+    ids = json.loads(row["object_ids"])
+    return AuditEntry(row["time"], row["api_key"], row["route"], ids, row["status"], row["result"], row["id"])
+
+
+def biz_token_record(row: Row, used: float | None) -> BizTokenRecord:
+    """``used`` is passed: what it was before a take (each backend reads it its own way)."""
+    return BizTokenRecord(
+        row["tenant"], row["biz_token"], row["actions"], row["face_token"], row["created"], row["expires"], used
     )

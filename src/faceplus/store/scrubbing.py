@@ -1,4 +1,4 @@
-"""Scrubbing in the background: a store's :meth:`~faceplus.store.security.SecurityStore.scrub` in one thread.
+"""Scrubbing in the background: a store's :meth:`~faceplus.store.interfaces.Erasure.scrub` in one thread.
 
 A sweep of lapsed faces, or an erasure on PostgreSQL (a VACUUM can take minutes on a FaceSet with an HNSW
 index), must not hold the request that caused it; requests that arrive while a scrub runs are coalesced

@@ -34,10 +34,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from faceplus.store.base import LEGACY_MODEL_ID, MembershipChange, ModelMismatch, Store
+from faceplus.settings import ServerSettings, default_of
+from faceplus.store.records import LEGACY_MODEL_ID, FaceSetVectors, MembershipChange, ModelMismatch
 
 log = logging.getLogger("faceplus.store.vector_index")
 
@@ -46,7 +48,7 @@ DIM = 128
 #: it is larger than this many rows and this fraction of the file's rows.
 FOLD_MIN_ROWS = 4096
 FOLD_FRACTION = 0.05
-#: Files in the index folder: owner only, like the rest of the data folder (store/sqlite.py).
+#: Files in the index folder: owner only, like the rest of the data folder (store/sqlite/database.py).
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 #: Extra exact candidates taken past k so float error in the fast distance formula cannot change the order.
@@ -55,10 +57,12 @@ _EXACT_MARGIN = 16
 
 @dataclass(frozen=True)
 class HnswParams:
-    threshold: int = 50_000
+    """The embedded index's HNSW parameters (threshold and ef_search are settings; their defaults are there)."""
+
+    threshold: int = default_of(ServerSettings, "hnsw_threshold")
     m: int = 16
     ef_construction: int = 100
-    ef_search: int = 64
+    ef_search: int = default_of(ServerSettings, "hnsw_ef_search")
 
 
 class VectorIndex:
@@ -82,15 +86,15 @@ class VectorIndex:
         self.version = version
         self.model = model
         self.files = files
-        self._base = np.zeros((0, DIM), np.float32)
-        self._base_tok = np.zeros(0, "S1")
+        self._base: np.ndarray = np.zeros((0, DIM), np.float32)
+        self._base_tok: np.ndarray = np.zeros(0, "S1")
         self._base_norms: np.ndarray | None = None  # lazily, for exact search over a mapped base
         self._tail = np.zeros((0, DIM), np.float32)
         self._tail_tok: list[str] = []
-        self._alive = np.zeros(0, bool)
+        self._alive: np.ndarray = np.zeros(0, bool)
         self._count = 0
         self._rows: dict[str, int] | None = {}  # token -> row, built on first need after a load from file
-        self._hnsw = None  # faiss.IndexHNSWFlat over rows [0, graph_rows) (dead ones included)
+        self._hnsw: Any = None  # faiss.IndexHNSWFlat over rows [0, graph_rows) (dead ones included)
         self._graph_rows = 0
         self._mapped = False  # the graph is a read-only memory map of a file (faiss must not add to it)
         self._file_rows = 0  # rows in the saved graph file (0: nothing saved)
@@ -112,7 +116,8 @@ class VectorIndex:
         import faiss
 
         rows = int(graph.ntotal)
-        view = faiss.rev_swig_ptr(faiss.downcast_index(graph.storage).get_xb(), rows * DIM).reshape(rows, DIM)
+        storage: Any = faiss.downcast_index(graph.storage)
+        view = faiss.rev_swig_ptr(storage.get_xb(), rows * DIM).reshape(rows, DIM)
         view.flags.writeable = False
         index._base, index._base_tok = view, tokens
         index._alive = tokens != b""
@@ -147,7 +152,7 @@ class VectorIndex:
     def _vec(self, rows: np.ndarray) -> np.ndarray:
         nb = len(self._base)
         if not len(self._tail):
-            return self._base[rows]
+            return np.asarray(self._base[rows])
         out = np.empty((len(rows), DIM), np.float32)
         low = rows < nb
         out[low] = self._base[rows[low]]
@@ -216,7 +221,7 @@ class VectorIndex:
             self._base_tok = self._base_tok if tokens is None else np.concatenate([self._base_tok, tokens])
             self._tail, self._tail_tok, self._base_norms = np.zeros((0, DIM), np.float32), [], None
 
-    def _make_hnsw(self, vectors: np.ndarray):  # noqa: ANN202 (faiss has no type hints)
+    def _make_hnsw(self, vectors: np.ndarray) -> Any:  # faiss has no type hints
         """A new HNSW graph over ``vectors`` (the slow part: runs outside the lock)."""
         import faiss
 
@@ -307,7 +312,8 @@ class VectorIndex:
                 self._graph_rows = self._n
             dead = np.flatnonzero(~self._alive)
             if len(dead):
-                codes = faiss.rev_swig_ptr(faiss.downcast_index(self._hnsw.storage).get_xb(), self._n * DIM)
+                storage: Any = faiss.downcast_index(self._hnsw.storage)
+                codes = faiss.rev_swig_ptr(storage.get_xb(), self._n * DIM)
                 codes.reshape(self._n, DIM)[dead] = 0.0
                 self._base[dead] = 0.0
                 self._base_tok[dead] = b""
@@ -353,15 +359,15 @@ class VectorIndex:
         take = min(len(fast), k + _EXACT_MARGIN)
         rows = np.argpartition(fast, take - 1)[:take] if take < len(fast) else np.arange(len(fast))
         rows = rows[np.isfinite(fast[rows])]
-        return rows + start
+        return np.asarray(rows + start)
 
     def _hnsw_candidates(self, query: np.ndarray, k: int) -> np.ndarray:
         dead_fraction = 1.0 - self._count / self._n
         want = min(self._graph_rows, int(max(4 * k, 50) / max(1.0 - dead_fraction, 0.2)) + 1)
         self._hnsw.hnsw.efSearch = max(self.params.ef_search, want)
         _, ids = self._hnsw.search(query[None, :], want)
-        rows = ids[0][ids[0] >= 0]
-        return rows[self._alive[rows]]
+        rows: np.ndarray = ids[0][ids[0] >= 0]
+        return np.asarray(rows[self._alive[rows]])
 
     def _rerank(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[str, float]]:
         rows = np.sort(rows)  # deduplicated by hand: np.unique imports numpy.ma (~0.1 s) in the first search
@@ -421,7 +427,7 @@ class IndexFiles:
         finally:
             os.close(fd)
 
-    def _write(self, final: Path, write: Callable[[str], None]) -> None:
+    def _write(self, final: Path, write: Callable[[str], object]) -> None:
         """``write(temp path)``, fsync, rename to ``final``: the file appears whole or not at all."""
         temp = final.with_name(f"{final.name}.{secrets.token_hex(4)}.tmp")
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
@@ -437,7 +443,7 @@ class IndexFiles:
             temp.unlink(missing_ok=True)
             raise
 
-    def read_meta(self) -> dict | None:
+    def read_meta(self) -> dict[str, Any] | None:
         try:
             meta = json.loads(self.meta_path.read_text())
         except (OSError, ValueError):
@@ -448,7 +454,7 @@ class IndexFiles:
         meta = self.read_meta()
         return None if meta is None else int(meta["version"])
 
-    def write_graph(self, graph, tokens: np.ndarray) -> str:  # noqa: ANN001
+    def write_graph(self, graph: Any, tokens: np.ndarray) -> str:
         """Save a graph and its rows' tokens under a new name (nothing refers to it until :meth:`write_meta`)."""
         import faiss
 
@@ -512,7 +518,7 @@ class IndexFiles:
             if rest not in keep and rest not in ("json", "lock") and not rest.endswith(".tmp"):
                 path.unlink(missing_ok=True)
 
-    def load(self):  # noqa: ANN201
+    def load(self) -> tuple[dict[str, Any], Any, np.ndarray, list[str], np.ndarray] | None:
         """(meta, mapped graph, tokens, delta tokens, delta vectors), or None when missing or incomplete."""
         import faiss
 
@@ -546,20 +552,24 @@ class IndexFiles:
             self._collect(set())
 
 
+class VectorSource(Protocol):
+    """Where an :class:`IndexCache` reads a FaceSet's vectors (``FaceSetsStore.vectors``)."""
+
+    def vectors(self, tenant: str, faceset_token: str, tokens: Sequence[str] | None = None) -> FaceSetVectors: ...
+
+
 class IndexCache:
     """Indexes per FaceSet, loaded on first search and kept current after writes.
 
-    With a ``folder`` (by default ``vector_index/`` next to an embedded store's database file), a FaceSet
+    ``source`` is where a FaceSet's vectors are read from (the embedded store's FaceSets facet). With a
+    ``folder`` (the embedded store passes ``vector_index/`` next to its database file), a FaceSet
     large enough for a graph is saved there and loaded back memory-mapped (see :class:`IndexFiles`).
     """
 
-    def __init__(self, store: Store, hnsw: HnswParams | None = None, folder: Path | None | bool = True) -> None:
-        self.store = store
-        self.hnsw = hnsw or HnswParams()
-        if folder is True:
-            path = getattr(store, "path", None)
-            folder = Path(path).parent / "vector_index" if path is not None else None
-        self.folder: Path | None = folder or None
+    def __init__(self, source: VectorSource, hnsw: HnswParams, folder: Path | None = None) -> None:
+        self.source = source
+        self.hnsw = hnsw
+        self.folder = folder
         # Imported here (store open, i.e. server start) so the first search after a restart does not pay for it:
         # 0.25 s of the 0.4 s that search took at 100k faces here (no bytecode cache: PYTHONDONTWRITEBYTECODE).
         import faiss  # noqa: F401
@@ -579,7 +589,7 @@ class IndexCache:
         """The saved index when it is at ``version`` (or, unless ``exact``, newer); None when missing or stale."""
         files = self.files(tenant, faceset_token)
         saved = None if files is None else files.version()
-        if saved is None or saved < version or (exact and saved != version):
+        if files is None or saved is None or saved < version or (exact and saved != version):
             return None
         return VectorIndex.from_files(files, self.hnsw)
 
@@ -595,7 +605,7 @@ class IndexCache:
             if index is None or index.version < version:
                 index = self._saved(tenant, faceset_token, version)
                 if index is None:
-                    data = self.store.faceset_vectors(tenant, faceset_token)
+                    data = self.source.vectors(tenant, faceset_token)
                     files = self.files(tenant, faceset_token)
                     index = VectorIndex(data.tokens, data.vectors, data.version, self.hnsw, files, data.model)
                 self._entries[key] = index
@@ -630,7 +640,7 @@ class IndexCache:
     def added(self, tenant: str, faceset_token: str, change: MembershipChange) -> None:
         def add(index: VectorIndex) -> None:
             try:
-                data = self.store.faceset_vectors(tenant, faceset_token, change.changed)  # of the FaceSet's model
+                data = self.source.vectors(tenant, faceset_token, change.changed)  # of the FaceSet's model
             except KeyError:  # deleted meanwhile
                 data = None
             if data is None or data.model != index.model:  # changed model meanwhile: reloaded at the next search
@@ -666,7 +676,7 @@ class IndexCache:
                 return False
             index = self._entries.get(key) or VectorIndex.from_files(files, self.hnsw)
             try:
-                data = self.store.faceset_vectors(tenant, faceset_token)
+                data = self.source.vectors(tenant, faceset_token)
             except KeyError:  # the FaceSet is gone: so is its index
                 self._entries.pop(key, None)
                 files.delete()

@@ -73,7 +73,7 @@ def _labels_from_unions(n: int, pairs: Sequence[tuple[int, int]] | np.ndarray) -
 def _relabel(raw: np.ndarray) -> np.ndarray:
     """Labels renumbered by decreasing cluster size (ties: first appearance)."""
     counts = Counter(raw.tolist())
-    first = {}
+    first: dict[int, int] = {}
     for i, r in enumerate(raw.tolist()):
         first.setdefault(r, i)
     order = sorted(counts, key=lambda r: (-counts[r], first[r]))
@@ -87,7 +87,7 @@ def pairwise_distances(x: np.ndarray) -> np.ndarray:
     sq = (x * x).sum(1)
     d2 = sq[:, None] + sq[None, :] - 2 * (x @ x.T)
     np.maximum(d2, 0, out=d2)
-    return np.sqrt(d2, out=d2)
+    return np.asarray(np.sqrt(d2, out=d2))
 
 
 def average_linkage(x: np.ndarray) -> list[tuple[int, int, float]]:
@@ -162,7 +162,7 @@ def link_edges(x: np.ndarray, threshold: float, k: int = 40) -> np.ndarray:
 
 def pairwise_distances_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * (a @ b.T)
-    return np.sqrt(np.maximum(d2, 0))
+    return np.asarray(np.sqrt(np.maximum(d2, 0)))
 
 
 def chinese_whispers(n: int, edges: np.ndarray, threshold: float, iterations: int = 30, seed: int = 0) -> np.ndarray:
@@ -243,7 +243,7 @@ def score_clusters(predicted: Sequence[int], truth: Sequence[Any]) -> ClusterSco
     joint = Counter(zip(pred, true, strict=True))
     by_pred, by_true = Counter(pred), Counter(true)
 
-    def pairs(c: Counter) -> int:
+    def pairs(c: Counter[Any]) -> int:
         return sum(v * (v - 1) // 2 for v in c.values())
 
     same_both, same_pred, same_true = pairs(joint), pairs(by_pred), pairs(by_true)
@@ -312,10 +312,10 @@ def faces_from_faceset(
     """The FaceSet's faces with their user_ids (truth) and, where ``faceplus index`` put them there, their image.
 
     ``model``: the engine's identity model, whose calibration links the faces; a FaceSet of another is refused."""
-    faceset = store.get_faceset(tenant, outer_id=outer_id)
+    faceset = store.facesets.get(tenant, outer_id=outer_id)
     if faceset is None:
         raise SystemExit(f"no FaceSet with outer_id {outer_id!r} for tenant {tenant}")
-    vectors = store.faceset_vectors(tenant, faceset.faceset_token)
+    vectors = store.facesets.vectors(tenant, faceset.faceset_token)
     if model is not None and vectors.model != model:
         raise SystemExit(
             f"FaceSet {outer_id!r} holds embeddings of {vectors.model}, this engine runs {model}: "
@@ -324,7 +324,7 @@ def faces_from_faceset(
     sources = ledger.sources(tenant, faceset.faceset_token)
     records: dict[str, Any] = {}
     for start in range(0, len(vectors.tokens), 500):
-        records.update(store.get_faces(tenant, vectors.tokens[start : start + 500], 0.0))
+        records.update(store.faces.get(tenant, vectors.tokens[start : start + 500], 0.0))
     items = []
     for token, vector in zip(vectors.tokens, vectors.vectors, strict=True):
         record = records.get(token)
@@ -364,11 +364,11 @@ def crop_data_uri(image: str, rect: dict[str, int], side: int = 72) -> str:
 
     try:
         with Image.open(image) as im:
-            im = ImageOps.exif_transpose(im).convert("RGB")
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
             left, top, w, h = rect["left"], rect["top"], rect["width"], rect["height"]
             m = 0.25 * max(w, h)
-            box = (max(0, left - m), max(0, top - m), min(im.width, left + w + m), min(im.height, top + h + m))
-            crop = im.crop(tuple(int(round(v)) for v in box))
+            box = (max(0, left - m), max(0, top - m), min(rgb.width, left + w + m), min(rgb.height, top + h + m))
+            crop = rgb.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
             crop.thumbnail((side, side))
             buf = io.BytesIO()
             crop.save(buf, "JPEG", quality=80)
@@ -386,7 +386,7 @@ def write_report(result: ClusterResult, out: Path, min_size: int = 1, max_faces_
     """``clusters.json`` (every face) and ``index.html`` (a contact sheet of face crops per cluster)."""
     out.mkdir(parents=True, exist_ok=True)
     names = cluster_names(result)
-    clusters = []
+    clusters: list[dict[str, Any]] = []
     for k, members in enumerate(result.groups()):
         clusters.append(
             {
@@ -457,6 +457,6 @@ def set_user_ids(store: Any, tenant: str, result: ClusterResult) -> int:
             continue
         for i in members:
             if result.items[i].face_token:
-                store.set_user_id(tenant, result.items[i].face_token, names[k])
+                store.faces.set_user_id(tenant, result.items[i].face_token, names[k])
                 changed += 1
     return changed

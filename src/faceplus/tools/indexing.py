@@ -31,11 +31,10 @@ from tqdm import tqdm
 
 from faceplus.engine import Engine
 from faceplus.errors import FaceplusError
-from faceplus.identifiers import is_identifier, to_identifier
+from faceplus.identifiers import FORBIDDEN_TEXT, is_identifier, to_identifier
 from faceplus.results import Face
 from faceplus.settings import LOCAL_TENANT
-from faceplus.store.base import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, Store
-from faceplus.store.ledger import LedgerEntry
+from faceplus.store import LEGACY_MODEL_ID, FaceRecord, FaceSetRecord, LedgerEntry, Store
 
 #: Files the engine can decode (by name; the engine still checks the content).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -90,7 +89,7 @@ class FileKey:
 
 
 class Ledger:
-    """The indexer's view of the store's ledger of finished files (:mod:`faceplus.store.ledger`).
+    """The indexer's view of the store's ledger of finished files (``store.ledger``).
 
     ``(tenant, faceset, path) -> size, mtime, status, face tokens``, kept by the store itself so that a folder
     can be indexed into either backend and resumed there.
@@ -104,7 +103,7 @@ class Ledger:
 
     def entries(self, tenant: str, faceset_token: str) -> dict[str, tuple[int, int, list[str]]]:
         """path -> (size, mtime_ns, face tokens) of every finished file."""
-        return {p: (e.size, e.mtime_ns, e.tokens) for p, e in self.store.ledger_entries(tenant, faceset_token).items()}
+        return {p: (e.size, e.mtime_ns, e.tokens) for p, e in self.store.ledger.entries(tenant, faceset_token).items()}
 
     def sources(self, tenant: str, faceset_token: str) -> dict[str, tuple[str, int]]:
         """face token -> (image path, face number): where each indexed face came from (for crops)."""
@@ -119,7 +118,7 @@ class Ledger:
         entries = [
             LedgerEntry(k.path, k.size, k.mtime_ns, status, tokens, user_id) for k, status, tokens, user_id in rows
         ]
-        self.store.ledger_record(tenant, faceset_token, entries, time.time())
+        self.store.ledger.record(tenant, faceset_token, entries, time.time())
 
     def import_legacy(self, data_dir: Path) -> int:
         """Move the rows of an older version's ledger file in ``data_dir`` into the store; the file is removed."""
@@ -139,7 +138,7 @@ class Ledger:
         finally:
             db.close()
         for (tenant, faceset), entries in by_faceset.items():
-            self.store.ledger_record(tenant, faceset, entries, time.time())
+            self.store.ledger.record(tenant, faceset, entries, time.time())
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         return sum(len(e) for e in by_faceset.values())
@@ -179,10 +178,10 @@ def ensure_faceset(store: Store, tenant: str, outer_id: str) -> FaceSetRecord:
     """The tenant's FaceSet with this outer_id, created if absent."""
     if not outer_id or len(outer_id) > 255 or not is_identifier(outer_id):
         raise ValueError(
-            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of ^@,&=*'\": "
+            f"a FaceSet outer_id must be 1-255 characters in NFKC form, nothing invisible, none of {FORBIDDEN_TEXT}: "
             f"{outer_id!r}"
         )
-    found = store.get_faceset(tenant, outer_id=outer_id)
+    found = store.facesets.get(tenant, outer_id=outer_id)
     if found is not None:
         return found
     record = FaceSetRecord(
@@ -194,7 +193,7 @@ def ensure_faceset(store: Store, tenant: str, outer_id: str) -> FaceSetRecord:
         tags=[],
         created=time.time(),
     )
-    store.create_faceset(record)
+    store.facesets.create(record)
     return record
 
 
@@ -262,6 +261,7 @@ class Indexer:
             image_id = hashlib.sha256(f"{key.path}\0{key.size}\0{key.mtime_ns}".encode()).hexdigest()[:32]
             tokens = [face_token_for(self.tenant, self.faceset.faceset_token, key, n) for n in range(len(faces))]
             for token, face in zip(tokens, faces, strict=True):
+                assert face.embedding is not None  # faces without one were left out above
                 records.append(
                     FaceRecord(
                         tenant=self.tenant,
@@ -277,11 +277,11 @@ class Indexer:
             ledger_rows.append((key, "faces" if faces else "no_face", tokens, user_id))
         if records:
             tokens = [r.face_token for r in records]
-            already = self.store.get_faces(self.tenant, tokens, 0.0)  # stored before an interruption
+            already = self.store.faces.get(self.tenant, tokens, 0.0)  # stored before an interruption
             fresh = [r for r in records if r.face_token not in already]
             if fresh:
-                self.store.add_faces(fresh)
-            change = self.store.add_to_faceset(self.tenant, self.faceset.faceset_token, tokens, 0.0, self.max_faces)
+                self.store.faces.add(fresh)
+            change = self.store.facesets.add_faces(self.tenant, self.faceset.faceset_token, tokens, 0.0, self.max_faces)
             self.summary.faces_added += len(change.changed)
             self.summary.face_count = change.face_count
             quota = [t for t, reason in change.failures if reason == "QUOTA_EXCEEDED"]
@@ -305,7 +305,7 @@ class Indexer:
         self.model_id = engine.model_id
         todo, stale = self.plan(root, exclude)
         if stale:
-            change = self.store.remove_from_faceset(self.tenant, self.faceset.faceset_token, stale)
+            change = self.store.facesets.remove_faces(self.tenant, self.faceset.faceset_token, stale)
             self.summary.face_count = change.face_count
         if max_files is not None:
             todo = todo[:max_files]
@@ -316,7 +316,7 @@ class Indexer:
             # closed on Ctrl-C too, so that its worker processes stop before this process exits (else exit waits)
             with closing(engine.detect_many([str(p) for p, _ in todo], workers=workers, landmarks=False)) as found:
                 for image, result in found:
-                    pending.append((Path(image), keys[str(image)], result))
+                    pending.append((Path(str(image)), keys[str(image)], result))
                     bar.update(1)
                     if len(pending) >= batch_size:
                         batch, pending = pending, []
@@ -330,7 +330,7 @@ class Indexer:
                 self.commit(root, pending)
             bar.close()
             self.summary.seconds = time.perf_counter() - start
-            current = self.store.get_faceset(self.tenant, faceset_token=self.faceset.faceset_token)
+            current = self.store.facesets.get(self.tenant, faceset_token=self.faceset.faceset_token)
             if current is not None:
                 self.summary.face_count = current.face_count
         return self.summary

@@ -24,14 +24,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from faceplus.crops import open_crop
 from faceplus.engine import Engine
-from faceplus.store.base import Store
-from faceplus.store.reembedding import StoredFace
+from faceplus.store import Store, StoredFace
 
 log = logging.getLogger("faceplus.reembed")
 
@@ -60,7 +60,7 @@ class ReembedReport:
         return self.reembedded / self.seconds if self.seconds > 0 else 0.0
 
 
-def embed_crop(engine: Engine, data: bytes, meta: dict, redetect: bool = False) -> tuple[np.ndarray, bool]:
+def embed_crop(engine: Engine, data: bytes, meta: dict[str, Any], redetect: bool = False) -> tuple[np.ndarray, bool]:
     """The engine's embedding of the kept crop's face, and whether detection found it again (``redetect``)."""
     decoded, stored = open_crop(data, meta)
     candidates = engine.detect(decoded, embed=False) if redetect else []
@@ -100,27 +100,27 @@ class Reembedder:
 
     def pending_total(self) -> int:
         """Faces to do (an estimate for the progress bar: faces of other models that have a crop)."""
-        counts = self.store.model_counts()
+        counts = self.store.reembed.model_counts()
         others = sum(n for model, n in counts.items() if model != self.target)
         return max(0, others - len(self.report.without_crop))
 
     def run(self) -> ReembedReport:
         start = time.perf_counter()
-        self.report.without_crop = self.store.faces_without_crop(self.target)
-        self.report.album_faces = {m: n for m, n in self.store.album_model_counts().items() if m != self.target}
+        self.report.without_crop = self.store.reembed.faces_without_crop(self.target)
+        self.report.album_faces = {m: n for m, n in self.store.reembed.album_model_counts().items() if m != self.target}
         bar = tqdm(total=self.pending_total(), unit="face", desc=f"reembed -> {self.target}", disable=not self.progress)
         try:
-            for tenant, faceset_token in self.store.reembed_facesets(self.target):
+            for tenant, faceset_token in self.store.reembed.facesets(self.target):
                 if not self._faces((tenant, faceset_token), bar):
                     break
-                if self.store.switch_faceset(tenant, faceset_token, self.target, self._unready):
+                if self.store.reembed.switch_faceset(tenant, faceset_token, self.target, self._unready):
                     self.report.switched.append((tenant, faceset_token))
                 else:
                     self.report.kept.append((tenant, faceset_token))
-                self.report.folded += self.store.fold_reembedded()
+                self.report.folded += self.store.reembed.fold()
             else:
                 self._faces(None, bar)  # faces in no FaceSet
-                self.report.folded += self.store.fold_reembedded()
+                self.report.folded += self.store.reembed.fold()
         finally:
             bar.close()
             self.report.seconds = time.perf_counter() - start
@@ -131,12 +131,12 @@ class Reembedder:
         """Re-embed the pending faces of ``faceset`` (None: all), a committed batch at a time; False if stopped."""
         after = ""
         while not self.stop.is_set():
-            pending = self.store.reembed_pending(self.target, faceset, after, self.batch)
+            pending = self.store.reembed.pending(self.target, faceset, after, self.batch)
             if not pending:
                 return True
             after = pending[-1].face_token
             vectors = self._embed(pending)
-            self.store.put_reembedded(self.target, vectors)  # one transaction: the batch is durable now
+            self.store.reembed.put(self.target, vectors)  # one transaction: the batch is durable now
             self.report.reembedded += len(vectors)
             bar.update(len(pending))
             if self.after_batch is not None:
@@ -149,7 +149,7 @@ class Reembedder:
         for face in faces:
             by_tenant.setdefault(face.tenant, []).append(face)
         for tenant, group in by_tenant.items():
-            crops = self.store.get_crops(tenant, [f.face_token for f in group])
+            crops = self.store.faces.crops(tenant, [f.face_token for f in group])
             for face in group:
                 crop = crops.get(face.face_token)
                 if crop is None:  # erased or swept meanwhile

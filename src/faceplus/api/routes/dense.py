@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.analysis.dense_landmarks import PARTS, parse_parts
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, missing, reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_fields, read_image
 from faceplus.api.services.dense import dense_of_image, dense_of_token
+from faceplus.attributes.dense_landmarks import PARTS, parse_parts
 
 router = APIRouter(prefix="/face")
 

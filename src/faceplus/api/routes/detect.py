@@ -23,7 +23,7 @@ from faceplus.api.services.analysis import declare_unmeasured
 from faceplus.api.services.faces import Detection, comparable, detect_and_store, face_by_token
 from faceplus.api.services.facesets import resolve_faceset
 from faceplus.api.services.search import compare_faces, search_faceset
-from faceplus.store.base import FaceRecord
+from faceplus.store import FaceRecord
 
 router = APIRouter()
 

@@ -37,7 +37,7 @@ from faceplus.api.services.facealbums import (
     queue_with_image,
     update_album_faces,
 )
-from faceplus.store.albums import AlbumRecord
+from faceplus.store import AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 

@@ -25,7 +25,7 @@ from faceplus.api.services.facesets import (
     task_status_reply,
     update_faceset,
 )
-from faceplus.store.base import FaceSetRecord
+from faceplus.store import FaceSetRecord
 
 router = APIRouter(prefix="/faceset")
 

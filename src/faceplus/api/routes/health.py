@@ -33,7 +33,7 @@ async def healthz() -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     ctx = get_ctx(request)
     try:
-        await asyncio.wait_for(asyncio.to_thread(ctx.store.get_key, ""), STORE_PROBE_S)
+        await asyncio.wait_for(asyncio.to_thread(ctx.store.keys.get, ""), STORE_PROBE_S)
         store_ok = True
     except Exception:
         store_ok = False

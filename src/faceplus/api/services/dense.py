@@ -16,7 +16,7 @@ from faceplus.jobs.min_face import facepp_min_face
 def dense_of_token(ctx: ApiContext, tenant: str, token: str, parts: list[str]) -> dict[str, Any]:
     """The reply for a face token: 400 ``FACE_NOT_ANALYZABLE`` when its face crop was not kept."""
     face = face_by_token(ctx, tenant, token)
-    crop = ctx.store.get_crops(tenant, [face.face_token]).get(face.face_token)
+    crop = ctx.store.faces.crops(tenant, [face.face_token]).get(face.face_token)
     if crop is None:
         raise not_analyzable(face.face_token)
     landmark = ctx.engine_calls.run(dense_crop_job, DenseCropRequest(crop.data, crop.meta, tuple(parts)))

@@ -8,9 +8,9 @@ at the next background sweep, and then scrubs storage. ``FACEPLUS_ERASE_ON_REMOV
 Face++: a face that leaves its last FaceSet is erased at once, whatever its age.
 
 An explicit erasure (``POST /facepp/v3/face/erase``, ``faceplus erase``) removes face tokens, or every face
-of a user_id, immediately and completely (:meth:`faceplus.store.security.SecurityStore.erase_faces`; the
+of a user_id, immediately and completely (:meth:`faceplus.store.interfaces.Erasure.erase`; the
 embedded store drops the affected FaceSets' search indexes, in memory and on disk, in the same call) and
-scrubs storage (:meth:`~faceplus.store.security.SecurityStore.scrub_after_erasure`: SQLite checkpoints and
+scrubs storage (:meth:`~faceplus.store.interfaces.Erasure.scrub_after_erasure`: SQLite checkpoints and
 truncates the WAL before the reply; PostgreSQL queues the VACUUM in the background, as it can take minutes
 on a FaceSet with an HNSW index).
 """
@@ -22,22 +22,22 @@ from typing import Any
 
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import echo
-from faceplus.store.security import ERASE_TABLES, SWEEP_TABLES, ErasureResult
+from faceplus.store import ERASE_TABLES, SWEEP_TABLES, ErasureResult
 
 
 def erase(ctx: ApiContext, tenant: str, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()) -> ErasureResult:
     """Erase the tenant's faces (by token, or by user_id) now; the store's search index and storage follow."""
-    result = ctx.store.erase_faces(tenant, face_tokens, user_ids)
+    result = ctx.store.erasure.erase(tenant, face_tokens, user_ids)
     if result.erased:
-        ctx.store.scrub_after_erasure(ERASE_TABLES)
+        ctx.store.erasure.scrub_after_erasure(ERASE_TABLES)
     return result
 
 
 def sweep_lapsed(ctx: ApiContext) -> int:
     """Delete every lapsed face token now (row, crop, image) and scrub storage in the background; how many."""
-    removed = ctx.store.sweep_faces(ctx.live_after())
+    removed = ctx.store.faces.sweep(ctx.live_after())
     if removed:
-        ctx.store.scrub_soon(SWEEP_TABLES)
+        ctx.store.erasure.scrub_soon(SWEEP_TABLES)
     return removed
 
 
@@ -50,7 +50,7 @@ def after_removal(ctx: ApiContext, tenant: str, tokens: Sequence[str]) -> None:
     if not tokens:
         return
     if ctx.settings.erase_on_remove:
-        orphans = [t for t in dict.fromkeys(tokens) if not ctx.store.facesets_of_face(tenant, t)]
+        orphans = [t for t in dict.fromkeys(tokens) if not ctx.store.facesets.of_face(tenant, t)]
         if orphans:
             erase(ctx, tenant, orphans)
     sweep_lapsed(ctx)

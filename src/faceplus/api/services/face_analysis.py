@@ -10,7 +10,7 @@ from faceplus.api.errors import ApiError
 from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
 from faceplus.jobs.analyze import AnalyzeCropRequest, AnalyzeRequest, analyze_crop_job, analyze_job
 from faceplus.results import Box
-from faceplus.store.base import FaceCrop, FaceRecord
+from faceplus.store import FaceCrop, FaceRecord
 
 #: face/analyze (and thousandlandmark by face_token) for a token whose pixels the server did not keep.
 NOT_ANALYZABLE = "FACE_NOT_ANALYZABLE"
@@ -51,7 +51,7 @@ def _analysis(
     if crop is not None:
         request = AnalyzeCropRequest(crop.data, crop.meta, landmark, tuple(attributes))
         return ctx.engine_calls.run(analyze_crop_job, request)
-    image = ctx.store.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
+    image = ctx.store.faces.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
     if image is not None:
         box = Box(**face.face_rectangle)
         return ctx.engine_calls.run(analyze_job, AnalyzeRequest(image, box, landmark, tuple(attributes)))
@@ -65,14 +65,14 @@ def analyze_faces(
 
     An unknown token is 400 ``INVALID_FACE_TOKEN``; one whose answer needs pixels nothing kept is 400
     ``FACE_NOT_ANALYZABLE``, refused before any work is done."""
-    found = ctx.store.get_faces(tenant, tokens, ctx.live_after())
+    found = ctx.store.faces.get(tenant, tokens, ctx.live_after())
     for token in tokens:
         if token not in found:
             raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
     unique = list(dict.fromkeys(tokens))
     asked = bool(landmark or attributes)
     need = [t for t in unique if asked and _stored_answer(found[t], landmark, attributes) is None]
-    crops = ctx.store.get_crops(tenant, need) if need else {}
+    crops = ctx.store.faces.crops(tenant, need) if need else {}
     if not ctx.settings.store_images:  # refuse before any work when a token cannot be answered
         for token in need:
             if token not in crops:

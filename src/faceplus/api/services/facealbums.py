@@ -30,7 +30,7 @@ from faceplus.api.services.faces import new_token
 from faceplus.errors import FaceplusError
 from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
-from faceplus.store.albums import (
+from faceplus.store import (
     GROUP_NOT_GROUPED,
     GROUP_UNGROUPED,
     AlbumFace,
@@ -98,7 +98,7 @@ def add_image(
     """
     if image_id is not None:
         try:
-            added = ctx.store.album_faces(tenant, facealbum_token, image_id=image_id)
+            added = ctx.store.albums.faces(tenant, facealbum_token, image_id=image_id)
         except KeyError:
             raise plain("INVALID_FACEALBUM_TOKEN") from None
         if added:
@@ -108,7 +108,7 @@ def add_image(
     model = ctx.engine.model_id
     records = [AlbumFace(new_token(), image_id, rect, now, embedding, model=model) for rect, embedding in faces]
     try:
-        ctx.store.add_album_faces(tenant, facealbum_token, records, ctx.settings.facealbum_max_faces)
+        ctx.store.albums.add_faces(tenant, facealbum_token, records, ctx.settings.facealbum_max_faces)
     except KeyError:
         raise plain("INVALID_FACEALBUM_TOKEN") from None
     except AlbumFull:
@@ -197,7 +197,7 @@ def engine_model_faces(ctx: ApiContext, tenant: str, facealbum_token: str) -> li
     """The album's faces with embeddings of the engine's identity model: grouping, candidates and search never
     put two models' vectors side by side (faces added before a model upgrade keep their group and are left out;
     KeyError: no such album)."""
-    faces = ctx.store.album_faces(tenant, facealbum_token, embeddings=True)
+    faces = ctx.store.albums.faces(tenant, facealbum_token, embeddings=True)
     return [f for f in faces if f.model == ctx.engine.model_id]
 
 
@@ -209,11 +209,11 @@ def group_faces(ctx: ApiContext, tenant: str, facealbum_token: str, mode: str) -
             faces,
             link_distance(ctx),
             mode,
-            lambda n: ctx.store.new_album_group_ids(tenant, facealbum_token, n),
+            lambda n: ctx.store.albums.new_group_ids(tenant, facealbum_token, n),
         )
         if plan:
-            ctx.store.set_album_groups(tenant, facealbum_token, plan, manual=False)
-        after = ctx.store.album_faces(tenant, facealbum_token)
+            ctx.store.albums.set_groups(tenant, facealbum_token, plan, manual=False)
+        after = ctx.store.albums.faces(tenant, facealbum_token)
     except KeyError:
         raise plain("INVALID_FACEALBUM_TOKEN") from None
     return {"facealbum_token": facealbum_token, "group_result": [group_json(f) for f in after]}
@@ -283,12 +283,12 @@ def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: s
     task_id. A task cut short (kill -9) reads the image again when it is run again."""
     assert ctx.tasks is not None
     upload_id = secrets.token_hex(16)
-    ctx.store.put_album_upload(tenant, upload_id, data, ctx.now())
+    ctx.store.albums.put_upload(tenant, upload_id, data, ctx.now())
     params = {"facealbum_token": facealbum_token, "upload_id": upload_id, "param": param}
     try:
         return ctx.tasks.submit(tenant, kind, params)
     except ApiError:
-        ctx.store.drop_album_upload(tenant, upload_id)
+        ctx.store.albums.drop_upload(tenant, upload_id)
         raise
 
 
@@ -297,7 +297,7 @@ def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, An
     token = params["facealbum_token"]
     if kind == KIND_GROUP:
         return group_faces(ctx, tenant, token, params["operation_type"])
-    data = ctx.store.get_album_upload(tenant, params["upload_id"])
+    data = ctx.store.albums.get_upload(tenant, params["upload_id"])
     if data is None:  # erased, or its task already finished (the store drops it with the outcome)
         raise plain("IMAGE_ERROR_UNSUPPORTED_FORMAT: " + params["param"])
     try:
@@ -313,7 +313,7 @@ def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, An
 # -- the routes' rules --------------------------------------------------------------------------------
 def album_by_token(ctx: ApiContext, tenant: str, token: str) -> AlbumRecord:
     """The tenant's album ``token``, or 400 ``INVALID_FACEALBUM_TOKEN``."""
-    album = ctx.store.get_album(tenant, token)
+    album = ctx.store.albums.get(tenant, token)
     if album is None:
         raise plain("INVALID_FACEALBUM_TOKEN")
     return album
@@ -323,7 +323,7 @@ def create_album(ctx: ApiContext, tenant: str) -> dict[str, Any]:
     """createalbum: a new empty album (400 ``FACEALBUM_QUOTA_EXCEEDED`` past the key's quota)."""
     token = new_token()
     try:
-        ctx.store.create_album(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
+        ctx.store.albums.create(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
     except AlbumQuotaExceeded:
         raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
     return {"facealbum_token": token}
@@ -333,14 +333,14 @@ def delete_album(ctx: ApiContext, tenant: str, album: AlbumRecord, check_empty: 
     """deletealbum: the album with its faces (refused while it has faces when ``check_empty``)."""
     if check_empty and album.face_count > 0:
         raise plain("FACEALBUM_NOT_EMPTY")
-    ctx.store.delete_album(tenant, album.facealbum_token)
+    ctx.store.albums.delete(tenant, album.facealbum_token)
     return {"facealbum_token": album.facealbum_token}
 
 
 def list_albums(ctx: ApiContext, tenant: str, start: int) -> dict[str, Any]:
     """getfacealbums: a page of this key's albums, oldest first, from position ``start`` (1-based)."""
     page = ctx.settings.getfacesets_page
-    found = ctx.store.list_albums(tenant, start - 1, page + 1)
+    found = ctx.store.albums.of_tenant(tenant, start - 1, page + 1)
     out: dict[str, Any] = {"facealbums": [{"facealbum_token": a.facealbum_token} for a in found[:page]]}
     if len(found) > page:  # absent on the last page
         out["next"] = str(start + page)
@@ -351,7 +351,7 @@ def album_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, start: str | 
     """getalbumdetail: a page of the album's faces from the face token ``start`` (400 when it is not one)."""
     page = ctx.settings.getdetail_page
     try:
-        faces = ctx.store.album_faces(
+        faces = ctx.store.albums.faces(
             tenant, album.facealbum_token, start_token=start.strip() if start else None, limit=page + 1
         )
     except KeyError:
@@ -364,7 +364,7 @@ def album_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, start: str | 
 
 def album_face_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, token: str) -> dict[str, Any]:
     """getfacedetail: one face of the album, with why it is ungrouped where it is."""
-    found = ctx.store.album_faces(tenant, album.facealbum_token, tokens=[token])
+    found = ctx.store.albums.faces(tenant, album.facealbum_token, tokens=[token])
     if not found:
         raise plain(f"INVALID_FACE_TOKEN: {token}")
     face = found[0]
@@ -376,7 +376,7 @@ def album_face_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, token: s
 
 def album_image_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, image_id: str) -> dict[str, Any]:
     """getimagedetail: the face tokens an image added to the album."""
-    faces = ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id)
+    faces = ctx.store.albums.faces(tenant, album.facealbum_token, image_id=image_id)
     if not faces:
         raise plain("INVALID_IMAGE_ID")
     return {
@@ -395,7 +395,7 @@ def queue_grouping(ctx: ApiContext, tenant: str, album: AlbumRecord, mode: str) 
 
 def album_task_status(ctx: ApiContext, tenant: str, task_id: str, kind: str) -> dict[str, Any]:
     """A FaceAlbum task's state: ``status`` 0 running, 1 done (with the result's fields), -1 failed."""
-    task = ctx.store.get_task(tenant, task_id)
+    task = ctx.store.tasks.get(tenant, task_id)
     if task is None or task.kind != kind:
         raise plain("INVALID_TASK_ID")
     out: dict[str, Any] = {
@@ -417,19 +417,19 @@ def update_album_faces(
 ) -> dict[str, Any]:
     """updateface: ``tokens`` put in group ``target``, a new group (``CreateNewGroup``) or none (-1), manually (a
     later grouping keeps them there)."""
-    present = {f.face_token for f in ctx.store.album_faces(tenant, album.facealbum_token, tokens=tokens)}
+    present = {f.face_token for f in ctx.store.albums.faces(tenant, album.facealbum_token, tokens=tokens)}
     out: dict[str, Any] = {"facealbum_token": album.facealbum_token}
     if target.lower() == CREATE_NEW_GROUP.lower():
-        target = ctx.store.new_album_group_ids(tenant, album.facealbum_token, 1)[0] if present else ""
+        target = ctx.store.albums.new_group_ids(tenant, album.facealbum_token, 1)[0] if present else ""
         if target:
             out["group_id"] = target
     elif target != GROUP_NOT_GROUPED:
         if not target.isdigit() or not is_group(target):
             raise bad("new_group_id")
-        if not any(f.group_id == target for f in ctx.store.album_faces(tenant, album.facealbum_token)):
+        if not any(f.group_id == target for f in ctx.store.albums.faces(tenant, album.facealbum_token)):
             raise plain("INVALID_GROUP_ID")
     changed = (
-        ctx.store.set_album_groups(
+        ctx.store.albums.set_groups(
             tenant, album.facealbum_token, {t: (target, None) for t in tokens if t in present}, manual=True
         )
         if present
@@ -449,10 +449,12 @@ def delete_album_faces(
     the album."""
     if tokens is None:
         assert image_id is not None
-        tokens = [f.face_token for f in ctx.store.album_faces(tenant, album.facealbum_token, image_id=image_id.strip())]
+        tokens = [
+            f.face_token for f in ctx.store.albums.faces(tenant, album.facealbum_token, image_id=image_id.strip())
+        ]
         if not tokens:
             raise plain("INVALID_IMAGE_ID")
-    removed = ctx.store.delete_album_faces(tenant, album.facealbum_token, tokens)
+    removed = ctx.store.albums.delete_faces(tenant, album.facealbum_token, tokens)
     gone = set(removed)
     return {
         "facealbum_token": album.facealbum_token,

@@ -12,7 +12,7 @@ from faceplus.api.images import ImageInput
 from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
 from faceplus.results import Box
-from faceplus.store.base import FaceRecord
+from faceplus.store import FaceRecord
 from faceplus.thumbnails import face_thumbnail
 
 
@@ -84,15 +84,15 @@ def detect_and_store(
         for face in found
     ]
     if records:
-        ctx.store.add_faces(records)
+        ctx.store.faces.add(records)
     if ctx.settings.store_images:
-        ctx.store.put_image(tenant, image_id, image.data, now)
+        ctx.store.faces.put_image(tenant, image_id, image.data, now)
     return Detection(image_id, records, found.left_out, found.min_face)
 
 
 def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:
     """A live face of this tenant, or 400 ``INVALID_FACE_TOKEN: <token>``."""
-    found = ctx.store.get_faces(tenant, [token], ctx.live_after())
+    found = ctx.store.faces.get(tenant, [token], ctx.live_after())
     if token not in found:
         raise ApiError(400, f"INVALID_FACE_TOKEN: {token}")
     return found[token]
@@ -124,7 +124,7 @@ def face_detail(ctx: ApiContext, tenant: str, token: str) -> dict[str, Any]:
             "display_name": fs.display_name,
             "tags": ",".join(fs.tags),
         }
-        for fs in ctx.store.facesets_of_face(tenant, face.face_token)
+        for fs in ctx.store.facesets.of_face(tenant, face.face_token)
     ]
     return {
         "face_token": face.face_token,
@@ -138,14 +138,14 @@ def face_detail(ctx: ApiContext, tenant: str, token: str) -> dict[str, Any]:
 def set_user_id(ctx: ApiContext, tenant: str, token: str, user_id: str) -> dict[str, Any]:
     """face/setuserid: ``user_id`` (already checked) attached to a live face of this tenant."""
     face = face_by_token(ctx, tenant, token)
-    ctx.store.set_user_id(tenant, face.face_token, user_id)
+    ctx.store.faces.set_user_id(tenant, face.face_token, user_id)
     return {"face_token": face.face_token, "user_id": user_id}
 
 
 def thumbnail_of(ctx: ApiContext, tenant: str, token: str, side: int) -> bytes:
     """A JPEG of a live face of this tenant from its kept crop (the console's); 404 ``THUMBNAIL_NOT_KEPT``."""
     face_by_token(ctx, tenant, token)  # this tenant's and live, else INVALID_FACE_TOKEN
-    crop = ctx.store.get_crops(tenant, [token]).get(token)
+    crop = ctx.store.faces.crops(tenant, [token]).get(token)
     if crop is None:
         raise ApiError(404, f"THUMBNAIL_NOT_KEPT: {token}")
     return face_thumbnail(crop, side)

@@ -8,7 +8,7 @@ from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError, bad, echo, missing, plain
 from faceplus.api.services.erasure import after_removal, sweep_lapsed
 from faceplus.identifiers import has_forbidden_chars, is_identifier
-from faceplus.store.base import FaceSetQuotaExceeded, FaceSetRecord, MembershipChange, NewMembers, OuterIdExists
+from faceplus.store import FaceSetQuotaExceeded, FaceSetRecord, MembershipChange, NewMembers, OuterIdExists
 
 REMOVE_ALL = "RemoveAllFaceTokens"
 
@@ -48,12 +48,12 @@ def check_text(name: str, value: str, *, lookup: bool = False) -> str:
 def resolve_faceset(ctx: ApiContext, tenant: str, token: str | None, outer_id: str | None) -> FaceSetRecord:
     """The FaceSet named by ``faceset_token`` or ``outer_id`` (:func:`faceplus.api.parsing.faceset_names`)."""
     if token is not None:
-        found = ctx.store.get_faceset(tenant, faceset_token=token.strip())
+        found = ctx.store.facesets.get(tenant, faceset_token=token.strip())
         if found is None:
             raise plain("INVALID_FACESET_TOKEN")
         return found
     if outer_id is not None:
-        found = ctx.store.get_faceset(tenant, outer_id=outer_id)
+        found = ctx.store.facesets.get(tenant, outer_id=outer_id)
         if found is None:
             raise plain("INVALID_OUTER_ID")
         return found
@@ -67,7 +67,7 @@ def _failures(change: MembershipChange) -> list[dict[str, str]]:
 def add_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str]) -> dict[str, Any]:
     """Add tokens and reply in Face++'s addface shape (committed before it returns)."""
     try:
-        change = ctx.store.add_to_faceset(
+        change = ctx.store.facesets.add_faces(
             tenant, faceset.faceset_token, tokens, ctx.live_after(), ctx.settings.faceset_max_faces
         )
     except KeyError:
@@ -89,7 +89,7 @@ def added_reply(faceset: FaceSetRecord, change: MembershipChange) -> dict[str, A
 def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: list[str] | None) -> dict[str, Any]:
     """Remove tokens (all when None) and reply in Face++'s removeface shape."""
     try:
-        change = ctx.store.remove_from_faceset(tenant, faceset.faceset_token, tokens)
+        change = ctx.store.facesets.remove_faces(tenant, faceset.faceset_token, tokens)
     except KeyError:
         raise plain("INVALID_FACESET_TOKEN") from None
     after_removal(ctx, tenant, change.changed)  # faces that thereby ended are deleted now (api/services/erasure.py)
@@ -108,7 +108,7 @@ def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any
         from faceplus.api.services.facealbums import run_album_task
 
         return run_album_task(ctx, tenant, kind, task_params)
-    faceset = ctx.store.get_faceset(tenant, faceset_token=task_params["faceset_token"])
+    faceset = ctx.store.facesets.get(tenant, faceset_token=task_params["faceset_token"])
     if faceset is None:
         raise plain("INVALID_FACESET_TOKEN")
     if kind == "addface":
@@ -132,14 +132,14 @@ def create_faceset(ctx: ApiContext, faceset: FaceSetRecord, force_merge: bool, t
     """faceset/create: the new FaceSet with its first faces in one transaction (after a crash it holds them or is
     absent); with ``force_merge``, an existing FaceSet of the same outer_id gets the faces instead."""
     tenant, outer_id = faceset.tenant, faceset.outer_id
-    existing = ctx.store.get_faceset(tenant, outer_id=outer_id) if outer_id else None
+    existing = ctx.store.facesets.get(tenant, outer_id=outer_id) if outer_id else None
     if existing is not None:
         if not force_merge:
             raise plain("FACESET_EXIST")
         return add_faces(ctx, tenant, existing, tokens)
     members = NewMembers(tokens, ctx.live_after(), ctx.settings.faceset_max_faces)
     try:
-        change = ctx.store.create_faceset(faceset, ctx.settings.max_facesets_per_key, members)
+        change = ctx.store.facesets.create(faceset, ctx.settings.max_facesets_per_key, members)
     except OuterIdExists:
         raise plain("FACESET_EXIST") from None
     except FaceSetQuotaExceeded:
@@ -158,7 +158,7 @@ def submit_task(
 
 def task_status_reply(ctx: ApiContext, tenant: str, task_id: str) -> dict[str, Any]:
     """faceset/async/task_status: -1 failed (with why), 0 running, 1 done (with the sync reply's fields)."""
-    task = ctx.store.get_task(tenant, task_id)
+    task = ctx.store.tasks.get(tenant, task_id)
     if task is None:
         raise plain("INVALID_TASK_ID")
     out = {"task_id": task.task_id, "status": task.status}
@@ -175,10 +175,10 @@ def update_faceset(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, changes
     if not changes:
         raise plain("VOID_REQUEST")
     new_outer = changes.get("outer_id")
-    if new_outer and new_outer != faceset.outer_id and ctx.store.get_faceset(tenant, outer_id=str(new_outer)):
+    if new_outer and new_outer != faceset.outer_id and ctx.store.facesets.get(tenant, outer_id=str(new_outer)):
         raise plain("NEW_OUTER_ID_EXIST")
     try:
-        updated = ctx.store.update_faceset(tenant, faceset.faceset_token, changes)
+        updated = ctx.store.facesets.update(tenant, faceset.faceset_token, changes)
     except OuterIdExists:
         raise plain("NEW_OUTER_ID_EXIST") from None
     except KeyError:
@@ -189,7 +189,7 @@ def update_faceset(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, changes
 def faceset_detail(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, start: int) -> dict[str, Any]:
     """faceset/getdetail: the FaceSet's fields and a page of its face tokens from position ``start`` (1-based)."""
     page = ctx.settings.getdetail_page
-    tokens = ctx.store.faceset_tokens(tenant, faceset.faceset_token, start - 1, page)
+    tokens = ctx.store.facesets.tokens(tenant, faceset.faceset_token, start - 1, page)
     following = start + len(tokens)
     out = {
         **faceset_summary(faceset),
@@ -208,12 +208,12 @@ def delete_faceset(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, check_e
     if check_empty and faceset.face_count > 0:
         raise plain("FACESET_NOT_EMPTY")
     members = (
-        ctx.store.faceset_tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
+        ctx.store.facesets.tokens(tenant, faceset.faceset_token, 0, faceset.face_count)
         if ctx.settings.erase_on_remove
         else []
     )
     # The store checks emptiness again as it deletes: an addface between the look above and here keeps the FaceSet.
-    if not ctx.store.delete_faceset(tenant, faceset.faceset_token, only_if_empty=check_empty):
+    if not ctx.store.facesets.delete(tenant, faceset.faceset_token, only_if_empty=check_empty):
         raise plain("FACESET_NOT_EMPTY")
     sweep_lapsed(ctx)  # faces this FaceSet alone kept alive, past their lifetime, end now (api/services/erasure.py)
     after_removal(ctx, tenant, members)  # FACEPLUS_ERASE_ON_REMOVE: its faces now in no FaceSet are erased
@@ -223,7 +223,7 @@ def delete_faceset(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, check_e
 def list_facesets(ctx: ApiContext, tenant: str, tags: list[str], start: int) -> dict[str, Any]:
     """faceset/getfacesets: a page of this key's FaceSets having all ``tags``, from position ``start``."""
     page = ctx.settings.getfacesets_page
-    found = ctx.store.list_facesets(tenant, tags, start - 1, page + 1)
+    found = ctx.store.facesets.of_tenant(tenant, tags, start - 1, page + 1)
     out: dict[str, object] = {"facesets": [faceset_summary(fs) for fs in found[:page]]}
     if len(found) > page:  # absent on the last page, as Face++ does
         out["next"] = str(start + page)

@@ -18,7 +18,7 @@ from faceplus.jobs.liveness import DecodeVideoRequest, MeasureFramesRequest, dec
 from faceplus.liveness.challenge import random_actions
 from faceplus.liveness.checks import FrameSignal, Verdict, default_limits, evaluate
 from faceplus.liveness.measure import VideoLimits
-from faceplus.store.base import BizTokenRecord, FaceRecord
+from faceplus.store import BizTokenRecord, FaceRecord
 
 #: Frames measured per engine job (a job takes ~0.25 s per frame); batches run in parallel across workers.
 FRAMES_PER_JOB = 8
@@ -62,7 +62,7 @@ def issue_biz_token(
     now = ctx.now()
     actions = random_actions(action_count)
     token = BizTokenRecord(tenant, new_token(), ",".join(actions), face_token, now, now + ttl_s)
-    ctx.store.add_biz_token(token)
+    ctx.store.liveness.add(token)
     return {
         "biz_token": token.biz_token,
         "liveness_type": liveness_type,
@@ -77,7 +77,7 @@ def issue_biz_token(
 
 def _take_token(ctx: ApiContext, tenant: str, biz_token: str) -> BizTokenRecord:
     """Use the token up (whatever the verify's outcome): unknown, used or expired tokens are refused."""
-    record = ctx.store.take_biz_token(tenant, biz_token, ctx.now())
+    record = ctx.store.liveness.take(tenant, biz_token, ctx.now())
     if record is None:
         raise ApiError(400, f"INVALID_BIZ_TOKEN: {echo(biz_token)}")
     if record.used is not None:
@@ -119,9 +119,9 @@ def _best_face(ctx: ApiContext, tenant: str, frame: bytes, signal: FrameSignal) 
         created=now,
         model=ctx.engine.model_id,
     )
-    ctx.store.add_faces([record])
+    ctx.store.faces.add([record])
     if ctx.settings.store_images:
-        ctx.store.put_image(tenant, record.image_id, frame, now)
+        ctx.store.faces.put_image(tenant, record.image_id, frame, now)
     return record
 
 

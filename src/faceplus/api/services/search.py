@@ -7,7 +7,7 @@ from typing import Any
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError
 from faceplus.api.services.faces import FACESET_MODEL_MISMATCH
-from faceplus.store.base import FaceRecord, FaceSetRecord, ModelMismatch
+from faceplus.store import FaceRecord, FaceSetRecord, ModelMismatch
 
 #: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised
 #: order can differ from the raw one only among faces at similar raw distances).
@@ -29,19 +29,19 @@ def search_faceset(
     want = max(count, RESCORED_CANDIDATES) if rescore else count
     mismatch = ApiError(400, f"{FACESET_MODEL_MISMATCH}: {faceset.faceset_token}")
     try:
-        hits = ctx.store.search_faceset(
+        hits = ctx.store.facesets.search(
             tenant, faceset.faceset_token, face.embedding, want, faceset.version, model=face.model
         )
     except ModelMismatch:
         raise mismatch from None
     # Scored as compare scores them, from the hits' vectors of the FaceSet's model (a member's own vector may
     # still be the old model's while reembed runs).
-    found = ctx.store.faceset_vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
+    found = ctx.store.facesets.vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
     if found.model != face.model:  # switched between the search and this read
         raise mismatch
     embeddings = dict(zip(found.tokens, found.vectors, strict=True))
     scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
-    user_ids = ctx.store.user_ids(tenant, [t for t, _ in scored])
+    user_ids = ctx.store.faces.user_ids(tenant, [t for t, _ in scored])
     out["results"] = [
         {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
     ]

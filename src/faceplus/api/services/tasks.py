@@ -28,8 +28,7 @@ from faceplus.api.audit import object_ids
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError
 from faceplus.api.services.facesets import run_task
-from faceplus.store.base import TASK_LEASE_S, TaskRecord
-from faceplus.store.security import AuditEntry
+from faceplus.store import TASK_LEASE_S, AuditEntry, TaskRecord
 
 log = logging.getLogger("faceplus.api.services.tasks")
 
@@ -59,7 +58,7 @@ class TaskRunner:
                 raise ApiError(503, "TASK_QUEUE_IS_FULL")
             self._count(task)
         try:
-            self.ctx.store.add_task(task)
+            self.ctx.store.tasks.add(task)
         except BaseException:
             self._done(task)
             raise
@@ -107,11 +106,11 @@ class TaskRunner:
 
     def resume(self) -> int:
         """At start: queue the tasks a previous run left unfinished (on a shared store, those nobody holds)."""
-        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, TASK_LEASE_S))
+        return self._queue(self.ctx.store.coordination.claim_stale_tasks(self.owner, TASK_LEASE_S))
 
     def reclaim(self) -> int:
         """Take over tasks whose worker's lease lapsed (called periodically); never one this runner has queued."""
-        return self._queue(self.ctx.store.claim_stale_tasks(self.owner, TASK_LEASE_S))
+        return self._queue(self.ctx.store.coordination.claim_stale_tasks(self.owner, TASK_LEASE_S))
 
     def _done(self, task: TaskRecord) -> None:
         with self._lock:
@@ -125,17 +124,17 @@ class TaskRunner:
 
     def _run(self, task: TaskRecord) -> None:
         try:
-            if not self.ctx.store.claim_task(task.task_id, self.owner, TASK_LEASE_S):
+            if not self.ctx.store.coordination.claim_task(task.task_id, self.owner, TASK_LEASE_S):
                 return  # another worker holds it
             result = run_task(self.ctx, task.tenant, task.kind, task.params)
-            self.ctx.store.finish_task(task.task_id, 1, result)
+            self.ctx.store.tasks.finish(task.task_id, 1, result)
             self._audit(task, 200, "ok", result)
         except ApiError as exc:
-            self.ctx.store.finish_task(task.task_id, -1, {"error_message": exc.error_message})
+            self.ctx.store.tasks.finish(task.task_id, -1, {"error_message": exc.error_message})
             self._audit(task, exc.status, exc.error_message, {})
         except Exception:
             log.exception("task %s failed", task.task_id)
-            self.ctx.store.finish_task(task.task_id, -1, {"error_message": "INTERNAL_ERROR"})
+            self.ctx.store.tasks.finish(task.task_id, -1, {"error_message": "INTERNAL_ERROR"})
             self._audit(task, 500, "INTERNAL_ERROR", {})
         finally:
             self._done(task)
@@ -147,7 +146,7 @@ class TaskRunner:
         ids = object_ids({**fields, "task_id": task.task_id}, result if status == 200 else {}, refused=status != 200)
         entry = AuditEntry(time.time(), task.tenant, f"task/{task.kind}", ids, status, outcome)
         try:
-            self.ctx.store.add_audit(entry)
+            self.ctx.store.audit.add(entry)
         except Exception:
             log.exception("could not record the audit entry of task %s", task.task_id)
 
