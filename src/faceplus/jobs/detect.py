@@ -18,7 +18,7 @@ from faceplus.engine import Engine
 from faceplus.errors import BadArgument
 from faceplus.jobs.describe import describe_face
 from faceplus.jobs.min_face import big_enough, min_face_side
-from faceplus.results import Box
+from faceplus.results import Box, Face
 from faceplus.store import FaceCrop
 
 
@@ -27,7 +27,7 @@ class FoundFace:
     """One face as the API keeps it: its box, embedding and the Face++ details computed for it."""
 
     box: Box
-    embedding: np.ndarray | None
+    embedding: np.ndarray
     details: dict[str, Any] = field(default_factory=dict)
     #: The face region face/analyze needs later (:mod:`faceplus.crops`); None unless asked for.
     crop: FaceCrop | None = None
@@ -66,6 +66,13 @@ class DetectRequest:
     min_face: tuple[int, int] = (0, 0)
 
 
+def _embedding(face: Face) -> np.ndarray:
+    """The face's embedding, which :func:`detect_job` has computed for every face it keeps."""
+    if face.embedding is None:
+        raise AssertionError("a kept face was not embedded")
+    return face.embedding
+
+
 def warm_job(engine: Engine) -> dict[str, Any]:
     """A pool worker's warm-up: unpickling this imports the job modules (3.6 s of a worker's first call), then
     every model runs once (:func:`faceplus.workers.warm`) and a detect goes through :func:`detect_job`."""
@@ -100,7 +107,7 @@ def detect_job(engine: Engine, request: DetectRequest) -> FoundFaces:
     found = FoundFaces(
         FoundFace(
             face.box,
-            face.embedding,
+            _embedding(face),
             describe_face(engine, decoded, face, request.landmark, list(request.attributes))
             if first is None or i < first
             else {},

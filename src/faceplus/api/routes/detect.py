@@ -97,7 +97,7 @@ def _face_or_image(
 ) -> FaceRecord | None:
     """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found); an
     image's left-out faces go to ``headers``."""
-    token = params.str(f"face_token{suffix}")
+    token = params.text(f"face_token{suffix}")
     if token is not None:
         return comparable(ctx, face_by_token(ctx, tenant, token.strip()))
     rect_name = f"face_rectangle{suffix}"
@@ -169,7 +169,7 @@ def search(
     params: Annotated[Params, Depends(SEARCH_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    count = params.int("return_result_count", 1, 1, 5)
+    count = params.integer("return_result_count", 1, 1, 5)
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")

@@ -53,6 +53,14 @@ def is_group(group_id: str) -> bool:
     return group_id not in (GROUP_NOT_GROUPED, GROUP_UNGROUPED)
 
 
+def embeddings(faces: list[AlbumFace]) -> np.ndarray:
+    """The faces' embeddings as one float32 matrix, a row each; grouping and search load the faces with them."""
+    rows = [face.embedding for face in faces if face.embedding is not None]
+    if len(rows) != len(faces):
+        raise AssertionError("album faces were loaded without their embeddings")
+    return np.stack(rows).astype(np.float32)
+
+
 def link_distance(ctx: ApiContext) -> float:
     """The L2 distance below which two faces are one person (the calibrated 1e-3 false-accept distance)."""
     return float(link_calibration(ctx.engine.calibration).threshold_distances[DEFAULT_FAR])
@@ -153,7 +161,7 @@ def plan_groups(faces: list[AlbumFace], threshold: float, mode: str, new_ids: An
         anchors = [f for f in faces if is_group(f.group_id)]
     if not candidates:
         return {}
-    x = np.stack([f.embedding for f in candidates]).astype(np.float32)
+    x = embeddings(candidates)
     labels = cluster_embeddings(x, threshold)
     members: dict[int, list[int]] = defaultdict(list)
     for i, label in enumerate(labels.tolist()):
@@ -172,7 +180,7 @@ def plan_groups(faces: list[AlbumFace], threshold: float, mode: str, new_ids: An
                 chosen[label] = old
                 taken.add(old)
     if anchors:  # clusters without an id yet join the group they are closest to on average, if close enough
-        y = np.stack([f.embedding for f in anchors]).astype(np.float32)
+        y = embeddings(anchors)
         mean, groups = _mean_distances(x, labels, y, [f.group_id for f in anchors])
         for label in members:
             if label in chosen or not groups:
@@ -231,8 +239,8 @@ def find_candidates(ctx: ApiContext, tenant: str, facealbum_token: str, group_id
     others = [f for f in faces if f.group_id != group_id]
     if not others:
         return []
-    x = np.stack([f.embedding for f in mine]).astype(np.float32)
-    y = np.stack([f.embedding for f in others]).astype(np.float32)
+    x = embeddings(mine)
+    y = embeddings(others)
     nearest = pairwise_distances_block(x, y).min(0)
     best: dict[str, float] = {}
     for face, d in zip(others, nearest.tolist(), strict=True):
@@ -260,7 +268,7 @@ def search_image(ctx: ApiContext, tenant: str, facealbum_token: str, data: bytes
     for f in album:
         if is_group(f.group_id):
             images_of[f.group_id].add(f.image_id)
-    y = np.stack([f.embedding for f in album]).astype(np.float32) if album else None
+    y = embeddings(album) if album else None
     results = []
     for rect, embedding in faces:
         item: dict[str, Any] = {"face_rectangle": rect, "image_id_set": ""}
