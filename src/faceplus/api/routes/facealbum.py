@@ -15,9 +15,8 @@ from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, missing, plain, reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.services.album_grouping import ENTIRE, INCREMENTAL, is_group
 from faceplus.api.services.facealbums import (
-    ENTIRE,
-    INCREMENTAL,
     KIND_ADD,
     KIND_GROUP,
     KIND_SEARCH,
@@ -31,7 +30,6 @@ from faceplus.api.services.facealbums import (
     delete_album,
     delete_album_faces,
     find_candidates,
-    is_group,
     list_albums,
     queue_grouping,
     queue_with_image,
