@@ -464,7 +464,7 @@ def _with_detector(detector: str) -> EngineSettings:
 
 
 def _eval_far(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.far import FarOptions, cmd_eval_far
+    from faceplus.evaluation.far import FarOptions, evaluate_far
 
     options = FarOptions(
         root=args.root,
@@ -486,7 +486,7 @@ def _eval_far(args: argparse.Namespace) -> int:
         cohort=tuple(args.cohort),
         report=args.report,
     )
-    return cmd_eval_far(options)
+    return evaluate_far(options)
 
 
 def _eval_liveness(args: argparse.Namespace) -> int:
