@@ -230,3 +230,82 @@ def test_no_function_or_class_outside_the_api_is_too_long() -> None:
         for what in oversized(path)
     ]
     assert not offences, "split into named steps:\n" + "\n".join(offences)
+
+
+WEB_FRAMEWORKS = {"fastapi", "starlette"}
+STORE_BACKENDS = (
+    "faceplus.store.sqlite",
+    "faceplus.store.postgres",
+    "faceplus.store.vector_index",
+)
+MODELS = ("faceplus.models", "faceplus.detection", "faceplus.embedders", "faceplus.landmarks")
+
+
+def offences_of(layer: str, forbidden: tuple[str, ...] | set[str]) -> list[str]:
+    """``<module> imports <target>`` for each module of ``layer`` importing a forbidden module (or below it)."""
+    mods = modules()
+    known = set(mods)
+    return [
+        f"{name} imports {target}"
+        for name, path in mods.items()
+        if name == layer or name.startswith(layer + ".")
+        for target in sorted(imported(name, path, known))
+        if any(target == f or target.startswith(f + ".") for f in forbidden)
+    ]
+
+
+def test_the_checker_sees_a_layer_break() -> None:
+    """The layer checks find a real import: the app module imports FastAPI and its routes."""
+    assert "faceplus.api.app imports fastapi" in offences_of("faceplus.api.app", WEB_FRAMEWORKS)
+    assert offences_of("faceplus.api.app", ("faceplus.api.routes",))
+
+
+def test_routes_reach_no_store_backend_no_model_and_no_job() -> None:
+    """Routes parse, call a service and reply: storage goes through the store interface, engine work through the
+    services' jobs."""
+    offences = offences_of("faceplus.api.routes", (*STORE_BACKENDS, *MODELS, "faceplus.jobs"))
+    assert not offences, "\n".join(offences)
+
+
+HTTP_LAYER = (
+    "faceplus.api.routes",
+    "faceplus.api.deps",
+    "faceplus.api.forms",
+    "faceplus.api.parsing",
+    "faceplus.api.app",
+)
+
+
+def test_services_import_no_web_framework_and_no_route() -> None:
+    """Face++'s rules are plain Python: no FastAPI or Starlette, and nothing of the HTTP layer above them (routes
+    parse the form; services take the values)."""
+    offences = offences_of("faceplus.api.services", (*WEB_FRAMEWORKS, *HTTP_LAYER))
+    assert not offences, "\n".join(offences)
+
+
+def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    """Every faceplus module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_jobs_reach_neither_the_api_nor_a_web_framework() -> None:
+    """Jobs run in worker processes: nothing they import, however indirectly, is the API or FastAPI/Starlette, and
+    their errors (faceplus.errors) carry no HTTP status."""
+    edges = graph()
+    mods = modules()
+    known = set(mods)
+    offences = []
+    for name in sorted(n for n in mods if n.startswith("faceplus.jobs")):
+        for module in sorted({name} | reachable(name, edges)):
+            if module.startswith("faceplus.api"):
+                offences.append(f"{name} reaches {module}")
+            for target in imported(module, mods[module], known) & WEB_FRAMEWORKS:
+                offences.append(f"{name} reaches {target} through {module}")
+    assert not offences, "\n".join(offences)

@@ -1,4 +1,8 @@
-"""Typed errors that carry the Face++ ``error_message`` code, so every layer reports bad input the same way."""
+"""Typed errors that carry the Face++ ``error_message`` code, so every layer reports bad input the same way.
+
+They carry no HTTP status: the engine and the jobs know what went wrong, the API decides how to answer it
+(:mod:`faceplus.api.errors` maps each class to its status in one table).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ class FaceplusError(Exception):
     """Base of every error faceplus raises on purpose; ``code`` is the Face++ error string."""
 
     code = "INTERNAL_ERROR"
-    http_status = 500
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -29,7 +32,6 @@ class ImageError(FaceplusError):
     """The input is not an image faceplus accepts."""
 
     code = "IMAGE_ERROR_UNSUPPORTED_FORMAT"
-    http_status = 400
 
 
 class UnsupportedImageFormat(ImageError):
@@ -54,7 +56,12 @@ class UnsupportedAttribute(FaceplusError):
     """An attribute no bundled model computes honestly (e.g. beauty); never invented."""
 
     code = "BAD_ARGUMENTS"
-    http_status = 400
+
+
+class BadArgument(FaceplusError):
+    """A request value the job cannot use (e.g. a ``face_rectangle`` outside the image); ``param`` names it."""
+
+    code = "BAD_ARGUMENTS"
 
 
 def ignore_interrupts() -> None:

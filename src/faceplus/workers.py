@@ -113,7 +113,7 @@ def warm(engine: Any) -> dict[str, Any]:
 
     The detector chain runs on a 250 px image (LFW's size); landmarks and the embedder (with its flip batch) run
     on a given box of it, as for a detected face. Returns what ran, for the pool's status and its tests.
-    A pool's ``warmup`` job (the server's: :func:`faceplus.api.engine_jobs.warm_job`) calls this after its
+    A pool's ``warmup`` job (the server's: :func:`faceplus.jobs.detect.warm_job`) calls this after its
     module is imported: importing the job modules cost a worker's first call 3.6 s.
     """
     import numpy as np
@@ -162,13 +162,10 @@ def _worker_main(
         fn, args = message
         try:
             reply: tuple[str, Any] = ("ok", fn(engine, *args))
-        except FaceplusError as exc:
+        except FaceplusError as exc:  # raised on purpose (bad input): the caller gets it as it was raised
             reply = ("raise", exc)
         except Exception as exc:  # an engine bug: the caller gets it as WorkerCrashed, the worker lives on
-            if getattr(exc, "status", None) and getattr(exc, "error_message", None):
-                reply = ("raise", exc)  # an API error raised on purpose by a job
-            else:
-                reply = ("error", "".join(traceback.format_exception(exc)))
+            reply = ("error", "".join(traceback.format_exception(exc)))
         _trim_heap()
         retire = _rss_bytes() > max_rss_bytes
         conn.send((*reply, retire))

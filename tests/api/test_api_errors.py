@@ -249,3 +249,27 @@ def test_junk_input_never_causes_a_500(api: Api) -> None:
     broken = {"content-type": "multipart/form-data; boundary=x"}
     raw = api.client.post("/facepp/v3/detect", content=b"--x\r\nbroken", headers=broken)
     assert raw.status_code < 500
+
+
+def _subclasses(kind: type) -> list[type]:
+    return [kind, *(sub for child in kind.__subclasses__() for sub in _subclasses(child))]
+
+
+def test_every_faceplus_error_has_its_status_in_the_api_table() -> None:
+    """Errors below the API carry a Face++ code and no HTTP status; the API's one table answers each with a 4xx
+    (bad input), never the 500 of an unlisted class. Every module defining one is imported first."""
+    import faceplus.jobs.analyze  # noqa: F401
+    import faceplus.jobs.dense  # noqa: F401
+    import faceplus.jobs.detect  # noqa: F401
+    import faceplus.jobs.liveness  # noqa: F401
+    from faceplus.api.errors import ApiError, status_of
+    from faceplus.errors import BadArgument, FaceplusError
+
+    errors = [kind for kind in _subclasses(FaceplusError) if kind.__module__.startswith("faceplus.")]
+    assert len(errors) >= 8
+    for kind in errors:
+        assert not hasattr(kind, "http_status") and not hasattr(kind, "status"), kind
+        expected = 500 if kind is FaceplusError else 400
+        assert status_of(kind("why", param="image_file")) == expected, kind
+    refused = ApiError.of(BadArgument("outside the image", param="face_rectangle1"))
+    assert (refused.status, refused.error_message) == (400, "BAD_ARGUMENTS: face_rectangle1")

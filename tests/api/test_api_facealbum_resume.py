@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-import faceplus.api.facealbums as facealbums
-import faceplus.api.tasks as tasks
+import faceplus.api.services.facealbums as facealbums
+import faceplus.api.services.tasks as tasks
 
 from .conftest import Api
 from .test_api_facealbum import ok

@@ -2,7 +2,7 @@
 that takes it, and every reply must be a 200 or a Face++ ``error_message`` with a 4xx, within a bounded time.
 
 Routes are enumerated from the app's router (``/facepp/v3``, ``/facepp/v1``, ``/imagepp/v1``, ``/faceid``), and
-their fields from the OpenAPI form schema each route declares with ``form_doc``, so a new route is covered as
+their fields from the OpenAPI form schema each route declares (its ``Form``), so a new route is covered as
 soon as it exists. The number of inputs tried per route is printed (``pytest -s`` shows it).
 """
 

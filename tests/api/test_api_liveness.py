@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceplus.api import routes_liveness
+from faceplus.api.services import liveness as liveness_service
 from faceplus.engine import Engine
 from faceplus.evaluation.liveness import Sequence_, build_bona_fide, jitter, person_photos
 from faceplus.liveness.checks import ACTIONS as ALL_ACTIONS
@@ -58,7 +58,7 @@ def post(api: Api, route: str, as_key: str = "a", files: Any = None, **fields: A
 
 def token_for(api: Api, reference: bytes, monkeypatch: pytest.MonkeyPatch | None = None, **fields: Any) -> dict:
     if monkeypatch is not None:
-        monkeypatch.setattr(routes_liveness, "random_actions", lambda count: list(ACTIONS))
+        monkeypatch.setattr(liveness_service, "random_actions", lambda count: list(ACTIONS))
     r = post(api, "get_biz_token", files={"image_ref1": reference}, **fields)
     assert r.status_code == 200, r.text
     return r.json()
@@ -149,7 +149,7 @@ def test_verify_video_passes(live: Api, capture, monkeypatch, tmp_path: Path) ->
 
 def test_verify_refuses_the_wrong_order(live: Api, capture, monkeypatch) -> None:
     seq, reference = capture
-    monkeypatch.setattr(routes_liveness, "random_actions", lambda count: ["turn_left", "turn_right", "blink"])
+    monkeypatch.setattr(liveness_service, "random_actions", lambda count: ["turn_left", "turn_right", "blink"])
     token = post(live, "get_biz_token", files={"image_ref1": reference}).json()
     r = post(live, "verify", files=frame_files(seq), biz_token=token["biz_token"], timestamps=timestamps(seq))
     body = r.json()

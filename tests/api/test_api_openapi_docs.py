@@ -13,18 +13,10 @@ from typing import Any
 
 import pytest
 
-from faceplus.api import (
-    routes_dense,
-    routes_detect,
-    routes_erasure,
-    routes_face,
-    routes_facealbum,
-    routes_faceset,
-    routes_liveness,
-)
-from faceplus.api.analysis import ANALYSIS_FIELDS
 from faceplus.api.app import PREFIX
+from faceplus.api.parsing import ANALYSIS_FIELDS
 from faceplus.api.replies import SCHEMAS
+from faceplus.api.routes import dense, detect, erasure, face, facealbum, faceset, liveness
 
 from .conftest import Api
 
@@ -156,10 +148,10 @@ def _fields_read(function: Callable[..., Any]) -> set[str]:
 def test_fields_a_route_reads_are_documented(spec: dict[str, Any]) -> None:
     """A field a route parses but /openapi.json does not list is a drift between the parser and the docs."""
     mounted = {
-        PREFIX: (routes_detect, routes_faceset, routes_face, routes_erasure),
-        "/imagepp/v1": (routes_facealbum,),
-        "/facepp/v1": (routes_dense,),
-        "/faceid/v3": (routes_liveness,),
+        PREFIX: (detect, faceset, face, erasure),
+        "/imagepp/v1": (facealbum,),
+        "/facepp/v1": (dense,),
+        "/faceid/v3": (liveness,),
     }
     seen, checked = set(), 0
     for prefix, modules in mounted.items():
@@ -173,3 +165,48 @@ def test_fields_a_route_reads_are_documented(spec: dict[str, Any]) -> None:
                 checked += len(read)
     assert seen == set(_facepp_operations(spec))  # every Face++ route scanned
     assert checked >= 40  # the scan found the routes' reads
+
+
+def test_each_route_declares_its_form_once_for_parsing_and_docs() -> None:
+    """Every Face++ route reads its request through the same Form its /docs entry is written from."""
+    from faceplus.api.forms import Form
+
+    checked = 0
+    for module in (detect, faceset, face, erasure, facealbum, dense, liveness):
+        for route in module.router.routes:
+            forms = [d.call for d in route.dependant.dependencies if isinstance(d.call, Form)]
+            assert len(forms) == 1, route.path
+            assert route.openapi_extra == forms[0].openapi(), route.path
+            checked += 1
+    assert checked >= 35
+
+
+def test_a_form_refuses_a_field_it_does_not_declare() -> None:
+    """Reading an undeclared field (or an integer documented as text) is a bug the first test of the route finds."""
+    import re
+
+    from faceplus.api.forms import DeclaredParams, Form, Params, UndeclaredField
+
+    form = Form({"face_token": "string", "return_result_count": "integer"}, numbered=re.compile(r"frame_\d+"))
+    given = Params({"face_token": "t1", "return_result_count": "3", "outer_id": "o"}, {"frame_7": b"jpeg"})
+    params = DeclaredParams(given, form)
+    assert (params.str("face_token"), params.int("return_result_count", 1, 1, 5)) == ("t1", 3)
+    assert params.file("frame_7") == b"jpeg" and params.str("api_key") is None
+    with pytest.raises(UndeclaredField):
+        params.str("outer_id")
+    with pytest.raises(UndeclaredField):
+        params.int("face_token", 0, 0, 9)
+    with pytest.raises(UndeclaredField):
+        params.file("image_file")
+
+
+def test_an_undocumented_alias_is_still_read(api: Api, spec: dict[str, Any], lfw_people) -> None:
+    """compare reads ``image_base641`` as ``image_base64_1`` (a Form alias): accepted, but not listed in /docs."""
+    import base64
+
+    photos = lfw_people[0][1]
+    token = api.detect_token(photos[0])
+    body = api.ok("compare", image_base641=base64.b64encode(photos[1].read_bytes()).decode(), face_token2=token)
+    assert body["confidence"] > body["thresholds"]["1e-3"] and len(body["faces1"]) == 1
+    schema = spec["paths"]["/facepp/v3/compare"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "image_base64_1" in schema["properties"] and "image_base641" not in schema["properties"]

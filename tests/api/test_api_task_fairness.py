@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import faceplus.api.tasks as tasks
+import faceplus.api.services.tasks as tasks
 
 from .conftest import Api
 

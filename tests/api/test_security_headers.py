@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from faceplus.api.security import CONTENT_SECURITY_POLICY
+from faceplus.api.headers import CONTENT_SECURITY_POLICY
 
 from .conftest import Api
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from faceplus.api.errors import ECHO_MAX
-from faceplus.api.faces import MIN_RECTANGLE_SIDE
-from faceplus.api.facesets import TAGS_MAX_CHARS
+from faceplus.api.parsing import MIN_RECTANGLE_SIDE
+from faceplus.api.services.facesets import TAGS_MAX_CHARS
 
 from .conftest import Api
 

@@ -13,34 +13,23 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from faceplus.api import (
-    routes_admin,
-    routes_console,
-    routes_dense,
-    routes_detect,
-    routes_erasure,
-    routes_face,
-    routes_facealbum,
-    routes_faceset,
-    routes_health,
-    routes_liveness,
-)
 from faceplus.api.access_log import install_access_log_redaction
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import EngineCalls, watch_client
-from faceplus.api.engine_jobs import warm_job
-from faceplus.api.erasure import sweep_lapsed
 from faceplus.api.errors import install_error_handlers
 from faceplus.api.forms import BodyLimitMiddleware
+from faceplus.api.headers import install_headers
 from faceplus.api.images import UrlFetcher
 from faceplus.api.openapi_doc import install_openapi
 from faceplus.api.ratelimit import RateLimiter
-from faceplus.api.security import install_security
-from faceplus.api.tasks import TaskRunner
+from faceplus.api.routes import admin, console, dense, detect, erasure, face, facealbum, faceset, health, liveness
+from faceplus.api.services.erasure import sweep_lapsed
+from faceplus.api.services.tasks import TaskRunner
 from faceplus.engine import Engine
+from faceplus.jobs.detect import warm_job
 from faceplus.private_temp import PrivateTemp
 from faceplus.store import Store
 from faceplus.store.factory import open_store
@@ -229,30 +218,30 @@ def create_app(
         "api_secret. Errors carry Face++'s `error_message` strings.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # served from local assets by install_security
+        docs_url=None,  # served from local assets by install_headers
         redoc_url=None,
     )
     app.state.ctx = ctx
     install_error_handlers(app)
     install_openapi(app)  # each Face++ route's reply and errors typed from faceplus.api.replies
-    for router in (routes_detect.router, routes_faceset.router, routes_face.router, routes_erasure.router):
+    for router in (detect.router, faceset.router, face.router, erasure.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
-    app.include_router(routes_facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
-    app.include_router(routes_dense.router, prefix="/facepp/v1", dependencies=[Depends(watch_client)])
+    app.include_router(facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
+    app.include_router(dense.router, prefix="/facepp/v1", dependencies=[Depends(watch_client)])
     # FaceID's liveness flow under its own prefix, as Face++ serves it (api.megvii.com/faceid/v3/sdk/...)
-    app.include_router(routes_liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
-    app.include_router(routes_health.router)
+    app.include_router(liveness.router, prefix="/faceid/v3", dependencies=[Depends(watch_client)])
+    app.include_router(health.router)
     # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
-    app.include_router(routes_console.router, dependencies=[Depends(watch_client)])
-    app.include_router(routes_admin.router, dependencies=[Depends(watch_client)])  # operator secret too
+    app.include_router(console.router, dependencies=[Depends(watch_client)])
+    app.include_router(admin.router, dependencies=[Depends(watch_client)])  # operator secret too
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.body_timeout_s,
         budget_bytes=settings.max_buffered_body_bytes,
     )
-    app.add_middleware(AuditMiddleware)  # issue 14: every call that writes data is recorded
-    install_security(app)  # docs routes and security headers, before the console's catch-all mount
+    app.add_middleware(AuditMiddleware)  # every call that writes data is recorded
+    install_headers(app)  # docs routes and security headers, before the console's catch-all mount
     install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
     mount_console(app)
     return app

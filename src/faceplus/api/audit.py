@@ -1,4 +1,4 @@
-"""The audit trail (issue 14): one middleware records every authenticated call that creates, changes or erases data.
+"""The audit trail: one middleware records every authenticated call that creates, changes or erases data.
 
 Which calls: every authenticated API route except the read-only ones listed in :data:`READ_ONLY` (so a new
 route is audited unless someone declares it a read). Detect, compare and search are audited because they store
@@ -9,7 +9,8 @@ user_data or any other value: ids are taken from an allow-list of field names on
 
 The entry is written after the reply has gone (the call's latency does not include it); a failure to write it
 is logged. Async tasks are recorded when submitted (their task_id and the objects they name) and again when they
-finish, as route ``task/<kind>`` with their outcome and the ids they changed (:class:`faceplus.api.tasks.TaskRunner`).
+finish, as route ``task/<kind>`` with their outcome and the ids they changed
+(:class:`faceplus.api.services.tasks.TaskRunner`).
 """
 
 from __future__ import annotations

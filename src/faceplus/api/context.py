@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class TaskQueue(Protocol):
-    """What routes and the app need of the async task runner (:class:`faceplus.api.tasks.TaskRunner`).
+    """What routes and the app need of the async task runner (:class:`faceplus.api.services.tasks.TaskRunner`).
 
     A protocol rather than the class: the runner runs FaceSet and FaceAlbum work that itself needs the context.
     """

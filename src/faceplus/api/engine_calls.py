@@ -1,7 +1,7 @@
-"""How routes run engine work: in the worker pool (the server's default) or inline, with Face++ errors.
+"""How services run engine work: in the worker pool (the server's default) or inline, with Face++ errors.
 
-Routes call :meth:`EngineCalls.run` with a job from :mod:`faceplus.api.engine_jobs`. What can go wrong around
-a job becomes a Face++ reply: a saturated pool answers ``403 CONCURRENCY_LIMIT_EXCEEDED`` at once (after a
+Services call :meth:`EngineCalls.run` with a job from :mod:`faceplus.jobs` and its typed request. What can go
+wrong around a job becomes a Face++ reply: a saturated pool answers ``403 CONCURRENCY_LIMIT_EXCEEDED`` at once (after a
 bounded wait), and a call whose HTTP client has gone is cancelled (its worker is kept when the job ends within
 ``engine_cancel_grace_s``, replaced otherwise). The client check is installed per request by
 :func:`watch_client` (a router dependency) through a context variable, so jobs need no request argument and
@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.from_thread
 from fastapi import Request
@@ -24,6 +24,9 @@ from faceplus.engine import Engine
 from faceplus.workers import CallCancelled, CallTimedOut, EnginePool, PoolBusy, WorkerCrashed
 
 log = logging.getLogger("faceplus.api")
+
+Request_ = TypeVar("Request_")
+Result = TypeVar("Result")
 
 #: The running request's "has the client gone?" check (None outside a request).
 client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("faceplus_client_gone", default=None)
@@ -57,13 +60,15 @@ class EngineCalls:
             return {"mode": "inline"}
         return {"mode": "pool", **self.pool.status()}
 
-    def run(self, job: Callable[..., Any], *args: Any) -> Any:
-        """``job(engine, *args)``'s result; pool trouble as a Face++ :class:`ApiError`."""
+    def run(self, job: Callable[[Engine, Request_], Result], request: Request_) -> Result:
+        """``job(engine, request)``'s result; pool trouble as a Face++ :class:`ApiError` (the job's own
+        :class:`faceplus.errors.FaceplusError` passes through)."""
         if self.pool is None:
             with self._slots:
-                return job(self.engine, *args)
+                return job(self.engine, request)
         try:
-            return self.pool.call(job, *args, cancelled=client_gone.get())
+            result: Result = self.pool.call(job, request, cancelled=client_gone.get())
+            return result
         except PoolBusy as exc:
             log.warning("engine call refused: %s", exc)
             raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED") from None

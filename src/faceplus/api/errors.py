@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceplus.api.limit_detail import limit_detail
-from faceplus.errors import FaceplusError
+from faceplus.errors import BadArgument, FaceplusError, ImageError, UnsupportedAttribute
+from faceplus.liveness.measure import VideoError, VideoTooLong
 
 log = logging.getLogger("faceplus.api")
 
@@ -42,6 +43,23 @@ def bounded(error_message: str) -> str:
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 
 
+#: The HTTP status of each error the engine and the jobs raise (they carry a Face++ code, no status); a class not
+#: here answers with its nearest listed base's status (:func:`status_of`), or 500.
+STATUS_OF_ERROR: dict[type[FaceplusError], int] = {
+    ImageError: 400,
+    UnsupportedAttribute: 400,
+    BadArgument: 400,
+    VideoError: 400,
+    VideoTooLong: 400,
+    FaceplusError: 500,
+}
+
+
+def status_of(exc: FaceplusError) -> int:
+    """The HTTP status Face++ answers ``exc`` with (:data:`STATUS_OF_ERROR`)."""
+    return next(STATUS_OF_ERROR[kind] for kind in type(exc).__mro__ if kind in STATUS_OF_ERROR)
+
+
 class ApiError(Exception):
     """A Face++ error: ``error_message`` is the exact wire string."""
 
@@ -51,9 +69,10 @@ class ApiError(Exception):
         self.status = status
         self.error_message = error_message
 
-    def __reduce__(self) -> tuple:
-        """Pickle with both fields (jobs in engine worker processes raise these too)."""
-        return (ApiError, (self.status, self.error_message))
+    @classmethod
+    def of(cls, exc: FaceplusError) -> ApiError:
+        """The Face++ reply to an engine or job error: its wire message with its status."""
+        return cls(status_of(exc), exc.error_message)
 
 
 def missing(*names: str) -> ApiError:
@@ -109,7 +128,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FaceplusError)
     async def _engine(request: Request, exc: FaceplusError) -> JSONResponse:
-        return error_reply(request, exc.http_status, exc.error_message, str(exc))
+        return error_reply(request, status_of(exc), exc.error_message, str(exc))
 
     @app.exception_handler(BodyTooLarge)
     async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:

@@ -2,12 +2,15 @@
 
 Routes read their parameters from :class:`Params` instead of FastAPI ``Form()`` declarations so that
 Face++'s own error strings (not FastAPI's 422s) come back, and so that a 2 MB ``image_base64`` field
-is not cut by Starlette's 1 MB default part limit. :func:`form_doc` still documents each route's
-fields in the OpenAPI schema served at ``/docs``.
+is not cut by Starlette's 1 MB default part limit. Each route declares its fields once, as a :class:`Form`:
+the OpenAPI schema served at ``/docs`` is written from it (:meth:`Form.openapi`), and the route reads its
+request through it (the form is the route's dependency), so a field cannot be parsed without being documented,
+nor read as an integer while documented as text.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -19,10 +22,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, error_reply, missing
 from faceplus.api.field_docs import describe
-from faceplus.identifiers import has_forbidden_chars
-
-#: Control characters the text rule (faceplus.identifiers) lets a field hold: user_data may hold tabs and breaks.
-TEXT_CONTROL_ALLOWED = {"user_data": frozenset("\t\n\r")}
 
 #: The sign-in fields: one value each per request, wherever they are sent (query string or body).
 CREDENTIALS = ("api_key", "api_secret")
@@ -42,11 +41,6 @@ for _digit in _HEX:
 _PLUS_TO_SPACE = bytes.maketrans(b"+", b" ")
 #: Shorter values are decoded by ``urllib`` (at most a few dozen escapes: cheaper than setting up arrays).
 SHORT_VALUE = 128
-
-
-def has_bad_chars(name: str, value: str) -> bool:
-    """Whether ``value`` holds a character Face++ refuses or a control character (field ``name``'s rule)."""
-    return has_forbidden_chars(value, TEXT_CONTROL_ALLOWED.get(name, frozenset()))
 
 
 class Params:
@@ -233,7 +227,7 @@ def form_doc(fields: dict[str, str], description: str = "", docs: dict[str, str]
     """
     words = docs or {}
     props: dict[str, Any] = {}
-    for name, kind in {"api_key": "string", "api_secret": "string", **fields}.items():
+    for name, kind in {**dict.fromkeys(CREDENTIALS, "string"), **fields}.items():
         prop: dict[str, Any] = {"type": "string", "format": "binary"} if kind == "binary" else {"type": kind}
         prop["description"] = words.get(name) or describe(name)
         if kind != "binary":
@@ -251,6 +245,70 @@ def form_doc(fields: dict[str, str], description: str = "", docs: dict[str, str]
             },
         }
     }
+
+
+class UndeclaredField(LookupError):
+    """A route read a form field its :class:`Form` does not declare (or as another kind): a bug, not bad input."""
+
+
+class DeclaredParams(Params):
+    """A request's :class:`Params` as one route's :class:`Form` lets it read them."""
+
+    def __init__(self, params: Params, form: Form) -> None:
+        super().__init__(params.fields, params.files)
+        self.form = form
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        self.form.check(name)
+        return super().str(name, default)
+
+    def int(self, name: str, default: int, low: int, high: int) -> int:
+        self.form.check(name, "integer")
+        return super().int(name, default, low, high)
+
+    def file(self, name: str) -> bytes | None:
+        self.form.check(name, "binary")
+        return super().file(name)
+
+
+class Form:
+    """A route's form fields, declared once: ``{name: "string"|"integer"|"binary"}`` (plus the credentials).
+
+    ``openapi()`` is the route's OpenAPI ``requestBody`` (:func:`form_doc`); as a route dependency the form
+    reads the request's :class:`Params` (:func:`read_params`) and hands the route a :class:`DeclaredParams`,
+    which refuses (:class:`UndeclaredField`) a field the form does not declare. ``numbered`` names a family of
+    fields documented by its first member (liveness's ``frame_0``, ``frame_1``, ...); ``aliases`` are other
+    spellings a client may send (``{name: kind}``), read like the fields but not documented.
+    """
+
+    def __init__(
+        self,
+        fields: dict[str, str],
+        description: str = "",
+        docs: dict[str, str] | None = None,
+        numbered: re.Pattern[str] | None = None,
+        aliases: dict[str, str] | None = None,
+    ) -> None:
+        self.fields = {**dict.fromkeys(CREDENTIALS, "string"), **fields}
+        self.description = description
+        self.docs = docs
+        self.numbered = numbered
+        self.aliases = aliases or {}
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI ``requestBody`` of these fields (``openapi_extra`` of the route)."""
+        return form_doc(self.fields, self.description, self.docs)
+
+    def check(self, name: str, kind: str | None = None) -> None:
+        """Raise :class:`UndeclaredField` unless ``name`` is declared (as ``kind``, when given)."""
+        declared = self.fields.get(name) or self.aliases.get(name)
+        if declared is None and self.numbered is not None and self.numbered.fullmatch(name):
+            declared = "binary"
+        if declared is None or (kind is not None and declared != kind):
+            raise UndeclaredField(f"form field {name!r} read as {kind or 'text'}, declared {declared!r}")
+
+    async def __call__(self, request: Request) -> Params:
+        return DeclaredParams(await read_params(request), self)
 
 
 class BodyBudget:

@@ -253,8 +253,15 @@ def image_names(suffix: str = "") -> tuple[str, str, str]:
     return f"image_file{suffix}", f"image_base64{'_' + suffix if suffix else ''}", f"image_url{suffix}"
 
 
+def image_aliases(suffix: str = "") -> dict[str, str]:
+    """Spellings :func:`read_image` also accepts but /docs does not list: ``image_base641`` for ``image_base64_1``
+    (the numbered field without its underscore, as the other numbered fields are spelled)."""
+    return {f"image_base64{suffix}": "string"} if suffix else {}
+
+
 def image_fields(suffix: str = "") -> dict[str, str]:
-    """The OpenAPI kinds of :func:`read_image`'s fields (``form_doc``), from the same names it reads."""
+    """The OpenAPI kinds of :func:`read_image`'s fields (for a route's :class:`~faceplus.api.forms.Form`), from the
+    same names it reads."""
     file_name, b64_name, url_name = image_names(suffix)
     return {file_name: "binary", b64_name: "string", url_name: "string"}
 
@@ -268,8 +275,7 @@ def read_image(params: Params, fetcher: UrlFetcher, suffix: str = "") -> ImageIn
     text = params.str(file_name)
     if text is not None:  # sent as a text field, not an upload
         raise ApiError(400, f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {file_name}")
-    b64_alias = f"image_base64{suffix}"
-    for name in (b64_name, b64_alias) if suffix else (b64_name,):
+    for name in (b64_name, *image_aliases(suffix)):
         text = params.str(name)
         if text is not None:
             return ImageInput(_base64(text, name), name)

@@ -1,6 +1,6 @@
 """The engine side of liveness: decode a capture and measure each frame (:class:`~.checks.FrameSignal`).
 
-Runs where engine work runs (a worker process, through :mod:`faceplus.api.liveness_jobs`; or in-process in the
+Runs where engine work runs (a worker process, through :mod:`faceplus.jobs.liveness`; or in-process in the
 eval and tests). Per frame: every face (dlib HOG with the engine's fallbacks), and for the largest one its
 embedding, eye status (:mod:`faceplus.attributes.eyes`), mouth status (:mod:`faceplus.attributes.mouth`) and head
 pose (:mod:`faceplus.attributes.headpose`). About 0.23 s per 640x480 frame on one CPU core.
@@ -39,7 +39,6 @@ class VideoError(FaceplusError):
     """Not a video FFmpeg can decode (or one with no frames)."""
 
     code = "VIDEO_ERROR_UNSUPPORTED_FORMAT"
-    http_status = 400
 
 
 #: FFmpeg demuxers a capture may be read with (names as FFmpeg's ``format_whitelist`` matches them) and the only
@@ -65,7 +64,6 @@ class VideoTooLong(FaceplusError):
     """A video longer than the server allows."""
 
     code = "VIDEO_TOO_LONG"
-    http_status = 400
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from typing import Any
 from faceplus.api.audit import object_ids
 from faceplus.api.context import ApiContext
 from faceplus.api.errors import ApiError
-from faceplus.api.facesets import run_task
+from faceplus.api.services.facesets import run_task
 from faceplus.store import TASK_LEASE_S, AuditEntry, TaskRecord
 
-log = logging.getLogger("faceplus.api.tasks")
+log = logging.getLogger("faceplus.api.services.tasks")
 
 
 class TaskRunner:

@@ -1,26 +1,16 @@
-"""face/analyze, face/getdetail and face/setuserid."""
+"""face/analyze: landmarks and attributes of face tokens, from what detect kept (its own values, else the kept face
+crop or image, measured again in a job)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-
-from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
-from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.engine_jobs import analyze_crop_job, analyze_job
-from faceplus.api.errors import ApiError, reply
-from faceplus.api.faces import face_by_token
-from faceplus.api.facesets import check_text, face_tokens
-from faceplus.api.forms import form_doc
+from faceplus.api.errors import ApiError
 from faceplus.attributes import LANDMARK_POINTS, RESPONSE_KEY
+from faceplus.jobs.analyze import AnalyzeCropRequest, AnalyzeRequest, analyze_crop_job, analyze_job
 from faceplus.results import Box
 from faceplus.store import FaceCrop, FaceRecord
-
-router = APIRouter(prefix="/face")
-
 
 #: face/analyze (and thousandlandmark by face_token) for a token whose pixels the server did not keep.
 NOT_ANALYZABLE = "FACE_NOT_ANALYZABLE"
@@ -59,27 +49,22 @@ def _analysis(
     if stored is not None:
         return stored
     if crop is not None:
-        return ctx.engine_calls.run(analyze_crop_job, crop.data, crop.meta, landmark, attributes)
+        request = AnalyzeCropRequest(crop.data, crop.meta, landmark, tuple(attributes))
+        return ctx.engine_calls.run(analyze_crop_job, request)
     image = ctx.store.faces.get_image(face.tenant, face.image_id) if ctx.settings.store_images else None
     if image is not None:
-        return ctx.engine_calls.run(analyze_job, image, Box(**face.face_rectangle), landmark, attributes)
+        box = Box(**face.face_rectangle)
+        return ctx.engine_calls.run(analyze_job, AnalyzeRequest(image, box, landmark, tuple(attributes)))
     raise not_analyzable(face.face_token)
 
 
-@router.post(
-    "/analyze",
-    summary="Landmarks and attributes of up to 5 face tokens (computed from each token's kept face crop)",
-    openapi_extra=form_doc({"face_tokens": "string", **ANALYSIS_FIELDS}),
-)
-def analyze(
-    request: Request,
-    tenant: Tenant,
-    params: FormParams,
-    ctx: Ctx,
-) -> JSONResponse:
-    tokens = face_tokens(params, ctx.settings.analyze_max_tokens)
-    assert tokens is not None
-    landmark, attributes = parse_analysis_params(params)
+def analyze_faces(
+    ctx: ApiContext, tenant: str, tokens: list[str], landmark: int, attributes: list[str]
+) -> list[dict[str, Any]]:
+    """face/analyze's ``faces``: each distinct token's rectangle with the landmarks/attributes asked for.
+
+    An unknown token is 400 ``INVALID_FACE_TOKEN``; one whose answer needs pixels nothing kept is 400
+    ``FACE_NOT_ANALYZABLE``, refused before any work is done."""
     found = ctx.store.faces.get(tenant, tokens, ctx.live_after())
     for token in tokens:
         if token not in found:
@@ -92,7 +77,7 @@ def analyze(
         for token in need:
             if token not in crops:
                 raise not_analyzable(token)
-    faces = [
+    return [
         {
             "face_token": token,
             "face_rectangle": found[token].face_rectangle,
@@ -100,55 +85,3 @@ def analyze(
         }
         for token in unique
     ]
-    return reply(request, declare_unmeasured(params, {"faces": faces}))
-
-
-@router.post(
-    "/getdetail",
-    summary="A face token's rectangle, image, user_id and FaceSets",
-    openapi_extra=form_doc({"face_token": "string"}),
-)
-def getdetail(
-    request: Request,
-    tenant: Tenant,
-    params: FormParams,
-    ctx: Ctx,
-) -> JSONResponse:
-    face = face_by_token(ctx, tenant, params.required("face_token").strip())
-    facesets = [
-        {
-            "faceset_token": fs.faceset_token,
-            "outer_id": fs.outer_id,
-            "display_name": fs.display_name,
-            "tags": ",".join(fs.tags),
-        }
-        for fs in ctx.store.facesets.of_face(tenant, face.face_token)
-    ]
-    return reply(
-        request,
-        {
-            "face_token": face.face_token,
-            "user_id": face.user_id,
-            "image_id": face.image_id,
-            "face_rectangle": face.face_rectangle,
-            "facesets": facesets,
-        },
-    )
-
-
-@router.post(
-    "/setuserid",
-    summary="Attach a user_id (<=255 characters) to a face token",
-    openapi_extra=form_doc({"face_token": "string", "user_id": "string"}),
-)
-def setuserid(
-    request: Request,
-    tenant: Tenant,
-    params: FormParams,
-    ctx: Ctx,
-) -> JSONResponse:
-    token = params.required("face_token").strip()
-    user_id = check_text("user_id", params.required("user_id"))
-    face = face_by_token(ctx, tenant, token)
-    ctx.store.faces.set_user_id(tenant, face.face_token, user_id)
-    return reply(request, {"face_token": face.face_token, "user_id": user_id})

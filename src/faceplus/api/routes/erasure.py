@@ -7,16 +7,22 @@ is reported in ``failure_detail`` exactly as a token that never existed (another
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.erasure import erase
-from faceplus.api.errors import echo, missing, reply
-from faceplus.api.facesets import check_text, face_tokens
-from faceplus.api.forms import form_doc
+from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.errors import missing, reply
+from faceplus.api.forms import Form, Params
+from faceplus.api.parsing import face_tokens
+from faceplus.api.services.erasure import erase_faces_reply
+from faceplus.api.services.facesets import check_text
 
 router = APIRouter(prefix="/face")
+
+
+ERASE_FACES_FORM = Form({"face_tokens": "string", "user_id": "string"})
 
 
 @router.post(
@@ -26,12 +32,12 @@ router = APIRouter(prefix="/face")
     "face crops and images, FaceAlbum faces and async tasks naming them; storage is scrubbed afterwards "
     "(docs/SECURITY.md). Reply: `face_erased`, `erased_face_tokens`, `facesets` that lost faces "
     "(`faceset_token`, `face_count`), `failure_detail` for tokens not found.",
-    openapi_extra=form_doc({"face_tokens": "string", "user_id": "string"}),
+    openapi_extra=ERASE_FACES_FORM.openapi(),
 )
 def erase_faces(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(ERASE_FACES_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     tokens = face_tokens(params, ctx.settings.removeface_max_tokens, required=False) or []
@@ -40,17 +46,4 @@ def erase_faces(
         user_id = check_text("user_id", user_id, lookup=True)
     if not tokens and not user_id:
         raise missing("face_tokens", "user_id")
-    result = erase(ctx, tenant, tokens, [user_id] if user_id else [])
-    erased = result.erased
-    gone = set(erased)
-    return reply(
-        request,
-        {
-            "face_erased": len(erased),
-            "erased_face_tokens": erased,
-            "facesets": [{"faceset_token": token, "face_count": count} for _, token, count, _ in result.facesets],
-            "failure_detail": [
-                {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in gone
-            ],
-        },
-    )
+    return reply(request, erase_faces_reply(ctx, tenant, tokens, user_id))

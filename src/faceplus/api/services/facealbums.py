@@ -25,18 +25,27 @@ from typing import Any
 import numpy as np
 
 from faceplus.api.context import ApiContext
-from faceplus.api.engine_jobs import detect_job
-from faceplus.api.errors import ApiError, plain
-from faceplus.api.faces import new_token
-from faceplus.api.limits import facepp_min_face
+from faceplus.api.errors import ApiError, bad, echo, plain
+from faceplus.api.services.faces import new_token
 from faceplus.errors import FaceplusError
-from faceplus.store import GROUP_NOT_GROUPED, GROUP_UNGROUPED, AlbumFace, AlbumFull
+from faceplus.jobs.detect import DetectRequest, detect_job
+from faceplus.jobs.min_face import facepp_min_face
+from faceplus.store import (
+    GROUP_NOT_GROUPED,
+    GROUP_UNGROUPED,
+    AlbumFace,
+    AlbumFull,
+    AlbumQuotaExceeded,
+    AlbumRecord,
+)
 from faceplus.tools.clustering import DEFAULT_FAR, cluster_embeddings, link_calibration, pairwise_distances_block
 
 #: Face++ ``ungrouped_reason`` for a face grouping found no similar face for (the only reason faceplus gives).
 NO_SIMILAR_PORTRAIT = 4
 INCREMENTAL, ENTIRE = "incremental", "entirefacealbum"
 KIND_ADD, KIND_GROUP, KIND_SEARCH = "facealbum_addimage", "facealbum_groupface", "facealbum_searchimage"
+#: updateface's ``new_group_id`` for "a new group" (any letter case).
+CREATE_NEW_GROUP = "CreateNewGroup"
 
 
 def is_group(group_id: str) -> bool:
@@ -70,9 +79,8 @@ def group_json(face: AlbumFace) -> dict[str, Any]:
 # -- adding images ----------------------------------------------------------------------------------
 def detect_faces(ctx: ApiContext, data: bytes, param: str) -> list[tuple[dict[str, int], np.ndarray]]:
     """(face_rectangle, embedding) of each face Face++ would report, largest first (engine work in a worker)."""
-    found = ctx.engine_calls.run(
-        detect_job, data, param, None, "face_rectangle", 0, [], 0, False, facepp_min_face(ctx.settings)
-    )
+    request = DetectRequest(data, param, min_face=facepp_min_face(ctx.settings))
+    found = ctx.engine_calls.run(detect_job, request)
     return [
         (face.box.to_facepp(), np.asarray(face.embedding, dtype=np.float32))
         for face in found
@@ -285,7 +293,7 @@ def queue_with_image(ctx: ApiContext, tenant: str, kind: str, facealbum_token: s
 
 
 def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Carry out a queued FaceAlbum task (called by :func:`faceplus.api.facesets.run_task`)."""
+    """Carry out a queued FaceAlbum task (called by :func:`faceplus.api.services.facesets.run_task`)."""
     token = params["facealbum_token"]
     if kind == KIND_GROUP:
         return group_faces(ctx, tenant, token, params["operation_type"])
@@ -298,5 +306,161 @@ def run_album_task(ctx: ApiContext, tenant: str, kind: str, params: dict[str, An
         if kind == KIND_SEARCH:
             return search_image(ctx, tenant, token, data, params["param"])
     except FaceplusError as exc:  # the engine's refusal (bad image, ...) is the task's reported failure
-        raise ApiError(exc.http_status, exc.error_message) from None
+        raise ApiError.of(exc) from None
     raise ApiError(500, "INTERNAL_ERROR")
+
+
+# -- the routes' rules --------------------------------------------------------------------------------
+def album_by_token(ctx: ApiContext, tenant: str, token: str) -> AlbumRecord:
+    """The tenant's album ``token``, or 400 ``INVALID_FACEALBUM_TOKEN``."""
+    album = ctx.store.albums.get(tenant, token)
+    if album is None:
+        raise plain("INVALID_FACEALBUM_TOKEN")
+    return album
+
+
+def create_album(ctx: ApiContext, tenant: str) -> dict[str, Any]:
+    """createalbum: a new empty album (400 ``FACEALBUM_QUOTA_EXCEEDED`` past the key's quota)."""
+    token = new_token()
+    try:
+        ctx.store.albums.create(tenant, token, ctx.now(), ctx.settings.max_facealbums_per_key)
+    except AlbumQuotaExceeded:
+        raise plain("FACEALBUM_QUOTA_EXCEEDED") from None
+    return {"facealbum_token": token}
+
+
+def delete_album(ctx: ApiContext, tenant: str, album: AlbumRecord, check_empty: bool) -> dict[str, Any]:
+    """deletealbum: the album with its faces (refused while it has faces when ``check_empty``)."""
+    if check_empty and album.face_count > 0:
+        raise plain("FACEALBUM_NOT_EMPTY")
+    ctx.store.albums.delete(tenant, album.facealbum_token)
+    return {"facealbum_token": album.facealbum_token}
+
+
+def list_albums(ctx: ApiContext, tenant: str, start: int) -> dict[str, Any]:
+    """getfacealbums: a page of this key's albums, oldest first, from position ``start`` (1-based)."""
+    page = ctx.settings.getfacesets_page
+    found = ctx.store.albums.of_tenant(tenant, start - 1, page + 1)
+    out: dict[str, Any] = {"facealbums": [{"facealbum_token": a.facealbum_token} for a in found[:page]]}
+    if len(found) > page:  # absent on the last page
+        out["next"] = str(start + page)
+    return out
+
+
+def album_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, start: str | None) -> dict[str, Any]:
+    """getalbumdetail: a page of the album's faces from the face token ``start`` (400 when it is not one)."""
+    page = ctx.settings.getdetail_page
+    try:
+        faces = ctx.store.albums.faces(
+            tenant, album.facealbum_token, start_token=start.strip() if start else None, limit=page + 1
+        )
+    except KeyError:
+        raise bad("start_token") from None
+    out: dict[str, Any] = {"facealbum_token": album.facealbum_token, "faces": [face_json(f) for f in faces[:page]]}
+    if len(faces) > page:  # the token of the first face of the next page; absent on the last page
+        out["next_token"] = faces[page].face_token
+    return out
+
+
+def album_face_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, token: str) -> dict[str, Any]:
+    """getfacedetail: one face of the album, with why it is ungrouped where it is."""
+    found = ctx.store.albums.faces(tenant, album.facealbum_token, tokens=[token])
+    if not found:
+        raise plain(f"INVALID_FACE_TOKEN: {token}")
+    face = found[0]
+    out = {"facealbum_token": album.facealbum_token, **face_json(face)}
+    if face.group_id == GROUP_UNGROUPED and face.ungrouped_reason is not None:
+        out["ungrouped_reason"] = face.ungrouped_reason
+    return out
+
+
+def album_image_detail(ctx: ApiContext, tenant: str, album: AlbumRecord, image_id: str) -> dict[str, Any]:
+    """getimagedetail: the face tokens an image added to the album."""
+    faces = ctx.store.albums.faces(tenant, album.facealbum_token, image_id=image_id)
+    if not faces:
+        raise plain("INVALID_IMAGE_ID")
+    return {
+        "facealbum_token": album.facealbum_token,
+        "image_id": image_id,
+        "face_tokens": ",".join(f.face_token for f in faces),
+    }
+
+
+def queue_grouping(ctx: ApiContext, tenant: str, album: AlbumRecord, mode: str) -> dict[str, Any]:
+    """groupface: a grouping task queued (``mode``: incremental or entirefacealbum)."""
+    assert ctx.tasks is not None
+    task_id = ctx.tasks.submit(tenant, KIND_GROUP, {"facealbum_token": album.facealbum_token, "operation_type": mode})
+    return {"facealbum_token": album.facealbum_token, "task_id": task_id}
+
+
+def album_task_status(ctx: ApiContext, tenant: str, task_id: str, kind: str) -> dict[str, Any]:
+    """A FaceAlbum task's state: ``status`` 0 running, 1 done (with the result's fields), -1 failed."""
+    task = ctx.store.tasks.get(tenant, task_id)
+    if task is None or task.kind != kind:
+        raise plain("INVALID_TASK_ID")
+    out: dict[str, Any] = {
+        "task_id": task.task_id,
+        "status": task.status,
+        "facealbum_token": task.params.get("facealbum_token", ""),
+    }
+    if task.status == 1 and task.result:
+        out.update(task.result)
+    elif task.status == -1:
+        reason = (task.result or {}).get("error_message", "INTERNAL_ERROR")
+        out["task_failure_message"] = reason  # FaceAlbum's documented field
+        out["task_failure_detail"] = reason  # the FaceSet tasks' field, for clients written against those
+    return out
+
+
+def update_album_faces(
+    ctx: ApiContext, tenant: str, album: AlbumRecord, tokens: list[str], target: str
+) -> dict[str, Any]:
+    """updateface: ``tokens`` put in group ``target``, a new group (``CreateNewGroup``) or none (-1), manually (a
+    later grouping keeps them there)."""
+    present = {f.face_token for f in ctx.store.albums.faces(tenant, album.facealbum_token, tokens=tokens)}
+    out: dict[str, Any] = {"facealbum_token": album.facealbum_token}
+    if target.lower() == CREATE_NEW_GROUP.lower():
+        target = ctx.store.albums.new_group_ids(tenant, album.facealbum_token, 1)[0] if present else ""
+        if target:
+            out["group_id"] = target
+    elif target != GROUP_NOT_GROUPED:
+        if not target.isdigit() or not is_group(target):
+            raise bad("new_group_id")
+        if not any(f.group_id == target for f in ctx.store.albums.faces(tenant, album.facealbum_token)):
+            raise plain("INVALID_GROUP_ID")
+    changed = (
+        ctx.store.albums.set_groups(
+            tenant, album.facealbum_token, {t: (target, None) for t in tokens if t in present}, manual=True
+        )
+        if present
+        else []
+    )
+    out["face_tokens_success"] = ",".join(changed)
+    out["failure_detail"] = [
+        {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in present
+    ]
+    return out
+
+
+def delete_album_faces(
+    ctx: ApiContext, tenant: str, album: AlbumRecord, tokens: list[str] | None, image_id: str | None
+) -> dict[str, Any]:
+    """deleteface: ``tokens``, or every face of ``image_id`` (400 ``INVALID_IMAGE_ID`` when it has none), out of
+    the album."""
+    if tokens is None:
+        assert image_id is not None
+        tokens = [
+            f.face_token for f in ctx.store.albums.faces(tenant, album.facealbum_token, image_id=image_id.strip())
+        ]
+        if not tokens:
+            raise plain("INVALID_IMAGE_ID")
+    removed = ctx.store.albums.delete_faces(tenant, album.facealbum_token, tokens)
+    gone = set(removed)
+    return {
+        "facealbum_token": album.facealbum_token,
+        "face_removed_count": len(removed),
+        "face_removed_detail": removed,
+        "face_failure_detail": [
+            {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in gone
+        ],
+    }

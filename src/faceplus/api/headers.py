@@ -153,7 +153,7 @@ def install_docs(app: FastAPI) -> None:
     app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
 
 
-def install_security(app: FastAPI) -> None:
+def install_headers(app: FastAPI) -> None:
     """Headers on every response and the self-hosted docs; call before the console is mounted at ``/``."""
     install_docs(app)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.analysis import ANALYSIS_FIELDS, declare_unmeasured, parse_analysis_params
 from faceplus.api.context import ApiContext
-from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import ApiError, missing, plain, reply
-from faceplus.api.faces import (
-    FACESET_MODEL_MISMATCH,
-    Detection,
-    comparable,
-    detect_and_store,
-    face_by_token,
+from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.errors import missing, plain, reply
+from faceplus.api.forms import Form, Params
+from faceplus.api.images import image_aliases, image_fields, image_names, read_image
+from faceplus.api.parsing import (
+    ANALYSIS_FIELDS,
+    faceset_names,
+    parse_analysis_params,
     parse_rectangle,
+    unmeasured_attributes,
 )
-from faceplus.api.facesets import resolve_faceset
-from faceplus.api.forms import Params, form_doc
-from faceplus.api.images import image_fields, image_names, read_image
-from faceplus.store import FaceRecord, ModelMismatch
-
-#: Candidates search takes from the index when a cohort-normalised calibration re-ranks them (the normalised
-#: order can differ from the raw one only among faces at similar raw distances).
-RESCORED_CANDIDATES = 20
+from faceplus.api.services.analysis import declare_unmeasured
+from faceplus.api.services.faces import Detection, comparable, detect_and_store, face_by_token
+from faceplus.api.services.facesets import resolve_faceset
+from faceplus.api.services.search import compare_faces, search_faceset
+from faceplus.store import FaceRecord
 
 router = APIRouter()
 
@@ -53,22 +50,25 @@ def _with_headers(response: JSONResponse, headers: dict[str, str]) -> JSONRespon
 _IMAGE = image_fields()
 
 
+DETECT_FORM = Form(
+    {
+        **_IMAGE,
+        **ANALYSIS_FIELDS,
+        "calculate_all": "integer",
+        "face_rectangle": "string",
+    }
+)
+
+
 @router.post(
     "/detect",
     summary="Detect faces and issue a face_token for each",
-    openapi_extra=form_doc(
-        {
-            **_IMAGE,
-            **ANALYSIS_FIELDS,
-            "calculate_all": "integer",
-            "face_rectangle": "string",
-        }
-    ),
+    openapi_extra=DETECT_FORM.openapi(),
 )
 def detect(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(DETECT_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     landmark, attributes = parse_analysis_params(params)
@@ -88,7 +88,8 @@ def detect(
     )
     body = {"image_id": found.image_id, "faces": found.faces_json(), "face_num": len(found.records)}
     described = None if calculate_all else ctx.settings.attribute_faces  # the faces detect describes
-    return _with_headers(reply(request, declare_unmeasured(params, body, described)), left_out_headers(found))
+    reply_body = declare_unmeasured(unmeasured_attributes(params), body, described)
+    return _with_headers(reply(request, reply_body), left_out_headers(found))
 
 
 def _face_or_image(
@@ -112,24 +113,28 @@ def _face_or_image(
     return found.main
 
 
+COMPARE_FORM = Form(
+    {
+        "face_token1": "string",
+        **image_fields("1"),
+        "face_rectangle1": "string",
+        "face_token2": "string",
+        **image_fields("2"),
+        "face_rectangle2": "string",
+    },
+    aliases={**image_aliases("1"), **image_aliases("2")},
+)
+
+
 @router.post(
     "/compare",
     summary="Compare two faces (face tokens or the largest face of two images)",
-    openapi_extra=form_doc(
-        {
-            "face_token1": "string",
-            **image_fields("1"),
-            "face_rectangle1": "string",
-            "face_token2": "string",
-            **image_fields("2"),
-            "face_rectangle2": "string",
-        }
-    ),
+    openapi_extra=COMPARE_FORM.openapi(),
 )
 def compare(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(COMPARE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     out: dict[str, Any] = {}
@@ -137,59 +142,40 @@ def compare(
     face1 = _face_or_image(ctx, tenant, params, "1", out, headers)
     face2 = _face_or_image(ctx, tenant, params, "2", out, headers)
     if face1 is not None and face2 is not None:
-        match = ctx.engine.match(face1.embedding, face2.embedding)
-        out.update(match.to_facepp())
+        out.update(compare_faces(ctx, face1, face2))
     return _with_headers(reply(request, out), headers)
+
+
+SEARCH_FORM = Form(
+    {
+        "face_token": "string",
+        **_IMAGE,
+        "faceset_token": "string",
+        "outer_id": "string",
+        "return_result_count": "integer",
+        "face_rectangle": "string",
+    }
+)
 
 
 @router.post(
     "/search",
     summary="Find the most similar faces in a FaceSet",
-    openapi_extra=form_doc(
-        {
-            "face_token": "string",
-            **_IMAGE,
-            "faceset_token": "string",
-            "outer_id": "string",
-            "return_result_count": "integer",
-            "face_rectangle": "string",
-        }
-    ),
+    openapi_extra=SEARCH_FORM.openapi(),
 )
 def search(
     request: Request,
     tenant: Tenant,
-    params: FormParams,
+    params: Annotated[Params, Depends(SEARCH_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
     count = params.int("return_result_count", 1, 1, 5)
-    faceset = resolve_faceset(ctx, tenant, params)
+    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")
     out: dict[str, Any] = {}
     headers: dict[str, str] = {}
     face = _face_or_image(ctx, tenant, params, "", out, headers)
     if face is not None:
-        rescore = ctx.engine.rescores_search  # cohort-normalised: more candidates, re-ranked by their score
-        want = max(count, RESCORED_CANDIDATES) if rescore else count
-        mismatch = ApiError(400, f"{FACESET_MODEL_MISMATCH}: {faceset.faceset_token}")
-        try:
-            hits = ctx.store.facesets.search(
-                tenant, faceset.faceset_token, face.embedding, want, faceset.version, model=face.model
-            )
-        except ModelMismatch:
-            raise mismatch from None
-        # Scored as compare scores them, from the hits' vectors of the FaceSet's model (a member's own vector may
-        # still be the old model's while reembed runs).
-        found = ctx.store.facesets.vectors(tenant, faceset.faceset_token, [t for t, _ in hits])
-        if found.model != face.model:  # switched between the search and this read
-            raise mismatch
-        embeddings = dict(zip(found.tokens, found.vectors, strict=True))
-        scored = ctx.engine.score_hits(face.embedding, hits, embeddings)[:count]
-        user_ids = ctx.store.faces.user_ids(tenant, [t for t, _ in scored])
-        out["results"] = [
-            {"face_token": token, "confidence": round(c, 3), "user_id": user_ids.get(token, "")} for token, c in scored
-        ]
-        out["thresholds"] = ctx.engine.thresholds  # compare's (FACEPLUS_COMPARE_CALIBRATION)
-        out["calibration"] = ctx.engine.calibration.calibrated_on
+        out.update(search_faceset(ctx, tenant, faceset, face, count))
     return _with_headers(reply(request, out), headers)

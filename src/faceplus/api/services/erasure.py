@@ -1,4 +1,4 @@
-"""Erasure (issue 14): the explicit erase (route and command line), and what removal and lapse do to a face.
+"""Erasure: the explicit erase (route and command line), and what removal and lapse do to a face.
 
 Face++ semantics, kept: a face token lives 72 hours from detection unless it is in a FaceSet
 (docs/FACEPP-API.md). So a token removed from its last FaceSet (removeface, or its FaceSet deleted) within
@@ -18,8 +18,10 @@ on a FaceSet with an HNSW index).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from faceplus.api.context import ApiContext
+from faceplus.api.errors import echo
 from faceplus.store import ERASE_TABLES, SWEEP_TABLES, ErasureResult
 
 
@@ -52,3 +54,19 @@ def after_removal(ctx: ApiContext, tenant: str, tokens: Sequence[str]) -> None:
         if orphans:
             erase(ctx, tenant, orphans)
     sweep_lapsed(ctx)
+
+
+def erase_faces_reply(ctx: ApiContext, tenant: str, tokens: list[str], user_id: str | None) -> dict[str, Any]:
+    """face/erase (a faceplus extension): ``tokens`` and every face of ``user_id`` erased now; what went, which
+    FaceSets lost faces, and the tokens not found."""
+    result = erase(ctx, tenant, tokens, [user_id] if user_id else [])
+    erased = result.erased
+    gone = set(erased)
+    return {
+        "face_erased": len(erased),
+        "erased_face_tokens": erased,
+        "facesets": [{"faceset_token": token, "face_count": count} for _, token, count, _ in result.facesets],
+        "failure_detail": [
+            {"face_token": echo(t), "reason": "INVALID_FACE_TOKEN"} for t in dict.fromkeys(tokens) if t not in gone
+        ],
+    }

@@ -17,9 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import ApiError, reply
-from faceplus.api.faces import face_by_token
-from faceplus.thumbnails import face_thumbnail
+from faceplus.api.errors import reply
+from faceplus.api.services.faces import thumbnail_of
 
 #: Not in /openapi.json: console internals, not part of the Face++ API a client is written against (docs/TOOLS.md).
 router = APIRouter(prefix="/console/v1", include_in_schema=False)
@@ -36,11 +35,7 @@ NO_STORE = {"cache-control": "no-store"}
 def thumbnail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> Response:
     token = params.required("face_token").strip()
     side = params.int("size", THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX)
-    face_by_token(ctx, tenant, token)  # this tenant's and live, else INVALID_FACE_TOKEN
-    crop = ctx.store.faces.crops(tenant, [token]).get(token)
-    if crop is None:
-        raise ApiError(404, f"THUMBNAIL_NOT_KEPT: {token}")
-    return Response(face_thumbnail(crop, side), media_type="image/jpeg", headers=NO_STORE)
+    return Response(thumbnail_of(ctx, tenant, token, side), media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.post(

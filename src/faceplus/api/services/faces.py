@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceplus.api.context import ApiContext
-from faceplus.api.engine_jobs import detect_job
-from faceplus.api.errors import ApiError, bad
-from faceplus.api.forms import Params
+from faceplus.api.errors import ApiError
 from faceplus.api.images import ImageInput
-from faceplus.api.limits import facepp_min_face
+from faceplus.jobs.detect import DetectRequest, detect_job
+from faceplus.jobs.min_face import facepp_min_face
 from faceplus.results import Box
 from faceplus.store import FaceRecord
+from faceplus.thumbnails import face_thumbnail
 
 
 def new_token() -> str:
@@ -39,24 +39,6 @@ class Detection:
         return self.records[0] if self.records else None
 
 
-#: Smallest ``face_rectangle`` side (pixels): a smaller box holds too little of a face to describe or compare.
-MIN_RECTANGLE_SIDE = 16
-
-
-def parse_rectangle(params: Params, name: str) -> Box | None:
-    """Face++ ``face_rectangle``: "top,left,width,height" in pixels, each side at least ``MIN_RECTANGLE_SIDE``."""
-    raw = params.str(name)
-    if raw is None:
-        return None
-    try:
-        top, left, width, height = (int(v.strip()) for v in raw.split(","))
-    except ValueError:
-        raise bad(name) from None
-    if top < 0 or left < 0 or width < MIN_RECTANGLE_SIDE or height < MIN_RECTANGLE_SIDE:
-        raise bad(name)
-    return Box(left=left, top=top, width=width, height=height)
-
-
 def detect_and_store(
     ctx: ApiContext,
     tenant: str,
@@ -70,21 +52,21 @@ def detect_and_store(
 ) -> Detection:
     """Decode, find (or take) the faces, describe the largest few, and store a token per face.
 
-    The engine work runs as one job (:func:`faceplus.api.engine_jobs.detect_job`), in a worker process
+    The engine work runs as one job (:func:`faceplus.jobs.detect.detect_job`), in a worker process
     unless the server runs inline.
     """
-    found = ctx.engine_calls.run(
-        detect_job,
+    request = DetectRequest(
         image.data,
         image.param,
-        rectangle,
-        rectangle_param,
-        return_landmark,
-        return_attributes or [],
-        None if calculate_all else ctx.settings.attribute_faces,
-        ctx.settings.keep_face_crops,
-        facepp_min_face(ctx.settings),  # Face++'s smallest face (a given face_rectangle is kept whatever its size)
+        rectangle=rectangle,
+        rectangle_param=rectangle_param,
+        landmark=return_landmark,
+        attributes=tuple(return_attributes or ()),
+        describe_first=None if calculate_all else ctx.settings.attribute_faces,
+        keep_crops=ctx.settings.keep_face_crops,
+        min_face=facepp_min_face(ctx.settings),  # the smallest reported face (a given face_rectangle is kept whatever)
     )
+    found = ctx.engine_calls.run(detect_job, request)
     now = ctx.now()
     image_id = new_token()
     records = [
@@ -130,3 +112,40 @@ def comparable(ctx: ApiContext, face: FaceRecord) -> FaceRecord:
 #: The error of a face (and FACESET_... of a FaceSet) whose embeddings are another identity model's than the engine's.
 FACE_MODEL_MISMATCH = "FACE_MODEL_MISMATCH"
 FACESET_MODEL_MISMATCH = "FACESET_MODEL_MISMATCH"
+
+
+def face_detail(ctx: ApiContext, tenant: str, token: str) -> dict[str, Any]:
+    """face/getdetail: a face token's rectangle, image, user_id and the FaceSets holding it."""
+    face = face_by_token(ctx, tenant, token)
+    facesets = [
+        {
+            "faceset_token": fs.faceset_token,
+            "outer_id": fs.outer_id,
+            "display_name": fs.display_name,
+            "tags": ",".join(fs.tags),
+        }
+        for fs in ctx.store.facesets.of_face(tenant, face.face_token)
+    ]
+    return {
+        "face_token": face.face_token,
+        "user_id": face.user_id,
+        "image_id": face.image_id,
+        "face_rectangle": face.face_rectangle,
+        "facesets": facesets,
+    }
+
+
+def set_user_id(ctx: ApiContext, tenant: str, token: str, user_id: str) -> dict[str, Any]:
+    """face/setuserid: ``user_id`` (already checked) attached to a live face of this tenant."""
+    face = face_by_token(ctx, tenant, token)
+    ctx.store.faces.set_user_id(tenant, face.face_token, user_id)
+    return {"face_token": face.face_token, "user_id": user_id}
+
+
+def thumbnail_of(ctx: ApiContext, tenant: str, token: str, side: int) -> bytes:
+    """A JPEG of a live face of this tenant from its kept crop (the console's); 404 ``THUMBNAIL_NOT_KEPT``."""
+    face_by_token(ctx, tenant, token)  # this tenant's and live, else INVALID_FACE_TOKEN
+    crop = ctx.store.faces.crops(tenant, [token]).get(token)
+    if crop is None:
+        raise ApiError(404, f"THUMBNAIL_NOT_KEPT: {token}")
+    return face_thumbnail(crop, side)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from faceplus.api.engine_jobs import detect_job, warm_job
-from faceplus.errors import UnsupportedImageFormat
+from faceplus.errors import BadArgument, UnsupportedImageFormat
+from faceplus.jobs.detect import DetectRequest, detect_job, warm_job
+from faceplus.results import Box
 from faceplus.settings import EngineSettings
 from faceplus.workers import WARM_STEPS, CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
 
@@ -37,11 +38,17 @@ def wait_ready(pool: EnginePool, timeout: float = 120) -> None:
 
 def test_detect_runs_in_a_worker_and_errors_come_back_typed(pool: EnginePool, shared_data: Path) -> None:
     photo = next((shared_data / "lfw-dev").glob("*/*.jpg"))
-    faces = pool.call(detect_job, photo.read_bytes(), "image_file", None, "face_rectangle", 0, [], 5)
+    faces = pool.call(detect_job, DetectRequest(photo.read_bytes(), describe_first=5))
     assert len(faces) >= 1 and faces[0].embedding.shape == (128,)
     with pytest.raises(UnsupportedImageFormat) as info:
-        pool.call(detect_job, b"not an image", "image_file", None, "face_rectangle", 0, [], 5)
-    assert info.value.error_message == "IMAGE_ERROR_UNSUPPORTED_FORMAT: image_file"
+        pool.call(detect_job, DetectRequest(b"not an image", "image_file1"))
+    assert info.value.error_message == "IMAGE_ERROR_UNSUPPORTED_FORMAT: image_file1"
+    # A box outside the photo (250x250): the job's own refusal, a Face++ code with no HTTP status.
+    outside = DetectRequest(photo.read_bytes(), rectangle=Box(200, 200, 100, 100), rectangle_param="face_rectangle2")
+    with pytest.raises(BadArgument) as refused:
+        pool.call(detect_job, outside)
+    assert refused.value.error_message == "BAD_ARGUMENTS: face_rectangle2"
+    assert not hasattr(refused.value, "status") and not hasattr(refused.value, "http_status")
     with pytest.raises(WorkerCrashed, match="a bug in a job"):
         pool.call(fail_job)
     assert pool.call(pid_job) == pool.call(pid_job)  # a bug in a job does not cost the worker

@@ -1,8 +1,8 @@
-"""Landmarks and attributes for detect / face/analyze: the one place the attribute models plug in.
+"""Landmarks and attributes for detect / face/analyze: the Face++ rules of what is asked and of the reply.
 
-:func:`describe_face` runs :class:`faceplus.attributes.FaceAnalyzer` through the engine. Two things keep a
-Face++ client working where no model measures what it asks for, without inventing a measurement
-(:func:`declare_unmeasured` puts them in the reply):
+The measuring runs in a job (:func:`faceplus.jobs.describe.describe_face`). Two things keep a Face++ client
+working where no model measures what it asks for, without inventing a measurement (:func:`declare_unmeasured`
+puts them in the reply):
 
 - ``return_attributes`` names Face++ has but no bundled model computes (``beauty``, ``skinstatus``,
   ``ethnicity``) do not fail the call: every face gets every attribute that is measured, and the reply lists
@@ -18,66 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceplus.api.forms import Params
-from faceplus.attributes import split_attributes
-from faceplus.engine import Engine
-from faceplus.imaging import DecodedImage
-from faceplus.results import Face
-
 #: Attributes whose unmeasured (``None``) fields go on the wire as 0 and are declared in ``unmeasured_fields``.
 _FIELDS_DECLARED = ("eyestatus", "mouthstatus")
 #: What an unmeasured field is sent as: a number in Face++'s 0-100 range that leaves the measured fields
 #: summing to 100, as Face++'s do; the reply's ``unmeasured_fields`` says it is not a measurement.
 UNMEASURED_VALUE = 0
-
-
-def _requested(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return split_attributes(params.str("return_attributes", "none") or "none")
-
-
-#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (``form_doc``).
-ANALYSIS_FIELDS = {
-    "return_landmark": "integer",
-    "return_attributes": "string",
-    "beauty_score_min": "integer",
-    "beauty_score_max": "integer",
-}
-
-
-def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
-    """``return_landmark`` (0/1/2) and the measured names of ``return_attributes``.
-
-    Unknown names are 400 ``BAD_ARGUMENTS: return_attributes`` (raised by
-    :func:`faceplus.attributes.split_attributes`); Face++ names no model measures are left out here and
-    listed in the reply by :func:`declare_unmeasured`.
-    """
-    landmark = params.int("return_landmark", 0, 0, 2)
-    # Face++'s beauty score range: accepted and checked like Face++ (ints 0-100), otherwise ignored because no
-    # model here scores beauty (docs/API.md "Attributes no model measures").
-    params.int("beauty_score_min", 0, 0, 100)
-    params.int("beauty_score_max", 100, 0, 100)
-    measured, _ = _requested(params)
-    return landmark, list(measured)
-
-
-def describe_face(
-    engine: Engine, decoded: DecodedImage, face: Face, return_landmark: int, return_attributes: list[str]
-) -> dict[str, Any]:
-    """Face++ ``landmark`` and ``attributes`` of one face, as far as faceplus computes them.
-
-    Returns a dict with at most the keys ``landmark`` ({name: {x, y}}) and ``attributes``
-    ({name: Face++ shape}); a key is absent when nothing was asked for. Unmeasured fields stay ``None``
-    here (and in the stored details); :func:`declare_unmeasured` turns them into the wire form.
-    """
-    if not return_landmark and not return_attributes:
-        return {}
-    engine.analyze(decoded, [face], return_attributes, return_landmark)
-    out: dict[str, Any] = {}
-    if return_landmark:
-        out["landmark"] = face.landmarks
-    if return_attributes:
-        out["attributes"] = face.attributes
-    return out
 
 
 def _fill_unmeasured(value: Any, path: str, found: dict[str, None]) -> Any:
@@ -90,16 +35,18 @@ def _fill_unmeasured(value: Any, path: str, found: dict[str, None]) -> Any:
     return value
 
 
-def declare_unmeasured(params: Params, body: dict[str, Any], described: int | None = None) -> dict[str, Any]:
+def declare_unmeasured(
+    unmeasured: tuple[str, ...], body: dict[str, Any], described: int | None = None
+) -> dict[str, Any]:
     """The detect / face/analyze reply ``body`` in its wire form: what no model measures is declared.
 
-    Adds ``unmeasured_attributes`` (the requested Face++ names no model computes, in request order) and
+    Adds ``unmeasured_attributes`` (``unmeasured``: the requested Face++ names no model computes, in request order,
+    :func:`faceplus.api.parsing.parse_analysis_params`) and
     ``unmeasured_fields`` (the dotted paths, once per reply, of the fields sent as 0 because nothing measures
     them); each key is absent when it would be empty. When attributes were asked for, each described face (the
     first ``described``, or all) has an ``attributes`` object, empty when no name asked for is measured: Face++
     clients (python-facepp) read ``face["attributes"]`` whenever they asked for any.
     """
-    _, unmeasured = _requested(params)
     found: dict[str, None] = {}
     faces = []
     for index, face in enumerate(body.get("faces", [])):

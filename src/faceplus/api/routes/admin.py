@@ -10,17 +10,16 @@ Face++ API).
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.auth import new_key
 from faceplus.api.context import ApiContext, get_ctx
 from faceplus.api.deps import Ctx, FormParams, Tenant
 from faceplus.api.errors import ApiError, missing, reply
 from faceplus.api.forms import Params, read_params
+from faceplus.api.services.keys import create_key_reply, list_keys_reply, revoke_key_reply
 from faceplus.operator import check_operator_secret, operator_enabled
 
 router = APIRouter(prefix="/console/v1/admin", include_in_schema=False)
@@ -52,15 +51,6 @@ def operator(
 Operator = Annotated[str, Depends(operator)]
 
 
-def _key_json(record: Any) -> dict[str, Any]:
-    return {
-        "api_key": record.api_key,
-        "name": record.name,
-        "created": int(record.created),
-        "revoked": None if record.revoked is None else int(record.revoked),
-    }
-
-
 def _answer(request: Request, body: dict[str, Any]) -> JSONResponse:
     response = reply(request, body)
     response.headers.update(NO_STORE)
@@ -69,8 +59,7 @@ def _answer(request: Request, body: dict[str, Any]) -> JSONResponse:
 
 @router.post("/keys/list", summary="Every API key (never a secret), newest first")
 def list_keys(request: Request, who: Operator, ctx: Ctx) -> JSONResponse:
-    keys = sorted(ctx.store.keys.all(), key=lambda k: k.created, reverse=True)
-    return _answer(request, {"keys": [_key_json(k) for k in keys]})
+    return _answer(request, list_keys_reply(ctx))
 
 
 @router.post("/keys/create", summary="A new API key; its secret is answered once")
@@ -78,14 +67,10 @@ def create_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) ->
     name = (params.str("name") or "").strip()
     if len(name) > 200:
         raise ApiError(400, "BAD_ARGUMENTS: name")
-    record, secret = new_key(name)
-    ctx.store.keys.add(record)
-    return _answer(request, {**_key_json(record), "api_secret": secret})
+    return _answer(request, create_key_reply(ctx, name))
 
 
 @router.post("/keys/revoke", summary="Revoke an API key (it stops working at once)")
 def revoke_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) -> JSONResponse:
     target = params.required("target_api_key").strip()
-    if not ctx.store.keys.revoke(target, time.time()):
-        raise ApiError(400, "INVALID_API_KEY: target_api_key")
-    return _answer(request, {"api_key": target, "revoked": True})
+    return _answer(request, revoke_key_reply(ctx, target))

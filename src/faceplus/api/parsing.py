@@ -1,0 +1,111 @@
+"""The parse step of the routes: Face++ form fields read into typed values, with Face++'s errors for bad ones.
+
+Services take the values, never the form (:class:`faceplus.api.forms.Params`).
+"""
+
+from __future__ import annotations
+
+from faceplus.api.errors import bad, missing, plain
+from faceplus.api.forms import Params
+from faceplus.api.services.facesets import REMOVE_ALL, TAGS_MAX_CHARS, has_bad_chars
+from faceplus.attributes import split_attributes
+from faceplus.results import Box
+
+
+def requested_attributes(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The measured and the unmeasured Face++ names of ``return_attributes`` (400 for unknown ones)."""
+    return split_attributes(params.str("return_attributes", "none") or "none")
+
+
+#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (for a route's Form).
+ANALYSIS_FIELDS = {
+    "return_landmark": "integer",
+    "return_attributes": "string",
+    "beauty_score_min": "integer",
+    "beauty_score_max": "integer",
+}
+
+
+def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
+    """``return_landmark`` (0/1/2) and the measured names of ``return_attributes``.
+
+    Unknown names are 400 ``BAD_ARGUMENTS: return_attributes`` (raised by
+    :func:`faceplus.attributes.split_attributes`); Face++ names no model measures are left out here and
+    listed in the reply by :func:`faceplus.api.services.analysis.declare_unmeasured`.
+    """
+    landmark = params.int("return_landmark", 0, 0, 2)
+    # Face++'s beauty score range: accepted and checked like Face++ (ints 0-100), otherwise ignored because no
+    # model here scores beauty (docs/API.md "Attributes no model measures").
+    params.int("beauty_score_min", 0, 0, 100)
+    params.int("beauty_score_max", 100, 0, 100)
+    measured, _ = requested_attributes(params)
+    return landmark, list(measured)
+
+
+def unmeasured_attributes(params: Params) -> tuple[str, ...]:
+    """The ``return_attributes`` names Face++ has but no model measures, in request order (for the reply)."""
+    return requested_attributes(params)[1]
+
+
+#: Smallest ``face_rectangle`` side (pixels): a smaller box holds too little of a face to describe or compare.
+MIN_RECTANGLE_SIDE = 16
+
+
+def parse_rectangle(params: Params, name: str) -> Box | None:
+    """Face++ ``face_rectangle``: "top,left,width,height" in pixels, each side at least ``MIN_RECTANGLE_SIDE``."""
+    raw = params.str(name)
+    if raw is None:
+        return None
+    try:
+        top, left, width, height = (int(v.strip()) for v in raw.split(","))
+    except ValueError:
+        raise bad(name) from None
+    if top < 0 or left < 0 or width < MIN_RECTANGLE_SIDE or height < MIN_RECTANGLE_SIDE:
+        raise bad(name)
+    return Box(left=left, top=top, width=width, height=height)
+
+
+def faceset_names(params: Params) -> tuple[str | None, str | None]:
+    """``faceset_token`` and ``outer_id`` as given (at most one of them: both is 400 ``COEXISTENCE_ARGUMENTS``)."""
+    token, outer_id = params.str("faceset_token"), params.str("outer_id")
+    if token is not None and outer_id is not None:
+        raise plain("COEXISTENCE_ARGUMENTS")
+    return token, outer_id
+
+
+def parse_tags(params: Params) -> list[str] | None:
+    """The comma-separated ``tags`` (at most ``TAGS_MAX_CHARS`` in all), or None when absent."""
+    raw = params.str("tags")
+    if raw is None:
+        return None
+    if len(raw) > TAGS_MAX_CHARS:
+        raise bad("tags")
+    tags = [t.strip() for t in raw.split(",") if t.strip()]
+    if any(has_bad_chars("tags", t) for t in tags):
+        raise bad("tags")
+    return tags
+
+
+def face_tokens(params: Params, limit: int, *, required: bool = True) -> list[str] | None:
+    tokens = params.token_list("face_tokens")
+    if tokens is None:
+        if required:
+            raise missing("face_tokens")
+        return None
+    if not tokens or len(tokens) > limit:
+        raise plain("INVALID_FACE_TOKENS_SIZE")
+    return tokens
+
+
+def removal_tokens(params: Params, limit: int) -> list[str] | None:
+    """``face_tokens`` for removeface: up to the limit, or ``RemoveAllFaceTokens`` in any letter case (None = all).
+
+    Face++ matches the keyword without regard to case; a token is 32 hex characters, so no token can be
+    mistaken for it.
+    """
+    raw = params.str("face_tokens")
+    if raw is not None and raw.strip().lower() == REMOVE_ALL.lower():
+        return None
+    tokens = face_tokens(params, limit)
+    assert tokens is not None
+    return tokens

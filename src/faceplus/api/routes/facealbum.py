@@ -1,0 +1,317 @@
+"""Face++ FaceAlbum routes (``/imagepp/v1/facealbum/...``): albums of photos whose faces are grouped by person.
+
+The rules live in :mod:`faceplus.api.services.facealbums`; here are the parameters, errors and reply shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from faceplus.api.context import ApiContext
+from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.errors import bad, missing, plain, reply
+from faceplus.api.forms import Form, Params
+from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.services.facealbums import (
+    ENTIRE,
+    INCREMENTAL,
+    KIND_ADD,
+    KIND_GROUP,
+    KIND_SEARCH,
+    add_image,
+    album_by_token,
+    album_detail,
+    album_face_detail,
+    album_image_detail,
+    album_task_status,
+    create_album,
+    delete_album,
+    delete_album_faces,
+    find_candidates,
+    is_group,
+    list_albums,
+    queue_grouping,
+    queue_with_image,
+    update_album_faces,
+)
+from faceplus.store import AlbumRecord
+
+router = APIRouter(prefix="/facealbum")
+
+_ALBUM = {"facealbum_token": "string"}
+_IMAGE = image_fields()
+#: face_tokens per updateface/deleteface call (Face++: 1 to 10).
+MAX_TOKENS = 10
+
+
+def resolve_album(ctx: ApiContext, tenant: str, params: Params) -> AlbumRecord:
+    """The tenant's album named by ``facealbum_token``, or 400 (MISSING_ARGUMENTS / INVALID_FACEALBUM_TOKEN)."""
+    return album_by_token(ctx, tenant, params.required("facealbum_token").strip())
+
+
+def required_image(ctx: ApiContext, params: Params) -> ImageInput:
+    image = read_image(params, ctx.fetcher)
+    if image is None:
+        raise missing("image_url", "image_file", "image_base64")
+    return image
+
+
+def album_tokens(params: Params) -> list[str] | None:
+    """``face_tokens``: 1 to 10 comma-separated tokens (None when absent)."""
+    tokens = params.token_list("face_tokens")
+    if tokens is not None and not 1 <= len(tokens) <= MAX_TOKENS:
+        raise plain("INVALID_FACE_TOKENS_SIZE")
+    return tokens
+
+
+CREATEALBUM_FORM = Form({})
+
+
+@router.post("/createalbum", summary="Create a FaceAlbum", openapi_extra=CREATEALBUM_FORM.openapi())
+def createalbum(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(CREATEALBUM_FORM)], ctx: Ctx
+) -> JSONResponse:
+    return reply(request, create_album(ctx, tenant))
+
+
+DELETEALBUM_FORM = Form({**_ALBUM, "check_empty": "integer"})
+
+
+@router.post(
+    "/deletealbum",
+    summary="Delete a FaceAlbum with its faces (refused while it has faces when check_empty=1)",
+    openapi_extra=DELETEALBUM_FORM.openapi(),
+)
+def deletealbum(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(DELETEALBUM_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    return reply(request, delete_album(ctx, tenant, album, bool(params.flag("check_empty", 0))))
+
+
+GETFACEALBUMS_FORM = Form({"start": "integer"})
+
+
+@router.post(
+    "/getfacealbums",
+    summary="This key's FaceAlbums, oldest first, a page at a time",
+    openapi_extra=GETFACEALBUMS_FORM.openapi(),
+)
+def getfacealbums(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEALBUMS_FORM)], ctx: Ctx
+) -> JSONResponse:
+    start = params.int("start", 1, 1, 9_999_999)
+    return reply(request, list_albums(ctx, tenant, start))
+
+
+GETALBUMDETAIL_FORM = Form({**_ALBUM, "start_token": "string"})
+
+
+@router.post(
+    "/getalbumdetail",
+    summary="An album's faces (token, group, image, rectangle), a page at a time from start_token",
+    openapi_extra=GETALBUMDETAIL_FORM.openapi(),
+)
+def getalbumdetail(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETALBUMDETAIL_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    return reply(request, album_detail(ctx, tenant, album, params.str("start_token")))
+
+
+GETFACEDETAIL_FORM = Form({**_ALBUM, "face_token": "string"})
+
+
+@router.post(
+    "/getfacedetail",
+    summary="One face of an album: rectangle, image, group (and why it is ungrouped)",
+    openapi_extra=GETFACEDETAIL_FORM.openapi(),
+)
+def getfacedetail(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEDETAIL_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    token = params.required("face_token").strip()
+    return reply(request, album_face_detail(ctx, tenant, album, token))
+
+
+GETIMAGEDETAIL_FORM = Form({**_ALBUM, "image_id": "string"})
+
+
+@router.post(
+    "/getimagedetail",
+    summary="The face tokens an image added to the album",
+    openapi_extra=GETIMAGEDETAIL_FORM.openapi(),
+)
+def getimagedetail(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETIMAGEDETAIL_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    image_id = params.required("image_id").strip()
+    return reply(request, album_image_detail(ctx, tenant, album, image_id))
+
+
+ADDIMAGE_FORM = Form({**_ALBUM, **_IMAGE})
+
+
+@router.post(
+    "/addimage",
+    summary="Detect an image's faces and add them to the album (not grouped until groupface)",
+    openapi_extra=ADDIMAGE_FORM.openapi(),
+)
+def addimage(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(ADDIMAGE_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    image = required_image(ctx, params)
+    return reply(request, add_image(ctx, tenant, album.facealbum_token, image.data, image.param))
+
+
+ADDIMAGEASYNC_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
+
+
+@router.post(
+    "/addimageasync",
+    summary="Queue an addimage; poll addimagetaskquery",
+    openapi_extra=ADDIMAGEASYNC_FORM.openapi(),
+)
+def addimageasync(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(ADDIMAGEASYNC_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    image = required_image(ctx, params)
+    task_id = queue_with_image(ctx, tenant, KIND_ADD, album.facealbum_token, image.data, image.param)
+    return reply(request, {"facealbum_token": album.facealbum_token, "task_id": task_id})
+
+
+GROUPFACE_FORM = Form({**_ALBUM, "operation_type": "string", "callback_url": "string"})
+
+
+@router.post(
+    "/groupface",
+    summary="Queue a grouping of the album's faces (incremental or entirefacealbum); poll groupfacetaskquery",
+    openapi_extra=GROUPFACE_FORM.openapi(),
+)
+def groupface(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GROUPFACE_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    mode = (params.str("operation_type") or INCREMENTAL).strip().lower()
+    if mode not in (INCREMENTAL, ENTIRE):
+        raise bad("operation_type")
+    return reply(request, queue_grouping(ctx, tenant, album, mode))
+
+
+SEARCHIMAGE_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
+
+
+@router.post(
+    "/searchimage",
+    summary="Queue a search of the album for the people in an image; poll searchimagetaskquery",
+    openapi_extra=SEARCHIMAGE_FORM.openapi(),
+)
+def searchimage(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(SEARCHIMAGE_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    image = required_image(ctx, params)
+    task_id = queue_with_image(ctx, tenant, KIND_SEARCH, album.facealbum_token, image.data, image.param)
+    return reply(request, {"facealbum_token": album.facealbum_token, "task_id": task_id})
+
+
+def _task_query(request: Request, tenant: str, params: Params, ctx: ApiContext, kind: str) -> JSONResponse:
+    """A FaceAlbum task's state: ``status`` 0 running, 1 done (with the result's fields), -1 failed."""
+    task_id = params.required("task_id").strip()
+    return reply(request, album_task_status(ctx, tenant, task_id, kind))
+
+
+ADDIMAGETASKQUERY_FORM = Form({"task_id": "string"})
+
+
+@router.post("/addimagetaskquery", summary="An addimageasync task", openapi_extra=ADDIMAGETASKQUERY_FORM.openapi())
+def addimagetaskquery(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(ADDIMAGETASKQUERY_FORM)], ctx: Ctx
+) -> JSONResponse:
+    return _task_query(request, tenant, params, ctx, KIND_ADD)
+
+
+GROUPFACETASKQUERY_FORM = Form({"task_id": "string"})
+
+
+@router.post("/groupfacetaskquery", summary="A groupface task", openapi_extra=GROUPFACETASKQUERY_FORM.openapi())
+def groupfacetaskquery(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(GROUPFACETASKQUERY_FORM)], ctx: Ctx
+) -> JSONResponse:
+    return _task_query(request, tenant, params, ctx, KIND_GROUP)
+
+
+SEARCHIMAGETASKQUERY_FORM = Form({"task_id": "string"})
+
+
+@router.post("/searchimagetaskquery", summary="A searchimage task", openapi_extra=SEARCHIMAGETASKQUERY_FORM.openapi())
+def searchimagetaskquery(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(SEARCHIMAGETASKQUERY_FORM)], ctx: Ctx
+) -> JSONResponse:
+    return _task_query(request, tenant, params, ctx, KIND_SEARCH)
+
+
+FINDCANDIDATE_FORM = Form({**_ALBUM, "group_id": "string"})
+
+
+@router.post(
+    "/findcandidate",
+    summary="Groups that may be the same person as a group (to offer a merge)",
+    openapi_extra=FINDCANDIDATE_FORM.openapi(),
+)
+def findcandidate(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(FINDCANDIDATE_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    group_id = params.required("group_id").strip()
+    if not is_group(group_id):
+        raise bad("group_id")
+    candidates = find_candidates(ctx, tenant, album.facealbum_token, group_id)
+    return reply(request, {"facealbum_token": album.facealbum_token, "candidate_groups": candidates})
+
+
+UPDATEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "new_group_id": "string"})
+
+
+@router.post(
+    "/updateface",
+    summary="Put 1-10 faces in a group, a new group (CreateNewGroup) or none (-1); they stay there",
+    openapi_extra=UPDATEFACE_FORM.openapi(),
+)
+def updateface(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(UPDATEFACE_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    tokens = album_tokens(params)
+    if tokens is None:
+        raise missing("face_tokens")
+    target = params.required("new_group_id").strip()
+    return reply(request, update_album_faces(ctx, tenant, album, tokens, target))
+
+
+DELETEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"})
+
+
+@router.post(
+    "/deleteface",
+    summary="Remove 1-10 faces, or every face of one image_id, from the album",
+    openapi_extra=DELETEFACE_FORM.openapi(),
+)
+def deleteface(
+    request: Request, tenant: Tenant, params: Annotated[Params, Depends(DELETEFACE_FORM)], ctx: Ctx
+) -> JSONResponse:
+    album = resolve_album(ctx, tenant, params)
+    tokens = album_tokens(params)
+    image_id = params.str("image_id") or params.str("Image_id")  # FaceppSwift sends "Image_id"
+    if tokens is not None and image_id is not None:
+        raise plain("COEXISTENCE_ARGUMENTS")
+    if tokens is None and image_id is None:
+        raise missing("face_tokens", "image_id")
+    return reply(request, delete_album_faces(ctx, tenant, album, tokens, image_id))

@@ -1,0 +1,30 @@
+"""Face++ landmarks and attributes of one face: the one place the attribute models plug into a job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faceplus.engine import Engine
+from faceplus.imaging import DecodedImage
+from faceplus.results import Face
+
+
+def describe_face(
+    engine: Engine, decoded: DecodedImage, face: Face, return_landmark: int, return_attributes: list[str]
+) -> dict[str, Any]:
+    """Face++ ``landmark`` and ``attributes`` of one face, as far as faceplus computes them.
+
+    Returns a dict with at most the keys ``landmark`` ({name: {x, y}}) and ``attributes``
+    ({name: Face++ shape}); a key is absent when nothing was asked for. Unmeasured fields stay ``None``
+    here (and in the stored details); :func:`faceplus.api.services.analysis.declare_unmeasured` turns them
+    into the wire form.
+    """
+    if not return_landmark and not return_attributes:
+        return {}
+    engine.analyze(decoded, [face], return_attributes, return_landmark)
+    out: dict[str, Any] = {}
+    if return_landmark:
+        out["landmark"] = face.landmarks
+    if return_attributes:
+        out["attributes"] = face.attributes
+    return out

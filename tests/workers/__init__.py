@@ -1,0 +1,1 @@
+"""The engine worker pool (:mod:`faceplus.workers`): jobs, errors, cancellation, limits."""
