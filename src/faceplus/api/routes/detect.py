@@ -20,7 +20,7 @@ from faceplus.api.parsing import (
     unmeasured_attributes,
 )
 from faceplus.api.services.analysis import declare_unmeasured
-from faceplus.api.services.faces import Detection, comparable, detect_and_store, face_by_token
+from faceplus.api.services.faces import StoredFaces, comparable, detect_and_store, face_by_token
 from faceplus.api.services.facesets import resolve_faceset
 from faceplus.api.services.search import compare_faces, search_faceset
 from faceplus.store import FaceRecord
@@ -34,7 +34,7 @@ LEFT_OUT_HEADER = "X-Faceplus-Faces-Left-Out"
 MIN_FACE_HEADER = "X-Faceplus-Min-Face"
 
 
-def left_out_headers(found: Detection, suffix: str = "") -> dict[str, str]:
+def left_out_headers(found: StoredFaces, suffix: str = "") -> dict[str, str]:
     """The left-out headers of one detected photo (none for a given face_rectangle: nothing is detected)."""
     if not found.min_face:
         return {}
