@@ -8,14 +8,23 @@ Headers: uvicorn's h11 protocol waits for a request line and headers as long as 
 timer only runs between requests), so slowloris sockets stayed open. :class:`HeaderDeadlineProtocol` closes a
 connection whose request line and headers have not all arrived ``header_timeout_s`` after it opened (or after the
 previous response, on a kept-alive connection). h11 itself bounds their size (16 KiB by default).
+
+Ctrl-C: a terminal sends SIGINT to the whole process group and ``uv run`` forwards a second one to its child, a
+fraction of a second apart. uvicorn takes a second SIGINT during shutdown as "force quit", which skips the
+application's shutdown (the worker pool and the store were left unclosed, and the lifespan task was cancelled with
+a traceback). :class:`Server` counts SIGINTs within :data:`SAME_KEYPRESS_S` of the first as that one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
+from types import FrameType
 from typing import Any
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from faceplus.settings import ServerSettings
@@ -73,3 +82,28 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
     deadline = {"header_timeout_s": settings.header_timeout_s}
     protocol = type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), deadline)
     return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or [], "http": protocol}
+
+
+#: SIGINTs this close to the first are the same Ctrl-C (the terminal's and ``uv run``'s); a later one forces the exit.
+SAME_KEYPRESS_S = 2.0
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, for which the two SIGINTs of one Ctrl-C are one request to stop gracefully."""
+
+    first_stop: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if sig == signal.SIGINT and self.first_stop is not None and now - self.first_stop < SAME_KEYPRESS_S:
+            return
+        if self.first_stop is None:
+            self.first_stop = now
+        super().handle_exit(sig, frame)
+
+
+def serve(app: Any, host: str, port: int, log_level: str, settings: ServerSettings) -> bool:
+    """Run ``app`` until stopped; False when it never started (the port taken, a failed start-up)."""
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings)))
+    server.run()
+    return server.started

@@ -114,10 +114,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from faceplus.api import create_app
-    from faceplus.api.http_server import uvicorn_options
+    from faceplus.api.http_server import serve
     from faceplus.engine import Engine
     from faceplus.workers import warm
 
@@ -144,9 +142,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # A handler of our own keeps asyncio's off; the repeats land here, after the shutdown has finished.
     previous = signal.signal(signal.SIGINT, lambda signum, frame: stops.append(signum))
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **uvicorn_options(settings))
+        started = serve(app, args.host, args.port, args.log_level, settings)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if not started:
+        return 3  # as uvicorn.run: the server never started
     return 130 if stops else 0
 
 
