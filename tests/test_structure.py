@@ -197,6 +197,41 @@ def test_store_facets_are_small_and_composed() -> None:
         assert implemented == facets, f"{package} lacks {facets - implemented}"
 
 
+#: The longest function and class outside ``faceplus.api`` (lines from ``def``/``class`` to the last line, decorators
+#: not counted): a longer one does several jobs and is split into named steps.
+MAX_FUNCTION_LINES = 60
+MAX_CLASS_LINES = 300
+
+
+def oversized(path: Path, max_function: int = MAX_FUNCTION_LINES, max_class: int = MAX_CLASS_LINES) -> list[str]:
+    """The functions and classes of ``path`` longer than the limits, as ``name (lines)``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            limit = max_class if isinstance(node, ast.ClassDef) else max_function
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            if lines > limit:
+                found.append(f"{node.name} ({lines} lines)")
+    return found
+
+
+def test_the_size_checker_finds_a_long_function_and_class(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("class C:\n    def f(self):\n        a = 1\n        return a\n\n\ndef g():\n    return 1\n")
+    assert oversized(source, max_function=2, max_class=3) == ["C (4 lines)", "f (3 lines)"]
+    assert oversized(source, max_function=3, max_class=4) == []
+
+
+def test_no_function_or_class_outside_the_api_is_too_long() -> None:
+    offences = [
+        f"{name}: {what}"
+        for name, path in modules().items()
+        if not name.startswith("faceplus.api")
+        for what in oversized(path)
+    ]
+    assert not offences, "split into named steps:\n" + "\n".join(offences)
+
+
 WEB_FRAMEWORKS = {"fastapi", "starlette"}
 STORE_BACKENDS = (
     "faceplus.store.sqlite",

@@ -19,11 +19,10 @@ from tqdm import tqdm
 
 from faceplus.attributes import FaceAnalyzer, parse_attributes
 from faceplus.calibration import Calibration, CalibrationSource, calibration_source, compare_calibration
-from faceplus.crops import make_crop
 from faceplus.detection import DetectorChain
 from faceplus.embedders import Embedder, IdentityFamily, identity_family
-from faceplus.errors import BadArgument, FaceplusError, ignore_interrupts
-from faceplus.face_request import AnalyzedFace, FaceRequest, ImageFaces, big_enough, min_face_side
+from faceplus.errors import FaceplusError, ignore_interrupts
+from faceplus.face_request import FaceRequest, ImageFaces, analyze_image
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.landmarks import Landmarker
 from faceplus.models import runtime
@@ -270,43 +269,9 @@ class Engine:
             )
 
     def analyze_image(self, image: ImageSource | DecodedImage, request: FaceRequest) -> ImageFaces:
-        """One pass over ``image`` for everything ``request`` asks: the faces (detected and at least the minimum
-        size, or the given box), their embeddings, the landmarks and attributes of the largest
-        ``describe_first``, and their analysis crops.
-
-        A given box reaching outside the image raises :class:`~faceplus.errors.BadArgument` naming
-        ``request.rectangle_param``; an undecodable image names ``request.param``.
-        """
-        decoded = self.load(image, param=request.param)
-        if request.rectangle is not None:
-            result = ImageFaces([AnalyzedFace(self._given_face(decoded, request))])
-        else:
-            result = self._kept_faces(decoded, request)
-        first = request.describe_first
-        for i, analyzed in enumerate(result.faces):
-            if first is None or i < first:
-                self.analyze(decoded, [analyzed.face], request.attributes, request.landmark)
-                analyzed.described = True
-            if request.crops:
-                analyzed.crop = make_crop(decoded, analyzed.face)
-        return result
-
-    def _given_face(self, decoded: DecodedImage, request: FaceRequest) -> Face:
-        """The face at the request's own box, which must lie inside the image."""
-        box = request.rectangle
-        assert box is not None
-        if box.right > decoded.width or box.bottom > decoded.height:
-            raise BadArgument("face_rectangle reaches outside the image", param=request.rectangle_param)
-        return self.face_at(decoded, box, embed=request.embed)
-
-    def _kept_faces(self, decoded: DecodedImage, request: FaceRequest) -> ImageFaces:
-        """The detected faces at least the request's minimum size (embedded if asked), and how many were not."""
-        minimum = min_face_side(*request.min_face, decoded.width, decoded.height)
-        detected = self.detect(decoded, embed=False)
-        faces = [face for face in detected if big_enough(face.box, minimum)]
-        if faces and request.embed:
-            self.embed_faces(decoded.rgb, faces)
-        return ImageFaces([AnalyzedFace(face) for face in faces], len(detected) - len(faces), minimum)
+        """One pass over ``image`` for everything ``request`` asks (:func:`faceplus.face_request.analyze_image`):
+        the faces, their embeddings, landmarks and attributes of the largest few, and their analysis crops."""
+        return analyze_image(self, image, request)
 
     def detect_many(
         self,

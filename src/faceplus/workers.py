@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from faceplus.settings import EngineSettings
+from faceplus.settings import EngineSettings, ServerSettings, default_of
 
 log = logging.getLogger("faceplus.workers")
 
@@ -65,14 +65,15 @@ class WorkerCrashed(Exception):
 
 @dataclass(frozen=True)
 class PoolLimits:
-    """How many workers, and the bounds every call is held to."""
+    """How many workers, and the bounds every call is held to (the server's ``engine_*`` settings, whose defaults
+    these are; the worker count has none here: the server's is one per core, a test's is its own)."""
 
-    workers: int = 2
-    queue_timeout_s: float = 10.0
-    max_waiting: int = 8
-    call_timeout_s: float = 60.0
-    max_rss_mb: int = 3072
-    cancel_grace_s: float = 5.0
+    workers: int
+    queue_timeout_s: float = default_of(ServerSettings, "engine_queue_timeout_s")
+    max_waiting: int = default_of(ServerSettings, "engine_max_waiting")
+    call_timeout_s: float = default_of(ServerSettings, "engine_call_timeout_s")
+    max_rss_mb: int = default_of(ServerSettings, "engine_worker_max_rss_mb")
+    cancel_grace_s: float = default_of(ServerSettings, "engine_cancel_grace_s")
 
 
 def _rss_bytes() -> int:
@@ -220,13 +221,13 @@ class EnginePool:
     def __init__(
         self,
         settings: EngineSettings,
-        limits: PoolLimits | None = None,
+        limits: PoolLimits,
         warmup: Callable[[Any], dict[str, Any]] | None = None,
     ) -> None:
         """``warmup``: a module-level ``fn(engine) -> report`` each worker runs before it joins (default
         :func:`warm`); its report must say every model in :data:`WARM_STEPS` ran."""
         self.settings = settings
-        self.limits = limits or PoolLimits()
+        self.limits = limits
         self.warmup = warmup
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()

@@ -120,7 +120,7 @@ def test_redoc_is_served_offline(api: Api) -> None:
 
 
 def _fields_read(function: Callable[..., Any]) -> set[str]:
-    """The literal names a route function reads from its params (``params.str("name")``, ``params.file(...)``),
+    """The literal names a route function reads from its params (``params.text("name")``, ``params.file(...)``),
     and through the helpers that own a declared set of fields."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     names: set[str] = set()
@@ -190,12 +190,12 @@ def test_a_form_refuses_a_field_it_does_not_declare() -> None:
     form = Form({"face_token": "string", "return_result_count": "integer"}, numbered=re.compile(r"frame_\d+"))
     given = Params({"face_token": "t1", "return_result_count": "3", "outer_id": "o"}, {"frame_7": b"jpeg"})
     params = DeclaredParams(given, form)
-    assert (params.str("face_token"), params.int("return_result_count", 1, 1, 5)) == ("t1", 3)
-    assert params.file("frame_7") == b"jpeg" and params.str("api_key") is None
+    assert (params.text("face_token"), params.integer("return_result_count", 1, 1, 5)) == ("t1", 3)
+    assert params.file("frame_7") == b"jpeg" and params.text("api_key") is None
     with pytest.raises(UndeclaredField):
-        params.str("outer_id")
+        params.text("outer_id")
     with pytest.raises(UndeclaredField):
-        params.int("face_token", 0, 0, 9)
+        params.integer("face_token", 0, 0, 9)
     with pytest.raises(UndeclaredField):
         params.file("image_file")
 

@@ -14,7 +14,7 @@ import pytest
 from faceplus.errors import BadArgument, UnsupportedImageFormat
 from faceplus.jobs.detect import DetectRequest, detect_job, warm_job
 from faceplus.results import Box
-from faceplus.settings import EngineSettings
+from faceplus.settings import EngineSettings, ServerSettings
 from faceplus.workers import WARM_STEPS, CallCancelled, CallTimedOut, EnginePool, PoolBusy, PoolLimits, WorkerCrashed
 
 from .pool_jobs import fail_job, grow_job, pid_job, sleep_job
@@ -27,6 +27,25 @@ def pool() -> Iterator[EnginePool]:
     )
     with EnginePool(EngineSettings(), limits) as started:
         yield started
+
+
+def test_pool_limits_default_to_the_server_settings() -> None:
+    """A pool built without every bound holds calls to the server's defaults, not to numbers of its own."""
+    server = ServerSettings()
+    limits = PoolLimits(workers=1)
+    assert (
+        limits.queue_timeout_s,
+        limits.max_waiting,
+        limits.call_timeout_s,
+        limits.max_rss_mb,
+        limits.cancel_grace_s,
+    ) == (
+        server.engine_queue_timeout_s,
+        server.engine_max_waiting,
+        server.engine_call_timeout_s,
+        server.engine_worker_max_rss_mb,
+        server.engine_cancel_grace_s,
+    )
 
 
 def wait_ready(pool: EnginePool, timeout: float = 120) -> None:

@@ -183,7 +183,7 @@ def create_app(
         limiter.total_tokens = max(limiter.total_tokens, settings.engine_max_waiting + settings.engine_workers + 40)
         if own_pool is not None:
             await asyncio.to_thread(own_pool.start)
-        resumed = await run_in_threadpool(ctx.tasks.resume)
+        resumed = await run_in_threadpool(ctx.tasks.reclaim)
         if resumed:
             log.info("resumed %d unfinished tasks", resumed)
         background = [asyncio.create_task(_sweeper(ctx)), asyncio.create_task(_maintainer(ctx))]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio.to_thread
@@ -112,7 +112,7 @@ def _walk_reply(node: Any, found: dict[str, set[str]]) -> None:
             _walk_reply(item, found)
 
 
-def object_ids(fields: dict[str, str], reply: Any, refused: bool = False) -> dict[str, list[str]]:
+def object_ids(fields: Mapping[str, str | list[Any]], reply: Any, refused: bool = False) -> dict[str, list[str]]:
     """The ids a call named (request fields) or got back (reply), by kind; sorted and bounded.
 
     Each id is cut to ``ID_MAX_CHARS``; a kind keeps ``IDS_PER_KIND`` ids (``REFUSED_IDS_PER_KIND`` for a

@@ -234,7 +234,7 @@ def authenticate(request: Request, params: Params = Depends(read_params)) -> str
     (``api_key`` named first when both are missing); a wrong pair is 401 ``AUTHENTICATION_ERROR``.
     """
     ctx = request.app.state.ctx
-    api_key, secret = params.str("api_key"), params.str("api_secret")
+    api_key, secret = params.text("api_key"), params.text("api_secret")
     if not api_key:
         raise missing("api_key")
     if not secret:

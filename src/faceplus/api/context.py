@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from fastapi import Request
 
@@ -28,8 +28,6 @@ class TaskQueue(Protocol):
     """
 
     def submit(self, tenant: str, kind: str, params: dict[str, Any]) -> str: ...
-
-    def resume(self) -> int: ...
 
     def reclaim(self) -> int: ...
 
@@ -63,4 +61,5 @@ class ApiContext:
 
 
 def get_ctx(request: Request) -> ApiContext:
-    return request.app.state.ctx
+    """The server's context, which :func:`faceplus.api.app.create_app` puts on Starlette's untyped app state."""
+    return cast(ApiContext, request.app.state.ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -98,7 +99,7 @@ def new_request_id() -> str:
     )
 
 
-def time_used(scope: dict[str, Any]) -> int:
+def time_used(scope: MutableMapping[str, Any]) -> int:
     t0 = scope.get(T0_KEY)
     return int(round((time.perf_counter() - t0) * 1000)) if t0 else 0
 

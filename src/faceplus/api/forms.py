@@ -50,10 +50,7 @@ class Params:
         self.fields = fields
         self.files = files
 
-    def has(self, name: str) -> bool:
-        return bool(self.fields.get(name)) or name in self.files
-
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def text(self, name: str, default: str | None = None) -> str | None:
         """A text field; an empty value counts as absent. A NUL character anywhere is 400 BAD_ARGUMENTS: <name>
         (no field can hold one, and PostgreSQL text cannot store it)."""
         value = self.fields.get(name)
@@ -62,13 +59,13 @@ class Params:
         return value if value else default
 
     def required(self, name: str) -> str:
-        value = self.str(name)
+        value = self.text(name)
         if value is None:
             raise missing(name)
         return value
 
-    def int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.str(name)
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name)
         if raw is None:
             return default
         try:
@@ -80,14 +77,14 @@ class Params:
         return value
 
     def flag(self, name: str, default: int) -> int:
-        return self.int(name, default, 0, 1)
+        return self.integer(name, default, 0, 1)
 
     def file(self, name: str) -> bytes | None:
         return self.files.get(name)
 
     def token_list(self, name: str) -> list[str] | None:
         """A comma-separated list of tokens (blank items dropped), or None when absent."""
-        raw = self.str(name)
+        raw = self.text(name)
         if raw is None:
             return None
         return [t.strip() for t in raw.split(",") if t.strip()]
@@ -178,7 +175,7 @@ def refuse_conflicting_credentials(given: list[tuple[str, str]]) -> None:
 async def read_params(request: Request) -> Params:
     """Parse the body once (cached on the request) with the server's size limits."""
     cached = request.scope.get("faceplus.params")
-    if cached is not None:
+    if isinstance(cached, Params):
         return cached
     max_bytes = request.app.state.ctx.settings.max_body_bytes
     fields: dict[str, str] = {}
@@ -203,14 +200,14 @@ async def read_params(request: Request) -> Params:
                 credentials.append((key, value))
     elif content_type == "multipart/form-data":
         form = await request.form(max_files=100, max_fields=MAX_FIELDS, max_part_size=max_bytes)
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
+        for key, part in form.multi_items():
+            if isinstance(part, UploadFile):
                 if key not in files:
-                    files[key] = await value.read()
+                    files[key] = await part.read()
             else:
-                body_fields.setdefault(key, value)
+                body_fields.setdefault(key, part)
                 if key in CREDENTIALS:
-                    credentials.append((key, value))
+                    credentials.append((key, part))
     fields.update(body_fields)
     refuse_conflicting_credentials(credentials)
     params = Params(fields, files)
@@ -258,13 +255,13 @@ class DeclaredParams(Params):
         super().__init__(params.fields, params.files)
         self.form = form
 
-    def str(self, name: str, default: str | None = None) -> str | None:
+    def text(self, name: str, default: str | None = None) -> str | None:
         self.form.check(name)
-        return super().str(name, default)
+        return super().text(name, default)
 
-    def int(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
         self.form.check(name, "integer")
-        return super().int(name, default, low, high)
+        return super().integer(name, default, low, high)
 
     def file(self, name: str) -> bytes | None:
         self.form.check(name, "binary")

@@ -272,14 +272,14 @@ def read_image(params: Params, fetcher: UrlFetcher, suffix: str = "") -> ImageIn
     data = params.file(file_name)
     if data is not None:
         return ImageInput(data, file_name)
-    text = params.str(file_name)
+    text = params.text(file_name)
     if text is not None:  # sent as a text field, not an upload
         raise ApiError(400, f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {file_name}")
     for name in (b64_name, *image_aliases(suffix)):
-        text = params.str(name)
+        text = params.text(name)
         if text is not None:
             return ImageInput(_base64(text, name), name)
-    url = params.str(url_name)
+    url = params.text(url_name)
     if url is not None:
         return ImageInput(fetcher.fetch(url.strip(), url_name), url_name)
     return None

@@ -14,7 +14,7 @@ from faceplus.results import Box
 
 def requested_attributes(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The measured and the unmeasured Face++ names of ``return_attributes`` (400 for unknown ones)."""
-    return split_attributes(params.str("return_attributes", "none") or "none")
+    return split_attributes(params.text("return_attributes", "none") or "none")
 
 
 #: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (for a route's Form).
@@ -33,11 +33,11 @@ def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
     :func:`faceplus.attributes.split_attributes`); Face++ names no model measures are left out here and
     listed in the reply by :func:`faceplus.api.services.analysis.declare_unmeasured`.
     """
-    landmark = params.int("return_landmark", 0, 0, 2)
+    landmark = params.integer("return_landmark", 0, 0, 2)
     # Face++'s beauty score range: accepted and checked like Face++ (ints 0-100), otherwise ignored because no
     # model here scores beauty (docs/API.md "Attributes no model measures").
-    params.int("beauty_score_min", 0, 0, 100)
-    params.int("beauty_score_max", 100, 0, 100)
+    params.integer("beauty_score_min", 0, 0, 100)
+    params.integer("beauty_score_max", 100, 0, 100)
     measured, _ = requested_attributes(params)
     return landmark, list(measured)
 
@@ -53,7 +53,7 @@ MIN_RECTANGLE_SIDE = 16
 
 def parse_rectangle(params: Params, name: str) -> Box | None:
     """Face++ ``face_rectangle``: "top,left,width,height" in pixels, each side at least ``MIN_RECTANGLE_SIDE``."""
-    raw = params.str(name)
+    raw = params.text(name)
     if raw is None:
         return None
     try:
@@ -67,7 +67,7 @@ def parse_rectangle(params: Params, name: str) -> Box | None:
 
 def faceset_names(params: Params) -> tuple[str | None, str | None]:
     """``faceset_token`` and ``outer_id`` as given (at most one of them: both is 400 ``COEXISTENCE_ARGUMENTS``)."""
-    token, outer_id = params.str("faceset_token"), params.str("outer_id")
+    token, outer_id = params.text("faceset_token"), params.text("outer_id")
     if token is not None and outer_id is not None:
         raise plain("COEXISTENCE_ARGUMENTS")
     return token, outer_id
@@ -75,7 +75,7 @@ def faceset_names(params: Params) -> tuple[str | None, str | None]:
 
 def parse_tags(params: Params) -> list[str] | None:
     """The comma-separated ``tags`` (at most ``TAGS_MAX_CHARS`` in all), or None when absent."""
-    raw = params.str("tags")
+    raw = params.text("tags")
     if raw is None:
         return None
     if len(raw) > TAGS_MAX_CHARS:
@@ -103,7 +103,7 @@ def removal_tokens(params: Params, limit: int) -> list[str] | None:
     Face++ matches the keyword without regard to case; a token is 32 hex characters, so no token can be
     mistaken for it.
     """
-    raw = params.str("face_tokens")
+    raw = params.text("face_tokens")
     if raw is not None and raw.strip().lower() == REMOVE_ALL.lower():
         return None
     tokens = face_tokens(params, limit)

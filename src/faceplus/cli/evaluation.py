@@ -16,12 +16,17 @@ from faceplus.settings import DETECTORS, DetectionSettings, EngineSettings
 LIVENESS_PARTS = ("nuaa", "bona-fide", "per-action", "closed-eyes")
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import numpy as np
 
     from faceplus.calibration import Calibration
     from faceplus.evaluation.calibrate import CalibrationRun
     from faceplus.evaluation.folder_embeddings import FolderEmbeddings
     from faceplus.evaluation.lfw import Pair
+
+    #: What ``add_subparsers`` returns: the commands are added to it.
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def embedder_note() -> str:
@@ -325,10 +330,28 @@ def _calibrate_faceset(args: argparse.Namespace) -> int:
 
 
 def _write_and_report(run: CalibrationRun, out: Path) -> None:
-    from dataclasses import replace
-
+    """Write the calibration (and its cohort) to ``out`` and print what was fit and how it held out."""
     from faceplus.calibration import FAR_LEVELS
-    from faceplus.evaluation.calibrate import pooled_ratio, pooled_tar
+
+    cal = _write_cohort(run, out)
+    cal.save(out)
+    _print_fit(run, cal)
+    fars = list(cal.threshold_distances)
+    _print_heldout_far(run, fars)
+    _print_heldout_tar(run, fars)
+    if run.skipped:
+        print(f"held-out check: {run.skipped} identity halves too small to fit the rates asked, not checked")
+    print(f"wrote {out}")
+    missing = [far for far in FAR_LEVELS if far not in cal.threshold_distances]
+    if missing:
+        print(f"note: not fit at {', '.join(missing)}; replies scored with this file carry no threshold for them")
+    if run.cohort is not None:
+        print(f"calibrated_on (compare replies' calibration field): {cal.calibrated_on}")
+
+
+def _write_cohort(run: CalibrationRun, out: Path) -> Calibration:
+    """Write ``run``'s cohort beside ``out`` (if it has one): the calibration to save, naming that cohort file."""
+    from dataclasses import replace
 
     cal = run.calibration
     if run.cohort is not None:
@@ -342,17 +365,26 @@ def _write_and_report(run: CalibrationRun, out: Path) -> None:
             f"(k {run.cohort.k}, reference {run.cohort.reference:.4f}); wrote {cohort_file} "
             f"({cohort_file.stat().st_size:,} bytes, mode 600: your people's embeddings, biometric data)"
         )
-    cal.save(out)
+    return cal
+
+
+def _print_fit(run: CalibrationRun, cal: Calibration) -> None:
+    """The pairs fit on, the curve and the thresholds per FAR."""
     units = " (normalised distances)" if run.cohort is not None else ""
     print(
         f"fit on {cal.info['genuine_pairs']:,} same-person and {cal.info['impostor_pairs']:,} impostor pairs "
         f"({cal.info['identities']} identities, {cal.info['images']} faces); "
         f"curve midpoint {cal.midpoint:.4f}, scale {cal.scale:.4f}{units}"
     )
-    fars = list(cal.threshold_distances)
     print(f"{'FAR':>6} {'distance':>9} {'confidence':>11}")
     for far, distance in cal.threshold_distances.items():
         print(f"{far:>6} {distance:9.4f} {cal.thresholds[far]:11.3f}")
+
+
+def _print_heldout_far(run: CalibrationRun, fars: list[str]) -> None:
+    """The held-out false-accept rates per split (raw | normalised with a cohort)."""
+    from faceplus.evaluation.calibrate import pooled_ratio
+
     if run.checks and run.cohort is None:
         print("held-out check: fit on one half of the identities, false-accept rate / nominal on the other half")
         print(f"{'split':>7} {'pairs':>9} " + " ".join(f"{far:>6}" for far in fars))
@@ -375,6 +407,12 @@ def _write_and_report(run: CalibrationRun, out: Path) -> None:
         pooled = " ".join(f"{pooled_ratio(run.raw_checks, far):6.2f}" for far in fars)
         normalised = " ".join(f"{run.pooled_ratio(far):6.2f}" for far in fars)
         print(f"{'pooled':>7} {sum(c.impostor_pairs for c in run.checks):9d} {pooled} | {normalised}")
+
+
+def _print_heldout_tar(run: CalibrationRun, fars: list[str]) -> None:
+    """The held-out true-accept rates (raw and normalised with a cohort), and whether the cohort helped."""
+    from faceplus.evaluation.calibrate import pooled_tar
+
     if run.checks:
         genuine = sum(c.genuine_pairs for c in run.checks)
         print(f"held-out TAR (same-person pairs of the other half accepted, pooled over {genuine:,} pairs):")
@@ -390,14 +428,6 @@ def _write_and_report(run: CalibrationRun, out: Path) -> None:
             )
     elif run.cohort is not None:
         print("note: no identity half could be checked, so raw and normalised were not compared held out")
-    if run.skipped:
-        print(f"held-out check: {run.skipped} identity halves too small to fit the rates asked, not checked")
-    print(f"wrote {out}")
-    missing = [far for far in FAR_LEVELS if far not in cal.threshold_distances]
-    if missing:
-        print(f"note: not fit at {', '.join(missing)}; replies scored with this file carry no threshold for them")
-    if run.cohort is not None:
-        print(f"calibrated_on (compare replies' calibration field): {cal.calibrated_on}")
 
 
 def cmd_eval_attributes(args: argparse.Namespace) -> int:
@@ -434,7 +464,7 @@ def _with_detector(detector: str) -> EngineSettings:
 
 
 def _eval_far(args: argparse.Namespace) -> int:
-    from faceplus.evaluation.far import FarOptions, cmd_eval_far
+    from faceplus.evaluation.far import FarOptions, evaluate_far
 
     options = FarOptions(
         root=args.root,
@@ -456,7 +486,7 @@ def _eval_far(args: argparse.Namespace) -> int:
         cohort=tuple(args.cohort),
         report=args.report,
     )
-    return cmd_eval_far(options)
+    return evaluate_far(options)
 
 
 def _eval_liveness(args: argparse.Namespace) -> int:
@@ -475,9 +505,17 @@ def _eval_liveness(args: argparse.Namespace) -> int:
     return run(options, EngineSettings.from_env())
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Subparsers) -> None:
     primary = DetectionSettings.from_env().detector  # FACEPLUS_DETECTOR, as the engine itself reads it
     ev = sub.add_parser("eval", help="evaluate on a benchmark").add_subparsers(dest="benchmark", required=True)
+    _add_eval_lfw(ev, primary)
+    _add_eval_attributes(ev)
+    _add_eval_far(ev, primary)
+    _add_eval_liveness(ev)
+    _add_calibrate(sub, primary)
+
+
+def _add_eval_lfw(ev: Subparsers, primary: str) -> None:
     p = ev.add_parser("lfw", help="LFW 10-fold verification")
     p.add_argument("--root", required=True, type=Path)
     p.add_argument("--pairs", required=True, type=Path)
@@ -488,12 +526,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--detector", choices=DETECTORS, default=primary, help="primary detector (default: %(default)s)")
     p.set_defaults(func=cmd_eval_lfw)
 
+
+def _add_eval_attributes(ev: Subparsers) -> None:
     p = ev.add_parser("attributes", help="age/gender on UTKFace, emotion on FER2013")
     p.add_argument("--utkface", type=Path, help="UTKFace folder with labels.csv")
     p.add_argument("--fer", type=Path, help="FER2013 folder with labels.csv")
     p.add_argument("--limit", type=int, help="evaluate only this many images of each set (spread evenly)")
     p.set_defaults(func=cmd_eval_attributes)
 
+
+def _add_eval_far(ev: Subparsers, primary: str) -> None:
     p = ev.add_parser(
         "far", help="false-accept rates at the serving thresholds per group (UTKFace or FairFace labels) and source"
     )
@@ -540,6 +582,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.set_defaults(func=_eval_far)
 
+
+def _add_eval_liveness(ev: Subparsers) -> None:
     p = ev.add_parser("liveness", help="APCER on NUAA photo attacks, BPCER on bona fide captures built from LFW photos")
     p.add_argument("--nuaa", type=Path, default=Path("../shared/data/nuaa-dev"))
     p.add_argument("--lfw", type=Path, default=Path("../shared/data/lfw-dev"))
@@ -551,6 +595,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--verbose", action="store_true", help="one line per bona fide capture (frames of refused ones)")
     p.set_defaults(func=_eval_liveness)
 
+
+def _add_calibrate(sub: Subparsers, primary: str) -> None:
     p = sub.add_parser(
         "calibrate", help="measure FAR thresholds on all cross-identity pairs of a folder or of a FaceSet's user_ids"
     )

@@ -311,20 +311,9 @@ def _add_prev(g: _Graph, x: str, other: str) -> str:
 def build_onnx(net: DlibNet, fold_affine: bool = True) -> onnx.ModelProto:
     """The ONNX model of a parsed ``anet_type`` network (uint8 NHWC chips in, descriptors out)."""
     steps = anet_steps()
-    found = ["tag/skip" if layer is None else layer.kind for layer in net.stack]
-    expected = ["tag/skip" if s[:3] in ("tag", "ski") else "con_4" if s == "con" else s for s in steps]
-    expected = [e if not e.startswith("add_prev") else "add_prev_" for e in expected]
-    if found != expected:
-        raise DlibFormatError("the file's layers do not match dlib's face recognition ResNet")
-
+    _check_layers(net, steps)
     g = _Graph()
-    nr, nc = net.input_size
-    x = g.node("Cast", ["chips"], (3, nr, nc), to=TensorProto.FLOAT)
-    x = g.node("Transpose", [x], (3, nr, nc), perm=[0, 3, 1, 2])
-    means = np.array(net.means, dtype=np.float32).reshape(1, 3, 1, 1)
-    x = g.node("Sub", [x, g.const("means", means)], (3, nr, nc))
-    x = g.node("Mul", [x, g.const("scale", np.array(1 / 256, dtype=np.float32))], (3, nr, nc))
-
+    x = _input(g, net)
     tags: dict[str, str] = {}
     i = 0
     while i < len(steps):
@@ -345,11 +334,7 @@ def build_onnx(net: DlibNet, fold_affine: bool = True) -> onnx.ModelProto:
                 x = _conv(g, x, layer, None)
         elif step == "affine_":
             assert layer is not None
-            k = g.shapes[x][0]
-            gamma = layer.params["gamma"].reshape(1, k, 1, 1)
-            beta = layer.params["beta"].reshape(1, k, 1, 1)
-            x = g.node("Mul", [x, g.const("gamma", gamma)], g.shapes[x])
-            x = g.node("Add", [x, g.const("beta", beta)], g.shapes[x])
+            x = _affine(g, x, layer)
         elif step == "relu_":
             x = g.node("Relu", [x], g.shapes[x])
         elif step in ("max_pool_2", "avg_pool_2"):
@@ -357,15 +342,54 @@ def build_onnx(net: DlibNet, fold_affine: bool = True) -> onnx.ModelProto:
             x = _pool(g, x, layer)
         elif step == "fc_2":
             assert layer is not None
-            weights = layer.params["weights"]
-            if weights.shape[0] != int(np.prod(g.shapes[x])):
-                raise DlibFormatError("fc input size does not match the network's output")
-            x = g.node("Flatten", [x], (weights.shape[1], 1, 1), axis=1)
-            x = g.node("MatMul", [x, g.const("fc", weights)], (weights.shape[1], 1, 1))
-            if layer.params["bias"] is not None:
-                x = g.node("Add", [x, g.const("fc_bias", layer.params["bias"])], g.shapes[x])
+            x = _fc(g, x, layer)
         i += 1
+    return _model(g, x, net.input_size)
 
+
+def _check_layers(net: DlibNet, steps: list[str]) -> None:
+    """Refuse a network whose layers are not those of dlib's face recognition ResNet."""
+    found = ["tag/skip" if layer is None else layer.kind for layer in net.stack]
+    expected = ["tag/skip" if s[:3] in ("tag", "ski") else "con_4" if s == "con" else s for s in steps]
+    expected = [e if not e.startswith("add_prev") else "add_prev_" for e in expected]
+    if found != expected:
+        raise DlibFormatError("the file's layers do not match dlib's face recognition ResNet")
+
+
+def _input(g: _Graph, net: DlibNet) -> str:
+    """uint8 NHWC chips to float NCHW, less dlib's channel means, scaled by 1/256 as dlib's input layer does."""
+    nr, nc = net.input_size
+    x = g.node("Cast", ["chips"], (3, nr, nc), to=TensorProto.FLOAT)
+    x = g.node("Transpose", [x], (3, nr, nc), perm=[0, 3, 1, 2])
+    means = np.array(net.means, dtype=np.float32).reshape(1, 3, 1, 1)
+    x = g.node("Sub", [x, g.const("means", means)], (3, nr, nc))
+    return g.node("Mul", [x, g.const("scale", np.array(1 / 256, dtype=np.float32))], (3, nr, nc))
+
+
+def _affine(g: _Graph, x: str, layer: Layer) -> str:
+    """An affine layer not folded into its convolution: per-channel gamma and beta."""
+    k = g.shapes[x][0]
+    gamma = layer.params["gamma"].reshape(1, k, 1, 1)
+    beta = layer.params["beta"].reshape(1, k, 1, 1)
+    x = g.node("Mul", [x, g.const("gamma", gamma)], g.shapes[x])
+    return g.node("Add", [x, g.const("beta", beta)], g.shapes[x])
+
+
+def _fc(g: _Graph, x: str, layer: Layer) -> str:
+    """The final fully connected layer: flatten, matrix product, bias if any."""
+    weights = layer.params["weights"]
+    if weights.shape[0] != int(np.prod(g.shapes[x])):
+        raise DlibFormatError("fc input size does not match the network's output")
+    x = g.node("Flatten", [x], (weights.shape[1], 1, 1), axis=1)
+    x = g.node("MatMul", [x, g.const("fc", weights)], (weights.shape[1], 1, 1))
+    if layer.params["bias"] is not None:
+        x = g.node("Add", [x, g.const("fc_bias", layer.params["bias"])], g.shapes[x])
+    return x
+
+
+def _model(g: _Graph, x: str, input_size: tuple[int, int]) -> onnx.ModelProto:
+    """The checked ONNX model of graph ``g`` whose output is ``x``."""
+    nr, nc = input_size
     g.nodes.append(helper.make_node("Identity", [x], ["descriptors"], name="descriptors"))
     graph = helper.make_graph(
         g.nodes,

@@ -375,13 +375,10 @@ class FarOptions:
     report: Path | None = None
 
 
-def cmd_eval_far(args: FarOptions) -> int:
+def evaluate_far(args: FarOptions) -> int:
     """``faceplus eval far``: per-group tables at the serving thresholds, then (with --lfw) per source, held out."""
-    from faceplus.calibration import default_calibration
     from faceplus.engine import Engine
-    from faceplus.evaluation.calibrate import NotEnoughPairs
 
-    cohort_from = tuple(dict.fromkeys("root" if c == "utkface" else c for c in args.cohort))
     population = load_population(Path(args.root), args.min_age, args.limit, args.cache, args.workers, args.settings)
     others = []
     if args.also:
@@ -390,75 +387,109 @@ def cmd_eval_far(args: FarOptions) -> int:
             load_population(Path(args.also), args.min_age, args.limit, args.also_cache, args.workers, args.settings)
         )
     calibration = Engine(args.settings).calibration  # what compare serves (FACEPLUS_COMPARE_CALIBRATION)
+    _print_serving_tables(calibration, [population, *others])
+    lfw_pairs = None
+    if args.lfw:
+        lfw_vectors, names, lfw_pairs = _print_lfw_at_serving(args, Path(args.lfw), calibration)
+        if args.heldout:
+            _run_heldout(args, Path(args.lfw).name, Study(population, lfw_vectors, names, others))
+    if args.report:
+        from faceplus.evaluation.report import far_report
+
+        thresholds = calibration.threshold_distances
+        scores = calibration.scores(population.vectors, population.vectors)
+        rows = group_far(scores, population.people, np.arange(len(population.people)), thresholds)
+        print(f"report: {far_report(Path(args.report), Path(args.root), rows, lfw_pairs, calibration, args.lfw)}")
+    return 0
+
+
+def _print_serving_tables(calibration: Calibration, populations: list[Population]) -> None:
+    """Each population's per-group false accepts at the serving thresholds."""
     thresholds = calibration.threshold_distances
-    where = calibration.info.get("data", "?")
-    fars = tuple(thresholds)
-    for pop in (population, *others):
+    for pop in populations:
         rows = group_far(
             calibration.scores(pop.vectors, pop.vectors), pop.people, np.arange(len(pop.people)), thresholds
         )
         print()
-        print(format_table(f"Serving thresholds ({calibration.calibrated_on}) on {pop.name}:", rows, fars))
-    if args.lfw:
-        lfw_vectors, names = lfw_source(Path(args.lfw), args.lfw_cache, args.workers, args.settings, args.limit)
-        genuine, impostor = _pairs(calibration.scores(lfw_vectors, lfw_vectors), names)
-        lfw = GroupFar("all cross-identity pairs", len(impostor), count_accepts(impostor, thresholds))
-        print()
-        note = " (the pairs the thresholds were fit on)" if Path(args.lfw).name == where else ""
-        print(format_table(f"Serving thresholds on {Path(args.lfw).name}{note}:", [lfw], fars))
-        tar = " ".join(f'"{f}": {np.mean(genuine <= d) * 100:.2f}%' for f, d in thresholds.items())
-        print(f"TAR on its {len(genuine):,} same-person pairs: {tar}")
-        if args.heldout:
-            study = Study(population, lfw_vectors, names, others)
-            root, lfw_name = population.name, Path(args.lfw).name
-            print()
-            print(
-                f"Held out: cohort and thresholds fit on one half ({root} by image, {lfw_name} by identity), "
-                "false accepts counted on the other half"
-                + (f" and on the same half of {', '.join(o.name for o in others)} (never fit on)" if others else "")
-                + ", both ways round and pooled."
-            )
-            sources = " + ".join({"root": root, "lfw": lfw_name}[c] for c in cohort_from)
-            cohort = f"k={args.k}, cohort: <= {args.per_group} {root} adults per race x gender of the fit half"
-            cohort = cohort if cohort_from == ("root",) else f"k={args.k}, cohort: fit half of {sources}"
-            pooled = dict(matched=True, fit_on=("root", "lfw"))
-            normalised = dict(k=args.k, cohort_from=cohort_from, per_group=args.per_group)
-            steps: list[tuple[str, dict[str, Any]]] = [
-                ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration(args.settings.embedder))),
-                (f"2. raw distance, thresholds refit on the {lfw_name} fit half", dict(fit_on=("lfw",))),
-                (f"3. raw distance, fit on {lfw_name} + {root} same race x gender impostors (equal weight)", pooled),
-                (
-                    f"4. cohort-normalised ({cohort}), fit on the {lfw_name} fit half",
-                    {**normalised, "fit_on": ("lfw",)},
-                ),
-                ("5. cohort-normalised, fit as in 3", {**normalised, **pooled}),
-            ]
-            for label, options in steps:
-                print()
-                try:
-                    print(format_result(heldout(study, label, **options)))
-                except NotEnoughPairs as exc:  # a subset (--limit) too small for this fit
-                    print(f"{label}: not run: {exc}")
-            if args.strength:
-                print()
-                print('Step 4 with its shift scaled by "strength" (1 = step 4): held-out FAR/nominal at "1e-4"')
-                print(strength_sweep(study, list(args.strength), **normalised, fit_on=("lfw",)))
-            fitted = fit_half(
-                study, False, k=args.k, cohort_from=cohort_from, per_group=args.per_group, fit_on=("lfw",)
-            )
-            if args.pairs:
-                print()
-                print(lfw_ten_fold(args, fitted.norm))
-            if args.save_cohort:
-                save_cohort_calibration(study, fitted, args, Path(args.save_cohort))
-    if args.report:
-        from faceplus.evaluation.report import far_report
+        print(format_table(f"Serving thresholds ({calibration.calibrated_on}) on {pop.name}:", rows, tuple(thresholds)))
 
-        scores = calibration.scores(population.vectors, population.vectors)
-        rows = group_far(scores, population.people, np.arange(len(population.people)), thresholds)
-        lfw_pairs = (genuine, impostor) if args.lfw else None
-        print(f"report: {far_report(Path(args.report), Path(args.root), rows, lfw_pairs, calibration, args.lfw)}")
-    return 0
+
+def _print_lfw_at_serving(
+    args: FarOptions, lfw_folder: Path, calibration: Calibration
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The --lfw folder's false accepts and true accepts at the serving thresholds: its vectors, identities and
+    (genuine, impostor) pair distances."""
+    thresholds = calibration.threshold_distances
+    lfw_vectors, names = lfw_source(lfw_folder, args.lfw_cache, args.workers, args.settings, args.limit)
+    genuine, impostor = _pairs(calibration.scores(lfw_vectors, lfw_vectors), names)
+    lfw = GroupFar("all cross-identity pairs", len(impostor), count_accepts(impostor, thresholds))
+    print()
+    note = " (the pairs the thresholds were fit on)" if lfw_folder.name == calibration.info.get("data", "?") else ""
+    print(format_table(f"Serving thresholds on {lfw_folder.name}{note}:", [lfw], tuple(thresholds)))
+    tar = " ".join(f'"{f}": {np.mean(genuine <= d) * 100:.2f}%' for f, d in thresholds.items())
+    print(f"TAR on its {len(genuine):,} same-person pairs: {tar}")
+    return lfw_vectors, names, (genuine, impostor)
+
+
+def _run_heldout(args: FarOptions, lfw_name: str, study: Study) -> None:
+    """--heldout: the five steps fit on one half and counted on the other, then the strength sweep, LFW 10-fold
+    accuracy and the saved cohort calibration where asked."""
+    from faceplus.evaluation.calibrate import NotEnoughPairs
+
+    cohort_from = _cohort_sources(args)
+    root = study.root.name
+    others = study.others
+    print()
+    print(
+        f"Held out: cohort and thresholds fit on one half ({root} by image, {lfw_name} by identity), "
+        "false accepts counted on the other half"
+        + (f" and on the same half of {', '.join(o.name for o in others)} (never fit on)" if others else "")
+        + ", both ways round and pooled."
+    )
+    normalised = dict(k=args.k, cohort_from=cohort_from, per_group=args.per_group)
+    for label, options in _heldout_steps(args, root, lfw_name):
+        print()
+        try:
+            print(format_result(heldout(study, label, **options)))
+        except NotEnoughPairs as exc:  # a subset (--limit) too small for this fit
+            print(f"{label}: not run: {exc}")
+    if args.strength:
+        print()
+        print('Step 4 with its shift scaled by "strength" (1 = step 4): held-out FAR/nominal at "1e-4"')
+        print(strength_sweep(study, list(args.strength), **normalised, fit_on=("lfw",)))
+    fitted = fit_half(study, False, k=args.k, cohort_from=cohort_from, per_group=args.per_group, fit_on=("lfw",))
+    if args.pairs:
+        print()
+        print(lfw_ten_fold(args, fitted.norm))
+    if args.save_cohort:
+        save_cohort_calibration(study, fitted, args, Path(args.save_cohort))
+
+
+def _cohort_sources(args: FarOptions) -> tuple[str, ...]:
+    """--cohort without repeats, ``utkface`` read as its new name ``root``."""
+    return tuple(dict.fromkeys("root" if c == "utkface" else c for c in args.cohort))
+
+
+def _heldout_steps(args: FarOptions, root: str, lfw_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The held-out steps, each adding one thing: their labels and ``heldout`` options."""
+    from faceplus.calibration import default_calibration
+
+    cohort_from = _cohort_sources(args)
+    sources = " + ".join({"root": root, "lfw": lfw_name}[c] for c in cohort_from)
+    cohort = f"k={args.k}, cohort: <= {args.per_group} {root} adults per race x gender of the fit half"
+    cohort = cohort if cohort_from == ("root",) else f"k={args.k}, cohort: fit half of {sources}"
+    pooled = dict(matched=True, fit_on=("root", "lfw"))
+    normalised = dict(k=args.k, cohort_from=cohort_from, per_group=args.per_group)
+    return [
+        ("1. shipped thresholds (raw distance)", dict(calibration=default_calibration(args.settings.embedder))),
+        (f"2. raw distance, thresholds refit on the {lfw_name} fit half", dict(fit_on=("lfw",))),
+        (f"3. raw distance, fit on {lfw_name} + {root} same race x gender impostors (equal weight)", pooled),
+        (
+            f"4. cohort-normalised ({cohort}), fit on the {lfw_name} fit half",
+            {**normalised, "fit_on": ("lfw",)},
+        ),
+        ("5. cohort-normalised, fit as in 3", {**normalised, **pooled}),
+    ]
 
 
 # -- held-out study: thresholds (and cohort) fit on one half, false accepts counted on the other -----------

@@ -260,15 +260,30 @@ def person_photos(engine: Engine, name: str, photos: Sequence[Path]) -> PersonPh
     def first(candidates: list[PhotoLabel], key: Callable[[PhotoLabel], float]) -> PhotoLabel | None:
         return next((lab for lab in sorted(candidates, key=key, reverse=True) if usable(lab)), None)
 
+    _add_action_peaks(labels, base, images, first, peaks, sources)
+    return PersonPhotos(name, base_rgb, peaks, sources)
+
+
+def _add_action_peaks(
+    labels: list[PhotoLabel],
+    base: PhotoLabel,
+    images: dict[Path, np.ndarray],
+    first: Callable[[list[PhotoLabel], Callable[[PhotoLabel], float]], PhotoLabel | None],
+    peaks: dict[str, np.ndarray],
+    sources: dict[str, str],
+) -> None:
+    """Add to ``peaks`` and ``sources`` the open mouth, the turns (a turned photo and its mirror) and the nod that
+    ``labels`` allow; ``first`` picks the most marked usable photo of the candidates (and loads it into
+    ``images``)."""
     shut = MOUTH_CLOSED_RATIO * 2
     pick = first(
         [lab for lab in labels if lab.mouth_ratio >= MOUTH_OPEN_RATIO and abs(lab.yaw) <= NEUTRAL_YAW],
-        key=lambda lab: lab.mouth_ratio,
+        lambda lab: lab.mouth_ratio,
     )
     if pick is not None:
         peaks["mouth"], sources["mouth"] = images[pick.path], pick.path.name
     pick = first(
-        [lab for lab in labels if abs(lab.yaw) >= TURNED_YAW and lab.mouth_ratio <= shut], key=lambda lab: abs(lab.yaw)
+        [lab for lab in labels if abs(lab.yaw) >= TURNED_YAW and lab.mouth_ratio <= shut], lambda lab: abs(lab.yaw)
     )
     if pick is not None:
         rgb = images[pick.path]
@@ -283,11 +298,10 @@ def person_photos(engine: Engine, name: str, photos: Sequence[Path]) -> PersonPh
             for lab in labels
             if lab.pitch - base.pitch >= NOD_PITCH and abs(lab.yaw) <= NEUTRAL_YAW and lab.mouth_ratio <= shut
         ],
-        key=lambda lab: lab.pitch,
+        lambda lab: lab.pitch,
     )
     if pick is not None:
         peaks["nod"], sources["nod"] = images[pick.path], pick.path.name
-    return PersonPhotos(name, base_rgb, peaks, sources)
 
 
 #: Frames per phase of a built sequence at 10 frames/s: lead-in, before the peak, the peak, after it.
@@ -503,39 +517,55 @@ def bona_fide_report(
             _check_each_action(engine, name, person, limits, single, ratios[half], args.verbose)
     lines = []
     if "bona-fide" in args.parts:
-        both = sum(full.values(), Outcome())
-        lines.append(f"Bona fide captures built from LFW photos: {built} people, one 3-action challenge each")
-        lines.append(f"  actions available: {dict(availability)}")
-        for label, out in (("half A (fit)", full["A"]), ("half B (held out)", full["B"]), ("both", both)):
-            lines.append(
-                f"  {label}: BPCER {_rate(out.presentations - out.accepted, out.presentations)}"
-                f"{_wilson(out.presentations - out.accepted, out.presentations)}"
-            )
-        lines.append(
-            "  rejected by the action checks alone: "
-            f"{_rate(both.presentations - both.accepted_by_actions, both.presentations)}"
-        )
-        lines.append(f"  refusals: {dict(both.failures.most_common())}")
-        lines.append(f"  action reasons: {dict(both.action_reasons.most_common())}")
-        lines.append(f"  requested actions read as done: {_per_action(both)}")
+        lines += _bona_fide_lines(full, built, availability)
     if "per-action" in args.parts:
-        lines.append("Each action alone (one capture per person and action; turn = turn_left), refused / built:")
-        for action in ("blink", "blink, P(closed) alone", "mouth", "turn_left", "nod"):
-            cells = []
-            for half in ("A", "B"):
-                out = single[(action, half)]
-                cells.append(f"{half} {_rate(out.presentations - out.accepted, out.presentations)}")
-            both = single[(action, "A")] + single[(action, "B")]
-            cells.append(f"refusals {dict(both.failures.most_common())}")
-            lines.append(f"  {action}: " + "; ".join(cells))
-        fit = [r for r in ratios["A"] if np.isfinite(r)]
-        if fit:
-            lines.append(
-                f"  blink: closed/open eye aspect ratio, half A: median {np.median(fit):.2f}, "
-                f"{BLINK_FIT_PERCENTILE}th percentile {np.percentile(fit, BLINK_FIT_PERCENTILE):.3f} "
-                f"(the fit of Limits.blink_ratio, now {limits.blink_ratio}); "
-                f"half B median {np.median([r for r in ratios['B'] if np.isfinite(r)] or [np.nan]):.2f}"
-            )
+        lines += _per_action_lines(single, ratios, limits)
+    return lines
+
+
+def _bona_fide_lines(full: dict[str, Outcome], built: int, availability: Counter[str]) -> list[str]:
+    """The full challenges' BPCER per half and both, and why captures were refused."""
+    lines: list[str] = []
+    both = sum(full.values(), Outcome())
+    lines.append(f"Bona fide captures built from LFW photos: {built} people, one 3-action challenge each")
+    lines.append(f"  actions available: {dict(availability)}")
+    for label, out in (("half A (fit)", full["A"]), ("half B (held out)", full["B"]), ("both", both)):
+        lines.append(
+            f"  {label}: BPCER {_rate(out.presentations - out.accepted, out.presentations)}"
+            f"{_wilson(out.presentations - out.accepted, out.presentations)}"
+        )
+    lines.append(
+        "  rejected by the action checks alone: "
+        f"{_rate(both.presentations - both.accepted_by_actions, both.presentations)}"
+    )
+    lines.append(f"  refusals: {dict(both.failures.most_common())}")
+    lines.append(f"  action reasons: {dict(both.action_reasons.most_common())}")
+    lines.append(f"  requested actions read as done: {_per_action(both)}")
+    return lines
+
+
+def _per_action_lines(
+    single: dict[tuple[str, str], Outcome], ratios: dict[str, list[float]], limits: Limits
+) -> list[str]:
+    """Each action alone: refused / built per half, and the fit of the blink ratio on half A."""
+    lines: list[str] = []
+    lines.append("Each action alone (one capture per person and action; turn = turn_left), refused / built:")
+    for action in ("blink", "blink, P(closed) alone", "mouth", "turn_left", "nod"):
+        cells = []
+        for half in ("A", "B"):
+            out = single[(action, half)]
+            cells.append(f"{half} {_rate(out.presentations - out.accepted, out.presentations)}")
+        both = single[(action, "A")] + single[(action, "B")]
+        cells.append(f"refusals {dict(both.failures.most_common())}")
+        lines.append(f"  {action}: " + "; ".join(cells))
+    fit = [r for r in ratios["A"] if np.isfinite(r)]
+    if fit:
+        lines.append(
+            f"  blink: closed/open eye aspect ratio, half A: median {np.median(fit):.2f}, "
+            f"{BLINK_FIT_PERCENTILE}th percentile {np.percentile(fit, BLINK_FIT_PERCENTILE):.3f} "
+            f"(the fit of Limits.blink_ratio, now {limits.blink_ratio}); "
+            f"half B median {np.median([r for r in ratios['B'] if np.isfinite(r)] or [np.nan]):.2f}"
+        )
     return lines
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from faceplus.engine import Engine
 from faceplus.face_request import FaceRequest, ImageFaces
 from faceplus.jobs.describe import face_details
-from faceplus.results import Box
+from faceplus.results import Box, Face
 from faceplus.store import FaceCrop
 
 
@@ -25,7 +25,7 @@ class FoundFace:
     """One face as the API keeps it: its box, embedding and the Face++ details computed for it."""
 
     box: Box
-    embedding: np.ndarray | None
+    embedding: np.ndarray
     details: dict[str, Any] = field(default_factory=dict)
     #: The face region face/analyze needs later (:mod:`faceplus.crops`); None unless asked for.
     crop: FaceCrop | None = None
@@ -62,6 +62,13 @@ class DetectRequest:
     #: The server's smallest reported face: (pixels, divisor of the short side), see
     #: :func:`faceplus.face_request.min_face_side`.
     min_face: tuple[int, int] = (0, 0)
+
+
+def _embedding(face: Face) -> np.ndarray:
+    """The face's embedding, which :func:`detect_job` asks the engine for on every face it keeps."""
+    if face.embedding is None:
+        raise AssertionError("a kept face was not embedded")
+    return face.embedding
 
 
 def warm_job(engine: Engine) -> dict[str, Any]:
@@ -104,7 +111,7 @@ def found_faces(result: ImageFaces, request: DetectRequest) -> FoundFaces:
     found = FoundFaces(
         FoundFace(
             analyzed.face.box,
-            analyzed.face.embedding,
+            _embedding(analyzed.face),
             face_details(analyzed.face, request.landmark, request.attributes) if analyzed.described else {},
             analyzed.crop,
         )

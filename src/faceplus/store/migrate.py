@@ -122,15 +122,43 @@ def migrate(
     for key in keys:
         target.keys.add(key)
     say(f"{len(keys)} keys")
+    faces, crops = _copy_faces(source, target, batch, say)
+    facesets = source.facesets.all()
+    members = _copy_facesets(source, target, facesets, batch)
+    say(f"{len(facesets)} FaceSets, {members} memberships")
+    ledger = _copy_ledgers(source, target, facesets)
+    tasks = source.tasks.all()
+    for task in tasks:
+        target.tasks.add(task)
+    images = 0
+    for tenant, image_id, data, created in source.faces.iter_images():
+        target.faces.put_image(tenant, image_id, data, created)
+        images += 1
+    albums, album_faces = _copy_albums(source, target)
+    say(f"{albums} FaceAlbums, {album_faces} album faces")
+    audit = _copy_audit(source, target)
+    say(f"{audit} audit entries")
 
+    _verify(source, target, facesets)
+    say("verified: faces, crops, FaceSet members, ledgers, albums and the audit trail read back the same")
+    return MigrationReport(
+        len(keys), faces, len(facesets), members, len(tasks), images, crops, albums, album_faces, audit, ledger
+    )
+
+
+def _copy_faces(source: Store, target: Store, batch: int, say: Callable[[str], None]) -> tuple[int, int]:
+    """Every face, ``batch`` at a time, with its kept crop: the faces and crops copied."""
     faces = crops = 0
     for chunk in source.faces.iter_all(batch):
         crops += _with_crops(source, chunk)
         target.faces.add(chunk)
         faces += len(chunk)
         say(f"{faces} faces ({crops} kept crops)")
+    return faces, crops
 
-    facesets = source.facesets.all()
+
+def _copy_facesets(source: Store, target: Store, facesets: list[FaceSetRecord], batch: int) -> int:
+    """Each FaceSet and its members (``batch`` at a time): the memberships copied."""
     members = 0
     for fs in facesets:
         target.facesets.create(fs)
@@ -142,22 +170,22 @@ def migrate(
             if change.failures:
                 raise MigrationError(f"FaceSet {fs.faceset_token}: could not add {change.failures[:3]}")
         members += len(tokens)
-    say(f"{len(facesets)} FaceSets, {members} memberships")
+    return members
+
+
+def _copy_ledgers(source: Store, target: Store, facesets: list[FaceSetRecord]) -> int:
+    """Each FaceSet's ledger entries: how many were copied."""
     ledger = 0
     for fs in facesets:
         entries = source.ledger.entries(fs.tenant, fs.faceset_token)
         if entries:
             target.ledger.record(fs.tenant, fs.faceset_token, list(entries.values()), time.time())
             ledger += len(entries)
+    return ledger
 
-    tasks = source.tasks.all()
-    for task in tasks:
-        target.tasks.add(task)
-    images = 0
-    for tenant, image_id, data, created in source.faces.iter_images():
-        target.faces.put_image(tenant, image_id, data, created)
-        images += 1
 
+def _copy_albums(source: Store, target: Store) -> tuple[int, int]:
+    """Every tenant's FaceAlbums with their faces and next group id: the albums and album faces copied."""
     albums = album_faces = 0
     for tenant in _tenants(source):
         for album in _albums(source, tenant):
@@ -170,21 +198,18 @@ def migrate(
                 target.albums.new_group_ids(tenant, album.facealbum_token, max(used))  # the next new group id
             albums += 1
             album_faces += len(faces_in)
-    say(f"{albums} FaceAlbums, {album_faces} album faces")
+    return albums, album_faces
 
+
+def _copy_audit(source: Store, target: Store) -> int:
+    """The audit trail, oldest first: how many entries were copied."""
     audit = 0
     for entry in _audit(source):
         target.audit.add(
             AuditEntry(entry.time, entry.api_key, entry.route, entry.object_ids, entry.status, entry.result)
         )
         audit += 1
-    say(f"{audit} audit entries")
-
-    _verify(source, target, facesets)
-    say("verified: faces, crops, FaceSet members, ledgers, albums and the audit trail read back the same")
-    return MigrationReport(
-        len(keys), faces, len(facesets), members, len(tasks), images, crops, albums, album_faces, audit, ledger
-    )
+    return audit
 
 
 def _verify(source: Store, target: Store, facesets: list[FaceSetRecord]) -> None:

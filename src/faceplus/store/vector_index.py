@@ -113,11 +113,8 @@ class VectorIndex:
         # A file saved before indexes knew their model holds the vectors every FaceSet had then: dlib's fp32.
         model = meta.get("model", LEGACY_MODEL_ID)
         index = cls([], np.zeros((0, DIM), np.float32), meta["version"], hnsw, files, model)
-        import faiss
-
         rows = int(graph.ntotal)
-        storage: Any = faiss.downcast_index(graph.storage)
-        view = faiss.rev_swig_ptr(storage.get_xb(), rows * DIM).reshape(rows, DIM)
+        view = _graph_vectors(graph, rows)
         view.flags.writeable = False
         index._base, index._base_tok = view, tokens
         index._alive = tokens != b""
@@ -270,16 +267,9 @@ class VectorIndex:
         rows = np.arange(self._file_rows, self._n)
         rows = rows[self._alive[rows]]  # a removed face that never reached the graph file leaves the disk now
         dead = np.flatnonzero(~self._alive[: self._file_rows]).tolist()
+        tokens = [self._token(int(r)) for r in rows]
         try:
-            self.files.write_meta(
-                self.version,
-                graph_file,
-                self._file_rows,
-                dead,
-                [self._token(int(r)) for r in rows],
-                self._vec(rows),
-                self.model,
-            )
+            self.files.write_meta(self.version, graph_file, self._file_rows, dead, tokens, self._vec(rows), self.model)
         except OSError:
             log.exception("saving the index of a FaceSet failed; it is rebuilt after a restart")
 
@@ -312,9 +302,7 @@ class VectorIndex:
                 self._graph_rows = self._n
             dead = np.flatnonzero(~self._alive)
             if len(dead):
-                storage: Any = faiss.downcast_index(self._hnsw.storage)
-                codes = faiss.rev_swig_ptr(storage.get_xb(), self._n * DIM)
-                codes.reshape(self._n, DIM)[dead] = 0.0
+                _graph_vectors(self._hnsw, self._n)[dead] = 0.0
                 self._base[dead] = 0.0
                 self._base_tok[dead] = b""
                 self._base_norms = None
@@ -370,12 +358,27 @@ class VectorIndex:
         return np.asarray(rows[self._alive[rows]])
 
     def _rerank(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[str, float]]:
-        rows = np.sort(rows)  # deduplicated by hand: np.unique imports numpy.ma (~0.1 s) in the first search
-        if len(rows) > 1:
-            rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+        rows = _distinct(rows)
         distances = np.linalg.norm(self._vec(rows) - query, axis=1)
         order = np.lexsort((rows, distances))[:k]
         return [(self._token(int(rows[i])), float(distances[i])) for i in order]
+
+
+def _graph_vectors(graph: Any, rows: int) -> np.ndarray:
+    """The vectors a faiss HNSW graph stores (its first ``rows``), as a [rows, DIM] view of its own memory."""
+    import faiss
+
+    storage: Any = faiss.downcast_index(graph.storage)
+    view: np.ndarray = faiss.rev_swig_ptr(storage.get_xb(), rows * DIM).reshape(rows, DIM)
+    return view
+
+
+def _distinct(rows: np.ndarray) -> np.ndarray:
+    """``rows`` sorted, each once (by hand: np.unique imports numpy.ma, ~0.1 s, in the first search)."""
+    rows = np.sort(rows)
+    if len(rows) > 1:
+        rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
+    return rows
 
 
 def _prefetch_links(graph_path: Path, rows: int) -> None:

@@ -385,6 +385,14 @@ def cluster_names(result: ClusterResult) -> list[str]:
 def write_report(result: ClusterResult, out: Path, min_size: int = 1, max_faces_shown: int = 40) -> None:
     """``clusters.json`` (every face) and ``index.html`` (a contact sheet of face crops per cluster)."""
     out.mkdir(parents=True, exist_ok=True)
+    clusters = _cluster_records(result)
+    summary = _summary(result, clusters)
+    (out / "clusters.json").write_text(json.dumps({**summary, "groups": clusters}, indent=1))
+    (out / "index.html").write_text(_contact_sheet(result, clusters, summary, min_size, max_faces_shown))
+
+
+def _cluster_records(result: ClusterResult) -> list[dict[str, Any]]:
+    """Each cluster's name, size and faces (token, image, rectangle, label where known), as ``clusters.json``."""
     names = cluster_names(result)
     clusters: list[dict[str, Any]] = []
     for k, members in enumerate(result.groups()):
@@ -407,7 +415,12 @@ def write_report(result: ClusterResult, out: Path, min_size: int = 1, max_faces_
                 ],
             }
         )
-    summary = {
+    return clusters
+
+
+def _summary(result: ClusterResult, clusters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's figures: method, threshold, counts and time."""
+    return {
         "method": result.method,
         "far": result.far,
         "threshold_distance": round(result.threshold, 4),
@@ -417,7 +430,16 @@ def write_report(result: ClusterResult, out: Path, min_size: int = 1, max_faces_
         "seconds": round(result.seconds, 2),
         **result.extra,
     }
-    (out / "clusters.json").write_text(json.dumps({**summary, "groups": clusters}, indent=1))
+
+
+def _contact_sheet(
+    result: ClusterResult,
+    clusters: list[dict[str, Any]],
+    summary: dict[str, Any],
+    min_size: int,
+    max_faces_shown: int,
+) -> str:
+    """``index.html``: the summary, then a row of face crops per cluster of at least ``min_size`` faces."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>faceplus clusters</title><style>",
         "body{font:14px system-ui,sans-serif;margin:1.5em;background:#fafafa}h2{font-size:15px;margin:1.2em 0 .3em}",
@@ -433,19 +455,21 @@ def write_report(result: ClusterResult, out: Path, min_size: int = 1, max_faces_
         labels = Counter(result.items[i].truth for i in members if result.items[i].truth)
         note = f" <small>labels: {html.escape(', '.join(f'{k} ({v})' for k, v in labels.most_common(3)))}</small>"
         parts.append(f"<h2>{c['cluster']} &middot; {c['size']} face(s){note if labels else ''}</h2><div class='row'>")
-        for i in members[:max_faces_shown]:
-            item = result.items[i]
-            title = html.escape(f"{item.image} {item.face_token}".strip())
-            uri = crop_data_uri(item.image, item.rectangle) if item.image and item.rectangle else ""
-            if uri:
-                parts.append(f"<img src='{uri}' title='{title}' alt='face'>")
-            else:
-                parts.append(f"<span title='{title}'>{html.escape(item.face_token[:8])}</span>")
+        parts.extend(_face_tile(result.items[i]) for i in members[:max_faces_shown])
         if len(members) > max_faces_shown:
             parts.append(f"<span>+{len(members) - max_faces_shown}</span>")
         parts.append("</div>")
     parts.append("</body></html>")
-    (out / "index.html").write_text("\n".join(parts))
+    return "\n".join(parts)
+
+
+def _face_tile(item: FaceItem) -> str:
+    """One face of the contact sheet: its crop, or its token's start where the image or rectangle is unknown."""
+    title = html.escape(f"{item.image} {item.face_token}".strip())
+    uri = crop_data_uri(item.image, item.rectangle) if item.image and item.rectangle else ""
+    if uri:
+        return f"<img src='{uri}' title='{title}' alt='face'>"
+    return f"<span title='{title}'>{html.escape(item.face_token[:8])}</span>"
 
 
 def set_user_ids(store: Any, tenant: str, result: ClusterResult) -> int:

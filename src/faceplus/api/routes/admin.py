@@ -36,7 +36,7 @@ def operator(
     ctx: ApiContext = Depends(get_ctx),  # noqa: B008
 ) -> str:
     """The signed-in tenant, once the operator secret checks out (403 otherwise)."""
-    secret = params.str("operator_secret")
+    secret = params.text("operator_secret")
     if not secret:
         raise missing("operator_secret")
     if not operator_enabled(ctx.settings.data_dir):
@@ -64,7 +64,7 @@ def list_keys(request: Request, who: Operator, ctx: Ctx) -> JSONResponse:
 
 @router.post("/keys/create", summary="A new API key; its secret is answered once")
 def create_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) -> JSONResponse:
-    name = (params.str("name") or "").strip()
+    name = (params.text("name") or "").strip()
     if len(name) > 200:
         raise ApiError(400, "BAD_ARGUMENTS: name")
     return _answer(request, create_key_reply(ctx, name))

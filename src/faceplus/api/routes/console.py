@@ -34,7 +34,7 @@ NO_STORE = {"cache-control": "no-store"}
 )
 def thumbnail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> Response:
     token = params.required("face_token").strip()
-    side = params.int("size", THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX)
+    side = params.integer("size", THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX)
     return Response(thumbnail_of(ctx, tenant, token, side), media_type="image/jpeg", headers=NO_STORE)
 
 

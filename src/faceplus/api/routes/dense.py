@@ -44,10 +44,10 @@ def thousandlandmark(
     params: Annotated[Params, Depends(THOUSANDLANDMARK_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    parts = parse_parts(params.str("return_landmark"))
+    parts = parse_parts(params.text("return_landmark"))
     if parts is None:
         raise bad("return_landmark")
-    token = params.str("face_token")
+    token = params.text("face_token")
     if token is not None and token.strip():
         return reply(request, dense_of_token(ctx, tenant, token.strip(), parts))
     image = read_image(params, ctx.fetcher)

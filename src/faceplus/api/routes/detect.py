@@ -20,7 +20,7 @@ from faceplus.api.parsing import (
     unmeasured_attributes,
 )
 from faceplus.api.services.analysis import declare_unmeasured
-from faceplus.api.services.faces import Detection, comparable, detect_and_store, face_by_token
+from faceplus.api.services.faces import StoredFaces, comparable, detect_and_store, face_by_token
 from faceplus.api.services.facesets import resolve_faceset
 from faceplus.api.services.search import compare_faces, search_faceset
 from faceplus.store import FaceRecord
@@ -34,7 +34,7 @@ LEFT_OUT_HEADER = "X-Faceplus-Faces-Left-Out"
 MIN_FACE_HEADER = "X-Faceplus-Min-Face"
 
 
-def left_out_headers(found: Detection, suffix: str = "") -> dict[str, str]:
+def left_out_headers(found: StoredFaces, suffix: str = "") -> dict[str, str]:
     """The left-out headers of one detected photo (none for a given face_rectangle: nothing is detected)."""
     if not found.min_face:
         return {}
@@ -97,7 +97,7 @@ def _face_or_image(
 ) -> FaceRecord | None:
     """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found); an
     image's left-out faces go to ``headers``."""
-    token = params.str(f"face_token{suffix}")
+    token = params.text(f"face_token{suffix}")
     if token is not None:
         return comparable(ctx, face_by_token(ctx, tenant, token.strip()))
     rect_name = f"face_rectangle{suffix}"
@@ -169,7 +169,7 @@ def search(
     params: Annotated[Params, Depends(SEARCH_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    count = params.int("return_result_count", 1, 1, 5)
+    count = params.integer("return_result_count", 1, 1, 5)
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")

@@ -41,7 +41,7 @@ def erase_faces(
     ctx: Ctx,
 ) -> JSONResponse:
     tokens = face_tokens(params, ctx.settings.removeface_max_tokens, required=False) or []
-    user_id = params.str("user_id")
+    user_id = params.text("user_id")
     if user_id is not None:
         user_id = check_text("user_id", user_id, lookup=True)
     if not tokens and not user_id:

@@ -15,9 +15,8 @@ from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, missing, plain, reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.services.album_grouping import ENTIRE, INCREMENTAL, is_group
 from faceplus.api.services.facealbums import (
-    ENTIRE,
-    INCREMENTAL,
     KIND_ADD,
     KIND_GROUP,
     KIND_SEARCH,
@@ -31,7 +30,6 @@ from faceplus.api.services.facealbums import (
     delete_album,
     delete_album_faces,
     find_candidates,
-    is_group,
     list_albums,
     queue_grouping,
     queue_with_image,
@@ -103,7 +101,7 @@ GETFACEALBUMS_FORM = Form({"start": "integer"})
 def getfacealbums(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEALBUMS_FORM)], ctx: Ctx
 ) -> JSONResponse:
-    start = params.int("start", 1, 1, 9_999_999)
+    start = params.integer("start", 1, 1, 9_999_999)
     return reply(request, list_albums(ctx, tenant, start))
 
 
@@ -119,7 +117,7 @@ def getalbumdetail(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETALBUMDETAIL_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    return reply(request, album_detail(ctx, tenant, album, params.str("start_token")))
+    return reply(request, album_detail(ctx, tenant, album, params.text("start_token")))
 
 
 GETFACEDETAIL_FORM = Form({**_ALBUM, "face_token": "string"})
@@ -199,7 +197,7 @@ def groupface(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GROUPFACE_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    mode = (params.str("operation_type") or INCREMENTAL).strip().lower()
+    mode = (params.text("operation_type") or INCREMENTAL).strip().lower()
     if mode not in (INCREMENTAL, ENTIRE):
         raise bad("operation_type")
     return reply(request, queue_grouping(ctx, tenant, album, mode))
@@ -309,7 +307,7 @@ def deleteface(
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     tokens = album_tokens(params)
-    image_id = params.str("image_id") or params.str("Image_id")  # FaceppSwift sends "Image_id"
+    image_id = params.text("image_id") or params.text("Image_id")  # FaceppSwift sends "Image_id"
     if tokens is not None and image_id is not None:
         raise plain("COEXISTENCE_ARGUMENTS")
     if tokens is None and image_id is None:

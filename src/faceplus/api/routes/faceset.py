@@ -55,9 +55,9 @@ def create(
     params: Annotated[Params, Depends(CREATE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    display_name = check_text("display_name", params.str("display_name", "") or "")
-    outer_id = check_text("outer_id", params.str("outer_id", "") or "")
-    user_data = check_text("user_data", params.str("user_data", "") or "")
+    display_name = check_text("display_name", params.text("display_name", "") or "")
+    outer_id = check_text("outer_id", params.text("outer_id", "") or "")
+    user_data = check_text("user_data", params.text("user_data", "") or "")
     tags = parse_tags(params) or []
     force_merge = params.flag("force_merge", 0)
     tokens = face_tokens(params, ctx.settings.addface_max_tokens, required=False) or []
@@ -178,10 +178,10 @@ def update(
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     changes: dict[str, object] = {}
-    if (new_outer_id := params.str("new_outer_id")) is not None:
+    if (new_outer_id := params.text("new_outer_id")) is not None:
         changes["outer_id"] = check_text("new_outer_id", new_outer_id)
     for name in ("display_name", "user_data"):
-        if (value := params.str(name)) is not None:
+        if (value := params.text(name)) is not None:
             changes[name] = check_text(name, value)
     if (tags := parse_tags(params)) is not None:
         changes["tags"] = tags
@@ -203,7 +203,7 @@ def getdetail(
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
-    start = params.int("start", 1, 1, 10_000)
+    start = params.integer("start", 1, 1, 10_000)
     return reply(request, faceset_detail(ctx, tenant, faceset, start))
 
 
@@ -241,5 +241,5 @@ def getfacesets(
     ctx: Ctx,
 ) -> JSONResponse:
     tags = parse_tags(params) or []
-    start = params.int("start", 1, 1, 10**9)
+    start = params.integer("start", 1, 1, 10**9)
     return reply(request, list_facesets(ctx, tenant, tags, start))

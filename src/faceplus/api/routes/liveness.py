@@ -33,18 +33,18 @@ _FRAME_FIELD = re.compile(r"frame_(\d{1,4})")
 def _reference(params: Params, ctx: ApiContext) -> tuple[str | None, ImageInput | None]:
     """The reference face (ref1) as given: ``face_token_ref1``, else an image (``image_ref1`` (file),
     ``image_base64_ref1`` or ``image_url_ref1``)."""
-    token = params.str("face_token_ref1")
+    token = params.text("face_token_ref1")
     if token is not None:
         return token, None
     image: ImageInput | None = None
     data = params.file("image_ref1")
     if data is not None:
         image = ImageInput(data, "image_ref1")
-    elif params.str("image_ref1") is not None:
+    elif params.text("image_ref1") is not None:
         raise ApiError(400, "IMAGE_ERROR_UNSUPPORTED_FORMAT: image_ref1")
-    elif (text := params.str("image_base64_ref1")) is not None:
+    elif (text := params.text("image_base64_ref1")) is not None:
         image = ImageInput(_base64(text, "image_base64_ref1"), "image_base64_ref1")
-    elif (url := params.str("image_url_ref1")) is not None:
+    elif (url := params.text("image_url_ref1")) is not None:
         image = ImageInput(ctx.fetcher.fetch(url.strip(), "image_url_ref1"), "image_url_ref1")
     if image is None:
         raise missing("face_token_ref1", "image_ref1", "image_base64_ref1", "image_url_ref1")
@@ -75,14 +75,14 @@ GET_BIZ_TOKEN_FORM = Form(
 def get_biz_token(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GET_BIZ_TOKEN_FORM)], ctx: Ctx
 ) -> JSONResponse:
-    liveness_type = params.str("liveness_type", "meglive")
+    liveness_type = params.text("liveness_type", "meglive")
     if liveness_type not in LIVENESS_TYPES:
         raise bad("liveness_type")
-    if params.str("comparison_type", "0") != "0":
+    if params.text("comparison_type", "0") != "0":
         raise bad("comparison_type")
-    count = params.int("action_count", DEFAULT_ACTIONS, 2, len(ACTIONS))
-    ttl = params.int("expire_seconds", int(ctx.settings.liveness_token_ttl_s), 60, 86400)
-    biz_no = params.str("biz_no")
+    count = params.integer("action_count", DEFAULT_ACTIONS, 2, len(ACTIONS))
+    ttl = params.integer("expire_seconds", int(ctx.settings.liveness_token_ttl_s), 60, 86400)
+    biz_no = params.text("biz_no")
     if biz_no is not None and len(biz_no) > 128:
         raise bad("biz_no")
     token, image = _reference(params, ctx)
@@ -126,7 +126,7 @@ VERIFY_FORM = Form(
 def verify(request: Request, tenant: Tenant, params: Annotated[Params, Depends(VERIFY_FORM)], ctx: Ctx) -> JSONResponse:
     biz_token = params.required("biz_token").strip()
     video = params.file("video_file")
-    if video is None and params.str("video_file") is not None:
+    if video is None and params.text("video_file") is not None:
         raise ApiError(400, "VIDEO_ERROR_UNSUPPORTED_FORMAT: video_file")
     if video is None and "frame_0" not in params.files:
         raise missing("video_file", "frame_0")

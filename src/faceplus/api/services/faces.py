@@ -22,7 +22,9 @@ def new_token() -> str:
 
 
 @dataclass
-class Detection:
+class StoredFaces:
+    """The faces found in one image, each stored under its token (detect, compare and search reply from it)."""
+
     image_id: str
     records: list[FaceRecord]
     #: Detected faces left out as smaller than ``min_face`` px (the server's smallest reported face, this photo).
@@ -49,7 +51,7 @@ def detect_and_store(
     return_landmark: int = 0,
     return_attributes: list[str] | None = None,
     calculate_all: bool = False,
-) -> Detection:
+) -> StoredFaces:
     """Decode, find (or take) the faces, describe the largest few, and store a token per face.
 
     The engine work runs as one job (:func:`faceplus.jobs.detect.detect_job`), in a worker process
@@ -87,7 +89,7 @@ def detect_and_store(
         ctx.store.faces.add(records)
     if ctx.settings.store_images:
         ctx.store.faces.put_image(tenant, image_id, image.data, now)
-    return Detection(image_id, records, found.left_out, found.min_face)
+    return StoredFaces(image_id, records, found.left_out, found.min_face)
 
 
 def face_by_token(ctx: ApiContext, tenant: str, token: str) -> FaceRecord:

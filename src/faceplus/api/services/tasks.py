@@ -104,12 +104,10 @@ class TaskRunner:
             queued += 1
         return queued
 
-    def resume(self) -> int:
-        """At start: queue the tasks a previous run left unfinished (on a shared store, those nobody holds)."""
-        return self._queue(self.ctx.store.coordination.claim_stale_tasks(self.owner, TASK_LEASE_S))
-
     def reclaim(self) -> int:
-        """Take over tasks whose worker's lease lapsed (called periodically); never one this runner has queued."""
+        """Take over unfinished tasks whose worker's lease lapsed: at start, those a previous run left (on a shared
+        store, those nobody holds), then periodically those of a worker that died; never one this runner has
+        queued."""
         return self._queue(self.ctx.store.coordination.claim_stale_tasks(self.owner, TASK_LEASE_S))
 
     def _done(self, task: TaskRecord) -> None:

@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from faceplus.store.erasure import ERASE_TABLES, tasks_naming
 from faceplus.store.interfaces import Erasure
@@ -24,6 +26,59 @@ from faceplus.store.postgres.database import PostgresDatabase, first
 from faceplus.store.records import ErasureResult
 
 log = logging.getLogger("faceplus.store.postgres")
+
+
+#: The rows of the erasing tenant, or of every tenant when it is None (an operator's erasure).
+_OWNER = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+
+
+def _lock_faces(conn: psycopg.Connection[TupleRow], args: dict[str, Any]) -> list[str]:
+    """Lock the faces named by token or user id, in token order: their tokens."""
+    return [
+        r[0]
+        for r in conn.execute(
+            f"SELECT face_token FROM faces WHERE {_OWNER} AND "
+            "(face_token = ANY(%(asked)s) OR user_id = ANY(%(users)s)) ORDER BY face_token FOR UPDATE",
+            args,
+        )
+    ]
+
+
+def _leave_facesets(conn: psycopg.Connection[TupleRow], out: ErasureResult, args: dict[str, Any]) -> None:
+    """Lock the FaceSets holding the faces (id order), delete the memberships, and lower each FaceSet's count and
+    move its version on (into ``out.facesets``)."""
+    conn.execute(
+        "SELECT id FROM facesets WHERE id IN (SELECT faceset_id FROM members WHERE face_token = "
+        "ANY(%(tokens)s)) ORDER BY id FOR UPDATE",
+        args,
+    )
+    # Counted from the rows this statement deletes, under the FaceSet locks: a remove that committed
+    # first took its rows (and its count) already.
+    lost = Counter(
+        int(r[0])
+        for r in conn.execute("DELETE FROM members WHERE face_token = ANY(%(tokens)s) RETURNING faceset_id", args)
+    )
+    for set_id in sorted(lost):  # the FaceSets locked above (no add could reach a locked face since)
+        row = first(
+            conn.execute(
+                "UPDATE facesets SET face_count = face_count - %s, version = version + 1 WHERE id = %s "
+                "RETURNING tenant, faceset_token, face_count, version",
+                (lost[set_id], set_id),
+            )
+        )
+        out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
+
+
+def _delete_faces_and_images(conn: psycopg.Connection[TupleRow], out: ErasureResult, args: dict[str, Any]) -> None:
+    """Delete the kept crops, the faces and the photos they came from (counted into ``out``)."""
+    out.crops = conn.execute("DELETE FROM face_crops WHERE face_token = ANY(%(tokens)s)", args).rowcount
+    images = conn.execute(
+        "DELETE FROM faces WHERE face_token = ANY(%(tokens)s) RETURNING tenant, image_id", args
+    ).fetchall()
+    for image_owner, image_id in sorted(set(images)):  # the photo a face came from holds the face too
+        out.images += conn.execute(
+            "DELETE FROM images WHERE tenant = %s AND image_id = %s", (image_owner, image_id)
+        ).rowcount
 
 
 class PostgresErasure(Erasure):
@@ -36,60 +91,24 @@ class PostgresErasure(Erasure):
     def erase(self, tenant: str | None, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()) -> ErasureResult:
         out = ErasureResult()
         asked, users = list(dict.fromkeys(face_tokens)), list(dict.fromkeys(user_ids))
-        owner = "(%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
         with self.db.pool.connection() as conn, conn.transaction():
             args: dict[str, Any] = {"tenant": tenant, "asked": asked, "users": users}
             # Lock order, as in add/remove: the face rows first (token order; an add holding one finishes first,
             # and no add can take one after this), then the FaceSets they are in (id order), then members.
-            tokens = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT face_token FROM faces WHERE {owner} AND "
-                    "(face_token = ANY(%(asked)s) OR user_id = ANY(%(users)s)) ORDER BY face_token FOR UPDATE",
-                    args,
-                )
-            ]
+            tokens = _lock_faces(conn, args)
             out.face_tokens = tokens
             args["tokens"] = tokens
             out.album_face_tokens = sorted(
                 r[0]
                 for r in conn.execute(
-                    f"DELETE FROM album_faces WHERE {owner} AND face_token = ANY(%(asked)s) RETURNING face_token", args
+                    f"DELETE FROM album_faces WHERE {_OWNER} AND face_token = ANY(%(asked)s) RETURNING face_token", args
                 )
             )
-            conn.execute(
-                "SELECT id FROM facesets WHERE id IN (SELECT faceset_id FROM members WHERE face_token = "
-                "ANY(%(tokens)s)) ORDER BY id FOR UPDATE",
-                args,
-            )
-            # Counted from the rows this statement deletes, under the FaceSet locks: a remove that committed
-            # first took its rows (and its count) already.
-            lost = Counter(
-                int(r[0])
-                for r in conn.execute(
-                    "DELETE FROM members WHERE face_token = ANY(%(tokens)s) RETURNING faceset_id", args
-                )
-            )
-            for set_id in sorted(lost):  # the FaceSets locked above (no add could reach a locked face since)
-                row = first(
-                    conn.execute(
-                        "UPDATE facesets SET face_count = face_count - %s, version = version + 1 WHERE id = %s "
-                        "RETURNING tenant, faceset_token, face_count, version",
-                        (lost[set_id], set_id),
-                    )
-                )
-                out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
-            out.crops = conn.execute("DELETE FROM face_crops WHERE face_token = ANY(%(tokens)s)", args).rowcount
-            images = conn.execute(
-                "DELETE FROM faces WHERE face_token = ANY(%(tokens)s) RETURNING tenant, image_id", args
-            ).fetchall()
-            for image_owner, image_id in sorted(set(images)):  # the photo a face came from holds the face too
-                out.images += conn.execute(
-                    "DELETE FROM images WHERE tenant = %s AND image_id = %s", (image_owner, image_id)
-                ).rowcount
+            _leave_facesets(conn, out, args)
+            _delete_faces_and_images(conn, out, args)
             if out.erased:  # async tasks whose parameters or results name an erased face: one read of the tasks
                 rows = conn.execute(
-                    f"SELECT task_id, params, coalesce(result, '') FROM tasks WHERE {owner}", args
+                    f"SELECT task_id, params, coalesce(result, '') FROM tasks WHERE {_OWNER}", args
                 ).fetchall()
                 doomed = tasks_naming(rows, out.erased)
                 out.tasks = conn.execute("DELETE FROM tasks WHERE task_id = ANY(%s)", (doomed,)).rowcount

@@ -42,6 +42,85 @@ def _delete_tasks_naming(db: sqlite3.Connection, any_tenant: int, tenant: str | 
     return len(doomed)
 
 
+def _erased_tokens(
+    db: sqlite3.Connection,
+    out: ErasureResult,
+    any_tenant: int,
+    tenant: str | None,
+    face_tokens: Sequence[str],
+    user_ids: Sequence[str],
+) -> list[str]:
+    """The tenant's faces named by token or user id (sorted, once each); the named tokens also leave the
+    tenant's FaceAlbums here (into ``out.album_face_tokens``)."""
+    asked = list(dict.fromkeys(face_tokens))
+    users = list(dict.fromkeys(user_ids))
+    tokens: list[str] = []
+    for part in _chunks(asked):
+        marks = ",".join("?" * len(part))
+        tokens += [
+            r[0]
+            for r in db.execute(
+                f"SELECT face_token FROM faces WHERE (? OR tenant = ?) AND face_token IN ({marks})",
+                (any_tenant, tenant, *part),
+            )
+        ]
+        out.album_face_tokens += [
+            r[0]
+            for r in db.execute(
+                f"DELETE FROM album_faces WHERE (? OR tenant = ?) AND face_token IN ({marks}) RETURNING face_token",
+                (any_tenant, tenant, *part),
+            )
+        ]
+    for part in _chunks(users):
+        marks = ",".join("?" * len(part))
+        tokens += [
+            r[0]
+            for r in db.execute(
+                f"SELECT face_token FROM faces WHERE (? OR tenant = ?) AND user_id IN ({marks})",
+                (any_tenant, tenant, *part),
+            )
+        ]
+    return sorted(set(tokens))
+
+
+def _delete_faces(
+    db: sqlite3.Connection, out: ErasureResult, tokens: list[str]
+) -> tuple[dict[int, int], set[tuple[str, str]]]:
+    """Delete the faces, their FaceSet memberships and kept crops (counted into ``out.crops``): the members each
+    FaceSet lost, and the (tenant, image_id) of the photos the faces came from."""
+    lost: dict[int, int] = {}
+    images: set[tuple[str, str]] = set()
+    for part in _chunks(tokens):
+        marks = ",".join("?" * len(part))
+        for set_id, n in db.execute(
+            f"SELECT faceset_id, count(*) FROM members WHERE face_token IN ({marks}) GROUP BY faceset_id", part
+        ):
+            lost[set_id] = lost.get(set_id, 0) + n
+        db.execute(f"DELETE FROM members WHERE face_token IN ({marks})", part)
+        out.crops += db.execute(f"DELETE FROM face_crops WHERE face_token IN ({marks})", part).rowcount
+        images |= {
+            (r[0], r[1])
+            for r in db.execute(f"DELETE FROM faces WHERE face_token IN ({marks}) RETURNING tenant, image_id", part)
+        }
+    return lost, images
+
+
+def _update_facesets_and_images(
+    db: sqlite3.Connection, out: ErasureResult, lost: dict[int, int], images: set[tuple[str, str]]
+) -> None:
+    """Lower the FaceSets' counts and move their versions on (into ``out.facesets``), then delete the photos the
+    erased faces came from (counted into ``out.images``)."""
+    for set_id, n in sorted(lost.items()):
+        row = db.execute(
+            "UPDATE facesets SET face_count = face_count - ?, version = version + 1 WHERE id = ? "
+            "RETURNING tenant, faceset_token, face_count, version",
+            (n, set_id),
+        ).fetchone()
+        out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
+    for owner, image_id in sorted(images):  # the photo a face came from holds the face too
+        out.images += db.execute("DELETE FROM images WHERE tenant = ? AND image_id = ?", (owner, image_id)).rowcount
+
+
 class SQLiteErasure(Erasure):
     """Erasure in one write transaction; afterwards the erased FaceSets' search indexes are dropped."""
 
@@ -52,66 +131,12 @@ class SQLiteErasure(Erasure):
 
     def erase(self, tenant: str | None, face_tokens: Sequence[str] = (), user_ids: Sequence[str] = ()) -> ErasureResult:
         out = ErasureResult()
-        asked = list(dict.fromkeys(face_tokens))
-        users = list(dict.fromkeys(user_ids))
         any_tenant = 1 if tenant is None else 0
         with self.db.write() as db:
-            tokens: list[str] = []
-            for part in _chunks(asked):
-                marks = ",".join("?" * len(part))
-                tokens += [
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT face_token FROM faces WHERE (? OR tenant = ?) AND face_token IN ({marks})",
-                        (any_tenant, tenant, *part),
-                    )
-                ]
-                out.album_face_tokens += [
-                    r[0]
-                    for r in db.execute(
-                        f"DELETE FROM album_faces WHERE (? OR tenant = ?) AND face_token IN ({marks}) "
-                        "RETURNING face_token",
-                        (any_tenant, tenant, *part),
-                    )
-                ]
-            for part in _chunks(users):
-                marks = ",".join("?" * len(part))
-                tokens += [
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT face_token FROM faces WHERE (? OR tenant = ?) AND user_id IN ({marks})",
-                        (any_tenant, tenant, *part),
-                    )
-                ]
-            tokens = sorted(set(tokens))
+            tokens = _erased_tokens(db, out, any_tenant, tenant, face_tokens, user_ids)
             out.face_tokens = tokens
-            lost: dict[int, int] = {}
-            images: set[tuple[str, str]] = set()
-            for part in _chunks(tokens):
-                marks = ",".join("?" * len(part))
-                for set_id, n in db.execute(
-                    f"SELECT faceset_id, count(*) FROM members WHERE face_token IN ({marks}) GROUP BY faceset_id", part
-                ):
-                    lost[set_id] = lost.get(set_id, 0) + n
-                db.execute(f"DELETE FROM members WHERE face_token IN ({marks})", part)
-                out.crops += db.execute(f"DELETE FROM face_crops WHERE face_token IN ({marks})", part).rowcount
-                images |= {
-                    (r[0], r[1])
-                    for r in db.execute(
-                        f"DELETE FROM faces WHERE face_token IN ({marks}) RETURNING tenant, image_id", part
-                    )
-                }
-            for set_id, n in sorted(lost.items()):
-                row = db.execute(
-                    "UPDATE facesets SET face_count = face_count - ?, version = version + 1 WHERE id = ? "
-                    "RETURNING tenant, faceset_token, face_count, version",
-                    (n, set_id),
-                ).fetchone()
-                out.facesets.append((row[0], row[1], int(row[2]), int(row[3])))
-            for owner, image_id in sorted(images):  # the photo a face came from holds the face too
-                out.images += db.execute(
-                    "DELETE FROM images WHERE tenant = ? AND image_id = ?", (owner, image_id)
-                ).rowcount
+            lost, images = _delete_faces(db, out, tokens)
+            _update_facesets_and_images(db, out, lost, images)
             out.tasks = _delete_tasks_naming(db, any_tenant, tenant, out.erased)
             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'biz_tokens'").fetchone():
                 for part in _chunks(tokens):  # liveness challenges made from an erased face
