@@ -31,7 +31,7 @@ from faceplus.models import emotion as emotion_mod
 from faceplus.models.age_gender import AGE_TTA_SCALES
 from faceplus.models.facemesh import ROI_SCALE
 from faceplus.results import Box, Face
-from faceplus.store import FaceCrop
+from faceplus.store.records import FaceCrop
 
 #: The smallest chip any attribute model extracts (the gender chip): the deepest dlib pyramid, the widest border.
 _SMALLEST_CHIP = GENDER.size

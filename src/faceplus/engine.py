@@ -22,6 +22,7 @@ from faceplus.calibration import Calibration, CalibrationSource, calibration_sou
 from faceplus.detection import DetectorChain
 from faceplus.embedders import Embedder, IdentityFamily, identity_family
 from faceplus.errors import FaceplusError, ignore_interrupts
+from faceplus.face_request import FaceRequest, ImageFaces, analyze_image
 from faceplus.imaging import DecodedImage, ImageSource, load_image
 from faceplus.landmarks import Landmarker
 from faceplus.models import runtime
@@ -266,6 +267,11 @@ class Engine:
             self.analyzer.analyze_many(
                 self.load(image).rgb, list(faces), parse_attributes(attributes), landmark=landmark
             )
+
+    def analyze_image(self, image: ImageSource | DecodedImage, request: FaceRequest) -> ImageFaces:
+        """One pass over ``image`` for everything ``request`` asks (:func:`faceplus.face_request.analyze_image`):
+        the faces, their embeddings, landmarks and attributes of the largest few, and their analysis crops."""
+        return analyze_image(self, image, request)
 
     def detect_many(
         self,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from faceplus.jobs.min_face import min_face_side
+from faceplus.face_request import min_face_side
 
 from .conftest import Api, random_token
 from .test_api_http import ServerProcess, create_key

@@ -8,8 +8,8 @@ from typing import Any
 from faceplus.attributes.dense_landmarks import dense_landmarks
 from faceplus.crops import open_crop
 from faceplus.engine import Engine
+from faceplus.face_request import big_enough, min_face_side
 from faceplus.imaging import DecodedImage
-from faceplus.jobs.min_face import big_enough, min_face_side
 from faceplus.results import Box, Face
 
 

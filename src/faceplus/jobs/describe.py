@@ -1,7 +1,8 @@
-"""Face++ landmarks and attributes of one face: the one place the attribute models plug into a job."""
+"""Face++ landmarks and attributes of one face, in the shape the API keeps and replies (measured by the engine)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from faceplus.engine import Engine
@@ -22,6 +23,12 @@ def describe_face(
     if not return_landmark and not return_attributes:
         return {}
     engine.analyze(decoded, [face], return_attributes, return_landmark)
+    return face_details(face, return_landmark, return_attributes)
+
+
+def face_details(face: Face, return_landmark: int, return_attributes: Sequence[str]) -> dict[str, Any]:
+    """The Face++ ``landmark`` and ``attributes`` of a face the engine has already described (as
+    :func:`describe_face` returns them); ``{}`` when nothing was asked for."""
     out: dict[str, Any] = {}
     if return_landmark:
         out["landmark"] = face.landmarks

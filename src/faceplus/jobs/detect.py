@@ -13,11 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from faceplus.crops import make_crop
 from faceplus.engine import Engine
-from faceplus.errors import BadArgument
-from faceplus.jobs.describe import describe_face
-from faceplus.jobs.min_face import big_enough, min_face_side
+from faceplus.face_request import FaceRequest, ImageFaces
+from faceplus.jobs.describe import face_details
 from faceplus.results import Box, Face
 from faceplus.store import FaceCrop
 
@@ -62,12 +60,12 @@ class DetectRequest:
     #: analyzed later.
     keep_crops: bool = False
     #: The server's smallest reported face: (pixels, divisor of the short side), see
-    #: :func:`faceplus.jobs.min_face.min_face_side`.
+    #: :func:`faceplus.face_request.min_face_side`.
     min_face: tuple[int, int] = (0, 0)
 
 
 def _embedding(face: Face) -> np.ndarray:
-    """The face's embedding, which :func:`detect_job` has computed for every face it keeps."""
+    """The face's embedding, which :func:`detect_job` asks the engine for on every face it keeps."""
     if face.embedding is None:
         raise AssertionError("a kept face was not embedded")
     return face.embedding
@@ -84,36 +82,40 @@ def warm_job(engine: Engine) -> dict[str, Any]:
 
 
 def detect_job(engine: Engine, request: DetectRequest) -> FoundFaces:
-    """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest.
+    """Decode, find the faces (or the given rectangle), embed them, describe the ``describe_first`` largest: one
+    pass through the engine (:meth:`~faceplus.engine.Engine.analyze_image`).
 
     Detected faces smaller than the server's minimum are dropped first, so no work is spent on them; the reply
     counts them (``left_out``), so the caller can say so.
     """
-    decoded = engine.load(request.image, param=request.param)
-    rectangle = request.rectangle
-    minimum = left_out = 0
-    if rectangle is not None:
-        if rectangle.right > decoded.width or rectangle.bottom > decoded.height:
-            raise BadArgument("face_rectangle reaches outside the image", param=request.rectangle_param)
-        faces = [engine.face_at(decoded, rectangle)]
-    else:
-        minimum = min_face_side(*request.min_face, decoded.width, decoded.height)
-        detected = engine.detect(decoded, embed=False)
-        faces = [face for face in detected if big_enough(face.box, minimum)]
-        left_out = len(detected) - len(faces)
-        if faces:
-            engine.embed_faces(decoded.rgb, faces)
-    first = request.describe_first
+    return found_faces(engine.analyze_image(request.image, face_request(request)), request)
+
+
+def face_request(request: DetectRequest) -> FaceRequest:
+    """What the engine computes for a detect request."""
+    return FaceRequest(
+        param=request.param,
+        rectangle=request.rectangle,
+        rectangle_param=request.rectangle_param,
+        min_face=request.min_face,
+        embed=True,
+        landmark=request.landmark,
+        attributes=request.attributes,
+        describe_first=request.describe_first,
+        crops=request.keep_crops,
+    )
+
+
+def found_faces(result: ImageFaces, request: DetectRequest) -> FoundFaces:
+    """The engine's pass as the API keeps it: boxes, embeddings, Face++ details of the described faces, crops."""
     found = FoundFaces(
         FoundFace(
-            face.box,
-            _embedding(face),
-            describe_face(engine, decoded, face, request.landmark, list(request.attributes))
-            if first is None or i < first
-            else {},
-            make_crop(decoded, face) if request.keep_crops else None,
+            analyzed.face.box,
+            _embedding(analyzed.face),
+            face_details(analyzed.face, request.landmark, request.attributes) if analyzed.described else {},
+            analyzed.crop,
         )
-        for i, face in enumerate(faces)
+        for analyzed in result.faces
     )
-    found.left_out, found.min_face = left_out, minimum
+    found.left_out, found.min_face = result.left_out, result.min_face
     return found

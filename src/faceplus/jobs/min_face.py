@@ -1,19 +1,19 @@
-"""The API's smallest reported face (the engine's own ``min_face`` stays for library users).
+"""The API's smallest reported face, from the server's settings (the engine's own ``min_face`` stays for library
+users).
 
 Face++ documents that the smallest face it reports is a square whose side is 1/48 of the image's short side,
 and never under 48 px (a 4096x3200 photo: 66 px). faceplus keeps the 1/48 rule but reports faces from
 ``DETECT_MIN_FACE`` = 24 px, the smallest size at which the default detector stays precise (measured by
 ``benchmarks/min_face.py``, docs/ENGINE.md "Smallest face"); ``FACEPLUS_DETECT_MIN_FACE=48`` restores Face++'s
 rule for strict parity. A face given by ``face_rectangle`` is the caller's choice and is kept whatever its size.
-The detect and dense jobs apply the rule in the worker, on the decoded image's size, before any face is described
-or cropped, and count what they left out (the API says so in headers beside Face++'s body).
+The pixel geometry is the engine's (:func:`faceplus.face_request.min_face_side`): the detect and dense jobs pass
+these values to it, it applies them on the decoded image's size before any face is described or cropped and
+counts what it left out (the API says so in headers beside Face++'s body).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-from faceplus.results import Box
 
 if TYPE_CHECKING:
     from faceplus.settings import ServerSettings
@@ -22,15 +22,3 @@ if TYPE_CHECKING:
 def facepp_min_face(settings: ServerSettings) -> tuple[int, int]:
     """The server's smallest reported face: (``DETECT_MIN_FACE``, ``DETECT_MIN_FACE_DIVISOR``)."""
     return settings.detect_min_face, settings.detect_min_face_divisor
-
-
-def min_face_side(detect_min_face: int, divisor: int, width: int, height: int) -> int:
-    """The smallest face side (pixels) the server reports in a ``width`` x ``height`` image (0: no minimum)."""
-    by_image = min(width, height) // divisor if divisor > 0 else 0
-    return max(detect_min_face, by_image, 0)
-
-
-def big_enough(box: Box | dict[str, int], minimum: int) -> bool:
-    """Whether a face box (a :class:`Box` or Face++'s ``face_rectangle``) is at least ``minimum`` on its short side."""
-    width, height = (box["width"], box["height"]) if isinstance(box, dict) else (box.width, box.height)
-    return min(width, height) >= minimum
