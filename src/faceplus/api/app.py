@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
@@ -174,6 +174,33 @@ def create_app(
     settings = (settings or ServerSettings.from_env()).with_calibration_resolved()
     own_pool = engine_pool(settings) if pool is None else None
     ctx = build_context(settings, engine, store, pool or own_pool)
+    app = FastAPI(
+        title="faceplus",
+        summary="Self-hosted face recognition with the Face++ v3 API",
+        description="Face++ v3 compatible routes; every call is a POST with form fields, including api_key and "
+        "api_secret. Errors carry Face++'s `error_message` strings.",
+        version="0.1.0",
+        lifespan=_lifespan(ctx, own_pool, close_store=store is None),
+        docs_url=None,  # served from local assets by install_headers
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    install_openapi(app)  # each Face++ route's reply and errors typed from faceplus.api.replies
+    _include_routers(app)
+    _add_middleware(app, settings)
+    install_headers(app)  # docs routes and security headers, before the console's catch-all mount
+    install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
+    mount_console(app)
+    return app
+
+
+def _lifespan(
+    ctx: ApiContext, own_pool: EnginePool | None, *, close_store: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Start-up (workers warm, unfinished tasks resumed, sweepers and background re-embedding started) and the
+    shutdown that undoes it in reverse; a store passed in by the caller is the caller's to close."""
+    settings = ctx.settings
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -208,22 +235,14 @@ def create_app(
             if own_pool is not None:
                 await asyncio.to_thread(own_pool.close)
             ctx.temp.close()
-            if store is None:  # we opened it, we close it
+            if close_store:  # we opened it, we close it
                 ctx.store.close()
 
-    app = FastAPI(
-        title="faceplus",
-        summary="Self-hosted face recognition with the Face++ v3 API",
-        description="Face++ v3 compatible routes; every call is a POST with form fields, including api_key and "
-        "api_secret. Errors carry Face++'s `error_message` strings.",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url=None,  # served from local assets by install_headers
-        redoc_url=None,
-    )
-    app.state.ctx = ctx
-    install_error_handlers(app)
-    install_openapi(app)  # each Face++ route's reply and errors typed from faceplus.api.replies
+    return lifespan
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every product's router under the prefix Face++ serves it at, each call watched for a client hang-up."""
     for router in (detect.router, faceset.router, face.router, erasure.router):
         app.include_router(router, prefix=PREFIX, dependencies=[Depends(watch_client)])
     app.include_router(facealbum.router, prefix="/imagepp/v1", dependencies=[Depends(watch_client)])
@@ -234,6 +253,10 @@ def create_app(
     # the web console's thumbnails of kept faces and the server's limits (faceplus extensions)
     app.include_router(console.router, dependencies=[Depends(watch_client)])
     app.include_router(admin.router, dependencies=[Depends(watch_client)])  # operator secret too
+
+
+def _add_middleware(app: FastAPI, settings: ServerSettings) -> None:
+    """Body limits (size, time, buffered bytes in all) and the audit trail of every call that writes data."""
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -241,10 +264,6 @@ def create_app(
         budget_bytes=settings.max_buffered_body_bytes,
     )
     app.add_middleware(AuditMiddleware)  # every call that writes data is recorded
-    install_headers(app)  # docs routes and security headers, before the console's catch-all mount
-    install_access_log_redaction()  # no api_secret (or any other query value but ids) in the access log
-    mount_console(app)
-    return app
 
 
 def mount_console(app: FastAPI) -> None:
