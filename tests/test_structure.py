@@ -304,3 +304,34 @@ def test_jobs_reach_neither_the_api_nor_a_web_framework() -> None:
             for target in imported(module, mods[module], known) & WEB_FRAMEWORKS:
                 offences.append(f"{name} reaches {target} through {module}")
     assert not offences, "\n".join(offences)
+
+
+#: The engine side: the pipeline, its models and attributes, and the jobs that run it in worker processes.
+ENGINE_SIDE = (
+    "faceplus.engine",
+    "faceplus.face_request",
+    "faceplus.crops",
+    "faceplus.results",
+    "faceplus.detection",
+    "faceplus.landmarks",
+    "faceplus.embedders",
+    "faceplus.chips",
+    "faceplus.calibration",
+    "faceplus.imaging",
+    "faceplus.models",
+    "faceplus.attributes",
+    "faceplus.jobs",
+)
+
+
+def test_the_engine_side_reaches_no_store() -> None:
+    """Storage sits above the engine: the store keeps what the engine makes (a face's crop is a result type), so
+    nothing the engine or a job imports, however indirectly, is the store."""
+    edges = graph()
+    offences = [
+        f"{name} reaches {module}"
+        for name in sorted(n for n in modules() if any(n == s or n.startswith(s + ".") for s in ENGINE_SIDE))
+        for module in sorted(reachable(name, edges))
+        if module.startswith("faceplus.store")
+    ]
+    assert not offences, "\n".join(offences)

@@ -30,8 +30,7 @@ from faceplus.imaging import DecodedImage
 from faceplus.models import emotion as emotion_mod
 from faceplus.models.age_gender import AGE_TTA_SCALES
 from faceplus.models.facemesh import ROI_SCALE
-from faceplus.results import Box, Face
-from faceplus.store.records import FaceCrop
+from faceplus.results import Box, Face, FaceCrop
 
 #: The smallest chip any attribute model extracts (the gender chip): the deepest dlib pyramid, the widest border.
 _SMALLEST_CHIP = GENDER.size

@@ -22,8 +22,7 @@ import numpy as np
 from faceplus.crops import make_crop
 from faceplus.errors import BadArgument
 from faceplus.imaging import DecodedImage, ImageSource
-from faceplus.results import Box, Face
-from faceplus.store.records import FaceCrop
+from faceplus.results import Box, Face, FaceCrop
 
 
 def min_face_side(min_face: int, divisor: int, width: int, height: int) -> int:

@@ -196,3 +196,15 @@ class Match:
     def to_facepp(self) -> dict[str, Any]:
         out = {"confidence": round(self.confidence, 3), "thresholds": self.thresholds}
         return {**out, "calibration": self.calibration} if self.calibration else out
+
+
+@dataclass
+class FaceCrop:
+    """The face region of a token's image, kept so face/analyze can compute anything for the token later.
+
+    ``data`` is a lossless PNG of the region; ``meta`` (JSON) says where the region sat in the image and
+    what detection found there (see :mod:`faceplus.crops`). It lives exactly as long as its face row.
+    """
+
+    data: bytes
+    meta: dict[str, Any]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceplus.store import FaceCrop
+from faceplus.results import FaceCrop
 
 #: Room around the face box, as a share of its longer side, so hair and chin show.
 MARGIN = 0.25

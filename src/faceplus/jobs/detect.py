@@ -16,8 +16,7 @@ import numpy as np
 from faceplus.engine import Engine
 from faceplus.face_request import FaceRequest, ImageFaces
 from faceplus.jobs.describe import face_details
-from faceplus.results import Box, Face
-from faceplus.store import FaceCrop
+from faceplus.results import Box, Face, FaceCrop
 
 
 @dataclass

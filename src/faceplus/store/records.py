@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from faceplus.results import FaceCrop as FaceCrop  # the engine makes it, the store keeps it (re-exported)
+
 #: The identity model of every embedding stored before embeddings carried their model (dlib's ResNet, fp32:
 #: ``faceplus.models.resnet_onnx.embedding_model("resnet").id``): schema upgrades label existing rows with it.
 LEGACY_MODEL_ID = "dlib-resnet-v1/fp32/55533b28a95800a5"
@@ -55,18 +57,6 @@ class ApiKeyRecord:
     created: float
     revoked: float | None = None
     name: str = ""
-
-
-@dataclass
-class FaceCrop:
-    """The face region of a token's image, kept so face/analyze can compute anything for the token later.
-
-    ``data`` is a lossless PNG of the region; ``meta`` (JSON) says where the region sat in the image and
-    what detection found there (see :mod:`faceplus.crops`). It lives exactly as long as its face row.
-    """
-
-    data: bytes
-    meta: dict[str, Any]
 
 
 @dataclass
