@@ -12,9 +12,9 @@ import pytest
 from faceplus.cli import main
 from faceplus.store.postgres import PostgresStore
 from faceplus.tools.indexing import Ledger
-from test_indexing import make_album
+from store.backends import database_url, drop_schemas, schema_url
 
-from .conftest import database_url, drop_schemas, schema_url
+from .test_indexing import make_album
 
 
 @pytest.fixture
