@@ -271,10 +271,19 @@ HTTP_LAYER = (
 )
 
 
-def test_services_import_no_web_framework_and_no_route() -> None:
-    """Face++'s rules are plain Python: no FastAPI or Starlette, and nothing of the HTTP layer above them (routes
-    parse the form; services take the values)."""
-    offences = offences_of("faceplus.api.services", (*WEB_FRAMEWORKS, *HTTP_LAYER))
+def test_services_reach_no_web_framework_and_no_route() -> None:
+    """Face++'s rules are plain Python: nothing a service imports, however indirectly, is FastAPI or Starlette or the
+    HTTP layer above them (routes parse the form and reply; services take values and raise ``ApiError``)."""
+    offences = offences_of("faceplus.api.services", (*WEB_FRAMEWORKS, *HTTP_LAYER, "faceplus.api.responses"))
+    edges = graph()
+    mods = modules()
+    known = set(mods)
+    for name in sorted(n for n in mods if n.startswith("faceplus.api.services")):
+        for module in sorted(reachable(name, edges)):
+            if any(module == h or module.startswith(h + ".") for h in (*HTTP_LAYER, "faceplus.api.responses")):
+                offences.append(f"{name} reaches {module}")
+            for target in imported(module, mods[module], known) & WEB_FRAMEWORKS:
+                offences.append(f"{name} reaches {target} through {module}")
     assert not offences, "\n".join(offences)
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi import routing
 from fastapi.dependencies.models import Dependant
 
-from faceplus.api.auth import authenticate
+from faceplus.api.deps import authenticate
 
 from .conftest import Api
 

@@ -18,13 +18,14 @@ from faceplus.api.admission import InFlightLimiter
 from faceplus.api.audit import AuditMiddleware, prune_audit_log
 from faceplus.api.auth import KeyVerifier, SignInLimits
 from faceplus.api.context import ApiContext
-from faceplus.api.engine_calls import EngineCalls, watch_client
-from faceplus.api.errors import install_error_handlers
+from faceplus.api.deps import watch_client
+from faceplus.api.engine_calls import EngineCalls
 from faceplus.api.forms import BodyLimitMiddleware
 from faceplus.api.headers import install_headers
 from faceplus.api.images import UrlFetcher
 from faceplus.api.openapi_doc import install_openapi
 from faceplus.api.ratelimit import RateLimiter
+from faceplus.api.responses import install_error_handlers
 from faceplus.api.routes import admin, console, dense, detect, erasure, face, facealbum, faceset, health, liveness
 from faceplus.api.services.erasure import sweep_lapsed
 from faceplus.api.services.tasks import TaskRunner

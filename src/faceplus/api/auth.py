@@ -17,10 +17,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, Request
-
-from faceplus.api.errors import ApiError, missing
-from faceplus.api.forms import Params, read_params
+from faceplus.api.errors import ApiError
 from faceplus.store import ApiKeyRecord
 
 KDF = "scrypt:n=16384,r=8,p=1"
@@ -225,23 +222,3 @@ class KeyVerifier:
             with self._lock:
                 self._verified[cache_key] = tag
         return ok
-
-
-def authenticate(request: Request, params: Params = Depends(read_params)) -> str:  # noqa: B008
-    """The tenant (api_key) of a request; then the per-key rate cap (403).
-
-    As Face++: a missing (or empty) ``api_key`` or ``api_secret`` is 400 ``MISSING_ARGUMENTS: <name>``
-    (``api_key`` named first when both are missing); a wrong pair is 401 ``AUTHENTICATION_ERROR``.
-    """
-    ctx = request.app.state.ctx
-    api_key, secret = params.text("api_key"), params.text("api_secret")
-    if not api_key:
-        raise missing("api_key")
-    if not secret:
-        raise missing("api_secret")
-    address = request.client.host if request.client else ""  # the peer, or a trusted proxy's client (SECURITY.md)
-    if not ctx.verifier.sign_in(api_key, ctx.store.keys.get(api_key), secret, address):
-        raise ApiError(401, "AUTHENTICATION_ERROR")
-    if not ctx.limiter.allow(api_key):
-        raise ApiError(403, "CONCURRENCY_LIMIT_EXCEEDED")
-    return api_key

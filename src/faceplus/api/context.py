@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
-
-from fastapi import Request
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faceplus.api.admission import InFlightLimiter
 from faceplus.api.auth import KeyVerifier
@@ -58,8 +56,3 @@ class ApiContext:
     def live_after(self) -> float:
         """Faces created at or before this instant have lapsed unless they are in a FaceSet."""
         return self.now() - self.settings.face_token_ttl_s
-
-
-def get_ctx(request: Request) -> ApiContext:
-    """The server's context, which :func:`faceplus.api.app.create_app` puts on Starlette's untyped app state."""
-    return cast(ApiContext, request.app.state.ctx)

@@ -16,9 +16,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-import anyio.from_thread
-from fastapi import Request
-
 from faceplus.api.errors import ApiError
 from faceplus.engine import Engine
 from faceplus.workers import CallCancelled, CallTimedOut, EnginePool, PoolBusy, WorkerCrashed
@@ -30,18 +27,6 @@ Result = TypeVar("Result")
 
 #: The running request's "has the client gone?" check (None outside a request).
 client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("faceplus_client_gone", default=None)
-
-
-async def watch_client(request: Request) -> None:
-    """Router dependency: let engine calls of this request notice when its client disconnects."""
-
-    def gone() -> bool:
-        try:
-            return bool(anyio.from_thread.run(request.is_disconnected))
-        except Exception:  # not on an anyio worker thread, or the loop is closing: keep working
-            return False
-
-    client_gone.set(gone)
 
 
 class EngineCalls:

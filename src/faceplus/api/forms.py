@@ -20,8 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, error_reply, missing
+from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, missing
 from faceplus.api.field_docs import describe
+from faceplus.api.responses import error_reply
 
 #: The sign-in fields: one value each per request, wherever they are sent (query string or body).
 CREDENTIALS = ("api_key", "api_secret")

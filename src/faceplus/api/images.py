@@ -21,11 +21,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
 from faceplus.api.errors import ApiError
-from faceplus.api.forms import Params
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -248,6 +248,15 @@ def _base64(text: str, param: str) -> bytes:
         raise ApiError(400, f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {param}") from None
 
 
+class FieldReader(Protocol):
+    """What :func:`read_image` reads of a request's form (:class:`faceplus.api.forms.Params` is one), named here so
+    that image intake, which services use too, carries no web framework."""
+
+    def file(self, name: str) -> bytes | None: ...
+
+    def text(self, name: str) -> str | None: ...
+
+
 def image_names(suffix: str = "") -> tuple[str, str, str]:
     """(file, base64, url) field names; compare uses ``image_file1``, ``image_base64_1``, ``image_url1``."""
     return f"image_file{suffix}", f"image_base64{'_' + suffix if suffix else ''}", f"image_url{suffix}"
@@ -266,7 +275,7 @@ def image_fields(suffix: str = "") -> dict[str, str]:
     return {file_name: "binary", b64_name: "string", url_name: "string"}
 
 
-def read_image(params: Params, fetcher: UrlFetcher, suffix: str = "") -> ImageInput | None:
+def read_image(params: FieldReader, fetcher: UrlFetcher, suffix: str = "") -> ImageInput | None:
     """The image a request carries (file wins over base64, base64 over URL), or None when it has none."""
     file_name, b64_name, url_name = image_names(suffix)
     data = params.file(file_name)

@@ -15,10 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.context import ApiContext, get_ctx
-from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import ApiError, missing, reply
+from faceplus.api.context import ApiContext
+from faceplus.api.deps import Ctx, FormParams, Tenant, get_ctx
+from faceplus.api.errors import ApiError, missing
 from faceplus.api.forms import Params, read_params
+from faceplus.api.responses import reply
 from faceplus.api.services.keys import create_key_reply, list_keys_reply, revoke_key_reply
 from faceplus.operator import check_operator_secret, operator_enabled
 

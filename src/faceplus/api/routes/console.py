@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
-from faceplus.api.errors import reply
+from faceplus.api.responses import reply
 from faceplus.api.services.faces import thumbnail_of
 
 #: Not in /openapi.json: console internals, not part of the Face++ API a client is written against (docs/TOOLS.md).

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import bad, missing, reply
+from faceplus.api.errors import bad, missing
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_fields, read_image
+from faceplus.api.responses import reply
 from faceplus.api.services.dense import dense_of_image, dense_of_token
 from faceplus.attributes.dense_landmarks import PARTS, parse_parts
 

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import missing, plain, reply
+from faceplus.api.errors import missing, plain
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_aliases, image_fields, image_names, read_image
 from faceplus.api.parsing import (
@@ -19,6 +19,7 @@ from faceplus.api.parsing import (
     parse_rectangle,
     unmeasured_attributes,
 )
+from faceplus.api.responses import reply
 from faceplus.api.services.analysis import declare_unmeasured
 from faceplus.api.services.faces import StoredFaces, comparable, detect_and_store, face_by_token
 from faceplus.api.services.facesets import resolve_faceset

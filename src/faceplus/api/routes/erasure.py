@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import missing, reply
+from faceplus.api.errors import missing
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import face_tokens
+from faceplus.api.responses import reply
 from faceplus.api.services.erasure import erase_faces_reply
 from faceplus.api.services.facesets import check_text
 

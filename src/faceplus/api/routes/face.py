@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import ANALYSIS_FIELDS, face_tokens, parse_analysis_params, unmeasured_attributes
+from faceplus.api.responses import reply
 from faceplus.api.services.analysis import declare_unmeasured
 from faceplus.api.services.face_analysis import analyze_faces
 from faceplus.api.services.faces import face_detail, set_user_id

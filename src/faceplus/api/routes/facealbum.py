@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import bad, missing, plain, reply
+from faceplus.api.errors import bad, missing, plain
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.responses import reply
 from faceplus.api.services.album_grouping import ENTIRE, INCREMENTAL, is_group
 from faceplus.api.services.facealbums import (
     KIND_ADD,

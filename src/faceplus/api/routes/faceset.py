@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import reply
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import face_tokens, faceset_names, parse_tags, removal_tokens
+from faceplus.api.responses import reply
 from faceplus.api.services.faces import new_token
 from faceplus.api.services.facesets import (
     add_faces,

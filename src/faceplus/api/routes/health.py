@@ -15,7 +15,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from faceplus.api.context import ApiContext, get_ctx
+from faceplus.api.context import ApiContext
+from faceplus.api.deps import get_ctx
 from faceplus.calibration import calibration_source
 
 router = APIRouter(include_in_schema=False)

@@ -18,9 +18,10 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import ApiError, bad, missing, reply
+from faceplus.api.errors import ApiError, bad, missing
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, _base64
+from faceplus.api.responses import reply
 from faceplus.api.services.liveness import issue_biz_token, verify_capture, video_limits
 from faceplus.liveness.challenge import DEFAULT_ACTIONS, LIVENESS_TYPES
 from faceplus.liveness.checks import ACTIONS
