@@ -81,6 +81,12 @@ def task_record(row: Row) -> TaskRecord:
     )
 
 
+def task_row(task: TaskRecord) -> tuple[Any, ...]:
+    """The ``tasks`` columns both backends store, in table order (the inverse of :func:`task_record`)."""
+    result = json.dumps(task.result) if task.result is not None else None
+    return (task.task_id, task.tenant, task.kind, json.dumps(task.params), task.status, result, task.created)
+
+
 def key_record(row: Row) -> ApiKeyRecord:
     return ApiKeyRecord(
         row["api_key"],

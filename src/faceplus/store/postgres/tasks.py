@@ -9,7 +9,7 @@ from faceplus.store.interfaces import TasksStore
 from faceplus.store.postgres.database import PostgresDatabase
 from faceplus.store.postgres.schema import NOW
 from faceplus.store.records import TASK_LEASE_S, TaskRecord
-from faceplus.store.rows import task_record
+from faceplus.store.rows import task_record, task_row
 
 
 class PostgresTasks(TasksStore):
@@ -21,16 +21,7 @@ class PostgresTasks(TasksStore):
     def add(self, task: TaskRecord) -> None:
         self.db.exec(
             f"INSERT INTO tasks VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, {NOW} + %s)",
-            (
-                task.task_id,
-                task.tenant,
-                task.kind,
-                json.dumps(task.params),
-                task.status,
-                json.dumps(task.result) if task.result is not None else None,
-                task.created,
-                TASK_LEASE_S,
-            ),
+            (*task_row(task), TASK_LEASE_S),
         )
 
     def get(self, tenant: str, task_id: str) -> TaskRecord | None:

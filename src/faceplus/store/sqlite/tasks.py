@@ -7,7 +7,7 @@ from typing import Any
 
 from faceplus.store.interfaces import TasksStore
 from faceplus.store.records import TASK_LEASE_S, TaskRecord
-from faceplus.store.rows import task_record
+from faceplus.store.rows import task_record, task_row
 from faceplus.store.sqlite.coordination import TaskLeases
 from faceplus.store.sqlite.database import SQLiteDatabase
 
@@ -21,18 +21,7 @@ class SQLiteTasks(TasksStore):
 
     def add(self, task: TaskRecord) -> None:
         with self.db.write() as db:
-            db.execute(
-                "INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    task.task_id,
-                    task.tenant,
-                    task.kind,
-                    json.dumps(task.params),
-                    task.status,
-                    json.dumps(task.result) if task.result is not None else None,
-                    task.created,
-                ),
-            )
+            db.execute("INSERT INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)", task_row(task))
         self.leases.hold_new(task.task_id, TASK_LEASE_S)
 
     def get(self, tenant: str, task_id: str) -> TaskRecord | None:
