@@ -102,8 +102,19 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(app: Any, host: str, port: int, log_level: str, settings: ServerSettings) -> bool:
-    """Run ``app`` until stopped; False when it never started (the port taken, a failed start-up)."""
-    server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings)))
-    server.run()
-    return server.started
+def serve(app: Any, host: str, port: int, log_level: str, settings: ServerSettings) -> int:
+    """Run ``app`` until stopped; the exit status: 0, 130 after a Ctrl-C, 3 when it never started (as ``uvicorn.run``).
+
+    uvicorn raises the SIGINT it caught once more after its shutdown; under asyncio's own SIGINT handler that became
+    a KeyboardInterrupt traceback after a clean stop. A handler of our own keeps asyncio's off and notes it.
+    """
+    stops: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stops.append(signum))
+    try:
+        server = Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options(settings)))
+        server.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not server.started:
+        return 3
+    return 130 if stops else 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -136,18 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(calibration_line(settings, calibration.calibrated_on), flush=True)
     data_flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
     print(f"create a key with: faceplus keys create{data_flag}", flush=True)
-    stops: list[int] = []
-    # uvicorn shuts down on Ctrl-C, then raises each SIGINT it caught once more; under asyncio's own SIGINT handler
-    # the second one (a terminal and `uv run` each send one) became a KeyboardInterrupt traceback after a clean stop.
-    # A handler of our own keeps asyncio's off; the repeats land here, after the shutdown has finished.
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: stops.append(signum))
-    try:
-        started = serve(app, args.host, args.port, args.log_level, settings)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if not started:
-        return 3  # as uvicorn.run: the server never started
-    return 130 if stops else 0
+    return serve(app, args.host, args.port, args.log_level, settings)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
