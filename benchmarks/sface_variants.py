@@ -1,7 +1,8 @@
 """SFace as the engine runs it, against its variants, on lfw-dev: alignment fit, flip TTA, graph, int8; one run.
 
     OMP_NUM_THREADS=1 uv run python benchmarks/sface_variants.py [--cache /tmp/faceplus-sface/keypoints.npz]
-        [--workers 2] [--timing-faces 64] [--calib-images 300]
+        [--workers 2] [--timing-faces 64] [--old-int8 --calib-images 300]
+    OMP_NUM_THREADS=1 uv run python benchmarks/sface_variants.py --write-ranges src/faceplus/data/sface_int8_ranges.json
 
 Every lfw-dev image's centre face is found once by the engine's own path (detection chain, dlib's 68 landmarks,
 the 5 ArcFace key points derived from them: ``faceplus.embedders.face_keypoints``) and the key points cached.
@@ -12,8 +13,16 @@ Rows (each embeds every image again from those key points):
 - ``lmeds``: the similarity fitted by ``cv2.estimateAffinePartial2D(..., method=cv2.LMEDS)`` instead;
 - ``lstsq+flip``: the mean of the chip's and its mirror's descriptors, then unit length;
 - ``shipped``: the as-shipped int8-block graph (only its unused inputs removed), one pass;
-- ``int8-static``: onnxruntime's static QDQ quantization of the fp32 graph (int8 weights per channel, uint8
-  activations, MinMax ranges on ``--calib-images`` utkface-dev faces, never lfw-dev; the final Gemm in float).
+- ``sface-int8``: ``FACEPLUS_EMBEDDER=sface-int8`` as the engine runs it (``faceplus.convert.sface_int8``:
+  normalisations folded, channels equalized, static int8 QDQ with the shipped fairface-dev ranges); also its
+  false-accept rate and TAR at the fp32 model's shipped thresholds (``calibration-sface.json``), which it uses;
+- ``int8-static`` (``--old-int8``, the earlier recipe, not offered): onnxruntime's static QDQ quantization of the
+  fp32 graph as it is (normalisations not folded; int8 weights per channel, uint8 activations, MinMax ranges on
+  ``--calib-images`` utkface-dev faces, never lfw-dev; the final Gemm in float).
+
+``--write-ranges PATH`` instead measures the int8 model's activation ranges (``RANGES_FACES`` fairface-dev faces,
+the first in labels.csv order the engine finds a face in, aligned as the engine aligns them; 99.99th percentile of
+|x| per tensor) and writes them as the JSON file ``faceplus.data`` ships.
 
 Per row: lfw-dev 10-fold accuracy on pairs-dev.txt (``faceplus.evaluation.lfw``, as ``faceplus eval lfw``), TAR at
 FAR 1e-3 and 1e-4 over all same-person / all cross-person pairs of lfw-dev (16,352 / 8.1 M pairs; a face missing
@@ -37,6 +46,10 @@ import cv2
 import numpy as np
 
 DATA = Path(os.environ.get("FACEPLUS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+#: fairface-dev faces the int8 ranges are measured on, and the percentile of |x| kept per tensor (on 198 other
+#: fairface-dev faces, with the first spelling of PRelu tried, 99.99 kept the embeddings closest to fp32's: median
+#: L2 0.17, against 0.28 at 99.9 and 99.999 and 0.39 for the plain min/max).
+RANGES_FACES, RANGES_PERCENTILE = 200, 99.99
 _engine = None
 
 
@@ -133,7 +146,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timing-faces", type=int, default=64)
     parser.add_argument("--calib-images", type=int, default=300)
+    parser.add_argument("--old-int8", action="store_true", help="add the earlier int8-static row (utkface-dev)")
+    parser.add_argument("--write-ranges", type=Path, help="write the sface-int8 ranges JSON here and stop")
     args = parser.parse_args()
+    if args.write_ranges:
+        return write_ranges(args.write_ranges)
 
     import onnx
 
@@ -153,8 +170,9 @@ def main() -> int:
 
     fp32 = runtime.session(sface.model_path(), 1)
     shipped = runtime.session(strip_unused_inputs(onnx.load(str(sface.weights_path()))).SerializeToString(), 1)
-    sessions = {"fp32": fp32, "shipped": shipped}
-    int8 = int8_model(args.calib_images)
+    int8_path = sface.model_path(embedder="sface-int8")
+    sessions = {"fp32": fp32, "shipped": shipped, "sface-int8": runtime.session(int8_path, 1)}
+    int8 = int8_model(args.calib_images) if args.old_int8 else None
     if int8 is not None:
         sessions["int8-static"] = runtime.session(int8, 1)
 
@@ -192,10 +210,72 @@ def main() -> int:
         f"unit embeddings {np.abs(unit(raw_shipped[found]) - unit(base[found])).max():.2e}",
         flush=True,
     )
+    fast = unit(run(sessions["sface-int8"], lmeds))
+    report("sface-int8", fast)
+    at_fp32_thresholds(fast, found, labels)
     if "int8-static" in sessions:
         report("int8-static", unit(run(sessions["int8-static"], lmeds)))
     chips = {"lmeds": lmeds}
     timing(sessions, chips["lmeds"][found][: args.timing_faces])
+    return 0
+
+
+def at_fp32_thresholds(vectors: np.ndarray, found: np.ndarray, labels: np.ndarray) -> None:
+    """False-accept rate and TAR of ``vectors`` at the shipped fp32 thresholds (all lfw-dev pairs)."""
+    from faceplus.calibration import default_calibration
+    from faceplus.evaluation.calibrate import pair_distances
+
+    genuine, impostor = pair_distances(vectors[found], labels[found])
+    total_genuine = sum(c * (c - 1) // 2 for c in np.unique(labels, return_counts=True)[1])
+    for level, distance in default_calibration("sface").threshold_distances.items():
+        far = np.mean(impostor < distance) / float(level)
+        print(
+            f'  at fp32\'s "{level}" ({distance:.4f}): FAR {far:.2f}x nominal, '
+            f"TAR {np.sum(genuine < distance) / total_genuine * 100:.2f}%",
+            flush=True,
+        )
+
+
+def fairface_chips(count: int) -> np.ndarray:
+    """Aligned chips of the first ``count`` fairface-dev images (labels.csv order) the engine finds a face in."""
+    from faceplus.chips import arcface_chips
+    from faceplus.embedders import face_keypoints
+    from faceplus.engine import Engine, NoFaceFound
+
+    root = DATA / "fairface-dev"
+    engine = Engine()
+    chips = []
+    for line in (root / "labels.csv").read_text().splitlines()[1:]:
+        decoded = engine.load(root / line.split(",")[0])
+        try:
+            face = engine.main_face(decoded, prefer="largest", embed=False)
+        except NoFaceFound:
+            continue
+        chips.append(arcface_chips(decoded.rgb, [face_keypoints(face)])[0])
+        if len(chips) == count:
+            break
+    return np.stack(chips)
+
+
+def write_ranges(path: Path) -> int:
+    """Measure the sface-int8 activation ranges on fairface-dev and write them as ``faceplus.data`` ships them."""
+    import datetime
+    import json
+
+    from faceplus.convert.sface_int8 import activation_ranges, float_graph
+    from faceplus.models import sface
+
+    chips = fairface_chips(RANGES_FACES)
+    ranges = activation_ranges(float_graph(sface.weights_path()), chips, "percentile", RANGES_PERCENTILE)
+    info = {
+        "command": f"uv run python benchmarks/sface_variants.py --write-ranges {path}",
+        "data": f"fairface-dev (FairFace, Karkkainen and Joo, WACV 2021, CC BY 4.0): the first {len(chips)} "
+        "images in labels.csv order the engine finds a face in, aligned as the engine aligns them",
+        "method": f"{RANGES_PERCENTILE}th percentile of |x| per tensor (onnxruntime.quantization create_calibrator)",
+        "date": datetime.date.today().isoformat(),
+    }
+    path.write_text(json.dumps({"info": info, "ranges": ranges}, indent=1) + "\n")
+    print(f"{len(ranges)} tensor ranges from {len(chips)} fairface-dev faces -> {path}")
     return 0
 
 

@@ -6,7 +6,9 @@ face_recognition (on dlib-bin) runs its documented pipeline: HOG at upsampling 1
 dlib's ResNet on dlib (no BLAS). faceplus runs its default engine (RetinaFace re-boxed by HOG, SFace on
 RetinaFace's five points, one pass; the mesh's 68 points are fitted only when read, and nothing here reads
 them) and the default before SFace (BlazeFace re-boxed by HOG, dlib's 68 points, dlib's ResNet on ONNX with flip
-TTA; also with its int8 embedder), each in one process, then each as a worker pool (``Engine.detect_many``).
+TTA; also with its int8 embedder), and the fast variants of the default (``FACEPLUS_EMBEDDER=sface-int8``; and
+also ``FACEPLUS_RETINAFACE_REBOX=0``, RetinaFace's boxes mapped to dlib's convention without the HOG re-box), each
+in one process, then each as a worker pool (``Engine.detect_many``).
 The 1-process pipelines take turns every ``--chunk`` images so that all see the same load; the pool rows run
 after them and are compared with the same face_recognition rate (the load average printed at each phase shows
 how far that holds). Also prints both faceplus pipelines' per-stage latency,
@@ -60,19 +62,23 @@ PIPELINES = {
     "faceplus default (RetinaFace+HOG, SFace)": {},
     "faceplus before (BlazeFace+HOG, dlib-68, ResNet x2 flip)": BEFORE,
     "faceplus before, FACEPLUS_EMBEDDER=resnet-int8": {**BEFORE, "embedder": "resnet-int8"},
+    "faceplus FACEPLUS_EMBEDDER=sface-int8": {"embedder": "sface-int8"},
+    "faceplus fast: sface-int8, FACEPLUS_RETINAFACE_REBOX=0": {"embedder": "sface-int8", "retinaface_rebox": False},
 }
 
 
-def make_engine(overrides: dict[str, str]):  # noqa: ANN201
-    """An engine with the default settings but for ``overrides`` (``detector`` is a detection setting)."""
-    from dataclasses import replace
+def make_engine(overrides: dict[str, object]):  # noqa: ANN201
+    """An engine with the default settings but for ``overrides`` (detection settings by their own names)."""
+    from dataclasses import fields, replace
 
     from faceplus import Engine
+    from faceplus.settings import DetectionSettings
 
     settings = Engine().settings
-    engine_fields = {k: v for k, v in overrides.items() if k != "detector"}
-    if "detector" in overrides:
-        settings = replace(settings, detection=replace(settings.detection, detector=overrides["detector"]))
+    detection = {f.name for f in fields(DetectionSettings)}
+    engine_fields = {k: v for k, v in overrides.items() if k not in detection}
+    detection_fields = {k: v for k, v in overrides.items() if k in detection}
+    settings = replace(settings, detection=replace(settings.detection, **detection_fields))
     return Engine(replace(settings, **engine_fields))
 
 
@@ -101,7 +107,7 @@ def run_interleaved(paths: list[Path], chunk: int) -> list[tuple[float, int]]:
     return [(t[0], int(t[1])) for t in totals]
 
 
-def run_pool(paths: list[Path], workers: int, overrides: dict[str, str]) -> tuple[float, int]:
+def run_pool(paths: list[Path], workers: int, overrides: dict[str, object]) -> tuple[float, int]:
     """``Engine.detect_many`` with a pool of ``workers`` processes; the pool's start-up is inside the timing.
 
     ``landmarks=False``, as ``faceplus index`` calls it: like the 1-process rows, nothing reads the landmarks, so
@@ -124,7 +130,7 @@ STAGES = ("decode", "detect", "landmarks", "chips", "embed")
 def reads_landmarks(engine, face) -> bool:  # noqa: ANN001
     """Whether ``engine.chips`` reads ``face``'s landmarks (fitted on first read): dlib's ResNet always (its chip is
     aligned on the 68 or 5 points), SFace only for a face without the detector's key points."""
-    return engine.settings.embedder != "sface" or face.keypoints is None
+    return not engine.settings.embedder.startswith("sface") or face.keypoints is None
 
 
 def stage_latency(paths: list[Path], rounds: int = 3) -> dict[str, dict[str, float]]:

@@ -34,6 +34,7 @@ CALIBRATION_FILE = "calibration.json"
 #: shares its fp32 network's thresholds (the same weights; lfw-dev -0.1 pt at them, docs/ENGINE.md).
 SHIPPED_CALIBRATIONS = {
     "sface": "calibration-sface.json",
+    "sface-int8": "calibration-sface.json",
     "resnet": CALIBRATION_FILE,
     "resnet-int8": CALIBRATION_FILE,
 }

@@ -197,9 +197,13 @@ class DetectorChain:
 
         As for BlazeFace (:meth:`blazeface`): dlib's landmark predictors need HOG-style boxes, so a face HOG does
         not confirm keeps RetinaFace's box mapped to dlib's convention (``retinaface-box``, re-fitted by the engine).
+        With ``retinaface_rebox`` off every face keeps that mapped box (no HOG pass: ~3 ms a face less).
         """
+        mapped_hits = self.retinaface_hits(rgb if view is None else view, factor)
+        if not self.settings.retinaface_rebox:
+            return mapped_hits
         hits = []
-        for mapped in self.retinaface_hits(rgb if view is None else view, factor):
+        for mapped in mapped_hits:
             found = self.hog_box(rgb, mapped, "retinaface")
             hits.append(mapped if found is None else replace(found, keypoints=mapped.keypoints))
         return _drop_straddling(hits)

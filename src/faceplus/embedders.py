@@ -1,7 +1,7 @@
 """Identity model families: each knows its chip geometry, whether flip TTA means anything for it, its model tag
 and how to load it (in the manner of insightface's ``model_zoo``: one small class per family, one shape).
 
-``FACEPLUS_EMBEDDER`` picks one: ``sface`` (default) or ``resnet`` / ``resnet-int8`` (dlib's ResNet).
+``FACEPLUS_EMBEDDER`` picks one: ``sface`` (default) / ``sface-int8`` or ``resnet`` / ``resnet-int8`` (dlib's ResNet).
 
 =============  ============================================  =================================================
 family         chip                                          settings that apply
@@ -65,7 +65,8 @@ def face_keypoints(face: Face) -> np.ndarray:
 
 
 class SFaceFamily:
-    """SFace: 112 px chips on the ArcFace 5-point template, one pass (alignment and flip settings do not apply)."""
+    """SFace (``sface`` fp32, ``sface-int8``): 112 px chips on the ArcFace 5-point template, one pass (alignment
+    and flip settings do not apply)."""
 
     chip_size: ClassVar[int] = sface.CHIP_SIZE
     chip_variants: ClassVar[dict[str, int | None]] = {"arcface": None}
@@ -75,14 +76,14 @@ class SFaceFamily:
         self.settings = settings
 
     def embedding_model(self) -> EmbeddingModel:
-        return sface.embedding_model()
+        return sface.embedding_model(self.settings.embedder)
 
     def chips(self, rgb: np.ndarray, faces: Sequence[Face], alignment: int | None = None) -> np.ndarray:
         """``alignment`` is dlib's (68 or 5 of its points) and means nothing here: SFace's chip has one geometry."""
         return arcface_chips(rgb, [face_keypoints(f) for f in faces], self.chip_size)
 
     def load(self, threads: int | None = None) -> Embedder:
-        return sface.SFaceEmbedder(threads)
+        return sface.SFaceEmbedder(threads, embedder=self.settings.embedder)
 
 
 class DlibResnetFamily:
@@ -114,6 +115,7 @@ class DlibResnetFamily:
 
 FAMILIES: dict[str, type[SFaceFamily] | type[DlibResnetFamily]] = {
     "sface": SFaceFamily,
+    "sface-int8": SFaceFamily,
     "resnet": DlibResnetFamily,
     "resnet-int8": DlibResnetFamily,
 }

