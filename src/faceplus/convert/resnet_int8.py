@@ -25,9 +25,6 @@ import onnx
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    TensorsData,
     create_calibrator,
     quant_pre_process,
     quantize_static,
@@ -35,6 +32,7 @@ from onnxruntime.quantization import (
 
 from faceplus.convert.cache import cached_conversion
 from faceplus.convert.dlib_resnet import CONVERTER_VERSION, convert_dlib_resnet
+from faceplus.convert.int8 import quantize_with_ranges
 
 #: Bump when the quantization recipe below changes (the cache rebuilds the file).
 QUANTIZER_VERSION = "dlib-resnet-int8-1"
@@ -98,26 +96,11 @@ def quantize(fp32: Path, ranges: Mapping[str, tuple[float, float]]) -> bytes:
             f"the int8 embedder needs onnxruntime >= 1.30 (its quantizer reads stored ranges); "
             f"{onnxruntime.__version__} is installed"
         )
-    from onnxruntime.quantization import save_tensors_data
-
     with tempfile.TemporaryDirectory(prefix="faceplus-int8-") as tmp:
-        prepared, stored, out = Path(tmp) / "prepared.onnx", Path(tmp) / "ranges.json", Path(tmp) / "int8.onnx"
+        prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         _prepare(fp32, prepared)
         fully_connected = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "MatMul"]
-        data = {k: (np.array(lo, np.float32), np.array(hi, np.float32)) for k, (lo, hi) in ranges.items()}
-        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), stored)
-        quantize_static(
-            str(prepared),
-            str(out),
-            None,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=fully_connected,
-            calibration_cache_path=stored,
-        )
+        quantize_with_ranges(prepared, out, ranges, fully_connected)
         return out.read_bytes()
 
 

@@ -19,6 +19,7 @@ cache miss.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -101,9 +102,56 @@ def fold_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _depthwise(x: str, weights: str, y: str, channels: int, name: str) -> onnx.NodeProto:
+def depthwise_1x1(x: str, weights: str, y: str, channels: int, name: str) -> onnx.NodeProto:
     """A 1x1 depthwise ``Conv``: channel c of ``x`` times ``weights[c]`` (no bias)."""
     return helper.make_node("Conv", [x, weights], [y], name=name, group=channels, kernel_shape=[1, 1])
+
+
+#: How a ``PRelu`` is respelled: (input, output, node name, per-channel slope) -> the nodes and new initializers.
+PreluSpelling = Callable[[str, str, str, np.ndarray], tuple[list[onnx.NodeProto], list[onnx.TensorProto]]]
+
+
+def replace_prelu(model: onnx.ModelProto, spell: PreluSpelling) -> onnx.ModelProto:
+    """Every per-channel ``PRelu`` of ``model`` replaced (in place) by the ops ``spell`` gives for it."""
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    added: list[onnx.TensorProto] = []
+    for node in graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        (x, slope_name), (y,) = node.input, node.output
+        new_nodes, new_constants = spell(x, y, node.name or y, constants[slope_name].reshape(-1))
+        nodes += new_nodes
+        added += new_constants
+    read = {x for n in nodes for x in n.input}
+    kept = [t for t in graph.initializer if t.name in read]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    return model
+
+
+def _relu_minus_sloped(
+    x: str, y: str, name: str, slope: np.ndarray
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """``Relu(x) + (-slope) * Relu(-x)``, the two products as 1x1 depthwise convolutions."""
+    slope = slope.astype(np.float32)
+    channels = len(slope)
+    constants = [
+        numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{name}_minus_one"),
+        numpy_helper.from_array((-slope).reshape(channels, 1, 1, 1), f"{name}_minus_slope"),
+    ]
+    nodes = [
+        helper.make_node("Relu", [x], [f"{name}_positive"], name=f"{name}_relu"),
+        depthwise_1x1(x, f"{name}_minus_one", f"{name}_flipped", channels, f"{name}_flip"),
+        helper.make_node("Relu", [f"{name}_flipped"], [f"{name}_negative"], name=f"{name}_flipped_relu"),
+        depthwise_1x1(f"{name}_negative", f"{name}_minus_slope", f"{name}_sloped", channels, f"{name}_slope"),
+        helper.make_node("Add", [f"{name}_positive", f"{name}_sloped"], [y], name=f"{name}_add"),
+    ]
+    return nodes, constants
 
 
 def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -114,35 +162,7 @@ def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
     slope * x. Every step is one rounding of the same product PRelu takes, so the outputs agree to float32
     rounding (tests/engine/test_sface.py); only the kernels differ (see the module's docstring for what that saves).
     """
-    graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    nodes: list[onnx.NodeProto] = []
-    added: list[onnx.TensorProto] = []
-    for node in graph.node:
-        if node.op_type != "PRelu":
-            nodes.append(node)
-            continue
-        (x, slope_name), (y,), name = node.input, node.output, node.name or node.output[0]
-        slope = constants[slope_name].reshape(-1).astype(np.float32)
-        channels = len(slope)
-        added += [
-            numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{name}_minus_one"),
-            numpy_helper.from_array((-slope).reshape(channels, 1, 1, 1), f"{name}_minus_slope"),
-        ]
-        nodes += [
-            helper.make_node("Relu", [x], [f"{name}_positive"], name=f"{name}_relu"),
-            _depthwise(x, f"{name}_minus_one", f"{name}_flipped", channels, f"{name}_flip"),
-            helper.make_node("Relu", [f"{name}_flipped"], [f"{name}_negative"], name=f"{name}_flipped_relu"),
-            _depthwise(f"{name}_negative", f"{name}_minus_slope", f"{name}_sloped", channels, f"{name}_slope"),
-            helper.make_node("Add", [f"{name}_positive", f"{name}_sloped"], [y], name=f"{name}_add"),
-        ]
-    read = {x for n in nodes for x in n.input}
-    kept = [t for t in graph.initializer if t.name in read]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept + added)
-    return model
+    return replace_prelu(model, _relu_minus_sloped)
 
 
 def convert_sface(path: Path) -> bytes:

@@ -28,18 +28,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    TensorsData,
-    create_calibrator,
-    quantize_static,
-    save_tensors_data,
-)
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
 
-from faceplus.convert.sface import INPUT, fold_dequantize, strip_unused_inputs
+from faceplus.convert.int8 import quantize_with_ranges
+from faceplus.convert.sface import INPUT, depthwise_1x1, fold_dequantize, replace_prelu, strip_unused_inputs
 
 #: Bump when the recipe below changes (the cache key includes it, with the ranges file's hash).
 QUANTIZER_VERSION = "sface-int8-2"
@@ -73,11 +65,7 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
-    producer = {out: n for n in graph.node for out in n.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for x in node.input:
-            readers.setdefault(x, []).append(node)
+    producer, readers = _links(graph)
     changed: set[str] = set()
     rename: dict[str, str] = {}
     for node in graph.node:
@@ -151,6 +139,16 @@ def _fold_before_gemm(
     return {weight, bias}
 
 
+def _links(graph: onnx.GraphProto) -> tuple[dict[str, onnx.NodeProto], dict[str, list[onnx.NodeProto]]]:
+    """Each tensor's producing node, and the nodes reading it."""
+    producer = {out: n for n in graph.node for out in n.output}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for x in node.input:
+            readers.setdefault(x, []).append(node)
+    return producer, readers
+
+
 def _resolve(name: str, rename: Mapping[str, str]) -> str:
     while name in rename:
         name = rename[name]
@@ -200,11 +198,7 @@ def equalize(model: onnx.ModelProto, ranges: Mapping[str, np.ndarray]) -> onnx.M
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in graph.initializer}
-    producer = {out: n for n in graph.node for out in n.output}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for x in node.input:
-            readers.setdefault(x, []).append(node)
+    producer, readers = _links(graph)
     changed: set[str] = set()
     for node in graph.node:
         first = producer.get(node.input[0]) if node.op_type == "PRelu" else None
@@ -238,9 +232,28 @@ def equalize(model: onnx.ModelProto, ranges: Mapping[str, np.ndarray]) -> onnx.M
     return model
 
 
-def _depthwise(x: str, weights: str, y: str, channels: int, name: str) -> onnx.NodeProto:
-    """A 1x1 depthwise ``Conv``: channel c of ``x`` times ``weights[c]`` (no bias)."""
-    return helper.make_node("Conv", [x, weights], [y], name=name, group=channels, kernel_shape=[1, 1])
+def _x_plus_relu(x: str, y: str, name: str, slope: np.ndarray) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """``x + Relu((s - 1) * x)`` where every slope is below 1, else ``x + (1 - s) * Relu(-x)``
+    (:func:`split_prelu`)."""
+    slope = slope.astype(np.float64)
+    channels = len(slope)
+    if (slope < 1).all():
+        constants = [numpy_helper.from_array((slope - 1).astype(np.float32).reshape(-1, 1, 1, 1), f"{name}_s1")]
+        nodes = [
+            depthwise_1x1(x, f"{name}_s1", f"{name}_scaled", channels, f"{name}_scale"),
+            helper.make_node("Relu", [f"{name}_scaled"], [f"{name}_negative"], name=f"{name}_relu"),
+        ]
+    else:
+        constants = [
+            numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{name}_minus_one"),
+            numpy_helper.from_array((1 - slope).astype(np.float32).reshape(-1, 1, 1, 1), f"{name}_1s"),
+        ]
+        nodes = [
+            depthwise_1x1(x, f"{name}_minus_one", f"{name}_flipped", channels, f"{name}_flip"),
+            helper.make_node("Relu", [f"{name}_flipped"], [f"{name}_relu_flipped"], name=f"{name}_relu"),
+            depthwise_1x1(f"{name}_relu_flipped", f"{name}_1s", f"{name}_negative", channels, f"{name}_scale"),
+        ]
+    return [*nodes, helper.make_node("Add", [x, f"{name}_negative"], [y], name=f"{name}_add")], constants
 
 
 def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -253,41 +266,7 @@ def split_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
     :func:`faceplus.convert.sface.split_prelu`, keeps a ``Relu`` of ``x`` that int8 would run in float between a
     dequantize and a quantize: ~3 ms a face.)
     """
-    graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    nodes: list[onnx.NodeProto] = []
-    added: list[onnx.TensorProto] = []
-    for node in graph.node:
-        if node.op_type != "PRelu":
-            nodes.append(node)
-            continue
-        (x, slope_name), (y,), name = node.input, node.output, node.name or node.output[0]
-        slope = constants[slope_name].reshape(-1).astype(np.float64)
-        channels = len(slope)
-        if (slope < 1).all():
-            added.append(numpy_helper.from_array((slope - 1).astype(np.float32).reshape(-1, 1, 1, 1), f"{name}_s1"))
-            nodes += [
-                _depthwise(x, f"{name}_s1", f"{name}_scaled", channels, f"{name}_scale"),
-                helper.make_node("Relu", [f"{name}_scaled"], [f"{name}_negative"], name=f"{name}_relu"),
-            ]
-        else:
-            added += [
-                numpy_helper.from_array(np.full((channels, 1, 1, 1), -1.0, np.float32), f"{name}_minus_one"),
-                numpy_helper.from_array((1 - slope).astype(np.float32).reshape(-1, 1, 1, 1), f"{name}_1s"),
-            ]
-            nodes += [
-                _depthwise(x, f"{name}_minus_one", f"{name}_flipped", channels, f"{name}_flip"),
-                helper.make_node("Relu", [f"{name}_flipped"], [f"{name}_relu_flipped"], name=f"{name}_relu"),
-                _depthwise(f"{name}_relu_flipped", f"{name}_1s", f"{name}_negative", channels, f"{name}_scale"),
-            ]
-        nodes.append(helper.make_node("Add", [x, f"{name}_negative"], [y], name=f"{name}_add"))
-    read = {x for n in nodes for x in n.input}
-    kept = [t for t in graph.initializer if t.name in read]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend(kept + added)
-    return model
+    return replace_prelu(model, _x_plus_relu)
 
 
 def float_graph(path: Path, balance: bool = True) -> onnx.ModelProto:
@@ -365,22 +344,9 @@ def quantize(
     fp32 0.151) and took a face from 9.7 to 7.3 ms (benchmarks/sface_variants.py, docs/ENGINE.md).
     """
     with tempfile.TemporaryDirectory(prefix="faceplus-sface-int8-") as tmp:
-        source, stored, out = Path(tmp) / "float.onnx", Path(tmp) / "ranges.json", Path(tmp) / "int8.onnx"
+        source, out = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, str(source))
-        data = {k: (np.array(lo, np.float32), np.array(hi, np.float32)) for k, (lo, hi) in ranges.items()}
-        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), stored)
-        quantize_static(
-            str(source),
-            str(out),
-            None,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=[n.name for n in model.graph.node if n.op_type in keep_float],
-            calibration_cache_path=stored,
-        )
+        quantize_with_ranges(source, out, ranges, [n.name for n in model.graph.node if n.op_type in keep_float])
         return out.read_bytes()
 
 
