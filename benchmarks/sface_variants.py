@@ -199,6 +199,7 @@ def main() -> int:
     lmeds = all_chips(root, images, points, "lstsq")  # the engine's chips (least squares)
     base = run(fp32, lmeds)
     report("lstsq (engine)", unit(base))
+    at_fp32_thresholds(unit(base), found, labels)
     report("lstsq+flip", unit(base + run(fp32, lmeds[:, :, ::-1])))
     report("lmeds", unit(run(fp32, all_chips(root, images, points, "lmeds"))))
     raw_shipped = run(shipped, lmeds)

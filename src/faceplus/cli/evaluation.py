@@ -33,8 +33,9 @@ def embedder_note() -> str:
     """What a calibration file records as its embedder: the ``FACEPLUS_*`` engine settings the fit embedded with
     (model, chip alignment, flip TTA), the ones serving must use for the thresholds to hold."""
     settings = EngineSettings.from_env()
-    if settings.embedder == "sface":
-        return "sface-2021dec (onnx fp32), 5-pt ArcFace chip, one pass, unit length"
+    if settings.embedder in ("sface", "sface-int8"):
+        variant = "int8" if settings.embedder == "sface-int8" else "fp32"
+        return f"sface-2021dec (onnx {variant}), 5-pt ArcFace chip, one pass, unit length"
     model = {"resnet": "onnx", "resnet-int8": "onnx int8"}.get(settings.embedder, "onnx")
     flip = "flip TTA" if settings.flip_tta else "one pass"
     return f"dlib-resnet-v1 ({model}), {settings.alignment}-pt chip, {flip}, unit length"
