@@ -1,6 +1,7 @@
 """Face++ FaceAlbum routes (``/imagepp/v1/facealbum/...``): albums of photos whose faces are grouped by person.
 
-The rules live in :mod:`faceplus.api.services.facealbums`; here are the parameters, errors and reply shapes.
+The rules live in :mod:`faceplus.api.services.facealbums` (a module a job); here are the parameters, errors
+and reply shapes.
 """
 
 from __future__ import annotations
@@ -16,25 +17,26 @@ from faceplus.api.errors import bad, missing, plain
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import ImageInput, image_fields, read_image
 from faceplus.api.responses import reply
-from faceplus.api.services.album_grouping import ENTIRE, INCREMENTAL, is_group
-from faceplus.api.services.facealbums import (
-    KIND_ADD,
-    KIND_GROUP,
-    KIND_SEARCH,
-    add_image,
+from faceplus.api.services.facealbums.albums import (
     album_by_token,
     album_detail,
     album_face_detail,
     album_image_detail,
-    album_task_status,
     create_album,
     delete_album,
-    delete_album_faces,
-    find_candidates,
     list_albums,
+)
+from faceplus.api.services.facealbums.edits import delete_album_faces, update_album_faces
+from faceplus.api.services.facealbums.grouping import find_candidates
+from faceplus.api.services.facealbums.images import add_image
+from faceplus.api.services.facealbums.placement import ENTIRE, INCREMENTAL, is_group
+from faceplus.api.services.facealbums.tasks import (
+    KIND_ADD,
+    KIND_GROUP,
+    KIND_SEARCH,
+    album_task_status,
     queue_grouping,
     queue_with_image,
-    update_album_faces,
 )
 from faceplus.store import AlbumRecord
 
