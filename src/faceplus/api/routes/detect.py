@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import missing, plain
+from faceplus.api.errors import ApiError, missing, plain
 from faceplus.api.forms import Form, Params
 from faceplus.api.images import image_aliases, image_fields, image_names, read_image
 from faceplus.api.parsing import (
@@ -21,10 +21,10 @@ from faceplus.api.parsing import (
 )
 from faceplus.api.responses import reply
 from faceplus.api.services.analysis import declare_unmeasured
-from faceplus.api.services.faces import StoredFaces, comparable, detect_and_store, face_by_token
+from faceplus.api.services.faces import StoredFaces, detect_and_store
 from faceplus.api.services.facesets import resolve_faceset
 from faceplus.api.services.search import compare_faces, search_faceset
-from faceplus.store import FaceRecord
+from faceplus.api.services.sides import FaceSide, SideFace, resolve_sides
 
 router = APIRouter()
 
@@ -93,25 +93,29 @@ def detect(
     return _with_headers(reply(request, reply_body), left_out_headers(found))
 
 
-def _face_or_image(
-    ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any], headers: dict[str, str]
-) -> FaceRecord | None:
-    """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found); an
-    image's left-out faces go to ``headers``."""
-    token = params.text(f"face_token{suffix}")
-    if token is not None:
-        return comparable(ctx, face_by_token(ctx, tenant, token.strip()))
-    rect_name = f"face_rectangle{suffix}"
-    rectangle = parse_rectangle(params, rect_name)
-    image = read_image(params, ctx.fetcher, suffix)
-    if image is None:
-        file_name, b64_name, url_name = image_names(suffix)
-        raise missing(f"face_token{suffix}", url_name, file_name, b64_name)
-    found = detect_and_store(ctx, tenant, image, rectangle=rectangle, rectangle_param=rect_name)
-    out[f"image_id{suffix}"] = found.image_id
-    out[f"faces{suffix}"] = found.faces_json()
-    headers.update(left_out_headers(found, suffix))
-    return found.main
+def parse_side(ctx: ApiContext, params: Params, suffix: str) -> FaceSide:
+    """The face ``face_token<suffix>`` names (it wins over an image), or the image with its ``face_rectangle<suffix>``;
+    a side that does not parse carries its error, which :func:`resolve_sides` raises in the side's turn."""
+    try:
+        token = params.text(f"face_token{suffix}")
+        if token is not None:
+            return FaceSide(suffix, token=token.strip())
+        rectangle = parse_rectangle(params, f"face_rectangle{suffix}")
+        image = read_image(params, ctx.fetcher, suffix)
+        if image is None:
+            file_name, b64_name, url_name = image_names(suffix)
+            raise missing(f"face_token{suffix}", url_name, file_name, b64_name)
+        return FaceSide(suffix, image=image, rectangle=rectangle)
+    except ApiError as exc:
+        return FaceSide(suffix, refused=exc)
+
+
+def _side_reply(side: FaceSide, face: SideFace, out: dict[str, Any], headers: dict[str, str]) -> None:
+    """An image side's ``image_id<suffix>`` and ``faces<suffix>`` into ``out``, its left-out faces into ``headers``."""
+    if face.found is not None:
+        out[f"image_id{side.suffix}"] = face.found.image_id
+        out[f"faces{side.suffix}"] = face.found.faces_json()
+        headers.update(left_out_headers(face.found, side.suffix))
 
 
 COMPARE_FORM = Form(
@@ -138,12 +142,14 @@ def compare(
     params: Annotated[Params, Depends(COMPARE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
+    sides = [parse_side(ctx, params, "1"), parse_side(ctx, params, "2")]
+    face1, face2 = resolve_sides(ctx, tenant, sides)
     out: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    face1 = _face_or_image(ctx, tenant, params, "1", out, headers)
-    face2 = _face_or_image(ctx, tenant, params, "2", out, headers)
-    if face1 is not None and face2 is not None:
-        out.update(compare_faces(ctx, face1, face2))
+    for side, face in zip(sides, (face1, face2), strict=True):
+        _side_reply(side, face, out, headers)
+    if face1.face is not None and face2.face is not None:
+        out.update(compare_faces(ctx, face1.face, face2.face))
     return _with_headers(reply(request, out), headers)
 
 
@@ -171,12 +177,15 @@ def search(
     ctx: Ctx,
 ) -> JSONResponse:
     count = params.integer("return_result_count", 1, 1, 5)
-    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
+    names = faceset_names(params)
+    side = parse_side(ctx, params, "")
+    faceset = resolve_faceset(ctx, tenant, *names)
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")
+    (face,) = resolve_sides(ctx, tenant, [side])
     out: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    face = _face_or_image(ctx, tenant, params, "", out, headers)
-    if face is not None:
-        out.update(search_faceset(ctx, tenant, faceset, face, count))
+    _side_reply(side, face, out, headers)
+    if face.face is not None:
+        out.update(search_faceset(ctx, tenant, faceset, face.face, count))
     return _with_headers(reply(request, out), headers)
