@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import ApiError, missing, plain
+from faceplus.api.fields import FACE_RECTANGLE, FACE_TOKEN, FACESET_TOKEN, OUTER_ID, Field
 from faceplus.api.forms import Form, Params
-from faceplus.api.images import image_aliases, image_fields, image_names, read_image
+from faceplus.api.images import IMAGE, image_fields, read_image
 from faceplus.api.parsing import (
     ANALYSIS_FIELDS,
     faceset_names,
@@ -48,17 +49,8 @@ def _with_headers(response: JSONResponse, headers: dict[str, str]) -> JSONRespon
     return response
 
 
-_IMAGE = image_fields()
-
-
-DETECT_FORM = Form(
-    {
-        **_IMAGE,
-        **ANALYSIS_FIELDS,
-        "calculate_all": "integer",
-        "face_rectangle": "string",
-    }
-)
+CALCULATE_ALL = Field("calculate_all", "integer")
+DETECT_FORM = Form(*IMAGE.declared, *ANALYSIS_FIELDS, CALCULATE_ALL, FACE_RECTANGLE)
 
 
 @router.post(
@@ -73,11 +65,11 @@ def detect(
     ctx: Ctx,
 ) -> JSONResponse:
     landmark, attributes = parse_analysis_params(params)
-    calculate_all = params.flag("calculate_all", 0)
-    rectangle = parse_rectangle(params, "face_rectangle")
+    calculate_all = params.flag(CALCULATE_ALL, 0)
+    rectangle = parse_rectangle(params, FACE_RECTANGLE)
     image = read_image(params, ctx.fetcher)
     if image is None:
-        raise missing("image_url", "image_file", "image_base64")
+        raise missing(IMAGE.url.name, IMAGE.file.name, IMAGE.base64.name)
     found = detect_and_store(
         ctx,
         tenant,
@@ -96,16 +88,20 @@ def detect(
 def parse_side(ctx: ApiContext, params: Params, suffix: str) -> FaceSide:
     """The face ``face_token<suffix>`` names (it wins over an image), or the image with its ``face_rectangle<suffix>``;
     a side that does not parse carries its error, which :func:`resolve_sides` raises in the side's turn."""
+    face_token, rectangle_field, images = (
+        FACE_TOKEN.numbered(suffix),
+        FACE_RECTANGLE.numbered(suffix),
+        image_fields(suffix),
+    )
     try:
-        token = params.text(f"face_token{suffix}")
+        token = params.text(face_token)
         if token is not None:
             return FaceSide(suffix, token=token.strip())
-        rectangle = parse_rectangle(params, f"face_rectangle{suffix}")
-        image = read_image(params, ctx.fetcher, suffix)
+        rectangle = parse_rectangle(params, rectangle_field)
+        image = read_image(params, ctx.fetcher, images)
         if image is None:
-            file_name, b64_name, url_name = image_names(suffix)
-            raise missing(f"face_token{suffix}", url_name, file_name, b64_name)
-        return FaceSide(suffix, image=image, rectangle=rectangle)
+            raise missing(face_token.name, images.url.name, images.file.name, images.base64.name)
+        return FaceSide(suffix, image=image, rectangle=rectangle, rectangle_param=rectangle_field.name)
     except ApiError as exc:
         return FaceSide(suffix, refused=exc)
 
@@ -119,15 +115,12 @@ def _side_reply(side: FaceSide, face: SideFace, out: dict[str, Any], headers: di
 
 
 COMPARE_FORM = Form(
-    {
-        "face_token1": "string",
-        **image_fields("1"),
-        "face_rectangle1": "string",
-        "face_token2": "string",
-        **image_fields("2"),
-        "face_rectangle2": "string",
-    },
-    aliases={**image_aliases("1"), **image_aliases("2")},
+    *(
+        field
+        for suffix in ("1", "2")
+        for field in (FACE_TOKEN.numbered(suffix), *image_fields(suffix).declared, FACE_RECTANGLE.numbered(suffix))
+    ),
+    aliases=(*image_fields("1").aliases, *image_fields("2").aliases),
 )
 
 
@@ -153,16 +146,8 @@ def compare(
     return _with_headers(reply(request, out), headers)
 
 
-SEARCH_FORM = Form(
-    {
-        "face_token": "string",
-        **_IMAGE,
-        "faceset_token": "string",
-        "outer_id": "string",
-        "return_result_count": "integer",
-        "face_rectangle": "string",
-    }
-)
+RETURN_RESULT_COUNT = Field("return_result_count", "integer")
+SEARCH_FORM = Form(FACE_TOKEN, *IMAGE.declared, FACESET_TOKEN, OUTER_ID, RETURN_RESULT_COUNT, FACE_RECTANGLE)
 
 
 @router.post(
@@ -176,7 +161,7 @@ def search(
     params: Annotated[Params, Depends(SEARCH_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    count = params.integer("return_result_count", 1, 1, 5)
+    count = params.integer(RETURN_RESULT_COUNT, 1, 1, 5)
     names = faceset_names(params)
     side = parse_side(ctx, params, "")
     faceset = resolve_faceset(ctx, tenant, *names)

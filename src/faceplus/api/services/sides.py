@@ -28,11 +28,9 @@ class FaceSide:
     token: str | None = None
     image: ImageInput | None = None
     rectangle: Box | None = None
+    #: The rectangle's form field, which an engine refusal of it names.
+    rectangle_param: str = ""
     refused: ApiError | None = None
-
-    @property
-    def rectangle_param(self) -> str:
-        return f"face_rectangle{self.suffix}"
 
 
 @dataclass(frozen=True)
