@@ -1,10 +1,13 @@
 """Distance -> Face++ confidence (0-100), and the confidences at which the false-accept rate is 1e-3/1e-4/1e-5.
 
-The mapping is a logistic curve in the embedding distance: confidence 50 at the equal-error distance
-measured on real pairs, 80 at the median same-person distance. The thresholds are not guessed: they are
-the distances at which the measured impostor false-accept rate equals each nominal value, on all
-cross-identity pairs of the calibration identities, pushed through the same curve.
-``faceplus calibrate`` writes the file this module loads; the shipped one records the command that made it.
+The mapping is a logistic curve in the embedding distance. Fit on labelled identities (:func:`fit_calibration`):
+confidence 50 at the equal-error distance measured on real pairs, 80 at the median same-person distance, and
+the thresholds are the distances at which the measured impostor false-accept rate equals each nominal value,
+on all cross-identity pairs of the calibration identities, pushed through the same curve. Fit on impostors
+alone (``faceplus calibrate --groups``, :mod:`faceplus.evaluation.impostor_fit`; the shipped SFace file, from
+FairFace): thresholds where each race x gender group's modelled rate averages the nominal one, and the curve
+anchored so they read Face++'s own confidences. ``faceplus calibrate`` writes the file this module loads; the
+shipped ones record the command that made them.
 
 Thresholds belong to one identity model: each file records the model it was fit for (``info.embedder_model``,
 an :class:`~faceplus.models.identity.EmbeddingModel` id) and the engine refuses to score another model's
@@ -167,7 +170,8 @@ def shipped_calibration_file(embedder: str | None = None) -> str:
 
 def default_calibration(embedder: str | None = None) -> Calibration:
     """The calibration shipped for ``embedder`` (default ``FACEPLUS_EMBEDDER``), made by ``faceplus calibrate``
-    on lfw-dev: :data:`SHIPPED_CALIBRATIONS`."""
+    (SFace: ``--groups`` on fairface-dev's impostors, CC BY 4.0; dlib's ResNet: ``--root`` lfw-dev; each file's
+    ``info`` records its command): :data:`SHIPPED_CALIBRATIONS`."""
     return _shipped(shipped_calibration_file(embedder))
 
 

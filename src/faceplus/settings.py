@@ -217,7 +217,8 @@ class EngineSettings:
     compare_calibration: str = setting(
         "auto",
         "Thresholds compare uses: auto (the data folder's calibration-<FACEPLUS_EMBEDDER>.json, written by "
-        "faceplus calibrate, when there is one, else lfw), lfw (shipped), cohort (cohort-normalised; its cohort "
+        "faceplus calibrate, when there is one, else lfw), lfw or default (the shipped file: SFace's fit on FairFace "
+        "impostors, CC BY 4.0; dlib ResNet's on lfw-dev), cohort (cohort-normalised; its cohort "
         "derives from UTKFace, non-commercial research only; docs/ENGINE.md) or a calibration file's path. "
         "faceplus serve prints the file it uses; /readyz says it too.",
         "engine",
