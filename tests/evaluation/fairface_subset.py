@@ -13,7 +13,7 @@ def fairface_folder(
     source: Path, rows: list[dict[str, str]], folder: Path, extra: Iterable[dict[str, str]] = ()
 ) -> Path:
     """``folder`` holding a link to each row's image in ``source`` and their labels (then ``extra`` label rows)."""
-    (folder / "images").mkdir()
+    (folder / "images").mkdir(parents=True)
     for row in rows:
         (folder / row["file"]).symlink_to(source / row["file"])
     with (folder / "labels.csv").open("w", newline="") as f:

@@ -235,7 +235,6 @@ def _calibrate_groups(args: argparse.Namespace) -> int:
     from faceplus.evaluation.far import load_population
     from faceplus.evaluation.impostor_fit import (
         calibrated_on,
-        fit_groups,
         group_pairs,
         half_rows,
         held_out_table,
@@ -258,7 +257,7 @@ def _calibrate_groups(args: argparse.Namespace) -> int:
         "model_id": population.model_id,
         "date": date,
     }
-    cal = _fit_groups_or_explain(fit_groups, groups, info, args.far)
+    cal = _fit_groups_or_explain(groups, info, args.far)
     if cal is None:
         return 1
     out = _out(args)
@@ -272,7 +271,7 @@ def _calibrate_groups(args: argparse.Namespace) -> int:
     for far, distance in cal.threshold_distances.items():
         print(f"{far:>6} {distance:9.4f} {cal.thresholds[far]:11.3f}")
     unseen = other_half(args.half)
-    if unseen:
+    if unseen and len(half_rows(population, unseen)):
         print()
         print(held_out_table(cal, population, unseen))
     print(f"wrote {out}")
@@ -281,10 +280,14 @@ def _calibrate_groups(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_groups_or_explain(fit: Any, groups: dict[str, Any], info: dict[str, Any], levels: list[str]) -> Any:
-    """``fit(groups, info, levels)``, or None after saying which group is too small to fit."""
+def _fit_groups_or_explain(
+    groups: dict[str, np.ndarray], info: dict[str, Any], levels: list[str]
+) -> Calibration | None:
+    """:func:`~faceplus.evaluation.impostor_fit.fit_groups`, or None after saying which group is too small."""
+    from faceplus.evaluation.impostor_fit import fit_groups
+
     try:
-        return fit(groups, info, levels)
+        return fit_groups(groups, info, levels)
     except ValueError as exc:
         sizes = ", ".join(f"{name} {len(d):,}" for name, d in groups.items())
         print(f"cannot calibrate: {exc} (impostor pairs per group: {sizes})", file=sys.stderr)
