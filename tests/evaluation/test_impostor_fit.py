@@ -22,7 +22,7 @@ from faceplus.evaluation.impostor_fit import (
     fit_groups,
     fit_tail,
 )
-from faceplus.evaluation.populations import age_group_floor, spread
+from faceplus.evaluation.populations import TERMS, age_group_floor, spread
 
 from .fairface_subset import fairface_folder
 
@@ -41,8 +41,9 @@ def test_shipped_sface_calibration_rests_on_fairface_only() -> None:
     info = shipped.info
     assert info["data"] == "fairface-dev" and info["genuine_pairs"] == 0
     assert "FairFace" in shipped.calibrated_on and "CC BY 4.0" in shipped.calibrated_on
+    assert info["licence"] == TERMS["fairface"]
     assert info["command"].startswith("faceplus calibrate --groups ../shared/data/fairface-dev ")
-    for field in ("data", "calibrated_on", "command", "method"):
+    for field in ("data", "calibrated_on", "command", "method", "licence"):
         named = [name for name in RESEARCH_ONLY if name in info[field].lower()]
         assert not named, (field, named, info[field])
     assert info["model_id"] == model_id_of("sface")  # fit for the default model's distances

@@ -240,6 +240,7 @@ def _calibrate_groups(args: argparse.Namespace) -> int:
         held_out_table,
         other_half,
     )
+    from faceplus.evaluation.populations import TERMS
 
     settings = _with_detector(args.detector)
     population = load_population(Path(args.groups), args.min_age, None, args.cache, args.workers, settings)
@@ -250,6 +251,7 @@ def _calibrate_groups(args: argparse.Namespace) -> int:
         "command": _recorded_command(args),
         "data": population.name,
         "calibrated_on": calibrated_on(population, args.half, len(rows), date),
+        "licence": TERMS[population.kind],  # of the data the thresholds are derived from
         "half": args.half,
         "min_age": args.min_age,
         "images": int(len(rows)),
