@@ -72,7 +72,7 @@ class Limits:
     """Thresholds of the checks (documented in docs/LIVENESS.md; defaults measured there)."""
 
     #: the 1e-4 FAR distance of the configured identity model's shipped calibration (``FACEPLUS_EMBEDDER``):
-    #: distances differ by model (dlib's ResNet 0.336, SFace 1.076), so it is never a constant
+    #: distances differ by model (dlib's ResNet 0.336, SFace 1.013), so it is never a constant
     identity_distance: float = field(default_factory=lambda: shipped_identity_distance())
     eye_open_below: float = 0.4
     eye_closed_above: float = 0.7
