@@ -305,7 +305,7 @@ def _how_to_serve(args: argparse.Namespace, out: Path) -> str:
         flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
         return (
             f"faceplus serve{flag} uses it from its next start (it prints the calibration it uses; "
-            "FACEPLUS_COMPARE_CALIBRATION=lfw goes back to the shipped thresholds)"
+            "FACEPLUS_COMPARE_CALIBRATION=shipped goes back to the shipped thresholds)"
         )
     return f"to serve with it: FACEPLUS_COMPARE_CALIBRATION={out.resolve()} (compare; docs/ENGINE.md)"
 
