@@ -1,11 +1,19 @@
-"""The modules a detect job enters, in order: how often it steps into the engine and climbs back up.
+"""The modules each engine job enters, in order: how often it steps into the engine and climbs back up.
 
     uv run python benchmarks/detect_path.py [--image group-photos/images/2008_001322.jpg]
 
-Runs :func:`faceplus.jobs.detect.detect_job` once (after a warm-up) on a real group photo (from ../shared/data)
-with what ``POST /facepp/v3/detect`` asks by default plus landmarks and two attributes (the server's minimum face,
-``attribute_faces`` described, crops kept), tracing every call made from a ``faceplus.jobs`` module into another
-faceplus module. It prints the path as the job sees it, one stay per module, and three counts:
+Runs each job once (after a warm-up) on a real group photo (from ../shared/data), tracing every call made from a
+``faceplus.jobs`` module into another faceplus module:
+
+- detect (:func:`faceplus.jobs.detect.detect_job`): what ``POST /facepp/v3/detect`` asks by default plus landmarks
+  and two attributes (the server's minimum face, ``attribute_faces`` described, crops kept);
+- analyze (face/analyze of the largest face, 83 landmarks, gender, age, emotion and smile): from its kept crop
+  (:func:`~faceplus.jobs.analyze.analyze_crop_job`) and from the kept image and its box
+  (:func:`~faceplus.jobs.analyze.analyze_job`);
+- dense (thousandlandmark, every part): of the image's largest face (:func:`~faceplus.jobs.dense.dense_image_job`)
+  and of the largest face's kept crop (:func:`~faceplus.jobs.dense.dense_crop_job`).
+
+For each it prints the path as the job sees it, one stay per module, and three counts:
 
 - stays: entries in that path (the job's own module counts each time control comes back to it);
 - engine entries: calls from the job layer into a module outside ``faceplus.jobs`` (the engine side);
@@ -22,6 +30,9 @@ from types import FrameType
 from typing import Any
 
 from faceplus import Engine
+from faceplus.attributes.dense_landmarks import PARTS
+from faceplus.jobs.analyze import AnalyzeCropRequest, AnalyzeRequest, analyze_crop_job, analyze_job
+from faceplus.jobs.dense import DenseCropRequest, DenseImageRequest, dense_crop_job, dense_image_job
 from faceplus.jobs.detect import DetectRequest, detect_job
 from faceplus.jobs.min_face import facepp_min_face
 from faceplus.settings import ServerSettings
@@ -69,6 +80,13 @@ def counts(path: list[str]) -> tuple[int, int, int]:
     return len(path), entries, climbs
 
 
+def report(name: str, path: list[str]) -> None:
+    """One job's path and counts."""
+    print(f"{name}: " + " -> ".join(module.removeprefix("faceplus.") for module in path))
+    stays, entries, climbs = counts(path)
+    print(f"{name}: stays {stays}, engine entries {entries}, climbs back {climbs}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="group-photos/images/2008_001322.jpg", help="relative to shared/data")
@@ -77,21 +95,35 @@ def main() -> None:
     if not image.is_file():
         sys.exit(f"{image} not found (the real data sets live in ../shared/data)")
     settings = ServerSettings()
+    data = image.read_bytes()
     request = DetectRequest(
-        image.read_bytes(),
+        data,
         landmark=1,
         attributes=("gender", "age"),
         describe_first=settings.attribute_faces,
-        keep_crops=settings.keep_face_crops,
+        keep_crops=True,
         min_face=facepp_min_face(settings),
     )
     engine = Engine()
     found = detect_job(engine, request)  # warm-up: models load outside the traced run
-    path = trace_path(lambda: detect_job(engine, request))
     print(f"{args.image}: {len(found)} faces kept, {found.left_out} left out (min face {found.min_face} px)")
-    print(" -> ".join(module.removeprefix("faceplus.") for module in path))
-    stays, entries, climbs = counts(path)
-    print(f"stays {stays}, engine entries {entries}, climbs back {climbs}")
+    report("detect", trace_path(lambda: detect_job(engine, request)))
+    crop = found[0].crop
+    assert crop is not None, "detect kept no crop of the largest face"
+    asked = (1, ("gender", "age", "emotion", "smiling"))
+    analyze_crop = AnalyzeCropRequest(crop.data, crop.meta, *asked)
+    analyze_image = AnalyzeRequest(data, found[0].box, *asked)
+    dense_image = DenseImageRequest(data, "image_file", PARTS, facepp_min_face(settings))
+    dense_crop = DenseCropRequest(crop.data, crop.meta, PARTS)
+    jobs: dict[str, Any] = {  # the requests are built before the trace: only the job's own path is traced
+        "analyze (crop)": lambda: analyze_crop_job(engine, analyze_crop),
+        "analyze (image)": lambda: analyze_job(engine, analyze_image),
+        "dense (image)": lambda: dense_image_job(engine, dense_image),
+        "dense (crop)": lambda: dense_crop_job(engine, dense_crop),
+    }
+    for name, run in jobs.items():
+        run()  # warm-up: the attribute and mesh models load outside the traced run
+        report(name, trace_path(run))
 
 
 if __name__ == "__main__":

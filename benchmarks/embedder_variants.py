@@ -244,7 +244,7 @@ def accuracy(vectors: np.ndarray, default: np.ndarray, keys: list[str], pairs: l
     from faceplus.calibration import default_calibration
     from faceplus.evaluation.lfw import evaluate
 
-    calibration = default_calibration()
+    calibration = default_calibration("resnet")  # the variants here are all dlib ResNet's
     by_key = dict(zip(keys, vectors, strict=True))
     result = evaluate(pairs, by_key, calibration)
     mixed_pairs = [type(p)(p.fold, p.same, p.image1, "mixed/" + p.image2) for p in pairs]

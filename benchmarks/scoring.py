@@ -46,7 +46,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     faces = rng.standard_normal((max(args.faces, 21), 128)).astype(np.float32)
     faces /= np.linalg.norm(faces, axis=1, keepdims=True)
-    raw, cohort = default_calibration(), compare_calibration("cohort")
+    raw, cohort = default_calibration("resnet"), compare_calibration("cohort")  # the cohort file is ResNet's
     norm = cohort.cohort()
     assert norm is not None
     print(f"cohort: {len(norm.vectors)} faces, k {norm.k}; {args.repeats} repeats, median ms")

@@ -69,6 +69,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     schemas = PostgresSchemas(database_url())
     yield schemas.open(tmp_path)
     schemas.close()
+
+
 #: ``album``: 10 lfw-dev people x 6 photos: 150 same-person and 1,620 impostor pairs, enough for FAR 1e-3 with one
 #: false accept at the threshold (1,000 pairs), not for the defaults (10 false accepts: 10,000 pairs at 1e-3).
 ALBUM_PEOPLE, ALBUM_PER_PERSON = 10, 6

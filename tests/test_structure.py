@@ -227,6 +227,21 @@ def test_no_function_or_class_is_too_long() -> None:
     assert not offences, "split into named steps:\n" + "\n".join(offences)
 
 
+#: The longest module of the API's services and of the jobs: a service module holds one domain's rules, a job
+#: module one kind of engine work; a longer one holds several jobs and is split into a package.
+MAX_SERVICE_MODULE_LINES = 250
+
+
+def test_service_and_job_modules_are_small() -> None:
+    layers = ("faceplus.api.services", "faceplus.jobs")
+    offences = [
+        f"{name} ({lines} lines)"
+        for name, path in modules().items()
+        if name.startswith(layers) and (lines := len(path.read_text().splitlines())) > MAX_SERVICE_MODULE_LINES
+    ]
+    assert not offences, f"over {MAX_SERVICE_MODULE_LINES} lines, split by job:\n" + "\n".join(offences)
+
+
 WEB_FRAMEWORKS = {"fastapi", "starlette"}
 STORE_BACKENDS = (
     "faceplus.store.sqlite",

@@ -1,10 +1,13 @@
 """Distance -> Face++ confidence (0-100), and the confidences at which the false-accept rate is 1e-3/1e-4/1e-5.
 
-The mapping is a logistic curve in the embedding distance: confidence 50 at the equal-error distance
-measured on real pairs, 80 at the median same-person distance. The thresholds are not guessed: they are
-the distances at which the measured impostor false-accept rate equals each nominal value, on all
-cross-identity pairs of the calibration identities, pushed through the same curve.
-``faceplus calibrate`` writes the file this module loads; the shipped one records the command that made it.
+The mapping is a logistic curve in the embedding distance. Fit on labelled identities (:func:`fit_calibration`):
+confidence 50 at the equal-error distance measured on real pairs, 80 at the median same-person distance, and
+the thresholds are the distances at which the measured impostor false-accept rate equals each nominal value,
+on all cross-identity pairs of the calibration identities, pushed through the same curve. Fit on impostors
+alone (``faceplus calibrate --groups``, :mod:`faceplus.evaluation.impostor_fit`; the shipped SFace file, from
+FairFace): thresholds where each race x gender group's modelled rate averages the nominal one, and the curve
+anchored so they read Face++'s own confidences. ``faceplus calibrate`` writes the file this module loads; the
+shipped ones record the command that made them.
 
 Thresholds belong to one identity model: each file records the model it was fit for (``info.embedder_model``,
 an :class:`~faceplus.models.identity.EmbeddingModel` id) and the engine refuses to score another model's
@@ -25,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from faceplus.private_files import save_private_npz
-from faceplus.settings import AUTO_CALIBRATION, EngineSettings, operator_calibration_file
-from faceplus.settings import data_dir as default_data_dir
+from faceplus.settings import AUTO_CALIBRATION, DEFAULT_EMBEDDER, SHIPPED_CALIBRATION, operator_calibration_file
 
 FAR_LEVELS = ("1e-3", "1e-4", "1e-5")
 CALIBRATION_FILE = "calibration.json"
@@ -156,19 +158,19 @@ class Calibration:
         return calibration
 
 
-def shipped_calibration_file(embedder: str | None = None) -> str:
-    """The name in ``faceplus.data`` of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``)."""
-    from faceplus.settings import EMBEDDERS, EngineSettings
+def shipped_calibration_file(embedder: str = DEFAULT_EMBEDDER) -> str:
+    """The name in ``faceplus.data`` of ``embedder``'s shipped calibration."""
+    from faceplus.settings import EMBEDDERS
 
-    embedder = embedder or EngineSettings.from_env().embedder
     if embedder not in SHIPPED_CALIBRATIONS:
         raise ValueError(f"unknown embedder {embedder!r}; choose one of {EMBEDDERS}")
     return SHIPPED_CALIBRATIONS[embedder]
 
 
-def default_calibration(embedder: str | None = None) -> Calibration:
-    """The calibration shipped for ``embedder`` (default ``FACEPLUS_EMBEDDER``), made by ``faceplus calibrate``
-    on lfw-dev: :data:`SHIPPED_CALIBRATIONS`."""
+def default_calibration(embedder: str = DEFAULT_EMBEDDER) -> Calibration:
+    """The calibration shipped for ``embedder`` (default: the settings' default model), made by ``faceplus calibrate``
+    (SFace: ``--groups`` on fairface-dev's impostors, CC BY 4.0; dlib's ResNet: ``--root`` lfw-dev; each file's
+    ``info`` records its command): :data:`SHIPPED_CALIBRATIONS`."""
     return _shipped(shipped_calibration_file(embedder))
 
 
@@ -177,10 +179,10 @@ EMBEDDER_OF_MODEL = {"sface-2021dec": "sface", LEGACY_EMBEDDER: "resnet"}
 
 
 def shipped_calibration_for(calibration: Calibration) -> Calibration:
-    """The shipped raw calibration of the model ``calibration`` was fit for (default: ``FACEPLUS_EMBEDDER``'s):
+    """The shipped raw calibration of the model ``calibration`` was fit for (default: the default model's):
     raw L2 thresholds for the same embeddings, where ``calibration`` is on another scale (cohort-normalised)."""
     name = (calibration.embedder_model or "").split("/")[0]
-    return default_calibration(EMBEDDER_OF_MODEL.get(name))
+    return default_calibration(EMBEDDER_OF_MODEL.get(name, DEFAULT_EMBEDDER))
 
 
 @cache
@@ -190,6 +192,9 @@ def _shipped(name: str) -> Calibration:
 
 
 COHORT_CALIBRATION_FILE = "calibration-cohort.json"
+#: ``FACEPLUS_COMPARE_CALIBRATION`` values meaning the shipped file: ``shipped``, and the names it had before the
+#: SFace file was fit on FairFace (``lfw``) or before it had a name (``default``, empty), kept for old settings.
+SHIPPED_NAMES = (SHIPPED_CALIBRATION, "lfw", "default", "")
 
 
 @dataclass(frozen=True)
@@ -210,39 +215,37 @@ class CalibrationSource:
 
 
 def calibration_source(
-    setting: str = AUTO_CALIBRATION, embedder: str | None = None, data_dir: Path | None = None
+    setting: str = AUTO_CALIBRATION, embedder: str = DEFAULT_EMBEDDER, data_dir: Path | None = None
 ) -> CalibrationSource:
     """The file ``FACEPLUS_COMPARE_CALIBRATION=setting`` means, in this order:
 
     1. a path: that file (a path equal to the data folder's own file counts as ``data folder``);
-    2. ``cohort``: the shipped cohort-normalised file; ``lfw``: ``embedder``'s shipped file;
+    2. ``cohort``: the shipped cohort-normalised file; ``shipped`` (or its older names ``lfw``, ``default``):
+       ``embedder``'s shipped file;
     3. ``auto`` (default): ``data_dir``'s ``calibration-<embedder>.json`` (what ``faceplus calibrate`` writes) when
-       it exists, else ``embedder``'s shipped file.
-
-    ``data_dir`` defaults to ``FACEPLUS_DATA_DIR`` or the per-user folder, the one ``faceplus serve`` uses.
+       it exists, else ``embedder``'s shipped file. Without a ``data_dir`` there is no own file to prefer.
     """
-    embedder = embedder or EngineSettings.from_env().embedder
-    own = operator_calibration_file(data_dir or default_data_dir(), embedder)
+    own = operator_calibration_file(data_dir, embedder) if data_dir is not None else None
     if setting == AUTO_CALIBRATION:
-        if own.is_file():
+        if own is not None and own.is_file():
             return CalibrationSource("data folder", own)
-        setting = "lfw"
-    if setting in ("", "lfw", "default", "cohort"):
+        setting = SHIPPED_CALIBRATION
+    if setting in SHIPPED_NAMES or setting == "cohort":
         name = COHORT_CALIBRATION_FILE if setting == "cohort" else shipped_calibration_file(embedder)
         return CalibrationSource("shipped", Path(str(resources.files("faceplus.data").joinpath(name))))
     path = Path(setting)
-    same = path.resolve() == own.resolve()
+    same = own is not None and path.resolve() == own.resolve()
     return CalibrationSource("data folder" if same else "FACEPLUS_COMPARE_CALIBRATION", path)
 
 
 def compare_calibration(
-    setting: str = AUTO_CALIBRATION, embedder: str | None = None, data_dir: Path | None = None
+    setting: str = AUTO_CALIBRATION, embedder: str = DEFAULT_EMBEDDER, data_dir: Path | None = None
 ) -> Calibration:
-    """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``auto`` (default), ``lfw``, ``cohort`` or a
-    file; :func:`calibration_source` says which file each means.
+    """The calibration compare uses (``FACEPLUS_COMPARE_CALIBRATION``): ``auto`` (default), ``shipped``,
+    ``cohort`` or a file; :func:`calibration_source` says which file each means.
 
-    ``auto``: the data folder's own (``faceplus calibrate``), else as ``lfw``. ``lfw``: ``embedder``'s shipped file
-    (:func:`default_calibration`). ``cohort``: cohort-normalised scores with
+    ``auto``: ``data_dir``'s own (``faceplus calibrate``), else as ``shipped``. ``shipped``: ``embedder``'s shipped
+    file (:func:`default_calibration`). ``cohort``: cohort-normalised scores with
     thresholds fit on LFW and UTKFace together, for dlib's ResNet only (see docs/ENGINE.md, "Demographic
     differentials"); its cohort is derived from UTKFace, which is for non-commercial research only. A file: what
     ``faceplus calibrate --out FILE`` wrote for an operator's own population. The engine checks that what it
@@ -250,8 +253,8 @@ def compare_calibration(
     """
     if setting == AUTO_CALIBRATION:
         source = calibration_source(setting, embedder, data_dir)
-        setting = str(source.path) if source.origin == "data folder" else "lfw"
-    if setting in ("", "lfw", "default"):
+        setting = str(source.path) if source.origin == "data folder" else SHIPPED_CALIBRATION
+    if setting in SHIPPED_NAMES:
         return default_calibration(embedder)
     if setting == "cohort":
         text = resources.files("faceplus.data").joinpath(COHORT_CALIBRATION_FILE).read_text()

@@ -12,6 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,8 @@ from faceplus.models import runtime
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.identity import EmbeddingModel
 from faceplus.results import Box, BoxStyle, Detection, Face, Match
-from faceplus.settings import EngineSettings
+from faceplus.settings import SHIPPED_CALIBRATION, EngineSettings
+from faceplus.settings import data_dir as default_data_dir
 
 _pool_engine: Engine | None = None
 
@@ -150,8 +152,14 @@ class Engine:
         settings: EngineSettings | None = None,
         calibration: Calibration | None = None,
         models: EngineModels | None = None,
+        data_dir: Path | None = None,
     ) -> None:
-        self.settings = settings or EngineSettings.from_env()
+        if settings is None:  # the library's entrance: FACEPLUS_* and FACEPLUS_DATA_DIR, as the command line reads them
+            settings, data_dir = EngineSettings.from_env(), data_dir or default_data_dir()
+        self.settings = settings
+        #: The data folder whose own thresholds (``faceplus calibrate``'s) ``compare_calibration=auto`` prefers; None:
+        #: the shipped ones (a server resolves ``auto`` for its folder before its engines start).
+        self.data_dir = data_dir
         runtime.configure(self.settings.runtime)  # onnxruntime threads, converted-model cache: per process
         self._calibration = calibration
         #: The identity model's family (``FACEPLUS_EMBEDDER``): its chip geometry, flip TTA, tag and loader.
@@ -192,7 +200,7 @@ class Engine:
             return self._calibration.check(self.model_id, "the calibration given")
         source = self.calibration_source
         assert source is not None
-        shipped = "cohort" if setting == "cohort" else "lfw"
+        shipped = "cohort" if setting == "cohort" else SHIPPED_CALIBRATION
         chosen = shipped if source.origin == "shipped" else str(source.path)
         calibration = compare_calibration(chosen, self.settings.embedder)
         return calibration.check(self.model_id, f"FACEPLUS_COMPARE_CALIBRATION={setting} ({source.path})")
@@ -202,7 +210,7 @@ class Engine:
         """The file :attr:`calibration` is read from and why (``faceplus serve`` prints it); None for one given."""
         if self._calibration is not None:
             return None
-        return calibration_source(self.settings.compare_calibration, self.settings.embedder)
+        return calibration_source(self.settings.compare_calibration, self.settings.embedder, self.data_dir)
 
     @property
     def thresholds(self) -> dict[str, float]:

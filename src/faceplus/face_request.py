@@ -2,8 +2,9 @@
 (:class:`ImageFaces`), in the manner of insightface's ``FaceAnalysis.get``.
 
 :func:`analyze_image` (:meth:`faceplus.engine.Engine.analyze_image`) composes the engine's steps: detection (or a
-given box), the smallest face kept, embedding, landmarks and attributes of the largest few, and the analysis crops;
-the caller builds one request and reads one result instead of stepping through the engine itself.
+given box, or the face of a kept crop), the smallest face kept, embedding, landmarks, attributes and dense landmarks
+of the largest few, and the analysis crops; the caller (each engine job: detect, analyze, dense) builds one request
+and reads one result instead of stepping through the engine itself.
 
 The smallest face is a rule about pixels: a square whose side is the larger of a fixed number of pixels and a
 fraction (1/``divisor``) of the image's shorter side (Face++ documents 1/48 and never under 48 px: a 4096x3200
@@ -15,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from faceplus.crops import make_crop
+from faceplus.attributes import expression
+from faceplus.attributes.analyzer import FaceAnalyzer
+from faceplus.attributes.dense_landmarks import dense_landmarks
+from faceplus.crops import emotion_canvas, emotion_leaves_image, make_crop, open_crop
 from faceplus.errors import BadArgument
 from faceplus.imaging import DecodedImage, ImageSource
 from faceplus.results import Box, Face, FaceCrop
@@ -48,6 +52,14 @@ class FaceRequest:
     rectangle: Box | None = None
     #: The name of ``rectangle`` in errors (a box reaching outside the image is ``BadArgument`` with it).
     rectangle_param: str = "face_rectangle"
+    #: Whether ``rectangle`` must lie inside the image: a caller's box must; a stored face's box (found by
+    #: detection, which may reach past the image's edge) is taken as it is.
+    rectangle_inside: bool = True
+    #: The image is a kept face crop placed by this metadata (:func:`faceplus.crops.open_crop`): its one face is
+    #: the crop's, nothing is detected, and coordinates are the crop's.
+    crop_meta: dict[str, Any] | None = None
+    #: Only the largest this many detected faces are kept (before the minimum face); None: all.
+    max_faces: int | None = None
     #: The smallest detected face kept: (pixels, divisor of the shorter side), see :func:`min_face_side`.
     min_face: tuple[int, int] = (0, 0)
     #: Whether each kept face gets its identity embedding.
@@ -58,6 +70,8 @@ class FaceRequest:
     attributes: tuple[str, ...] = ()
     #: How many of the largest kept faces get ``landmark`` and ``attributes``; None: all of them.
     describe_first: int | None = None
+    #: The dense landmark parts (Face++ thousandlandmark) of the described faces; None: no dense landmarks.
+    dense: tuple[str, ...] | None = None
     #: Whether each kept face's analysis region comes back (:func:`faceplus.crops.make_crop`).
     crops: bool = False
 
@@ -65,10 +79,11 @@ class FaceRequest:
 @dataclass
 class AnalyzedFace:
     """One kept face: the engine's :class:`Face` (box, embedding, and the landmarks and attributes where it was
-    described), whether it was described, and its analysis crop where one was asked for."""
+    described), whether it was described, its dense landmarks and its analysis crop where they were asked for."""
 
     face: Face
     described: bool = False
+    dense: dict[str, Any] | None = None
     crop: FaceCrop | None = None
 
 
@@ -87,7 +102,12 @@ class FaceSteps(Protocol):
 
     def load(self, image: ImageSource | DecodedImage, param: str | None = None) -> DecodedImage: ...
 
-    def detect(self, image: ImageSource | DecodedImage, *, embed: bool = True) -> list[Face]: ...
+    @property
+    def analyzer(self) -> FaceAnalyzer: ...
+
+    def detect(
+        self, image: ImageSource | DecodedImage, *, embed: bool = True, max_faces: int | None = None
+    ) -> list[Face]: ...
 
     def face_at(self, image: ImageSource | DecodedImage, box: Box, *, embed: bool = True) -> Face: ...
 
@@ -100,39 +120,74 @@ class FaceSteps(Protocol):
 
 def analyze_image(engine: FaceSteps, image: ImageSource | DecodedImage, request: FaceRequest) -> ImageFaces:
     """One pass over ``image`` for everything ``request`` asks: the faces (detected and at least the minimum size,
-    or the given box), their embeddings, the landmarks and attributes of the largest ``describe_first``, and their
-    analysis crops.
+    the given box, or a kept crop's face), their embeddings, the landmarks, attributes and dense landmarks of the
+    largest ``describe_first``, and their analysis crops.
 
     A given box reaching outside the image raises :class:`~faceplus.errors.BadArgument` naming
     ``request.rectangle_param``; an undecodable image names ``request.param``.
     """
-    decoded = engine.load(image, param=request.param)
-    if request.rectangle is not None:
-        result = ImageFaces([AnalyzedFace(_given_face(engine, decoded, request.rectangle, request))])
+    if request.crop_meta is not None:
+        if not isinstance(image, bytes):
+            raise TypeError("a kept face crop is passed as its encoded bytes")
+        decoded, face = open_crop(image, request.crop_meta)
+        result = ImageFaces([AnalyzedFace(face)])
     else:
-        result = _kept_faces(engine, decoded, request)
+        decoded = engine.load(image, param=request.param)
+        if request.rectangle is not None:
+            result = ImageFaces([AnalyzedFace(_given_face(engine, decoded, request.rectangle, request))])
+        else:
+            result = _kept_faces(engine, decoded, request)
     first = request.describe_first
     for i, analyzed in enumerate(result.faces):
         if first is None or i < first:
-            engine.analyze(decoded, [analyzed.face], request.attributes, request.landmark)
-            analyzed.described = True
+            _describe(engine, decoded, analyzed, request)
         if request.crops:
             analyzed.crop = make_crop(decoded, analyzed.face)
     return result
 
 
 def _given_face(engine: FaceSteps, decoded: DecodedImage, box: Box, request: FaceRequest) -> Face:
-    """The face at the request's own box, which must lie inside the image."""
-    if box.right > decoded.width or box.bottom > decoded.height:
+    """The face at the request's own box, which must lie inside the image (unless the request says otherwise)."""
+    if request.rectangle_inside and (box.right > decoded.width or box.bottom > decoded.height):
         raise BadArgument("face_rectangle reaches outside the image", param=request.rectangle_param)
     return engine.face_at(decoded, box, embed=request.embed)
 
 
 def _kept_faces(engine: FaceSteps, decoded: DecodedImage, request: FaceRequest) -> ImageFaces:
-    """The detected faces at least the request's minimum size (embedded if asked), and how many were not."""
+    """The detected faces (the largest ``max_faces``) at least the request's minimum size (embedded if asked), and
+    how many were not."""
     minimum = min_face_side(*request.min_face, decoded.width, decoded.height)
-    detected = engine.detect(decoded, embed=False)
+    detected = engine.detect(decoded, embed=False, max_faces=request.max_faces)
     faces = [face for face in detected if big_enough(face.box, minimum)]
     if faces and request.embed:
         engine.embed_faces(decoded.rgb, faces)
     return ImageFaces([AnalyzedFace(face) for face in faces], len(detected) - len(faces), minimum)
+
+
+def _describe(engine: FaceSteps, decoded: DecodedImage, analyzed: AnalyzedFace, request: FaceRequest) -> None:
+    """The request's landmarks, attributes and dense landmarks of one face."""
+    engine.analyze(decoded, [analyzed.face], request.attributes, request.landmark)
+    if request.crop_meta is not None:
+        _emotion_past_crop_edge(engine.analyzer, decoded, analyzed.face, request)
+    if request.dense is not None:
+        mesh = engine.analyzer.mesh468(decoded.rgb, analyzed.face)
+        eyes = engine.analyzer.iris_model.eyes(decoded.rgb, mesh)
+        analyzed.dense = dense_landmarks(mesh, eyes, list(request.dense))
+    analyzed.described = True
+
+
+def _emotion_past_crop_edge(analyzer: FaceAnalyzer, crop: DecodedImage, face: Face, request: FaceRequest) -> None:
+    """Smile and emotion of a kept crop's face measured again where fer's emotion crop reaches past the image's
+    edge: there it reads the whole image's padding value, so it runs on a canvas that has it, and the same model
+    gives on the crop what it gave on the image."""
+    meta = request.crop_meta
+    wanted = {"emotion", "smiling"} & set(request.attributes)
+    if meta is None or not wanted or not emotion_leaves_image(meta):
+        return
+    canvas = emotion_canvas(crop.rgb, meta)
+    left, top, width, height = (int(v) for v in meta["box"])
+    probs = analyzer.emotion_model.predict_boxes(canvas, [(left, top, width, height)], flip_tta=True)[0]
+    if "smiling" in wanted:
+        face.attributes["smile"] = expression.smile(probs)
+    if "emotion" in wanted:
+        face.attributes["emotion"] = expression.emotion(probs)

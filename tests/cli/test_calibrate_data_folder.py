@@ -103,10 +103,14 @@ def test_the_server_scores_with_the_data_folder_calibration_and_reports_it(calib
 def test_the_engine_uses_the_data_folder_calibration(calibrated: Calibrated, monkeypatch: pytest.MonkeyPatch) -> None:
     """``faceplus compare`` and other engine users: FACEPLUS_DATA_DIR's calibration, as serve without --data-dir."""
     monkeypatch.setenv("FACEPLUS_DATA_DIR", str(calibrated.data))
-    engine = Engine(EngineSettings())
+    engine = Engine()
     assert engine.calibration_source == CalibrationSource("data folder", calibrated.written)
     assert engine.thresholds == Calibration.load(calibrated.written).thresholds
-    shipped = Engine(EngineSettings(compare_calibration="lfw"))
+    given = Engine(EngineSettings(), data_dir=calibrated.data)  # settings given: the folder is given too
+    assert given.calibration_source == CalibrationSource("data folder", calibrated.written)
+    unplaced = Engine(EngineSettings())  # settings given, no folder: nothing read from the environment
+    assert unplaced.calibration_source is not None and unplaced.calibration_source.origin == "shipped"
+    shipped = Engine(EngineSettings(compare_calibration="shipped"))
     assert shipped.calibration_source is not None and shipped.calibration_source.origin == "shipped"
     assert shipped.thresholds == default_calibration().thresholds
 

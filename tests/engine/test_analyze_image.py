@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from faceplus import Engine
-from faceplus.crops import make_crop
+from faceplus.attributes.dense_landmarks import PARTS, dense_landmarks
+from faceplus.crops import emotion_leaves_image, make_crop, open_crop
 from faceplus.errors import BadArgument
 from faceplus.face_request import FaceRequest, big_enough, min_face_side
-from faceplus.results import Box
+from faceplus.imaging import DecodedImage
+from faceplus.results import Box, Face
 
 GROUP_PHOTO = "group-photos/images/2008_001322.jpg"
 ATTRIBUTES = ("gender", "age", "headpose", "blur")
@@ -77,6 +80,9 @@ def test_a_given_box_is_kept_whatever_its_size_and_must_lie_inside(engine: Engin
     with pytest.raises(BadArgument) as caught:
         engine.analyze_image(group, FaceRequest(rectangle=outside, rectangle_param="face_rectangle"))
     assert caught.value.param == "face_rectangle"
+    # a stored face's box (detection's, which may reach past the edge) is taken as it is when the request says so
+    taken = engine.analyze_image(group, FaceRequest(rectangle=outside, rectangle_inside=False, embed=False))
+    assert [a.face.box for a in taken.faces] == [outside]
 
 
 def test_nothing_asked_is_nothing_computed(engine: Engine, shared_data: Path) -> None:
@@ -87,3 +93,53 @@ def test_nothing_asked_is_nothing_computed(engine: Engine, shared_data: Path) ->
         assert analyzed.face.embedding is None and analyzed.crop is None
         assert analyzed.described and not analyzed.face.attributes  # described with nothing asked: nothing measured
         assert analyzed.face.landmark_fit is not None  # no step read the landmarks
+
+
+def _dense_steps(engine: Engine, decoded: DecodedImage, face: Face) -> dict:
+    """Dense landmarks as the dense jobs measured them step by step (mesh, iris, Face++'s parts)."""
+    mesh = engine.analyzer.mesh468(decoded.rgb, face)
+    return dense_landmarks(mesh, engine.analyzer.iris_model.eyes(decoded.rgb, mesh), PARTS)
+
+
+def test_a_kept_crop_is_described_as_its_steps_describe_it(engine: Engine, group: bytes) -> None:
+    kept = engine.analyze_image(group, FaceRequest(embed=False, describe_first=0, crops=True)).faces[0].crop
+    assert kept is not None
+    request = FaceRequest(crop_meta=kept.meta, embed=False, landmark=2, attributes=ATTRIBUTES, dense=PARTS)
+
+    (analyzed,) = engine.analyze_image(kept.data, request).faces
+
+    decoded, face = open_crop(kept.data, kept.meta)
+    engine.analyze(decoded, [face], list(ATTRIBUTES), 2)
+    assert analyzed.described and analyzed.face.box == face.box
+    assert analyzed.face.attributes == face.attributes and analyzed.face.landmarks == face.landmarks
+    assert analyzed.dense == _dense_steps(engine, decoded, face) and analyzed.dense
+    with pytest.raises(TypeError):
+        engine.analyze_image(decoded, request)  # a crop comes as its bytes, with its metadata
+
+
+def test_dense_landmarks_of_the_largest_face_only_when_it_is_big_enough(engine: Engine, group: bytes) -> None:
+    decoded = engine.load(group)
+    largest = engine.detect(decoded, embed=False, max_faces=1)[0]
+    request = FaceRequest(max_faces=1, embed=False, dense=PARTS)
+
+    (analyzed,) = engine.analyze_image(group, request).faces
+
+    assert analyzed.face.box == largest.box and analyzed.face.embedding is None
+    assert analyzed.dense == _dense_steps(engine, decoded, largest)
+    too_big = min(largest.box.width, largest.box.height) + 1
+    result = engine.analyze_image(group, FaceRequest(max_faces=1, embed=False, dense=PARTS, min_face=(too_big, 0)))
+    assert result.faces == [] and result.left_out == 1  # only the largest is considered, and it is too small
+
+
+def test_a_crop_at_the_image_edge_gives_the_emotion_the_image_gave(engine: Engine, shared_data: Path) -> None:
+    """fer's emotion crop of a face at the image's edge reads the image's padding value: the crop's pass measures
+    smile and emotion on a canvas that has it (without that, all 5 of these photos differ)."""
+    asked = ("emotion", "smiling")
+    for path in sorted((shared_data / "lfw-dev").glob("*/*.jpg"))[:40:8]:
+        cut = cv2.imencode(".png", cv2.imread(str(path))[:, 95:])[1].tobytes()  # the face now meets the left edge
+        (whole,) = engine.analyze_image(cut, FaceRequest(embed=False, max_faces=1, attributes=asked, crops=True)).faces
+        assert whole.crop is not None and emotion_leaves_image(whole.crop.meta), path
+        request = FaceRequest(crop_meta=whole.crop.meta, embed=False, attributes=asked)
+        (from_crop,) = engine.analyze_image(whole.crop.data, request).faces
+        for key in ("smile", "emotion"):
+            assert from_crop.face.attributes[key] == whole.face.attributes[key], (path, key)

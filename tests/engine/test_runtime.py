@@ -16,9 +16,8 @@ from faceplus.settings import EngineSettings, RuntimeSettings
 SRC = Path(__file__).resolve().parents[2] / "src" / "faceplus"
 #: Packages below the command line and the server: given their settings, never reading them.
 BELOW = ("models", "convert", "attributes", "evaluation", "tools")
-#: The engine's own modules (engine.py is the library's entry: Engine() reads FACEPLUS_* when given nothing; so is
-#: calibration.py's default_calibration(), which follows FACEPLUS_EMBEDDER when given no model).
-ENGINE_MODULES = ("chips", "crops", "detection", "embedders", "imaging", "landmarks", "results")
+#: The engine's own modules (engine.py is the library's entry: Engine() reads FACEPLUS_* when given nothing).
+ENGINE_MODULES = ("calibration", "chips", "crops", "detection", "embedders", "imaging", "landmarks", "results")
 
 
 @pytest.fixture

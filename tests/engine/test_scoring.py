@@ -2,7 +2,7 @@
 
 compare (``Engine.match``), search (``Engine.score_hits``) and ``Engine.thresholds`` must give one pair of faces
 the same confidence against the same thresholds whichever calibration ``FACEPLUS_COMPARE_CALIBRATION`` picks:
-the shipped lfw-dev one, the shipped cohort-normalised one, or an operator's file (raw or cohort-normalised).
+the shipped one, the shipped cohort-normalised one, or an operator's file (raw or cohort-normalised).
 Real lfw-dev faces; the vectorised numbers are also checked against a per-pair computation written out here.
 """
 
@@ -18,6 +18,8 @@ import pytest
 from faceplus.calibration import Calibration, CohortNorm, compare_calibration, default_calibration
 from faceplus.engine import Engine
 
+#: The identity model every test here runs (set for the module below).
+EMBEDDER = "resnet"
 #: Four lfw-dev people, two photos each: same-person and impostor pairs.
 PEOPLE = ("Aaron_Sorkin", "Ai_Sugiyama", "Alan_Greenspan", "Allyson_Felix")
 
@@ -27,7 +29,7 @@ def resnet_embedder() -> Iterator[None]:
     """dlib's ResNet: the one model with a shipped cohort-normalised calibration, so all four kinds can be scored
     (the scoring path is the model's own business only through its calibration; SFace's: tests/engine/test_sface.py)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FACEPLUS_EMBEDDER", "resnet")
+        patch.setenv("FACEPLUS_EMBEDDER", EMBEDDER)
         yield
 
 
@@ -44,7 +46,7 @@ def settings_by_name(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
     """FACEPLUS_COMPARE_CALIBRATION values: shipped, shipped cohort, and two operator files written by
     ``Calibration.save`` (a raw one with other thresholds, and a cohort-normalised one with its own cohort)."""
     folder = tmp_path_factory.mktemp("calibrations")
-    shipped = default_calibration()
+    shipped = default_calibration(EMBEDDER)
     raw = Calibration(
         shipped.midpoint + 0.02,
         shipped.scale * 1.1,
@@ -62,7 +64,7 @@ def settings_by_name(shared_data: Path, tmp_path_factory: pytest.TempPathFactory
         folder / "operator-cohort.json"
     )
     return {
-        "shipped": "lfw",
+        "shipped": "shipped",
         "cohort": "cohort",
         "operator raw": str(folder / "operator.json"),
         "operator cohort": str(folder / "operator-cohort.json"),
@@ -140,10 +142,10 @@ def test_thresholds_are_compares(name: str, faces, settings_by_name) -> None:  #
     setting = settings_by_name[name]
     engine = _engine(setting)
     reported = engine.match(vectors[0], vectors[2])
-    assert engine.thresholds == reported.thresholds == compare_calibration(setting).thresholds
+    assert engine.thresholds == reported.thresholds == compare_calibration(setting, EMBEDDER).thresholds
     assert engine.calibration.calibrated_on == reported.calibration
     # Each calibration has thresholds of its own: the shipped raw ones are not what the others report.
-    assert (engine.thresholds == default_calibration().thresholds) == (name == "shipped")
+    assert (engine.thresholds == default_calibration(EMBEDDER).thresholds) == (name == "shipped")
 
 
 def test_an_engine_given_a_calibration_scores_with_it(faces) -> None:  # noqa: ANN001
@@ -164,7 +166,7 @@ def test_a_calibration_of_another_model_is_refused(faces, tmp_path: Path) -> Non
     """Thresholds are distances of one identity model: a file fit on another model's (info.model_id) is refused
     (``faceplus serve`` says so at startup: tests/test_private_files.py); one of this engine's model serves."""
     _, vectors = faces
-    shipped = default_calibration()
+    shipped = default_calibration(EMBEDDER)
     engine = Engine()
     for model, serves in ((engine.model_id, True), ("sface-2021dec/fp32/0123456789abcdef", False)):
         path = tmp_path / f"{serves}.json"

@@ -14,6 +14,8 @@ from faceplus.evaluation.far import Embedded, Population, Study, fit_cohort, loa
 from faceplus.evaluation.folder_embeddings import cache_path
 from faceplus.evaluation.populations import FAIRFACE_RACES, age_group_floor, fairface_people, groups, spread
 
+from .fairface_subset import fairface_folder
+
 PER_RACE = 6  # adults of each of FairFace's seven groups: 42 images
 
 
@@ -33,16 +35,8 @@ def fairface(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         men = [r for r in adults if r not in women]
         chosen += spread(women, PER_RACE // 2) + spread(men, PER_RACE - PER_RACE // 2)
     chosen += [r for r in rows if r["age_group"] == "10-19"][:1] + [r for r in rows if r["age_group"] == "3-9"][:1]
-    folder = tmp_path_factory.mktemp("fairface")
-    (folder / "images").mkdir()
-    for row in chosen:
-        (folder / row["file"]).symlink_to(source / row["file"])
-    with (folder / "labels.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["file", "age_group", "gender", "race"])
-        writer.writeheader()
-        writer.writerows(chosen)
-        writer.writerow({"file": chosen[0]["file"], "age_group": "20-29", "gender": "Male", "race": "Martian"})
-    return folder
+    martian = {"file": chosen[0]["file"], "age_group": "20-29", "gender": "Male", "race": "Martian"}
+    return fairface_folder(source, chosen, tmp_path_factory.mktemp("fairface"), [martian])
 
 
 @pytest.fixture(scope="module")

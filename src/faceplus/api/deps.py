@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from faceplus.api.context import ApiContext
 from faceplus.api.engine_calls import client_gone
 from faceplus.api.errors import ApiError, missing
+from faceplus.api.fields import API_KEY, API_SECRET
 from faceplus.api.forms import Params, read_params
 
 
@@ -38,11 +39,11 @@ def authenticate(request: Request, params: Params = Depends(read_params)) -> str
     (``api_key`` named first when both are missing); a wrong pair is 401 ``AUTHENTICATION_ERROR``.
     """
     ctx = request.app.state.ctx
-    api_key, secret = params.text("api_key"), params.text("api_secret")
+    api_key, secret = params.text(API_KEY), params.text(API_SECRET)
     if not api_key:
-        raise missing("api_key")
+        raise missing(API_KEY.name)
     if not secret:
-        raise missing("api_secret")
+        raise missing(API_SECRET.name)
     address = request.client.host if request.client else ""  # the peer, or a trusted proxy's client (SECURITY.md)
     if not ctx.verifier.sign_in(api_key, ctx.store.keys.get(api_key), secret, address):
         raise ApiError(401, "AUTHENTICATION_ERROR")

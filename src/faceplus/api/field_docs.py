@@ -1,10 +1,11 @@
 """What each form field means, in one place: the OpenAPI schema served at ``/docs`` reads it.
 
-Routes declare their fields (and each field's type) once, as a :class:`faceplus.api.forms.Form` that both writes
-the route's OpenAPI entry and gates what the route may parse (``image_fields`` beside ``read_image``,
-``ANALYSIS_FIELDS`` beside ``parse_analysis_params`` in :mod:`faceplus.api.parsing`: declared by the code that
-reads them); the words come from here, so one field reads the same on every route. A name without words here is
-an error when the route is declared (:func:`describe` raises), so a new field cannot reach ``/docs`` undocumented.
+Each field is declared once, as a :class:`faceplus.api.fields.Field` (its name and kind), and each route lists
+its fields in a :class:`faceplus.api.forms.Form` that both writes the route's OpenAPI entry and gates what the
+route may parse (``IMAGE`` beside ``read_image``, ``ANALYSIS_FIELDS`` beside ``parse_analysis_params`` in
+:mod:`faceplus.api.parsing`: declared by the code that reads them); the words come from here, so one field reads
+the same on every route. A name without words here is an error when the route is declared (:func:`describe`
+raises), so a new field cannot reach ``/docs`` undocumented.
 """
 
 from __future__ import annotations

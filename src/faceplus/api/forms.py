@@ -2,9 +2,10 @@
 
 Routes read their parameters from :class:`Params` instead of FastAPI ``Form()`` declarations so that
 Face++'s own error strings (not FastAPI's 422s) come back, and so that a 2 MB ``image_base64`` field
-is not cut by Starlette's 1 MB default part limit. Each route declares its fields once, as a :class:`Form`:
-the OpenAPI schema served at ``/docs`` is written from it (:meth:`Form.openapi`), and the route reads its
-request through it (the form is the route's dependency), so a field cannot be parsed without being documented,
+is not cut by Starlette's 1 MB default part limit. Each field is declared once, as a
+:class:`~faceplus.api.fields.Field`, and each route lists its fields once, as a :class:`Form`: the OpenAPI schema
+served at ``/docs`` is written from it (:meth:`Form.openapi`), and the route reads its request through it (the
+form is the route's dependency) by the same Field objects, so a field cannot be parsed without being documented,
 nor read as an integer while documented as text.
 """
 
@@ -22,10 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faceplus.api.errors import T0_KEY, ApiError, BodyTooLarge, bad, missing
 from faceplus.api.field_docs import describe
+from faceplus.api.fields import CREDENTIALS, Field, Kind
 from faceplus.api.responses import error_reply
 
-#: The sign-in fields: one value each per request, wherever they are sent (query string or body).
-CREDENTIALS = ("api_key", "api_secret")
+#: The sign-in fields' names (:data:`faceplus.api.fields.CREDENTIALS`).
+CREDENTIAL_NAMES = frozenset(field.name for field in CREDENTIALS)
 #: Most fields in one body (Starlette's default, kept): more is 400 ``BAD_ARGUMENTS: request body``.
 MAX_FIELDS = 1000
 #: Most ``&`` in a urlencoded body (empty ``&&`` pieces are skipped, not counted as fields, but cost a split).
@@ -51,41 +53,41 @@ class Params:
         self.fields = fields
         self.files = files
 
-    def text(self, name: str, default: str | None = None) -> str | None:
+    def text(self, field: Field, default: str | None = None) -> str | None:
         """A text field; an empty value counts as absent. A NUL character anywhere is 400 BAD_ARGUMENTS: <name>
         (no field can hold one, and PostgreSQL text cannot store it)."""
-        value = self.fields.get(name)
+        value = self.fields.get(field.name)
         if value and "\0" in value:
-            raise bad(name)
+            raise bad(field.name)
         return value if value else default
 
-    def required(self, name: str) -> str:
-        value = self.text(name)
+    def required(self, field: Field) -> str:
+        value = self.text(field)
         if value is None:
-            raise missing(name)
+            raise missing(field.name)
         return value
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.text(name)
+    def integer(self, field: Field, default: int, low: int, high: int) -> int:
+        raw = self.text(field)
         if raw is None:
             return default
         try:
             value = int(raw.strip())
         except ValueError:
-            raise bad(name) from None
+            raise bad(field.name) from None
         if not low <= value <= high:
-            raise bad(name)
+            raise bad(field.name)
         return value
 
-    def flag(self, name: str, default: int) -> int:
-        return self.integer(name, default, 0, 1)
+    def flag(self, field: Field, default: int) -> int:
+        return self.integer(field, default, 0, 1)
 
-    def file(self, name: str) -> bytes | None:
-        return self.files.get(name)
+    def file(self, field: Field) -> bytes | None:
+        return self.files.get(field.name)
 
-    def token_list(self, name: str) -> list[str] | None:
+    def token_list(self, field: Field) -> list[str] | None:
         """A comma-separated list of tokens (blank items dropped), or None when absent."""
-        raw = self.text(name)
+        raw = self.text(field)
         if raw is None:
             return None
         return [t.strip() for t in raw.split(",") if t.strip()]
@@ -168,9 +170,9 @@ def refuse_conflicting_credentials(given: list[tuple[str, str]]) -> None:
     name one tenant: with a key in the query and another in the form, the access log (which shows the URL) and the
     audit trail (which records who signed in) named different tenants. Equal repeats are harmless and accepted.
     """
-    for name in CREDENTIALS:
-        if len({value for key, value in given if key == name}) > 1:
-            raise bad(name)
+    for field in CREDENTIALS:
+        if len({value for key, value in given if key == field.name}) > 1:
+            raise bad(field.name)
 
 
 async def read_params(request: Request) -> Params:
@@ -184,7 +186,7 @@ async def read_params(request: Request) -> Params:
     credentials: list[tuple[str, str]] = []  # every api_key/api_secret given, wherever
     for key, value in request.query_params.multi_items():
         fields.setdefault(key, value)
-        if key in CREDENTIALS:
+        if key in CREDENTIAL_NAMES:
             credentials.append((key, value))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body_fields: dict[str, str] = {}
@@ -197,7 +199,7 @@ async def read_params(request: Request) -> Params:
             items = parse_urlencoded(body)
         for key, value in items:
             body_fields.setdefault(key, value)
-            if key in CREDENTIALS:
+            if key in CREDENTIAL_NAMES:
                 credentials.append((key, value))
     elif content_type == "multipart/form-data":
         form = await request.form(max_files=100, max_fields=MAX_FIELDS, max_part_size=max_bytes)
@@ -207,7 +209,7 @@ async def read_params(request: Request) -> Params:
                     files[key] = await part.read()
             else:
                 body_fields.setdefault(key, part)
-                if key in CREDENTIALS:
+                if key in CREDENTIAL_NAMES:
                     credentials.append((key, part))
     fields.update(body_fields)
     refuse_conflicting_credentials(credentials)
@@ -225,13 +227,13 @@ def form_doc(fields: dict[str, str], description: str = "", docs: dict[str, str]
     """
     words = docs or {}
     props: dict[str, Any] = {}
-    for name, kind in {**dict.fromkeys(CREDENTIALS, "string"), **fields}.items():
+    for name, kind in {**{f.name: f.kind for f in CREDENTIALS}, **fields}.items():
         prop: dict[str, Any] = {"type": "string", "format": "binary"} if kind == "binary" else {"type": kind}
         prop["description"] = words.get(name) or describe(name)
         if kind != "binary":
             prop["example"] = ""
         props[name] = prop
-    schema = {"type": "object", "properties": props, "required": list(CREDENTIALS)}
+    schema = {"type": "object", "properties": props, "required": [f.name for f in CREDENTIALS]}
     urlencoded = {k: v for k, v in props.items() if v.get("format") != "binary"}
     return {
         "requestBody": {
@@ -256,54 +258,56 @@ class DeclaredParams(Params):
         super().__init__(params.fields, params.files)
         self.form = form
 
-    def text(self, name: str, default: str | None = None) -> str | None:
-        self.form.check(name)
-        return super().text(name, default)
+    def text(self, field: Field, default: str | None = None) -> str | None:
+        self.form.check(field)
+        return super().text(field, default)
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        self.form.check(name, "integer")
-        return super().integer(name, default, low, high)
+    def integer(self, field: Field, default: int, low: int, high: int) -> int:
+        self.form.check(field, "integer")
+        return super().integer(field, default, low, high)
 
-    def file(self, name: str) -> bytes | None:
-        self.form.check(name, "binary")
-        return super().file(name)
+    def file(self, field: Field) -> bytes | None:
+        self.form.check(field, "binary")
+        return super().file(field)
 
 
 class Form:
-    """A route's form fields, declared once: ``{name: "string"|"integer"|"binary"}`` (plus the credentials).
+    """A route's form fields, declared once: the :class:`~faceplus.api.fields.Field` objects it takes (plus the
+    credentials), which the route's handler reads.
 
     ``openapi()`` is the route's OpenAPI ``requestBody`` (:func:`form_doc`); as a route dependency the form
     reads the request's :class:`Params` (:func:`read_params`) and hands the route a :class:`DeclaredParams`,
-    which refuses (:class:`UndeclaredField`) a field the form does not declare. ``numbered`` names a family of
-    fields documented by its first member (liveness's ``frame_0``, ``frame_1``, ...); ``aliases`` are other
-    spellings a client may send (``{name: kind}``), read like the fields but not documented.
+    which refuses (:class:`UndeclaredField`) a field the form does not list. ``docs`` replaces a field's words
+    for this route; ``numbered`` names a family of fields documented by its first member (liveness's
+    ``frame_0``, ``frame_1``, ...); ``aliases`` are other spellings a client may send, read like the fields but
+    not documented.
     """
 
     def __init__(
         self,
-        fields: dict[str, str],
+        *fields: Field,
         description: str = "",
-        docs: dict[str, str] | None = None,
+        docs: dict[Field, str] | None = None,
         numbered: re.Pattern[str] | None = None,
-        aliases: dict[str, str] | None = None,
+        aliases: tuple[Field, ...] = (),
     ) -> None:
-        self.fields = {**dict.fromkeys(CREDENTIALS, "string"), **fields}
+        self.fields: dict[str, Kind] = {field.name: field.kind for field in (*CREDENTIALS, *fields)}
         self.description = description
-        self.docs = docs
+        self.docs = {field.name: words for field, words in (docs or {}).items()}
         self.numbered = numbered
-        self.aliases = aliases or {}
+        self.aliases: dict[str, Kind] = {field.name: field.kind for field in aliases}
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI ``requestBody`` of these fields (``openapi_extra`` of the route)."""
-        return form_doc(self.fields, self.description, self.docs)
+        return form_doc(dict(self.fields), self.description, self.docs)
 
-    def check(self, name: str, kind: str | None = None) -> None:
-        """Raise :class:`UndeclaredField` unless ``name`` is declared (as ``kind``, when given)."""
-        declared = self.fields.get(name) or self.aliases.get(name)
-        if declared is None and self.numbered is not None and self.numbered.fullmatch(name):
+    def check(self, field: Field, kind: Kind | None = None) -> None:
+        """Raise :class:`UndeclaredField` unless ``field`` is declared as it is (and read as ``kind``, when given)."""
+        declared = self.fields.get(field.name) or self.aliases.get(field.name)
+        if declared is None and self.numbered is not None and self.numbered.fullmatch(field.name):
             declared = "binary"
-        if declared is None or (kind is not None and declared != kind):
-            raise UndeclaredField(f"form field {name!r} read as {kind or 'text'}, declared {declared!r}")
+        if declared is None or declared != field.kind or (kind is not None and declared != kind):
+            raise UndeclaredField(f"form field {field.name!r} read as {kind or 'text'}, declared {declared!r}")
 
     async def __call__(self, request: Request) -> Params:
         return DeclaredParams(await read_params(request), self)

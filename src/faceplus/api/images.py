@@ -26,6 +26,7 @@ from typing import Protocol
 import httpx
 
 from faceplus.api.errors import ApiError
+from faceplus.api.fields import Field
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -252,43 +253,56 @@ class FieldReader(Protocol):
     """What :func:`read_image` reads of a request's form (:class:`faceplus.api.forms.Params` is one), named here so
     that image intake, which services use too, carries no web framework."""
 
-    def file(self, name: str) -> bytes | None: ...
+    def file(self, field: Field) -> bytes | None: ...
 
-    def text(self, name: str) -> str | None: ...
-
-
-def image_names(suffix: str = "") -> tuple[str, str, str]:
-    """(file, base64, url) field names; compare uses ``image_file1``, ``image_base64_1``, ``image_url1``."""
-    return f"image_file{suffix}", f"image_base64{'_' + suffix if suffix else ''}", f"image_url{suffix}"
+    def text(self, field: Field) -> str | None: ...
 
 
-def image_aliases(suffix: str = "") -> dict[str, str]:
-    """Spellings :func:`read_image` also accepts but /docs does not list: ``image_base641`` for ``image_base64_1``
-    (the numbered field without its underscore, as the other numbered fields are spelled)."""
-    return {f"image_base64{suffix}": "string"} if suffix else {}
+@dataclass(frozen=True)
+class ImageFields:
+    """The fields one image may come in (file wins over base64, base64 over URL), declared once for the route's
+    form and for :func:`read_image`; ``aliases``: other spellings of the base64 field, read but not documented."""
+
+    file: Field
+    base64: Field
+    url: Field
+    aliases: tuple[Field, ...] = ()
+
+    @property
+    def declared(self) -> tuple[Field, Field, Field]:
+        """The documented fields, for a route's :class:`~faceplus.api.forms.Form`."""
+        return self.file, self.base64, self.url
 
 
-def image_fields(suffix: str = "") -> dict[str, str]:
-    """The OpenAPI kinds of :func:`read_image`'s fields (for a route's :class:`~faceplus.api.forms.Form`), from the
-    same names it reads."""
-    file_name, b64_name, url_name = image_names(suffix)
-    return {file_name: "binary", b64_name: "string", url_name: "string"}
+def image_fields(suffix: str = "") -> ImageFields:
+    """The image fields, or one compare side's: ``image_file1``, ``image_base64_1`` (also ``image_base641``, the
+    numbered field without its underscore, as the other numbered fields are spelled) and ``image_url1``."""
+    if not suffix:
+        return ImageFields(Field("image_file", "binary"), Field("image_base64"), Field("image_url"))
+    return ImageFields(
+        Field(f"image_file{suffix}", "binary"),
+        Field(f"image_base64_{suffix}"),
+        Field(f"image_url{suffix}"),
+        (Field(f"image_base64{suffix}"),),
+    )
 
 
-def read_image(params: FieldReader, fetcher: UrlFetcher, suffix: str = "") -> ImageInput | None:
-    """The image a request carries (file wins over base64, base64 over URL), or None when it has none."""
-    file_name, b64_name, url_name = image_names(suffix)
-    data = params.file(file_name)
+#: The image of detect, search, thousandlandmark and the FaceAlbum.
+IMAGE = image_fields()
+
+
+def read_image(params: FieldReader, fetcher: UrlFetcher, fields: ImageFields = IMAGE) -> ImageInput | None:
+    """The image a request carries in ``fields`` (file wins over base64, base64 over URL), or None when it has none."""
+    data = params.file(fields.file)
     if data is not None:
-        return ImageInput(data, file_name)
-    text = params.text(file_name)
-    if text is not None:  # sent as a text field, not an upload
-        raise ApiError(400, f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {file_name}")
-    for name in (b64_name, *image_aliases(suffix)):
-        text = params.text(name)
+        return ImageInput(data, fields.file.name)
+    if params.text(fields.file) is not None:  # sent as a text field, not an upload
+        raise ApiError(400, f"IMAGE_ERROR_UNSUPPORTED_FORMAT: {fields.file.name}")
+    for field in (fields.base64, *fields.aliases):
+        text = params.text(field)
         if text is not None:
-            return ImageInput(_base64(text, name), name)
-    url = params.text(url_name)
+            return ImageInput(_base64(text, field.name), field.name)
+    url = params.text(fields.url)
     if url is not None:
-        return ImageInput(fetcher.fetch(url.strip(), url_name), url_name)
+        return ImageInput(fetcher.fetch(url.strip(), fields.url.name), fields.url.name)
     return None

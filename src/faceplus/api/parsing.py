@@ -6,6 +6,7 @@ Services take the values, never the form (:class:`faceplus.api.forms.Params`).
 from __future__ import annotations
 
 from faceplus.api.errors import bad, missing, plain
+from faceplus.api.fields import FACE_TOKENS, FACESET_TOKEN, OUTER_ID, TAGS, Field
 from faceplus.api.forms import Params
 from faceplus.api.services.facesets import REMOVE_ALL, TAGS_MAX_CHARS, has_bad_chars
 from faceplus.attributes import split_attributes
@@ -14,16 +15,15 @@ from faceplus.results import Box
 
 def requested_attributes(params: Params) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The measured and the unmeasured Face++ names of ``return_attributes`` (400 for unknown ones)."""
-    return split_attributes(params.text("return_attributes", "none") or "none")
+    return split_attributes(params.text(RETURN_ATTRIBUTES, "none") or "none")
 
 
-#: The fields :func:`parse_analysis_params` reads, with their OpenAPI kinds (for a route's Form).
-ANALYSIS_FIELDS = {
-    "return_landmark": "integer",
-    "return_attributes": "string",
-    "beauty_score_min": "integer",
-    "beauty_score_max": "integer",
-}
+RETURN_LANDMARK = Field("return_landmark", "integer")
+RETURN_ATTRIBUTES = Field("return_attributes")
+BEAUTY_SCORE_MIN = Field("beauty_score_min", "integer")
+BEAUTY_SCORE_MAX = Field("beauty_score_max", "integer")
+#: The fields :func:`parse_analysis_params` reads (for a route's Form).
+ANALYSIS_FIELDS = (RETURN_LANDMARK, RETURN_ATTRIBUTES, BEAUTY_SCORE_MIN, BEAUTY_SCORE_MAX)
 
 
 def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
@@ -33,11 +33,11 @@ def parse_analysis_params(params: Params) -> tuple[int, list[str]]:
     :func:`faceplus.attributes.split_attributes`); Face++ names no model measures are left out here and
     listed in the reply by :func:`faceplus.api.services.analysis.declare_unmeasured`.
     """
-    landmark = params.integer("return_landmark", 0, 0, 2)
+    landmark = params.integer(RETURN_LANDMARK, 0, 0, 2)
     # Face++'s beauty score range: accepted and checked like Face++ (ints 0-100), otherwise ignored because no
     # model here scores beauty (docs/API.md "Attributes no model measures").
-    params.integer("beauty_score_min", 0, 0, 100)
-    params.integer("beauty_score_max", 100, 0, 100)
+    params.integer(BEAUTY_SCORE_MIN, 0, 0, 100)
+    params.integer(BEAUTY_SCORE_MAX, 100, 0, 100)
     measured, _ = requested_attributes(params)
     return landmark, list(measured)
 
@@ -51,23 +51,23 @@ def unmeasured_attributes(params: Params) -> tuple[str, ...]:
 MIN_RECTANGLE_SIDE = 16
 
 
-def parse_rectangle(params: Params, name: str) -> Box | None:
+def parse_rectangle(params: Params, field: Field) -> Box | None:
     """Face++ ``face_rectangle``: "top,left,width,height" in pixels, each side at least ``MIN_RECTANGLE_SIDE``."""
-    raw = params.text(name)
+    raw = params.text(field)
     if raw is None:
         return None
     try:
         top, left, width, height = (int(v.strip()) for v in raw.split(","))
     except ValueError:
-        raise bad(name) from None
+        raise bad(field.name) from None
     if top < 0 or left < 0 or width < MIN_RECTANGLE_SIDE or height < MIN_RECTANGLE_SIDE:
-        raise bad(name)
+        raise bad(field.name)
     return Box(left=left, top=top, width=width, height=height)
 
 
 def faceset_names(params: Params) -> tuple[str | None, str | None]:
     """``faceset_token`` and ``outer_id`` as given (at most one of them: both is 400 ``COEXISTENCE_ARGUMENTS``)."""
-    token, outer_id = params.text("faceset_token"), params.text("outer_id")
+    token, outer_id = params.text(FACESET_TOKEN), params.text(OUTER_ID)
     if token is not None and outer_id is not None:
         raise plain("COEXISTENCE_ARGUMENTS")
     return token, outer_id
@@ -75,22 +75,22 @@ def faceset_names(params: Params) -> tuple[str | None, str | None]:
 
 def parse_tags(params: Params) -> list[str] | None:
     """The comma-separated ``tags`` (at most ``TAGS_MAX_CHARS`` in all), or None when absent."""
-    raw = params.text("tags")
+    raw = params.text(TAGS)
     if raw is None:
         return None
     if len(raw) > TAGS_MAX_CHARS:
-        raise bad("tags")
+        raise bad(TAGS.name)
     tags = [t.strip() for t in raw.split(",") if t.strip()]
-    if any(has_bad_chars("tags", t) for t in tags):
-        raise bad("tags")
+    if any(has_bad_chars(TAGS.name, t) for t in tags):
+        raise bad(TAGS.name)
     return tags
 
 
 def face_tokens(params: Params, limit: int, *, required: bool = True) -> list[str] | None:
-    tokens = params.token_list("face_tokens")
+    tokens = params.token_list(FACE_TOKENS)
     if tokens is None:
         if required:
-            raise missing("face_tokens")
+            raise missing(FACE_TOKENS.name)
         return None
     if not tokens or len(tokens) > limit:
         raise plain("INVALID_FACE_TOKENS_SIZE")
@@ -103,7 +103,7 @@ def removal_tokens(params: Params, limit: int) -> list[str] | None:
     Face++ matches the keyword without regard to case; a token is 32 hex characters, so no token can be
     mistaken for it.
     """
-    raw = params.text("face_tokens")
+    raw = params.text(FACE_TOKENS)
     if raw is not None and raw.strip().lower() == REMOVE_ALL.lower():
         return None
     tokens = face_tokens(params, limit)

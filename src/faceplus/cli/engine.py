@@ -106,4 +106,3 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("image2", type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
-

@@ -174,6 +174,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     try:
         if args.faceset:
             return _calibrate_faceset(args)
+        if args.groups:
+            return _calibrate_groups(args)
         return _calibrate_folder(args)
     except NotEnoughPairs as exc:
         print(f"cannot calibrate: {exc}", file=sys.stderr)
@@ -184,8 +186,12 @@ def _recorded_command(args: argparse.Namespace) -> str:
     """The command as the calibration file records it (from the parsed options, so also when called from
     Python), without the api key: it is a tenant's credential."""
     parts = ["faceplus calibrate"]
-    form = ("faceset", "api_key", "data_dir", "max_faces") if args.faceset else ("root", "cache", "detector")
-    for option in (*form, "splits"):
+    form: tuple[str, ...] = (
+        ("faceset", "api_key", "data_dir", "max_faces") if args.faceset else ("root", "cache", "detector")
+    )
+    if getattr(args, "groups", None):
+        form = ("groups", "min_age", "half", "cache", "detector")
+    for option in (*form, *(() if getattr(args, "groups", None) else ("splits",))):
         value = getattr(args, option, None)
         if value is not None:
             parts.append(f"--{option.replace('_', '-')} {'***' if option == 'api_key' else value}")
@@ -194,7 +200,9 @@ def _recorded_command(args: argparse.Namespace) -> str:
         for option in ("cohort_k", "cohort_size"):
             if getattr(args, option) is not None:
                 parts.append(f"--{option.replace('_', '-')} {getattr(args, option)}")
-    parts.append(f"--far {' '.join(args.far)} --min-false-accepts {args.min_false_accepts}")
+    parts.append(f"--far {' '.join(args.far)}")
+    if not getattr(args, "groups", None):  # --groups models each group's tail: it counts no false accepts
+        parts.append(f"--min-false-accepts {args.min_false_accepts}")
     return " ".join(parts)
 
 
@@ -222,6 +230,73 @@ def _calibrate_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_groups(args: argparse.Namespace) -> int:
+    """``--groups``: thresholds from the impostor pairs of a race x gender labelled folder without identities
+    (each group weighing the same), the curve anchored on them; the other half's per-group rates when fit on one."""
+    from faceplus.evaluation.far import load_population
+    from faceplus.evaluation.impostor_fit import (
+        calibrated_on,
+        group_pairs,
+        half_rows,
+        held_out_table,
+        other_half,
+    )
+    from faceplus.evaluation.populations import TERMS
+
+    settings = _with_detector(args.detector)
+    population = load_population(Path(args.groups), args.min_age, None, args.cache, args.workers, settings)
+    rows = half_rows(population, args.half)
+    groups = group_pairs(population, rows)
+    date = time.strftime("%Y-%m-%d")
+    info = {
+        "command": _recorded_command(args),
+        "data": population.name,
+        "calibrated_on": calibrated_on(population, args.half, len(rows), date),
+        "licence": TERMS[population.kind],  # of the data the thresholds are derived from
+        "half": args.half,
+        "min_age": args.min_age,
+        "images": int(len(rows)),
+        "embedder": embedder_note(),
+        "model_id": population.model_id,
+        "date": date,
+    }
+    cal = _fit_groups_or_explain(groups, info, args.far)
+    if cal is None:
+        return 1
+    out = _out(args)
+    cal.save(out)
+    print(
+        f"{population.name}, {args.half} half: {len(rows)} faces, {cal.info['impostor_pairs']:,} impostor pairs "
+        f"within {len(groups)} race x gender groups (each weighing the same)"
+    )
+    print(f"curve anchored on the thresholds: midpoint {cal.midpoint:.4f}, scale {cal.scale:.4f}")
+    print(f"{'FAR':>6} {'distance':>9} {'confidence':>11}")
+    for far, distance in cal.threshold_distances.items():
+        print(f"{far:>6} {distance:9.4f} {cal.thresholds[far]:11.3f}")
+    unseen = other_half(args.half)
+    if unseen and len(half_rows(population, unseen)):
+        print()
+        print(held_out_table(cal, population, unseen))
+    print(f"wrote {out}")
+    print(f"calibrated_on (compare replies' calibration field): {cal.calibrated_on}")
+    print(_how_to_serve(args, out))
+    return 0
+
+
+def _fit_groups_or_explain(
+    groups: dict[str, np.ndarray], info: dict[str, Any], levels: list[str]
+) -> Calibration | None:
+    """:func:`~faceplus.evaluation.impostor_fit.fit_groups`, or None after saying which group is too small."""
+    from faceplus.evaluation.impostor_fit import fit_groups
+
+    try:
+        return fit_groups(groups, info, levels)
+    except ValueError as exc:
+        sizes = ", ".join(f"{name} {len(d):,}" for name, d in groups.items())
+        print(f"cannot calibrate: {exc} (impostor pairs per group: {sizes})", file=sys.stderr)
+        return None
+
+
 def _how_to_serve(args: argparse.Namespace, out: Path) -> str:
     """How the server comes to use ``out``: by itself from the data folder, or named in the setting."""
     from faceplus.settings import ServerSettings
@@ -231,7 +306,7 @@ def _how_to_serve(args: argparse.Namespace, out: Path) -> str:
         flag = f" --data-dir {settings.data_dir}" if args.data_dir else ""
         return (
             f"faceplus serve{flag} uses it from its next start (it prints the calibration it uses; "
-            "FACEPLUS_COMPARE_CALIBRATION=lfw goes back to the shipped thresholds)"
+            "FACEPLUS_COMPARE_CALIBRATION=shipped goes back to the shipped thresholds)"
         )
     return f"to serve with it: FACEPLUS_COMPARE_CALIBRATION={out.resolve()} (compare; docs/ENGINE.md)"
 
@@ -474,6 +549,7 @@ def _eval_far(args: argparse.Namespace) -> int:
         limit=args.limit,
         cache=args.cache,
         workers=args.workers,
+        half=args.half,
         also=args.also,
         also_cache=args.also_cache,
         lfw=args.lfw,
@@ -551,6 +627,12 @@ def _add_eval_far(ev: Subparsers, primary: str) -> None:
         "--min-age", type=int, default=0, help="only faces at least this old (e.g. 18; FairFace: age group's youngest)"
     )
     p.add_argument("--cache", type=Path, help="reuse/store the folder's embeddings in this .npz (one per model)")
+    p.add_argument(
+        "--half",
+        choices=("all", "first", "second"),
+        default="all",
+        help="count only this half of --root (the split calibrate --groups --half fits on)",
+    )
     p.add_argument("--also", type=Path, help="another labelled folder to count on (e.g. utkface-more), never fit on")
     p.add_argument("--also-cache", type=Path, help="reuse/store the --also folder's embeddings in this .npz")
     p.add_argument(
@@ -604,6 +686,7 @@ def _add_calibrate(sub: Subparsers, primary: str) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--root", type=Path, help="folder of <identity>/<image>.jpg (e.g. lfw-dev)")
     src.add_argument("--faceset", help="outer_id or faceset_token of a FaceSet whose faces carry user_ids")
+    _add_calibrate_groups(src, p)
     p.add_argument(
         "--out",
         type=Path,
@@ -619,8 +702,10 @@ def _add_calibrate(sub: Subparsers, primary: str) -> None:
     )
     p.add_argument("--splits", type=int, default=6, help="identity splits for the held-out check")
     p.add_argument("--workers", type=int, default=None, help="--root: embedding processes")
-    p.add_argument("--cache", type=Path, help="--root: reuse/store embeddings in this .npz")
-    p.add_argument("--detector", choices=DETECTORS, default=primary, help="--root: primary detector (%(default)s)")
+    p.add_argument("--cache", type=Path, help="--root, --groups: reuse/store embeddings in this .npz")
+    p.add_argument(
+        "--detector", choices=DETECTORS, default=primary, help="--root, --groups: primary detector (%(default)s)"
+    )
     p.add_argument("--api-key", default=os.environ.get("FACEPLUS_API_KEY"), help="--faceset: the FaceSet's api key")
     p.add_argument(
         "--data-dir",
@@ -648,3 +733,20 @@ def _add_calibrate(sub: Subparsers, primary: str) -> None:
         help="--cohort: identities in the cohort (default: 1 in 4, at most 1000; at least 200 and 15 x k)",
     )
     p.set_defaults(func=cmd_calibrate)
+
+
+def _add_calibrate_groups(src: argparse._MutuallyExclusiveGroup, p: argparse.ArgumentParser) -> None:
+    """``calibrate --groups`` and its options: impostor pairs of a race x gender labelled folder."""
+    src.add_argument(
+        "--groups",
+        type=Path,
+        help="folder labelled by race and gender, no identities (FairFace labels.csv or UTKFace names): impostor "
+        "pairs within each race x gender group, each weighing the same; the curve is anchored on the thresholds",
+    )
+    p.add_argument("--min-age", type=int, default=18, help="--groups: only faces at least this old (%(default)s)")
+    p.add_argument(
+        "--half",
+        choices=("all", "first", "second"),
+        default="all",
+        help="--groups: fit on this half of the images (hash split; eval far --half counts on the other)",
+    )

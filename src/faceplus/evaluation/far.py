@@ -1,8 +1,9 @@
 """``faceplus eval far``: false-accept rates per demographic group and image source, at calibrated thresholds.
 
-The thresholds "1e-3/1e-4/1e-5" are calibrated on lfw-dev impostor pairs. This measures what they
-give elsewhere: every cross-person pair of a labelled folder is an impostor pair, and the share of
-them a threshold accepts is its false-accept rate (FAR) for that population. The folder is UTKFace
+The thresholds "1e-3/1e-4/1e-5" are calibrated on one population (SFace's shipped ones: fairface-dev's first
+half, ``faceplus calibrate --groups``; dlib ResNet's: lfw-dev). This measures what they give elsewhere: every
+cross-person pair of a labelled folder is an impostor pair, and the share of them a threshold accepts is its
+false-accept rate (FAR) for that population. The folder is UTKFace
 (labels in the file names) or FairFace (``labels.csv``); neither has identity labels, so each image is
 taken to be a different person (UTKFace repeats a few people, so its figures slightly over-state FAR).
 :mod:`faceplus.evaluation.populations` reads the labels.
@@ -287,10 +288,17 @@ class Population:
     vectors: np.ndarray  # their unit embeddings
     half: np.ndarray = field(init=False)
     labels: np.ndarray = field(init=False)  # one per image (each a different person), unique across folders
+    model_id: str = ""  # the identity model that made ``vectors``
 
     def __post_init__(self) -> None:
         self.half = half_split(p.path for p in self.people)
         self.labels = np.array([f"{self.name}:{p.path}" for p in self.people])
+
+    def only_half(self, half: str) -> Population:
+        """Its ``first`` (split flag False) or ``second`` half; the name says which."""
+        rows = np.flatnonzero(self.half == (half == "second"))
+        name = f"{self.name} ({half} half)"
+        return Population(name, self.kind, [self.people[i] for i in rows], self.vectors[rows], self.model_id)
 
 
 def load_population(
@@ -316,7 +324,7 @@ def load_population(
     found = embedded.found
     kept = [p for p, f in zip(chosen, found, strict=True) if f]
     print(f"{len(kept)} faces aged {min_age}+; every pair of two images counts as an impostor pair")
-    return Population(root.name, kind, kept, embedded.vectors[found])
+    return Population(root.name, kind, kept, embedded.vectors[found], embedded.model_id)
 
 
 def lfw_source(
@@ -361,6 +369,8 @@ class FarOptions:
     limit: int | None = None
     cache: Path | None = None
     workers: int | None = None
+    #: only this half of ``root`` (``first``/``second``: the split ``faceplus calibrate --groups --half`` fits on)
+    half: str = "all"
     also: Path | None = None
     also_cache: Path | None = None
     lfw: Path | None = None
@@ -380,6 +390,9 @@ def evaluate_far(args: FarOptions) -> int:
     from faceplus.engine import Engine
 
     population = load_population(Path(args.root), args.min_age, args.limit, args.cache, args.workers, args.settings)
+    if args.half != "all":
+        population = population.only_half(args.half)
+        print(f"counting on its {args.half} half only: {len(population.people)} faces")
     others = []
     if args.also:
         print()

@@ -191,9 +191,7 @@ def embed_folder(
     names = variants(embedder)
     relpaths = list(dict.fromkeys(relpaths))
     done = (
-        FolderEmbeddings.load(cache, model_id)
-        if cache and cache.is_file()
-        else FolderEmbeddings([], {}, [], model_id)
+        FolderEmbeddings.load(cache, model_id) if cache and cache.is_file() else FolderEmbeddings([], {}, [], model_id)
     )
     known = done.index()
     todo = [p for p in relpaths if p not in known]

@@ -149,7 +149,7 @@ NOD_PITCH = 20.0
 NEUTRAL_EYE_RATIO = 0.16
 #: Action photos must lie this close to the neutral one, as a share of the distance the checks allow (the identity
 #: model's FAR 1e-4 distance, :func:`~faceplus.liveness.checks.default_limits`; the margin is for the jitter). A
-#: share, not a distance: distances follow the model (dlib's ResNet allows 0.336, so 0.32; SFace 1.076, so 1.02).
+#: share, not a distance: distances follow the model (dlib's ResNet allows 0.336, so 0.32; SFace 1.013, so 0.96).
 SAME_SESSION_SHARE = 0.95
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from faceplus.crops import emotion_canvas, emotion_leaves_image, open_crop
 from faceplus.engine import Engine
-from faceplus.jobs.describe import describe_face
+from faceplus.face_request import FaceRequest
+from faceplus.jobs.describe import face_details
 from faceplus.results import Box
 
 
@@ -32,33 +32,26 @@ class AnalyzeCropRequest:
 
 
 def analyze_job(engine: Engine, request: AnalyzeRequest) -> dict[str, Any]:
-    """Face++ landmark/attributes of the face inside the request's box of a kept image (face/analyze)."""
-    decoded = engine.load(request.image)
-    face = engine.face_at(decoded, request.box, embed=False)
-    return describe_face(engine, decoded, face, request.landmark, list(request.attributes))
+    """Face++ landmark/attributes of the face inside the request's box of a kept image (face/analyze): one pass
+    through the engine (:meth:`~faceplus.engine.Engine.analyze_image`)."""
+    asked = FaceRequest(
+        rectangle=request.box,
+        rectangle_inside=False,  # the box detect found and stored, which may reach past the image's edge
+        embed=False,
+        landmark=request.landmark,
+        attributes=request.attributes,
+    )
+    (analyzed,) = engine.analyze_image(request.image, asked).faces
+    return face_details(analyzed.face, request.landmark, request.attributes)
 
 
 def analyze_crop_job(engine: Engine, request: AnalyzeCropRequest) -> dict[str, Any]:
-    """Face++ landmark/attributes of a face token from its kept crop (face/analyze), in image coordinates.
-
-    The same models run on the same pixels as detect's own description of the face; fer's emotion crop of a
-    face at the image's edge reads the whole image's padding value, so it runs on a canvas that has it.
-    """
-    meta, attributes = request.meta, list(request.attributes)
-    decoded, face = open_crop(request.crop, meta)
-    out = describe_face(engine, decoded, face, request.landmark, attributes)
-    wanted = {"emotion", "smiling"} & set(attributes)
-    if wanted and emotion_leaves_image(meta):
-        from faceplus.attributes import expression
-
-        canvas = emotion_canvas(decoded.rgb, meta)
-        left, top, width, height = (int(v) for v in meta["box"])
-        probs = engine.analyzer.emotion_model.predict_boxes(canvas, [(left, top, width, height)], flip_tta=True)[0]
-        if "smiling" in wanted:
-            out["attributes"]["smile"] = expression.smile(probs)
-        if "emotion" in wanted:
-            out["attributes"]["emotion"] = expression.emotion(probs)
+    """Face++ landmark/attributes of a face token from its kept crop (face/analyze), in image coordinates: one pass
+    through the engine, which runs the same models on the same pixels as detect's own description of the face."""
+    asked = FaceRequest(crop_meta=request.meta, embed=False, landmark=request.landmark, attributes=request.attributes)
+    (analyzed,) = engine.analyze_image(request.crop, asked).faces
+    out = face_details(analyzed.face, request.landmark, request.attributes)
     if "landmark" in out:
-        dx, dy = int(meta["left"]), int(meta["top"])
+        dx, dy = int(request.meta["left"]), int(request.meta["top"])
         out["landmark"] = {name: {"x": p["x"] + dx, "y": p["y"] + dy} for name, p in out["landmark"].items()}
     return out

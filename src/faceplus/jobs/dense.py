@@ -5,12 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from faceplus.attributes.dense_landmarks import dense_landmarks
-from faceplus.crops import open_crop
 from faceplus.engine import Engine
-from faceplus.face_request import big_enough, min_face_side
-from faceplus.imaging import DecodedImage
-from faceplus.results import Box, Face
+from faceplus.face_request import AnalyzedFace, FaceRequest
+from faceplus.results import Box
 
 
 @dataclass(frozen=True)
@@ -34,28 +31,29 @@ class DenseImageRequest:
     min_face: tuple[int, int] = (0, 0)
 
 
-def _dense(engine: Engine, decoded: DecodedImage, face: Face, parts: list[str]) -> dict[str, Any]:
-    mesh = engine.analyzer.mesh468(decoded.rgb, face)
-    eyes = engine.analyzer.iris_model.eyes(decoded.rgb, mesh)
-    return dense_landmarks(mesh, eyes, parts)
-
-
 def dense_crop_job(engine: Engine, request: DenseCropRequest) -> dict[str, Any]:
-    """Face++ dense landmarks (thousandlandmark) of a face token from its kept crop, in image coordinates."""
-    decoded, face = open_crop(request.crop, request.meta)
-    landmark = _dense(engine, decoded, face, list(request.parts))
-    return _shift(landmark, int(request.meta["left"]), int(request.meta["top"]))
+    """Face++ dense landmarks (thousandlandmark) of a face token from its kept crop, in image coordinates: one pass
+    through the engine (:meth:`~faceplus.engine.Engine.analyze_image`)."""
+    asked = FaceRequest(crop_meta=request.meta, embed=False, dense=request.parts)
+    (analyzed,) = engine.analyze_image(request.crop, asked).faces
+    return _shift(_landmark(analyzed), int(request.meta["left"]), int(request.meta["top"]))
 
 
 def dense_image_job(engine: Engine, request: DenseImageRequest) -> tuple[Box, dict[str, Any]] | None:
-    """The largest face of an image and its Face++ dense landmarks; None without a face, or when it is smaller
-    than the server's minimum (checked on the decoded size, before the dense models run)."""
-    decoded = engine.load(request.image, param=request.param)
-    faces = engine.detect(decoded, embed=False, max_faces=1)
-    minimum = min_face_side(*request.min_face, decoded.width, decoded.height)
-    if not faces or not big_enough(faces[0].box, minimum):
+    """The largest face of an image and its Face++ dense landmarks: one pass through the engine; None without a
+    face, or when the largest is smaller than the server's minimum (checked before the dense models run)."""
+    asked = FaceRequest(param=request.param, min_face=request.min_face, max_faces=1, embed=False, dense=request.parts)
+    found = engine.analyze_image(request.image, asked).faces
+    if not found:
         return None
-    return faces[0].box, _dense(engine, decoded, faces[0], list(request.parts))
+    return found[0].face.box, _landmark(found[0])
+
+
+def _landmark(analyzed: AnalyzedFace) -> dict[str, Any]:
+    """The dense landmarks the pass measured, which the jobs ask for on every face it keeps."""
+    if analyzed.dense is None:
+        raise AssertionError("a described face has no dense landmarks")
+    return analyzed.dense
 
 
 def _shift(landmark: dict[str, Any], dx: int, dy: int) -> dict[str, Any]:

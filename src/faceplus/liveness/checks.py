@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from faceplus.settings import DEFAULT_EMBEDDER
+
 ACTIONS = ("blink", "mouth", "turn_left", "turn_right", "nod")
 #: Actions a rigid object (a printed photo, a phone) cannot perform by being moved or bent.
 NON_RIGID = ("blink", "mouth")
@@ -72,7 +74,7 @@ class Limits:
     """Thresholds of the checks (documented in docs/LIVENESS.md; defaults measured there)."""
 
     #: the 1e-4 FAR distance of the configured identity model's shipped calibration (``FACEPLUS_EMBEDDER``):
-    #: distances differ by model (dlib's ResNet 0.336, SFace 1.076), so it is never a constant
+    #: distances differ by model (dlib's ResNet 0.336, SFace 1.013), so it is never a constant
     identity_distance: float = field(default_factory=lambda: shipped_identity_distance())
     eye_open_below: float = 0.4
     eye_closed_above: float = 0.7
@@ -90,17 +92,17 @@ class Limits:
     min_face_px: int = 40
 
 
-def shipped_identity_distance(embedder: str | None = None) -> float:
-    """The FAR 1e-4 L2 distance of ``embedder``'s shipped calibration (default: ``FACEPLUS_EMBEDDER``'s): raw L2,
+def shipped_identity_distance(embedder: str = DEFAULT_EMBEDDER) -> float:
+    """The FAR 1e-4 L2 distance of ``embedder``'s shipped calibration (default: the default model's): raw L2,
     the scale the frames' embeddings are compared on, whatever calibration compare scores with."""
     from faceplus.calibration import default_calibration
 
     return float(default_calibration(embedder).threshold_distances["1e-4"])
 
 
-def default_limits(embedder: str | None = None) -> Limits:
+def default_limits(embedder: str = DEFAULT_EMBEDDER) -> Limits:
     """:class:`Limits` with the identity distance of ``embedder``'s shipped calibration at FAR 1e-4 (default: the
-    configured identity model, ``FACEPLUS_EMBEDDER``)."""
+    default identity model; a server passes the one it runs)."""
     return Limits(identity_distance=shipped_identity_distance(embedder))
 
 

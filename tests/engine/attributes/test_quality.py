@@ -84,7 +84,7 @@ def test_score_orders_penalties() -> None:
 
 def test_the_zero_point_is_in_the_scale_the_weights_were_fitted_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """BASE and WEIGHTS are ResNet distances: the score's zero is ResNet's 1e-4 distance (0.336, docs/ATTRIBUTES.md)
-    whatever FACEPLUS_EMBEDDER says. It was read from the environment's model: SFace's 1.076 under the SFace
+    whatever FACEPLUS_EMBEDDER says. It was read from the environment's model: SFace's 1.013 under the SFace
     default, a scale in which no penalty could bring a face near 0."""
     for embedder in ("sface", "resnet", "resnet-int8"):
         monkeypatch.setenv("FACEPLUS_EMBEDDER", embedder)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, FormParams, Tenant, get_ctx
 from faceplus.api.errors import ApiError, missing
+from faceplus.api.fields import Field
 from faceplus.api.forms import Params, read_params
 from faceplus.api.responses import reply
 from faceplus.api.services.keys import create_key_reply, list_keys_reply, revoke_key_reply
@@ -28,6 +29,10 @@ router = APIRouter(prefix="/console/v1/admin", include_in_schema=False)
 #: The throttle's name for failed operator checks (all clients together, and per address as sign-ins are).
 _OPERATOR = "operator-secret"
 NO_STORE = {"cache-control": "no-store"}
+#: The console's admin fields (these routes are not Face++'s and have no Form: they are left out of /docs).
+OPERATOR_SECRET = Field("operator_secret")
+KEY_NAME = Field("name")
+TARGET_API_KEY = Field("target_api_key")
 
 
 def operator(
@@ -37,9 +42,9 @@ def operator(
     ctx: ApiContext = Depends(get_ctx),  # noqa: B008
 ) -> str:
     """The signed-in tenant, once the operator secret checks out (403 otherwise)."""
-    secret = params.text("operator_secret")
+    secret = params.text(OPERATOR_SECRET)
     if not secret:
-        raise missing("operator_secret")
+        raise missing(OPERATOR_SECRET.name)
     if not operator_enabled(ctx.settings.data_dir):
         raise ApiError(403, "OPERATOR_DISABLED")
     address = request.client.host if request.client else ""
@@ -65,7 +70,7 @@ def list_keys(request: Request, who: Operator, ctx: Ctx) -> JSONResponse:
 
 @router.post("/keys/create", summary="A new API key; its secret is answered once")
 def create_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) -> JSONResponse:
-    name = (params.text("name") or "").strip()
+    name = (params.text(KEY_NAME) or "").strip()
     if len(name) > 200:
         raise ApiError(400, "BAD_ARGUMENTS: name")
     return _answer(request, create_key_reply(ctx, name))
@@ -73,5 +78,5 @@ def create_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) ->
 
 @router.post("/keys/revoke", summary="Revoke an API key (it stops working at once)")
 def revoke_key(request: Request, who: Operator, params: FormParams, ctx: Ctx) -> JSONResponse:
-    target = params.required("target_api_key").strip()
+    target = params.required(TARGET_API_KEY).strip()
     return _answer(request, revoke_key_reply(ctx, target))

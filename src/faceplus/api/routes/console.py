@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from faceplus.api.deps import Ctx, FormParams, Tenant
+from faceplus.api.fields import FACE_TOKEN, Field
 from faceplus.api.responses import reply
 from faceplus.api.services.faces import thumbnail_of
 
@@ -26,6 +27,8 @@ router = APIRouter(prefix="/console/v1", include_in_schema=False)
 #: Thumbnail side (pixels): the default, and the range a caller may ask for.
 THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX = 112, 32, 256
 NO_STORE = {"cache-control": "no-store"}
+#: The thumbnail's side in pixels.
+SIZE = Field("size", "integer")
 
 
 @router.post(
@@ -33,8 +36,8 @@ NO_STORE = {"cache-control": "no-store"}
     summary="A JPEG of one of this key's faces, from its kept crop (faceplus extension)",
 )
 def thumbnail(request: Request, tenant: Tenant, params: FormParams, ctx: Ctx) -> Response:
-    token = params.required("face_token").strip()
-    side = params.integer("size", THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX)
+    token = params.required(FACE_TOKEN).strip()
+    side = params.integer(SIZE, THUMBNAIL_SIDE, THUMBNAIL_MIN, THUMBNAIL_MAX)
     return Response(thumbnail_of(ctx, tenant, token, side), media_type="image/jpeg", headers=NO_STORE)
 
 

@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, missing
+from faceplus.api.fields import FACE_TOKEN, Field
 from faceplus.api.forms import Form, Params
-from faceplus.api.images import image_fields, read_image
+from faceplus.api.images import IMAGE, read_image
 from faceplus.api.responses import reply
 from faceplus.api.services.dense import dense_of_image, dense_of_token
 from faceplus.attributes.dense_landmarks import PARTS, parse_parts
@@ -24,13 +25,13 @@ from faceplus.attributes.dense_landmarks import PARTS, parse_parts
 router = APIRouter(prefix="/face")
 
 
+#: thousandlandmark's own ``return_landmark``: parts, not detect's 0/1/2.
+RETURN_PARTS = Field("return_landmark")
 THOUSANDLANDMARK_FORM = Form(
-    {
-        "face_token": "string",
-        **image_fields(),
-        "return_landmark": "string",
-    },
-    docs={"return_landmark": f"all (the default), or comma-separated parts: {', '.join(PARTS)}."},
+    FACE_TOKEN,
+    *IMAGE.declared,
+    RETURN_PARTS,
+    docs={RETURN_PARTS: f"all (the default), or comma-separated parts: {', '.join(PARTS)}."},
 )
 
 
@@ -45,13 +46,13 @@ def thousandlandmark(
     params: Annotated[Params, Depends(THOUSANDLANDMARK_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    parts = parse_parts(params.text("return_landmark"))
+    parts = parse_parts(params.text(RETURN_PARTS))
     if parts is None:
-        raise bad("return_landmark")
-    token = params.text("face_token")
+        raise bad(RETURN_PARTS.name)
+    token = params.text(FACE_TOKEN)
     if token is not None and token.strip():
         return reply(request, dense_of_token(ctx, tenant, token.strip(), parts))
     image = read_image(params, ctx.fetcher)
     if image is None:
-        raise missing("face_token", "image_url", "image_file", "image_base64")
+        raise missing(FACE_TOKEN.name, IMAGE.url.name, IMAGE.file.name, IMAGE.base64.name)
     return reply(request, dense_of_image(ctx, image, parts))

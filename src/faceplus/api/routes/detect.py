@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
-from faceplus.api.errors import missing, plain
+from faceplus.api.errors import ApiError, missing, plain
+from faceplus.api.fields import FACE_RECTANGLE, FACE_TOKEN, FACESET_TOKEN, OUTER_ID, Field
 from faceplus.api.forms import Form, Params
-from faceplus.api.images import image_aliases, image_fields, image_names, read_image
+from faceplus.api.images import IMAGE, image_fields, read_image
 from faceplus.api.parsing import (
     ANALYSIS_FIELDS,
     faceset_names,
@@ -21,10 +22,10 @@ from faceplus.api.parsing import (
 )
 from faceplus.api.responses import reply
 from faceplus.api.services.analysis import declare_unmeasured
-from faceplus.api.services.faces import StoredFaces, comparable, detect_and_store, face_by_token
+from faceplus.api.services.faces import StoredFaces, detect_and_store
 from faceplus.api.services.facesets import resolve_faceset
 from faceplus.api.services.search import compare_faces, search_faceset
-from faceplus.store import FaceRecord
+from faceplus.api.services.sides import FaceSide, SideFace, resolve_sides
 
 router = APIRouter()
 
@@ -48,17 +49,8 @@ def _with_headers(response: JSONResponse, headers: dict[str, str]) -> JSONRespon
     return response
 
 
-_IMAGE = image_fields()
-
-
-DETECT_FORM = Form(
-    {
-        **_IMAGE,
-        **ANALYSIS_FIELDS,
-        "calculate_all": "integer",
-        "face_rectangle": "string",
-    }
-)
+CALCULATE_ALL = Field("calculate_all", "integer")
+DETECT_FORM = Form(*IMAGE.declared, *ANALYSIS_FIELDS, CALCULATE_ALL, FACE_RECTANGLE)
 
 
 @router.post(
@@ -73,11 +65,11 @@ def detect(
     ctx: Ctx,
 ) -> JSONResponse:
     landmark, attributes = parse_analysis_params(params)
-    calculate_all = params.flag("calculate_all", 0)
-    rectangle = parse_rectangle(params, "face_rectangle")
+    calculate_all = params.flag(CALCULATE_ALL, 0)
+    rectangle = parse_rectangle(params, FACE_RECTANGLE)
     image = read_image(params, ctx.fetcher)
     if image is None:
-        raise missing("image_url", "image_file", "image_base64")
+        raise missing(IMAGE.url.name, IMAGE.file.name, IMAGE.base64.name)
     found = detect_and_store(
         ctx,
         tenant,
@@ -93,37 +85,42 @@ def detect(
     return _with_headers(reply(request, reply_body), left_out_headers(found))
 
 
-def _face_or_image(
-    ctx: ApiContext, tenant: str, params: Params, suffix: str, out: dict[str, Any], headers: dict[str, str]
-) -> FaceRecord | None:
-    """The face to compare/search: ``face_token<suffix>`` wins over an image (largest face, or none found); an
-    image's left-out faces go to ``headers``."""
-    token = params.text(f"face_token{suffix}")
-    if token is not None:
-        return comparable(ctx, face_by_token(ctx, tenant, token.strip()))
-    rect_name = f"face_rectangle{suffix}"
-    rectangle = parse_rectangle(params, rect_name)
-    image = read_image(params, ctx.fetcher, suffix)
-    if image is None:
-        file_name, b64_name, url_name = image_names(suffix)
-        raise missing(f"face_token{suffix}", url_name, file_name, b64_name)
-    found = detect_and_store(ctx, tenant, image, rectangle=rectangle, rectangle_param=rect_name)
-    out[f"image_id{suffix}"] = found.image_id
-    out[f"faces{suffix}"] = found.faces_json()
-    headers.update(left_out_headers(found, suffix))
-    return found.main
+def parse_side(ctx: ApiContext, params: Params, suffix: str) -> FaceSide:
+    """The face ``face_token<suffix>`` names (it wins over an image), or the image with its ``face_rectangle<suffix>``;
+    a side that does not parse carries its error, which :func:`resolve_sides` raises in the side's turn."""
+    face_token, rectangle_field, images = (
+        FACE_TOKEN.numbered(suffix),
+        FACE_RECTANGLE.numbered(suffix),
+        image_fields(suffix),
+    )
+    try:
+        token = params.text(face_token)
+        if token is not None:
+            return FaceSide(suffix, token=token.strip())
+        rectangle = parse_rectangle(params, rectangle_field)
+        image = read_image(params, ctx.fetcher, images)
+        if image is None:
+            raise missing(face_token.name, images.url.name, images.file.name, images.base64.name)
+        return FaceSide(suffix, image=image, rectangle=rectangle, rectangle_param=rectangle_field.name)
+    except ApiError as exc:
+        return FaceSide(suffix, refused=exc)
+
+
+def _side_reply(side: FaceSide, face: SideFace, out: dict[str, Any], headers: dict[str, str]) -> None:
+    """An image side's ``image_id<suffix>`` and ``faces<suffix>`` into ``out``, its left-out faces into ``headers``."""
+    if face.found is not None:
+        out[f"image_id{side.suffix}"] = face.found.image_id
+        out[f"faces{side.suffix}"] = face.found.faces_json()
+        headers.update(left_out_headers(face.found, side.suffix))
 
 
 COMPARE_FORM = Form(
-    {
-        "face_token1": "string",
-        **image_fields("1"),
-        "face_rectangle1": "string",
-        "face_token2": "string",
-        **image_fields("2"),
-        "face_rectangle2": "string",
-    },
-    aliases={**image_aliases("1"), **image_aliases("2")},
+    *(
+        field
+        for suffix in ("1", "2")
+        for field in (FACE_TOKEN.numbered(suffix), *image_fields(suffix).declared, FACE_RECTANGLE.numbered(suffix))
+    ),
+    aliases=(*image_fields("1").aliases, *image_fields("2").aliases),
 )
 
 
@@ -138,25 +135,19 @@ def compare(
     params: Annotated[Params, Depends(COMPARE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
+    sides = [parse_side(ctx, params, "1"), parse_side(ctx, params, "2")]
+    face1, face2 = resolve_sides(ctx, tenant, sides)
     out: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    face1 = _face_or_image(ctx, tenant, params, "1", out, headers)
-    face2 = _face_or_image(ctx, tenant, params, "2", out, headers)
-    if face1 is not None and face2 is not None:
-        out.update(compare_faces(ctx, face1, face2))
+    for side, face in zip(sides, (face1, face2), strict=True):
+        _side_reply(side, face, out, headers)
+    if face1.face is not None and face2.face is not None:
+        out.update(compare_faces(ctx, face1.face, face2.face))
     return _with_headers(reply(request, out), headers)
 
 
-SEARCH_FORM = Form(
-    {
-        "face_token": "string",
-        **_IMAGE,
-        "faceset_token": "string",
-        "outer_id": "string",
-        "return_result_count": "integer",
-        "face_rectangle": "string",
-    }
-)
+RETURN_RESULT_COUNT = Field("return_result_count", "integer")
+SEARCH_FORM = Form(FACE_TOKEN, *IMAGE.declared, FACESET_TOKEN, OUTER_ID, RETURN_RESULT_COUNT, FACE_RECTANGLE)
 
 
 @router.post(
@@ -170,13 +161,16 @@ def search(
     params: Annotated[Params, Depends(SEARCH_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    count = params.integer("return_result_count", 1, 1, 5)
-    faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
+    count = params.integer(RETURN_RESULT_COUNT, 1, 1, 5)
+    names = faceset_names(params)
+    side = parse_side(ctx, params, "")
+    faceset = resolve_faceset(ctx, tenant, *names)
     if faceset.face_count == 0:
         raise plain("EMPTY_FACESET")
+    (face,) = resolve_sides(ctx, tenant, [side])
     out: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    face = _face_or_image(ctx, tenant, params, "", out, headers)
-    if face is not None:
-        out.update(search_faceset(ctx, tenant, faceset, face, count))
+    _side_reply(side, face, out, headers)
+    if face.face is not None:
+        out.update(search_faceset(ctx, tenant, faceset, face.face, count))
     return _with_headers(reply(request, out), headers)

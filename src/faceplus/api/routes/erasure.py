@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import missing
+from faceplus.api.fields import FACE_TOKENS, USER_ID
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import face_tokens
 from faceplus.api.responses import reply
@@ -23,7 +24,7 @@ from faceplus.api.services.facesets import check_text
 router = APIRouter(prefix="/face")
 
 
-ERASE_FACES_FORM = Form({"face_tokens": "string", "user_id": "string"})
+ERASE_FACES_FORM = Form(FACE_TOKENS, USER_ID)
 
 
 @router.post(
@@ -42,9 +43,9 @@ def erase_faces(
     ctx: Ctx,
 ) -> JSONResponse:
     tokens = face_tokens(params, ctx.settings.removeface_max_tokens, required=False) or []
-    user_id = params.text("user_id")
+    user_id = params.text(USER_ID)
     if user_id is not None:
-        user_id = check_text("user_id", user_id, lookup=True)
+        user_id = check_text(USER_ID.name, user_id, lookup=True)
     if not tokens and not user_id:
-        raise missing("face_tokens", "user_id")
+        raise missing(FACE_TOKENS.name, USER_ID.name)
     return reply(request, erase_faces_reply(ctx, tenant, tokens, user_id))

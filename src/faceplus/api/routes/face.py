@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.fields import FACE_TOKEN, FACE_TOKENS, USER_ID
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import ANALYSIS_FIELDS, face_tokens, parse_analysis_params, unmeasured_attributes
 from faceplus.api.responses import reply
@@ -19,7 +20,7 @@ from faceplus.api.services.facesets import check_text
 router = APIRouter(prefix="/face")
 
 
-ANALYZE_FORM = Form({"face_tokens": "string", **ANALYSIS_FIELDS})
+ANALYZE_FORM = Form(FACE_TOKENS, *ANALYSIS_FIELDS)
 
 
 @router.post(
@@ -40,7 +41,7 @@ def analyze(
     return reply(request, declare_unmeasured(unmeasured_attributes(params), {"faces": faces}))
 
 
-GETDETAIL_FORM = Form({"face_token": "string"})
+GETDETAIL_FORM = Form(FACE_TOKEN)
 
 
 @router.post(
@@ -54,10 +55,10 @@ def getdetail(
     params: Annotated[Params, Depends(GETDETAIL_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    return reply(request, face_detail(ctx, tenant, params.required("face_token").strip()))
+    return reply(request, face_detail(ctx, tenant, params.required(FACE_TOKEN).strip()))
 
 
-SETUSERID_FORM = Form({"face_token": "string", "user_id": "string"})
+SETUSERID_FORM = Form(FACE_TOKEN, USER_ID)
 
 
 @router.post(
@@ -71,6 +72,6 @@ def setuserid(
     params: Annotated[Params, Depends(SETUSERID_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    token = params.required("face_token").strip()
-    user_id = check_text("user_id", params.required("user_id"))
+    token = params.required(FACE_TOKEN).strip()
+    user_id = check_text(USER_ID.name, params.required(USER_ID))
     return reply(request, set_user_id(ctx, tenant, token, user_id))

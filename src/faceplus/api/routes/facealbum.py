@@ -1,6 +1,7 @@
 """Face++ FaceAlbum routes (``/imagepp/v1/facealbum/...``): albums of photos whose faces are grouped by person.
 
-The rules live in :mod:`faceplus.api.services.facealbums`; here are the parameters, errors and reply shapes.
+The rules live in :mod:`faceplus.api.services.facealbums` (a module a job); here are the parameters, errors
+and reply shapes.
 """
 
 from __future__ import annotations
@@ -13,60 +14,67 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import bad, missing, plain
+from faceplus.api.fields import CALLBACK_URL, CHECK_EMPTY, FACE_TOKEN, FACE_TOKENS, IMAGE_ID, START, TASK_ID, Field
 from faceplus.api.forms import Form, Params
-from faceplus.api.images import ImageInput, image_fields, read_image
+from faceplus.api.images import IMAGE, ImageInput, read_image
 from faceplus.api.responses import reply
-from faceplus.api.services.album_grouping import ENTIRE, INCREMENTAL, is_group
-from faceplus.api.services.facealbums import (
-    KIND_ADD,
-    KIND_GROUP,
-    KIND_SEARCH,
-    add_image,
+from faceplus.api.services.facealbums.albums import (
     album_by_token,
     album_detail,
     album_face_detail,
     album_image_detail,
-    album_task_status,
     create_album,
     delete_album,
-    delete_album_faces,
-    find_candidates,
     list_albums,
+)
+from faceplus.api.services.facealbums.edits import delete_album_faces, update_album_faces
+from faceplus.api.services.facealbums.grouping import find_candidates
+from faceplus.api.services.facealbums.images import add_image
+from faceplus.api.services.facealbums.placement import ENTIRE, INCREMENTAL, is_group
+from faceplus.api.services.facealbums.tasks import (
+    KIND_ADD,
+    KIND_GROUP,
+    KIND_SEARCH,
+    album_task_status,
     queue_grouping,
     queue_with_image,
-    update_album_faces,
 )
 from faceplus.store import AlbumRecord
 
 router = APIRouter(prefix="/facealbum")
 
-_ALBUM = {"facealbum_token": "string"}
-_IMAGE = image_fields()
+FACEALBUM_TOKEN = Field("facealbum_token")
+START_TOKEN = Field("start_token")
+OPERATION_TYPE = Field("operation_type")
+GROUP_ID = Field("group_id")
+NEW_GROUP_ID = Field("new_group_id")
+#: deleteface's ``image_id`` as FaceppSwift spells it.
+IMAGE_ID_CAPITALISED = Field("Image_id")
 #: face_tokens per updateface/deleteface call (Face++: 1 to 10).
 MAX_TOKENS = 10
 
 
 def resolve_album(ctx: ApiContext, tenant: str, params: Params) -> AlbumRecord:
     """The tenant's album named by ``facealbum_token``, or 400 (MISSING_ARGUMENTS / INVALID_FACEALBUM_TOKEN)."""
-    return album_by_token(ctx, tenant, params.required("facealbum_token").strip())
+    return album_by_token(ctx, tenant, params.required(FACEALBUM_TOKEN).strip())
 
 
 def required_image(ctx: ApiContext, params: Params) -> ImageInput:
     image = read_image(params, ctx.fetcher)
     if image is None:
-        raise missing("image_url", "image_file", "image_base64")
+        raise missing(IMAGE.url.name, IMAGE.file.name, IMAGE.base64.name)
     return image
 
 
 def album_tokens(params: Params) -> list[str] | None:
     """``face_tokens``: 1 to 10 comma-separated tokens (None when absent)."""
-    tokens = params.token_list("face_tokens")
+    tokens = params.token_list(FACE_TOKENS)
     if tokens is not None and not 1 <= len(tokens) <= MAX_TOKENS:
         raise plain("INVALID_FACE_TOKENS_SIZE")
     return tokens
 
 
-CREATEALBUM_FORM = Form({})
+CREATEALBUM_FORM = Form()
 
 
 @router.post("/createalbum", summary="Create a FaceAlbum", openapi_extra=CREATEALBUM_FORM.openapi())
@@ -76,7 +84,7 @@ def createalbum(
     return reply(request, create_album(ctx, tenant))
 
 
-DELETEALBUM_FORM = Form({**_ALBUM, "check_empty": "integer"})
+DELETEALBUM_FORM = Form(FACEALBUM_TOKEN, CHECK_EMPTY)
 
 
 @router.post(
@@ -88,10 +96,10 @@ def deletealbum(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(DELETEALBUM_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    return reply(request, delete_album(ctx, tenant, album, bool(params.flag("check_empty", 0))))
+    return reply(request, delete_album(ctx, tenant, album, bool(params.flag(CHECK_EMPTY, 0))))
 
 
-GETFACEALBUMS_FORM = Form({"start": "integer"})
+GETFACEALBUMS_FORM = Form(START)
 
 
 @router.post(
@@ -102,11 +110,11 @@ GETFACEALBUMS_FORM = Form({"start": "integer"})
 def getfacealbums(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEALBUMS_FORM)], ctx: Ctx
 ) -> JSONResponse:
-    start = params.integer("start", 1, 1, 9_999_999)
+    start = params.integer(START, 1, 1, 9_999_999)
     return reply(request, list_albums(ctx, tenant, start))
 
 
-GETALBUMDETAIL_FORM = Form({**_ALBUM, "start_token": "string"})
+GETALBUMDETAIL_FORM = Form(FACEALBUM_TOKEN, START_TOKEN)
 
 
 @router.post(
@@ -118,10 +126,10 @@ def getalbumdetail(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETALBUMDETAIL_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    return reply(request, album_detail(ctx, tenant, album, params.text("start_token")))
+    return reply(request, album_detail(ctx, tenant, album, params.text(START_TOKEN)))
 
 
-GETFACEDETAIL_FORM = Form({**_ALBUM, "face_token": "string"})
+GETFACEDETAIL_FORM = Form(FACEALBUM_TOKEN, FACE_TOKEN)
 
 
 @router.post(
@@ -133,11 +141,11 @@ def getfacedetail(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETFACEDETAIL_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    token = params.required("face_token").strip()
+    token = params.required(FACE_TOKEN).strip()
     return reply(request, album_face_detail(ctx, tenant, album, token))
 
 
-GETIMAGEDETAIL_FORM = Form({**_ALBUM, "image_id": "string"})
+GETIMAGEDETAIL_FORM = Form(FACEALBUM_TOKEN, IMAGE_ID)
 
 
 @router.post(
@@ -149,11 +157,11 @@ def getimagedetail(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GETIMAGEDETAIL_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    image_id = params.required("image_id").strip()
+    image_id = params.required(IMAGE_ID).strip()
     return reply(request, album_image_detail(ctx, tenant, album, image_id))
 
 
-ADDIMAGE_FORM = Form({**_ALBUM, **_IMAGE})
+ADDIMAGE_FORM = Form(FACEALBUM_TOKEN, *IMAGE.declared)
 
 
 @router.post(
@@ -169,7 +177,7 @@ def addimage(
     return reply(request, add_image(ctx, tenant, album.facealbum_token, image.data, image.param))
 
 
-ADDIMAGEASYNC_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
+ADDIMAGEASYNC_FORM = Form(FACEALBUM_TOKEN, *IMAGE.declared, CALLBACK_URL)
 
 
 @router.post(
@@ -186,7 +194,7 @@ def addimageasync(
     return reply(request, {"facealbum_token": album.facealbum_token, "task_id": task_id})
 
 
-GROUPFACE_FORM = Form({**_ALBUM, "operation_type": "string", "callback_url": "string"})
+GROUPFACE_FORM = Form(FACEALBUM_TOKEN, OPERATION_TYPE, CALLBACK_URL)
 
 
 @router.post(
@@ -198,13 +206,13 @@ def groupface(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GROUPFACE_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    mode = (params.text("operation_type") or INCREMENTAL).strip().lower()
+    mode = (params.text(OPERATION_TYPE) or INCREMENTAL).strip().lower()
     if mode not in (INCREMENTAL, ENTIRE):
-        raise bad("operation_type")
+        raise bad(OPERATION_TYPE.name)
     return reply(request, queue_grouping(ctx, tenant, album, mode))
 
 
-SEARCHIMAGE_FORM = Form({**_ALBUM, **_IMAGE, "callback_url": "string"})
+SEARCHIMAGE_FORM = Form(FACEALBUM_TOKEN, *IMAGE.declared, CALLBACK_URL)
 
 
 @router.post(
@@ -223,11 +231,11 @@ def searchimage(
 
 def _task_query(request: Request, tenant: str, params: Params, ctx: ApiContext, kind: str) -> JSONResponse:
     """A FaceAlbum task's state: ``status`` 0 running, 1 done (with the result's fields), -1 failed."""
-    task_id = params.required("task_id").strip()
+    task_id = params.required(TASK_ID).strip()
     return reply(request, album_task_status(ctx, tenant, task_id, kind))
 
 
-ADDIMAGETASKQUERY_FORM = Form({"task_id": "string"})
+ADDIMAGETASKQUERY_FORM = Form(TASK_ID)
 
 
 @router.post("/addimagetaskquery", summary="An addimageasync task", openapi_extra=ADDIMAGETASKQUERY_FORM.openapi())
@@ -237,7 +245,7 @@ def addimagetaskquery(
     return _task_query(request, tenant, params, ctx, KIND_ADD)
 
 
-GROUPFACETASKQUERY_FORM = Form({"task_id": "string"})
+GROUPFACETASKQUERY_FORM = Form(TASK_ID)
 
 
 @router.post("/groupfacetaskquery", summary="A groupface task", openapi_extra=GROUPFACETASKQUERY_FORM.openapi())
@@ -247,7 +255,7 @@ def groupfacetaskquery(
     return _task_query(request, tenant, params, ctx, KIND_GROUP)
 
 
-SEARCHIMAGETASKQUERY_FORM = Form({"task_id": "string"})
+SEARCHIMAGETASKQUERY_FORM = Form(TASK_ID)
 
 
 @router.post("/searchimagetaskquery", summary="A searchimage task", openapi_extra=SEARCHIMAGETASKQUERY_FORM.openapi())
@@ -257,7 +265,7 @@ def searchimagetaskquery(
     return _task_query(request, tenant, params, ctx, KIND_SEARCH)
 
 
-FINDCANDIDATE_FORM = Form({**_ALBUM, "group_id": "string"})
+FINDCANDIDATE_FORM = Form(FACEALBUM_TOKEN, GROUP_ID)
 
 
 @router.post(
@@ -269,14 +277,14 @@ def findcandidate(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(FINDCANDIDATE_FORM)], ctx: Ctx
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
-    group_id = params.required("group_id").strip()
+    group_id = params.required(GROUP_ID).strip()
     if not is_group(group_id):
-        raise bad("group_id")
+        raise bad(GROUP_ID.name)
     candidates = find_candidates(ctx, tenant, album.facealbum_token, group_id)
     return reply(request, {"facealbum_token": album.facealbum_token, "candidate_groups": candidates})
 
 
-UPDATEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "new_group_id": "string"})
+UPDATEFACE_FORM = Form(FACEALBUM_TOKEN, FACE_TOKENS, NEW_GROUP_ID)
 
 
 @router.post(
@@ -290,12 +298,12 @@ def updateface(
     album = resolve_album(ctx, tenant, params)
     tokens = album_tokens(params)
     if tokens is None:
-        raise missing("face_tokens")
-    target = params.required("new_group_id").strip()
+        raise missing(FACE_TOKENS.name)
+    target = params.required(NEW_GROUP_ID).strip()
     return reply(request, update_album_faces(ctx, tenant, album, tokens, target))
 
 
-DELETEFACE_FORM = Form({**_ALBUM, "face_tokens": "string", "image_id": "string", "Image_id": "string"})
+DELETEFACE_FORM = Form(FACEALBUM_TOKEN, FACE_TOKENS, IMAGE_ID, IMAGE_ID_CAPITALISED)
 
 
 @router.post(
@@ -308,9 +316,9 @@ def deleteface(
 ) -> JSONResponse:
     album = resolve_album(ctx, tenant, params)
     tokens = album_tokens(params)
-    image_id = params.text("image_id") or params.text("Image_id")  # FaceppSwift sends "Image_id"
+    image_id = params.text(IMAGE_ID) or params.text(IMAGE_ID_CAPITALISED)
     if tokens is not None and image_id is not None:
         raise plain("COEXISTENCE_ARGUMENTS")
     if tokens is None and image_id is None:
-        raise missing("face_tokens", "image_id")
+        raise missing(FACE_TOKENS.name, IMAGE_ID.name)
     return reply(request, delete_album_faces(ctx, tenant, album, tokens, image_id))

@@ -8,6 +8,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from faceplus.api.deps import Ctx, Tenant
+from faceplus.api.fields import (
+    CHECK_EMPTY,
+    DISPLAY_NAME,
+    FACE_TOKENS,
+    FACESET_TOKEN,
+    OUTER_ID,
+    START,
+    TAGS,
+    TASK_ID,
+    USER_DATA,
+    Field,
+)
 from faceplus.api.forms import Form, Params
 from faceplus.api.parsing import face_tokens, faceset_names, parse_tags, removal_tokens
 from faceplus.api.responses import reply
@@ -29,19 +41,13 @@ from faceplus.store import FaceSetRecord
 
 router = APIRouter(prefix="/faceset")
 
-_WHICH = {"faceset_token": "string", "outer_id": "string"}
+#: The FaceSet a route names (:func:`faceplus.api.parsing.faceset_names`).
+_WHICH = (FACESET_TOKEN, OUTER_ID)
+FORCE_MERGE = Field("force_merge", "integer")
+NEW_OUTER_ID = Field("new_outer_id")
 
 
-CREATE_FORM = Form(
-    {
-        "display_name": "string",
-        "outer_id": "string",
-        "tags": "string",
-        "user_data": "string",
-        "face_tokens": "string",
-        "force_merge": "integer",
-    }
-)
+CREATE_FORM = Form(DISPLAY_NAME, OUTER_ID, TAGS, USER_DATA, FACE_TOKENS, FORCE_MERGE)
 
 
 @router.post(
@@ -55,17 +61,17 @@ def create(
     params: Annotated[Params, Depends(CREATE_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    display_name = check_text("display_name", params.text("display_name", "") or "")
-    outer_id = check_text("outer_id", params.text("outer_id", "") or "")
-    user_data = check_text("user_data", params.text("user_data", "") or "")
+    display_name = check_text(DISPLAY_NAME.name, params.text(DISPLAY_NAME, "") or "")
+    outer_id = check_text(OUTER_ID.name, params.text(OUTER_ID, "") or "")
+    user_data = check_text(USER_DATA.name, params.text(USER_DATA, "") or "")
     tags = parse_tags(params) or []
-    force_merge = params.flag("force_merge", 0)
+    force_merge = params.flag(FORCE_MERGE, 0)
     tokens = face_tokens(params, ctx.settings.addface_max_tokens, required=False) or []
     new = FaceSetRecord(tenant, new_token(), outer_id, display_name, user_data, tags, ctx.now())
     return reply(request, create_faceset(ctx, new, bool(force_merge), tokens))
 
 
-ADDFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+ADDFACE_FORM = Form(*_WHICH, FACE_TOKENS)
 
 
 @router.post(
@@ -85,7 +91,7 @@ def addface(
     return reply(request, add_faces(ctx, tenant, faceset, tokens))
 
 
-REMOVEFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+REMOVEFACE_FORM = Form(*_WHICH, FACE_TOKENS)
 
 
 @router.post(
@@ -104,7 +110,7 @@ def removeface(
     return reply(request, remove_faces(ctx, tenant, faceset, tokens))
 
 
-ASYNC_ADDFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+ASYNC_ADDFACE_FORM = Form(*_WHICH, FACE_TOKENS)
 
 
 @router.post(
@@ -123,7 +129,7 @@ def async_addface(
     return reply(request, submit_task(ctx, tenant, "addface", faceset, tokens))
 
 
-ASYNC_REMOVEFACE_FORM = Form({**_WHICH, "face_tokens": "string"})
+ASYNC_REMOVEFACE_FORM = Form(*_WHICH, FACE_TOKENS)
 
 
 @router.post(
@@ -142,7 +148,7 @@ def async_removeface(
     return reply(request, submit_task(ctx, tenant, "removeface", faceset, tokens))
 
 
-TASK_STATUS_FORM = Form({"task_id": "string"})
+TASK_STATUS_FORM = Form(TASK_ID)
 
 
 @router.post(
@@ -156,13 +162,11 @@ def task_status(
     params: Annotated[Params, Depends(TASK_STATUS_FORM)],
     ctx: Ctx,
 ) -> JSONResponse:
-    task_id = params.required("task_id").strip()
+    task_id = params.required(TASK_ID).strip()
     return reply(request, task_status_reply(ctx, tenant, task_id))
 
 
-UPDATE_FORM = Form(
-    {**_WHICH, "new_outer_id": "string", "display_name": "string", "user_data": "string", "tags": "string"}
-)
+UPDATE_FORM = Form(*_WHICH, NEW_OUTER_ID, DISPLAY_NAME, USER_DATA, TAGS)
 
 
 @router.post(
@@ -178,17 +182,17 @@ def update(
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
     changes: dict[str, object] = {}
-    if (new_outer_id := params.text("new_outer_id")) is not None:
-        changes["outer_id"] = check_text("new_outer_id", new_outer_id)
-    for name in ("display_name", "user_data"):
-        if (value := params.text(name)) is not None:
-            changes[name] = check_text(name, value)
+    if (new_outer_id := params.text(NEW_OUTER_ID)) is not None:
+        changes["outer_id"] = check_text(NEW_OUTER_ID.name, new_outer_id)
+    for field in (DISPLAY_NAME, USER_DATA):  # the FaceSet's fields of these names
+        if (value := params.text(field)) is not None:
+            changes[field.name] = check_text(field.name, value)
     if (tags := parse_tags(params)) is not None:
         changes["tags"] = tags
     return reply(request, update_faceset(ctx, tenant, faceset, changes))
 
 
-GETDETAIL_FORM = Form({**_WHICH, "start": "integer"})
+GETDETAIL_FORM = Form(*_WHICH, START)
 
 
 @router.post(
@@ -203,11 +207,11 @@ def getdetail(
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
-    start = params.integer("start", 1, 1, 10_000)
+    start = params.integer(START, 1, 1, 10_000)
     return reply(request, faceset_detail(ctx, tenant, faceset, start))
 
 
-DELETE_FORM = Form({**_WHICH, "check_empty": "integer"})
+DELETE_FORM = Form(*_WHICH, CHECK_EMPTY)
 
 
 @router.post(
@@ -222,11 +226,11 @@ def delete(
     ctx: Ctx,
 ) -> JSONResponse:
     faceset = resolve_faceset(ctx, tenant, *faceset_names(params))
-    check_empty = bool(params.flag("check_empty", 1))
+    check_empty = bool(params.flag(CHECK_EMPTY, 1))
     return reply(request, delete_faceset(ctx, tenant, faceset, check_empty))
 
 
-GETFACESETS_FORM = Form({"tags": "string", "start": "integer"})
+GETFACESETS_FORM = Form(TAGS, START)
 
 
 @router.post(
@@ -241,5 +245,5 @@ def getfacesets(
     ctx: Ctx,
 ) -> JSONResponse:
     tags = parse_tags(params) or []
-    start = params.integer("start", 1, 1, 10**9)
+    start = params.integer(START, 1, 1, 10**9)
     return reply(request, list_facesets(ctx, tenant, tags, start))

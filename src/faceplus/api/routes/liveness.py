@@ -19,8 +19,9 @@ from fastapi.responses import JSONResponse
 from faceplus.api.context import ApiContext
 from faceplus.api.deps import Ctx, Tenant
 from faceplus.api.errors import ApiError, bad, missing
+from faceplus.api.fields import Field
 from faceplus.api.forms import Form, Params
-from faceplus.api.images import ImageInput, _base64
+from faceplus.api.images import ImageFields, ImageInput, read_image
 from faceplus.api.responses import reply
 from faceplus.api.services.liveness import issue_biz_token, verify_capture, video_limits
 from faceplus.liveness.challenge import DEFAULT_ACTIONS, LIVENESS_TYPES
@@ -30,41 +31,45 @@ router = APIRouter(prefix="/sdk")
 
 _FRAME_FIELD = re.compile(r"frame_(\d{1,4})")
 
+LIVENESS_TYPE = Field("liveness_type")
+COMPARISON_TYPE = Field("comparison_type")
+FACE_TOKEN_REF = Field("face_token_ref1")
+#: The reference photo's fields (FaceID's names).
+IMAGE_REF = ImageFields(Field("image_ref1", "binary"), Field("image_base64_ref1"), Field("image_url_ref1"))
+ACTION_COUNT = Field("action_count", "integer")
+EXPIRE_SECONDS = Field("expire_seconds", "integer")
+BIZ_NO = Field("biz_no")
+BIZ_TOKEN = Field("biz_token")
+VIDEO_FILE = Field("video_file", "binary")
+TIMESTAMPS = Field("timestamps")
+
+
+def frame_field(index: int) -> Field:
+    """``frame_<index>``, one of the numbered frame fields."""
+    return Field(f"frame_{index}", "binary")
+
 
 def _reference(params: Params, ctx: ApiContext) -> tuple[str | None, ImageInput | None]:
     """The reference face (ref1) as given: ``face_token_ref1``, else an image (``image_ref1`` (file),
     ``image_base64_ref1`` or ``image_url_ref1``)."""
-    token = params.text("face_token_ref1")
+    token = params.text(FACE_TOKEN_REF)
     if token is not None:
         return token, None
-    image: ImageInput | None = None
-    data = params.file("image_ref1")
-    if data is not None:
-        image = ImageInput(data, "image_ref1")
-    elif params.text("image_ref1") is not None:
-        raise ApiError(400, "IMAGE_ERROR_UNSUPPORTED_FORMAT: image_ref1")
-    elif (text := params.text("image_base64_ref1")) is not None:
-        image = ImageInput(_base64(text, "image_base64_ref1"), "image_base64_ref1")
-    elif (url := params.text("image_url_ref1")) is not None:
-        image = ImageInput(ctx.fetcher.fetch(url.strip(), "image_url_ref1"), "image_url_ref1")
+    image = read_image(params, ctx.fetcher, IMAGE_REF)
     if image is None:
-        raise missing("face_token_ref1", "image_ref1", "image_base64_ref1", "image_url_ref1")
+        raise missing(FACE_TOKEN_REF.name, *(field.name for field in IMAGE_REF.declared))
     return None, image
 
 
 GET_BIZ_TOKEN_FORM = Form(
-    {
-        "liveness_type": "string",
-        "comparison_type": "string",
-        "face_token_ref1": "string",
-        "image_ref1": "binary",
-        "image_base64_ref1": "string",
-        "image_url_ref1": "string",
-        "action_count": "integer",
-        "expire_seconds": "integer",
-        "biz_no": "string",
-    },
-    "liveness_type: meglive (actions). The reference face: face_token_ref1 or an image. docs/LIVENESS.md",
+    LIVENESS_TYPE,
+    COMPARISON_TYPE,
+    FACE_TOKEN_REF,
+    *IMAGE_REF.declared,
+    ACTION_COUNT,
+    EXPIRE_SECONDS,
+    BIZ_NO,
+    description="liveness_type: meglive (actions). The reference face: face_token_ref1 or an image. docs/LIVENESS.md",
 )
 
 
@@ -76,16 +81,16 @@ GET_BIZ_TOKEN_FORM = Form(
 def get_biz_token(
     request: Request, tenant: Tenant, params: Annotated[Params, Depends(GET_BIZ_TOKEN_FORM)], ctx: Ctx
 ) -> JSONResponse:
-    liveness_type = params.text("liveness_type", "meglive")
+    liveness_type = params.text(LIVENESS_TYPE, "meglive")
     if liveness_type not in LIVENESS_TYPES:
-        raise bad("liveness_type")
-    if params.text("comparison_type", "0") != "0":
-        raise bad("comparison_type")
-    count = params.integer("action_count", DEFAULT_ACTIONS, 2, len(ACTIONS))
-    ttl = params.integer("expire_seconds", int(ctx.settings.liveness_token_ttl_s), 60, 86400)
-    biz_no = params.text("biz_no")
+        raise bad(LIVENESS_TYPE.name)
+    if params.text(COMPARISON_TYPE, "0") != "0":
+        raise bad(COMPARISON_TYPE.name)
+    count = params.integer(ACTION_COUNT, DEFAULT_ACTIONS, 2, len(ACTIONS))
+    ttl = params.integer(EXPIRE_SECONDS, int(ctx.settings.liveness_token_ttl_s), 60, 86400)
+    biz_no = params.text(BIZ_NO)
     if biz_no is not None and len(biz_no) > 128:
-        raise bad("biz_no")
+        raise bad(BIZ_NO.name)
     token, image = _reference(params, ctx)
     body = issue_biz_token(ctx, tenant, liveness_type, count, ttl, token, image)
     if biz_no is not None:
@@ -98,22 +103,25 @@ def _frames(params: Params, max_frames: int) -> tuple[list[bytes], list[float]]:
     indices = sorted(int(m.group(1)) for name in params.files if (m := _FRAME_FIELD.fullmatch(name)))
     if indices != list(range(len(indices))):
         missing_at = next(i for i, k in enumerate(indices) if i != k)
-        raise bad(f"frame_{missing_at}")
+        raise bad(frame_field(missing_at).name)
     if len(indices) > max_frames:
-        raise bad(f"frame_{max_frames}")
-    raw = params.required("timestamps")
+        raise bad(frame_field(max_frames).name)
+    raw = params.required(TIMESTAMPS)
     try:
         times = [float(v) for v in raw.split(",")]
     except ValueError:
-        raise bad("timestamps") from None
+        raise bad(TIMESTAMPS.name) from None
     if len(times) != len(indices) or not all(math.isfinite(t) for t in times):
-        raise bad("timestamps")
-    return [params.files[f"frame_{i}"] for i in indices], times
+        raise bad(TIMESTAMPS.name)
+    return [params.files[frame_field(i).name] for i in indices], times
 
 
 VERIFY_FORM = Form(
-    {"biz_token": "string", "video_file": "binary", "timestamps": "string", "frame_0": "binary"},
-    "The capture: video_file, or frame_0 ... frame_<n-1> (n <= liveness_max_frames) with timestamps "
+    BIZ_TOKEN,
+    VIDEO_FILE,
+    TIMESTAMPS,
+    frame_field(0),
+    description="The capture: video_file, or frame_0 ... frame_<n-1> (n <= liveness_max_frames) with timestamps "
     "(ms, comma-separated). The token is used up by this call. docs/LIVENESS.md",
     numbered=_FRAME_FIELD,
 )
@@ -125,18 +133,18 @@ VERIFY_FORM = Form(
     openapi_extra=VERIFY_FORM.openapi(),
 )
 def verify(request: Request, tenant: Tenant, params: Annotated[Params, Depends(VERIFY_FORM)], ctx: Ctx) -> JSONResponse:
-    biz_token = params.required("biz_token").strip()
-    video = params.file("video_file")
-    if video is None and params.text("video_file") is not None:
-        raise ApiError(400, "VIDEO_ERROR_UNSUPPORTED_FORMAT: video_file")
-    if video is None and "frame_0" not in params.files:
-        raise missing("video_file", "frame_0")
+    biz_token = params.required(BIZ_TOKEN).strip()
+    video = params.file(VIDEO_FILE)
+    if video is None and params.text(VIDEO_FILE) is not None:
+        raise ApiError(400, f"VIDEO_ERROR_UNSUPPORTED_FORMAT: {VIDEO_FILE.name}")
+    if video is None and params.file(frame_field(0)) is None:
+        raise missing(VIDEO_FILE.name, frame_field(0).name)
     limits = video_limits(ctx)
     frames: list[bytes] = []
     times: list[float] = []
     if video is not None:
         if len(video) > limits.max_bytes:
-            raise ApiError(400, "VIDEO_FILE_TOO_LARGE: video_file")
+            raise ApiError(400, f"VIDEO_FILE_TOO_LARGE: {VIDEO_FILE.name}")
     else:
         frames, times = _frames(params, limits.max_frames)
     return reply(request, verify_capture(ctx, tenant, biz_token, video, frames, times))

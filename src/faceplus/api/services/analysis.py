@@ -1,8 +1,8 @@
 """Landmarks and attributes for detect / face/analyze: the Face++ rules of what is asked and of the reply.
 
-The measuring runs in a job (:func:`faceplus.jobs.describe.describe_face`). Two things keep a Face++ client
-working where no model measures what it asks for, without inventing a measurement (:func:`declare_unmeasured`
-puts them in the reply):
+The measuring runs in a job (:mod:`faceplus.jobs.detect`, :mod:`faceplus.jobs.analyze`). Two things keep a
+Face++ client working where no model measures what it asks for, without inventing a measurement
+(:func:`declare_unmeasured` puts them in the reply):
 
 - ``return_attributes`` names Face++ has but no bundled model computes (``beauty``, ``skinstatus``,
   ``ethnicity``) do not fail the call: every face gets every attribute that is measured, and the reply lists

@@ -105,7 +105,7 @@ def remove_faces(ctx: ApiContext, tenant: str, faceset: FaceSetRecord, tokens: l
 def run_task(ctx: ApiContext, tenant: str, kind: str, task_params: dict[str, Any]) -> dict[str, Any]:
     """Carry out a queued async task (the parameters were validated when it was queued)."""
     if kind.startswith("facealbum_"):  # FaceAlbum tasks (addimage, groupface, searchimage)
-        from faceplus.api.services.facealbums import run_album_task
+        from faceplus.api.services.facealbums.tasks import run_album_task
 
         return run_album_task(ctx, tenant, kind, task_params)
     faceset = ctx.store.facesets.get(tenant, faceset_token=task_params["faceset_token"])

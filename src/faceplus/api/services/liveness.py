@@ -67,7 +67,7 @@ def issue_biz_token(
         "biz_token": token.biz_token,
         "liveness_type": liveness_type,
         "actions": actions,
-        "action_window_ms": int(default_limits().action_window_ms),
+        "action_window_ms": int(default_limits(ctx.settings.engine.embedder).action_window_ms),
         "expire_time": int(token.expires),
         "max_frames": ctx.settings.liveness_max_frames,
         "face_token_ref1": face_token,
@@ -155,7 +155,7 @@ def verify_capture(
             frames, times = ctx.engine_calls.run(decode_video_job, request)
         names = ["video_file"] * len(frames)
     signals = _measure(ctx, frames, times, names)
-    verdict = evaluate(signals, token.actions.split(","), default_limits())
+    verdict = evaluate(signals, token.actions.split(","), default_limits(ctx.settings.engine.embedder))
     body: dict[str, Any] = {
         "biz_token": token.biz_token,
         "result": "PASS" if verdict.passed else "FAIL",
