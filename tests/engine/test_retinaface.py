@@ -17,6 +17,7 @@ from faceplus.detection import DetectorChain
 from faceplus.models import retinaface
 from faceplus.models.dlib_models import DlibModels
 from faceplus.models.retinaface import RetinaFaceDetector, RetinaFaceHit, WeightsMismatch
+from faceplus.results import BoxStyle
 from faceplus.settings import DetectionSettings, EngineSettings
 
 LFW = [
@@ -178,6 +179,23 @@ def test_engine_faces_carry_the_points_and_dlib_style_boxes(shared_data: Path) -
     assert face.landmarks68 is not None
     eyes68 = np.array([face.landmarks68[36:42].mean(0), face.landmarks68[42:48].mean(0)])
     assert np.abs(face.keypoints[:2] - eyes68).max() < 0.08 * face.box.width
+
+
+def test_without_the_hog_rebox_boxes_are_mapped_and_embeddings_unchanged(shared_data: Path) -> None:
+    """``retinaface_rebox=False`` skips HOG: every face keeps RetinaFace's box mapped to dlib's convention, its landmark
+    fit re-centres that box first, and SFace's embedding (aligned on RetinaFace's five points) is the same."""
+    engines = {
+        rebox: Engine(EngineSettings(detection=replace(DetectionSettings(), retinaface_rebox=rebox)))
+        for rebox in (True, False)
+    }
+    for name in LFW[:3]:
+        rebox, mapped = (engines[r].main_face(shared_data / name, prefer="center") for r in (True, False))
+        assert rebox.detector == "retinaface" and mapped.detector == "retinaface-box"
+        assert mapped.box_style is BoxStyle.FOREIGN and rebox.box_style is BoxStyle.HOG
+        assert rebox.box != mapped.box and rebox.box.iou(mapped.box) > 0.5
+        np.testing.assert_array_equal(rebox.keypoints, mapped.keypoints)
+        np.testing.assert_array_equal(rebox.embedding, mapped.embedding)
+        assert mapped.landmarks68 is not None and mapped.landmarks68.shape == (68, 2)
 
 
 def test_a_box_straddling_two_neighbours_is_dropped(detector: RetinaFaceDetector, shared_data: Path) -> None:
