@@ -192,8 +192,9 @@ def equalize(model: onnx.ModelProto, ranges: Mapping[str, np.ndarray]) -> onnx.M
     the first convolution by ``s_c`` and multiplying the weights that read it by ``s_c`` computes the same
     function. Per-tensor 8-bit activations lose the channels that are small next to their layer's widest one;
     with ``s_c = sqrt(extent_c / reach_c)`` (``reach_c``: the largest weight reading channel ``c``) activation and
-    weight extents meet halfway (cross-layer equalization). Before the final float ``Gemm`` all channels are made
-    equally wide. ``ranges``: :func:`expected_ranges` of the graph before its normalisations were folded.
+    weight extents meet halfway (cross-layer equalization). Before the final fully connected layer (which reads
+    them flattened, one column per channel and position) all channels are made equally wide. ``ranges``:
+    :func:`expected_ranges` of the graph before its normalisations were folded.
     """
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -304,12 +305,12 @@ class _ChipReader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime s
 
 
 def activation_ranges(
-    model: onnx.ModelProto, chips: np.ndarray, method: str = "percentile", percentile: float = 99.999, batch: int = 16
+    model: onnx.ModelProto, chips: np.ndarray, method: str = "percentile", percentile: float = 99.99, batch: int = 16
 ) -> dict[str, tuple[float, float]]:
     """The range of every float tensor of ``model`` (:func:`float_graph`) over ``chips`` (uint8 [N, 112, 112, 3]).
 
-    ``method``: ``minmax`` (the extremes seen) or ``percentile`` (the symmetric ``percentile`` of |x|: one outlier
-    pixel no longer stretches a whole layer's 256 steps).
+    ``method``: ``minmax`` (the extremes seen), ``percentile`` (the symmetric ``percentile`` of |x|: one outlier
+    pixel no longer stretches a whole layer's 256 steps; what ships) or ``entropy`` (onnxruntime's KL fit).
     """
     methods = {
         "minmax": CalibrationMethod.MinMax,
