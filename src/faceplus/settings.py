@@ -223,7 +223,7 @@ class EngineSettings:
         "int8 quantization, built locally: 2x faster embedding, lfw-dev TAR at 1e-4 99.20% against 99.23%; "
         "docs/ENGINE.md, SFace in 8 bits), resnet (dlib's ResNet, exact) or resnet-int8 (its int8 quantization: "
         "~2x faster embedding, lfw-dev -0.1 pt; docs/ENGINE.md, Faster embedder variants). Each has its own "
-        "model id and thresholds (calibration file; sface-int8 shares sface's).",
+        "model id and thresholds (calibration file; resnet-int8 shares resnet's).",
         "engine",
     )
     compare_calibration: str = setting(

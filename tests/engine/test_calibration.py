@@ -52,7 +52,7 @@ def test_confidence_is_decreasing_and_bounded() -> None:
     assert calibration.confidence(0.4) == pytest.approx(50)
 
 
-@pytest.mark.parametrize("embedder", ["sface", "resnet"])
+@pytest.mark.parametrize("embedder", ["sface", "sface-int8", "resnet"])
 def test_shipped_calibration_is_measured_not_guessed(embedder: str) -> None:
     shipped = default_calibration(embedder)
     assert shipped.info["command"].startswith("faceplus calibrate")

@@ -36,8 +36,9 @@ def _impostor_distances(mean: float, spread_: float, n: int, seed: int) -> np.nd
     return np.sqrt(2 - 2 * similarity)
 
 
-def test_shipped_sface_calibration_rests_on_fairface_only() -> None:
-    shipped = default_calibration("sface")
+@pytest.mark.parametrize("embedder", ["sface", "sface-int8"])
+def test_shipped_sface_calibration_rests_on_fairface_only(embedder: str) -> None:
+    shipped = default_calibration(embedder)
     info = shipped.info
     assert info["data"] == "fairface-dev" and info["genuine_pairs"] == 0
     assert "FairFace" in shipped.calibrated_on and "CC BY 4.0" in shipped.calibrated_on
@@ -46,13 +47,14 @@ def test_shipped_sface_calibration_rests_on_fairface_only() -> None:
     for field in ("data", "calibrated_on", "command", "method", "licence"):
         named = [name for name in RESEARCH_ONLY if name in info[field].lower()]
         assert not named, (field, named, info[field])
-    assert info["model_id"] == model_id_of("sface")  # fit for the default model's distances
+    assert info["model_id"] == model_id_of(embedder)  # fit for this model's own distances
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", info["date"])
 
 
-def test_shipped_thresholds_read_facepps_confidences() -> None:
+@pytest.mark.parametrize("embedder", ["sface", "sface-int8"])
+def test_shipped_thresholds_read_facepps_confidences(embedder: str) -> None:
     """The curve is anchored on the thresholds: each reads (within a few tenths) the confidence Face++ reports."""
-    shipped = default_calibration("sface")
+    shipped = default_calibration(embedder)
     assert (shipped.midpoint, shipped.scale) == pytest.approx(anchored_curve(shipped.threshold_distances))
     for far, confidence in shipped.thresholds.items():
         assert confidence == pytest.approx(FACEPP_CONFIDENCES[far], abs=0.5), far
