@@ -32,10 +32,11 @@ INPUT = "data"
 BATCH = "N"
 
 
-def _attribute(node: onnx.NodeProto, name: str, default: int) -> int:
+def node_attribute(node: onnx.NodeProto, name: str, default: float) -> float:
+    """A node's numeric attribute ``name`` (ints come back as floats: callers that need an int say so)."""
     for attr in node.attribute:
         if attr.name == name:
-            return int(helper.get_attribute_value(attr))
+            return float(helper.get_attribute_value(attr))
     return default
 
 
@@ -79,7 +80,11 @@ def fold_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type == "DequantizeLinear" and all(x in constants for x in node.input):
             q, scale, zero_point = (constants[x] for x in node.input)
             folded[node.output[0]] = dequantize(
-                q, scale, zero_point, _attribute(node, "axis", 1), _attribute(node, "block_size", 0) or 1
+                q,
+                scale,
+                zero_point,
+                int(node_attribute(node, "axis", 1)),
+                int(node_attribute(node, "block_size", 0)) or 1,
             )
             removed.add(node.name or node.output[0])
         elif node.op_type == "Reshape" and node.input[0] in folded and node.input[1] in constants:

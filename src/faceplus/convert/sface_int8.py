@@ -31,24 +31,24 @@ from onnx import helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
 
 from faceplus.convert.int8 import quantize_with_ranges
-from faceplus.convert.sface import INPUT, depthwise_1x1, fold_dequantize, replace_prelu, strip_unused_inputs
+from faceplus.convert.sface import (
+    INPUT,
+    depthwise_1x1,
+    fold_dequantize,
+    node_attribute,
+    replace_prelu,
+    strip_unused_inputs,
+)
 
 #: Bump when the recipe below changes (the cache key includes it, with the ranges file's hash).
 QUANTIZER_VERSION = "sface-int8-2"
 RANGES_FILE = "sface_int8_ranges.json"
 
 
-def _attribute(node: onnx.NodeProto, name: str, default: float) -> float:
-    for attr in node.attribute:
-        if attr.name == name:
-            return float(helper.get_attribute_value(attr))
-    return default
-
-
 def _bn_affine(node: onnx.NodeProto, constants: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """A ``BatchNormalization`` (inference) as ``x * scale + shift`` per channel, in float64."""
     gamma, beta, mean, var = (constants[x].astype(np.float64) for x in node.input[1:5])
-    scale = gamma / np.sqrt(var + _attribute(node, "epsilon", 1e-5))
+    scale = gamma / np.sqrt(var + node_attribute(node, "epsilon", 1e-5))
     return scale, beta - mean * scale
 
 
@@ -108,7 +108,7 @@ def _fold_after(
 ) -> set[str]:
     """Fold ``x * scale + shift`` per output channel into the ``Conv`` or ``Gemm`` (x @ W.T + b) before it
     (a ``Conv`` without a bias gets one)."""
-    if source.op_type == "Gemm" and (len(source.input) < 3 or _attribute(source, "transB", 0) != 1):
+    if source.op_type == "Gemm" and (len(source.input) < 3 or node_attribute(source, "transB", 0) != 1):
         raise ValueError(f"cannot fold a normalisation into {source.name}: it is not x @ W.T + b")
     if len(source.input) < 3:
         source.input.append(f"{source.output[0]}_bias")
@@ -160,7 +160,7 @@ def _gemm_after_flatten(tensor: str, readers: Mapping[str, list[onnx.NodeProto]]
     while len(readers.get(tensor, [])) == 1:
         (node,) = readers[tensor]
         if node.op_type == "Gemm" and node.input[0] == tensor:
-            return node if _attribute(node, "transB", 0) == 1 and len(node.input) == 3 else None
+            return node if node_attribute(node, "transB", 0) == 1 and len(node.input) == 3 else None
         if node.op_type not in ("Dropout", "Flatten"):
             return None
         tensor = node.output[0]
@@ -212,7 +212,7 @@ def equalize(model: onnx.ModelProto, ranges: Mapping[str, np.ndarray]) -> onnx.M
             continue
         if reader.op_type == "Conv":
             w = constants[second.input[1]]
-            depthwise = int(_attribute(second, "group", 1)) == w.shape[0] and w.shape[1] == 1
+            depthwise = int(node_attribute(second, "group", 1)) == w.shape[0] and w.shape[1] == 1
             reach = np.abs(w).reshape(w.shape[0], -1).max(1) if depthwise else np.abs(w).max(axis=(0, 2, 3))
             scale = np.sqrt(np.maximum(extent, 1e-8) / np.maximum(reach, 1e-8))
             shape = (-1, 1, 1, 1) if depthwise else (1, -1, 1, 1)
