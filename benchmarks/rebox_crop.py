@@ -31,7 +31,7 @@ import numpy as np
 
 import faceplus.detection as detection
 from detectors import group_photos  # benchmarks/detectors.py (this script's folder is on sys.path)
-from faceplus.detection import _BLAZE_TO_DLIB, DetectorChain
+from faceplus.detection import _BLAZE_TO_DLIB, DetectorChain, to_dlib_box
 from faceplus.imaging import load_image
 from faceplus.models.dlib_models import DlibModels
 from faceplus.results import BoxStyle, Detection
@@ -42,15 +42,10 @@ DATA = Path(os.environ.get("FACEPLUS_SHARED_DATA", Path(__file__).resolve().pare
 
 def mapped_faces(chain: DetectorChain, rgb: np.ndarray) -> list[Detection]:
     """BlazeFace's full-range faces mapped to HOG's convention, as ``DetectorChain.blazeface`` maps them."""
-    dx, dy, sw, sh = _BLAZE_TO_DLIB
-    faces = []
-    for det in chain._blazeface.detect(rgb):
-        x, y, w, h = det.box
-        left, top = x + dx * w, y + dy * h
-        faces.append(
-            Detection(left, top, left + sw * w, top + sh * h, float(det.score), "blazeface-box", BoxStyle.FOREIGN)
-        )
-    return faces
+    return [
+        Detection(*to_dlib_box(*det.box, _BLAZE_TO_DLIB), float(det.score), "blazeface-box", BoxStyle.FOREIGN)
+        for det in chain._blazeface.detect(rgb)
+    ]
 
 
 def main() -> None:

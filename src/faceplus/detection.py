@@ -5,8 +5,8 @@ Detectors (chosen by measurement, see docs/ENGINE.md "Detection" and ``benchmark
   ``retinaface_max_side`` px; it also gives the five points an ArcFace-style alignment needs
   (``Detection.keypoints``). Its boxes, like BlazeFace's, are re-boxed by HOG or mapped to dlib's convention.
 - ``blazeface``: MediaPipe BlazeFace full range on onnxruntime, ~4 ms a photo. Its boxes are mapped to
-  dlib's box convention (measured on lfw-dev) so that dlib's landmark predictors see what they were
-  trained on.
+  dlib's box convention (fitted on fairface-dev, ``benchmarks/box_mapping.py``) so that dlib's landmark
+  predictors see what they were trained on.
 - ``hog1``/``hog2``: dlib's HOG at upsampling 1 and 2 (~25 ms and ~100 ms on a 250x250 photo).
 - ``blazeface-short``: BlazeFace short range (128x128 input), for close-up faces the full-range model
   misses (all 13 lfw-dev images the full-range model misses; ~2 ms).
@@ -49,12 +49,28 @@ PRIMARY_HOG_PIXELS = 4
 _BLAZE_VIEW_SIDE = 384
 
 #: BlazeFace box -> dlib (HOG-style) box, as fractions of the BlazeFace box: left/top shift, width/height
-#: scale. Mean over lfw-dev faces found by both (HOG boxes are slightly smaller and lower).
-_BLAZE_TO_DLIB = (0.0, 0.015, 0.96, 0.956)
+#: scale (HOG boxes are slightly smaller and lower). Mean over the 1,120 faces BlazeFace full range and dlib's
+#: HOG (whole image, upsampling 0) both found in the first 1,500 fairface-dev crops (FairFace, Kärkkäinen and Joo,
+#: CC BY 4.0), each padded by half its side (its faces fill the frame) and scaled by a factor in [1, 6/5) so
+#: HOG's pyramid steps average out; docs/ENGINE.md "Box mappings":
+#: ``OMP_NUM_THREADS=1 uv run python benchmarks/box_mapping.py --fit fairface --fit-images 1500 --test-images 1000``.
+#: The HOG re-box places its crop from the mapped box too, so these also set where HOG looks.
+_BLAZE_TO_DLIB = (0.041, 0.055, 0.927, 0.927)
 
-#: RetinaFace box -> dlib (HOG-style) box, in the same terms. Mean over the 175 faces both found on lfw-dev people
-#: outside pairs-dev.txt (RetinaFace's box is taller: it reaches the hairline and below the chin).
-_RETINA_TO_DLIB = (-0.101, 0.129, 1.123, 0.824)
+#: RetinaFace box -> dlib (HOG-style) box, in the same terms, fitted the same way on the 1,143 faces both found in
+#: those crops (RetinaFace's box is taller: it reaches the hairline and below the chin).
+_RETINA_TO_DLIB = (-0.038, 0.168, 1.073, 0.793)
+
+
+def to_dlib_box(
+    left: float, top: float, width: float, height: float, mapping: tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """A detector's box (left, top, width, height) mapped to dlib's HOG convention by ``mapping`` (left/top shift,
+    width/height scale, as fractions of the box): the mapped (left, top, right, bottom)."""
+    dx, dy, sw, sh = mapping
+    x0, y0 = left + dx * width, top + dy * height
+    return x0, y0, x0 + sw * width, y0 + sh * height
+
 
 #: Face width (px) at which HOG (upsampling 0, 80 px window) re-boxes a BlazeFace face, the crop's side as
 #: a multiple of the face's, and the overlap its box must have with BlazeFace's to count as the same face.
@@ -135,19 +151,31 @@ def _unscale(hits: list[Detection], scale: float) -> list[Detection]:
     return [h.unscaled(scale) for h in hits]
 
 
-#: A box HOG did not confirm that overlaps a confirmed one by more than this is dropped (see _drop_straddling).
+#: A box that overlaps a HOG-confirmed one by more than this is dropped (see _drop_straddling).
 _STRADDLE_IOU = 0.3
 
 
 def _drop_straddling(hits: list[Detection]) -> list[Detection]:
-    """``hits`` without the unconfirmed (foreign-style) boxes that overlap a HOG-confirmed one.
+    """``hits`` without the boxes that overlap a HOG-confirmed one: unconfirmed (foreign-style) boxes, and of two
+    confirmed ones overlapping each other, the one with the lower detector score.
 
     RetinaFace sometimes boxes a "face" made of parts of two neighbours (lfw-dev Ali_Naimi_0003: score 0.97,
-    one eye on each man). HOG does not confirm such a box, and it overlaps the neighbour HOG did confirm;
-    real neighbours in the group photos overlap far less.
+    one eye on each man). HOG usually does not confirm such a box, and it overlaps the neighbour HOG did confirm;
+    where HOG's re-box finds the neighbour instead (its crop is placed from the straddling box), the two confirmed
+    boxes are the same face. Real neighbours in the group photos overlap far less.
     """
-    confirmed = [h.box() for h in hits if h.style is BoxStyle.HOG]
-    return [h for h in hits if h.style is BoxStyle.HOG or all(h.box().iou(c) <= _STRADDLE_IOU for c in confirmed)]
+    kept: list[Detection] = []
+    for hit in sorted((h for h in hits if h.style is BoxStyle.HOG), key=lambda h: -h.score):
+        if all(hit.box().iou(k.box()) <= _STRADDLE_IOU for k in kept):
+            kept.append(hit)
+    confirmed = [k.box() for k in kept]
+    kept_ids = {id(k) for k in kept}
+    return [
+        h
+        for h in hits
+        if id(h) in kept_ids
+        or (h.style is not BoxStyle.HOG and all(h.box().iou(c) <= _STRADDLE_IOU for c in confirmed))
+    ]
 
 
 #: A chain step: (image, smallest face to find, the image's remaining budget) -> hits in image pixels.
@@ -211,16 +239,11 @@ class DetectorChain:
     def retinaface_hits(self, view: np.ndarray, factor: int) -> list[Detection]:
         """RetinaFace's faces in ``view`` (the image reduced by ``factor``) as detections in image pixels, each box
         mapped to dlib's convention (``retinaface-box``) and carrying its five points."""
-        dx, dy, sw, sh = _RETINA_TO_DLIB
         hits = []
         for det in self._retinaface.detect(view):
             x0, y0, x1, y1 = (v * factor for v in det.box)
-            w, h = x1 - x0, y1 - y0
-            left, top = x0 + dx * w, y0 + dy * h
-            points = det.keypoints * factor
-            hits.append(
-                Detection(left, top, left + sw * w, top + sh * h, det.score, "retinaface-box", BoxStyle.FOREIGN, points)
-            )
+            box = to_dlib_box(x0, y0, x1 - x0, y1 - y0, _RETINA_TO_DLIB)
+            hits.append(Detection(*box, det.score, "retinaface-box", BoxStyle.FOREIGN, det.keypoints * factor))
         return hits
 
     def keypoints_at(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
@@ -263,14 +286,11 @@ class DetectorChain:
         """
         detector = self._blazeface if model == "full" else self._blazeface_short
         name = "blazeface" if model == "full" else "blazeface-short"
-        dx, dy, sw, sh = _BLAZE_TO_DLIB
         hits = []
         for det in detector.detect(rgb if view is None else view):
             x, y, w, h = (v * factor for v in det.box)
-            left, top = x + dx * w, y + dy * h
-            mapped = Detection(
-                left, top, left + sw * w, top + sh * h, float(det.score), "blazeface-box", BoxStyle.FOREIGN
-            )
+            box = to_dlib_box(x, y, w, h, _BLAZE_TO_DLIB)
+            mapped = Detection(*box, float(det.score), "blazeface-box", BoxStyle.FOREIGN)
             found = self.hog_box(rgb, mapped, name)
             if found is None and model == "short":
                 found = self.mmod_box(rgb, mapped)
