@@ -12,8 +12,8 @@ direction survives; a chip that is already blurred along it loses little. Per di
 - ``blurness``: the most blurred direction (either kind).
 
 Each is mapped linearly from ``b`` to 0-100 with :data:`SHARP` -> 0 and :data:`BLURRED` -> 100,
-measured on lfw-dev chips (see the constants); the Face++ threshold 50 then sits between LFW faces
-blurred by a Gaussian of sigma 1 and of sigma 2 pixels (LFW's own faces score ~12, median).
+measured on fairface-dev chips (see the constants); the Face++ threshold 50 then sits between faces
+blurred by a Gaussian of sigma 1 and of sigma 2 chip pixels (fairface-dev's own faces score ~9, median).
 """
 
 from __future__ import annotations
@@ -33,17 +33,21 @@ CHIP_SIZE = BLUR.size
 INNER = slice(16, 96)
 REBLUR_TAPS = 9
 DIRECTIONS = (0.0, 45.0, 90.0, 135.0)
-# Measured on 25 lfw-dev faces (their most / least blurred direction): as published 0.58 / 0.49,
-# Gaussian sigma 1: 0.66 / 0.56, sigma 2: 0.77 / 0.70, sigma 4: 0.87 / 0.85; the spread between
-# directions is ~0.07 for LFW and Gaussian blurs and ~0.27 after a 9-pixel horizontal motion blur.
+# Measured on the chips of the first 200 fairface-dev crops (FairFace, Kärkkäinen and Joo, CC BY 4.0; 199 faces),
+# blurred on the chip (``OMP_NUM_THREADS=1 uv run python benchmarks/blur_constants.py --faces 200``), median most /
+# least blurred direction: as published 0.53 / 0.47, Gaussian sigma 1: 0.62 / 0.56, sigma 2: 0.75 / 0.70, sigma 4:
+# 0.90 / 0.85 (lfw-dev's first 200 people: 0.53 / 0.48, 0.62 / 0.56, 0.74 / 0.69, 0.89 / 0.84). SHARP sits just
+# below faces as published, BLURRED between sigma 2 and 4 (chosen on 25 lfw-dev faces first; fairface-dev's
+# figures put them in the same place).
 SHARP = 0.5
 BLURRED = 0.85
-#: Faces are not isotropic: on the aligned chips of 40 lfw-dev faces the mean ratio per direction is
-#: this much above/below their average (vertical edges dominate); it is subtracted before comparing
-#: directions, so that a sharp face shows no spread.
-FACE_ANISOTROPY = (0.040, -0.004, -0.031, -0.006)
-# After that correction the spread is 0.034 (median; 90th percentile 0.09) on LFW faces, 0.05 after
-# any Gaussian, 0.19 / 0.22 after a 9-pixel horizontal / vertical motion blur.
+#: Faces are not isotropic: on those fairface-dev chips the mean ratio per direction is this much above/below
+#: their average (vertical edges dominate; lfw-dev's 200: 0.039, -0.006, -0.028, -0.005); it is subtracted before
+#: comparing directions, so that a sharp face shows no spread.
+FACE_ANISOTROPY = (0.037, -0.008, -0.024, -0.006)
+# After that correction the spread between directions is 0.049 (median; 90th percentile 0.10) on fairface-dev
+# faces, 0.045-0.050 after any Gaussian, 0.21 / 0.22 after a 9-pixel horizontal / vertical motion blur: MOTION_SHARP
+# sits above a sharp face's median spread, MOTION_BLURRED at a 9-pixel motion blur's.
 MOTION_SHARP = 0.06
 MOTION_BLURRED = 0.22
 THRESHOLD = 50.0
