@@ -69,6 +69,26 @@ def face_record(row: Row, embedding: np.ndarray) -> FaceRecord:
     )
 
 
+#: The ``faces`` columns :func:`face_row` gives, in its order (both backends' INSERT names them).
+FACE_INSERT_COLUMNS = "face_token, tenant, embedding, face_rectangle, image_id, user_id, created, details, model"
+
+
+def face_row(face: FaceRecord, embedding: Any) -> tuple[Any, ...]:
+    """The ``faces`` columns of :data:`FACE_INSERT_COLUMNS` (the inverse of :func:`face_record`); ``embedding``
+    is passed encoded, as the backend stores it (sealed bytes, pgvector)."""
+    return (
+        face.face_token,
+        face.tenant,
+        embedding,
+        json.dumps(face.face_rectangle),
+        face.image_id,
+        face.user_id,
+        face.created,
+        json.dumps(face.details),
+        face.model,
+    )
+
+
 def task_record(row: Row) -> TaskRecord:
     return TaskRecord(
         tenant=row["tenant"],

@@ -9,7 +9,7 @@ from faceplus.store.interfaces import FacesStore
 from faceplus.store.postgres.database import PostgresDatabase
 from faceplus.store.postgres.vectors import as_vector
 from faceplus.store.records import FaceCrop, FaceRecord
-from faceplus.store.rows import face_record
+from faceplus.store.rows import FACE_INSERT_COLUMNS, face_record, face_row
 
 #: A face that is live: created after the cutoff (``%s``), or a member of a FaceSet.
 LIVE = "(created > %s OR EXISTS (SELECT 1 FROM members m WHERE m.face_token = faces.face_token))"
@@ -22,27 +22,13 @@ class PostgresFaces(FacesStore):
         self.db = db
 
     def add(self, faces: Sequence[FaceRecord]) -> None:
-        rows = [
-            (
-                f.face_token,
-                f.tenant,
-                as_vector(f.embedding),
-                json.dumps(f.face_rectangle),
-                f.image_id,
-                f.user_id,
-                f.created,
-                json.dumps(f.details),
-                f.model,
-            )
-            for f in faces
-        ]
+        rows = [face_row(f, as_vector(f.embedding)) for f in faces]
         if not rows:
             return
         crops = [(f.face_token, f.crop.data, json.dumps(f.crop.meta)) for f in faces if f.crop is not None]
         with self.db.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, user_id, created, details, "
-                "model) VALUES (%s, %s, %b, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO faces({FACE_INSERT_COLUMNS}) VALUES (%s, %s, %b, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
             if crops:

@@ -10,7 +10,7 @@ import numpy as np
 
 from faceplus.store.interfaces import FacesStore
 from faceplus.store.records import FaceCrop, FaceRecord
-from faceplus.store.rows import face_record
+from faceplus.store.rows import FACE_INSERT_COLUMNS, face_record, face_row
 from faceplus.store.sqlite.cipher import DataCipher, seal, unseal
 from faceplus.store.sqlite.database import EMBEDDING_DIM, SQLiteDatabase
 
@@ -32,19 +32,7 @@ class SQLiteFaces(FacesStore):
             vector = np.asarray(f.embedding, dtype=np.float32).reshape(-1)
             if vector.shape != (EMBEDDING_DIM,):
                 raise ValueError(f"embedding must have {EMBEDDING_DIM} values, not {vector.shape}")
-            rows.append(
-                (
-                    f.face_token,
-                    f.tenant,
-                    seal(self.db.cipher, vector.tobytes(), f.face_token),
-                    json.dumps(f.face_rectangle),
-                    f.image_id,
-                    f.user_id,
-                    f.created,
-                    json.dumps(f.details),
-                    f.model,
-                )
-            )
+            rows.append(face_row(f, seal(self.db.cipher, vector.tobytes(), f.face_token)))
         crops = [
             (f.face_token, seal(self.db.cipher, f.crop.data, f.face_token), json.dumps(f.crop.meta))
             for f in faces
@@ -52,8 +40,7 @@ class SQLiteFaces(FacesStore):
         ]
         with self.db.write() as db:
             db.executemany(
-                "INSERT INTO faces(face_token, tenant, embedding, face_rectangle, image_id, user_id, created, details, "
-                "model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO faces({FACE_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             db.executemany("INSERT INTO face_crops VALUES (?, ?, ?)", crops)
