@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from faceplus.store.records import ApiKeyRecord, AuditEntry, BizTokenRecord, FaceRecord, FaceSetRecord, TaskRecord
+from faceplus.store.records import (
+    AlbumFace,
+    ApiKeyRecord,
+    AuditEntry,
+    BizTokenRecord,
+    FaceRecord,
+    FaceSetRecord,
+    TaskRecord,
+)
 
 #: The columns :func:`faceset_record` reads, in the order both schemas declare them.
 FACESET_COLUMNS = "tenant, faceset_token, outer_id, display_name, user_data, tags, created, face_count, version, model"
@@ -85,6 +93,31 @@ def face_row(face: FaceRecord, embedding: Any) -> tuple[Any, ...]:
         face.user_id,
         face.created,
         json.dumps(face.details),
+        face.model,
+    )
+
+
+#: The ``album_faces`` columns :func:`album_face_row` gives, in its order.
+ALBUM_FACE_INSERT_COLUMNS = (
+    "album_id, tenant, face_token, image_id, face_rectangle, embedding, group_id, ungrouped_reason, manual, created, "
+    "model"
+)
+
+
+def album_face_row(album_id: int, tenant: str, face: AlbumFace, embedding: Any) -> tuple[Any, ...]:
+    """An album face's ``album_faces`` columns (:data:`ALBUM_FACE_INSERT_COLUMNS`); ``embedding`` is passed encoded,
+    as the backend stores it. ``manual`` stays a bool: PostgreSQL's column is boolean, SQLite stores it as 0/1."""
+    return (
+        album_id,
+        tenant,
+        face.face_token,
+        face.image_id,
+        json.dumps(face.face_rectangle),
+        embedding,
+        face.group_id,
+        face.ungrouped_reason,
+        face.manual,
+        face.created,
         face.model,
     )
 

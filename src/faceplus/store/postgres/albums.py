@@ -14,6 +14,7 @@ from faceplus.store.interfaces import AlbumsStore
 from faceplus.store.postgres.database import PostgresDatabase, first
 from faceplus.store.postgres.vectors import as_vector
 from faceplus.store.records import AlbumFace, AlbumFull, AlbumQuotaExceeded, AlbumRecord
+from faceplus.store.rows import ALBUM_FACE_INSERT_COLUMNS, album_face_row
 
 #: A transaction-scoped advisory lock per (schema, tenant) taken by album creators under a quota (the key's text
 #: differs from the other namespaces' in faceplus.store.postgres.schema, which cannot be imported from here).
@@ -80,25 +81,9 @@ class PostgresAlbums(AlbumsStore):
             if faces:
                 with conn.cursor() as cur:
                     cur.executemany(
-                        "INSERT INTO album_faces(album_id, tenant, face_token, image_id, face_rectangle, embedding, "
-                        "group_id, ungrouped_reason, manual, created, model) "
+                        f"INSERT INTO album_faces({ALBUM_FACE_INSERT_COLUMNS}) "
                         "VALUES (%s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s)",
-                        [
-                            (
-                                album,
-                                tenant,
-                                f.face_token,
-                                f.image_id,
-                                json.dumps(f.face_rectangle),
-                                as_vector(f.embedding),
-                                f.group_id,
-                                f.ungrouped_reason,
-                                f.manual,
-                                f.created,
-                                f.model,
-                            )
-                            for f in faces
-                        ],
+                        [album_face_row(album, tenant, f, as_vector(f.embedding)) for f in faces],
                     )
         return count + len(faces)
 

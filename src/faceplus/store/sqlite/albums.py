@@ -10,6 +10,7 @@ import numpy as np
 
 from faceplus.store.interfaces import AlbumsStore
 from faceplus.store.records import AlbumFace, AlbumFull, AlbumQuotaExceeded, AlbumRecord
+from faceplus.store.rows import ALBUM_FACE_INSERT_COLUMNS, album_face_row
 from faceplus.store.sqlite.cipher import DataCipher, seal, unseal
 from faceplus.store.sqlite.database import EMBEDDING_DIM, SQLiteDatabase
 
@@ -33,6 +34,11 @@ class SQLiteAlbums(AlbumsStore):
         if row is None:
             raise KeyError(facealbum_token)
         return int(row[0])
+
+    def _sealed(self, face: AlbumFace) -> bytes:
+        """The face's embedding as stored: float32 bytes, sealed under the face's token."""
+        vector = np.asarray(face.embedding, dtype=np.float32).reshape(EMBEDDING_DIM)
+        return seal(self.db.cipher, vector.tobytes(), face.face_token)
 
     def create(self, tenant: str, facealbum_token: str, created: float, max_albums: int | None = None) -> None:
         with self.db.write() as db:  # the write lock makes the count and the insert one step
@@ -70,28 +76,8 @@ class SQLiteAlbums(AlbumsStore):
             if count + len(faces) > max_faces:
                 raise AlbumFull(facealbum_token)
             db.executemany(
-                "INSERT INTO album_faces(album_id, tenant, face_token, image_id, face_rectangle, embedding, group_id, "
-                "ungrouped_reason, manual, created, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        album,
-                        tenant,
-                        f.face_token,
-                        f.image_id,
-                        json.dumps(f.face_rectangle),
-                        seal(
-                            self.db.cipher,
-                            np.asarray(f.embedding, dtype=np.float32).reshape(EMBEDDING_DIM).tobytes(),
-                            f.face_token,
-                        ),
-                        f.group_id,
-                        f.ungrouped_reason,
-                        int(f.manual),
-                        f.created,
-                        f.model,
-                    )
-                    for f in faces
-                ],
+                f"INSERT INTO album_faces({ALBUM_FACE_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [album_face_row(album, tenant, f, self._sealed(f)) for f in faces],
             )
             return count + len(faces)
 
