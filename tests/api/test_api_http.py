@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from processes import stop_gracefully
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "API.md"
 SERVER = [sys.executable, "-m", "faceplus"]
@@ -56,13 +57,8 @@ class ServerProcess:
         raise TimeoutError(self.log.read_text())
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_gracefully(self.proc)
 
 
 def create_key(data_dir: Path) -> dict[str, str]:

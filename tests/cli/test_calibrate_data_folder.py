@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import io
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from faceplus.calibration import Calibration, CalibrationSource, default_calibra
 from faceplus.cli import main
 from faceplus.engine import Engine
 from faceplus.settings import EngineSettings, ServerSettings, operator_calibration_file
+from processes import stop_gracefully
 
 SMALL = ["--far", "1e-3", "--min-false-accepts", "1", "--workers", "1"]
 
@@ -173,9 +173,4 @@ def _serve(data: Path, log: Path) -> Iterator[tuple[str, list[str]]]:
             time.sleep(0.2)
         yield f"http://127.0.0.1:{port}", log.read_text().splitlines()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gracefully(proc)

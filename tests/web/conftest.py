@@ -10,7 +10,6 @@ import contextlib
 import csv
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from processes import stop_gracefully
 
 CHROMIUM = Path(os.environ.get("FACEPLUS_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -90,12 +91,7 @@ def serve_console(folder: Path) -> Iterator[dict[str, str]]:
             time.sleep(0.3)
         yield {"base": base, "api_key": key.group(1), "api_secret": secret.group(1), "data_dir": str(data)}
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gracefully(proc)
 
 
 @pytest.fixture(scope="session")
